@@ -1,0 +1,3 @@
+module github.com/braidnet/braid
+
+go 1.26.8
