@@ -1,0 +1,371 @@
+package wire
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"testing/iotest"
+)
+
+// TestConstantsPinned ties the code to docs/PROTOCOL.md: changing any value here is a wire change.
+func TestConstantsPinned(t *testing.T) {
+	pins := []struct {
+		name      string
+		got, want int
+	}{
+		{"HeaderSize", HeaderSize, 5},
+		{"LengthSize", LengthSize, 4},
+		{"TypeSize", TypeSize, 1},
+		{"TEXT", int(TypeText), 0x01},
+		{"PING", int(TypePing), 0x02},
+		{"PONG", int(TypePong), 0x03},
+		{"DATA", int(TypeData), 0x04},
+		{"ACK", int(TypeAck), 0x05},
+		{"ERROR", int(TypeError), 0x06},
+		{"SessionTypeFirst", int(SessionTypeFirst), 0x10},
+		{"SessionTypeLast", int(SessionTypeLast), 0x3F},
+		{"DefaultMaxPayload", DefaultMaxPayload, 16 << 20},
+		{"MaxPayloadLimit", MaxPayloadLimit, 256 << 20},
+		{"AckSize", AckSize, 17},
+		{"MaxPingPayload", MaxPingPayload, 64},
+		{"MaxErrorMessage", MaxErrorMessage, 1024},
+		{"CodeProtocol", int(CodeProtocol), 0x0001},
+		{"CodeFrameTooLarge", int(CodeFrameTooLarge), 0x0002},
+		{"CodeUnknownType", int(CodeUnknownType), 0x0003},
+		{"CodeTimeout", int(CodeTimeout), 0x0004},
+		{"CodeShuttingDown", int(CodeShuttingDown), 0x0005},
+		{"CodeInternal", int(CodeInternal), 0x0006},
+		{"CodeUnknownSession", int(CodeUnknownSession), 0x0101},
+		{"CodeBadToken", int(CodeBadToken), 0x0102},
+		{"CodeTooManyPaths", int(CodeTooManyPaths), 0x0103},
+		{"CodeTooManySessions", int(CodeTooManySessions), 0x0104},
+		{"CodeInvalidChunk", int(CodeInvalidChunk), 0x0105},
+		{"CodeOverBudget", int(CodeOverBudget), 0x0106},
+		{"CodeBadOptions", int(CodeBadOptions), 0x0107},
+		{"CodeSessionClosed", int(CodeSessionClosed), 0x0108},
+	}
+	for _, p := range pins {
+		if p.got != p.want {
+			t.Errorf("%s = %#x, docs/PROTOCOL.md says %#x", p.name, p.got, p.want)
+		}
+	}
+	var h [HeaderSize]byte
+	PutHeader(h[:], Header{Length: 0x01020304, Type: TypeData})
+	if want := []byte{1, 2, 3, 4, 4}; !bytes.Equal(h[:], want) {
+		t.Errorf("header bytes = % x, want % x", h, want)
+	}
+}
+
+func TestTypeString(t *testing.T) {
+	for typ, want := range map[Type]string{TypeText: "TEXT", TypePing: "PING", TypePong: "PONG",
+		TypeData: "DATA", TypeAck: "ACK", TypeError: "ERROR", 0x7f: "Type(0x7f)", 0: "Type(0x00)"} {
+		if got := typ.String(); got != want {
+			t.Errorf("Type(%d).String() = %q, want %q", typ, got, want)
+		}
+	}
+	if Type(0x7f).Known() || Type(0).Known() || !TypePing.Known() {
+		t.Error("Known() wrong")
+	}
+	if CodeBadToken.String() != "BAD_TOKEN" || Code(0xffff).String() != "Code(0xffff)" {
+		t.Error("Code.String wrong")
+	}
+}
+
+type testFrame struct {
+	typ     Type
+	payload []byte
+}
+
+func sampleFrames(r *rand.Rand, n int) []testFrame {
+	types := []Type{TypeText, TypePing, TypePong, TypeData, TypeAck, TypeError}
+	out := make([]testFrame, n)
+	for i := range out {
+		size := 0
+		switch r.IntN(4) {
+		case 0:
+		case 1:
+			size = r.IntN(16)
+		case 2:
+			size = r.IntN(4096)
+		case 3:
+			size = r.IntN(200_000)
+		}
+		p := make([]byte, size)
+		for j := range p {
+			p[j] = byte(r.Uint32())
+		}
+		out[i] = testFrame{types[r.IntN(len(types))], p}
+	}
+	return out
+}
+
+func encodeAll(t testing.TB, frames []testFrame) []byte {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	for _, f := range frames {
+		if err := w.Queue(f.typ, f.payload, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func decodeAll(t *testing.T, r io.Reader, want []testFrame) {
+	t.Helper()
+	fr := NewReader(r, 0)
+	for i, f := range want {
+		got, err := fr.ReadFrame()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if got.Type != f.typ || !bytes.Equal(got.Payload, f.payload) {
+			t.Fatalf("frame %d: got %s/%d bytes, want %s/%d bytes", i, got.Type, len(got.Payload), f.typ, len(f.payload))
+		}
+	}
+	if _, err := fr.ReadFrame(); err != io.EOF {
+		t.Fatalf("after last frame: %v, want io.EOF", err)
+	}
+}
+
+// randomSplitReader returns the stream in reads of random lengths, including many tiny ones.
+type randomSplitReader struct {
+	data []byte
+	r    *rand.Rand
+}
+
+func (s *randomSplitReader) Read(p []byte) (int, error) {
+	if len(s.data) == 0 {
+		return 0, io.EOF
+	}
+	n := min(len(p), len(s.data), 1+s.r.IntN(1+s.r.IntN(70000)))
+	copy(p, s.data[:n])
+	s.data = s.data[n:]
+	return n, nil
+}
+
+func TestPartialReads(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	frames := sampleFrames(rng, 60)
+	stream := encodeAll(t, frames)
+	readers := []struct {
+		name string
+		r    func() io.Reader
+	}{
+		{"whole", func() io.Reader { return bytes.NewReader(stream) }},
+		{"OneByteReader", func() io.Reader { return iotest.OneByteReader(bytes.NewReader(stream)) }},
+		{"HalfReader", func() io.Reader { return iotest.HalfReader(bytes.NewReader(stream)) }},
+		{"DataErrReader", func() io.Reader { return iotest.DataErrReader(bytes.NewReader(stream)) }},
+		{"RandomSplit", func() io.Reader { return &randomSplitReader{stream, rand.New(rand.NewPCG(3, 4))} }},
+	}
+	for _, rd := range readers {
+		t.Run(rd.name, func(t *testing.T) { decodeAll(t, rd.r(), frames) })
+	}
+}
+
+// TestCoalescedFrames puts many small frames into one read: one Read call returns them all.
+func TestCoalescedFrames(t *testing.T) {
+	var frames []testFrame
+	for i := range 100 {
+		frames = append(frames, testFrame{TypePing, []byte{byte(i)}})
+	}
+	stream := encodeAll(t, frames)
+	if len(stream) != 100*(HeaderSize+1) {
+		t.Fatalf("stream is %d bytes", len(stream))
+	}
+	decodeAll(t, bytes.NewReader(stream), frames)
+}
+
+func TestReaderErrors(t *testing.T) {
+	hdr := func(n uint32, typ Type) []byte {
+		b := make([]byte, HeaderSize)
+		PutHeader(b, Header{Length: n, Type: typ})
+		return b
+	}
+	cases := []struct {
+		name  string
+		input []byte
+		max   int
+		want  error
+	}{
+		{"empty stream is clean EOF", nil, 0, io.EOF},
+		{"truncated header", []byte{0, 0, 1}, 0, io.ErrUnexpectedEOF},
+		{"header then EOF", hdr(10, TypeData), 0, io.ErrUnexpectedEOF},
+		{"short payload", append(hdr(10, TypeData), 1, 2, 3), 0, io.ErrUnexpectedEOF},
+		{"oversize", hdr(1001, TypeData), 1000, ErrFrameTooLarge},
+		{"oversize beyond hard limit", hdr(MaxPayloadLimit+1, TypeData), 1 << 40, ErrFrameTooLarge},
+		{"max uint32", hdr(0xffffffff, TypeText), 0, ErrFrameTooLarge},
+		{"unknown type", hdr(0, 0x7f), 0, ErrUnknownType},
+		{"type zero", hdr(0, 0), 0, ErrUnknownType},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := NewReader(bytes.NewReader(c.input), c.max)
+			_, err := r.ReadFrame()
+			if !errors.Is(err, c.want) {
+				t.Fatalf("err = %v, want %v", err, c.want)
+			}
+			rejected := errors.Is(c.want, ErrFrameTooLarge) || errors.Is(c.want, ErrUnknownType)
+			if rejected && cap(r.buf) > 0 {
+				t.Fatalf("allocated %d bytes for a rejected frame", cap(r.buf))
+			}
+		})
+	}
+}
+
+// TestLargeFrameExactlyAtLimit accepts a payload of exactly the maximum.
+func TestLargeFrameExactlyAtLimit(t *testing.T) {
+	p := bytes.Repeat([]byte("x"), 1000)
+	stream := encodeAll(t, []testFrame{{TypeData, p}})
+	f, err := NewReader(bytes.NewReader(stream), 1000).ReadFrame()
+	if err != nil || len(f.Payload) != 1000 {
+		t.Fatalf("got %d bytes, %v", len(f.Payload), err)
+	}
+}
+
+// TestStalledLargeFrameAllocatesOnlyWhatArrived: a peer that announces 16 MiB and sends 10 bytes
+// costs about growStep bytes, not 16 MiB.
+func TestStalledLargeFrameAllocatesOnlyWhatArrived(t *testing.T) {
+	b := make([]byte, HeaderSize, HeaderSize+10)
+	PutHeader(b, Header{Length: 16 << 20, Type: TypeData})
+	b = append(b, make([]byte, 10)...)
+	r := NewReader(bytes.NewReader(b), 16<<20)
+	if _, err := r.ReadFrame(); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("err = %v", err)
+	}
+	if cap(r.buf) > growStep {
+		t.Fatalf("buffer grew to %d bytes for 10 received", cap(r.buf))
+	}
+}
+
+// shortWriter accepts at most n bytes per call and reports no error, like a misbehaving writer.
+type shortWriter struct {
+	buf   bytes.Buffer
+	n     int
+	calls int
+}
+
+func (w *shortWriter) Write(p []byte) (int, error) {
+	w.calls++
+	p = p[:min(len(p), w.n)]
+	return w.buf.Write(p)
+}
+
+func TestWriterShortWrites(t *testing.T) {
+	frames := sampleFrames(rand.New(rand.NewPCG(5, 6)), 30)
+	sw := &shortWriter{n: 7}
+	w := NewWriter(sw)
+	for _, f := range frames {
+		if err := w.WriteFrame(f.typ, f.payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	decodeAll(t, &sw.buf, frames)
+}
+
+type zeroWriter struct{}
+
+func (zeroWriter) Write(p []byte) (int, error) { return 0, nil }
+
+func TestWriterNoProgress(t *testing.T) {
+	if err := NewWriter(zeroWriter{}).WriteFrame(TypePing, nil); !errors.Is(err, io.ErrShortWrite) {
+		t.Fatalf("err = %v, want io.ErrShortWrite", err)
+	}
+}
+
+func TestWriterErrorPropagates(t *testing.T) {
+	ew := NewWriter(errWriter{})
+	if err := ew.WriteFrame(TypeData, make([]byte, 100_000)); err == nil || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+type errWriter struct{}
+
+func (errWriter) Write(p []byte) (int, error) { return 0, errors.New("boom") }
+
+func TestQueueSplitPayload(t *testing.T) {
+	var buf bytes.Buffer
+	w := NewWriter(&buf)
+	body := bytes.Repeat([]byte{0xab}, 100_000)
+	if err := w.Queue(TypeData, []byte("head"), body); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Queue(TypeText, []byte("a"), []byte("b")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	decodeAll(t, &buf, []testFrame{{TypeData, append([]byte("head"), body...)}, {TypeText, []byte("ab")}})
+}
+
+func TestAckRoundTrip(t *testing.T) {
+	a := Ack{Acked: TypeText, Seq: 42, Bytes: 1 << 40}
+	b := AppendAck(nil, a)
+	if len(b) != AckSize {
+		t.Fatalf("encoded %d bytes", len(b))
+	}
+	got, err := ParseAck(b)
+	if err != nil || got != a {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	for _, bad := range [][]byte{nil, b[:16], append(b, 0), AppendAck(nil, Ack{Acked: TypePing})} {
+		if _, err := ParseAck(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("ParseAck(% x) err = %v", bad, err)
+		}
+	}
+}
+
+func TestErrorFrameRoundTrip(t *testing.T) {
+	e := ErrorFrame{Code: CodeFrameTooLarge, Message: "too big"}
+	got, err := ParseError(AppendError(nil, e))
+	if err != nil || got != e {
+		t.Fatalf("got %+v, %v", got, err)
+	}
+	long := ErrorFrame{Code: CodeProtocol, Message: strings.Repeat("é", MaxErrorMessage)}
+	got, err = ParseError(AppendError(nil, long))
+	if err != nil || len(got.Message) > MaxErrorMessage {
+		t.Fatalf("long message: %d bytes, %v", len(got.Message), err)
+	}
+	for _, bad := range [][]byte{nil, {0}, {0, 1, 0xff}} {
+		if _, err := ParseError(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("ParseError(% x) err = %v", bad, err)
+		}
+	}
+}
+
+// TestSteadyStateZeroAlloc: after warm-up, reading and writing frames allocates nothing.
+func TestSteadyStateZeroAlloc(t *testing.T) {
+	payload := make([]byte, 64<<10)
+	var one bytes.Buffer
+	NewWriter(&one).WriteFrame(TypeData, payload)
+	frame := one.Bytes()
+	src := bytes.NewReader(frame)
+	r := NewReader(src, 0)
+	w := NewWriter(io.Discard)
+	if _, err := r.ReadFrame(); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(200, func() {
+		src.Reset(frame)
+		f, err := r.ReadFrame()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.WriteFrame(f.Type, f.Payload); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.WriteFrame(TypePing, payload[:8]); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per frame, want 0", allocs)
+	}
+}

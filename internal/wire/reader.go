@@ -1,0 +1,139 @@
+package wire
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// DefaultReadBufferSize is the size of a Reader's internal read buffer. It batches the small
+// frames that arrive back to back into one read system call; large payloads bypass it.
+const DefaultReadBufferSize = 32 << 10
+
+// growStep bounds how far a payload buffer grows ahead of the bytes actually received, so that
+// a peer announcing a large frame and then stalling costs at most this much memory beyond what it
+// sent.
+const growStep = 64 << 10
+
+// Reader decodes frames from a byte stream. It reads each frame with exact-length reads, checks
+// the header against its limits before reading or allocating the payload, and reuses one payload
+// buffer across frames, so that steady-state reads do not allocate.
+//
+// A Reader is not safe for concurrent use.
+type Reader struct {
+	br  *bufio.Reader
+	max int
+	hdr [HeaderSize]byte
+	buf []byte
+}
+
+// NewReader returns a Reader that rejects payloads longer than maxPayload bytes. A maxPayload of 0
+// means DefaultMaxPayload; values above MaxPayloadLimit are clamped to it.
+func NewReader(r io.Reader, maxPayload int) *Reader {
+	return NewReaderSize(r, maxPayload, DefaultReadBufferSize)
+}
+
+// NewReaderSize is NewReader with an explicit internal buffer size.
+func NewReaderSize(r io.Reader, maxPayload, bufSize int) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, bufSize), max: ClampMaxPayload(maxPayload)}
+}
+
+// ClampMaxPayload maps a configured maximum payload length to the one in force: 0 or less means
+// DefaultMaxPayload, and nothing exceeds MaxPayloadLimit.
+func ClampMaxPayload(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultMaxPayload
+	case n > MaxPayloadLimit:
+		return MaxPayloadLimit
+	}
+	return n
+}
+
+// MaxPayload returns the largest payload the Reader accepts.
+func (r *Reader) MaxPayload() int { return r.max }
+
+// Wait blocks until at least one byte of the next frame is available, without consuming it. A
+// server uses it to tell an idle connection (waiting here) from one with a frame in flight.
+func (r *Reader) Wait() error {
+	_, err := r.br.Peek(1)
+	return err
+}
+
+// Buffered returns the number of bytes already read from the stream but not yet decoded.
+func (r *Reader) Buffered() int { return r.br.Buffered() }
+
+// ReadFrame reads the next frame. At a clean end of stream between frames it returns io.EOF; a
+// stream that ends inside a frame yields an error wrapping io.ErrUnexpectedEOF. A header whose
+// length exceeds the maximum yields an error matching ErrFrameTooLarge, and an unassigned type one
+// matching ErrUnknownType; in both cases no payload byte has been consumed.
+//
+// The returned Frame's Payload aliases the Reader's buffer and is valid only until the next call.
+func (r *Reader) ReadFrame() (Frame, error) {
+	h, err := r.ReadHeader()
+	if err != nil {
+		return Frame{}, err
+	}
+	p, err := r.readPayload(int(h.Length))
+	if err != nil {
+		return Frame{}, fmt.Errorf("wire: reading %s payload of %d bytes: %w", h.Type, h.Length, err)
+	}
+	return Frame{Type: h.Type, Payload: p}, nil
+}
+
+// ReadHeader reads and validates the next header only. The caller must then consume exactly
+// Length payload bytes, normally through ReadFrame's own payload step; it exists so tests and
+// tools can inspect headers.
+func (r *Reader) ReadHeader() (Header, error) {
+	if _, err := io.ReadFull(r.br, r.hdr[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return Header{}, fmt.Errorf("wire: truncated frame header: %w", err)
+		}
+		return Header{}, err
+	}
+	h := ParseHeader(r.hdr[:])
+	if int64(h.Length) > int64(r.max) {
+		return h, &TooLargeError{Length: h.Length, Max: r.max}
+	}
+	if !h.Type.Known() {
+		return h, &UnknownTypeError{Type: h.Type}
+	}
+	return h, nil
+}
+
+// readPayload reads exactly n bytes into the reusable buffer. When the buffer must grow it grows
+// in steps as bytes arrive rather than all at once, so memory follows what the peer actually sent.
+func (r *Reader) readPayload(n int) ([]byte, error) {
+	if n <= cap(r.buf) {
+		r.buf = r.buf[:n]
+		if _, err := io.ReadFull(r.br, r.buf); err != nil {
+			return nil, unexpected(err)
+		}
+		return r.buf, nil
+	}
+	buf := r.buf[:0]
+	for len(buf) < n {
+		next := min(n, max(2*cap(buf), len(buf)+growStep))
+		if next > cap(buf) {
+			nb := make([]byte, len(buf), next)
+			copy(nb, buf)
+			buf = nb
+		}
+		m, err := io.ReadFull(r.br, buf[len(buf):next])
+		buf = buf[:len(buf)+m]
+		if err != nil {
+			r.buf = buf[:0]
+			return nil, unexpected(err)
+		}
+	}
+	r.buf = buf
+	return buf, nil
+}
+
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
