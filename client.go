@@ -223,9 +223,11 @@ func (c *Client) exchange(ctx context.Context, fn func() error) error {
 	// The configured timeout bounds a silent server; ctx's own deadline or cancellation
 	// interrupts the exchange through the callback below, so that its error is ctx's.
 	c.conn.SetDeadline(time.Now().Add(c.cfg.IdleTimeout))
-	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
+	if ctx.Done() != nil { // a context that can never end costs nothing
+		stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(time.Unix(1, 0)) })
+		defer stop()
+	}
 	err := fn()
-	stop()
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("braid: %w: %w", ctx.Err(), err)
 	}
@@ -245,7 +247,7 @@ func (c *Client) send(t wire.Type, p []byte) error {
 
 func (c *Client) queue(t wire.Type, p []byte) error {
 	c.trace("send", t, len(p))
-	return c.w.Queue(t, p, nil)
+	return c.w.Queue(t, nil, p)
 }
 
 // receive reads the server's next frame, turning an ERROR frame into a RemoteError.

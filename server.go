@@ -106,7 +106,7 @@ func (s *Server) track(c net.Conn) bool {
 	sc := &serverConn{
 		s:   s,
 		c:   c,
-		r:   wire.NewReader(c, s.cfg.MaxFrameSize),
+		r:   wire.NewReaderSize(c, s.cfg.MaxFrameSize, 64<<10),
 		w:   wire.NewWriter(c),
 		log: s.log.With("remote", c.RemoteAddr().String()),
 	}
@@ -175,6 +175,8 @@ type serverConn struct {
 	log *slog.Logger
 	seq uint64 // TEXT and DATA frames received so far
 
+	dataLen int // length of the DATA frame just read, whose payload was discarded; -1 otherwise
+
 	mu   sync.Mutex // guards busy and the read deadline against Shutdown
 	busy bool       // a frame is being received or answered
 }
@@ -219,7 +221,7 @@ func (sc *serverConn) loop() error {
 			return err
 		}
 		sc.setBusy(cfg.ReadTimeout)
-		f, err := sc.r.ReadFrame()
+		f, err := sc.readFrame()
 		if err != nil {
 			if isTimeout(err) {
 				return sc.fail(fmt.Errorf("frame not received within %v: %w", cfg.ReadTimeout, err), wire.CodeTimeout, "read timeout")
@@ -229,7 +231,7 @@ func (sc *serverConn) loop() error {
 			}
 			return sc.fail(err, codeFor(err), err.Error())
 		}
-		sc.trace("recv", f.Type, len(f.Payload))
+		sc.trace("recv", f.Type, sc.payloadLen(f))
 		if err := sc.answer(f); err != nil {
 			return err
 		}
@@ -240,6 +242,23 @@ func (sc *serverConn) loop() error {
 			}
 		}
 	}
+}
+
+// readFrame reads the next frame. A DATA payload is counted and discarded as it streams in,
+// since only its length is acknowledged: a connection costs its fixed read buffer, not the size
+// of the largest frame it was sent. The returned Frame then has a nil Payload and dataLen set.
+func (sc *serverConn) readFrame() (wire.Frame, error) {
+	h, err := sc.r.ReadHeader()
+	if err != nil {
+		return wire.Frame{}, err
+	}
+	sc.dataLen = -1
+	if h.Type == wire.TypeData {
+		sc.dataLen = int(h.Length)
+		return wire.Frame{Type: h.Type}, sc.r.DiscardPayload(h)
+	}
+	p, err := sc.r.ReadPayload(h)
+	return wire.Frame{Type: h.Type, Payload: p}, err
 }
 
 // answer queues the reply to one frame.
@@ -255,11 +274,12 @@ func (sc *serverConn) answer(f wire.Frame) error {
 			return sc.fail(fmt.Errorf("%w: TEXT payload is not UTF-8", ErrProtocol), wire.CodeProtocol, "TEXT payload is not UTF-8")
 		}
 		sc.seq++
+		n := sc.payloadLen(f)
 		if f.Type == wire.TypeText {
 			sc.log.Info("text received", "seq", sc.seq, "bytes", len(f.Payload), "text", truncateText(f.Payload, 200))
 		}
 		var b [wire.AckSize]byte
-		return sc.queue(wire.TypeAck, wire.AppendAck(b[:0], wire.Ack{Acked: f.Type, Seq: sc.seq, Bytes: uint64(len(f.Payload))}))
+		return sc.queue(wire.TypeAck, wire.AppendAck(b[:0], wire.Ack{Acked: f.Type, Seq: sc.seq, Bytes: uint64(n)}))
 	case wire.TypeError:
 		e, err := wire.ParseError(f.Payload)
 		if err != nil {
@@ -271,6 +291,15 @@ func (sc *serverConn) answer(f wire.Frame) error {
 	}
 }
 
+func (sc *serverConn) payloadLen(f wire.Frame) int {
+	if sc.dataLen >= 0 {
+		return sc.dataLen
+	}
+	return len(f.Payload)
+}
+
+// queue adds a small control frame (PONG, ACK). The payload goes in as the copied head, never the
+// retained body, so callers may pass stack buffers without them escaping.
 func (sc *serverConn) queue(t wire.Type, payload []byte) error {
 	sc.trace("send", t, len(payload))
 	return sc.w.Queue(t, payload, nil)

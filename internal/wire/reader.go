@@ -75,16 +75,35 @@ func (r *Reader) ReadFrame() (Frame, error) {
 	if err != nil {
 		return Frame{}, err
 	}
-	p, err := r.readPayload(int(h.Length))
+	p, err := r.ReadPayload(h)
 	if err != nil {
-		return Frame{}, fmt.Errorf("wire: reading %s payload of %d bytes: %w", h.Type, h.Length, err)
+		return Frame{}, err
 	}
 	return Frame{Type: h.Type, Payload: p}, nil
 }
 
+// ReadPayload reads the payload of the frame whose header ReadHeader just returned. The result
+// aliases the Reader's buffer and is valid only until the next read.
+func (r *Reader) ReadPayload(h Header) ([]byte, error) {
+	p, err := r.readPayload(int(h.Length))
+	if err != nil {
+		return nil, fmt.Errorf("wire: reading %s payload of %d bytes: %w", h.Type, h.Length, err)
+	}
+	return p, nil
+}
+
+// DiscardPayload consumes the payload of the frame whose header ReadHeader just returned without
+// storing it, for a receiver that needs only its length. It uses no memory beyond the Reader's
+// fixed read buffer, however large the frame.
+func (r *Reader) DiscardPayload(h Header) error {
+	if _, err := r.br.Discard(int(h.Length)); err != nil {
+		return fmt.Errorf("wire: discarding %s payload of %d bytes: %w", h.Type, h.Length, unexpected(err))
+	}
+	return nil
+}
+
 // ReadHeader reads and validates the next header only. The caller must then consume exactly
-// Length payload bytes, normally through ReadFrame's own payload step; it exists so tests and
-// tools can inspect headers.
+// Length payload bytes with ReadPayload or DiscardPayload before the next header.
 func (r *Reader) ReadHeader() (Header, error) {
 	if _, err := io.ReadFull(r.br, r.hdr[:]); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {

@@ -34,7 +34,7 @@ func NewWriter(w io.Writer) *Writer {
 
 // WriteFrame writes one frame and flushes it, together with anything queued before it.
 func (w *Writer) WriteFrame(t Type, payload []byte) error {
-	if err := w.Queue(t, payload, nil); err != nil {
+	if err := w.Queue(t, nil, payload); err != nil {
 		return err
 	}
 	return w.Flush()

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/braidnet/braid/internal/bench"
+)
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", "[flags] [ADDR]", stderr)
+	pings := fs.Int("pings", 2000, "latency probes per side")
+	volume := fs.String("volume", "64MiB", "bytes sent per payload size")
+	sizes := fs.String("sizes", "", "comma-separated payload sizes (default 64B..4MiB in ×4 steps)")
+	maxTime := fs.Duration("max-time", time.Minute, "upper bound on one size's transfer")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 1 {
+		return usageError(fs, "at most one server address")
+	}
+	vol, err := parseSize(*volume)
+	if err != nil {
+		return usageError(fs, "--volume: %v", err)
+	}
+	opts := bench.Options{Addr: fs.Arg(0), Pings: *pings, Sizes: bench.DefaultSizes(), Volume: int64(vol), MinFrames: 100, MaxTime: *maxTime}
+	if *sizes != "" {
+		opts.Sizes = nil
+		for _, s := range strings.Split(*sizes, ",") {
+			n, err := parseSize(s)
+			if err != nil || n == 0 {
+				return usageError(fs, "--sizes: bad size %q", s)
+			}
+			opts.Sizes = append(opts.Sizes, n)
+		}
+	}
+	if *pings < 1 {
+		return usageError(fs, "--pings must be at least 1")
+	}
+	rep, err := bench.Run(ctx, opts)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	rep.WriteTable(stdout)
+	return nil
+}
+
+// parseSize reads a byte count such as "512", "64KiB", "4MiB", "1GiB" (also K, M, G, KB, MB).
+func parseSize(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10},
+		{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}}
+	mult := 1
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n * mult, nil
+}

@@ -1,0 +1,54 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSummarize(t *testing.T) {
+	var s []time.Duration
+	for i := 1000; i >= 1; i-- {
+		s = append(s, time.Duration(i))
+	}
+	l := Summarize(s)
+	if l.Median != 500 || l.P90 != 900 || l.P99 != 990 || l.P999 != 999 || l.Max != 1000 || l.Samples != 1000 {
+		t.Fatalf("%+v", l)
+	}
+	if (Summarize(nil) != Latency{}) {
+		t.Fatal("empty")
+	}
+}
+
+func TestSize(t *testing.T) {
+	for n, want := range map[int]string{64: "64 B", 1024: "1 KiB", 4 << 20: "4 MiB", 1000: "1000 B"} {
+		if got := Size(n); got != want {
+			t.Errorf("Size(%d) = %q", n, got)
+		}
+	}
+}
+
+// TestRunSmall runs a tiny loopback benchmark end to end and checks the report's shape.
+func TestRunSmall(t *testing.T) {
+	rep, err := Run(context.Background(), Options{Pings: 20, Sizes: []int{64, 1 << 20}, Volume: 4 << 20, MinFrames: 10, MaxTime: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.RawLatency == nil || rep.BraidLatency.Samples != 20 || len(rep.Throughput) != 2 {
+		t.Fatalf("%+v", rep)
+	}
+	for _, s := range rep.Throughput {
+		if s.Raw == nil || s.Braid.Bytes != s.Raw.Bytes || s.Braid.Bytes == 0 || s.Ratio <= 0 {
+			t.Fatalf("%+v", s)
+		}
+	}
+	var out bytes.Buffer
+	rep.WriteTable(&out)
+	for _, want := range []string{"braid ÷ raw", "64 B", "1 MiB", "raw TCP"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}

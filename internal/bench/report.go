@@ -1,0 +1,66 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+)
+
+// WriteTable prints the report for people.
+func (r *Report) WriteTable(w io.Writer) {
+	fmt.Fprintf(w, "target: %s\n\n", r.Target)
+	fmt.Fprintf(w, "latency: %d pings, %d-byte payload\n", r.BraidLatency.Samples, r.PingPayload)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tmedian\tp90\tp99\tp99.9\tmax\t")
+	row := func(name string, l Latency) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", name, us(l.Median), us(l.P90), us(l.P99), us(l.P999), us(l.Max))
+	}
+	row("braid", r.BraidLatency)
+	if r.RawLatency != nil {
+		row("raw TCP", *r.RawLatency)
+		l, b := r.RawLatency, r.BraidLatency
+		fmt.Fprintf(tw, "braid ÷ raw\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f\t\n",
+			ratio(b.Median, l.Median), ratio(b.P90, l.P90), ratio(b.P99, l.P99), ratio(b.P999, l.P999), ratio(b.Max, l.Max))
+	}
+	tw.Flush()
+
+	fmt.Fprintf(w, "\nthroughput: DATA frames, each acknowledged\n")
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	if r.RawLatency != nil {
+		fmt.Fprintln(tw, "payload\tframes\tbraid MiB/s\tframes/s\traw TCP MiB/s\tbraid ÷ raw\t")
+	} else {
+		fmt.Fprintln(tw, "payload\tframes\tbraid MiB/s\tframes/s\t")
+	}
+	for _, s := range r.Throughput {
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t", Size(s.Size), s.Braid.Frames, s.Braid.MiBps(), s.Braid.FramesPerSec())
+		if s.Raw != nil {
+			fmt.Fprintf(tw, "%.1f\t%.2f\t", s.Raw.MiBps(), s.Ratio)
+		}
+		fmt.Fprintln(tw)
+	}
+	tw.Flush()
+	if r.RawLatency == nil {
+		fmt.Fprintln(w, "\nraw TCP baseline: not measured (the server is remote; run without an address to compare on loopback)")
+	}
+}
+
+func us(d time.Duration) string { return fmt.Sprintf("%.1fµs", float64(d)/1e3) }
+
+func ratio(a, b time.Duration) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// Size formats a byte count with a binary unit: "64 B", "16 KiB", "4 MiB".
+func Size(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d B", n)
+}
