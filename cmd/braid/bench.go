@@ -15,7 +15,8 @@ import (
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", "[flags] [ADDR]", stderr)
 	pings := fs.Int("pings", 2000, "latency probes per side")
-	volume := fs.String("volume", "64MiB", "bytes sent per payload size")
+	volume := fs.String("volume", "128MiB", "bytes sent per payload size and run")
+	runs := fs.Int("runs", 3, "transfers per size and side, alternating; the median is reported")
 	sizes := fs.String("sizes", "", "comma-separated payload sizes (default 64B..4MiB in ×4 steps)")
 	maxTime := fs.Duration("max-time", time.Minute, "upper bound on one size's transfer")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -29,7 +30,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError(fs, "--volume: %v", err)
 	}
-	opts := bench.Options{Addr: fs.Arg(0), Pings: *pings, Sizes: bench.DefaultSizes(), Volume: int64(vol), MinFrames: 100, MaxTime: *maxTime}
+	opts := bench.Options{Addr: fs.Arg(0), Pings: *pings, Sizes: bench.DefaultSizes(), Volume: int64(vol), MinFrames: 100, MaxTime: *maxTime, Runs: *runs}
 	if *sizes != "" {
 		opts.Sizes = nil
 		for _, s := range strings.Split(*sizes, ",") {

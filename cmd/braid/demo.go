@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/braidnet/braid"
@@ -30,8 +31,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *quiet {
 		level = slog.LevelWarn
 	}
+	out := &lockedWriter{w: stdout} // the two sides' handlers share it
 	trace := func(side string) *slog.Logger {
-		h := slog.NewTextHandler(stdout, &slog.HandlerOptions{Level: level, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		h := slog.NewTextHandler(out, &slog.HandlerOptions{Level: level, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) == 0 && (a.Key == slog.TimeKey || a.Key == slog.LevelKey) {
 				return slog.Attr{}
 			}
@@ -51,7 +53,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	go srv.Serve(ln)
 	defer srv.Close()
 	addr := ln.Addr().String()
-	fmt.Fprintf(stdout, "== braid demo: server on %s, one client\n", addr)
+	fmt.Fprintf(out, "== braid demo: server on %s, one client\n", addr)
 
 	c, err := braid.DialClient(ctx, addr, &braid.Config{Logger: trace("client")})
 	if err != nil {
@@ -59,21 +61,21 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer c.Close()
 
-	fmt.Fprintln(stdout, "\n== ping")
+	fmt.Fprintln(out, "\n== ping")
 	rtt, err := c.Ping(ctx, []byte("demo-probe"))
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "round trip %v\n", rtt.Round(time.Microsecond))
+	fmt.Fprintf(out, "round trip %v\n", rtt.Round(time.Microsecond))
 
-	fmt.Fprintln(stdout, "\n== text message")
+	fmt.Fprintln(out, "\n== text message")
 	ack, err := c.SendText(ctx, "hello from the braid demo")
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "acknowledged: %s #%d, %d bytes\n", ack.Acked, ack.Seq, ack.Bytes)
+	fmt.Fprintf(out, "acknowledged: %s #%d, %d bytes\n", ack.Acked, ack.Seq, ack.Bytes)
 
-	fmt.Fprintf(stdout, "\n== bulk transfer: %d random bytes as 1 MiB DATA frames\n", *size)
+	fmt.Fprintf(out, "\n== bulk transfer: %d random bytes as 1 MiB DATA frames\n", *size)
 	payload := make([]byte, *size)
 	rand.Read(payload)
 	res, err := c.Upload(ctx, bytes.NewReader(payload), 1<<20)
@@ -81,11 +83,23 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	sum := sha256.Sum256(payload)
-	fmt.Fprintf(stdout, "%d frames, %d bytes acknowledged in %v (%.0f MiB/s), sha256 %x\n",
+	fmt.Fprintf(out, "%d frames, %d bytes acknowledged in %v (%.0f MiB/s), sha256 %x\n",
 		res.Frames, res.Bytes, res.Duration.Round(time.Microsecond), float64(res.Bytes)/(1<<20)/max(res.Duration.Seconds(), 1e-9), sum[:8])
 	if res.Bytes != int64(*size) {
 		return fmt.Errorf("server acknowledged %d of %d bytes", res.Bytes, *size)
 	}
-	fmt.Fprintln(stdout, "\n== done")
+	fmt.Fprintln(out, "\n== done")
 	return nil
+}
+
+// lockedWriter serialises writes from several log handlers onto one writer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -7,6 +7,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -27,6 +28,7 @@ type Options struct {
 	Volume    int64         // bytes sent per size (at least MinFrames frames)
 	MinFrames int           // lower bound on frames per size
 	MaxTime   time.Duration // upper bound on time per size and side
+	Runs      int           // transfers per size and side, alternating; the median is reported
 }
 
 // DefaultSizes are 64 B to 4 MiB in steps of ×4.
@@ -86,6 +88,7 @@ type Report struct {
 	BraidLatency Latency      `json:"braid_latency"`
 	RawLatency   *Latency     `json:"raw_latency,omitempty"`
 	MedianRatio  float64      `json:"median_ratio,omitempty"`
+	Runs         int          `json:"runs"`
 	Throughput   []SizeResult `json:"throughput"`
 }
 
@@ -95,14 +98,13 @@ const pingPayload = 8
 // loopback and stops them before returning; with an Addr, only Braid is measured, because no raw
 // peer runs there.
 func Run(ctx context.Context, o Options) (*Report, error) {
-	rep := &Report{Target: o.Addr, PingPayload: pingPayload}
+	rep := &Report{Target: o.Addr, PingPayload: pingPayload, Runs: max(o.Runs, 1)}
 	var raw *rawPeer
 	if o.Addr == "" {
-		srv, addr, stop, err := startLoopbackServer()
+		addr, stop, err := startLoopbackServer()
 		if err != nil {
 			return nil, err
 		}
-		_ = srv
 		defer stop()
 		rep.Target = "loopback " + addr
 		o.Addr = addr
@@ -131,15 +133,25 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	for _, size := range o.Sizes {
 		n := max(int64(o.MinFrames), o.Volume/int64(size))
-		r := SizeResult{Size: size}
-		if r.Braid, err = braidThroughput(ctx, c, size, n, o.MaxTime); err != nil {
-			return nil, fmt.Errorf("bench: %d-byte frames: %w", size, err)
-		}
-		if raw != nil {
-			t, err := raw.throughput(ctx, size, n, o.MaxTime)
+		var braidRuns, rawRuns []Throughput
+		// Alternate the two sides so that drift in the machine's load affects both alike.
+		for range max(o.Runs, 1) {
+			t, err := braidThroughput(ctx, c, size, n, o.MaxTime)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("bench: %d-byte frames: %w", size, err)
 			}
+			braidRuns = append(braidRuns, t)
+			if raw != nil {
+				t, err := raw.throughput(ctx, size, n, o.MaxTime)
+				if err != nil {
+					return nil, err
+				}
+				rawRuns = append(rawRuns, t)
+			}
+		}
+		r := SizeResult{Size: size, Braid: medianRun(braidRuns)}
+		if raw != nil {
+			t := medianRun(rawRuns)
 			r.Raw = &t
 			r.Ratio = r.Braid.MiBps() / t.MiBps()
 		}
@@ -148,17 +160,23 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	return rep, nil
 }
 
-func startLoopbackServer() (*braid.Server, string, func(), error) {
+// medianRun returns the run with the median rate.
+func medianRun(runs []Throughput) Throughput {
+	slices.SortFunc(runs, func(a, b Throughput) int { return cmp.Compare(a.MiBps(), b.MiBps()) })
+	return runs[len(runs)/2]
+}
+
+func startLoopbackServer() (string, func(), error) {
 	srv, err := braid.NewServer(nil)
 	if err != nil {
-		return nil, "", nil, err
+		return "", nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, "", nil, err
+		return "", nil, err
 	}
 	go srv.Serve(ln)
-	return srv, ln.Addr().String(), func() { srv.Close() }, nil
+	return ln.Addr().String(), func() { srv.Close() }, nil
 }
 
 func braidLatency(ctx context.Context, c *braid.Client, n int) (Latency, error) {

@@ -25,7 +25,7 @@ func (r *Report) WriteTable(w io.Writer) {
 	}
 	tw.Flush()
 
-	fmt.Fprintf(w, "\nthroughput: DATA frames, each acknowledged\n")
+	fmt.Fprintf(w, "\nthroughput: DATA frames, each acknowledged; median of %d alternating runs per side\n", r.Runs)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if r.RawLatency != nil {
 		fmt.Fprintln(tw, "payload\tframes\tbraid MiB/s\tframes/s\traw TCP MiB/s\tbraid ÷ raw\t")
