@@ -156,3 +156,22 @@ func unexpected(err error) error {
 	}
 	return err
 }
+
+// ReadFull reads exactly len(p) bytes of the current frame's payload into p. With ReadHeader it
+// lets a receiver decode a payload's fixed prefix and then place the rest straight into its final
+// destination, without an intermediate buffer. The caller must consume exactly the header's Length
+// bytes, in any mix of ReadFull and Discard, before the next ReadHeader.
+func (r *Reader) ReadFull(p []byte) error {
+	if _, err := io.ReadFull(r.br, p); err != nil {
+		return fmt.Errorf("wire: reading payload: %w", unexpected(err))
+	}
+	return nil
+}
+
+// Discard skips n bytes of the current frame's payload.
+func (r *Reader) Discard(n int) error {
+	if _, err := r.br.Discard(n); err != nil {
+		return fmt.Errorf("wire: discarding payload: %w", unexpected(err))
+	}
+	return nil
+}

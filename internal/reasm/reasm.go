@@ -1,0 +1,222 @@
+// Package reasm is session-level reassembly: chunks of items arrive in any order on any path and
+// leave as whole messages, in item order, each exactly once.
+//
+// A Reassembler places each chunk's payload straight into its message's buffer: Reserve checks a
+// chunk against the chunking rules and the memory budget and returns the bytes to fill, the caller
+// reads the payload into them, then Commit (or Cancel, if the read failed). Duplicates — chunks
+// already held, being filled, or of messages already delivered — are reported so the caller can
+// discard them.
+//
+// Memory is charged before it is allocated: an item costs Charge(total, chunkSize) from its first
+// chunk until the message is taken with Pop. A peer that would exceed the budget gets
+// ErrOverBudget. The sender computes the same charge, so a sender that respects the receiver's
+// advertised window never triggers it.
+//
+// A Reassembler is not safe for concurrent use; the session serialises calls.
+package reasm
+
+import (
+	"errors"
+	"fmt"
+	"math/bits"
+
+	"github.com/braidnet/braid/internal/wire"
+)
+
+// Errors. The returned errors wrap these with detail.
+var (
+	ErrInvalidChunk = errors.New("reasm: invalid chunk")
+	ErrOverBudget   = errors.New("reasm: memory budget exceeded")
+)
+
+// ItemOverhead is charged per item on top of its chunk bytes, so that even empty messages use up
+// budget and cannot be sent without bound.
+const ItemOverhead = 64
+
+// Charge is what an item of total chunks costs against a budget. Sender and receiver both use it.
+func Charge(total uint32, chunkSize int) int64 {
+	return int64(total)*int64(chunkSize) + ItemOverhead
+}
+
+// Chunks returns the number of chunks a message of n bytes is cut into: at least one, so that an
+// empty message is one empty chunk.
+func Chunks(n, chunkSize int) uint32 {
+	if n == 0 {
+		return 1
+	}
+	return uint32((n + chunkSize - 1) / chunkSize)
+}
+
+// Config sets a Reassembler's rules.
+type Config struct {
+	ChunkSize int    // size of every chunk but an item's last; the last is 1..ChunkSize (0 if the only one)
+	MaxTotal  uint32 // most chunks an item may have
+	Budget    int64  // most bytes charged at once
+}
+
+// Reassembler collects chunks into messages. The zero value is not usable; see New.
+type Reassembler struct {
+	cfg     Config
+	next    uint64 // id of the next item to deliver
+	items   map[uint64]*item
+	charged int64
+}
+
+type item struct {
+	total   uint32
+	charge  int64
+	buf     []byte
+	lastLen int      // payload length of the last chunk; -1 until it is reserved
+	have    []uint64 // bitmap of committed chunks
+	busy    []uint64 // bitmap of reserved chunks being filled
+	count   uint32   // committed chunks
+	pending uint32   // reserved chunks
+}
+
+// New returns an empty Reassembler expecting item 0 first.
+func New(cfg Config) *Reassembler {
+	return &Reassembler{cfg: cfg, items: make(map[uint64]*item)}
+}
+
+// Charged returns the bytes currently charged against the budget.
+func (r *Reassembler) Charged() int64 { return r.charged }
+
+// Next returns the id of the next item to be delivered.
+func (r *Reassembler) Next() uint64 { return r.next }
+
+// Pending returns the number of items partly or wholly received but not yet taken.
+func (r *Reassembler) Pending() int { return len(r.items) }
+
+// Reserve checks chunk h with an n-byte payload and returns the slice its payload must be read
+// into. dup reports a chunk that is not needed (already held, being filled, or of a delivered
+// item); the caller then discards its payload. An error reports a chunk that breaks the rules
+// (wrapping ErrInvalidChunk) or would exceed the budget (wrapping ErrOverBudget).
+func (r *Reassembler) Reserve(h wire.ChunkHeader, n int) (dst []byte, dup bool, err error) {
+	cs := r.cfg.ChunkSize
+	switch {
+	case h.Total == 0:
+		return nil, false, invalid(h, n, "total is zero")
+	case h.Total > r.cfg.MaxTotal:
+		return nil, false, invalid(h, n, fmt.Sprintf("total above the limit of %d", r.cfg.MaxTotal))
+	case h.Chunk >= h.Total:
+		return nil, false, invalid(h, n, "chunk id not below total")
+	case n > cs:
+		return nil, false, invalid(h, n, fmt.Sprintf("payload larger than the chunk size %d", cs))
+	case h.Chunk < h.Total-1 && n != cs:
+		return nil, false, invalid(h, n, fmt.Sprintf("only an item's last chunk may be shorter than %d", cs))
+	case h.Chunk == h.Total-1 && h.Total > 1 && n == 0:
+		return nil, false, invalid(h, n, "empty last chunk of a multi-chunk item")
+	}
+	if h.Item < r.next {
+		return nil, true, nil
+	}
+	it := r.items[h.Item]
+	if it == nil {
+		charge := Charge(h.Total, cs)
+		if r.charged+charge > r.cfg.Budget {
+			return nil, false, fmt.Errorf("%w: item %d needs %d bytes, %d of %d in use", ErrOverBudget, h.Item, charge, r.charged, r.cfg.Budget)
+		}
+		r.charged += charge
+		words := (h.Total + 63) / 64
+		it = &item{total: h.Total, charge: charge, lastLen: -1, have: make([]uint64, words), busy: make([]uint64, words)}
+		if h.Total == 1 {
+			it.buf = make([]byte, n)
+		} else {
+			it.buf = make([]byte, int(h.Total)*cs)
+		}
+		r.items[h.Item] = it
+	} else if it.total != h.Total {
+		return nil, false, invalid(h, n, fmt.Sprintf("total changed from %d", it.total))
+	}
+	last := h.Chunk == h.Total-1
+	if last && it.lastLen >= 0 && it.lastLen != n {
+		return nil, false, invalid(h, n, fmt.Sprintf("last chunk length changed from %d", it.lastLen))
+	}
+	w, bit := h.Chunk/64, uint64(1)<<(h.Chunk%64)
+	if it.have[w]&bit != 0 || it.busy[w]&bit != 0 {
+		return nil, true, nil
+	}
+	it.busy[w] |= bit
+	it.pending++
+	if last {
+		it.lastLen = n
+	}
+	off := int(h.Chunk) * cs
+	return it.buf[off : off+n : off+n], false, nil
+}
+
+// Commit records that the chunk reserved for h has been filled.
+func (r *Reassembler) Commit(h wire.ChunkHeader) {
+	it := r.items[h.Item]
+	if it == nil {
+		panic("reasm: Commit without Reserve")
+	}
+	w, bit := h.Chunk/64, uint64(1)<<(h.Chunk%64)
+	if it.busy[w]&bit == 0 {
+		panic("reasm: Commit without Reserve")
+	}
+	it.busy[w] &^= bit
+	it.have[w] |= bit
+	it.pending--
+	it.count++
+}
+
+// Cancel forgets the reservation for h, whose payload could not be read; a later copy of the chunk
+// is then accepted.
+func (r *Reassembler) Cancel(h wire.ChunkHeader) {
+	it := r.items[h.Item]
+	if it == nil {
+		return
+	}
+	w, bit := h.Chunk/64, uint64(1)<<(h.Chunk%64)
+	if it.busy[w]&bit != 0 {
+		it.busy[w] &^= bit
+		it.pending--
+	}
+}
+
+// Ready reports whether Pop would return a message.
+func (r *Reassembler) Ready() bool {
+	it := r.items[r.next]
+	return it != nil && it.count == it.total
+}
+
+// Pop returns the next message in item order if all its chunks are in, and releases its charge.
+// The returned slice is the caller's.
+func (r *Reassembler) Pop() (msg []byte, charge int64, ok bool) {
+	it := r.items[r.next]
+	if it == nil || it.count != it.total {
+		return nil, 0, false
+	}
+	delete(r.items, r.next)
+	r.next++
+	r.charged -= it.charge
+	n := len(it.buf)
+	if it.total > 1 {
+		n = int(it.total-1)*r.cfg.ChunkSize + it.lastLen
+	}
+	return it.buf[:n:n], it.charge, true
+}
+
+// Missing returns how many chunks of the next item have not been committed, or -1 when no chunk
+// of it has arrived. Sessions use it in diagnostics.
+func (r *Reassembler) Missing() int {
+	it := r.items[r.next]
+	if it == nil {
+		return -1
+	}
+	return int(it.total - it.count)
+}
+
+func invalid(h wire.ChunkHeader, n int, why string) error {
+	return fmt.Errorf("%w: item %d chunk %d/%d with %d bytes: %s", ErrInvalidChunk, h.Item, h.Chunk, h.Total, n, why)
+}
+
+// popcount is used by tests to check bitmaps against counters.
+func popcount(words []uint64) int {
+	n := 0
+	for _, w := range words {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}

@@ -1,0 +1,188 @@
+package wire
+
+import (
+	"encoding/binary"
+)
+
+// Session-layer frame types (docs/PROTOCOL.md, section 5).
+const (
+	TypeSessionNew    Type = 0x10 // client → server: open a session (SessionNew)
+	TypeSessionAccept Type = 0x11 // server → client: the session's id, token and terms (SessionAccept)
+	TypeSessionAttach Type = 0x12 // client → server: add this connection to a session (SessionAttach)
+	TypeAttachOK      Type = 0x13 // server → client: the path's index (AttachOK)
+	TypeChunk         Type = 0x20 // either: one chunk of an item (ChunkHeader + payload)
+	TypeCredit        Type = 0x21 // either: flow-control credit (Credit)
+	TypeClose         Type = 0x22 // either: no items after this count (Close)
+)
+
+func init() {
+	register(TypeSessionNew, "SESSION_NEW")
+	register(TypeSessionAccept, "SESSION_ACCEPT")
+	register(TypeSessionAttach, "SESSION_ATTACH")
+	register(TypeAttachOK, "ATTACH_OK")
+	register(TypeChunk, "CHUNK")
+	register(TypeCredit, "CREDIT")
+	register(TypeClose, "CLOSE")
+}
+
+// Sizes of the session-layer payloads.
+const (
+	ProtocolVersion   = 1  // the session-layer version carried in SESSION_NEW
+	SessionIDSize     = 16 // bytes of a session id
+	TokenSize         = 16 // bytes of an attach token
+	SessionNewSize    = 16
+	SessionAcceptSize = 2*SessionIDSize + 16 // id, token, path index, max paths, chunk size, window
+	SessionAttachSize = SessionIDSize + TokenSize
+	AttachOKSize      = 2
+	ChunkHeaderSize   = 16
+	CreditSize        = 8
+	CloseSize         = 8
+)
+
+// Dispersal modes carried in SessionNew.Mode.
+const (
+	ModePlain uint8 = 0 // striping: each chunk on one path
+)
+
+// SessionID identifies a session; the server draws it from crypto/rand.
+type SessionID [SessionIDSize]byte
+
+// Token is the secret that a connection presents to attach to a session.
+type Token [TokenSize]byte
+
+// SessionNew is the payload of SESSION_NEW: the terms the client asks for.
+//
+//	| version u8 | mode u8 | reserved u16 | chunk size u32 | window u64 |
+type SessionNew struct {
+	Version   uint8
+	Mode      uint8
+	ChunkSize uint32 // bytes per chunk the client proposes
+	Window    uint64 // bytes the client is prepared to buffer for the server (its receive budget)
+}
+
+// AppendSessionNew appends the encoding of m to b.
+func AppendSessionNew(b []byte, m SessionNew) []byte {
+	b = append(b, m.Version, m.Mode, 0, 0)
+	b = binary.BigEndian.AppendUint32(b, m.ChunkSize)
+	return binary.BigEndian.AppendUint64(b, m.Window)
+}
+
+// ParseSessionNew decodes a SESSION_NEW payload. Reserved bits must be zero.
+func ParseSessionNew(p []byte) (SessionNew, error) {
+	if len(p) != SessionNewSize {
+		return SessionNew{}, malformed(TypeSessionNew, "length %d, want %d", len(p), SessionNewSize)
+	}
+	if p[2] != 0 || p[3] != 0 {
+		return SessionNew{}, malformed(TypeSessionNew, "reserved bytes not zero")
+	}
+	return SessionNew{Version: p[0], Mode: p[1], ChunkSize: binary.BigEndian.Uint32(p[4:]), Window: binary.BigEndian.Uint64(p[8:])}, nil
+}
+
+// SessionAccept is the payload of SESSION_ACCEPT: the session's identity and the terms in force.
+//
+//	| session id [16] | token [16] | path index u16 | max paths u16 | chunk size u32 | window u64 |
+type SessionAccept struct {
+	ID        SessionID
+	Token     Token
+	PathIndex uint16 // index of the connection that carried SESSION_NEW (always 0)
+	MaxPaths  uint16 // paths the server allows in this session
+	ChunkSize uint32 // bytes per chunk, for both directions
+	Window    uint64 // bytes the server is prepared to buffer for the client
+}
+
+// AppendSessionAccept appends the encoding of a to b.
+func AppendSessionAccept(b []byte, a SessionAccept) []byte {
+	b = append(b, a.ID[:]...)
+	b = append(b, a.Token[:]...)
+	b = binary.BigEndian.AppendUint16(b, a.PathIndex)
+	b = binary.BigEndian.AppendUint16(b, a.MaxPaths)
+	b = binary.BigEndian.AppendUint32(b, a.ChunkSize)
+	return binary.BigEndian.AppendUint64(b, a.Window)
+}
+
+// ParseSessionAccept decodes a SESSION_ACCEPT payload.
+func ParseSessionAccept(p []byte) (SessionAccept, error) {
+	if len(p) != SessionAcceptSize {
+		return SessionAccept{}, malformed(TypeSessionAccept, "length %d, want %d", len(p), SessionAcceptSize)
+	}
+	var a SessionAccept
+	copy(a.ID[:], p)
+	copy(a.Token[:], p[16:])
+	a.PathIndex = binary.BigEndian.Uint16(p[32:])
+	a.MaxPaths = binary.BigEndian.Uint16(p[34:])
+	a.ChunkSize = binary.BigEndian.Uint32(p[36:])
+	a.Window = binary.BigEndian.Uint64(p[40:])
+	return a, nil
+}
+
+// SessionAttach is the payload of SESSION_ATTACH.
+//
+//	| session id [16] | token [16] |
+type SessionAttach struct {
+	ID    SessionID
+	Token Token
+}
+
+// AppendSessionAttach appends the encoding of a to b.
+func AppendSessionAttach(b []byte, a SessionAttach) []byte {
+	b = append(b, a.ID[:]...)
+	return append(b, a.Token[:]...)
+}
+
+// ParseSessionAttach decodes a SESSION_ATTACH payload.
+func ParseSessionAttach(p []byte) (SessionAttach, error) {
+	if len(p) != SessionAttachSize {
+		return SessionAttach{}, malformed(TypeSessionAttach, "length %d, want %d", len(p), SessionAttachSize)
+	}
+	var a SessionAttach
+	copy(a.ID[:], p)
+	copy(a.Token[:], p[16:])
+	return a, nil
+}
+
+// AppendAttachOK appends an ATTACH_OK payload: | path index u16 |.
+func AppendAttachOK(b []byte, index uint16) []byte { return binary.BigEndian.AppendUint16(b, index) }
+
+// ParseAttachOK decodes an ATTACH_OK payload.
+func ParseAttachOK(p []byte) (uint16, error) {
+	if len(p) != AttachOKSize {
+		return 0, malformed(TypeAttachOK, "length %d, want %d", len(p), AttachOKSize)
+	}
+	return binary.BigEndian.Uint16(p), nil
+}
+
+// ChunkHeader is the fixed prefix of a CHUNK payload; the chunk's bytes follow it.
+//
+//	| item id u64 | chunk id u32 | total chunks u32 | payload ... |
+type ChunkHeader struct {
+	Item  uint64
+	Chunk uint32
+	Total uint32
+}
+
+// AppendChunkHeader appends the encoding of h to b.
+func AppendChunkHeader(b []byte, h ChunkHeader) []byte {
+	b = binary.BigEndian.AppendUint64(b, h.Item)
+	b = binary.BigEndian.AppendUint32(b, h.Chunk)
+	return binary.BigEndian.AppendUint32(b, h.Total)
+}
+
+// ParseChunkHeader decodes the first ChunkHeaderSize bytes of a CHUNK payload. It checks only the
+// encoding; the chunking rules are the session's to enforce, since they depend on its terms.
+func ParseChunkHeader(p []byte) (ChunkHeader, error) {
+	if len(p) < ChunkHeaderSize {
+		return ChunkHeader{}, malformed(TypeChunk, "length %d, want at least %d", len(p), ChunkHeaderSize)
+	}
+	return ChunkHeader{Item: binary.BigEndian.Uint64(p), Chunk: binary.BigEndian.Uint32(p[8:]), Total: binary.BigEndian.Uint32(p[12:])}, nil
+}
+
+// AppendUint64 appends the 8-byte payload of CREDIT and CLOSE frames.
+func AppendUint64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
+
+// ParseUint64 decodes the payload of a CREDIT or CLOSE frame of type t.
+func ParseUint64(t Type, p []byte) (uint64, error) {
+	if len(p) != 8 {
+		return 0, malformed(t, "length %d, want 8", len(p))
+	}
+	return binary.BigEndian.Uint64(p), nil
+}
