@@ -101,3 +101,16 @@ func BenchmarkReferenceCombine(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCSPRNG measures the default coefficient generator alone
+// (AES-256-CTR keystream); a k-of-n split needs k−1 of its bytes per
+// secret byte.
+func BenchmarkCSPRNG(b *testing.B) {
+	g := newCTRRand()
+	buf := make([]byte, benchSize)
+	b.SetBytes(benchSize)
+	b.ReportAllocs()
+	for b.Loop() {
+		g.fill(buf)
+	}
+}
