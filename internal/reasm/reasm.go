@@ -100,6 +100,8 @@ func (r *Reassembler) Reserve(h wire.ChunkHeader, n int) (dst []byte, dup bool, 
 		return nil, false, invalid(h, n, fmt.Sprintf("total above the limit of %d", r.cfg.MaxTotal))
 	case h.Chunk >= h.Total:
 		return nil, false, invalid(h, n, "chunk id not below total")
+	case n < 0:
+		return nil, false, invalid(h, n, "negative payload length")
 	case n > cs:
 		return nil, false, invalid(h, n, fmt.Sprintf("payload larger than the chunk size %d", cs))
 	case h.Chunk < h.Total-1 && n != cs:
