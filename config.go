@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/braidnet/braid/internal/reasm"
+	"github.com/braidnet/braid/internal/sched"
 	"github.com/braidnet/braid/internal/wire"
 )
 
@@ -31,7 +33,55 @@ type Config struct {
 	// Logger receives connection events; frame-level tracing is logged at slog.LevelDebug.
 	// Default: discard.
 	Logger *slog.Logger
+
+	// Session settings.
+
+	// Paths is the number of connections Dial opens to its address. Default 4.
+	Paths int
+
+	// ChunkSize is the chunk size a client proposes in SESSION_NEW, in bytes; the server accepts
+	// any proposal within MinChunkSize..MaxChunkSize. Default 64 KiB.
+	ChunkSize int
+
+	// MaxPaths is the most paths a server lets one session have. Default 16, at most 1024.
+	MaxPaths int
+
+	// MaxSessions is the most sessions a server holds at once. Default 1024.
+	MaxSessions int
+
+	// AcceptBacklog is the most new sessions a Listener holds for Accept. Default 128.
+	AcceptBacklog int
+
+	// HandshakeTimeout bounds the time from connecting to a path being part of a session.
+	// Default 10 seconds.
+	HandshakeTimeout time.Duration
+
+	// SessionWindow is the receive budget of a session, in bytes: how much of the peer's data
+	// it holds at once (being reassembled or waiting for Receive). The peer never sends beyond
+	// it, and is cut off with ErrOverBudget if it tries. Default 64 MiB.
+	SessionWindow int64
+
+	// MaxMessageSize is the largest message Send accepts. A message must also fit in half the
+	// peer's window. Default 16 MiB.
+	MaxMessageSize int
+
+	// Scheduler names the policy that spreads chunks across paths (see internal/sched).
+	// Default "round-robin".
+	Scheduler string
+
+	// KeepAlive is how long a path may be idle before it sends a PING. Default 15 seconds.
+	KeepAlive time.Duration
+
+	// Linger bounds how long Close waits for the peer to take everything sent and close its side.
+	// Default 5 seconds.
+	Linger time.Duration
 }
+
+// Chunk size limits.
+const (
+	MinChunkSize = 1 << 10 // 1 KiB
+	MaxChunkSize = 1 << 20 // 1 MiB
+)
 
 // DefaultConfig returns the configuration used when none is given.
 func DefaultConfig() *Config {
@@ -41,6 +91,18 @@ func DefaultConfig() *Config {
 		ReadTimeout:  30 * time.Second,
 		WriteTimeout: 30 * time.Second,
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+
+		Paths:            4,
+		ChunkSize:        64 << 10,
+		MaxPaths:         16,
+		MaxSessions:      1024,
+		AcceptBacklog:    128,
+		HandshakeTimeout: 10 * time.Second,
+		SessionWindow:    64 << 20,
+		MaxMessageSize:   16 << 20,
+		Scheduler:        sched.RoundRobinName,
+		KeepAlive:        15 * time.Second,
+		Linger:           5 * time.Second,
 	}
 }
 
@@ -49,13 +111,38 @@ func (c *Config) Validate() error {
 	if c.MaxFrameSize < 0 || c.MaxFrameSize > wire.MaxPayloadLimit {
 		return fmt.Errorf("braid: MaxFrameSize %d outside 0..%d", c.MaxFrameSize, wire.MaxPayloadLimit)
 	}
-	for name, d := range map[string]time.Duration{"IdleTimeout": c.IdleTimeout, "ReadTimeout": c.ReadTimeout, "WriteTimeout": c.WriteTimeout} {
+	for name, d := range map[string]time.Duration{"IdleTimeout": c.IdleTimeout, "ReadTimeout": c.ReadTimeout,
+		"WriteTimeout": c.WriteTimeout, "HandshakeTimeout": c.HandshakeTimeout, "KeepAlive": c.KeepAlive, "Linger": c.Linger} {
 		if d < 0 {
 			return fmt.Errorf("braid: %s %v is negative", name, d)
 		}
 	}
+	for name, n := range map[string]int{"Paths": c.Paths, "MaxPaths": c.MaxPaths, "MaxSessions": c.MaxSessions,
+		"AcceptBacklog": c.AcceptBacklog, "MaxMessageSize": c.MaxMessageSize} {
+		if n < 0 {
+			return fmt.Errorf("braid: %s %d is negative", name, n)
+		}
+	}
+	if c.ChunkSize != 0 && (c.ChunkSize < MinChunkSize || c.ChunkSize > MaxChunkSize) {
+		return fmt.Errorf("braid: ChunkSize %d outside %d..%d", c.ChunkSize, MinChunkSize, MaxChunkSize)
+	}
+	if c.MaxPaths > maxPathsLimit || c.Paths > maxPathsLimit {
+		return fmt.Errorf("braid: Paths and MaxPaths must not exceed %d", maxPathsLimit)
+	}
+	if c.SessionWindow < 0 {
+		return fmt.Errorf("braid: SessionWindow %d is negative", c.SessionWindow)
+	}
+	if c.Scheduler != "" {
+		if _, err := sched.New(c.Scheduler); err != nil {
+			return fmt.Errorf("braid: %w", err)
+		}
+	}
 	return nil
 }
+
+// maxPathsLimit bounds Paths and MaxPaths: path indexes are 16-bit on the wire, and each path
+// costs two goroutines and buffers.
+const maxPathsLimit = 1024
 
 // withDefaults validates c and returns a copy with every zero field set to its default.
 func (c *Config) withDefaults() (*Config, error) {
@@ -67,20 +154,35 @@ func (c *Config) withDefaults() (*Config, error) {
 		return nil, err
 	}
 	out := *c
-	if out.MaxFrameSize == 0 {
-		out.MaxFrameSize = d.MaxFrameSize
-	}
-	if out.IdleTimeout == 0 {
-		out.IdleTimeout = d.IdleTimeout
-	}
-	if out.ReadTimeout == 0 {
-		out.ReadTimeout = d.ReadTimeout
-	}
-	if out.WriteTimeout == 0 {
-		out.WriteTimeout = d.WriteTimeout
-	}
+	setDefault(&out.MaxFrameSize, d.MaxFrameSize)
+	setDefault(&out.IdleTimeout, d.IdleTimeout)
+	setDefault(&out.ReadTimeout, d.ReadTimeout)
+	setDefault(&out.WriteTimeout, d.WriteTimeout)
 	if out.Logger == nil {
 		out.Logger = d.Logger
 	}
+	setDefault(&out.Paths, d.Paths)
+	setDefault(&out.ChunkSize, d.ChunkSize)
+	setDefault(&out.MaxPaths, d.MaxPaths)
+	setDefault(&out.MaxSessions, d.MaxSessions)
+	setDefault(&out.AcceptBacklog, d.AcceptBacklog)
+	setDefault(&out.HandshakeTimeout, d.HandshakeTimeout)
+	setDefault(&out.SessionWindow, d.SessionWindow)
+	setDefault(&out.MaxMessageSize, d.MaxMessageSize)
+	setDefault(&out.Scheduler, d.Scheduler)
+	setDefault(&out.KeepAlive, d.KeepAlive)
+	setDefault(&out.Linger, d.Linger)
+	// The window must hold two of the largest messages, so that credit returned in eighths
+	// always lets a waiting sender through (see flow control in docs/PROTOCOL.md).
+	if minWin := 2 * reasm.Charge(reasm.Chunks(out.MaxMessageSize, out.ChunkSize), out.ChunkSize); out.SessionWindow < minWin {
+		return nil, fmt.Errorf("braid: SessionWindow %d below twice the largest message's charge (%d)", out.SessionWindow, minWin)
+	}
 	return &out, nil
+}
+
+func setDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
 }

@@ -46,6 +46,10 @@ var (
 	ErrBadOptions = errors.New("braid: session options rejected")
 	// ErrSessionClosed: the session was closed or aborted.
 	ErrSessionClosed = errors.New("braid: session closed")
+	// ErrMessageTooLarge: a message above MaxMessageSize, or above half the peer's window.
+	ErrMessageTooLarge = errors.New("braid: message too large")
+	// ErrPathLost: a path failed in a way that may have lost data, so the session cannot go on.
+	ErrPathLost = errors.New("braid: path lost")
 )
 
 // codeErrors maps each wire error code to the sentinel it stands for.

@@ -28,6 +28,7 @@ type Server struct {
 	conns     map[*serverConn]struct{}
 	shutdown  atomic.Bool // set under mu; read without it by connection handlers
 	handlers  sync.WaitGroup
+	sessions  *sessionTable // nil unless a Listener accepts sessions through this server
 }
 
 // NewServer returns a Server with the given configuration (nil for defaults).
@@ -173,7 +174,8 @@ type serverConn struct {
 	r   *wire.Reader
 	w   *wire.Writer
 	log *slog.Logger
-	seq uint64 // TEXT and DATA frames received so far
+	seq    uint64 // TEXT and DATA frames received so far
+	frames int    // frames received so far
 
 	dataLen int // length of the DATA frame just read, whose payload was discarded; -1 otherwise
 
@@ -193,6 +195,8 @@ func (sc *serverConn) serve() {
 		sc.log.Debug("connection closed", "reason", err)
 	case errors.Is(err, ErrServerClosed):
 		sc.log.Debug("connection closed", "reason", "server shutting down")
+	case errors.Is(err, errPathEnded):
+		sc.log.Debug("session path connection closed")
 	default:
 		sc.log.Warn("connection dropped", "reason", err)
 	}
@@ -206,7 +210,11 @@ func (sc *serverConn) serve() {
 func (sc *serverConn) loop() error {
 	cfg := sc.s.cfg
 	for {
-		if !sc.setIdle(cfg.IdleTimeout) {
+		wait := cfg.IdleTimeout
+		if sc.frames == 0 {
+			wait = min(wait, cfg.HandshakeTimeout)
+		}
+		if !sc.setIdle(wait) {
 			return sc.fail(ErrServerClosed, wire.CodeShuttingDown, "server shutting down")
 		}
 		if err := sc.r.Wait(); err != nil {
@@ -232,6 +240,16 @@ func (sc *serverConn) loop() error {
 			return sc.fail(err, codeFor(err), err.Error())
 		}
 		sc.trace("recv", f.Type, sc.payloadLen(f))
+		sc.frames++
+		switch f.Type {
+		case wire.TypeSessionNew, wire.TypeSessionAttach:
+			if sc.frames > 1 || sc.s.sessions == nil {
+				return sc.fail(fmt.Errorf("%w: %s not allowed here", ErrProtocol, f.Type), wire.CodeProtocol, "this connection cannot open or attach a session")
+			}
+			return sc.s.sessions.handshake(sc, f)
+		case wire.TypeChunk, wire.TypeCredit, wire.TypeClose:
+			return sc.fail(fmt.Errorf("%w: %s on a connection attached to no session", ErrUnknownSession, f.Type), wire.CodeUnknownSession, "no session on this connection")
+		}
 		if err := sc.answer(f); err != nil {
 			return err
 		}
@@ -331,6 +349,24 @@ func (sc *serverConn) trace(dir string, t wire.Type, n int) {
 		sc.log.Debug("frame", "dir", dir, "type", t.String(), "bytes", n)
 	}
 }
+
+// writeNow writes one frame at once, within the write timeout.
+func (sc *serverConn) writeNow(t wire.Type, payload []byte) error {
+	sc.c.SetWriteDeadline(time.Now().Add(sc.s.cfg.WriteTimeout))
+	sc.trace("send", t, len(payload))
+	return sc.w.WriteFrame(t, payload)
+}
+
+// markSessionPath hands the connection to a session: Shutdown no longer interrupts it as an idle
+// connection, since the session manages its own deadlines and ending.
+func (sc *serverConn) markSessionPath() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.busy = true
+}
+
+// noDeadline clears a connection's deadlines.
+var noDeadline time.Time
 
 // setIdle marks the connection as waiting for a frame and arms the idle deadline. It returns
 // false if the server is shutting down, in which case the connection should close.

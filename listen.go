@@ -1,0 +1,250 @@
+package braid
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/braidnet/braid/internal/reasm"
+	"github.com/braidnet/braid/internal/wire"
+)
+
+// Listener accepts multipath sessions. It also answers the single-path frame protocol (PING,
+// TEXT, DATA) on connections that do not open or attach to a session, so one address serves
+// both Client and Session peers.
+type Listener struct {
+	srv    *Server
+	ln     net.Listener
+	table  *sessionTable
+	served chan error
+}
+
+// Listen listens on the TCP address addr and accepts sessions there.
+func Listen(addr string, cfg *Config) (*Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	l, err := NewListener(ln, cfg)
+	if err != nil {
+		ln.Close()
+	}
+	return l, err
+}
+
+// NewListener accepts sessions on ln, which the Listener then owns.
+func NewListener(ln net.Listener, cfg *Config) (*Listener, error) {
+	srv, err := NewServer(cfg)
+	if err != nil {
+		return nil, err
+	}
+	t := &sessionTable{
+		cfg:    srv.cfg,
+		byID:   make(map[wire.SessionID]*Session),
+		accept: make(chan *Session, srv.cfg.AcceptBacklog),
+		closed: make(chan struct{}),
+	}
+	srv.sessions = t
+	l := &Listener{srv: srv, ln: ln, table: t, served: make(chan error, 1)}
+	go func() { l.served <- srv.Serve(ln) }()
+	return l, nil
+}
+
+// Accept waits for the next session a client opens.
+func (l *Listener) Accept(ctx context.Context) (*Session, error) {
+	select {
+	case s := <-l.table.accept:
+		return s, nil
+	case <-l.table.closed:
+		return nil, ErrServerClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Addr returns the address the Listener listens on.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// Close stops accepting and aborts every session and connection at once.
+func (l *Listener) Close() error {
+	for _, s := range l.table.shut() {
+		s.Abort()
+	}
+	l.srv.Close()
+	<-l.served
+	return nil
+}
+
+// Shutdown stops accepting, closes every session gracefully (each delivers what it has sent,
+// within its Linger), and then shuts the server down as Server.Shutdown does.
+func (l *Listener) Shutdown(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, s := range l.table.shut() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.Close()
+		}()
+	}
+	wg.Wait()
+	err := l.srv.Shutdown(ctx)
+	<-l.served
+	return err
+}
+
+// Sessions returns the number of sessions the Listener holds, accepted or not.
+func (l *Listener) Sessions() int {
+	l.table.mu.Lock()
+	defer l.table.mu.Unlock()
+	return len(l.table.byID)
+}
+
+// sessionTable is a server's sessions, by id.
+type sessionTable struct {
+	cfg      *Config
+	mu       sync.Mutex
+	byID     map[wire.SessionID]*Session
+	accept   chan *Session
+	closed   chan struct{}
+	isClosed bool
+}
+
+// shut stops new sessions and returns the existing ones.
+func (t *sessionTable) shut() []*Session {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.isClosed {
+		t.isClosed = true
+		close(t.closed)
+	}
+	var all []*Session
+	for _, s := range t.byID {
+		all = append(all, s)
+	}
+	return all
+}
+
+// errPathEnded ends a connection handler whose connection served as a session path.
+var errPathEnded = errors.New("session path ended")
+
+// handshake handles a connection whose first frame is SESSION_NEW or SESSION_ATTACH. On success
+// the connection becomes a path and this call runs its reader until the path ends.
+func (t *sessionTable) handshake(sc *serverConn, f wire.Frame) error {
+	var (
+		s   *Session
+		idx int
+		err error
+	)
+	if f.Type == wire.TypeSessionNew {
+		s, err = t.open(sc, f.Payload)
+	} else {
+		s, idx, err = t.attach(sc, f.Payload)
+	}
+	if err != nil {
+		return sc.fail(err, codeFor(err), err.Error())
+	}
+	sc.markSessionPath()
+	p := newPath(s, idx, sc.c, sc.r, sc.w)
+	if err := s.addPath(p); err != nil {
+		return sc.fail(err, codeFor(err), err.Error())
+	}
+	sc.c.SetDeadline(noDeadline)
+	p.readLoop()
+	return errPathEnded
+}
+
+// open creates a session from a SESSION_NEW payload and answers SESSION_ACCEPT.
+func (t *sessionTable) open(sc *serverConn, payload []byte) (*Session, error) {
+	m, err := wire.ParseSessionNew(payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	cs := int(m.ChunkSize)
+	switch {
+	case m.Version != wire.ProtocolVersion:
+		return nil, fmt.Errorf("%w: version %d, this server speaks %d", ErrBadOptions, m.Version, wire.ProtocolVersion)
+	case m.Mode != wire.ModePlain:
+		return nil, fmt.Errorf("%w: dispersal mode %d not supported", ErrBadOptions, m.Mode)
+	case cs < MinChunkSize || cs > MaxChunkSize || cs+wire.ChunkHeaderSize > t.cfg.MaxFrameSize:
+		return nil, fmt.Errorf("%w: chunk size %d outside %d..%d", ErrBadOptions, cs, MinChunkSize, min(MaxChunkSize, t.cfg.MaxFrameSize-wire.ChunkHeaderSize))
+	case m.Window < uint64(2*reasm.Charge(1, cs)):
+		return nil, fmt.Errorf("%w: window %d below two chunks", ErrBadOptions, m.Window)
+	}
+	var terms sessionTerms
+	rand.Read(terms.id[:])
+	rand.Read(terms.token[:])
+	terms.chunkSize, terms.peerWindow = cs, int64(min(m.Window, 1<<62))
+
+	t.mu.Lock()
+	full := len(t.byID) >= t.cfg.MaxSessions
+	t.mu.Unlock()
+	if full {
+		return nil, fmt.Errorf("%w: %d sessions", ErrTooManySessions, t.cfg.MaxSessions)
+	}
+	s, err := newSession(t.cfg, terms)
+	if err != nil {
+		return nil, err
+	}
+	s.onEnd = func() { t.remove(s) }
+	acc := wire.AppendSessionAccept(nil, wire.SessionAccept{ID: terms.id, Token: terms.token, PathIndex: 0,
+		MaxPaths: uint16(t.cfg.MaxPaths), ChunkSize: uint32(cs), Window: uint64(t.cfg.SessionWindow)})
+	if err := sc.writeNow(wire.TypeSessionAccept, acc); err != nil {
+		return nil, err
+	}
+	// Only now, with SESSION_ACCEPT on its way, can the session be attached to or accepted.
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.isClosed {
+		return nil, fmt.Errorf("%w: server shutting down", ErrShuttingDown)
+	}
+	if len(t.byID) >= t.cfg.MaxSessions {
+		return nil, fmt.Errorf("%w: %d sessions", ErrTooManySessions, t.cfg.MaxSessions)
+	}
+	select {
+	case t.accept <- s:
+	default:
+		return nil, fmt.Errorf("%w: accept backlog of %d is full", ErrTooManySessions, cap(t.accept))
+	}
+	t.byID[terms.id] = s
+	s.log.Info("session opened", "remote", sc.c.RemoteAddr().String(), "chunk_size", cs)
+	return s, nil
+}
+
+// attach adds a connection to an existing session from a SESSION_ATTACH payload and answers
+// ATTACH_OK.
+func (t *sessionTable) attach(sc *serverConn, payload []byte) (*Session, int, error) {
+	a, err := wire.ParseSessionAttach(payload)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	t.mu.Lock()
+	s := t.byID[a.ID]
+	t.mu.Unlock()
+	if s == nil {
+		return nil, 0, fmt.Errorf("%w: %x", ErrUnknownSession, a.ID[:8])
+	}
+	if subtle.ConstantTimeCompare(a.Token[:], s.token[:]) != 1 {
+		s.log.Warn("attach refused: bad token", "remote", sc.c.RemoteAddr().String())
+		return nil, 0, fmt.Errorf("%w for session %s", ErrBadToken, s.ID())
+	}
+	idx, err := s.reserveIndex(t.cfg.MaxPaths)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := sc.writeNow(wire.TypeAttachOK, wire.AppendAttachOK(nil, uint16(idx))); err != nil {
+		return nil, 0, err
+	}
+	return s, idx, nil
+}
+
+func (t *sessionTable) remove(s *Session) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.byID[s.id] == s {
+		delete(t.byID, s.id)
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package braid
+
+const raceEnabled = false

@@ -1,0 +1,7 @@
+//go:build race
+
+package braid
+
+// raceEnabled reports a race-detector build, whose memory and time costs make some tests
+// scale down (each says how).
+const raceEnabled = true

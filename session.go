@@ -1,0 +1,487 @@
+package braid
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/braidnet/braid/internal/reasm"
+	"github.com/braidnet/braid/internal/sched"
+	"github.com/braidnet/braid/internal/wire"
+)
+
+// Session is one logical connection made of several paths. Messages sent with Send arrive at the
+// peer's Receive whole, in order, exactly once, whichever paths carried their chunks. Either end
+// may send. All methods are safe for concurrent use.
+//
+// Flow control is session-wide: Send blocks while the peer's receive window is full, so neither
+// end buffers more than its configured budget however slow the reader.
+type Session struct {
+	id        wire.SessionID
+	token     wire.Token
+	cfg       *Config
+	log       *slog.Logger
+	client    bool
+	chunkSize int
+	window    int64 // our receive budget, advertised to the peer
+	onEnd     func() // called once when the session ends; set before any path is added
+	endOnce   sync.Once
+
+	sendMu    sync.Mutex // serialises Send: item ids and the order of an item's chunks
+	scheduler sched.Scheduler
+	view      []sched.Path // reused scheduler input, under sendMu
+	chunkPool sync.Pool    // *outChunk with ChunkSize-capacity buffers
+
+	mu           sync.Mutex
+	paths        []*path // by index; nil where no path is attached
+	reasm        *reasm.Reassembler
+	changed      chan struct{} // closed and replaced whenever a waiter may proceed
+	nextItem     uint64        // id of the next item Send assigns
+	sent         int64         // charge of all items sent
+	peerConsumed int64         // charge the peer has released (its latest CREDIT)
+	peerWindow   int64         // the peer's receive budget
+	consumed     int64         // charge released by Receive
+	advertised   int64         // the last CREDIT value handed to a path
+	peerClosed   bool          // a CLOSE arrived
+	peerItems    uint64        // the CLOSE's item count
+	closing      bool          // Close was called
+	err          error         // terminal error; nil while open
+	done         chan struct{} // closed when the session ends (err set)
+	creditKick   chan struct{} // a path writer should send CREDIT(consumed)
+	wg           sync.WaitGroup
+}
+
+// sessionTerms are the negotiated parameters a session starts with.
+type sessionTerms struct {
+	id         wire.SessionID
+	token      wire.Token
+	chunkSize  int
+	peerWindow int64
+	client     bool
+}
+
+func newSession(cfg *Config, t sessionTerms) (*Session, error) {
+	sc, err := sched.New(cfg.Scheduler)
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{
+		id:         t.id,
+		token:      t.token,
+		cfg:        cfg,
+		client:     t.client,
+		chunkSize:  t.chunkSize,
+		window:     cfg.SessionWindow,
+		scheduler:  sc,
+		peerWindow: t.peerWindow,
+		changed:    make(chan struct{}),
+		done:       make(chan struct{}),
+		creditKick: make(chan struct{}, 1),
+		reasm: reasm.New(reasm.Config{
+			ChunkSize: t.chunkSize,
+			MaxTotal:  uint32(min(cfg.SessionWindow/int64(t.chunkSize), 1<<31)),
+			Budget:    cfg.SessionWindow,
+		}),
+	}
+	side := "server"
+	if t.client {
+		side = "client"
+	}
+	s.log = cfg.Logger.With("session", s.ID(), "side", side)
+	s.chunkPool.New = func() any { return &outChunk{buf: make([]byte, t.chunkSize)} }
+	return s, nil
+}
+
+// ID returns the session's id in hex, as logged.
+func (s *Session) ID() string { return hex.EncodeToString(s.id[:8]) }
+
+// ChunkSize returns the negotiated chunk size.
+func (s *Session) ChunkSize() int { return s.chunkSize }
+
+// broadcast wakes every waiter. Call with s.mu held.
+func (s *Session) broadcast() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// Send sends msg as one item. It blocks while the peer's receive window is full, until ctx ends
+// or the session does. ctx governs only that wait: once the first chunk is queued the whole
+// message is committed to the session. Send does not retain msg after it returns.
+func (s *Session) Send(ctx context.Context, msg []byte) error {
+	if len(msg) > s.cfg.MaxMessageSize {
+		return fmt.Errorf("%w: %d bytes, maximum %d", ErrMessageTooLarge, len(msg), s.cfg.MaxMessageSize)
+	}
+	total := reasm.Chunks(len(msg), s.chunkSize)
+	charge := reasm.Charge(total, s.chunkSize)
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+
+	item, err := s.acquire(ctx, charge)
+	if err != nil {
+		return err
+	}
+	for c := range total {
+		lo := int(c) * s.chunkSize
+		hi := min(lo+s.chunkSize, len(msg))
+		oc := s.chunkPool.Get().(*outChunk)
+		oc.hdr = wire.ChunkHeader{Item: item, Chunk: c, Total: total}
+		oc.payload = oc.buf[:copy(oc.buf, msg[lo:hi])]
+		if err := s.route(oc); err != nil {
+			s.chunkPool.Put(oc)
+			return err
+		}
+	}
+	return nil
+}
+
+// acquire waits until charge fits in the peer's window, then takes it and the next item id.
+func (s *Session) acquire(ctx context.Context, charge int64) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if charge > s.peerWindow/2 {
+		return 0, fmt.Errorf("%w: needs %d bytes of the peer's %d-byte window, at most half", ErrMessageTooLarge, charge, s.peerWindow)
+	}
+	for {
+		switch {
+		case s.err != nil:
+			return 0, s.err
+		case s.closing:
+			return 0, ErrSessionClosed
+		case s.peerClosed:
+			return 0, fmt.Errorf("%w: the peer closed the session", ErrSessionClosed)
+		}
+		if s.sent-s.peerConsumed+charge <= s.peerWindow {
+			s.sent += charge
+			item := s.nextItem
+			s.nextItem++
+			return item, nil
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			s.mu.Lock()
+			return 0, ctx.Err()
+		}
+		s.mu.Lock()
+	}
+}
+
+// route hands a chunk to the path the scheduler picks, waiting while that path's queue is full.
+func (s *Session) route(oc *outChunk) error {
+	for {
+		s.mu.Lock()
+		s.view = s.view[:0]
+		for _, p := range s.paths {
+			if p != nil {
+				s.view = append(s.view, p.schedView())
+			}
+		}
+		err := s.err
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		i := s.scheduler.Pick(s.view, len(oc.payload))
+		if i < 0 {
+			return fmt.Errorf("%w: no live path", ErrPathLost)
+		}
+		s.mu.Lock()
+		p := s.paths[s.view[i].Index]
+		s.mu.Unlock()
+		if p.enqueue(oc) {
+			return nil
+		}
+		// The path closed under us; pick again.
+	}
+}
+
+// Receive returns the next message, waiting until one is complete, ctx ends, or the session
+// does. After the peer's Close it returns io.EOF once every message sent before it has been
+// received. The returned slice is the caller's.
+func (s *Session) Receive(ctx context.Context) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		if msg, charge, ok := s.reasm.Pop(); ok {
+			s.consumed += charge
+			s.maybeCredit()
+			return msg, nil
+		}
+		switch {
+		case s.peerClosed && s.reasm.Next() >= s.peerItems:
+			return nil, io.EOF
+		case s.err != nil:
+			return nil, s.err
+		case s.closing:
+			return nil, ErrSessionClosed
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			s.mu.Lock()
+			return nil, ctx.Err()
+		}
+		s.mu.Lock()
+	}
+}
+
+// maybeCredit asks a path to send CREDIT when the released charge since the last one reaches an
+// eighth of the window, or when the receiver has caught up with everything that arrived. Either
+// way a sender blocked on the window always hears of it (docs/PROTOCOL.md, "Flow control").
+// Call with s.mu held.
+func (s *Session) maybeCredit() {
+	owed := s.consumed - s.advertised
+	if owed <= 0 || (owed < s.window/8 && s.reasm.Pending() > 0) {
+		return
+	}
+	s.advertised = s.consumed
+	select {
+	case s.creditKick <- struct{}{}:
+	default: // a kick is pending; its writer sends the latest value
+	}
+}
+
+// creditValue returns the cumulative charge to report in CREDIT.
+func (s *Session) creditValue() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return uint64(s.advertised)
+}
+
+// Close ends the session gracefully: messages already sent are delivered before the peer's
+// Receive returns io.EOF. It waits, at most Config.Linger, for the peer to take everything and
+// close its side, then releases every path. Receive and Send return ErrSessionClosed afterwards.
+func (s *Session) Close() error {
+	s.mu.Lock()
+	if s.closing || s.err != nil {
+		s.mu.Unlock()
+		s.wg.Wait()
+		return nil
+	}
+	s.closing = true
+	s.broadcast()
+	s.mu.Unlock()
+
+	// Wait for a Send in progress to finish queueing its chunks, then tell every path to send
+	// CLOSE after its queued chunks and half-close.
+	s.sendMu.Lock()
+	s.mu.Lock()
+	count := s.nextItem
+	paths := slices.Clone(s.paths)
+	s.mu.Unlock()
+	s.sendMu.Unlock()
+	for _, p := range paths {
+		if p != nil {
+			p.finish(count)
+		}
+	}
+	ended := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+	case <-time.After(s.cfg.Linger):
+		s.log.Warn("linger expired; closing paths", "linger", s.cfg.Linger)
+		s.abort(fmt.Errorf("%w: linger expired", ErrSessionClosed), wire.CodeSessionClosed)
+		<-ended
+	}
+	s.end(ErrSessionClosed)
+	return nil
+}
+
+// abort ends the session at once because of err, telling the peer with an ERROR frame of code
+// on every path.
+func (s *Session) abort(err error, code wire.Code) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.err = err
+	close(s.done)
+	s.broadcast()
+	paths := slices.Clone(s.paths)
+	s.mu.Unlock()
+	s.log.Warn("session aborted", "reason", err, "code", code.String())
+	for _, p := range paths {
+		if p != nil {
+			p.kill(code, err.Error())
+		}
+	}
+	s.ended()
+}
+
+func (s *Session) ended() {
+	if s.onEnd != nil {
+		s.endOnce.Do(s.onEnd)
+	}
+}
+
+// end records the normal end of the session.
+func (s *Session) end(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+		close(s.done)
+		s.broadcast()
+	}
+	s.mu.Unlock()
+	s.ended()
+}
+
+// Abort ends the session at once without delivering what is queued; the peer sees
+// ErrSessionClosed from Receive and Send rather than io.EOF.
+func (s *Session) Abort() {
+	s.abort(fmt.Errorf("%w: aborted", ErrSessionClosed), wire.CodeSessionClosed)
+	s.wg.Wait()
+}
+
+// Done returns a channel closed when the session has ended.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns why the session ended, or nil while it is open.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// reserveIndex claims the next path index, unless the session already has max paths.
+func (s *Session) reserveIndex(max int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil || s.closing {
+		return 0, ErrSessionClosed
+	}
+	if len(s.paths) >= max {
+		return 0, fmt.Errorf("%w: the session has %d", ErrTooManyPaths, len(s.paths))
+	}
+	s.paths = append(s.paths, nil)
+	return len(s.paths) - 1, nil
+}
+
+// addPath attaches a connection at its index and starts its writer. The caller must then run
+// p.readLoop, on a goroutine of its own or (a server) on the connection's.
+func (s *Session) addPath(p *path) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil || s.closing {
+		return ErrSessionClosed
+	}
+	for len(s.paths) <= p.index {
+		s.paths = append(s.paths, nil)
+	}
+	if s.paths[p.index] != nil {
+		return fmt.Errorf("braid: path %d attached twice", p.index)
+	}
+	s.paths[p.index] = p
+	s.wg.Add(2)
+	go p.writeLoop()
+	s.log.Info("path up", "path", p.index, "local", p.conn.LocalAddr().String(), "remote", p.conn.RemoteAddr().String())
+	return nil
+}
+
+// numPaths counts attached paths; the server checks it against MaxPaths.
+func (s *Session) numPaths() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, p := range s.paths {
+		if p != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// PathStats describes one path of a session.
+type PathStats struct {
+	Index          int
+	Local, Remote  string
+	Live           bool
+	ChunksSent     uint64
+	BytesSent      uint64 // chunk payload bytes
+	ChunksReceived uint64
+	BytesReceived  uint64 // chunk payload bytes
+	SRTT           time.Duration
+}
+
+// Paths returns per-path counters, by index.
+func (s *Session) Paths() []PathStats {
+	s.mu.Lock()
+	paths := slices.Clone(s.paths)
+	s.mu.Unlock()
+	var out []PathStats
+	for _, p := range paths {
+		if p != nil {
+			out = append(out, p.stats())
+		}
+	}
+	return out
+}
+
+// String describes the session for logs.
+func (s *Session) String() string { return "braid session " + s.ID() }
+
+// errPeerClosedPath is how a path ends normally: end of stream after the peer's CLOSE, or after
+// our own.
+var errPeerClosedPath = errors.New("peer closed the path")
+
+func (s *Session) isClosing() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closing
+}
+
+// pathFailed reports a write failure on p. Chunks queued on it may be lost, so the session ends.
+func (s *Session) pathFailed(p *path, err error) {
+	if s.Err() != nil {
+		return
+	}
+	s.abort(fmt.Errorf("%w: path %d: %w", ErrPathLost, p.index, err), wire.CodeSessionClosed)
+}
+
+// pathEnded is called once a path's reader has stopped, with the reason. A clean end is logged;
+// a protocol violation ends the session with its code; a peer's ERROR ends it with the peer's
+// error; a transport failure may have lost chunks, so it ends the session too.
+func (s *Session) pathEnded(p *path, err error) {
+	var se *sessionError
+	var re *RemoteError
+	switch {
+	case s.Err() != nil:
+		// Already over; this path is just going down with it.
+	case errors.Is(err, errPeerClosedPath):
+		p.log.Info("path closed")
+	case errors.As(err, &se):
+		s.abort(se.err, se.code)
+	case errors.As(err, &re):
+		s.abort(re, 0)
+	default:
+		s.abort(fmt.Errorf("%w: path %d: %w", ErrPathLost, p.index, err), wire.CodeSessionClosed)
+	}
+	// With every path gone after the peer's CLOSE, the session is over: Receive still returns
+	// what arrived, then io.EOF.
+	s.mu.Lock()
+	over := s.err == nil && s.peerClosed && !s.closing
+	for _, q := range s.paths {
+		if q != nil && !q.dead.Load() {
+			over = false
+		}
+	}
+	s.mu.Unlock()
+	if over {
+		s.end(fmt.Errorf("%w: the peer closed the session", ErrSessionClosed))
+	}
+}
