@@ -169,11 +169,11 @@ func (s *Server) closeConns() {
 
 // serverConn is one client connection of a Server.
 type serverConn struct {
-	s   *Server
-	c   net.Conn
-	r   *wire.Reader
-	w   *wire.Writer
-	log *slog.Logger
+	s      *Server
+	c      net.Conn
+	r      *wire.Reader
+	w      *wire.Writer
+	log    *slog.Logger
 	seq    uint64 // TEXT and DATA frames received so far
 	frames int    // frames received so far
 

@@ -2,8 +2,8 @@ package braid
 
 import (
 	"bytes"
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"log/slog"
