@@ -153,6 +153,9 @@ func (t *sessionTable) handshake(sc *serverConn, f wire.Frame) error {
 		return sc.fail(err, codeFor(err), err.Error())
 	}
 	sc.c.SetDeadline(noDeadline)
+	if f.Type == wire.TypeSessionNew {
+		t.offer(s)
+	}
 	p.readLoop()
 	return errPathEnded
 }
@@ -178,40 +181,48 @@ func (t *sessionTable) open(sc *serverConn, payload []byte) (*Session, error) {
 	rand.Read(terms.id[:])
 	rand.Read(terms.token[:])
 	terms.chunkSize, terms.peerWindow = cs, int64(min(m.Window, 1<<62))
-
-	t.mu.Lock()
-	full := len(t.byID) >= t.cfg.MaxSessions
-	t.mu.Unlock()
-	if full {
-		return nil, fmt.Errorf("%w: %d sessions", ErrTooManySessions, t.cfg.MaxSessions)
-	}
 	s, err := newSession(t.cfg, terms)
 	if err != nil {
 		return nil, err
 	}
 	s.onEnd = func() { t.remove(s) }
+	if _, err := s.reserveIndex(1); err != nil { // index 0 is this connection's
+		return nil, err
+	}
+	// Register before answering: the client attaches its other paths as soon as it reads
+	// SESSION_ACCEPT. Nobody can attach earlier, since only the answer reveals id and token.
+	t.mu.Lock()
+	switch {
+	case t.isClosed:
+		t.mu.Unlock()
+		return nil, fmt.Errorf("%w: server shutting down", ErrShuttingDown)
+	case len(t.byID) >= t.cfg.MaxSessions:
+		t.mu.Unlock()
+		return nil, fmt.Errorf("%w: %d sessions", ErrTooManySessions, t.cfg.MaxSessions)
+	}
+	t.byID[terms.id] = s
+	t.mu.Unlock()
 	acc := wire.AppendSessionAccept(nil, wire.SessionAccept{ID: terms.id, Token: terms.token, PathIndex: 0,
 		MaxPaths: uint16(t.cfg.MaxPaths), ChunkSize: uint32(cs), Window: uint64(t.cfg.SessionWindow)})
 	if err := sc.writeNow(wire.TypeSessionAccept, acc); err != nil {
+		t.remove(s)
 		return nil, err
 	}
-	// Only now, with SESSION_ACCEPT on its way, can the session be attached to or accepted.
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.isClosed {
-		return nil, fmt.Errorf("%w: server shutting down", ErrShuttingDown)
-	}
-	if len(t.byID) >= t.cfg.MaxSessions {
-		return nil, fmt.Errorf("%w: %d sessions", ErrTooManySessions, t.cfg.MaxSessions)
-	}
-	select {
-	case t.accept <- s:
-	default:
-		return nil, fmt.Errorf("%w: accept backlog of %d is full", ErrTooManySessions, cap(t.accept))
-	}
-	t.byID[terms.id] = s
 	s.log.Info("session opened", "remote", sc.c.RemoteAddr().String(), "chunk_size", cs)
 	return s, nil
+}
+
+// offer hands a new session, its first path running, to Accept; with the backlog full the
+// session is refused.
+func (t *sessionTable) offer(s *Session) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	select {
+	case t.accept <- s:
+		return
+	default:
+	}
+	go s.abort(fmt.Errorf("%w: accept backlog of %d is full", ErrTooManySessions, cap(t.accept)), wire.CodeTooManySessions)
 }
 
 // attach adds a connection to an existing session from a SESSION_ATTACH payload and answers

@@ -254,7 +254,9 @@ func (p *path) writeKill() {
 		p.conn.SetWriteDeadline(time.Now().Add(min(time.Second, p.s.cfg.WriteTimeout)))
 		p.trace("send", wire.TypeError, 0)
 		p.w.Queue(wire.TypeError, wire.AppendError(b[:0], wire.ErrorFrame{Code: p.killCode, Message: p.killMsg}), nil)
-		p.w.Flush()
+		if p.w.Flush() == nil {
+			lingerClose(p.conn)
+		}
 	}
 	p.conn.Close()
 	for {
@@ -315,9 +317,10 @@ func (p *path) readLoop() {
 	defer p.s.wg.Done()
 	err := p.read()
 	p.dead.Store(true)
-	p.stopOnce.Do(func() { close(p.stop) })
-	p.conn.Close()
+	// The session decides what the peer is told (an ERROR frame, written by the writer, which
+	// then closes the connection); kill with no code is a no-op if it already did.
 	p.s.pathEnded(p, err)
+	p.kill(0, "")
 }
 
 func (p *path) read() error {
@@ -474,4 +477,15 @@ func mapReasmError(err error) error {
 		return fmt.Errorf("%w: %w", ErrOverBudget, err)
 	}
 	return err
+}
+
+// lingerClose half-closes conn and discards what the peer still sends, for up to a second, so
+// that closing with unread input does not make the kernel reset the connection and destroy the
+// ERROR frame just written before the peer reads it.
+func lingerClose(conn net.Conn) {
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	conn.SetReadDeadline(time.Now().Add(time.Second))
+	io.Copy(io.Discard, conn)
 }

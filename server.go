@@ -196,11 +196,17 @@ func (sc *serverConn) serve() {
 	case errors.Is(err, ErrServerClosed):
 		sc.log.Debug("connection closed", "reason", "server shutting down")
 	case errors.Is(err, errPathEnded):
-		sc.log.Debug("session path connection closed")
+		// The session's path owns the connection now and closes it when it is done with it.
+		sc.forget()
+		return
 	default:
 		sc.log.Warn("connection dropped", "reason", err)
 	}
 	sc.c.Close()
+	sc.forget()
+}
+
+func (sc *serverConn) forget() {
 	sc.s.mu.Lock()
 	delete(sc.s.conns, sc)
 	sc.s.mu.Unlock()

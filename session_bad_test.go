@@ -1,0 +1,261 @@
+package braid
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/braidnet/braid/internal/wire"
+)
+
+// rawPath is a hand-driven session path for sending what a correct peer never would.
+type rawPath struct {
+	t    *testing.T
+	conn net.Conn
+	r    *wire.Reader
+	w    *wire.Writer
+}
+
+func dialRaw(t *testing.T, addr string) *rawPath {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return &rawPath{t: t, conn: conn, r: wire.NewReader(conn, 0), w: wire.NewWriter(conn)}
+}
+
+func (p *rawPath) send(typ wire.Type, payload []byte) {
+	p.t.Helper()
+	if err := p.w.WriteFrame(typ, payload); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *rawPath) recv() wire.Frame {
+	p.t.Helper()
+	f, err := p.r.ReadFrame()
+	if err != nil {
+		p.t.Fatalf("reading: %v", err)
+	}
+	return f
+}
+
+// expectError reads until an ERROR frame (skipping keepalives and credit) and checks its code,
+// then that the server closed the connection.
+func (p *rawPath) expectError(code wire.Code) {
+	p.t.Helper()
+	for {
+		f, err := p.r.ReadFrame()
+		if err != nil {
+			p.t.Fatalf("no ERROR %s: %v", code, err)
+		}
+		if f.Type != wire.TypeError {
+			continue
+		}
+		e, err := wire.ParseError(f.Payload)
+		if err != nil {
+			p.t.Fatal(err)
+		}
+		if e.Code != code {
+			p.t.Fatalf("ERROR %s (%s), want %s", e.Code, e.Message, code)
+		}
+		if _, err := p.r.ReadFrame(); err == nil {
+			p.t.Fatal("connection still open after ERROR")
+		}
+		return
+	}
+}
+
+// openRaw performs SESSION_NEW by hand and returns the path and the server's terms.
+func openRaw(t *testing.T, addr string, chunk uint32) (*rawPath, wire.SessionAccept) {
+	t.Helper()
+	p := dialRaw(t, addr)
+	p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: 1, ChunkSize: chunk, Window: 1 << 20}))
+	f := p.recv()
+	if f.Type != wire.TypeSessionAccept {
+		t.Fatalf("got %s", f.Type)
+	}
+	acc, err := wire.ParseSessionAccept(f.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, acc
+}
+
+func chunkFrame(item uint64, chunk, total uint32, n int) []byte {
+	b := wire.AppendChunkHeader(nil, wire.ChunkHeader{Item: item, Chunk: chunk, Total: total})
+	return append(b, make([]byte, n)...)
+}
+
+// healthySession dials a session, and returns a check that it still carries a message both ways.
+func healthySession(t *testing.T, l *Listener) func() {
+	t.Helper()
+	ctx := context.Background()
+	c, err := Dial(ctx, l.Addr().String(), &Config{Paths: 2, ChunkSize: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Abort() })
+	s := acceptOne(t, l)
+	t.Cleanup(func() { s.Abort() })
+	return func() {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		msg := []byte(strings.Repeat("still here ", 1000))
+		if err := c.Send(ctx, msg); err != nil {
+			t.Fatalf("healthy session broke: %v", err)
+		}
+		if got, err := s.Receive(ctx); err != nil || string(got) != string(msg) {
+			t.Fatalf("healthy session broke: %v", err)
+		}
+	}
+}
+
+func TestInvalidChunks(t *testing.T) {
+	const cs = 4096
+	cases := []struct {
+		name   string
+		frames [][]byte
+	}{
+		{"chunk id not below total", [][]byte{chunkFrame(0, 3, 3, 10)}},
+		{"total zero", [][]byte{chunkFrame(0, 0, 0, 0)}},
+		{"total beyond limit", [][]byte{chunkFrame(0, 0, 1<<30, cs)}},
+		{"total changes within an item", [][]byte{chunkFrame(0, 0, 3, cs), chunkFrame(0, 1, 4, cs)}},
+		{"payload larger than the chunk size", [][]byte{chunkFrame(0, 0, 1, cs+1)}},
+		{"short middle chunk", [][]byte{chunkFrame(0, 0, 2, cs-1)}},
+		{"no room for the chunk header", [][]byte{make([]byte, 15)}},
+	}
+	l, logs := startListener(t, nil)
+	healthy := healthySession(t, l)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, acc := openRaw(t, l.Addr().String(), cs)
+			s := acceptOne(t, l)
+			for _, f := range c.frames {
+				p.send(wire.TypeChunk, f)
+			}
+			p.expectError(wire.CodeInvalidChunk)
+			if err := s.Err(); !errors.Is(err, ErrInvalidChunk) {
+				t.Fatalf("session error %v, want ErrInvalidChunk", err)
+			}
+			waitFor(t, func() bool { return strings.Contains(logs.String(), fmt.Sprintf("session=%x", acc.ID[:8])) && strings.Contains(logs.String(), "session aborted") }, "logged abort")
+			healthy()
+		})
+	}
+}
+
+func TestOverBudget(t *testing.T) {
+	l, _ := startListener(t, &Config{ChunkSize: 4096, SessionWindow: 64 << 10, MaxMessageSize: 16 << 10})
+	healthy := healthySession(t, l)
+	p, _ := openRaw(t, l.Addr().String(), 4096)
+	s := acceptOne(t, l)
+	// Items 1.. while item 0 never completes: each is charged until the window is gone.
+	for i := uint64(1); i < 32; i++ {
+		p.send(wire.TypeChunk, chunkFrame(i, 0, 2, 4096))
+	}
+	p.expectError(wire.CodeOverBudget)
+	if err := s.Err(); !errors.Is(err, ErrOverBudget) {
+		t.Fatalf("session error %v", err)
+	}
+	healthy()
+}
+
+func TestHandshakeErrors(t *testing.T) {
+	l, _ := startListener(t, &Config{MaxPaths: 2, MaxSessions: 3})
+	healthy := healthySession(t, l) // uses 1 session of 3
+	_, acc := openRaw(t, l.Addr().String(), 4096)
+	acceptOne(t, l)
+
+	t.Run("unknown session id", func(t *testing.T) {
+		p := dialRaw(t, l.Addr().String())
+		bad := acc
+		bad.ID[0] ^= 1
+		p.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: bad.ID, Token: acc.Token}))
+		p.expectError(wire.CodeUnknownSession)
+	})
+	t.Run("wrong token", func(t *testing.T) {
+		p := dialRaw(t, l.Addr().String())
+		tok := acc.Token
+		tok[15] ^= 1
+		p.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: tok}))
+		p.expectError(wire.CodeBadToken)
+	})
+	t.Run("too many paths", func(t *testing.T) {
+		p := dialRaw(t, l.Addr().String())
+		p.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token}))
+		if f := p.recv(); f.Type != wire.TypeAttachOK {
+			t.Fatalf("second path: %s", f.Type)
+		}
+		q := dialRaw(t, l.Addr().String())
+		q.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token}))
+		q.expectError(wire.CodeTooManyPaths)
+	})
+	t.Run("attach before SESSION_NEW completes", func(t *testing.T) {
+		// A session id the server has not issued yet cannot be attached to, whatever the token.
+		p := dialRaw(t, l.Addr().String())
+		p.send(wire.TypeSessionAttach, make([]byte, wire.SessionAttachSize))
+		p.expectError(wire.CodeUnknownSession)
+	})
+	t.Run("chunk for no session", func(t *testing.T) {
+		p := dialRaw(t, l.Addr().String())
+		p.send(wire.TypeChunk, chunkFrame(0, 0, 1, 5))
+		p.expectError(wire.CodeUnknownSession)
+	})
+	t.Run("bad options", func(t *testing.T) {
+		for _, m := range []wire.SessionNew{
+			{Version: 2, ChunkSize: 4096, Window: 1 << 20},
+			{Version: 1, Mode: 9, ChunkSize: 4096, Window: 1 << 20},
+			{Version: 1, ChunkSize: 100, Window: 1 << 20},
+			{Version: 1, ChunkSize: 4096, Window: 10},
+		} {
+			p := dialRaw(t, l.Addr().String())
+			p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, m))
+			p.expectError(wire.CodeBadOptions)
+		}
+	})
+	t.Run("session frame after the first", func(t *testing.T) {
+		p := dialRaw(t, l.Addr().String())
+		p.send(wire.TypePing, nil)
+		p.recv()
+		p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: 1, ChunkSize: 4096, Window: 1 << 20}))
+		p.expectError(wire.CodeProtocol)
+	})
+	t.Run("too many sessions", func(t *testing.T) {
+		// Earlier subtests closed raw paths, which ends their sessions; fill up to the limit.
+		for l.Sessions() < 3 {
+			openRaw(t, l.Addr().String(), 4096)
+			acceptOne(t, l)
+		}
+		p := dialRaw(t, l.Addr().String())
+		p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: 1, ChunkSize: 4096, Window: 1 << 20}))
+		p.expectError(wire.CodeTooManySessions)
+		// The client API reports it as a matchable error.
+		if _, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 1}); !errors.Is(err, ErrTooManySessions) {
+			t.Fatalf("Dial: %v", err)
+		}
+	})
+	t.Run("handshake timeout", func(t *testing.T) {
+		l2, _ := startListener(t, &Config{HandshakeTimeout: 200 * time.Millisecond})
+		p := dialRaw(t, l2.Addr().String())
+		p.expectError(wire.CodeTimeout)
+	})
+	healthy()
+}
+
+func TestDialErrorsAreMatchable(t *testing.T) {
+	l, _ := startListener(t, &Config{MaxPaths: 2})
+	if _, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 3}); !errors.Is(err, ErrTooManyPaths) {
+		t.Fatalf("Dial with too many paths: %v", err)
+	}
+	if _, err := Dial(context.Background(), l.Addr().String(), &Config{MaxMessageSize: 1 << 30}); err == nil {
+		t.Fatal("window smaller than twice the largest message accepted")
+	}
+}
