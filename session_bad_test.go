@@ -146,7 +146,9 @@ func TestInvalidChunks(t *testing.T) {
 			if err := s.Err(); !errors.Is(err, ErrInvalidChunk) {
 				t.Fatalf("session error %v, want ErrInvalidChunk", err)
 			}
-			waitFor(t, func() bool { return strings.Contains(logs.String(), fmt.Sprintf("session=%x", acc.ID[:8])) && strings.Contains(logs.String(), "session aborted") }, "logged abort")
+			waitFor(t, func() bool {
+				return strings.Contains(logs.String(), fmt.Sprintf("session=%x", acc.ID[:8])) && strings.Contains(logs.String(), "session aborted")
+			}, "logged abort")
 			healthy()
 		})
 	}

@@ -1,0 +1,252 @@
+package braid
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+// delayProxy forwards TCP connections to upstream, holding each piece of data for delay in the
+// client-to-server direction: a slow path.
+func delayProxy(t *testing.T, upstream string, delay time.Duration) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			down, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", upstream)
+			if err != nil {
+				down.Close()
+				continue
+			}
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				defer up.(*net.TCPConn).CloseWrite()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := down.Read(buf)
+					if n > 0 {
+						time.Sleep(delay)
+						if _, werr := up.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				io.Copy(down, up)
+				down.Close()
+				up.Close()
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestReorderingSlowPath: one of three paths delays everything, so its chunks arrive long after
+// later chunks on the other paths; delivery is still exact and in order.
+func TestReorderingSlowPath(t *testing.T) {
+	checkLeaks(t)
+	l, _ := startListener(t, nil)
+	slow := delayProxy(t, l.Addr().String(), 3*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	specs := []PathSpec{{Remote: l.Addr().String()}, {Remote: slow}, {Remote: l.Addr().String()}}
+	c, err := DialPaths(ctx, specs, &Config{ChunkSize: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := acceptOne(t, l)
+	var msgs [][]byte
+	for i := range 40 {
+		m := make([]byte, (i*7919)%100_000)
+		rand.Read(m)
+		msgs = append(msgs, m)
+	}
+	go func() {
+		for _, m := range msgs {
+			if err := c.Send(ctx, m); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+		c.Close()
+	}()
+	for i, want := range msgs {
+		got, err := s.Receive(ctx)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("message %d: %d bytes (want %d), %v", i, len(got), len(want), err)
+		}
+	}
+	if _, err := s.Receive(ctx); err != io.EOF {
+		t.Fatalf("end: %v", err)
+	}
+	for _, p := range s.Paths() {
+		if p.ChunksReceived == 0 {
+			t.Errorf("path %d received no chunks", p.Index)
+		}
+	}
+	s.Close()
+}
+
+// TestBackpressure: a reader that stops reading makes Send block once the window is full; the
+// receiver never holds more than its window.
+func TestBackpressure(t *testing.T) {
+	checkLeaks(t)
+	const window = 1 << 20
+	cfg := &Config{ChunkSize: 16 << 10, SessionWindow: window, MaxMessageSize: 256 << 10, Paths: 2}
+	l, _ := startListener(t, cfg)
+	c, err := Dial(context.Background(), l.Addr().String(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Abort()
+	s := acceptOne(t, l)
+	defer s.Abort()
+	msg := make([]byte, 100_000)
+	sent := 0
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		err := c.Send(ctx, msg)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		sent++
+		if sent > 100 {
+			t.Fatal("Send never blocked")
+		}
+	}
+	// 100 000 bytes is 7 chunks of 16 KiB: 114 752 bytes of charge; 9 fit in 1 MiB.
+	if sent != 9 {
+		t.Errorf("sent %d messages before blocking, want 9", sent)
+	}
+	time.Sleep(100 * time.Millisecond)
+	s.mu.Lock()
+	charged := s.reasm.Charged()
+	s.mu.Unlock()
+	if charged > window {
+		t.Fatalf("receiver holds %d bytes, window %d", charged, window)
+	}
+	// Reading frees the window and Send proceeds.
+	for range sent {
+		if _, err := s.Receive(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Send(ctx, msg); err != nil {
+		t.Fatalf("Send after the reader caught up: %v", err)
+	}
+}
+
+func TestConnView(t *testing.T) {
+	checkLeaks(t)
+	l, _ := startListener(t, nil)
+	c, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := acceptOne(t, l)
+	cc, sc := c.Conn(), s.Conn()
+	data := make([]byte, 20<<20+12345)
+	rand.Read(data)
+	// Both directions at once: the client streams data, the server echoes it back.
+	go func() {
+		io.Copy(sc, sc)
+		sc.Close()
+	}()
+	go func() {
+		if _, err := io.Copy(cc, bytes.NewReader(data)); err != nil {
+			t.Error(err)
+		}
+	}()
+	h := sha256.New()
+	if _, err := io.CopyN(h, cc, int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	if want := sha256.Sum256(data); !bytes.Equal(h.Sum(nil), want[:]) {
+		t.Fatal("echoed stream differs")
+	}
+	// A read deadline in the past fails at once with a timeout.
+	cc.SetReadDeadline(time.Now().Add(-time.Second))
+	var ne net.Error
+	if _, err := cc.Read(make([]byte, 1)); !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read past deadline: %v", err)
+	}
+	cc.SetReadDeadline(time.Time{})
+	if cc.LocalAddr() == nil || cc.RemoteAddr() == nil {
+		t.Fatal("no addresses")
+	}
+	cc.Close()
+	if _, err := cc.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("write after close: %v", err)
+	}
+}
+
+// TestCloseReleasesEverything: after Close on both sides no goroutine remains and the server
+// forgets the session.
+func TestCloseReleasesEverything(t *testing.T) {
+	checkLeaks(t)
+	l, _ := startListener(t, nil)
+	before := runtime.NumGoroutine()
+	for range 5 {
+		c, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := acceptOne(t, l)
+		if err := c.Send(context.Background(), make([]byte, 300_000)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Receive(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		s.Close()
+	}
+	waitFor(t, func() bool { return l.Sessions() == 0 && runtime.NumGoroutine() <= before }, "sessions and goroutines released (%d > %d)", runtime.NumGoroutine(), before)
+
+	// An aborted session is released too, and its peer sees a matchable error.
+	c, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := acceptOne(t, l)
+	c.Abort()
+	if _, err := s.Receive(context.Background()); !errors.Is(err, ErrSessionClosed) {
+		t.Fatalf("peer of an aborted session: %v", err)
+	}
+	waitFor(t, func() bool { return l.Sessions() == 0 }, "aborted session forgotten")
+}
