@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"sync"
 	"time"
 
@@ -17,77 +15,115 @@ import (
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("demo", "[flags]", stderr)
-	size := fs.Int("size", 8<<20, "bytes in the bulk transfer")
-	quiet := fs.Bool("q", false, "do not show frames on the wire")
+	size := fs.String("size", "16MiB", "size of the file sent over the session")
+	paths := fs.Int("paths", 4, "paths in the session")
+	quiet := fs.Bool("q", false, "do not trace frames and path events")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *size < 0 {
-		return usageError(fs, "--size must not be negative")
+	n, err := parseSize(*size)
+	if err != nil {
+		return usageError(fs, "--size: %v", err)
 	}
-	// The wire trace: every frame each side sends or receives, without timestamps so the
-	// output reads as a conversation.
-	level := slog.LevelDebug
+	if *paths < 1 {
+		return usageError(fs, "--paths must be at least 1")
+	}
+	out := &lockedWriter{w: stdout} // the two sides' log handlers and the narration share it
+	// Part 1 traces every frame; part 2 only path and session events, since a file is hundreds
+	// of chunk frames.
+	level := new(slog.LevelVar)
+	level.Set(slog.LevelDebug)
 	if *quiet {
-		level = slog.LevelWarn
+		level.Set(slog.LevelWarn)
 	}
-	out := &lockedWriter{w: stdout} // the two sides' handlers share it
-	trace := func(side string) *slog.Logger {
+	// The trace reads as a conversation: no timestamps or levels.
+	trace := func(who string) *slog.Logger {
 		h := slog.NewTextHandler(out, &slog.HandlerOptions{Level: level, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
 			if len(groups) == 0 && (a.Key == slog.TimeKey || a.Key == slog.LevelKey) {
 				return slog.Attr{}
 			}
 			return a
 		}})
-		return slog.New(h).With("side", side)
+		return slog.New(h).With("who", who)
 	}
+	serverLog, clientLog := trace("server"), trace("client")
 
-	srv, err := braid.NewServer(&braid.Config{Logger: trace("server")})
+	l, err := braid.Listen("127.0.0.1:0", &braid.Config{Logger: serverLog})
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	defer l.Close()
+	addr := l.Addr().String()
+	fmt.Fprintf(out, "== braid demo: server on %s\n", addr)
+
+	// Part 1: the frame protocol on one connection, every frame traced.
+	fmt.Fprintln(out, "\n== one path: ping and a text message, frame by frame")
+	c, err := braid.DialClient(ctx, addr, &braid.Config{Logger: clientLog})
 	if err != nil {
 		return err
 	}
-	go srv.Serve(ln)
-	defer srv.Close()
-	addr := ln.Addr().String()
-	fmt.Fprintf(out, "== braid demo: server on %s, one client\n", addr)
-
-	c, err := braid.DialClient(ctx, addr, &braid.Config{Logger: trace("client")})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-
-	fmt.Fprintln(out, "\n== ping")
 	rtt, err := c.Ping(ctx, []byte("demo-probe"))
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "round trip %v\n", rtt.Round(time.Microsecond))
-
-	fmt.Fprintln(out, "\n== text message")
+	fmt.Fprintf(out, "ping: round trip %v\n", rtt.Round(time.Microsecond))
 	ack, err := c.SendText(ctx, "hello from the braid demo")
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "acknowledged: %s #%d, %d bytes\n", ack.Acked, ack.Seq, ack.Bytes)
+	fmt.Fprintf(out, "text: acknowledged as %s #%d, %d bytes\n", ack.Acked, ack.Seq, ack.Bytes)
+	c.Close()
 
-	fmt.Fprintf(out, "\n== bulk transfer: %d random bytes as 1 MiB DATA frames\n", *size)
-	payload := make([]byte, *size)
-	rand.Read(payload)
-	res, err := c.Upload(ctx, bytes.NewReader(payload), 1<<20)
+	// Part 2: a session over several paths; chunk frames are too many to trace, so path
+	// events are shown instead.
+	if !*quiet {
+		level.Set(slog.LevelInfo)
+	}
+	fmt.Fprintf(out, "\n== a session over %d paths: a message and a %s file\n", *paths, *size)
+	var wg sync.WaitGroup
+	var serveErr error
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s, err := l.Accept(ctx)
+		if err != nil {
+			serveErr = err
+			return
+		}
+		serveErr = receiveTransfers(ctx, s, "", serverLog.With("session", s.ID()))
+		s.Close()
+	}()
+	s, err := braid.Dial(ctx, addr, &braid.Config{Paths: *paths, Logger: clientLog})
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(payload)
-	fmt.Fprintf(out, "%d frames, %d bytes acknowledged in %v (%.0f MiB/s), sha256 %x\n",
-		res.Frames, res.Bytes, res.Duration.Round(time.Microsecond), float64(res.Bytes)/(1<<20)/max(res.Duration.Seconds(), 1e-9), sum[:8])
-	if res.Bytes != int64(*size) {
-		return fmt.Errorf("server acknowledged %d of %d bytes", res.Bytes, *size)
+	defer s.Close()
+
+	msg := "a message, chunked and striped across the paths"
+	if _, digest, err := sendTransfer(ctx, s, transferHeader{Kind: "message", Size: int64(len(msg))}, bytes.NewReader([]byte(msg))); err != nil {
+		return err
+	} else {
+		fmt.Fprintf(out, "message: %d bytes, receiver verified sha256 %s\n", len(msg), digest)
 	}
+	file := make([]byte, n)
+	rand.Read(file)
+	start := time.Now()
+	rc, digest, err := sendTransfer(ctx, s, transferHeader{Kind: "file", Name: "demo.bin", Size: int64(n)}, bytes.NewReader(file))
+	if err != nil {
+		return err
+	}
+	el := time.Since(start)
+	fmt.Fprintf(out, "file: %d bytes in %v (%.0f MiB/s), receiver verified sha256 %s\n",
+		rc.Bytes, el.Round(time.Microsecond), float64(rc.Bytes)/(1<<20)/max(el.Seconds(), 1e-9), digest)
+	if err := s.Close(); err != nil {
+		return err
+	}
+	wg.Wait()
+	if serveErr != nil {
+		return serveErr
+	}
+	fmt.Fprintf(out, "\n== chunks and bytes per path (client side; the file is %d chunks of %d bytes)\n", (n+s.ChunkSize()-1)/s.ChunkSize(), s.ChunkSize())
+	writePathTable(out, s.Paths())
 	fmt.Fprintln(out, "\n== done")
 	return nil
 }

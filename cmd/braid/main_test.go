@@ -3,7 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +32,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{[]string{"nope"}, 2, `unknown command "nope"`},
 		{[]string{"send", "127.0.0.1:1"}, 2, "give exactly one of --message or --file"},
 		{[]string{"send", "--message", "x"}, 2, "need exactly one server address"},
+		{[]string{"send", "--message", "x", "--path", "a=b", "127.0.0.1:1"}, 2, "need exactly one server address, or --path flags"},
 		{[]string{"ping", "-s", "100", "127.0.0.1:1"}, 2, "-s must be 8..64"},
 		{[]string{"bench", "--volume", "lots"}, 2, "--volume"},
 		{[]string{"serve", "--log-format", "xml"}, 2, "unknown --log-format"},
@@ -47,7 +52,7 @@ func TestDemo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"type=PING", "type=PONG", "type=TEXT", "type=ACK", "type=DATA", "3000000 bytes acknowledged", "== done"} {
+	for _, want := range []string{"type=PING", "type=PONG", "type=TEXT", "type=ACK", `"path up"`, "file: 3000000 bytes", "receiver verified sha256", "chunks sent", "== done"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q", want)
 		}
@@ -78,8 +83,25 @@ func TestServeSendPingShutdown(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if code, out, e := runCmd(t, context.Background(), "send", "--message", "hello", addr); code != 0 || !strings.Contains(out, "TEXT #1, 5 bytes received") {
-		t.Fatalf("send: %d %q %q", code, out, e)
+	if code, out, e := runCmd(t, context.Background(), "send", "--single", "--message", "hello", addr); code != 0 || !strings.Contains(out, "TEXT #1, 5 bytes received") {
+		t.Fatalf("send --single: %d %q %q", code, out, e)
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "in.bin")
+	data := bytes.Repeat([]byte("braid "), 500_000)
+	os.WriteFile(file, data, 0o644)
+	sum := sha256.Sum256(data)
+	for _, args := range [][]string{
+		{"send", "--paths", "3", "--file", file, addr},
+		{"send", "--path", "127.0.0.1=" + addr, "--path", addr, "--message", "hi"},
+	} {
+		code, out, e := runCmd(t, context.Background(), args...)
+		if code != 0 || !strings.Contains(out, "receiver verified sha256") {
+			t.Fatalf("%q: %d %q %q", args, code, out, e)
+		}
+		if args[1] == "--paths" && (!strings.Contains(out, hex.EncodeToString(sum[:])) || strings.Count(out, addr) != 3) {
+			t.Fatalf("%q: wrong digest or path table:\n%s", args, out)
+		}
 	}
 	if code, out, e := runCmd(t, context.Background(), "ping", "-c", "3", "-i", "1ms", addr); code != 0 || !strings.Contains(out, "3 probes transmitted, 3 received, 0% loss") || !strings.Contains(out, "rtt min/avg/median/p99/max") {
 		t.Fatalf("ping: %d %q %q", code, out, e)

@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
+	"os"
+	"sync"
 	"time"
 
 	"github.com/braidnet/braid"
@@ -13,10 +14,14 @@ import (
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("serve", "[flags]", stderr)
 	listen := fs.String("listen", "127.0.0.1:7878", "address to listen on")
+	out := fs.String("out", "", "save received files in this directory (default: count and hash only)")
 	maxFrame := fs.Int("max-frame", 0, "largest frame payload accepted, bytes (0: 16 MiB)")
 	idle := fs.Duration("idle-timeout", 2*time.Minute, "close connections idle this long")
 	readTimeout := fs.Duration("read-timeout", 30*time.Second, "close connections that take longer to send one frame")
-	grace := fs.Duration("shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, wait this long for in-flight frames")
+	maxPaths := fs.Int("max-paths", 16, "most paths per session")
+	maxSessions := fs.Int("max-sessions", 1024, "most sessions at once")
+	window := fs.String("window", "64MiB", "receive budget per session")
+	grace := fs.Duration("shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, wait this long for sessions and in-flight frames")
 	lf := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -28,28 +33,45 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError(fs, "%v", err)
 	}
-	srv, err := braid.NewServer(&braid.Config{MaxFrameSize: *maxFrame, IdleTimeout: *idle, ReadTimeout: *readTimeout, Logger: log})
+	win, err := parseSize(*window)
+	if err != nil {
+		return usageError(fs, "--window: %v", err)
+	}
+	if *out != "" {
+		if st, err := os.Stat(*out); err != nil || !st.IsDir() {
+			return usageError(fs, "--out %q is not a directory", *out)
+		}
+	}
+	l, err := braid.Listen(*listen, &braid.Config{MaxFrameSize: *maxFrame, IdleTimeout: *idle, ReadTimeout: *readTimeout,
+		MaxPaths: *maxPaths, MaxSessions: *maxSessions, SessionWindow: int64(win), Logger: log})
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return err
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err := <-served:
-		return err
-	case <-ctx.Done():
+	var wg sync.WaitGroup
+	for {
+		s, err := l.Accept(ctx)
+		if err != nil {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, braid.ErrServerClosed) {
+				log.Error("accept", "err", err)
+			}
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slog := log.With("session", s.ID())
+			if err := receiveTransfers(ctx, s, *out, slog); err != nil && ctx.Err() == nil {
+				slog.Warn("session ended with an error", "err", err)
+			}
+			s.Close()
+		}()
 	}
 	log.Info("shutting down", "timeout", *grace)
 	sctx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return err
-	}
-	if err := <-served; !errors.Is(err, braid.ErrServerClosed) {
+	err = l.Shutdown(sctx)
+	wg.Wait()
+	if err != nil {
 		return err
 	}
 	log.Info("stopped")
