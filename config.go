@@ -40,7 +40,7 @@ type Config struct {
 	Paths int
 
 	// ChunkSize is the chunk size a client proposes in SESSION_NEW, in bytes; the server accepts
-	// any proposal within MinChunkSize..MaxChunkSize. Default 64 KiB.
+	// any proposal within MinChunkSize..MaxChunkSize. Default 256 KiB.
 	ChunkSize int
 
 	// MaxPaths is the most paths a server lets one session have. Default 16, at most 1024.
@@ -93,7 +93,7 @@ func DefaultConfig() *Config {
 		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
 
 		Paths:            4,
-		ChunkSize:        64 << 10,
+		ChunkSize:        256 << 10,
 		MaxPaths:         16,
 		MaxSessions:      1024,
 		AcceptBacklog:    128,

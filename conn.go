@@ -31,7 +31,8 @@ type sessionConn struct {
 	s *Session
 
 	rmu  sync.Mutex // one Read at a time; guards rest
-	rest []byte     // unread part of the last message received
+	msg  []byte     // the last message received, released once read in full
+	rest []byte     // unread part of msg
 	wmu  sync.Mutex // one Write at a time, so that concurrent writes do not interleave
 
 	dmu           sync.Mutex
@@ -52,10 +53,14 @@ func (c *sessionConn) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, connError(err)
 		}
-		c.rest = msg
+		c.msg, c.rest = msg, msg
 	}
 	n := copy(p, c.rest)
 	c.rest = c.rest[n:]
+	if len(c.rest) == 0 && c.msg != nil {
+		c.s.Release(c.msg) // the stream has copied all of it out
+		c.msg, c.rest = nil, nil
+	}
 	return n, nil
 }
 

@@ -17,9 +17,15 @@ import (
 	"github.com/braidnet/braid/internal/wire"
 )
 
-// pathQueueChunks bounds how many chunks wait for one path's writer. With the default 64 KiB
-// chunks that is 1 MiB, enough to keep a fast path busy between scheduler decisions.
-const pathQueueChunks = 16
+// pathQueueBytes bounds the chunk bytes waiting for one path's writer: enough to keep a fast path
+// busy between scheduler decisions, little enough that a slow path does not hoard data.
+const pathQueueBytes = 2 << 20
+
+// pathQueueLen is how many chunks of the given size fit in pathQueueBytes (at least 2).
+func pathQueueLen(chunkSize int) int { return max(2, pathQueueBytes/chunkSize) }
+
+// maxWriteBatch bounds the bytes a path writer gathers into one write.
+const maxWriteBatch = 2 << 20
 
 // outChunk is one chunk on its way to a path. Its buffer comes from the session's pool and goes
 // back once the chunk is written.
@@ -78,7 +84,7 @@ func newPath(s *Session, index int, conn net.Conn, r *wire.Reader, w *wire.Write
 		w:          w,
 		log:        s.log.With("path", index),
 		epoch:      time.Now(),
-		data:       make(chan *outChunk, pathQueueChunks),
+		data:       make(chan *outChunk, pathQueueLen(s.chunkSize)),
 		ctrl:       make(chan ctrlFrame, 16),
 		fin:        make(chan uint64, 1),
 		stop:       make(chan struct{}),
@@ -202,7 +208,7 @@ func (p *path) writeLoop() {
 			err = p.w.Queue(wire.TypePing, ts[:], nil)
 		}
 	gather:
-		for err == nil && p.w.Pending() < 256<<10 && len(batch) < 64 {
+		for err == nil && p.w.Pending() < maxWriteBatch && len(batch) < 64 {
 			select {
 			case oc := <-p.data:
 				batch, err = p.queueChunk(oc, batch)
@@ -273,7 +279,9 @@ func (p *path) writeKill() {
 func (p *path) queueChunk(oc *outChunk, batch []*outChunk) ([]*outChunk, error) {
 	var h [wire.ChunkHeaderSize]byte
 	p.trace("send", wire.TypeChunk, wire.ChunkHeaderSize+len(oc.payload))
-	err := p.w.Queue(wire.TypeChunk, wire.AppendChunkHeader(h[:0], oc.hdr), oc.payload)
+	// The chunk's buffer stays ours until release, after the flush: no copy, and all the
+	// batch's chunks leave in one vectored write.
+	err := p.w.QueueRetained(wire.TypeChunk, wire.AppendChunkHeader(h[:0], oc.hdr), oc.payload)
 	return append(batch, oc), err
 }
 

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/braidnet/braid/internal/bufpool"
 	"github.com/braidnet/braid/internal/reasm"
 	"github.com/braidnet/braid/internal/sched"
 	"github.com/braidnet/braid/internal/wire"
@@ -87,6 +88,7 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 			ChunkSize: t.chunkSize,
 			MaxTotal:  uint32(min(cfg.SessionWindow/int64(t.chunkSize), 1<<31)),
 			Budget:    cfg.SessionWindow,
+			Alloc:     bufpool.Get,
 		}),
 	}
 	side := "server"
@@ -205,7 +207,8 @@ func (s *Session) route(oc *outChunk) error {
 
 // Receive returns the next message, waiting until one is complete, ctx ends, or the session
 // does. After the peer's Close it returns io.EOF once every message sent before it has been
-// received. The returned slice is the caller's.
+// received. The returned slice is the caller's; a caller done with it may hand it back with
+// Release, so that later messages reuse its memory.
 func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -235,13 +238,19 @@ func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 	}
 }
 
-// maybeCredit asks a path to send CREDIT when the released charge since the last one reaches an
-// eighth of the window, or when the receiver has caught up with everything that arrived. Either
-// way a sender blocked on the window always hears of it (docs/PROTOCOL.md, "Flow control").
+// Release hands back a message returned by Receive for reuse by later messages. It is optional
+// (a message never released is simply garbage collected), but it spares a large-message receiver
+// an allocation per message. msg must not be used afterwards.
+func (s *Session) Release(msg []byte) { bufpool.Put(msg) }
+
+// maybeCredit asks a path to send CREDIT once the charge released since the last one reaches an
+// eighth of the window (docs/PROTOCOL.md, "Flow control").
 // Call with s.mu held.
 func (s *Session) maybeCredit() {
-	owed := s.consumed - s.advertised
-	if owed <= 0 || (owed < s.window/8 && s.reasm.Pending() > 0) {
+	// An eighth is enough on its own: a message takes at most half the window, so a sender can
+	// only be blocked with more than half the window outstanding, which the receiver either has
+	// not yet taken (the sender should wait) or has taken and owes (more than an eighth).
+	if s.consumed-s.advertised < max(s.window/8, 1) {
 		return
 	}
 	s.advertised = s.consumed

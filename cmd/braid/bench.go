@@ -13,9 +13,11 @@ import (
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", "[flags] [ADDR]", stderr)
+	fs := newFlagSet("bench", "[flags] [ADDR]  or  --paths 1,2,4,8 [flags]", stderr)
+	pathList := fs.String("paths", "", "measure multipath sessions with these path counts (comma-separated) on loopback, beside raw TCP")
+	chunk := fs.String("chunk-size", "256KiB", "with --paths: session chunk size")
 	pings := fs.Int("pings", 2000, "latency probes per side")
-	volume := fs.String("volume", "128MiB", "bytes sent per payload size and run")
+	volume := fs.String("volume", "", "bytes sent per payload size and run (default 128MiB; with --paths, per transfer: 256MiB)")
 	runs := fs.Int("runs", 3, "transfers per size and side, alternating; the median is reported")
 	sizes := fs.String("sizes", "", "comma-separated payload sizes (default 64B..4MiB in ×4 steps)")
 	maxTime := fs.Duration("max-time", time.Minute, "upper bound on one size's transfer")
@@ -26,9 +28,38 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() > 1 {
 		return usageError(fs, "at most one server address")
 	}
+	if *volume == "" {
+		*volume = "128MiB"
+		if *pathList != "" {
+			*volume = "256MiB"
+		}
+	}
 	vol, err := parseSize(*volume)
 	if err != nil {
 		return usageError(fs, "--volume: %v", err)
+	}
+	if *pathList != "" {
+		if fs.NArg() != 0 {
+			return usageError(fs, "--paths runs on loopback and takes no address")
+		}
+		var counts []int
+		for _, s := range strings.Split(*pathList, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n < 1 || n > 64 {
+				return usageError(fs, "--paths: bad path count %q (1..64)", s)
+			}
+			counts = append(counts, n)
+		}
+		cs, err := parseSize(*chunk)
+		if err != nil {
+			return usageError(fs, "--chunk-size: %v", err)
+		}
+		rep, err := bench.RunSessions(ctx, bench.SessionOptions{Paths: counts, Volume: int64(vol), Runs: *runs,
+			Pings: *pings, ChunkSize: cs, MaxTime: *maxTime})
+		if err != nil {
+			return err
+		}
+		return printReport(stdout, *asJSON, rep, rep.WriteTable)
 	}
 	opts := bench.Options{Addr: fs.Arg(0), Pings: *pings, Sizes: bench.DefaultSizes(), Volume: int64(vol), MinFrames: 100, MaxTime: *maxTime, Runs: *runs}
 	if *sizes != "" {
@@ -48,12 +79,17 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
+	return printReport(stdout, *asJSON, rep, rep.WriteTable)
+}
+
+// printReport prints a report as JSON or as its table.
+func printReport(w io.Writer, asJSON bool, rep any, table func(io.Writer)) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	rep.WriteTable(stdout)
+	table(w)
 	return nil
 }
 

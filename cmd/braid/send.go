@@ -39,7 +39,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	paths := fs.Int("paths", 4, "number of paths (connections) to ADDR")
 	var specs pathFlags
 	fs.Var(&specs, "path", "a path as LOCAL=REMOTE (local bind address, server address); repeat for each path")
-	chunk := fs.String("chunk-size", "64KiB", "chunk size to propose")
+	chunk := fs.String("chunk-size", "256KiB", "chunk size to propose")
 	single := fs.Bool("single", false, "use the single-path frame protocol (TEXT/DATA answered by ACK) instead of a session")
 	frame := fs.Int("frame-size", 1<<20, "with --single: DATA frame payload size for --file, bytes")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")

@@ -52,6 +52,10 @@ type Config struct {
 	ChunkSize int    // size of every chunk but an item's last; the last is 1..ChunkSize (0 if the only one)
 	MaxTotal  uint32 // most chunks an item may have
 	Budget    int64  // most bytes charged at once
+
+	// Alloc returns a buffer of length n for a message being reassembled; its contents need not
+	// be zero, since every byte is overwritten before the message is delivered. Nil means make.
+	Alloc func(n int) []byte
 }
 
 // Reassembler collects chunks into messages. The zero value is not usable; see New.
@@ -75,6 +79,9 @@ type item struct {
 
 // New returns an empty Reassembler expecting item 0 first.
 func New(cfg Config) *Reassembler {
+	if cfg.Alloc == nil {
+		cfg.Alloc = func(n int) []byte { return make([]byte, n) }
+	}
 	return &Reassembler{cfg: cfg, items: make(map[uint64]*item)}
 }
 
@@ -122,9 +129,9 @@ func (r *Reassembler) Reserve(h wire.ChunkHeader, n int) (dst []byte, dup bool, 
 		words := (h.Total + 63) / 64
 		it = &item{total: h.Total, charge: charge, lastLen: -1, have: make([]uint64, words), busy: make([]uint64, words)}
 		if h.Total == 1 {
-			it.buf = make([]byte, n)
+			it.buf = r.cfg.Alloc(n)
 		} else {
-			it.buf = make([]byte, int(h.Total)*cs)
+			it.buf = r.cfg.Alloc(int(h.Total) * cs)
 		}
 		r.items[h.Item] = it
 	} else if it.total != h.Total {

@@ -6,24 +6,35 @@ import (
 )
 
 // coalesceLimit is the largest payload a Writer copies into its pending buffer. Larger payloads
-// are written in place with one vectored write, header and pending frames included.
+// are written in place by a vectored write, never copied.
 const coalesceLimit = 32 << 10
 
-// flushThreshold bounds the pending buffer: queuing past it writes out what is pending.
-const flushThreshold = 256 << 10
+// flushThreshold bounds what a Writer holds: queuing past it writes out what is pending.
+const flushThreshold = 4 << 20
 
-// Writer encodes frames onto a byte stream. Small frames are gathered in a pending buffer and
-// written together by Flush; a large payload is written with the pending bytes and its header in
-// one vectored write (writev) without being copied. Either way a frame never costs more than one
-// write call when the underlying connection supports vectored writes.
+// Writer encodes frames onto a byte stream. Small frames are gathered in a pending buffer; large
+// payloads are not copied but written in place, with the headers and small frames around them, in
+// one vectored write (writev) when the underlying connection supports it.
+//
+// Queue writes a large payload at once, so the caller may reuse it when Queue returns;
+// QueueRetained keeps it until Flush, so that many large frames leave in one system call.
 //
 // A Writer is not safe for concurrent use; deadlines are the caller's to set on the connection.
 type Writer struct {
 	w       io.Writer
 	vector  bool // w is a net.Conn, whose Write never returns short without an error
 	pending []byte
-	vec     [3][]byte
+	segs    []segment // what Flush writes, in order
+	runFrom int       // start of the pending bytes not yet closed into a segment
+	large   int       // bytes of retained large payloads
 	bufs    net.Buffers
+	vec     [][]byte
+}
+
+// segment is a run of pending bytes, or a retained large payload.
+type segment struct {
+	body     []byte
+	from, to int
 }
 
 // NewWriter returns a Writer on w.
@@ -42,8 +53,21 @@ func (w *Writer) WriteFrame(t Type, payload []byte) error {
 
 // Queue adds a frame whose payload is head followed by body (either may be empty), so that a
 // payload made of a small encoded prefix and a large body is sent without copying the body. Small
-// frames stay pending until Flush; a large one is written at once.
+// frames stay pending until Flush; a frame with a large body is written at once, with what is
+// pending, so body may be reused when Queue returns.
 func (w *Writer) Queue(t Type, head, body []byte) error {
+	if err := w.QueueRetained(t, head, body); err != nil {
+		return err
+	}
+	if len(body) > coalesceLimit {
+		return w.Flush()
+	}
+	return nil
+}
+
+// QueueRetained is Queue without the immediate write: a large body is kept by reference until the
+// next Flush (or a Queue that flushes), and must not change until then.
+func (w *Writer) QueueRetained(t Type, head, body []byte) error {
 	n := len(head) + len(body)
 	if n > MaxPayloadLimit {
 		return &TooLargeError{Length: uint32(min(n, 1<<32-1)), Max: MaxPayloadLimit}
@@ -54,41 +78,60 @@ func (w *Writer) Queue(t Type, head, body []byte) error {
 	w.pending = append(w.pending, head...)
 	if len(body) <= coalesceLimit {
 		w.pending = append(w.pending, body...)
-		if len(w.pending) >= flushThreshold {
-			return w.Flush()
-		}
-		return nil
+	} else {
+		w.closeRun()
+		w.segs = append(w.segs, segment{body: body})
+		w.large += len(body)
 	}
-	err := w.write(w.pending, body)
-	w.pending = w.pending[:0]
-	return err
+	if w.Pending() >= flushThreshold {
+		return w.Flush()
+	}
+	return nil
+}
+
+// closeRun ends the current run of pending bytes as a segment.
+func (w *Writer) closeRun() {
+	if w.runFrom < len(w.pending) {
+		w.segs = append(w.segs, segment{from: w.runFrom, to: len(w.pending)})
+		w.runFrom = len(w.pending)
+	}
 }
 
 // Pending returns the number of bytes queued but not yet written.
-func (w *Writer) Pending() int { return len(w.pending) }
+func (w *Writer) Pending() int { return len(w.pending) + w.large }
 
-// Flush writes every queued frame.
+// Flush writes every queued frame, in one vectored write where the connection allows.
 func (w *Writer) Flush() error {
-	if len(w.pending) == 0 {
+	if w.Pending() == 0 {
 		return nil
 	}
-	err := w.write(w.pending, nil)
-	w.pending = w.pending[:0]
+	w.closeRun()
+	var err error
+	if w.vector && len(w.segs) > 1 {
+		w.vec = w.vec[:0]
+		for _, s := range w.segs {
+			w.vec = append(w.vec, w.bytes(s))
+		}
+		w.bufs = w.vec
+		_, err = w.bufs.WriteTo(w.w)
+		clear(w.vec)
+	} else {
+		for _, s := range w.segs {
+			if err = writeAll(w.w, w.bytes(s)); err != nil {
+				break
+			}
+		}
+	}
+	clear(w.segs)
+	w.segs, w.pending, w.runFrom, w.large = w.segs[:0], w.pending[:0], 0, 0
 	return err
 }
 
-func (w *Writer) write(a, b []byte) error {
-	if w.vector && len(b) > 0 {
-		w.vec[0], w.vec[1] = a, b
-		w.bufs = w.vec[:2]
-		_, err := w.bufs.WriteTo(w.w)
-		w.vec[0], w.vec[1] = nil, nil
-		return err
+func (w *Writer) bytes(s segment) []byte {
+	if s.body != nil {
+		return s.body
 	}
-	if err := writeAll(w.w, a); err != nil {
-		return err
-	}
-	return writeAll(w.w, b)
+	return w.pending[s.from:s.to]
 }
 
 // writeAll writes p in full, continuing after short writes from writers that report them

@@ -1,0 +1,225 @@
+package bench
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/braidnet/braid"
+)
+
+// SessionOptions selects the multipath measurements.
+type SessionOptions struct {
+	Paths     []int         // path counts to measure
+	Volume    int64         // bytes in each transfer
+	Runs      int           // transfers per path count and for the raw baseline; the median is reported
+	Pings     int           // message round trips per path count
+	ChunkSize int           // session chunk size (0: default)
+	MaxTime   time.Duration // bound on one transfer
+}
+
+// SessionRow is one path count's result.
+type SessionRow struct {
+	Paths        int        `json:"paths"`
+	Throughput   Throughput `json:"throughput"`
+	RawRatio     float64    `json:"raw_ratio"`     // throughput ÷ raw TCP
+	Latency      Latency    `json:"latency"`       // one-chunk message round trips
+	LatencyRatio float64    `json:"latency_ratio"` // median ÷ the 1-path median
+}
+
+// SessionReport is a multipath run.
+type SessionReport struct {
+	Volume     int64        `json:"volume"`
+	Runs       int          `json:"runs"`
+	MessageLen int          `json:"message_len"`
+	Raw        Throughput   `json:"raw"`
+	Rows       []SessionRow `json:"rows"`
+}
+
+const (
+	modeSink    = 'S'
+	modeEcho    = 'E'
+	benchPiece  = 1 << 20 // message size of a bulk transfer
+	latencySize = 64
+)
+
+// RunSessions measures sessions of each path count on loopback beside one raw TCP connection
+// moving the same bytes in the same write sizes.
+func RunSessions(ctx context.Context, o SessionOptions) (*SessionReport, error) {
+	l, err := braid.Listen("127.0.0.1:0", &braid.Config{MaxPaths: 64})
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	go serveBenchSessions(ctx, l)
+	raw, err := startRawPeer()
+	if err != nil {
+		return nil, err
+	}
+	defer raw.close()
+
+	rep := &SessionReport{Volume: o.Volume, Runs: max(o.Runs, 1), MessageLen: latencySize}
+	frames := o.Volume / benchPiece
+	var rawRuns []Throughput
+	rows := make([][]Throughput, len(o.Paths))
+	// Alternate raw and every path count within each round, so drift affects all alike.
+	for range rep.Runs {
+		t, err := raw.throughput(ctx, benchPiece, frames, o.MaxTime)
+		if err != nil {
+			return nil, err
+		}
+		rawRuns = append(rawRuns, t)
+		for i, n := range o.Paths {
+			t, err := sessionThroughput(ctx, l.Addr().String(), n, o)
+			if err != nil {
+				return nil, fmt.Errorf("bench: %d paths: %w", n, err)
+			}
+			rows[i] = append(rows[i], t)
+		}
+	}
+	rep.Raw = medianRun(rawRuns)
+	for i, n := range o.Paths {
+		row := SessionRow{Paths: n, Throughput: medianRun(rows[i])}
+		row.RawRatio = row.Throughput.MiBps() / rep.Raw.MiBps()
+		if row.Latency, err = sessionLatency(ctx, l.Addr().String(), n, o); err != nil {
+			return nil, err
+		}
+		rep.Rows = append(rep.Rows, row)
+	}
+	// Latency is compared with the single-path session (the first row if 1 path was not asked).
+	base := rep.Rows[0].Latency.Median
+	if one := findRow(rep.Rows, 1); one != nil {
+		base = one.Latency.Median
+	}
+	for i := range rep.Rows {
+		rep.Rows[i].LatencyRatio = float64(rep.Rows[i].Latency.Median) / float64(base)
+	}
+	return rep, nil
+}
+
+func findRow(rows []SessionRow, paths int) *SessionRow {
+	for i := range rows {
+		if rows[i].Paths == paths {
+			return &rows[i]
+		}
+	}
+	return nil
+}
+
+func dialBench(ctx context.Context, addr string, paths int, o SessionOptions, mode byte) (*braid.Session, error) {
+	s, err := braid.Dial(ctx, addr, &braid.Config{Paths: paths, ChunkSize: o.ChunkSize})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Send(ctx, []byte{mode}); err != nil {
+		s.Abort()
+		return nil, err
+	}
+	return s, nil
+}
+
+// sessionThroughput sends Volume bytes as 1 MiB messages and waits for the server's count.
+func sessionThroughput(ctx context.Context, addr string, paths int, o SessionOptions) (Throughput, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.MaxTime)
+	defer cancel()
+	s, err := dialBench(ctx, addr, paths, o, modeSink)
+	if err != nil {
+		return Throughput{}, err
+	}
+	defer s.Close()
+	src := newPatternReader(o.Volume)
+	buf := make([]byte, benchPiece)
+	start := time.Now()
+	var sent int64
+	msgs := 0
+	for {
+		n, rerr := io.ReadFull(src, buf)
+		if n > 0 {
+			if err := s.Send(ctx, buf[:n]); err != nil {
+				return Throughput{}, err
+			}
+			sent += int64(n)
+			msgs++
+		}
+		if rerr != nil {
+			break
+		}
+	}
+	if err := s.Send(ctx, nil); err != nil { // an empty message ends the transfer
+		return Throughput{}, err
+	}
+	count, err := s.Receive(ctx)
+	if err != nil {
+		return Throughput{}, err
+	}
+	dur := time.Since(start)
+	if len(count) != 8 || int64(binary.BigEndian.Uint64(count)) != sent {
+		return Throughput{}, fmt.Errorf("bench: server counted %x, sent %d", count, sent)
+	}
+	return Throughput{Bytes: sent, Frames: msgs, Duration: dur}, nil
+}
+
+// sessionLatency times round trips of one-chunk messages echoed by the server.
+func sessionLatency(ctx context.Context, addr string, paths int, o SessionOptions) (Latency, error) {
+	s, err := dialBench(ctx, addr, paths, o, modeEcho)
+	if err != nil {
+		return Latency{}, err
+	}
+	defer s.Close()
+	msg := make([]byte, latencySize)
+	rtts := make([]time.Duration, 0, o.Pings)
+	for i := range o.Pings {
+		binary.BigEndian.PutUint64(msg, uint64(i))
+		start := time.Now()
+		if err := s.Send(ctx, msg); err != nil {
+			return Latency{}, err
+		}
+		if _, err := s.Receive(ctx); err != nil {
+			return Latency{}, err
+		}
+		rtts = append(rtts, time.Since(start))
+	}
+	return Summarize(rtts), nil
+}
+
+// serveBenchSessions answers benchmark sessions: a sink counts bytes until an empty message and
+// answers the count; an echo returns every message.
+func serveBenchSessions(ctx context.Context, l *braid.Listener) {
+	for {
+		s, err := l.Accept(ctx)
+		if err != nil {
+			return
+		}
+		go func() {
+			defer s.Close()
+			mode, err := s.Receive(ctx)
+			if err != nil || len(mode) != 1 {
+				return
+			}
+			var total uint64
+			for {
+				msg, err := s.Receive(ctx)
+				if err != nil { // io.EOF once the client closes
+					return
+				}
+				switch mode[0] {
+				case modeEcho:
+					if s.Send(ctx, msg) != nil {
+						return
+					}
+				case modeSink:
+					if len(msg) == 0 {
+						if s.Send(ctx, binary.BigEndian.AppendUint64(nil, total)) != nil {
+							return
+						}
+						continue
+					}
+					total += uint64(len(msg))
+					s.Release(msg)
+				}
+			}
+		}()
+	}
+}

@@ -1,0 +1,25 @@
+package bufpool
+
+import "testing"
+
+func TestClasses(t *testing.T) {
+	for _, c := range []struct{ n, cap int }{{1, 1}, {4095, 4095}, {4096, 4096}, {4097, 8192}, {1 << 20, 1 << 20}, {1<<20 + 1, 2 << 20}} {
+		b := Get(c.n)
+		if len(b) != c.n || cap(b) != c.cap {
+			t.Errorf("Get(%d): len %d cap %d, want cap %d", c.n, len(b), cap(b), c.cap)
+		}
+		Put(b)
+	}
+	Put(make([]byte, 5000)) // not a class size: ignored
+	if b := Get(5000); cap(b) != 8192 {
+		t.Errorf("foreign buffer reused: cap %d", cap(b))
+	}
+}
+
+func TestReuseAvoidsAllocation(t *testing.T) {
+	Put(Get(1 << 20))
+	allocs := testing.AllocsPerRun(100, func() { Put(Get(1 << 20)) })
+	if allocs > 1 { // sync.Pool may drop an item across a GC
+		t.Fatalf("%v allocations per Get/Put", allocs)
+	}
+}
