@@ -369,3 +369,49 @@ func TestSteadyStateZeroAlloc(t *testing.T) {
 		t.Fatalf("%v allocations per frame, want 0", allocs)
 	}
 }
+
+// TestQueueRetainedGathers: large bodies queued with QueueRetained are kept by reference and
+// leave with the small frames around them, in order, at Flush.
+func TestQueueRetainedGathers(t *testing.T) {
+	for _, name := range []string{"buffer", "short writer"} {
+		t.Run(name, func(t *testing.T) {
+			var sink interface {
+				io.Writer
+				io.Reader
+			} = &bytes.Buffer{}
+			if name == "short writer" {
+				sink = &shortWriter{n: 1000}
+			}
+			w := NewWriter(sink)
+			big1 := bytes.Repeat([]byte{1}, 100_000)
+			big2 := bytes.Repeat([]byte{2}, 70_000)
+			want := []testFrame{
+				{TypePing, []byte("a")},
+				{TypeData, append([]byte("h1"), big1...)},
+				{TypeText, []byte("between")},
+				{TypeData, append([]byte("h2"), big2...)},
+				{TypePong, nil},
+			}
+			must := func(err error) {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			must(w.QueueRetained(TypePing, []byte("a"), nil))
+			must(w.QueueRetained(TypeData, []byte("h1"), big1))
+			must(w.QueueRetained(TypeText, nil, []byte("between")))
+			must(w.QueueRetained(TypeData, []byte("h2"), big2))
+			must(w.QueueRetained(TypePong, nil, nil))
+			if got, want := w.Pending(), 5*HeaderSize+1+2+100_000+7+2+70_000; got != want {
+				t.Fatalf("Pending = %d, want %d", got, want)
+			}
+			must(w.Flush())
+			if w.Pending() != 0 {
+				t.Fatal("not empty after Flush")
+			}
+			decodeAll(t, sink, want)
+		})
+	}
+}
+
+func (w *shortWriter) Read(p []byte) (int, error) { return w.buf.Read(p) }
