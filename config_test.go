@@ -1,0 +1,55 @@
+package braid
+
+import (
+	"testing"
+	"time"
+
+	"github.com/braidnet/braid/internal/reasm"
+)
+
+// TestSessionConstantsPinned ties the session-layer limits to docs/PROTOCOL.md, section 5.
+func TestSessionConstantsPinned(t *testing.T) {
+	d := DefaultConfig()
+	pins := []struct {
+		name      string
+		got, want int64
+	}{
+		{"MinChunkSize", MinChunkSize, 1 << 10},
+		{"MaxChunkSize", MaxChunkSize, 1 << 20},
+		{"ItemOverhead", reasm.ItemOverhead, 64},
+		{"charge of 3 chunks of 1 KiB", reasm.Charge(3, 1024), 3*1024 + 64},
+		{"chunks of an empty message", int64(reasm.Chunks(0, 1024)), 1},
+		{"default MaxPaths", int64(d.MaxPaths), 16},
+		{"MaxPaths limit", maxPathsLimit, 1024},
+		{"default MaxSessions", int64(d.MaxSessions), 1024},
+		{"default AcceptBacklog", int64(d.AcceptBacklog), 128},
+		{"default HandshakeTimeout", int64(d.HandshakeTimeout), int64(10 * time.Second)},
+		{"default SessionWindow", d.SessionWindow, 64 << 20},
+		{"default MaxMessageSize", int64(d.MaxMessageSize), 16 << 20},
+		{"default ChunkSize", int64(d.ChunkSize), 256 << 10},
+		{"default KeepAlive", int64(d.KeepAlive), int64(15 * time.Second)},
+		{"default IdleTimeout", int64(d.IdleTimeout), int64(2 * time.Minute)},
+		{"default Linger", int64(d.Linger), int64(5 * time.Second)},
+	}
+	for _, p := range pins {
+		if p.got != p.want {
+			t.Errorf("%s = %d, docs/PROTOCOL.md says %d", p.name, p.got, p.want)
+		}
+	}
+}
+
+func TestConfigDefaultsAndValidation(t *testing.T) {
+	c, err := (&Config{Paths: 2}).withDefaults()
+	if err != nil || c.Paths != 2 || c.ChunkSize != 256<<10 || c.Logger == nil {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for _, bad := range []*Config{
+		{ChunkSize: 100}, {ChunkSize: 2 << 20}, {Paths: -1}, {MaxPaths: 5000}, {Scheduler: "nope"},
+		{SessionWindow: -1}, {KeepAlive: -time.Second},
+		{SessionWindow: 1 << 20}, // smaller than two 16 MiB messages
+	} {
+		if _, err := bad.withDefaults(); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+}
