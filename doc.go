@@ -1,29 +1,57 @@
-// Package braid is a multipath transport over TCP: it frames messages on TCP connections
-// ("paths"), and unifies several paths into one session.
+// Package braid is a multipath transport over TCP: it unifies several TCP connections ("paths")
+// into one session, splits each message into chunks spread across the paths, and reassembles the
+// messages exactly, in order, at the other end.
 //
-// # Frames
+// # Sessions
 //
-// Every frame is a 4-byte big-endian payload length, a 1-byte type and the payload; see
-// docs/PROTOCOL.md for the normative specification. Server answers the base frame protocol on any
-// number of connections (PING with PONG, TEXT and DATA with ACK) and Client speaks it on one:
+// A client opens a session over several paths with Dial (N connections to one address) or
+// DialPaths (explicit local and remote address per path, for real multi-interface setups); a
+// server accepts sessions with Listen and Listener.Accept. Either end then sends and receives
+// whole messages:
 //
-//	srv, _ := braid.NewServer(nil)
-//	go srv.Serve(listener)
-//	c, _ := braid.DialClient(ctx, addr, nil)
-//	rtt, _ := c.Ping(ctx, nil)
-//	ack, _ := c.SendText(ctx, "hello")
+//	l, _ := braid.Listen("127.0.0.1:7878", nil)
+//	go func() {
+//		s, _ := l.Accept(ctx)
+//		msg, _ := s.Receive(ctx) // whole, in order, exactly once
+//		s.Send(ctx, msg)         // either end may send
+//	}()
+//	s, _ := braid.Dial(ctx, "127.0.0.1:7878", &braid.Config{Paths: 4})
+//	s.Send(ctx, []byte("hello"))
+//	reply, _ := s.Receive(ctx)
+//	s.Close() // the peer's Receive returns io.EOF after every message sent before it
 //
-// # Limits and errors
+// Session.Conn returns a net.Conn view of a session, a byte stream, so that io.Copy and other
+// stream code work unchanged. Session.Paths reports per-path counters.
 //
-// Config sets the maximum frame size (checked against each header before the payload is read or
-// allocated) and the idle, read and write timeouts; nil means DefaultConfig. A connection that
-// breaks the protocol is sent an ERROR frame with a code and closed, with the reason logged,
-// while every other connection keeps working. Errors are matched with errors.Is against the
-// sentinels in this package (ErrFrameTooLarge, ErrProtocol, ErrTimeout, ...), whether detected
-// locally or reported by the peer (RemoteError).
+// # Flow control and limits
+//
+// Each end advertises a receive window (Config.SessionWindow); Send blocks while the peer's window
+// is full, so a slow reader never grows either end's memory beyond its budget. Every limit —
+// frame size, message size, paths per session, sessions per server, memory per session,
+// handshake and idle timeouts — is in Config and is enforced before memory is allocated. A peer
+// that breaks the protocol gets an ERROR frame with a code, and only its session (or connection)
+// is closed.
+//
+// # Single-path frames
+//
+// Connections that do not open a session speak the base frame protocol: Server answers PING with
+// PONG and TEXT and DATA with ACK, and Client speaks it (see docs/PROTOCOL.md). A Listener serves
+// both kinds of connection on one address.
+//
+// # Errors
+//
+// Errors are matched with errors.Is against the sentinels of this package (ErrFrameTooLarge,
+// ErrInvalidChunk, ErrUnknownSession, ErrOverBudget, ErrPathLost, ...), whether detected locally
+// or reported by the peer in an ERROR frame (RemoteError).
 //
 // # Logging
 //
-// Servers and clients log through the *slog.Logger in their Config; each frame's direction, type
-// and size are logged at slog.LevelDebug.
+// Servers, clients and sessions log through the *slog.Logger in their Config: path and session
+// events at Info, each frame's direction, type and size at Debug.
+//
+// # Limitations
+//
+// In this version a path that fails may have lost chunks, so it ends the session with
+// ErrPathLost; acknowledgement and retransmission across paths are planned. Deadlines on the
+// net.Conn view apply to calls started after they are set.
 package braid
