@@ -13,6 +13,7 @@ const (
 	TypeChunk         Type = 0x20 // either: one chunk of an item (ChunkHeader + payload)
 	TypeCredit        Type = 0x21 // either: flow-control credit (Credit)
 	TypeClose         Type = 0x22 // either: no items after this count (Close)
+	TypeChunkAck      Type = 0x23 // either: which chunks have arrived (ChunkAck)
 )
 
 func init() {
@@ -23,6 +24,7 @@ func init() {
 	register(TypeChunk, "CHUNK")
 	register(TypeCredit, "CREDIT")
 	register(TypeClose, "CLOSE")
+	register(TypeChunkAck, "CHUNK_ACK")
 }
 
 // Sizes of the session-layer payloads.
@@ -34,7 +36,7 @@ const (
 	SessionAcceptSize = 2*SessionIDSize + 16 // id, token, path index, max paths, chunk size, window
 	SessionAttachSize = SessionIDSize + TokenSize
 	AttachOKSize      = 2
-	ChunkHeaderSize   = 16
+	ChunkHeaderSize   = 24
 	CreditSize        = 8
 	CloseSize         = 8
 )
@@ -153,18 +155,23 @@ func ParseAttachOK(p []byte) (uint16, error) {
 
 // ChunkHeader is the fixed prefix of a CHUNK payload; the chunk's bytes follow it.
 //
-//	| item id u64 | chunk id u32 | total chunks u32 | payload ... |
+//	| item id u64 | chunk id u32 | total chunks u32 | seq u64 | payload ... |
+//
+// Seq numbers the chunks of one direction of a session from 0 in the order they are first sent;
+// a retransmitted chunk keeps its seq, so that CHUNK_ACK can name chunks compactly.
 type ChunkHeader struct {
 	Item  uint64
 	Chunk uint32
 	Total uint32
+	Seq   uint64
 }
 
 // AppendChunkHeader appends the encoding of h to b.
 func AppendChunkHeader(b []byte, h ChunkHeader) []byte {
 	b = binary.BigEndian.AppendUint64(b, h.Item)
 	b = binary.BigEndian.AppendUint32(b, h.Chunk)
-	return binary.BigEndian.AppendUint32(b, h.Total)
+	b = binary.BigEndian.AppendUint32(b, h.Total)
+	return binary.BigEndian.AppendUint64(b, h.Seq)
 }
 
 // ParseChunkHeader decodes the first ChunkHeaderSize bytes of a CHUNK payload. It checks only the
@@ -173,7 +180,58 @@ func ParseChunkHeader(p []byte) (ChunkHeader, error) {
 	if len(p) < ChunkHeaderSize {
 		return ChunkHeader{}, malformed(TypeChunk, "length %d, want at least %d", len(p), ChunkHeaderSize)
 	}
-	return ChunkHeader{Item: binary.BigEndian.Uint64(p), Chunk: binary.BigEndian.Uint32(p[8:]), Total: binary.BigEndian.Uint32(p[12:])}, nil
+	return ChunkHeader{Item: binary.BigEndian.Uint64(p), Chunk: binary.BigEndian.Uint32(p[8:]),
+		Total: binary.BigEndian.Uint32(p[12:]), Seq: binary.BigEndian.Uint64(p[16:])}, nil
+}
+
+// MaxAckRanges bounds the ranges one CHUNK_ACK carries; later ranges wait for a later ACK.
+const MaxAckRanges = 64
+
+// SeqRange is the chunk sequence numbers From up to, not including, To.
+type SeqRange struct{ From, To uint64 }
+
+// ChunkAck is the payload of CHUNK_ACK: every chunk with seq below Cum has arrived, and so has
+// every chunk in Ranges (ascending, disjoint, above Cum, not adjacent to it or to each other).
+//
+//	| cum u64 | count u16 | count × (from u64 | to u64) |
+type ChunkAck struct {
+	Cum    uint64
+	Ranges []SeqRange
+}
+
+// AppendChunkAck appends the encoding of a to b.
+func AppendChunkAck(b []byte, a ChunkAck) []byte {
+	b = binary.BigEndian.AppendUint64(b, a.Cum)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(a.Ranges)))
+	for _, r := range a.Ranges {
+		b = binary.BigEndian.AppendUint64(b, r.From)
+		b = binary.BigEndian.AppendUint64(b, r.To)
+	}
+	return b
+}
+
+// ParseChunkAck decodes a CHUNK_ACK payload into a, reusing a.Ranges' storage. The ranges must be
+// non-empty, ascending, disjoint and non-adjacent, all above Cum, and at most MaxAckRanges.
+func ParseChunkAck(p []byte, a *ChunkAck) error {
+	if len(p) < 10 {
+		return malformed(TypeChunkAck, "length %d, want at least 10", len(p))
+	}
+	a.Cum = binary.BigEndian.Uint64(p)
+	n := int(binary.BigEndian.Uint16(p[8:]))
+	if n > MaxAckRanges || len(p) != 10+16*n {
+		return malformed(TypeChunkAck, "%d ranges in %d bytes", n, len(p))
+	}
+	a.Ranges = a.Ranges[:0]
+	prev := a.Cum
+	for i := range n {
+		r := SeqRange{From: binary.BigEndian.Uint64(p[10+16*i:]), To: binary.BigEndian.Uint64(p[18+16*i:])}
+		if r.From <= prev || r.To <= r.From {
+			return malformed(TypeChunkAck, "range %d [%d, %d) not above %d", i, r.From, r.To, prev)
+		}
+		a.Ranges = append(a.Ranges, r)
+		prev = r.To
+	}
+	return nil
 }
 
 // AppendUint64 appends the 8-byte payload of CREDIT and CLOSE frames.

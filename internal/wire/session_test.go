@@ -28,7 +28,9 @@ func TestSessionConstantsPinned(t *testing.T) {
 		{"SessionAcceptSize", SessionAcceptSize, 48},
 		{"SessionAttachSize", SessionAttachSize, 32},
 		{"AttachOKSize", AttachOKSize, 2},
-		{"ChunkHeaderSize", ChunkHeaderSize, 16},
+		{"ChunkHeaderSize", ChunkHeaderSize, 24},
+		{"TypeChunkAck", int(TypeChunkAck), 0x23},
+		{"MaxAckRanges", MaxAckRanges, 64},
 		{"CreditSize", CreditSize, 8},
 		{"CloseSize", CloseSize, 8},
 		{"ModePlain", int(ModePlain), 0},
@@ -43,6 +45,7 @@ func TestSessionConstantsPinned(t *testing.T) {
 	for typ, want := range map[Type]string{
 		TypeSessionNew: "SESSION_NEW", TypeSessionAccept: "SESSION_ACCEPT", TypeSessionAttach: "SESSION_ATTACH",
 		TypeAttachOK: "ATTACH_OK", TypeChunk: "CHUNK", TypeCredit: "CREDIT", TypeClose: "CLOSE",
+		TypeChunkAck: "CHUNK_ACK",
 	} {
 		if got := typ.String(); got != want {
 			t.Errorf("Type(%#02x).String() = %q, want %q", uint8(typ), got, want)
@@ -54,7 +57,7 @@ func TestSessionConstantsPinned(t *testing.T) {
 			t.Errorf("%s = %#02x outside the session range", want, uint8(typ))
 		}
 	}
-	for _, typ := range []Type{0x14, 0x1f, 0x23, 0x3f} {
+	for _, typ := range []Type{0x14, 0x1f, 0x24, 0x3f} {
 		if typ.Known() {
 			t.Errorf("unassigned session-range type %#02x is Known", uint8(typ))
 		}
@@ -95,8 +98,11 @@ func TestSessionLayouts(t *testing.T) {
 			cat(seq(0xa0, 16), seq(0xc0, 16))},
 		{"AttachOK", AppendAttachOK(nil, 0xbeef), []byte{0xbe, 0xef}},
 		{"ChunkHeader",
-			AppendChunkHeader(nil, ChunkHeader{Item: 0x0102030405060708, Chunk: 0x090a0b0c, Total: 0x0d0e0f10}),
-			seq(1, 16)},
+			AppendChunkHeader(nil, ChunkHeader{Item: 0x0102030405060708, Chunk: 0x090a0b0c, Total: 0x0d0e0f10, Seq: 0x1112131415161718}),
+			seq(1, 24)},
+		{"ChunkAck",
+			AppendChunkAck(nil, ChunkAck{Cum: 0x0102030405060708, Ranges: []SeqRange{{From: 0x0a0b0c0d0e0f1011, To: 0x1213141516171819}}}),
+			cat(seq(1, 8), []byte{0, 1}, seq(0x0a, 16))},
 		{"Uint64", AppendUint64(nil, 0x0102030405060708), seq(1, 8)},
 		{"append keeps prefix", AppendAttachOK([]byte{0x55}, 7), []byte{0x55, 0, 7}},
 	}
@@ -142,7 +148,7 @@ func TestSessionRoundTrip(t *testing.T) {
 			t.Fatalf("AttachOK %d: got %d, %v (%d bytes)", idx, got, err, len(b))
 		}
 
-		h := ChunkHeader{Item: r.Uint64(), Chunk: r.Uint32(), Total: r.Uint32()}
+		h := ChunkHeader{Item: r.Uint64(), Chunk: r.Uint32(), Total: r.Uint32(), Seq: r.Uint64()}
 		b = AppendChunkHeader(nil, h)
 		if got, err := ParseChunkHeader(b); err != nil || got != h || len(b) != ChunkHeaderSize {
 			t.Fatalf("ChunkHeader %+v: got %+v, %v (%d bytes)", h, got, err, len(b))
@@ -232,7 +238,8 @@ func FuzzSessionFrames(f *testing.F) {
 	f.Add(AppendSessionAccept(nil, SessionAccept{ID: id, Token: Token(id), MaxPaths: 8, ChunkSize: 1 << 16, Window: 1 << 24}))
 	f.Add(AppendSessionAttach(nil, SessionAttach{ID: id, Token: Token(id)}))
 	f.Add(AppendAttachOK(nil, 3))
-	f.Add(append(AppendChunkHeader(nil, ChunkHeader{Item: 7, Chunk: 1, Total: 2}), "payload"...))
+	f.Add(append(AppendChunkHeader(nil, ChunkHeader{Item: 7, Chunk: 1, Total: 2, Seq: 9}), "payload"...))
+	f.Add(AppendChunkAck(nil, ChunkAck{Cum: 5, Ranges: []SeqRange{{7, 9}, {12, 20}}}))
 	f.Add(AppendUint64(nil, 1<<40))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, p []byte) {
@@ -265,5 +272,46 @@ func FuzzSessionFrames(f *testing.F) {
 			v, err := ParseUint64(typ, p)
 			check(typ.String(), err, func() []byte { return AppendUint64(nil, v) }, p)
 		}
+		var ca ChunkAck
+		err = ParseChunkAck(p, &ca)
+		check("ChunkAck", err, func() []byte { return AppendChunkAck(nil, ca) }, p)
+		if err == nil {
+			prev := ca.Cum
+			for _, r := range ca.Ranges {
+				if r.From <= prev || r.To <= r.From {
+					t.Fatalf("accepted range %v after %d", r, prev)
+				}
+				prev = r.To
+			}
+		}
 	})
+}
+
+func TestChunkAckRejects(t *testing.T) {
+	enc := func(cum uint64, rs ...SeqRange) []byte { return AppendChunkAck(nil, ChunkAck{Cum: cum, Ranges: rs}) }
+	cases := map[string][]byte{
+		"short":               {0, 0, 0},
+		"count beyond length": append(enc(1), 0),
+		"range at cum":        enc(5, SeqRange{5, 7}),
+		"empty range":         enc(5, SeqRange{7, 7}),
+		"adjacent ranges":     enc(5, SeqRange{7, 9}, SeqRange{9, 11}),
+		"descending":          enc(5, SeqRange{20, 30}, SeqRange{7, 9}),
+		"too many": func() []byte {
+			var rs []SeqRange
+			for i := range uint64(MaxAckRanges + 1) {
+				rs = append(rs, SeqRange{10 + 3*i, 11 + 3*i})
+			}
+			return enc(0, rs...)
+		}(),
+	}
+	for name, p := range cases {
+		var a ChunkAck
+		if err := ParseChunkAck(p, &a); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v", name, err)
+		}
+	}
+	var a ChunkAck
+	if err := ParseChunkAck(enc(3, SeqRange{5, 6}, SeqRange{8, 100}), &a); err != nil || a.Cum != 3 || len(a.Ranges) != 2 {
+		t.Fatalf("%+v %v", a, err)
+	}
 }
