@@ -69,8 +69,22 @@ type Config struct {
 	// Default "round-robin".
 	Scheduler string
 
-	// KeepAlive is how long a path may be idle before it sends a PING. Default 15 seconds.
+	// KeepAlive is how long a path may go without writing before it sends a PING, so that the
+	// peer can tell a quiet path from a dead one. Default 1 second.
 	KeepAlive time.Duration
+
+	// PathTimeout is how long a path may go without receiving anything before it is declared
+	// dead, even without FIN or RST (a blackholed path). Default 4 seconds.
+	PathTimeout time.Duration
+
+	// MinRTO is the least time a chunk may go unacknowledged before it is sent again on another
+	// path; a path's own timeout is its smoothed RTT plus four deviations, doubled on each
+	// expiry, and never less than this. Default 200 ms.
+	MinRTO time.Duration
+
+	// ResumeGrace is how long a session lives with no path at all, waiting for one to attach
+	// again (the client re-dials). After it both ends fail with ErrPathLost. Default 30 seconds.
+	ResumeGrace time.Duration
 
 	// Linger bounds how long Close waits for the peer to take everything sent and close its side.
 	// Default 5 seconds.
@@ -101,7 +115,10 @@ func DefaultConfig() *Config {
 		SessionWindow:    64 << 20,
 		MaxMessageSize:   16 << 20,
 		Scheduler:        sched.RoundRobinName,
-		KeepAlive:        15 * time.Second,
+		KeepAlive:        time.Second,
+		PathTimeout:      4 * time.Second,
+		MinRTO:           200 * time.Millisecond,
+		ResumeGrace:      30 * time.Second,
 		Linger:           5 * time.Second,
 	}
 }
@@ -112,7 +129,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("braid: MaxFrameSize %d outside 0..%d", c.MaxFrameSize, wire.MaxPayloadLimit)
 	}
 	for name, d := range map[string]time.Duration{"IdleTimeout": c.IdleTimeout, "ReadTimeout": c.ReadTimeout,
-		"WriteTimeout": c.WriteTimeout, "HandshakeTimeout": c.HandshakeTimeout, "KeepAlive": c.KeepAlive, "Linger": c.Linger} {
+		"WriteTimeout": c.WriteTimeout, "HandshakeTimeout": c.HandshakeTimeout, "KeepAlive": c.KeepAlive, "Linger": c.Linger,
+		"PathTimeout": c.PathTimeout, "MinRTO": c.MinRTO, "ResumeGrace": c.ResumeGrace} {
 		if d < 0 {
 			return fmt.Errorf("braid: %s %v is negative", name, d)
 		}
@@ -171,6 +189,12 @@ func (c *Config) withDefaults() (*Config, error) {
 	setDefault(&out.MaxMessageSize, d.MaxMessageSize)
 	setDefault(&out.Scheduler, d.Scheduler)
 	setDefault(&out.KeepAlive, d.KeepAlive)
+	setDefault(&out.PathTimeout, d.PathTimeout)
+	setDefault(&out.MinRTO, d.MinRTO)
+	setDefault(&out.ResumeGrace, d.ResumeGrace)
+	if out.PathTimeout <= out.KeepAlive {
+		return nil, fmt.Errorf("braid: PathTimeout %v must exceed KeepAlive %v", out.PathTimeout, out.KeepAlive)
+	}
 	setDefault(&out.Linger, d.Linger)
 	// The window must hold two of the largest messages, so that credit returned in eighths
 	// always lets a waiting sender through (see flow control in docs/PROTOCOL.md).

@@ -27,7 +27,10 @@ func TestSessionConstantsPinned(t *testing.T) {
 		{"default SessionWindow", d.SessionWindow, 64 << 20},
 		{"default MaxMessageSize", int64(d.MaxMessageSize), 16 << 20},
 		{"default ChunkSize", int64(d.ChunkSize), 256 << 10},
-		{"default KeepAlive", int64(d.KeepAlive), int64(15 * time.Second)},
+		{"default KeepAlive", int64(d.KeepAlive), int64(time.Second)},
+		{"default PathTimeout", int64(d.PathTimeout), int64(4 * time.Second)},
+		{"default MinRTO", int64(d.MinRTO), int64(200 * time.Millisecond)},
+		{"default ResumeGrace", int64(d.ResumeGrace), int64(30 * time.Second)},
 		{"default IdleTimeout", int64(d.IdleTimeout), int64(2 * time.Minute)},
 		{"default Linger", int64(d.Linger), int64(5 * time.Second)},
 	}

@@ -79,7 +79,8 @@ func dialPaths(ctx context.Context, specs []PathSpec, c *Config) (*Session, erro
 		hs.conn.Close()
 		return nil, err
 	}
-	if err := s.startPath(hs, 0); err != nil {
+	if err := s.startPath(hs, 0, specs[0]); err != nil {
+		s.Abort()
 		return nil, err
 	}
 
@@ -101,7 +102,7 @@ func dialPaths(ctx context.Context, specs []PathSpec, c *Config) (*Session, erro
 				errs[i] = err
 				return
 			}
-			errs[i] = s.startPath(hs, int(idx))
+			errs[i] = s.startPath(hs, int(idx), specs[i])
 		}()
 	}
 	wg.Wait()
@@ -179,8 +180,8 @@ func resolveLocal(s string) (*net.TCPAddr, error) {
 }
 
 // startPath makes a handshaken client connection path idx of s and runs its reader.
-func (s *Session) startPath(hs *handshake, idx int) error {
-	p := newPath(s, idx, hs.conn, hs.r, hs.w)
+func (s *Session) startPath(hs *handshake, idx int, spec PathSpec) error {
+	p := newPath(s, idx, spec, hs.conn, hs.r, hs.w)
 	if err := s.addPath(p); err != nil {
 		hs.conn.Close()
 		return err

@@ -148,8 +148,11 @@ func (t *sessionTable) handshake(sc *serverConn, f wire.Frame) error {
 		return sc.fail(err, codeFor(err), err.Error())
 	}
 	sc.markSessionPath()
-	p := newPath(s, idx, sc.c, sc.r, sc.w)
+	p := newPath(s, idx, PathSpec{}, sc.c, sc.r, sc.w)
 	if err := s.addPath(p); err != nil {
+		if f.Type == wire.TypeSessionNew {
+			s.end(err)
+		}
 		return sc.fail(err, codeFor(err), err.Error())
 	}
 	sc.c.SetDeadline(noDeadline)
@@ -186,8 +189,18 @@ func (t *sessionTable) open(sc *serverConn, payload []byte) (*Session, error) {
 		return nil, err
 	}
 	s.onEnd = func() { t.remove(s) }
-	if _, err := s.reserveIndex(1); err != nil { // index 0 is this connection's
+	if err := t.register(sc, s, cs); err != nil {
+		s.end(err) // stops its monitor and forgets it
 		return nil, err
+	}
+	s.log.Info("session opened", "remote", sc.c.RemoteAddr().String(), "chunk_size", cs)
+	return s, nil
+}
+
+// register makes a new session attachable and answers SESSION_ACCEPT.
+func (t *sessionTable) register(sc *serverConn, s *Session, cs int) error {
+	if _, err := s.reserveIndex(1); err != nil { // index 0 is this connection's
+		return err
 	}
 	// Register before answering: the client attaches its other paths as soon as it reads
 	// SESSION_ACCEPT. Nobody can attach earlier, since only the answer reveals id and token.
@@ -195,21 +208,16 @@ func (t *sessionTable) open(sc *serverConn, payload []byte) (*Session, error) {
 	switch {
 	case t.isClosed:
 		t.mu.Unlock()
-		return nil, fmt.Errorf("%w: server shutting down", ErrShuttingDown)
+		return fmt.Errorf("%w: server shutting down", ErrShuttingDown)
 	case len(t.byID) >= t.cfg.MaxSessions:
 		t.mu.Unlock()
-		return nil, fmt.Errorf("%w: %d sessions", ErrTooManySessions, t.cfg.MaxSessions)
+		return fmt.Errorf("%w: %d sessions", ErrTooManySessions, t.cfg.MaxSessions)
 	}
-	t.byID[terms.id] = s
+	t.byID[s.id] = s
 	t.mu.Unlock()
-	acc := wire.AppendSessionAccept(nil, wire.SessionAccept{ID: terms.id, Token: terms.token, PathIndex: 0,
+	acc := wire.AppendSessionAccept(nil, wire.SessionAccept{ID: s.id, Token: s.token, PathIndex: 0,
 		MaxPaths: uint16(t.cfg.MaxPaths), ChunkSize: uint32(cs), Window: uint64(t.cfg.SessionWindow)})
-	if err := sc.writeNow(wire.TypeSessionAccept, acc); err != nil {
-		t.remove(s)
-		return nil, err
-	}
-	s.log.Info("session opened", "remote", sc.c.RemoteAddr().String(), "chunk_size", cs)
-	return s, nil
+	return sc.writeNow(wire.TypeSessionAccept, acc)
 }
 
 // offer hands a new session, its first path running, to Accept; with the backlog full the

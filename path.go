@@ -27,13 +27,30 @@ func pathQueueLen(chunkSize int) int { return max(2, pathQueueBytes/chunkSize) }
 // maxWriteBatch bounds the bytes a path writer gathers into one write.
 const maxWriteBatch = 2 << 20
 
-// outChunk is one chunk on its way to a path. Its buffer comes from the session's pool and goes
-// back once the chunk is written.
+// readPiece is how much of a chunk's payload a path reads at a time; between pieces it notes that
+// the path is alive, so that a slow path is not mistaken for a dead one mid-chunk.
+const readPiece = 32 << 10
+
+// ackEvery bounds how many chunks a path receives before it acknowledges, when more keep arriving.
+const ackEvery = 8
+
+// outChunk is one chunk of the session's send side. It is held by the session's outstanding set
+// until acknowledged, and by each path queue it is placed on until written; the last holder to let
+// go returns it to the pool.
 type outChunk struct {
 	hdr     wire.ChunkHeader
 	payload []byte
 	buf     []byte
+
+	refs   atomic.Int32
+	acked  atomic.Bool
+	sentAt atomic.Int64 // session clock when last written; 0 until then
+	path   int          // index of the path it was last given to, -1 for none, or pathRouting (under s.mu)
+	resent bool         // given to more than one path (under s.mu)
 }
+
+// pathRouting marks a chunk that Send is still placing on its first path.
+const pathRouting = -2
 
 // ctrlFrame is a small control frame for a path's writer.
 type ctrlFrame struct {
@@ -47,24 +64,41 @@ type ctrlFrame struct {
 type path struct {
 	s     *Session
 	index int
+	spec  PathSpec // how to dial it again (client side)
 	conn  net.Conn
 	r     *wire.Reader
 	w     *wire.Writer
 	log   *slog.Logger
-	epoch time.Time // origin of keepalive timestamps
 
-	data chan *outChunk
-	ctrl chan ctrlFrame
-	fin  chan uint64   // Close: flush, send CLOSE(count), half-close
-	stop chan struct{} // closed when the path must end now
+	data    chan *outChunk
+	ctrl    chan ctrlFrame
+	fin     chan uint64   // Close: flush, send CLOSE(count), half-close
+	stop    chan struct{} // closed when the path must end now
+	rtxKick chan struct{} // chunks were added to rtx
+	ackKick chan struct{} // the reader wants a CHUNK_ACK sent
+
+	rtxMu sync.Mutex
+	rtx   []*outChunk // chunks to send again, ahead of data; unbounded (bounded by the window)
 
 	stopOnce   sync.Once
 	killCode   wire.Code // ERROR to send on stop; 0 for none
 	killMsg    string
+	downMu     sync.Mutex
+	downReason error
 	writerDone chan struct{}
 	dead       atomic.Bool
 	finishing  atomic.Bool
-	sawClose   bool // reader only: the peer's CLOSE arrived on this path
+	stalled    atomic.Bool  // an RTO expired; no new data until the path shows life
+	stalledAt  atomic.Int64 // session clock of the stall
+	rtoBackoff atomic.Int32 // RTO doublings since the last RTT sample
+	lastRecv   atomic.Int64 // session clock of the last bytes received
+	sawClose   bool         // reader only: the peer's CLOSE arrived on this path
+	unacked    int          // reader only: chunks received since the last ACK request
+	ackIn      wire.ChunkAck
+	ackOut     wire.ChunkAck // writer only
+	ackBuf     []byte        // writer only
+	oldest     time.Duration // monitor scratch: oldest unacknowledged send (under s.mu)
+	deadline   bool          // reader only: a read deadline is set
 
 	queued     atomic.Int64
 	chunksSent atomic.Uint64
@@ -75,22 +109,29 @@ type path struct {
 	rttvar     atomic.Int64
 }
 
-func newPath(s *Session, index int, conn net.Conn, r *wire.Reader, w *wire.Writer) *path {
-	return &path{
+func newPath(s *Session, index int, spec PathSpec, conn net.Conn, r *wire.Reader, w *wire.Writer) *path {
+	p := &path{
 		s:          s,
 		index:      index,
+		spec:       spec,
 		conn:       conn,
 		r:          r,
 		w:          w,
 		log:        s.log.With("path", index),
-		epoch:      time.Now(),
 		data:       make(chan *outChunk, pathQueueLen(s.chunkSize)),
 		ctrl:       make(chan ctrlFrame, 16),
 		fin:        make(chan uint64, 1),
 		stop:       make(chan struct{}),
+		rtxKick:    make(chan struct{}, 1),
+		ackKick:    make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 	}
+	p.lastRecv.Store(int64(s.clock()))
+	return p
 }
+
+// usable reports whether new data may be given to the path.
+func (p *path) usable() bool { return !p.dead.Load() && !p.finishing.Load() && !p.stalled.Load() }
 
 // enqueue queues a chunk for writing, waiting while the queue is full. It returns false if the
 // path ended first.
@@ -109,6 +150,26 @@ func (p *path) enqueue(oc *outChunk) bool {
 	}
 }
 
+// retransmit queues a chunk to be sent again, ahead of new data, without blocking.
+func (p *path) retransmit(oc *outChunk) {
+	p.queued.Add(int64(len(oc.payload)))
+	p.rtxMu.Lock()
+	p.rtx = append(p.rtx, oc)
+	p.rtxMu.Unlock()
+	select {
+	case p.rtxKick <- struct{}{}:
+	default:
+	}
+}
+
+func (p *path) takeRetransmits() []*outChunk {
+	p.rtxMu.Lock()
+	defer p.rtxMu.Unlock()
+	r := p.rtx
+	p.rtx = nil
+	return r
+}
+
 // sendCtrl queues a control frame without blocking; a full queue drops it (PONGs and keepalive
 // PINGs are worth nothing late).
 func (p *path) sendCtrl(t wire.Type, payload []byte) {
@@ -116,6 +177,13 @@ func (p *path) sendCtrl(t wire.Type, payload []byte) {
 	f.n = copy(f.buf[:], payload)
 	select {
 	case p.ctrl <- f:
+	default:
+	}
+}
+
+func kick(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
 	default:
 	}
 }
@@ -143,13 +211,41 @@ func (p *path) kill(code wire.Code, msg string) {
 	}
 }
 
+// setDownReason records why the path is being ended, for the log, unless a reason is known.
+func (p *path) setDownReason(err error) {
+	p.downMu.Lock()
+	defer p.downMu.Unlock()
+	if p.downReason == nil {
+		p.downReason = err
+	}
+}
+
 func (p *path) schedView() sched.Path {
 	return sched.Path{
 		Index:       p.index,
-		Live:        !p.dead.Load() && !p.finishing.Load(),
+		Live:        p.usable(),
 		QueuedBytes: p.queued.Load(),
 		SRTT:        time.Duration(p.srtt.Load()),
 	}
+}
+
+// rto is the path's retransmission timeout: SRTT plus four deviations (RFC 6298), at least min,
+// doubled for each expiry since the last sample. Before any sample it is 1 s (or min, if more),
+// as RFC 6298 recommends.
+func (p *path) rto(min time.Duration) time.Duration {
+	srtt, rttvar := time.Duration(p.srtt.Load()), time.Duration(p.rttvar.Load())
+	r := max(min, time.Second)
+	if srtt > 0 {
+		r = max(min, srtt+4*rttvar)
+	}
+	return r << min32(p.rtoBackoff.Load(), 6)
+}
+
+func min32(a, b int32) int32 {
+	if a < b {
+		return a
+	}
+	return b
 }
 
 func (p *path) stats() PathStats {
@@ -172,9 +268,9 @@ func (p *path) trace(dir string, t wire.Type, n int) {
 	}
 }
 
-// writeLoop writes the path's frames: chunks, control frames, CREDIT when the session asks, and
-// a PING when the path has been idle for KeepAlive. Frames that are ready together leave in one
-// write.
+// writeLoop writes the path's frames: retransmissions first, then new chunks, control frames,
+// CHUNK_ACK and CREDIT when asked, and a PING when the path has written nothing for KeepAlive.
+// Frames that are ready together leave in one write.
 func (p *path) writeLoop() {
 	defer p.s.wg.Done()
 	defer close(p.writerDone)
@@ -195,15 +291,23 @@ func (p *path) writeLoop() {
 				p.log.Debug("finishing path failed", "err", err)
 			}
 			return
+		case <-p.rtxKick:
+			for _, oc := range p.takeRetransmits() {
+				if batch, err = p.queueChunk(oc, batch); err != nil {
+					break
+				}
+			}
 		case oc := <-p.data:
 			batch, err = p.queueChunk(oc, batch)
 		case f := <-p.ctrl:
 			err = p.queueCtrl(f)
+		case <-p.ackKick:
+			err = p.queueAck()
 		case <-p.s.creditKick:
 			err = p.queueCredit()
 		case <-keepalive.C:
 			var ts [8]byte
-			binary.BigEndian.PutUint64(ts[:], uint64(time.Since(p.epoch)))
+			binary.BigEndian.PutUint64(ts[:], uint64(p.s.clock()))
 			p.trace("send", wire.TypePing, 8)
 			err = p.w.Queue(wire.TypePing, ts[:], nil)
 		}
@@ -214,6 +318,8 @@ func (p *path) writeLoop() {
 				batch, err = p.queueChunk(oc, batch)
 			case f := <-p.ctrl:
 				err = p.queueCtrl(f)
+			case <-p.ackKick:
+				err = p.queueAck()
 			default:
 				break gather
 			}
@@ -221,18 +327,25 @@ func (p *path) writeLoop() {
 		if err == nil {
 			err = p.w.Flush()
 		}
-		batch = p.release(batch)
+		batch = p.release(batch, err == nil)
 		if err != nil {
-			p.s.pathFailed(p, fmt.Errorf("write: %w", err))
+			p.setDownReason(fmt.Errorf("write: %w", err))
+			p.kill(0, "")
+			p.writeKill()
 			return
 		}
 		keepalive.Reset(p.s.cfg.KeepAlive)
 	}
 }
 
-// writeFinish drains the queue, then writes CLOSE(count).
+// writeFinish drains the queues, then writes CLOSE(count).
 func (p *path) writeFinish(count uint64, batch []*outChunk) error {
 	var err error
+	for _, oc := range p.takeRetransmits() {
+		if err == nil {
+			batch, err = p.queueChunk(oc, batch)
+		}
+	}
 	for err == nil {
 		select {
 		case oc := <-p.data:
@@ -249,11 +362,12 @@ func (p *path) writeFinish(count uint64, batch []*outChunk) error {
 			err = p.w.Flush()
 		}
 	}
-	p.release(batch)
+	p.release(batch, err == nil)
 	return err
 }
 
-// writeKill sends the ERROR frame kill asked for, briefly, and closes the connection.
+// writeKill sends the ERROR frame kill asked for, briefly, closes the connection, and lets go of
+// every chunk still queued (the session resends them elsewhere).
 func (p *path) writeKill() {
 	if p.killCode != 0 {
 		var b [2 + wire.MaxErrorMessage]byte
@@ -265,18 +379,31 @@ func (p *path) writeKill() {
 		}
 	}
 	p.conn.Close()
+	drop := func(oc *outChunk) {
+		p.queued.Add(-int64(len(oc.payload)))
+		p.s.unref(oc)
+	}
+	for _, oc := range p.takeRetransmits() {
+		drop(oc)
+	}
 	for {
 		select {
 		case oc := <-p.data:
-			p.queued.Add(-int64(len(oc.payload)))
-			p.s.chunkPool.Put(oc)
+			drop(oc)
 		default:
 			return
 		}
 	}
 }
 
+// queueChunk adds a chunk to the write in progress, unless it has been acknowledged meanwhile
+// (a copy sent on another path arrived first).
 func (p *path) queueChunk(oc *outChunk, batch []*outChunk) ([]*outChunk, error) {
+	if oc.acked.Load() {
+		p.queued.Add(-int64(len(oc.payload)))
+		p.s.unref(oc)
+		return batch, nil
+	}
 	var h [wire.ChunkHeaderSize]byte
 	p.trace("send", wire.TypeChunk, wire.ChunkHeaderSize+len(oc.payload))
 	// The chunk's buffer stays ours until release, after the flush: no copy, and all the
@@ -296,14 +423,28 @@ func (p *path) queueCredit() error {
 	return p.w.Queue(wire.TypeCredit, wire.AppendUint64(b[:0], p.s.creditValue()), nil)
 }
 
-// release returns written chunks to the pool and counts them.
-func (p *path) release(batch []*outChunk) []*outChunk {
+// queueAck writes the session's current record of received chunks.
+func (p *path) queueAck() error {
+	p.s.mu.Lock()
+	p.s.recvd.Fill(&p.ackOut)
+	p.s.mu.Unlock()
+	p.ackBuf = wire.AppendChunkAck(p.ackBuf[:0], p.ackOut)
+	p.trace("send", wire.TypeChunkAck, len(p.ackBuf))
+	return p.w.Queue(wire.TypeChunkAck, p.ackBuf, nil)
+}
+
+// release lets go of written chunks, noting when they were sent.
+func (p *path) release(batch []*outChunk, written bool) []*outChunk {
+	now := int64(p.s.clock())
 	for i, oc := range batch {
 		n := len(oc.payload)
 		p.queued.Add(-int64(n))
-		p.chunksSent.Add(1)
-		p.bytesSent.Add(uint64(n))
-		p.s.chunkPool.Put(oc)
+		if written {
+			oc.sentAt.Store(now)
+			p.chunksSent.Add(1)
+			p.bytesSent.Add(uint64(n))
+		}
+		p.s.unref(oc)
 		batch[i] = nil
 	}
 	return batch[:0]
@@ -325,16 +466,33 @@ func (p *path) readLoop() {
 	defer p.s.wg.Done()
 	err := p.read()
 	p.dead.Store(true)
+	p.downMu.Lock()
+	if p.downReason != nil {
+		err = p.downReason
+	}
+	p.downMu.Unlock()
 	// The session decides what the peer is told (an ERROR frame, written by the writer, which
 	// then closes the connection); kill with no code is a no-op if it already did.
 	p.s.pathEnded(p, err)
 	p.kill(0, "")
 }
 
+func (p *path) alive() {
+	p.lastRecv.Store(int64(p.s.clock()))
+	if p.stalled.Load() {
+		p.stalled.Store(false)
+	}
+}
+
 func (p *path) read() error {
 	s := p.s
 	for {
-		p.conn.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+		// Liveness is the session monitor's job (PathTimeout); a read deadline only bounds the
+		// payload of a control frame once its header has arrived.
+		if p.deadline {
+			p.conn.SetReadDeadline(noDeadline)
+			p.deadline = false
+		}
 		h, err := p.r.ReadHeader()
 		if err != nil {
 			if err == io.EOF && (p.sawClose || s.isClosing()) {
@@ -345,12 +503,16 @@ func (p *path) read() error {
 			}
 			return err
 		}
-		p.conn.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
+		p.lastRecv.Store(int64(s.clock()))
 		if h.Type == wire.TypeChunk {
 			if err := p.readChunk(h); err != nil {
 				return err
 			}
 			continue
+		}
+		if h.Length > 0 {
+			p.conn.SetReadDeadline(time.Now().Add(s.cfg.ReadTimeout))
+			p.deadline = true
 		}
 		payload, err := p.r.ReadPayload(h)
 		if err != nil {
@@ -363,7 +525,8 @@ func (p *path) read() error {
 	}
 }
 
-// readChunk places a CHUNK's payload straight into its message's buffer.
+// readChunk places a CHUNK's payload straight into its message's buffer, then records its seq
+// for acknowledgement.
 func (p *path) readChunk(h wire.Header) error {
 	s := p.s
 	if h.Length < wire.ChunkHeaderSize {
@@ -383,27 +546,52 @@ func (p *path) readChunk(h wire.Header) error {
 		return violation(codeFor(mapReasmError(err)), mapReasmError(err))
 	}
 	if dup {
-		return p.r.Discard(n)
+		// Already here, or arriving on another path right now: acknowledge again, since the
+		// sender evidently did not hear of it.
+		if err := p.r.Discard(n); err != nil {
+			return err
+		}
+		p.requestAck(true)
+		return nil
 	}
-	if err := p.r.ReadFull(dst); err != nil {
-		s.mu.Lock()
-		s.reasm.Cancel(ch)
-		s.mu.Unlock()
-		return err
+	for off := 0; off < n; off += readPiece {
+		if err := p.r.ReadFull(dst[off:min(off+readPiece, n)]); err != nil {
+			s.mu.Lock()
+			s.reasm.Cancel(ch)
+			s.mu.Unlock()
+			return err
+		}
+		p.alive()
 	}
 	p.chunksRecv.Add(1)
 	p.bytesRecv.Add(uint64(n))
 	s.mu.Lock()
 	s.reasm.Commit(ch)
+	_, err = s.recvd.Add(ch.Seq)
 	if s.reasm.Ready() {
 		s.broadcast()
 	}
 	s.mu.Unlock()
+	if err != nil {
+		return violation(wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, err))
+	}
+	p.requestAck(false)
 	return nil
+}
+
+// requestAck asks the writer for a CHUNK_ACK once the chunks that arrived together have been
+// read, or every ackEvery chunks while more keep coming.
+func (p *path) requestAck(now bool) {
+	p.unacked++
+	if now || p.unacked >= ackEvery || p.r.Buffered() < wire.HeaderSize {
+		p.unacked = 0
+		kick(p.ackKick)
+	}
 }
 
 func (p *path) handleControl(t wire.Type, payload []byte) error {
 	s := p.s
+	p.alive()
 	switch t {
 	case wire.TypePing:
 		if len(payload) > wire.MaxPingPayload {
@@ -412,8 +600,13 @@ func (p *path) handleControl(t wire.Type, payload []byte) error {
 		p.sendCtrl(wire.TypePong, payload)
 	case wire.TypePong:
 		if len(payload) == 8 {
-			p.sampleRTT(time.Since(p.epoch) - time.Duration(binary.BigEndian.Uint64(payload)))
+			p.sampleRTT(s.clock() - time.Duration(binary.BigEndian.Uint64(payload)))
 		}
+	case wire.TypeChunkAck:
+		if err := wire.ParseChunkAck(payload, &p.ackIn); err != nil {
+			return violation(wire.CodeProtocol, err)
+		}
+		return s.applyAck(p, &p.ackIn)
 	case wire.TypeCredit:
 		v, err := wire.ParseUint64(t, payload)
 		if err != nil {

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/braidnet/braid/internal/ack"
 	"github.com/braidnet/braid/internal/bufpool"
 	"github.com/braidnet/braid/internal/reasm"
 	"github.com/braidnet/braid/internal/sched"
@@ -39,8 +40,15 @@ type Session struct {
 	view      []sched.Path // reused scheduler input, under sendMu
 	chunkPool sync.Pool    // *outChunk with ChunkSize-capacity buffers
 
+	epoch       time.Time     // origin of the session clock
+	monitorDone chan struct{} // closed when the monitor goroutine has ended
+
 	mu           sync.Mutex
 	paths        []*path // by index; nil where no path is attached
+	out          *ack.Outstanding[*outChunk] // sent, not yet acknowledged
+	nextSeqSent  uint64                      // seq of the next chunk sent
+	recvd        *ack.Received               // seqs of the chunks received
+	downSince    time.Duration               // session clock when the last path went; 0 while any is live
 	reasm        *reasm.Reassembler
 	changed      chan struct{} // closed and replaced whenever a waiter may proceed
 	nextItem     uint64        // id of the next item Send assigns
@@ -81,9 +89,15 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 		window:     cfg.SessionWindow,
 		scheduler:  sc,
 		peerWindow: t.peerWindow,
-		changed:    make(chan struct{}),
-		done:       make(chan struct{}),
-		creditKick: make(chan struct{}, 1),
+		changed:     make(chan struct{}),
+		done:        make(chan struct{}),
+		creditKick:  make(chan struct{}, 1),
+		epoch:       time.Now(),
+		monitorDone: make(chan struct{}),
+		out:         ack.NewOutstanding[*outChunk](),
+		// A sender within the window has at most window ÷ chunk size chunks unconsumed, and
+		// every chunk not yet received is unconsumed.
+		recvd: ack.NewReceived(uint64(cfg.SessionWindow/int64(t.chunkSize)) + 1),
 		reasm: reasm.New(reasm.Config{
 			ChunkSize: t.chunkSize,
 			MaxTotal:  uint32(min(cfg.SessionWindow/int64(t.chunkSize), 1<<31)),
@@ -97,6 +111,7 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 	}
 	s.log = cfg.Logger.With("session", s.ID(), "side", side)
 	s.chunkPool.New = func() any { return &outChunk{buf: make([]byte, t.chunkSize)} }
+	go s.monitor()
 	return s, nil
 }
 
@@ -132,10 +147,17 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 		lo := int(c) * s.chunkSize
 		hi := min(lo+s.chunkSize, len(msg))
 		oc := s.chunkPool.Get().(*outChunk)
-		oc.hdr = wire.ChunkHeader{Item: item, Chunk: c, Total: total}
 		oc.payload = oc.buf[:copy(oc.buf, msg[lo:hi])]
+		oc.acked.Store(false)
+		oc.sentAt.Store(0)
+		oc.resent, oc.path = false, pathRouting
+		oc.refs.Store(1) // the outstanding set's hold
+		s.mu.Lock()
+		oc.hdr = wire.ChunkHeader{Item: item, Chunk: c, Total: total, Seq: s.nextSeqSent}
+		s.nextSeqSent++
+		s.out.Add(oc.hdr.Seq, oc)
+		s.mu.Unlock()
 		if err := s.route(oc); err != nil {
-			s.chunkPool.Put(oc)
 			return err
 		}
 	}
@@ -176,32 +198,39 @@ func (s *Session) acquire(ctx context.Context, charge int64) (uint64, error) {
 	}
 }
 
-// route hands a chunk to the path the scheduler picks, waiting while that path's queue is full.
+// route hands a chunk to the path the scheduler picks, waiting while that path's queue is full,
+// or while the session has no usable path (a client is re-dialing; the grace period bounds it).
 func (s *Session) route(oc *outChunk) error {
 	for {
 		s.mu.Lock()
+		if s.err != nil {
+			s.mu.Unlock()
+			return s.err
+		}
 		s.view = s.view[:0]
 		for _, p := range s.paths {
 			if p != nil {
 				s.view = append(s.view, p.schedView())
 			}
 		}
-		err := s.err
-		s.mu.Unlock()
-		if err != nil {
-			return err
-		}
 		i := s.scheduler.Pick(s.view, len(oc.payload))
 		if i < 0 {
-			return fmt.Errorf("%w: no live path", ErrPathLost)
+			ch := s.changed
+			s.mu.Unlock()
+			select {
+			case <-ch:
+			case <-time.After(monitorTick): // a stalled path may have recovered
+			}
+			continue
 		}
-		s.mu.Lock()
 		p := s.paths[s.view[i].Index]
+		oc.path = p.index
+		oc.refs.Add(1) // the path queue's hold
 		s.mu.Unlock()
 		if p.enqueue(oc) {
 			return nil
 		}
-		// The path closed under us; pick again.
+		s.unref(oc) // the path ended under us; pick again
 	}
 }
 
@@ -275,16 +304,33 @@ func (s *Session) Close() error {
 	if s.closing || s.err != nil {
 		s.mu.Unlock()
 		s.wg.Wait()
+		<-s.monitorDone
 		return nil
 	}
 	s.closing = true
 	s.broadcast()
 	s.mu.Unlock()
 
-	// Wait for a Send in progress to finish queueing its chunks, then tell every path to send
-	// CLOSE after its queued chunks and half-close.
+	// Wait for a Send in progress to finish queueing its chunks, and for the peer to
+	// acknowledge every chunk, then tell every path to send CLOSE and half-close.
+	lingerEnd := time.After(s.cfg.Linger)
 	s.sendMu.Lock()
 	s.mu.Lock()
+	for s.out.Len() > 0 && s.err == nil {
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-lingerEnd:
+			s.sendMu.Unlock()
+			s.log.Warn("linger expired with chunks unacknowledged; aborting", "linger", s.cfg.Linger)
+			s.abort(fmt.Errorf("%w: linger expired", ErrSessionClosed), wire.CodeSessionClosed)
+			s.wg.Wait()
+			<-s.monitorDone
+			return nil
+		}
+		s.mu.Lock()
+	}
 	count := s.nextItem
 	paths := slices.Clone(s.paths)
 	s.mu.Unlock()
@@ -301,12 +347,13 @@ func (s *Session) Close() error {
 	}()
 	select {
 	case <-ended:
-	case <-time.After(s.cfg.Linger):
+	case <-lingerEnd:
 		s.log.Warn("linger expired; closing paths", "linger", s.cfg.Linger)
 		s.abort(fmt.Errorf("%w: linger expired", ErrSessionClosed), wire.CodeSessionClosed)
 		<-ended
 	}
 	s.end(ErrSessionClosed)
+	<-s.monitorDone
 	return nil
 }
 
@@ -355,6 +402,7 @@ func (s *Session) end(err error) {
 func (s *Session) Abort() {
 	s.abort(fmt.Errorf("%w: aborted", ErrSessionClosed), wire.CodeSessionClosed)
 	s.wg.Wait()
+	<-s.monitorDone
 }
 
 // Done returns a channel closed when the session has ended.
@@ -374,8 +422,18 @@ func (s *Session) reserveIndex(max int) (int, error) {
 	if s.err != nil || s.closing {
 		return 0, ErrSessionClosed
 	}
-	if len(s.paths) >= max {
-		return 0, fmt.Errorf("%w: the session has %d", ErrTooManyPaths, len(s.paths))
+	// Dead paths do not count: a re-dialed path replaces one. Reserved slots (nil) do.
+	n := 0
+	for _, p := range s.paths {
+		if p == nil || !p.dead.Load() {
+			n++
+		}
+	}
+	if n >= max {
+		return 0, fmt.Errorf("%w: the session has %d", ErrTooManyPaths, n)
+	}
+	if len(s.paths) >= 1<<16 {
+		return 0, fmt.Errorf("%w: path indexes exhausted", ErrTooManyPaths)
 	}
 	s.paths = append(s.paths, nil)
 	return len(s.paths) - 1, nil
@@ -399,6 +457,9 @@ func (s *Session) addPath(p *path) error {
 	s.wg.Add(2)
 	go p.writeLoop()
 	s.log.Info("path up", "path", p.index, "local", p.conn.LocalAddr().String(), "remote", p.conn.RemoteAddr().String())
+	s.downSince = 0
+	s.requeueFrom(nil) // chunks orphaned while no path was up
+	s.broadcast()
 	return nil
 }
 
@@ -454,17 +515,9 @@ func (s *Session) isClosing() bool {
 	return s.closing
 }
 
-// pathFailed reports a write failure on p. Chunks queued on it may be lost, so the session ends.
-func (s *Session) pathFailed(p *path, err error) {
-	if s.Err() != nil {
-		return
-	}
-	s.abort(fmt.Errorf("%w: path %d: %w", ErrPathLost, p.index, err), wire.CodeSessionClosed)
-}
-
 // pathEnded is called once a path's reader has stopped, with the reason. A clean end is logged;
 // a protocol violation ends the session with its code; a peer's ERROR ends it with the peer's
-// error; a transport failure may have lost chunks, so it ends the session too.
+// error; a transport failure or silence is a lost path, which the session survives.
 func (s *Session) pathEnded(p *path, err error) {
 	var se *sessionError
 	var re *RemoteError
@@ -478,7 +531,8 @@ func (s *Session) pathEnded(p *path, err error) {
 	case errors.As(err, &re):
 		s.abort(re, 0)
 	default:
-		s.abort(fmt.Errorf("%w: path %d: %w", ErrPathLost, p.index, err), wire.CodeSessionClosed)
+		s.pathDown(p, err)
+		return
 	}
 	// With every path gone after the peer's CLOSE, the session is over: Receive still returns
 	// what arrived, then io.EOF.

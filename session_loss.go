@@ -1,0 +1,263 @@
+package braid
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/braidnet/braid/internal/wire"
+)
+
+// Loss recovery. TCP's own acknowledgements say nothing once a connection is gone, so the session
+// acknowledges chunks itself (CHUNK_ACK) and keeps every chunk until then. A chunk goes out again
+// on another path when its path dies, or when it has waited longer than its path's
+// retransmission timeout (RTO) — a stalled or blackholed path. The receiver drops the duplicates.
+// A client re-dials a dead path; a session with no path at all waits ResumeGrace for one.
+
+// monitorTick is how often a session checks its paths' timers.
+const monitorTick = 50 * time.Millisecond
+
+// Re-dial backoff bounds.
+const (
+	redialFirst = 50 * time.Millisecond
+	redialMax   = 2 * time.Second
+)
+
+// unref drops one hold on a chunk; the last returns its buffer to the pool.
+func (s *Session) unref(oc *outChunk) {
+	if oc.refs.Add(-1) == 0 {
+		s.chunkPool.Put(oc)
+	}
+}
+
+// applyAck releases the chunks a CHUNK_ACK from path p acknowledges, taking an RTT sample from
+// each that was sent once, on p (Karn's rule).
+func (s *Session) applyAck(p *path, a *wire.ChunkAck) error {
+	now := s.clock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a.Cum > s.nextSeqSent || (len(a.Ranges) > 0 && a.Ranges[len(a.Ranges)-1].To > s.nextSeqSent) {
+		return violation(wire.CodeProtocol, fmt.Errorf("%w: CHUNK_ACK beyond seq %d, the last sent", ErrProtocol, s.nextSeqSent))
+	}
+	var sample time.Duration
+	s.out.Apply(a, func(_ uint64, oc *outChunk) {
+		oc.acked.Store(true)
+		if sent := oc.sentAt.Load(); !oc.resent && oc.path == p.index && sent > 0 {
+			sample = max(sample, now-time.Duration(sent))
+		}
+		s.unref(oc)
+	})
+	if sample > 0 {
+		p.sampleRTT(sample)
+		p.rtoBackoff.Store(0)
+	}
+	if s.out.Len() == 0 {
+		s.broadcast() // Close may be waiting for everything to be acknowledged
+	}
+	return nil
+}
+
+// clock returns the session's monotonic time, the origin of chunk send times.
+func (s *Session) clock() time.Duration { return time.Since(s.epoch) }
+
+// requeueFrom sends again, on other paths, every unacknowledged chunk last sent on from (nil: on
+// paths that are no longer live). Call with s.mu held.
+func (s *Session) requeueFrom(from *path) int {
+	n := 0
+	s.out.Each(func(_ uint64, oc *outChunk) {
+		if oc.path == pathRouting {
+			return // Send is placing it right now
+		}
+		cur := s.pathAt(oc.path)
+		if from != nil && cur != from || from == nil && cur != nil && cur.usable() {
+			return
+		}
+		to := s.leastQueued(cur)
+		if to == nil {
+			oc.path = -1 // an orphan until a path comes up
+			return
+		}
+		oc.path, oc.resent = to.index, true
+		oc.refs.Add(1)
+		to.retransmit(oc)
+		n++
+	})
+	return n
+}
+
+func (s *Session) pathAt(i int) *path {
+	if i < 0 || i >= len(s.paths) {
+		return nil
+	}
+	return s.paths[i]
+}
+
+// leastQueued returns the usable path other than not with the fewest bytes waiting. Call with
+// s.mu held.
+func (s *Session) leastQueued(not *path) *path {
+	var best *path
+	for _, p := range s.paths {
+		if p == nil || p == not || !p.usable() {
+			continue
+		}
+		if best == nil || p.queued.Load() < best.queued.Load() {
+			best = p
+		}
+	}
+	return best
+}
+
+// livePaths counts paths that are neither dead nor finishing. Call with s.mu held.
+func (s *Session) livePaths() int {
+	n := 0
+	for _, p := range s.paths {
+		if p != nil && !p.dead.Load() {
+			n++
+		}
+	}
+	return n
+}
+
+// pathDown handles the loss of a path: its chunks go to the others, a client re-dials it, and a
+// session left without paths starts its grace period.
+func (s *Session) pathDown(p *path, reason error) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	moved := s.requeueFrom(p)
+	left := s.livePaths()
+	if left == 0 && s.downSince == 0 {
+		s.downSince = s.clock()
+	}
+	redial := s.client && !s.closing
+	if redial {
+		s.wg.Add(1)
+	}
+	s.broadcast()
+	s.mu.Unlock()
+	p.log.Warn("path down", "reason", reason, "resent_chunks", moved, "paths_left", left)
+	if redial {
+		go s.redial(p.spec)
+	}
+}
+
+// redial attaches a new path to the session in place of a lost one, with exponential backoff,
+// until it succeeds or the session ends.
+func (s *Session) redial(spec PathSpec) {
+	defer s.wg.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	attach := wire.AppendSessionAttach(nil, wire.SessionAttach{ID: s.id, Token: s.token})
+	wait := redialFirst
+	for attempt := 1; ; attempt++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if s.isClosing() {
+			return
+		}
+		hctx, hcancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
+		hs, err := dialHandshake(hctx, spec, s.cfg, wire.TypeSessionAttach, attach)
+		hcancel()
+		if err == nil {
+			var idx uint16
+			if idx, err = wire.ParseAttachOK(hs.reply.Payload); err == nil {
+				if err = s.startPath(hs, int(idx), spec); err == nil {
+					s.log.Info("path re-dialed", "path", idx, "remote", spec.Remote, "attempt", attempt)
+					return
+				}
+			} else {
+				hs.conn.Close()
+			}
+		}
+		if errors.Is(err, ErrUnknownSession) || errors.Is(err, ErrBadToken) {
+			// The server has forgotten the session (its grace period ran out).
+			s.abort(fmt.Errorf("%w: re-dial refused: %w", ErrPathLost, err), 0)
+			return
+		}
+		if errors.Is(err, ErrSessionClosed) {
+			return
+		}
+		s.log.Debug("re-dial failed", "remote", spec.Remote, "attempt", attempt, "err", err)
+		wait = min(2*wait, redialMax)
+	}
+}
+
+// monitor runs the session's timers: retransmission timeouts, path liveness and the grace
+// period. It ends with the session.
+func (s *Session) monitor() {
+	defer close(s.monitorDone)
+	t := time.NewTicker(monitorTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			s.checkTimers()
+		}
+	}
+}
+
+func (s *Session) checkTimers() {
+	now := s.clock()
+	var silent []*path
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	// The oldest unacknowledged send on each path.
+	for _, p := range s.paths {
+		if p != nil {
+			p.oldest = 0
+		}
+	}
+	s.out.Each(func(_ uint64, oc *outChunk) {
+		if sent := time.Duration(oc.sentAt.Load()); sent > 0 && !oc.acked.Load() {
+			if p := s.pathAt(oc.path); p != nil && (p.oldest == 0 || sent < p.oldest) {
+				p.oldest = sent
+			}
+		}
+	})
+	for _, p := range s.paths {
+		if p == nil || p.dead.Load() {
+			continue
+		}
+		if now-time.Duration(p.lastRecv.Load()) > s.cfg.PathTimeout {
+			silent = append(silent, p)
+			continue
+		}
+		if p.oldest > 0 && now-p.oldest > p.rto(s.cfg.MinRTO) {
+			if !p.stalled.Swap(true) {
+				p.stalledAt.Store(int64(now))
+			}
+			p.rtoBackoff.Add(1)
+			if moved := s.requeueFrom(p); moved > 0 {
+				p.log.Debug("retransmission timeout", "rto", p.rto(s.cfg.MinRTO), "resent_chunks", moved)
+			}
+		}
+	}
+	expired := s.downSince > 0 && now-s.downSince > s.cfg.ResumeGrace
+	s.mu.Unlock()
+
+	for _, p := range silent {
+		p.setDownReason(fmt.Errorf("nothing received for %v", s.cfg.PathTimeout))
+		p.kill(0, "")
+	}
+	if expired {
+		s.abort(fmt.Errorf("%w: no path for longer than the %v grace period", ErrPathLost, s.cfg.ResumeGrace), 0)
+	}
+}
