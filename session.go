@@ -44,7 +44,7 @@ type Session struct {
 	monitorDone chan struct{} // closed when the monitor goroutine has ended
 
 	mu           sync.Mutex
-	paths        []*path // by index; nil where no path is attached
+	paths        []*path                     // by index; nil where no path is attached
 	out          *ack.Outstanding[*outChunk] // sent, not yet acknowledged
 	nextSeqSent  uint64                      // seq of the next chunk sent
 	recvd        *ack.Received               // seqs of the chunks received
@@ -81,14 +81,14 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 		return nil, err
 	}
 	s := &Session{
-		id:         t.id,
-		token:      t.token,
-		cfg:        cfg,
-		client:     t.client,
-		chunkSize:  t.chunkSize,
-		window:     cfg.SessionWindow,
-		scheduler:  sc,
-		peerWindow: t.peerWindow,
+		id:          t.id,
+		token:       t.token,
+		cfg:         cfg,
+		client:      t.client,
+		chunkSize:   t.chunkSize,
+		window:      cfg.SessionWindow,
+		scheduler:   sc,
+		peerWindow:  t.peerWindow,
 		changed:     make(chan struct{}),
 		done:        make(chan struct{}),
 		creditKick:  make(chan struct{}, 1),
