@@ -57,6 +57,47 @@ func randomMessage(r *rand.Rand, max int) []byte {
 	return b
 }
 
+// exchangeMessages announces a seed, then sends n messages derived from it, while it receives
+// the peer's seed and checks each of the peer's n messages, regenerated from that seed, byte for
+// byte. Nothing is held beyond the message in hand. afterSend, if set, runs after each message
+// sent (fault tests inject their faults from it, mid-transfer).
+func exchangeMessages(ctx context.Context, s *Session, seed uint64, n, maxSize int, afterSend func(i int)) error {
+	errc := make(chan error, 1)
+	go func() {
+		if err := s.Send(ctx, binary.BigEndian.AppendUint64(nil, seed)); err != nil {
+			errc <- err
+			return
+		}
+		g := newMessageGen(seed, maxSize)
+		for i := range n {
+			if err := s.Send(ctx, g.next()); err != nil {
+				errc <- fmt.Errorf("sending message %d: %w", i, err)
+				return
+			}
+			if afterSend != nil {
+				afterSend(i)
+			}
+		}
+		errc <- nil
+	}()
+	first, err := s.Receive(ctx)
+	if err != nil || len(first) != 8 {
+		return fmt.Errorf("seed message: %d bytes, %w", len(first), err)
+	}
+	g := newMessageGen(binary.BigEndian.Uint64(first), maxSize)
+	for i := range n {
+		got, err := s.Receive(ctx)
+		if err != nil {
+			return fmt.Errorf("receiving message %d: %w", i, err)
+		}
+		if want := g.next(); !bytes.Equal(got, want) {
+			return fmt.Errorf("message %d: got %d bytes, want %d: corrupted or out of order", i, len(got), len(want))
+		}
+		s.Release(got)
+	}
+	return <-errc
+}
+
 // messageGen derives a sequence of messages from a seed: mostly small and medium, sometimes up
 // to max bytes, and sometimes empty.
 type messageGen struct {
@@ -143,40 +184,8 @@ func TestSessionConcurrentBothWays(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	// Each side announces a seed, then sends msgsPer messages derived from it; the receiver
-	// regenerates each expected message from the peer's seed and compares byte for byte. Nothing
-	// is held beyond the message in hand, so memory is the sessions' own.
 	exchange := func(s *Session, seed uint64) error {
-		errc := make(chan error, 1)
-		go func() {
-			if err := s.Send(ctx, binary.BigEndian.AppendUint64(nil, seed)); err != nil {
-				errc <- err
-				return
-			}
-			g := newMessageGen(seed, maxSize)
-			for range msgsPer {
-				if err := s.Send(ctx, g.next()); err != nil {
-					errc <- err
-					return
-				}
-			}
-			errc <- nil
-		}()
-		first, err := s.Receive(ctx)
-		if err != nil || len(first) != 8 {
-			return fmt.Errorf("seed message: %d bytes, %v", len(first), err)
-		}
-		g := newMessageGen(binary.BigEndian.Uint64(first), maxSize)
-		for i := range msgsPer {
-			got, err := s.Receive(ctx)
-			if err != nil {
-				return fmt.Errorf("message %d: %w", i, err)
-			}
-			if want := g.next(); !bytes.Equal(got, want) {
-				return fmt.Errorf("message %d: got %d bytes, want %d: corrupted or out of order", i, len(got), len(want))
-			}
-		}
-		return <-errc
+		return exchangeMessages(ctx, s, seed, msgsPer, maxSize, nil)
 	}
 
 	var wg sync.WaitGroup
