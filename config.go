@@ -86,8 +86,8 @@ type Config struct {
 	// again (the client re-dials). After it both ends fail with ErrPathLost. Default 30 seconds.
 	ResumeGrace time.Duration
 
-	// Linger bounds how long Close waits for the peer to take everything sent and close its side.
-	// Default 5 seconds.
+	// Linger bounds how long Close waits without progress (an acknowledgement, a path closing)
+	// for the peer to take everything sent and close its side. Default 5 seconds.
 	Linger time.Duration
 }
 

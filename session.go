@@ -297,8 +297,9 @@ func (s *Session) creditValue() uint64 {
 }
 
 // Close ends the session gracefully: messages already sent are delivered before the peer's
-// Receive returns io.EOF. It waits, at most Config.Linger, for the peer to take everything and
-// close its side, then releases every path. Receive and Send return ErrSessionClosed afterwards.
+// Receive returns io.EOF. It waits for the peer to acknowledge every chunk and then to close its
+// side of every path; if Config.Linger passes with no progress, it aborts instead. Then it
+// releases every path. Receive and Send return ErrSessionClosed afterwards.
 func (s *Session) Close() error {
 	s.mu.Lock()
 	if s.closing || s.err != nil {
@@ -313,15 +314,18 @@ func (s *Session) Close() error {
 
 	// Wait for a Send in progress to finish queueing its chunks, and for the peer to
 	// acknowledge every chunk, then tell every path to send CLOSE and half-close.
-	lingerEnd := time.After(s.cfg.Linger)
+	// Linger bounds the time without progress, not the whole wait: a slow path may need long to
+	// deliver a full window, and each acknowledgement shows it is still doing so.
+	linger := time.NewTimer(s.cfg.Linger)
+	defer linger.Stop()
 	s.sendMu.Lock()
 	s.mu.Lock()
-	for s.out.Len() > 0 && s.err == nil {
+	for left := s.out.Len(); left > 0 && s.err == nil; {
 		ch := s.changed
 		s.mu.Unlock()
 		select {
 		case <-ch:
-		case <-lingerEnd:
+		case <-linger.C:
 			s.sendMu.Unlock()
 			s.log.Warn("linger expired with chunks unacknowledged; aborting", "linger", s.cfg.Linger)
 			s.abort(fmt.Errorf("%w: linger expired", ErrSessionClosed), wire.CodeSessionClosed)
@@ -330,6 +334,10 @@ func (s *Session) Close() error {
 			return nil
 		}
 		s.mu.Lock()
+		if now := s.out.Len(); now < left {
+			left = now
+			linger.Reset(s.cfg.Linger)
+		}
 	}
 	count := s.nextItem
 	paths := slices.Clone(s.paths)
@@ -345,9 +353,10 @@ func (s *Session) Close() error {
 		s.wg.Wait()
 		close(ended)
 	}()
+	linger.Reset(s.cfg.Linger)
 	select {
 	case <-ended:
-	case <-lingerEnd:
+	case <-linger.C:
 		s.log.Warn("linger expired; closing paths", "linger", s.cfg.Linger)
 		s.abort(fmt.Errorf("%w: linger expired", ErrSessionClosed), wire.CodeSessionClosed)
 		<-ended
