@@ -27,12 +27,13 @@ func pathQueueLen(chunkSize int) int { return max(2, pathQueueBytes/chunkSize) }
 // maxWriteBatch bounds the bytes a path writer gathers into one write.
 const maxWriteBatch = 2 << 20
 
-// readPiece is how much of a chunk's payload a path reads at a time; between pieces it notes that
-// the path is alive, so that a slow path is not mistaken for a dead one mid-chunk.
-const readPiece = 32 << 10
-
-// ackEvery bounds how many chunks a path receives before it acknowledges, when more keep arriving.
-const ackEvery = 8
+// ackEvery is how many chunks the session receives before it acknowledges at once; fewer wait up
+// to ackDelay for a frame going the other way to carry the ACK, as TCP's delayed ACK does. ACKs
+// do not pace the sender (CREDIT does), so the delay costs nothing but a little sender memory.
+const (
+	ackEvery = 8
+	ackDelay = 5 * time.Millisecond
+)
 
 // outChunk is one chunk of the session's send side. It is held by the session's outstanding set
 // until acknowledged, and by each path queue it is placed on until written; the last holder to let
@@ -75,7 +76,6 @@ type path struct {
 	fin     chan uint64   // Close: flush, send CLOSE(count), half-close
 	stop    chan struct{} // closed when the path must end now
 	rtxKick chan struct{} // chunks were added to rtx
-	ackKick chan struct{} // the reader wants a CHUNK_ACK sent
 
 	rtxMu sync.Mutex
 	rtx   []*outChunk // chunks to send again, ahead of data; unbounded (bounded by the window)
@@ -91,9 +91,9 @@ type path struct {
 	stalled    atomic.Bool  // an RTO expired; no new data until the path shows life
 	stalledAt  atomic.Int64 // session clock of the stall
 	rtoBackoff atomic.Int32 // RTO doublings since the last RTT sample
-	lastRecv   atomic.Int64 // session clock of the last bytes received
+	lastRecv   atomic.Int64 // session clock when bytes were last seen arriving (monitor)
+	lastBytes  int64        // the reader's byte count at that time (monitor, under s.mu)
 	sawClose   bool         // reader only: the peer's CLOSE arrived on this path
-	unacked    int          // reader only: chunks received since the last ACK request
 	ackIn      wire.ChunkAck
 	ackOut     wire.ChunkAck // writer only
 	ackBuf     []byte        // writer only
@@ -123,7 +123,6 @@ func newPath(s *Session, index int, spec PathSpec, conn net.Conn, r *wire.Reader
 		fin:        make(chan uint64, 1),
 		stop:       make(chan struct{}),
 		rtxKick:    make(chan struct{}, 1),
-		ackKick:    make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 	}
 	p.lastRecv.Store(int64(s.clock()))
@@ -199,15 +198,22 @@ func (p *path) finish(count uint64) {
 
 // kill ends the path now, sending ERROR(code, msg) first if code is not 0.
 func (p *path) kill(code wire.Code, msg string) {
+	first := false
 	p.stopOnce.Do(func() {
 		p.killCode, p.killMsg = code, msg
 		p.dead.Store(true)
 		close(p.stop)
+		first = true
 	})
 	select {
 	case <-p.writerDone:
 		p.conn.Close() // no writer left to do it
 	default:
+		if first {
+			// The writer may be blocked in a write to a peer that reads nothing; cut that
+			// short (it then has a moment to send the ERROR) rather than wait WriteTimeout.
+			p.conn.SetWriteDeadline(time.Now().Add(min(time.Second, p.s.cfg.WriteTimeout)))
+		}
 	}
 }
 
@@ -285,6 +291,12 @@ func (p *path) writeLoop() {
 			p.writeKill()
 			return
 		case count := <-p.fin:
+			select {
+			case <-p.stop: // both were ready; ending now wins
+				p.writeKill()
+				return
+			default:
+			}
 			err = p.writeFinish(count, batch)
 			p.conn.(interface{ CloseWrite() error }).CloseWrite()
 			if err != nil {
@@ -301,8 +313,7 @@ func (p *path) writeLoop() {
 			batch, err = p.queueChunk(oc, batch)
 		case f := <-p.ctrl:
 			err = p.queueCtrl(f)
-		case <-p.ackKick:
-			err = p.queueAck()
+		case <-p.s.ackKick: // an ACK is due and no write was going to carry it
 		case <-p.s.creditKick:
 			err = p.queueCredit()
 		case <-keepalive.C:
@@ -318,11 +329,12 @@ func (p *path) writeLoop() {
 				batch, err = p.queueChunk(oc, batch)
 			case f := <-p.ctrl:
 				err = p.queueCtrl(f)
-			case <-p.ackKick:
-				err = p.queueAck()
 			default:
 				break gather
 			}
+		}
+		if err == nil && p.s.ackDue.Swap(false) {
+			err = p.queueAck() // any path may carry it; it rides with this write
 		}
 		if err == nil {
 			err = p.w.Flush()
@@ -354,6 +366,10 @@ func (p *path) writeFinish(count uint64, batch []*outChunk) error {
 		default:
 		}
 		break
+	}
+	if err == nil {
+		// Acknowledge what arrived before our CLOSE: the peer's own Close waits for it.
+		err = p.queueAck()
 	}
 	if err == nil {
 		var b [wire.CloseSize]byte
@@ -477,13 +493,6 @@ func (p *path) readLoop() {
 	p.kill(0, "")
 }
 
-func (p *path) alive() {
-	p.lastRecv.Store(int64(p.s.clock()))
-	if p.stalled.Load() {
-		p.stalled.Store(false)
-	}
-}
-
 func (p *path) read() error {
 	s := p.s
 	for {
@@ -503,7 +512,6 @@ func (p *path) read() error {
 			}
 			return err
 		}
-		p.lastRecv.Store(int64(s.clock()))
 		if h.Type == wire.TypeChunk {
 			if err := p.readChunk(h); err != nil {
 				return err
@@ -551,17 +559,14 @@ func (p *path) readChunk(h wire.Header) error {
 		if err := p.r.Discard(n); err != nil {
 			return err
 		}
-		p.requestAck(true)
+		s.requestAck(true)
 		return nil
 	}
-	for off := 0; off < n; off += readPiece {
-		if err := p.r.ReadFull(dst[off:min(off+readPiece, n)]); err != nil {
-			s.mu.Lock()
-			s.reasm.Cancel(ch)
-			s.mu.Unlock()
-			return err
-		}
-		p.alive()
+	if err := p.r.ReadFull(dst); err != nil {
+		s.mu.Lock()
+		s.reasm.Cancel(ch)
+		s.mu.Unlock()
+		return err
 	}
 	p.chunksRecv.Add(1)
 	p.bytesRecv.Add(uint64(n))
@@ -575,23 +580,12 @@ func (p *path) readChunk(h wire.Header) error {
 	if err != nil {
 		return violation(wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, err))
 	}
-	p.requestAck(false)
+	s.requestAck(false)
 	return nil
-}
-
-// requestAck asks the writer for a CHUNK_ACK once the chunks that arrived together have been
-// read, or every ackEvery chunks while more keep coming.
-func (p *path) requestAck(now bool) {
-	p.unacked++
-	if now || p.unacked >= ackEvery || p.r.Buffered() < wire.HeaderSize {
-		p.unacked = 0
-		kick(p.ackKick)
-	}
 }
 
 func (p *path) handleControl(t wire.Type, payload []byte) error {
 	s := p.s
-	p.alive()
 	switch t {
 	case wire.TypePing:
 		if len(payload) > wire.MaxPingPayload {
@@ -600,7 +594,14 @@ func (p *path) handleControl(t wire.Type, payload []byte) error {
 		p.sendCtrl(wire.TypePong, payload)
 	case wire.TypePong:
 		if len(payload) == 8 {
-			p.sampleRTT(s.clock() - time.Duration(binary.BigEndian.Uint64(payload)))
+			sent := time.Duration(binary.BigEndian.Uint64(payload))
+			p.sampleRTT(s.clock() - sent)
+			// A round trip begun after a stall shows the path works both ways again.
+			if p.stalled.Load() && int64(sent) > p.stalledAt.Load() {
+				p.stalled.Store(false)
+				p.rtoBackoff.Store(0)
+				p.log.Debug("path recovered from a stall")
+			}
 		}
 	case wire.TypeChunkAck:
 		if err := wire.ParseChunkAck(payload, &p.ackIn); err != nil {
@@ -635,6 +636,11 @@ func (p *path) handleControl(t wire.Type, payload []byte) error {
 		}
 		if !s.peerClosed {
 			s.peerClosed, s.peerItems = true, v
+			// The peer reads nothing more: what it has not acknowledged never will be.
+			s.out.Apply(&wire.ChunkAck{Cum: s.nextSeqSent}, func(_ uint64, oc *outChunk) {
+				oc.acked.Store(true)
+				s.unref(oc)
+			})
 			s.broadcast()
 		}
 		s.mu.Unlock()

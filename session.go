@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/braidnet/braid/internal/ack"
@@ -63,6 +64,10 @@ type Session struct {
 	err          error         // terminal error; nil while open
 	done         chan struct{} // closed when the session ends (err set)
 	creditKick   chan struct{} // a path writer should send CREDIT(consumed)
+	ackKick      chan struct{} // a path writer should send CHUNK_ACK
+	ackDue       atomic.Bool   // received chunks await a CHUNK_ACK, which any path may carry
+	ackTimer     *time.Timer   // kicks a writer when an ACK has waited ackDelay
+	unacked      atomic.Int32  // chunks received since the last immediate ACK
 	wg           sync.WaitGroup
 }
 
@@ -92,6 +97,7 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 		changed:     make(chan struct{}),
 		done:        make(chan struct{}),
 		creditKick:  make(chan struct{}, 1),
+		ackKick:     make(chan struct{}, 1),
 		epoch:       time.Now(),
 		monitorDone: make(chan struct{}),
 		out:         ack.NewOutstanding[*outChunk](),
@@ -111,6 +117,8 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 	}
 	s.log = cfg.Logger.With("session", s.ID(), "side", side)
 	s.chunkPool.New = func() any { return &outChunk{buf: make([]byte, t.chunkSize)} }
+	s.ackTimer = time.AfterFunc(time.Hour, func() { kick(s.ackKick) })
+	s.ackTimer.Stop()
 	go s.monitor()
 	return s, nil
 }
@@ -265,6 +273,19 @@ func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 		}
 		s.mu.Lock()
 	}
+}
+
+// requestAck notes that a CHUNK_ACK is due: at once after ackEvery chunks (or a duplicate, which
+// means the sender did not hear of an earlier one), else within ackDelay, or sooner with whatever
+// a path writes next. Any path may carry it: it is the whole session's record.
+func (s *Session) requestAck(now bool) {
+	s.ackDue.Store(true)
+	if now || s.unacked.Add(1) >= ackEvery {
+		s.unacked.Store(0)
+		kick(s.ackKick)
+		return
+	}
+	s.ackTimer.Reset(ackDelay)
 }
 
 // Release hands back a message returned by Receive for reuse by later messages. It is optional

@@ -236,6 +236,12 @@ func (s *Session) checkTimers() {
 		if p == nil || p.dead.Load() {
 			continue
 		}
+		// Any bytes arriving, even mid-frame, show the path alive (but only a completed round
+		// trip ends a stall: see the PONG handling).
+		if n := p.r.BytesRead(); n != p.lastBytes {
+			p.lastBytes = n
+			p.lastRecv.Store(int64(now))
+		}
 		if now-time.Duration(p.lastRecv.Load()) > s.cfg.PathTimeout {
 			silent = append(silent, p)
 			continue

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 )
 
 // DefaultReadBufferSize is the size of a Reader's internal read buffer. It batches the small
@@ -23,9 +24,22 @@ const growStep = 64 << 10
 // A Reader is not safe for concurrent use.
 type Reader struct {
 	br  *bufio.Reader
+	src *countingReader
 	max int
 	hdr [HeaderSize]byte
 	buf []byte
+}
+
+// countingReader counts the bytes read from the stream, for liveness checks by other goroutines.
+type countingReader struct {
+	r io.Reader
+	n atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // NewReader returns a Reader that rejects payloads longer than maxPayload bytes. A maxPayload of 0
@@ -36,7 +50,8 @@ func NewReader(r io.Reader, maxPayload int) *Reader {
 
 // NewReaderSize is NewReader with an explicit internal buffer size.
 func NewReaderSize(r io.Reader, maxPayload, bufSize int) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, bufSize), max: ClampMaxPayload(maxPayload)}
+	src := &countingReader{r: r}
+	return &Reader{br: bufio.NewReaderSize(src, bufSize), src: src, max: ClampMaxPayload(maxPayload)}
 }
 
 // ClampMaxPayload maps a configured maximum payload length to the one in force: 0 or less means
@@ -50,6 +65,11 @@ func ClampMaxPayload(n int) int {
 	}
 	return n
 }
+
+// BytesRead returns how many bytes the Reader has taken from the stream so far, including any
+// still buffered. Unlike the Reader's other methods it is safe to call from any goroutine, so that
+// a watchdog can tell a slow stream from a dead one even in the middle of a large frame.
+func (r *Reader) BytesRead() int64 { return r.src.n.Load() }
 
 // MaxPayload returns the largest payload the Reader accepts.
 func (r *Reader) MaxPayload() int { return r.max }
