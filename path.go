@@ -80,25 +80,26 @@ type path struct {
 	rtxMu sync.Mutex
 	rtx   []*outChunk // chunks to send again, ahead of data; unbounded (bounded by the window)
 
-	stopOnce   sync.Once
-	killCode   wire.Code // ERROR to send on stop; 0 for none
-	killMsg    string
-	downMu     sync.Mutex
-	downReason error
-	writerDone chan struct{}
-	dead       atomic.Bool
-	finishing  atomic.Bool
-	stalled    atomic.Bool  // an RTO expired; no new data until the path shows life
-	stalledAt  atomic.Int64 // session clock of the stall
-	rtoBackoff atomic.Int32 // RTO doublings since the last RTT sample
-	lastRecv   atomic.Int64 // session clock when bytes were last seen arriving (monitor)
-	lastBytes  int64        // the reader's byte count at that time (monitor, under s.mu)
-	sawClose   bool         // reader only: the peer's CLOSE arrived on this path
-	ackIn      wire.ChunkAck
-	ackOut     wire.ChunkAck // writer only
-	ackBuf     []byte        // writer only
-	oldest     time.Duration // monitor scratch: oldest unacknowledged send (under s.mu)
-	deadline   bool          // reader only: a read deadline is set
+	stopOnce    sync.Once
+	killCode    wire.Code // ERROR to send on stop; 0 for none
+	killMsg     string
+	downMu      sync.Mutex
+	downReason  error
+	writerDone  chan struct{}
+	dead        atomic.Bool
+	finishing   atomic.Bool
+	stalled     atomic.Bool  // an RTO expired; no new data until the path shows life
+	stalledAt   atomic.Int64 // session clock of the stall
+	rtoBackoff  atomic.Int32 // RTO doublings since the last RTT sample
+	lastRecv    atomic.Int64 // session clock when bytes were last seen arriving (monitor)
+	lastBytes   int64        // the reader's byte count at that time (monitor, under s.mu)
+	sawClose    bool         // reader only: the peer's CLOSE arrived on this path
+	ackIn       wire.ChunkAck
+	ackOut      wire.ChunkAck // writer only
+	ackBuf      []byte        // writer only
+	oldest      time.Duration // monitor scratch: oldest unacknowledged send (under s.mu)
+	ackProgress time.Duration // session clock when a chunk sent on it was last acknowledged (under s.mu)
+	deadline    bool          // reader only: a read deadline is set
 
 	queued     atomic.Int64
 	chunksSent atomic.Uint64

@@ -43,6 +43,9 @@ func (s *Session) applyAck(p *path, a *wire.ChunkAck) error {
 	var sample time.Duration
 	s.out.Apply(a, func(_ uint64, oc *outChunk) {
 		oc.acked.Store(true)
+		if q := s.pathAt(oc.path); q != nil {
+			q.ackProgress = now // its retransmission timer restarts (RFC 6298, 5.3)
+		}
 		if sent := oc.sentAt.Load(); !oc.resent && oc.path == p.index && sent > 0 {
 			sample = max(sample, now-time.Duration(sent))
 		}
@@ -246,7 +249,9 @@ func (s *Session) checkTimers() {
 			silent = append(silent, p)
 			continue
 		}
-		if p.oldest > 0 && now-p.oldest > p.rto(s.cfg.MinRTO) {
+		// A path stalls when none of its chunks has been acknowledged for an RTO: queueing
+		// delay makes old chunks, but a path still delivering keeps making acknowledgements.
+		if p.oldest > 0 && now-max(p.oldest, p.ackProgress) > p.rto(s.cfg.MinRTO) {
 			if !p.stalled.Swap(true) {
 				p.stalledAt.Store(int64(now))
 			}
@@ -255,6 +260,10 @@ func (s *Session) checkTimers() {
 				p.log.Debug("retransmission timeout", "rto", p.rto(s.cfg.MinRTO), "resent_chunks", moved)
 			}
 		}
+	}
+	// Chunks orphaned while no path was usable (all stalled, say) go to one that is now.
+	if s.leastQueued(nil) != nil {
+		s.requeueFrom(nil)
 	}
 	expired := s.downSince > 0 && now-s.downSince > s.cfg.ResumeGrace
 	s.mu.Unlock()
