@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/braidnet/braid/internal/bufpool"
 	"github.com/braidnet/braid/internal/reasm"
 	"github.com/braidnet/braid/internal/sched"
 	"github.com/braidnet/braid/internal/wire"
@@ -549,14 +550,20 @@ func (p *path) readChunk(h wire.Header) error {
 	n := int(h.Length) - wire.ChunkHeaderSize
 	p.trace("recv", wire.TypeChunk, int(h.Length))
 	s.mu.Lock()
-	dst, dup, err := s.reasm.Reserve(ch, n)
+	dst, dup, err := s.reasm.ReserveBy(ch, n, p.index)
+	owner, busy := -1, false
+	if dup {
+		owner, busy = s.reasm.BusyOwner(ch)
+	}
 	s.mu.Unlock()
 	if err != nil {
 		return violation(codeFor(mapReasmError(err)), mapReasmError(err))
 	}
+	if dup && busy {
+		return p.offerCopy(ch, n, owner)
+	}
 	if dup {
-		// Already here, or arriving on another path right now: acknowledge again, since the
-		// sender evidently did not hear of it.
+		// Already here: acknowledge again, since the sender evidently did not hear of it.
 		if err := p.r.Discard(n); err != nil {
 			return err
 		}
@@ -565,23 +572,54 @@ func (p *path) readChunk(h wire.Header) error {
 	}
 	if err := p.r.ReadFull(dst); err != nil {
 		s.mu.Lock()
-		s.reasm.Cancel(ch)
+		committed, spare := s.reasm.Cancel(ch)
+		if committed {
+			s.chunkArrived(ch)
+		}
 		s.mu.Unlock()
+		bufpool.Put(spare)
 		return err
 	}
 	p.chunksRecv.Add(1)
 	p.bytesRecv.Add(uint64(n))
 	s.mu.Lock()
-	s.reasm.Commit(ch)
-	_, err = s.recvd.Add(ch.Seq)
-	if s.reasm.Ready() {
-		s.broadcast()
-	}
+	spare := s.reasm.Commit(ch)
+	err = s.chunkArrived(ch)
 	s.mu.Unlock()
+	bufpool.Put(spare)
 	if err != nil {
 		return violation(wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, err))
 	}
-	s.requestAck(false)
+	return nil
+}
+
+// offerCopy reads a copy of a chunk that another path is still filling — a retransmission that
+// overtook its stalled original — into a buffer of its own and offers it to the reassembler, which
+// uses it if the original fails. If the path holding the original has received nothing for an
+// RTO, it is stuck mid-chunk (blackholed), so it is ended now rather than at PathTimeout, and the
+// copy takes its place.
+func (p *path) offerCopy(ch wire.ChunkHeader, n, owner int) error {
+	s := p.s
+	buf := bufpool.Get(n)
+	if err := p.r.ReadFull(buf); err != nil {
+		bufpool.Put(buf)
+		return err
+	}
+	p.chunksRecv.Add(1)
+	p.bytesRecv.Add(uint64(n))
+	s.mu.Lock()
+	stored := s.reasm.Offer(ch, buf)
+	holder := s.pathAt(owner)
+	s.mu.Unlock()
+	if !stored { // the original completed (or failed) meanwhile
+		bufpool.Put(buf)
+		s.requestAck(true)
+		return nil
+	}
+	if holder != nil && holder != p && s.clock()-time.Duration(holder.lastRecv.Load()) > s.cfg.MinRTO {
+		holder.setDownReason(fmt.Errorf("stalled in the middle of chunk %d of item %d, which arrived on path %d", ch.Chunk, ch.Item, p.index))
+		holder.kill(0, "")
+	}
 	return nil
 }
 

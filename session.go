@@ -275,6 +275,19 @@ func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 	}
 }
 
+// chunkArrived records a chunk just committed: its seq for acknowledgement, and a wake-up for
+// Receive if its message is next. Call with s.mu held.
+func (s *Session) chunkArrived(ch wire.ChunkHeader) error {
+	_, err := s.recvd.Add(ch.Seq)
+	if s.reasm.Ready() {
+		s.broadcast()
+	}
+	if err == nil {
+		s.requestAck(false)
+	}
+	return err
+}
+
 // requestAck notes that a CHUNK_ACK is due: at once after ackEvery chunks (or a duplicate, which
 // means the sender did not hear of an earlier one), else within ackDelay, or sooner with whatever
 // a path writes next. Any path may carry it: it is the whole session's record.

@@ -21,18 +21,29 @@ import (
 //	after-MiB/s  throughput on the three left, measured from 1 s after the cut
 //	after/before the ratio of the two (three of four equal paths: 0.75 at best)
 //
+// "throttled" makes the paths equal and capacity-limited (16 MiB/s each) with quick failure
+// detection; "defaults" uses unthrottled loopback paths and the default Config.
+//
 // Run with: go test -run '^$' -bench Failover -benchtime 1x .
 func BenchmarkFailover(b *testing.B) {
 	for _, fault := range []string{"reset", "blackhole"} {
-		b.Run(fault, func(b *testing.B) {
-			for range b.N {
-				runFailover(b, fault)
+		for _, defaults := range []bool{false, true} {
+			name := fault + "/throttled"
+			if defaults {
+				name = fault + "/defaults"
 			}
-		})
+			b.Run(name, func(b *testing.B) {
+				for range b.N {
+					runFailover(b, fault, defaults)
+				}
+			})
+		}
 	}
 }
 
-func runFailover(b *testing.B, fault string) {
+// runFailover runs one scenario. throttled: paths limited to 16 MiB/s each by their proxies,
+// with quick failure detection; defaults: unthrottled loopback paths and the default Config.
+func runFailover(b *testing.B, fault string, defaults bool) {
 	const (
 		rate    = 16 << 20 // bytes per second per path, each direction
 		msgSize = 256 << 10
@@ -40,6 +51,9 @@ func runFailover(b *testing.B, fault string) {
 	)
 	cfg := &Config{ChunkSize: 64 << 10, KeepAlive: 100 * time.Millisecond, PathTimeout: time.Second,
 		MinRTO: 100 * time.Millisecond, HandshakeTimeout: time.Second}
+	if defaults {
+		cfg = &Config{}
+	}
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -56,7 +70,9 @@ func runFailover(b *testing.B, fault string) {
 			b.Fatal(err)
 		}
 		defer p.Close()
-		p.Throttle(rate)
+		if !defaults {
+			p.Throttle(rate)
+		}
 		proxies = append(proxies, p)
 		specs = append(specs, PathSpec{Remote: p.Addr()})
 	}

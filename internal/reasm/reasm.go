@@ -70,11 +70,13 @@ type item struct {
 	total   uint32
 	charge  int64
 	buf     []byte
-	lastLen int      // payload length of the last chunk; -1 until it is reserved
-	have    []uint64 // bitmap of committed chunks
-	busy    []uint64 // bitmap of reserved chunks being filled
-	count   uint32   // committed chunks
-	pending uint32   // reserved chunks
+	lastLen int               // payload length of the last chunk; -1 until it is reserved
+	have    []uint64          // bitmap of committed chunks
+	busy    []uint64          // bitmap of reserved chunks being filled
+	count   uint32            // committed chunks
+	pending uint32            // reserved chunks
+	owners  map[uint32]int    // who holds each reservation (ReserveBy), lazily made
+	subst   map[uint32][]byte // copies that arrived while the chunk was being filled (Offer)
 }
 
 // New returns an empty Reassembler expecting item 0 first.
@@ -99,6 +101,12 @@ func (r *Reassembler) Pending() int { return len(r.items) }
 // item); the caller then discards its payload. An error reports a chunk that breaks the rules
 // (wrapping ErrInvalidChunk) or would exceed the budget (wrapping ErrOverBudget).
 func (r *Reassembler) Reserve(h wire.ChunkHeader, n int) (dst []byte, dup bool, err error) {
+	return r.ReserveBy(h, n, -1)
+}
+
+// ReserveBy is Reserve recording owner (say, the path reading the payload) as the holder of the
+// reservation, for BusyOwner.
+func (r *Reassembler) ReserveBy(h wire.ChunkHeader, n, owner int) (dst []byte, dup bool, err error) {
 	cs := r.cfg.ChunkSize
 	switch {
 	case h.Total == 0:
@@ -147,6 +155,12 @@ func (r *Reassembler) Reserve(h wire.ChunkHeader, n int) (dst []byte, dup bool, 
 	}
 	it.busy[w] |= bit
 	it.pending++
+	if owner >= 0 {
+		if it.owners == nil {
+			it.owners = make(map[uint32]int)
+		}
+		it.owners[h.Chunk] = owner
+	}
 	if last {
 		it.lastLen = n
 	}
@@ -154,8 +168,9 @@ func (r *Reassembler) Reserve(h wire.ChunkHeader, n int) (dst []byte, dup bool, 
 	return it.buf[off : off+n : off+n], false, nil
 }
 
-// Commit records that the chunk reserved for h has been filled.
-func (r *Reassembler) Commit(h wire.ChunkHeader) {
+// Commit records that the chunk reserved for h has been filled. It returns the substitute
+// offered meanwhile, if any, which is no longer needed: the caller may recycle it.
+func (r *Reassembler) Commit(h wire.ChunkHeader) (spare []byte) {
 	it := r.items[h.Item]
 	if it == nil {
 		panic("reasm: Commit without Reserve")
@@ -168,20 +183,84 @@ func (r *Reassembler) Commit(h wire.ChunkHeader) {
 	it.have[w] |= bit
 	it.pending--
 	it.count++
+	delete(it.owners, h.Chunk)
+	spare = it.subst[h.Chunk]
+	delete(it.subst, h.Chunk)
+	return spare
 }
 
-// Cancel forgets the reservation for h, whose payload could not be read; a later copy of the chunk
-// is then accepted.
-func (r *Reassembler) Cancel(h wire.ChunkHeader) {
+// Cancel forgets the reservation for h, whose payload could not be read. If a copy of the chunk
+// was offered meanwhile, it takes the reservation's place: committed reports that the chunk is
+// now in, and spare is the copy's buffer, for the caller to recycle. Otherwise a later copy of
+// the chunk is accepted.
+func (r *Reassembler) Cancel(h wire.ChunkHeader) (committed bool, spare []byte) {
 	it := r.items[h.Item]
 	if it == nil {
-		return
+		return false, nil
 	}
 	w, bit := h.Chunk/64, uint64(1)<<(h.Chunk%64)
-	if it.busy[w]&bit != 0 {
-		it.busy[w] &^= bit
-		it.pending--
+	if it.busy[w]&bit == 0 {
+		return false, nil
 	}
+	it.busy[w] &^= bit
+	it.pending--
+	delete(it.owners, h.Chunk)
+	sub, ok := it.subst[h.Chunk]
+	if !ok {
+		return false, nil
+	}
+	delete(it.subst, h.Chunk)
+	off := int(h.Chunk) * r.cfg.ChunkSize
+	copy(it.buf[off:], sub)
+	it.have[w] |= bit
+	it.count++
+	return true, sub
+}
+
+// BusyOwner reports whether the chunk h names is reserved and being filled, and by whom (the
+// owner given to ReserveBy, or -1).
+func (r *Reassembler) BusyOwner(h wire.ChunkHeader) (owner int, busy bool) {
+	it := r.items[h.Item]
+	if it == nil || h.Chunk >= it.total {
+		return -1, false
+	}
+	if it.busy[h.Chunk/64]&(uint64(1)<<(h.Chunk%64)) == 0 {
+		return -1, false
+	}
+	if o, ok := it.owners[h.Chunk]; ok {
+		return o, true
+	}
+	return -1, true
+}
+
+// Offer hands over a complete copy of a chunk that is reserved and being filled from elsewhere
+// (a retransmission that overtook a stalled original). If the reservation is later cancelled,
+// the copy takes its place. It returns false, keeping nothing, if the chunk is not busy or data
+// has the wrong length. The memory of offered copies (at most one per reserved chunk) is not
+// charged to the budget.
+func (r *Reassembler) Offer(h wire.ChunkHeader, data []byte) bool {
+	it := r.items[h.Item]
+	if it == nil || h.Chunk >= it.total || it.busy[h.Chunk/64]&(uint64(1)<<(h.Chunk%64)) == 0 {
+		return false
+	}
+	want := r.cfg.ChunkSize
+	if h.Chunk == it.total-1 {
+		want = it.lastLen
+		if it.total == 1 {
+			want = len(it.buf)
+		}
+	}
+	if len(data) != want {
+		return false
+	}
+	if _, dup := it.subst[h.Chunk]; dup {
+		return false
+	}
+	if it.subst == nil {
+		it.subst = make(map[uint32][]byte)
+	}
+	it.subst[h.Chunk] = data
+	return true
 }
 
 // Ready reports whether Pop would return a message.
