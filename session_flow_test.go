@@ -151,12 +151,30 @@ func TestBackpressure(t *testing.T) {
 	if sent != 9 {
 		t.Errorf("sent %d messages before blocking, want 9", sent)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// The reader stays away for seconds: the sender keeps trying, stays blocked, and neither end
+	// holds more than the window.
+	blocked := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		blocked <- c.Send(ctx, msg)
+	}()
+	if err := <-blocked; !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Send while the reader is away: %v, want to block until its deadline", err)
+	}
 	s.mu.Lock()
 	charged := s.reasm.Charged()
 	s.mu.Unlock()
+	c.mu.Lock()
+	outstanding := int64(0)
+	c.out.Each(func(_ uint64, oc *outChunk) { outstanding += int64(len(oc.payload)) })
+	inFlight := c.sent - c.peerConsumed
+	c.mu.Unlock()
 	if charged > window {
 		t.Fatalf("receiver holds %d bytes, window %d", charged, window)
+	}
+	if outstanding > window || inFlight > window {
+		t.Fatalf("sender holds %d bytes unacknowledged and %d unconsumed, window %d", outstanding, inFlight, window)
 	}
 	// Reading frees the window and Send proceeds.
 	for range sent {
