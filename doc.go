@@ -49,9 +49,19 @@
 // Servers, clients and sessions log through the *slog.Logger in their Config: path and session
 // events at Info, each frame's direction, type and size at Debug.
 //
+// # Surviving path failure
+//
+// Every chunk is acknowledged at the session level and kept until then. When a path dies (reset,
+// closed, or silent for Config.PathTimeout: a blackhole) or stalls past its retransmission
+// timeout, its unacknowledged chunks are sent again on the others and the receiver drops
+// duplicates, so delivery stays exact and in order. A client re-dials lost paths with backoff. A
+// session with no path at all waits Config.ResumeGrace for one, then fails with ErrPathLost at
+// both ends. Close delivers everything sent before the peer sees io.EOF; Abort is distinguishable
+// from it (the peer sees ErrSessionClosed).
+//
 // # Limitations
 //
-// In this version a path that fails may have lost chunks, so it ends the session with
-// ErrPathLost; acknowledgement and retransmission across paths are planned. Deadlines on the
-// net.Conn view apply to calls started after they are set.
+// Deadlines on the net.Conn view apply to calls started after they are set. Nothing bounds a
+// path's bytes in flight below the session window, so on slow, deep-buffered paths a stall is
+// detected late (see the README's failover figures).
 package braid
