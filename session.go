@@ -129,6 +129,20 @@ func (s *Session) ID() string { return hex.EncodeToString(s.id[:8]) }
 // ChunkSize returns the negotiated chunk size.
 func (s *Session) ChunkSize() int { return s.chunkSize }
 
+// wait releases s.mu until the session's state changes or ctx ends, and takes it again. Call with
+// s.mu held.
+func (s *Session) wait(ctx context.Context) error {
+	ch := s.changed
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // broadcast wakes every waiter. Call with s.mu held.
 func (s *Session) broadcast() {
 	close(s.changed)
@@ -194,15 +208,9 @@ func (s *Session) acquire(ctx context.Context, charge int64) (uint64, error) {
 			s.nextItem++
 			return item, nil
 		}
-		ch := s.changed
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			s.mu.Lock()
-			return 0, ctx.Err()
+		if err := s.wait(ctx); err != nil {
+			return 0, err
 		}
-		s.mu.Lock()
 	}
 }
 
@@ -263,15 +271,9 @@ func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 		case s.closing:
 			return nil, ErrSessionClosed
 		}
-		ch := s.changed
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			s.mu.Lock()
-			return nil, ctx.Err()
+		if err := s.wait(ctx); err != nil {
+			return nil, err
 		}
-		s.mu.Lock()
 	}
 }
 

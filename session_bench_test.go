@@ -7,26 +7,34 @@ import (
 	"testing"
 )
 
+// benchSession opens a session of paths loopback paths and returns both ends.
+func benchSession(b *testing.B, paths int) (client, server *Session) {
+	l, err := Listen("127.0.0.1:0", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { l.Close() })
+	ctx := context.Background()
+	c, err := Dial(ctx, l.Addr().String(), &Config{Paths: paths})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Abort)
+	s, err := l.Accept(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.Abort)
+	return c, s
+}
+
 // BenchmarkSessionThroughput moves 1 MiB messages over a session of N loopback paths; compare its
 // MB/s with BenchmarkRawTCPUpload/1048576B, which moves the same bytes on one plain connection.
 func BenchmarkSessionThroughput(b *testing.B) {
 	for _, paths := range []int{1, 2, 4, 8} {
 		b.Run(fmt.Sprintf("paths=%d", paths), func(b *testing.B) {
-			l, err := Listen("127.0.0.1:0", nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer l.Close()
 			ctx := context.Background()
-			c, err := Dial(ctx, l.Addr().String(), &Config{Paths: paths})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Abort()
-			s, err := l.Accept(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
+			c, s := benchSession(b, paths)
 			done := make(chan int64)
 			go func() {
 				var n int64
@@ -61,21 +69,8 @@ func BenchmarkSessionThroughput(b *testing.B) {
 func BenchmarkSessionMessageRTT(b *testing.B) {
 	for _, paths := range []int{1, 4} {
 		b.Run(fmt.Sprintf("paths=%d", paths), func(b *testing.B) {
-			l, err := Listen("127.0.0.1:0", nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer l.Close()
 			ctx := context.Background()
-			c, err := Dial(ctx, l.Addr().String(), &Config{Paths: paths})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Abort()
-			s, err := l.Accept(ctx)
-			if err != nil {
-				b.Fatal(err)
-			}
+			c, s := benchSession(b, paths)
 			go func() {
 				for {
 					msg, err := s.Receive(ctx)
