@@ -653,15 +653,14 @@ func (p *path) handleControl(t wire.Type, payload []byte) error {
 			return violation(wire.CodeProtocol, err)
 		}
 		s.mu.Lock()
-		if int64(v) > s.peerConsumed {
-			if int64(v) > s.sent {
-				s.mu.Unlock()
-				return violation(wire.CodeProtocol, fmt.Errorf("%w: CREDIT %d beyond the %d bytes sent", ErrProtocol, v, s.sent))
-			}
-			s.peerConsumed = int64(v)
+		changed, err := s.sendFlow.Credit(v)
+		if changed {
 			s.broadcast()
 		}
 		s.mu.Unlock()
+		if err != nil {
+			return violation(wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, err))
+		}
 	case wire.TypeClose:
 		v, err := wire.ParseUint64(t, payload)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/braidnet/braid/internal/ack"
 	"github.com/braidnet/braid/internal/bufpool"
+	"github.com/braidnet/braid/internal/flow"
 	"github.com/braidnet/braid/internal/reasm"
 	"github.com/braidnet/braid/internal/sched"
 	"github.com/braidnet/braid/internal/wire"
@@ -44,31 +45,29 @@ type Session struct {
 	epoch       time.Time     // origin of the session clock
 	monitorDone chan struct{} // closed when the monitor goroutine has ended
 
-	mu           sync.Mutex
-	paths        []*path                     // by index; nil where no path is attached
-	out          *ack.Outstanding[*outChunk] // sent, not yet acknowledged
-	nextSeqSent  uint64                      // seq of the next chunk sent
-	recvd        *ack.Received               // seqs of the chunks received
-	downSince    time.Duration               // session clock when the last path went; 0 while any is live
-	reasm        *reasm.Reassembler
-	changed      chan struct{} // closed and replaced whenever a waiter may proceed
-	nextItem     uint64        // id of the next item Send assigns
-	sent         int64         // charge of all items sent
-	peerConsumed int64         // charge the peer has released (its latest CREDIT)
-	peerWindow   int64         // the peer's receive budget
-	consumed     int64         // charge released by Receive
-	advertised   int64         // the last CREDIT value handed to a path
-	peerClosed   bool          // a CLOSE arrived
-	peerItems    uint64        // the CLOSE's item count
-	closing      bool          // Close was called
-	err          error         // terminal error; nil while open
-	done         chan struct{} // closed when the session ends (err set)
-	creditKick   chan struct{} // a path writer should send CREDIT(consumed)
-	ackKick      chan struct{} // a path writer should send CHUNK_ACK
-	ackDue       atomic.Bool   // received chunks await a CHUNK_ACK, which any path may carry
-	ackTimer     *time.Timer   // kicks a writer when an ACK has waited ackDelay
-	unacked      atomic.Int32  // chunks received since the last immediate ACK
-	wg           sync.WaitGroup
+	mu          sync.Mutex
+	paths       []*path                     // by index; nil where no path is attached
+	out         *ack.Outstanding[*outChunk] // sent, not yet acknowledged
+	nextSeqSent uint64                      // seq of the next chunk sent
+	recvd       *ack.Received               // seqs of the chunks received
+	downSince   time.Duration               // session clock when the last path went; 0 while any is live
+	reasm       *reasm.Reassembler
+	changed     chan struct{}  // closed and replaced whenever a waiter may proceed
+	nextItem    uint64         // id of the next item Send assigns
+	sendFlow    *flow.Sender   // what the peer's window still allows
+	recvFlow    *flow.Receiver // the credit this end owes
+	peerWindow  int64          // the peer's receive budget
+	peerClosed  bool           // a CLOSE arrived
+	peerItems   uint64         // the CLOSE's item count
+	closing     bool           // Close was called
+	err         error          // terminal error; nil while open
+	done        chan struct{}  // closed when the session ends (err set)
+	creditKick  chan struct{}  // a path writer should send CREDIT(consumed)
+	ackKick     chan struct{}  // a path writer should send CHUNK_ACK
+	ackDue      atomic.Bool    // received chunks await a CHUNK_ACK, which any path may carry
+	ackTimer    *time.Timer    // kicks a writer when an ACK has waited ackDelay
+	unacked     atomic.Int32   // chunks received since the last immediate ACK
+	wg          sync.WaitGroup
 }
 
 // sessionTerms are the negotiated parameters a session starts with.
@@ -91,7 +90,6 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 		cfg:         cfg,
 		client:      t.client,
 		chunkSize:   t.chunkSize,
-		window:      cfg.SessionWindow,
 		scheduler:   sc,
 		peerWindow:  t.peerWindow,
 		changed:     make(chan struct{}),
@@ -103,7 +101,9 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 		out:         ack.NewOutstanding[*outChunk](),
 		// A sender within the window has at most window ÷ chunk size chunks unconsumed, and
 		// every chunk not yet received is unconsumed.
-		recvd: ack.NewReceived(uint64(cfg.SessionWindow/int64(t.chunkSize)) + 1),
+		recvd:    ack.NewReceived(uint64(cfg.SessionWindow/int64(t.chunkSize)) + 1),
+		sendFlow: flow.NewSender(t.peerWindow),
+		recvFlow: flow.NewReceiver(cfg.SessionWindow),
 		reasm: reasm.New(reasm.Config{
 			ChunkSize: t.chunkSize,
 			MaxTotal:  uint32(min(cfg.SessionWindow/int64(t.chunkSize), 1<<31)),
@@ -190,8 +190,8 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 func (s *Session) acquire(ctx context.Context, charge int64) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if charge > s.peerWindow/2 {
-		return 0, fmt.Errorf("%w: needs %d bytes of the peer's %d-byte window, at most half", ErrMessageTooLarge, charge, s.peerWindow)
+	if err := s.sendFlow.Check(charge); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
 	}
 	for {
 		switch {
@@ -202,8 +202,7 @@ func (s *Session) acquire(ctx context.Context, charge int64) (uint64, error) {
 		case s.peerClosed:
 			return 0, fmt.Errorf("%w: the peer closed the session", ErrSessionClosed)
 		}
-		if s.sent-s.peerConsumed+charge <= s.peerWindow {
-			s.sent += charge
+		if s.sendFlow.TryTake(charge) {
 			item := s.nextItem
 			s.nextItem++
 			return item, nil
@@ -259,8 +258,9 @@ func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 	defer s.mu.Unlock()
 	for {
 		if msg, charge, ok := s.reasm.Pop(); ok {
-			s.consumed += charge
-			s.maybeCredit()
+			if _, due := s.recvFlow.Take(charge); due {
+				kick(s.creditKick) // a pending kick's writer sends the latest value
+			}
 			return msg, nil
 		}
 		switch {
@@ -308,28 +308,11 @@ func (s *Session) requestAck(now bool) {
 // an allocation per message. msg must not be used afterwards.
 func (s *Session) Release(msg []byte) { bufpool.Put(msg) }
 
-// maybeCredit asks a path to send CREDIT once the charge released since the last one reaches an
-// eighth of the window (docs/PROTOCOL.md, "Flow control").
-// Call with s.mu held.
-func (s *Session) maybeCredit() {
-	// An eighth is enough on its own: a message takes at most half the window, so a sender can
-	// only be blocked with more than half the window outstanding, which the receiver either has
-	// not yet taken (the sender should wait) or has taken and owes (more than an eighth).
-	if s.consumed-s.advertised < max(s.window/8, 1) {
-		return
-	}
-	s.advertised = s.consumed
-	select {
-	case s.creditKick <- struct{}{}:
-	default: // a kick is pending; its writer sends the latest value
-	}
-}
-
 // creditValue returns the cumulative charge to report in CREDIT.
 func (s *Session) creditValue() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return uint64(s.advertised)
+	return s.recvFlow.Advertised()
 }
 
 // Close ends the session gracefully: messages already sent are delivered before the peer's

@@ -168,7 +168,7 @@ func TestBackpressure(t *testing.T) {
 	c.mu.Lock()
 	outstanding := int64(0)
 	c.out.Each(func(_ uint64, oc *outChunk) { outstanding += int64(len(oc.payload)) })
-	inFlight := c.sent - c.peerConsumed
+	inFlight := c.sendFlow.Outstanding()
 	c.mu.Unlock()
 	if charged > window {
 		t.Fatalf("receiver holds %d bytes, window %d", charged, window)
