@@ -33,7 +33,6 @@ type Session struct {
 	log       *slog.Logger
 	client    bool
 	chunkSize int
-	window    int64  // our receive budget, advertised to the peer
 	onEnd     func() // called once when the session ends; set before any path is added
 	endOnce   sync.Once
 

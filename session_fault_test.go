@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -116,6 +117,7 @@ func expectLog(t *testing.T, logs *syncBuffer, want ...string) {
 // TestFaultResetOnePath: one of four paths is reset mid-transfer; every message arrives intact, in
 // order, exactly once, and the client re-dials the path.
 func TestFaultResetOnePath(t *testing.T) {
+	before := heapInUse()
 	f := newFaultSetup(t, 4, nil)
 	cerr, serr := f.run(t, 40, 10, func() { f.proxies[1].Reset() })
 	if cerr != nil || serr != nil {
@@ -123,6 +125,20 @@ func TestFaultResetOnePath(t *testing.T) {
 	}
 	expectLog(t, f.clientLogs, "path down", "path re-dialed")
 	f.closeBoth(t)
+	// Both directions moved about 40 MiB and resent chunks; once closed, nothing is kept.
+	if grown := int64(heapInUse()) - int64(before); grown > 8<<20 {
+		t.Fatalf("heap grew by %d KiB after the session closed", grown>>10)
+	}
+}
+
+// heapInUse returns the live heap after collecting garbage (twice, so that pooled buffers
+// released by the first collection go too).
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
 }
 
 // TestFaultBlackholeOnePath: a path stops carrying anything, with no FIN or RST. The session
