@@ -44,7 +44,7 @@ func FuzzCredit(f *testing.F) {
 		window := int64(win%4096) + 16
 		rng := rand.New(rand.NewPCG(seed, 5))
 		s, r := NewSender(window), NewReceiver(window)
-		var queue []int64   // charges of messages sent, not yet taken by the application
+		var queue []int64    // charges of messages sent, not yet taken by the application
 		var credits []uint64 // CREDIT frames in flight
 		held := int64(0)     // what the receiver holds
 		next := int64(1)     // charge of the sender's next message
