@@ -149,7 +149,9 @@ func (t *sessionTable) handshake(sc *serverConn, f wire.Frame) error {
 	}
 	sc.markSessionPath()
 	p := newPath(s, idx, PathSpec{}, sc.c, sc.r, sc.w)
+	p.reserved = true
 	if err := s.addPath(p); err != nil {
+		s.unreserve()
 		if f.Type == wire.TypeSessionNew {
 			s.end(err)
 		}
@@ -255,6 +257,7 @@ func (t *sessionTable) attach(sc *serverConn, payload []byte) (*Session, int, er
 		return nil, 0, err
 	}
 	if err := sc.writeNow(wire.TypeAttachOK, wire.AppendAttachOK(nil, uint16(idx))); err != nil {
+		s.unreserve()
 		return nil, 0, err
 	}
 	return s, idx, nil

@@ -100,6 +100,8 @@ type path struct {
 	ackBuf      []byte        // writer only
 	oldest      time.Duration // monitor scratch: oldest unacknowledged send (under s.mu)
 	ackProgress time.Duration // session clock when a chunk sent on it was last acknowledged (under s.mu)
+	lastProbe   time.Duration // session clock of the last stall probe (monitor, under s.mu)
+	reserved    bool          // its index was reserved by the server's handshake
 	deadline    bool          // reader only: a read deadline is set
 
 	queued     atomic.Int64
@@ -180,6 +182,14 @@ func (p *path) sendCtrl(t wire.Type, payload []byte) {
 	case p.ctrl <- f:
 	default:
 	}
+}
+
+// probe sends a PING now, whatever the path is writing: the PONG shows that the path works both
+// ways (it ends a stall).
+func (p *path) probe() {
+	var ts [8]byte
+	binary.BigEndian.PutUint64(ts[:], uint64(p.s.clock()))
+	p.sendCtrl(wire.TypePing, ts[:])
 }
 
 func kick(c chan struct{}) {
@@ -282,11 +292,20 @@ func (p *path) trace(dir string, t wire.Type, n int) {
 func (p *path) writeLoop() {
 	defer p.s.wg.Done()
 	defer close(p.writerDone)
+	defer func() { p.w = nil }() // a dead path keeps no write buffer
 	keepalive := time.NewTimer(p.s.cfg.KeepAlive)
 	defer keepalive.Stop()
 	var batch []*outChunk
 	for {
-		p.conn.SetWriteDeadline(time.Now().Add(p.s.cfg.WriteTimeout))
+		// The deadline is armed before waiting, which can last up to KeepAlive (then a PING is
+		// written), so it covers that wait plus WriteTimeout for the write itself.
+		p.conn.SetWriteDeadline(time.Now().Add(p.s.cfg.KeepAlive + p.s.cfg.WriteTimeout))
+		select {
+		case <-p.stop: // kill may have set a short deadline just before the line above
+			p.writeKill()
+			return
+		default:
+		}
 		var err error
 		select {
 		case <-p.stop:
@@ -300,7 +319,9 @@ func (p *path) writeLoop() {
 			default:
 			}
 			err = p.writeFinish(count, batch)
-			p.conn.(interface{ CloseWrite() error }).CloseWrite()
+			if cw, ok := p.conn.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
+			}
 			if err != nil {
 				p.log.Debug("finishing path failed", "err", err)
 			}
@@ -493,6 +514,10 @@ func (p *path) readLoop() {
 	// then closes the connection); kill with no code is a no-op if it already did.
 	p.s.pathEnded(p, err)
 	p.kill(0, "")
+	// A dead path stays listed for its counters; its read buffer goes (the writer drops its own).
+	p.s.mu.Lock()
+	p.r = nil
+	p.s.mu.Unlock()
 }
 
 func (p *path) read() error {
@@ -610,12 +635,19 @@ func (p *path) offerCopy(ch wire.ChunkHeader, n, owner int) error {
 	s.mu.Lock()
 	stored := s.reasm.Offer(ch, buf)
 	holder := s.pathAt(owner)
-	s.mu.Unlock()
-	if !stored { // the original completed (or failed) meanwhile
+	if !stored {
+		// The original completed or failed meanwhile. If it failed, this copy is the chunk.
+		if dst, dup, err := s.reasm.ReserveBy(ch, n, p.index); err == nil && !dup {
+			copy(dst, buf)
+			s.reasm.Commit(ch)
+			s.chunkArrived(ch)
+		}
+		s.mu.Unlock()
 		bufpool.Put(buf)
 		s.requestAck(true)
 		return nil
 	}
+	s.mu.Unlock()
 	if holder != nil && holder != p && s.clock()-time.Duration(holder.lastRecv.Load()) > s.cfg.MinRTO {
 		holder.setDownReason(fmt.Errorf("stalled in the middle of chunk %d of item %d, which arrived on path %d", ch.Chunk, ch.Item, p.index))
 		holder.kill(0, "")
@@ -632,6 +664,9 @@ func (p *path) handleControl(t wire.Type, payload []byte) error {
 		}
 		p.sendCtrl(wire.TypePong, payload)
 	case wire.TypePong:
+		if len(payload) > wire.MaxPingPayload {
+			return violation(wire.CodeProtocol, fmt.Errorf("%w: PONG payload of %d bytes", ErrProtocol, len(payload)))
+		}
 		if len(payload) == 8 {
 			sent := time.Duration(binary.BigEndian.Uint64(payload))
 			p.sampleRTT(s.clock() - sent)

@@ -46,6 +46,7 @@ type Session struct {
 
 	mu          sync.Mutex
 	paths       []*path                     // by index; nil where no path is attached
+	reserving   int                         // indexes reserved by handshakes not yet attached
 	out         *ack.Outstanding[*outChunk] // sent, not yet acknowledged
 	nextSeqSent uint64                      // seq of the next chunk sent
 	recvd       *ack.Received               // seqs of the chunks received
@@ -172,7 +173,10 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 		oc.acked.Store(false)
 		oc.sentAt.Store(0)
 		oc.resent, oc.path = false, pathRouting
-		oc.refs.Store(1) // the outstanding set's hold
+		// Two holds: the outstanding set's, and Send's own until route has queued the chunk
+		// (which passes it on to the queue), so that an ACK or CLOSE racing this Send cannot
+		// free the chunk in between.
+		oc.refs.Store(2)
 		s.mu.Lock()
 		oc.hdr = wire.ChunkHeader{Item: item, Chunk: c, Total: total, Seq: s.nextSeqSent}
 		s.nextSeqSent++
@@ -219,6 +223,7 @@ func (s *Session) route(oc *outChunk) error {
 		s.mu.Lock()
 		if s.err != nil {
 			s.mu.Unlock()
+			s.unref(oc)
 			return s.err
 		}
 		s.view = s.view[:0]
@@ -228,6 +233,13 @@ func (s *Session) route(oc *outChunk) error {
 			}
 		}
 		i := s.scheduler.Pick(s.view, len(oc.payload))
+		if i < 0 && s.closing {
+			// Close has begun and no path can take new data: fail this Send rather than make
+			// Close wait for a path (its chunks already sent are still delivered).
+			s.mu.Unlock()
+			s.unref(oc)
+			return fmt.Errorf("%w: no usable path while closing", ErrSessionClosed)
+		}
 		if i < 0 {
 			ch := s.changed
 			s.mu.Unlock()
@@ -239,12 +251,11 @@ func (s *Session) route(oc *outChunk) error {
 		}
 		p := s.paths[s.view[i].Index]
 		oc.path = p.index
-		oc.refs.Add(1) // the path queue's hold
 		s.mu.Unlock()
-		if p.enqueue(oc) {
+		if p.enqueue(oc) { // Send's hold is now the path queue's
 			return nil
 		}
-		s.unref(oc) // the path ended under us; pick again
+		// The path ended under us; pick again.
 	}
 }
 
@@ -442,28 +453,41 @@ func (s *Session) Err() error {
 	return s.err
 }
 
-// reserveIndex claims the next path index, unless the session already has max paths.
+// reserveIndex claims the next path index, unless the session already has max paths, counting
+// live paths and reservations not yet filled; dead paths do not count (a re-dialed path replaces
+// one). Indexes are not reused, so the total ever attached is capped as well, bounding what dead
+// paths (kept for their counters) cost.
 func (s *Session) reserveIndex(max int) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil || s.closing {
 		return 0, ErrSessionClosed
 	}
-	// Dead paths do not count: a re-dialed path replaces one. Reserved slots (nil) do.
-	n := 0
+	n := s.reserving
 	for _, p := range s.paths {
-		if p == nil || !p.dead.Load() {
+		if p != nil && !p.dead.Load() {
 			n++
 		}
 	}
 	if n >= max {
 		return 0, fmt.Errorf("%w: the session has %d", ErrTooManyPaths, n)
 	}
-	if len(s.paths) >= 1<<16 {
-		return 0, fmt.Errorf("%w: path indexes exhausted", ErrTooManyPaths)
+	if len(s.paths) >= min(max*maxAttachesPerPath, 1<<16) {
+		return 0, fmt.Errorf("%w: %d paths attached over the session's life, the most allowed", ErrTooManyPaths, len(s.paths))
 	}
 	s.paths = append(s.paths, nil)
+	s.reserving++
 	return len(s.paths) - 1, nil
+}
+
+// maxAttachesPerPath bounds, per allowed path, how many paths may attach over a session's life.
+const maxAttachesPerPath = 16
+
+// unreserve gives back a reservation whose path never attached; its index stays unused.
+func (s *Session) unreserve() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reserving--
 }
 
 // addPath attaches a connection at its index and starts its writer. The caller must then run
@@ -480,6 +504,9 @@ func (s *Session) addPath(p *path) error {
 	if s.paths[p.index] != nil {
 		return fmt.Errorf("braid: path %d attached twice", p.index)
 	}
+	if p.reserved {
+		s.reserving--
+	}
 	s.paths[p.index] = p
 	s.wg.Add(2)
 	go p.writeLoop()
@@ -487,6 +514,7 @@ func (s *Session) addPath(p *path) error {
 	s.downSince = 0
 	s.requeueFrom(nil) // chunks orphaned while no path was up
 	s.broadcast()
+	kick(s.creditKick) // in case the last ones were lost with a dead path
 	return nil
 }
 

@@ -55,8 +55,8 @@ func (s *Session) applyAck(p *path, a *wire.ChunkAck) error {
 		p.sampleRTT(sample)
 		p.rtoBackoff.Store(0)
 	}
-	if s.out.Len() == 0 {
-		s.broadcast() // Close may be waiting for everything to be acknowledged
+	if s.out.Len() == 0 || s.closing {
+		s.broadcast() // Close waits for everything to be acknowledged, and watches progress
 	}
 	return nil
 }
@@ -135,12 +135,19 @@ func (s *Session) pathDown(p *path, reason error) {
 	if left == 0 && s.downSince == 0 {
 		s.downSince = s.clock()
 	}
-	redial := s.client && !s.closing
+	// A closing client re-dials too: what it sent must still be delivered.
+	redial := s.client
 	if redial {
 		s.wg.Add(1)
 	}
 	s.broadcast()
 	s.mu.Unlock()
+	// CREDIT and CHUNK_ACK are cumulative, so sending them again is harmless; the last ones may
+	// have gone out on this path and been lost with it, and a lost CREDIT would leave the peer
+	// waiting for window that is already free.
+	kick(s.creditKick)
+	kick(s.ackKick)
+	s.ackDue.Store(true)
 	p.log.Warn("path down", "reason", reason, "resent_chunks", moved, "paths_left", left)
 	if redial {
 		go s.redial(p.spec)
@@ -167,9 +174,6 @@ func (s *Session) redial(spec PathSpec) {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
-		}
-		if s.isClosing() {
-			return
 		}
 		hctx, hcancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
 		hs, err := dialHandshake(hctx, spec, s.cfg, wire.TypeSessionAttach, attach)
@@ -264,6 +268,14 @@ func (s *Session) checkTimers() {
 	// Chunks orphaned while no path was usable (all stalled, say) go to one that is now.
 	if s.leastQueued(nil) != nil {
 		s.requeueFrom(nil)
+	}
+	// A stalled path is probed at once and then every RTO until a round trip completes: a
+	// keepalive would wait for an idle path, which one busy carrying the peer's ACKs never is.
+	for _, p := range s.paths {
+		if p != nil && !p.dead.Load() && p.stalled.Load() && now-p.lastProbe > p.rto(s.cfg.MinRTO) {
+			p.lastProbe = now
+			p.probe()
+		}
 	}
 	expired := s.downSince > 0 && now-s.downSince > s.cfg.ResumeGrace
 	s.mu.Unlock()
