@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/braidnet/braid/internal/reasm"
 	"github.com/braidnet/braid/internal/wire"
 )
 
@@ -66,6 +67,9 @@ func dialPaths(ctx context.Context, specs []PathSpec, c *Config) (*Session, erro
 	acc, err := wire.ParseSessionAccept(hs.reply.Payload)
 	if err == nil && (acc.ChunkSize != uint32(c.ChunkSize) || acc.PathIndex != 0) {
 		err = fmt.Errorf("%w: server answered chunk size %d, path %d", ErrProtocol, acc.ChunkSize, acc.PathIndex)
+	}
+	if err == nil && (acc.Window < uint64(2*reasm.Charge(1, int(acc.ChunkSize))) || acc.Window > 1<<62) {
+		err = fmt.Errorf("%w: server window %d", ErrBadOptions, acc.Window)
 	}
 	if err == nil && len(specs) > int(acc.MaxPaths) {
 		err = fmt.Errorf("%w: %d requested, the server allows %d", ErrTooManyPaths, len(specs), acc.MaxPaths)
