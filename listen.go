@@ -79,18 +79,33 @@ func (l *Listener) Close() error {
 	return nil
 }
 
-// Shutdown stops accepting, closes every session gracefully (each delivers what it has sent,
-// within its Linger), and then shuts the server down as Server.Shutdown does.
+// Shutdown stops accepting, closes every session gracefully (each delivers what it has sent),
+// and then shuts the server down as Server.Shutdown does. If ctx ends first, sessions still
+// closing are aborted (their peers see ErrShuttingDown) and ctx's error is returned.
 func (l *Listener) Shutdown(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for _, s := range l.table.shut() {
+	sessions := l.table.shut()
+	for _, s := range sessions {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			s.Close()
 		}()
 	}
-	wg.Wait()
+	closed := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		// Out of time: abort what is still closing; Close returns once its session has ended.
+		for _, s := range sessions {
+			go s.abort(fmt.Errorf("%w: server shutdown deadline", ErrSessionClosed), wire.CodeShuttingDown)
+		}
+		<-closed
+	}
 	err := l.srv.Shutdown(ctx)
 	<-l.served
 	return err

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/braidnet/braid/internal/faultproxy"
 	"github.com/braidnet/braid/internal/wire"
 )
 
@@ -265,5 +266,45 @@ func TestCloseNotHeldBySendWithoutPath(t *testing.T) {
 	case <-closed:
 	case <-time.After(10 * time.Second): // Linger is 0.5 s; the grace period 30 s
 		t.Fatal("Close waited for the grace period")
+	}
+}
+
+// TestListenerShutdownHonoursContext: Shutdown with a deadline does not wait out the Linger of a
+// session whose graceful close cannot finish (its only path is blackholed).
+func TestListenerShutdownHonoursContext(t *testing.T) {
+	checkLeaks(t)
+	l, err := Listen("127.0.0.1:0", &Config{Linger: time.Minute, ResumeGrace: time.Minute, PathTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := faultproxy.New(l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	c, err := DialPaths(context.Background(), []PathSpec{{Remote: proxy.Addr()}}, &Config{PathTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Abort()
+	s := acceptOne(t, l)
+	proxy.Blackhole()
+	if err := s.Send(context.Background(), make([]byte, 100_000)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- l.Shutdown(ctx) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Shutdown: %v, want context.DeadlineExceeded", err)
+		}
+	case <-time.After(20 * time.Second): // the session's Linger is a minute
+		t.Fatal("Shutdown waited for the session's Linger")
+	}
+	if !errors.Is(s.Err(), ErrSessionClosed) {
+		t.Fatalf("session: %v", s.Err())
 	}
 }
