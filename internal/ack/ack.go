@@ -9,7 +9,6 @@ package ack
 import (
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/braidnet/braid/internal/wire"
 )
@@ -18,17 +17,32 @@ import (
 // respects the receive window can ever be.
 var ErrTooFarAhead = errors.New("ack: sequence number too far ahead")
 
-// Received records arrived sequence numbers as a cumulative point and ranges above it.
+// Received records arrived sequence numbers: a cumulative point, and a ring bitmap of the span
+// above it. Add is amortised O(1) whatever the arrival order, so a sender that leaves many gaps
+// costs no more than one that leaves none.
 type Received struct {
-	cum    uint64
-	ranges []wire.SeqRange // ascending, disjoint, non-adjacent, all above cum
-	span   uint64          // largest allowed distance of a new seq above cum
+	cum  uint64   // every seq below it has arrived
+	span uint64   // largest allowed distance of a new seq above cum
+	mask uint64   // ring size − 1 (the ring is a power of two of at least span bits)
+	ring []uint64 // bit (seq & mask) is set when seq, in [cum, cum+span), has arrived
 }
 
 // NewReceived returns an empty record that accepts sequence numbers up to span above its
-// cumulative point. A span of window ÷ chunk size bounds it for a sender that respects the window;
-// it also bounds the number of ranges, and so the memory, to span/2.
-func NewReceived(span uint64) *Received { return &Received{span: max(span, 1)} }
+// cumulative point. A span of window ÷ chunk size bounds it for a sender that respects the
+// window; the record's memory is about span/8 bytes.
+func NewReceived(span uint64) *Received {
+	span = max(span, 1)
+	size := uint64(64)
+	for size < span {
+		size <<= 1
+	}
+	return &Received{span: span, mask: size - 1, ring: make([]uint64, size/64)}
+}
+
+func (r *Received) bit(seq uint64) (word int, b uint64) {
+	i := seq & r.mask
+	return int(i / 64), uint64(1) << (i % 64)
+}
 
 // Add records seq and reports whether it was new.
 func (r *Received) Add(seq uint64) (bool, error) {
@@ -38,36 +52,20 @@ func (r *Received) Add(seq uint64) (bool, error) {
 	if seq-r.cum >= r.span {
 		return false, fmt.Errorf("%w: %d with all below %d received, limit %d ahead", ErrTooFarAhead, seq, r.cum, r.span)
 	}
-	if seq == r.cum {
-		r.cum++
-		if len(r.ranges) > 0 && r.ranges[0].From == r.cum {
-			r.cum = r.ranges[0].To
-			r.ranges = slices.Delete(r.ranges, 0, 1)
-		}
-		return true, nil
-	}
-	// i is the first range starting above seq.
-	i, _ := slices.BinarySearchFunc(r.ranges, seq, func(g wire.SeqRange, s uint64) int {
-		if g.From > s {
-			return 1
-		}
-		return -1
-	})
-	if i > 0 && seq < r.ranges[i-1].To {
+	w, b := r.bit(seq)
+	if r.ring[w]&b != 0 {
 		return false, nil
 	}
-	joinPrev := i > 0 && r.ranges[i-1].To == seq
-	joinNext := i < len(r.ranges) && r.ranges[i].From == seq+1
-	switch {
-	case joinPrev && joinNext:
-		r.ranges[i-1].To = r.ranges[i].To
-		r.ranges = slices.Delete(r.ranges, i, i+1)
-	case joinPrev:
-		r.ranges[i-1].To++
-	case joinNext:
-		r.ranges[i].From--
-	default:
-		r.ranges = slices.Insert(r.ranges, i, wire.SeqRange{From: seq, To: seq + 1})
+	r.ring[w] |= b
+	// Advance the cumulative point over everything now contiguous, clearing bits as it goes
+	// (each bit is set and cleared once: amortised O(1)).
+	for {
+		w, b := r.bit(r.cum)
+		if r.ring[w]&b == 0 {
+			break
+		}
+		r.ring[w] &^= b
+		r.cum++
 	}
 	return true, nil
 }
@@ -77,27 +75,63 @@ func (r *Received) Has(seq uint64) bool {
 	if seq < r.cum {
 		return true
 	}
-	for _, g := range r.ranges {
-		if seq < g.From {
-			return false
-		}
-		if seq < g.To {
-			return true
-		}
+	if seq-r.cum >= r.span {
+		return false
 	}
-	return false
+	w, b := r.bit(seq)
+	return r.ring[w]&b != 0
 }
 
 // Cum returns the cumulative point: every seq below it has arrived.
 func (r *Received) Cum() uint64 { return r.cum }
 
+// each calls fn for the ranges above the cumulative point, in order, until fn returns false.
+func (r *Received) each(fn func(wire.SeqRange) bool) {
+	var open bool
+	var from uint64
+	for seq := r.cum + 1; seq < r.cum+r.span; {
+		w, _ := r.bit(seq)
+		off := seq & 63
+		word := r.ring[w] >> off // the bits for seq onwards, within this word
+		n := min(64-off, r.cum+r.span-seq)
+		if !open && word == 0 {
+			seq += n
+			continue
+		}
+		if open && n == 64 && word == ^uint64(0) {
+			seq += n
+			continue
+		}
+		if word&1 != 0 && !open {
+			open, from = true, seq
+		} else if word&1 == 0 && open {
+			open = false
+			if !fn(wire.SeqRange{From: from, To: seq}) {
+				return
+			}
+		}
+		seq++
+	}
+	if open {
+		fn(wire.SeqRange{From: from, To: r.cum + r.span})
+	}
+}
+
 // Ranges returns how many ranges lie above the cumulative point.
-func (r *Received) Ranges() int { return len(r.ranges) }
+func (r *Received) Ranges() int {
+	n := 0
+	r.each(func(wire.SeqRange) bool { n++; return true })
+	return n
+}
 
 // Fill sets a to the current record: the cumulative point and the lowest MaxAckRanges ranges.
 func (r *Received) Fill(a *wire.ChunkAck) {
 	a.Cum = r.cum
-	a.Ranges = append(a.Ranges[:0], r.ranges[:min(len(r.ranges), wire.MaxAckRanges)]...)
+	a.Ranges = a.Ranges[:0]
+	r.each(func(g wire.SeqRange) bool {
+		a.Ranges = append(a.Ranges, g)
+		return len(a.Ranges) < wire.MaxAckRanges
+	})
 }
 
 // Outstanding is the sender's chunks awaiting acknowledgement, by sequence number.
