@@ -22,18 +22,30 @@ func (zeroReader) Read(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// benchClient runs a Server on loopback and returns a Client connected to it; both end with b.
+func benchClient(b *testing.B) *Client {
+	srv, err := NewServer(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(ln)
+	b.Cleanup(func() { srv.Close() })
+	c, err := DialClient(context.Background(), ln.Addr().String(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	return c
+}
+
 func BenchmarkUpload(b *testing.B) {
 	for _, size := range throughputSizes {
 		b.Run(fmt.Sprintf("%dB", size), func(b *testing.B) {
-			srv, _ := NewServer(nil)
-			ln, _ := net.Listen("tcp", "127.0.0.1:0")
-			go srv.Serve(ln)
-			defer srv.Close()
-			c, err := DialClient(context.Background(), ln.Addr().String(), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
+			c := benchClient(b)
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -94,15 +106,7 @@ func BenchmarkRawTCPUpload(b *testing.B) {
 }
 
 func BenchmarkPing(b *testing.B) {
-	srv, _ := NewServer(nil)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	go srv.Serve(ln)
-	defer srv.Close()
-	c, err := DialClient(context.Background(), ln.Addr().String(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c := benchClient(b)
 	probe := make([]byte, 8)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -18,7 +18,8 @@ type Config struct {
 	// before its payload is read or allocated. Default 16 MiB, at most 256 MiB.
 	MaxFrameSize int
 
-	// IdleTimeout is how long a connection may wait between frames before it is closed.
+	// IdleTimeout is how long a single-path connection may wait between frames before it is
+	// closed. Session paths keep themselves alive with PINGs and are judged by PathTimeout.
 	// Default 2 minutes.
 	IdleTimeout time.Duration
 

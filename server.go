@@ -284,7 +284,7 @@ func (sc *serverConn) readFrame() (wire.Frame, error) {
 	sc.dataLen = -1
 	if h.Type == wire.TypeData {
 		sc.dataLen = int(h.Length)
-		return wire.Frame{Type: h.Type}, sc.r.DiscardPayload(h)
+		return wire.Frame{Type: h.Type}, sc.r.Discard(int(h.Length))
 	}
 	p, err := sc.r.ReadPayload(h)
 	return wire.Frame{Type: h.Type, Payload: p}, err

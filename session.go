@@ -518,19 +518,6 @@ func (s *Session) addPath(p *path) error {
 	return nil
 }
 
-// numPaths counts attached paths; the server checks it against MaxPaths.
-func (s *Session) numPaths() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, p := range s.paths {
-		if p != nil {
-			n++
-		}
-	}
-	return n
-}
-
 // PathStats describes one path of a session.
 type PathStats struct {
 	Index          int

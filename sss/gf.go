@@ -41,15 +41,6 @@ func gfDiv(a, b byte) byte {
 	return gfExp[int(gfLog[a])+255-int(gfLog[b])]
 }
 
-// gfPow returns x^e in GF(2^8) (with 0^0 = 1).
-func gfPow(x byte, e int) byte {
-	r := byte(1)
-	for ; e > 0; e-- {
-		r = gfMul(r, x)
-	}
-	return r
-}
-
 // lagrangeAtZero returns the weights w such that, for any polynomial p of
 // degree < len(xs), p(0) = Σ w[i]·p(xs[i]). The xs must be distinct and
 // non-zero.

@@ -382,9 +382,7 @@ func TestSplitterAndCombiner(t *testing.T) {
 		if round > 0 && size > 16 && len(prev[0]) > 16 && bytes.Equal(dst[0][:16], prev[0][:16]) {
 			t.Fatal("two splits produced the same share prefix")
 		}
-		for i := range dst {
-			prev[i] = dst[i]
-		}
+		copy(prev, dst)
 	}
 	// The coefficient buffer is wiped after each split.
 	for _, b := range s.buf {

@@ -11,8 +11,9 @@ func TestSenderReceiver(t *testing.T) {
 	if err := s.Check(401); !errors.Is(err, ErrTooLarge) {
 		t.Fatal(err)
 	}
-	if !s.TryTake(400) || !s.TryTake(400) || s.TryTake(1) {
-		t.Fatal("window not enforced")
+	first, second, third := s.TryTake(400), s.TryTake(400), s.TryTake(1)
+	if !first || !second || third {
+		t.Fatalf("TryTake 400, 400, 1 in an 800-byte window = %v, %v, %v; want true, true, false", first, second, third)
 	}
 	if v, due := r.Take(99); due {
 		t.Fatalf("credit %d before an eighth", v)

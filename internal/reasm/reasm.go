@@ -18,7 +18,6 @@ package reasm
 import (
 	"errors"
 	"fmt"
-	"math/bits"
 
 	"github.com/braidnet/braid/internal/wire"
 )
@@ -298,13 +297,4 @@ func (r *Reassembler) Missing() int {
 
 func invalid(h wire.ChunkHeader, n int, why string) error {
 	return fmt.Errorf("%w: item %d chunk %d/%d with %d bytes: %s", ErrInvalidChunk, h.Item, h.Chunk, h.Total, n, why)
-}
-
-// popcount is used by tests to check bitmaps against counters.
-func popcount(words []uint64) int {
-	n := 0
-	for _, w := range words {
-		n += bits.OnesCount64(w)
-	}
-	return n
 }

@@ -3,6 +3,7 @@ package reasm
 import (
 	"bytes"
 	"errors"
+	"math/bits"
 	"math/rand/v2"
 	"runtime"
 	"testing"
@@ -583,4 +584,13 @@ func BenchmarkCopyBaseline(b *testing.B) {
 			copy(dst[c*cs:], p)
 		}
 	}
+}
+
+// popcount counts the set bits of a bitmap, to check bitmaps against counters.
+func popcount(words []uint64) int {
+	n := 0
+	for _, w := range words {
+		n += bits.OnesCount64(w)
+	}
+	return n
 }

@@ -112,18 +112,8 @@ func (r *Reader) ReadPayload(h Header) ([]byte, error) {
 	return p, nil
 }
 
-// DiscardPayload consumes the payload of the frame whose header ReadHeader just returned without
-// storing it, for a receiver that needs only its length. It uses no memory beyond the Reader's
-// fixed read buffer, however large the frame.
-func (r *Reader) DiscardPayload(h Header) error {
-	if _, err := r.br.Discard(int(h.Length)); err != nil {
-		return fmt.Errorf("wire: discarding %s payload of %d bytes: %w", h.Type, h.Length, unexpected(err))
-	}
-	return nil
-}
-
 // ReadHeader reads and validates the next header only. The caller must then consume exactly
-// Length payload bytes with ReadPayload or DiscardPayload before the next header.
+// Length payload bytes with ReadPayload, or ReadFull and Discard, before the next header.
 func (r *Reader) ReadHeader() (Header, error) {
 	if _, err := io.ReadFull(r.br, r.hdr[:]); err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -188,7 +178,8 @@ func (r *Reader) ReadFull(p []byte) error {
 	return nil
 }
 
-// Discard skips n bytes of the current frame's payload.
+// Discard skips n bytes of the current frame's payload without storing them, using no memory
+// beyond the Reader's fixed read buffer however large the frame.
 func (r *Reader) Discard(n int) error {
 	if _, err := r.br.Discard(n); err != nil {
 		return fmt.Errorf("wire: discarding payload: %w", unexpected(err))
