@@ -14,6 +14,7 @@ const (
 	TypeCredit        Type = 0x21 // either: flow-control credit (Credit)
 	TypeClose         Type = 0x22 // either: no items after this count (Close)
 	TypeChunkAck      Type = 0x23 // either: which chunks have arrived (ChunkAck)
+	TypePiece         Type = 0x24 // either: one piece of a coded chunk (PieceHeader + piece)
 )
 
 func init() {
@@ -25,6 +26,7 @@ func init() {
 	register(TypeCredit, "CREDIT")
 	register(TypeClose, "CLOSE")
 	register(TypeChunkAck, "CHUNK_ACK")
+	register(TypePiece, "PIECE")
 }
 
 // Sizes of the session-layer payloads.
@@ -34,16 +36,20 @@ const (
 	TokenSize         = 16 // bytes of an attach token
 	SessionNewSize    = 16
 	SessionAcceptSize = 2*SessionIDSize + 16 // id, token, path index, max paths, chunk size, window
-	SessionAttachSize = SessionIDSize + TokenSize
+	SessionAttachSize = SessionIDSize + TokenSize + 2
 	AttachOKSize      = 2
 	ChunkHeaderSize   = 24
+	PieceHeaderSize   = ChunkHeaderSize + 8
 	CreditSize        = 8
 	CloseSize         = 8
 )
 
 // Dispersal modes carried in SessionNew.Mode.
 const (
-	ModePlain uint8 = 0 // striping: each chunk on one path
+	ModePlain     uint8 = 0 // striping: each chunk on one path
+	ModeRedundant uint8 = 1 // each chunk on every live path; the first copy to arrive is used
+	ModeShamir    uint8 = 2 // each chunk becomes N Shamir shares (PIECE frames), any K recover it
+	ModeErasure   uint8 = 3 // each chunk becomes N Reed–Solomon shards (PIECE frames), any K recover it
 )
 
 // SessionID identifies a session; the server draws it from crypto/rand.
@@ -54,30 +60,31 @@ type Token [TokenSize]byte
 
 // SessionNew is the payload of SESSION_NEW: the terms the client asks for.
 //
-//	| version u8 | mode u8 | reserved u16 | chunk size u32 | window u64 |
+//	| version u8 | mode u8 | k u8 | n u8 | chunk size u32 | window u64 |
+//
+// K and N are the coded modes' threshold and piece count; they are zero for the others.
 type SessionNew struct {
 	Version   uint8
 	Mode      uint8
+	K, N      uint8
 	ChunkSize uint32 // bytes per chunk the client proposes
 	Window    uint64 // bytes the client is prepared to buffer for the server (its receive budget)
 }
 
 // AppendSessionNew appends the encoding of m to b.
 func AppendSessionNew(b []byte, m SessionNew) []byte {
-	b = append(b, m.Version, m.Mode, 0, 0)
+	b = append(b, m.Version, m.Mode, m.K, m.N)
 	b = binary.BigEndian.AppendUint32(b, m.ChunkSize)
 	return binary.BigEndian.AppendUint64(b, m.Window)
 }
 
-// ParseSessionNew decodes a SESSION_NEW payload. Reserved bits must be zero.
+// ParseSessionNew decodes a SESSION_NEW payload. Whether the mode and its K and N are acceptable
+// is the server's to judge.
 func ParseSessionNew(p []byte) (SessionNew, error) {
 	if len(p) != SessionNewSize {
 		return SessionNew{}, malformed(TypeSessionNew, "length %d, want %d", len(p), SessionNewSize)
 	}
-	if p[2] != 0 || p[3] != 0 {
-		return SessionNew{}, malformed(TypeSessionNew, "reserved bytes not zero")
-	}
-	return SessionNew{Version: p[0], Mode: p[1], ChunkSize: binary.BigEndian.Uint32(p[4:]), Window: binary.BigEndian.Uint64(p[8:])}, nil
+	return SessionNew{Version: p[0], Mode: p[1], K: p[2], N: p[3], ChunkSize: binary.BigEndian.Uint32(p[4:]), Window: binary.BigEndian.Uint64(p[8:])}, nil
 }
 
 // SessionAccept is the payload of SESSION_ACCEPT: the session's identity and the terms in force.
@@ -119,16 +126,22 @@ func ParseSessionAccept(p []byte) (SessionAccept, error) {
 
 // SessionAttach is the payload of SESSION_ATTACH.
 //
-//	| session id [16] | token [16] |
+//	| session id [16] | token [16] | slot u16 |
+//
+// Slot is the path's place in the client's list of paths (the first, which sent SESSION_NEW, is
+// slot 0). A re-dialed path attaches with the slot of the one it replaces; coded modes send piece
+// j of every chunk only on the path in slot j.
 type SessionAttach struct {
 	ID    SessionID
 	Token Token
+	Slot  uint16
 }
 
 // AppendSessionAttach appends the encoding of a to b.
 func AppendSessionAttach(b []byte, a SessionAttach) []byte {
 	b = append(b, a.ID[:]...)
-	return append(b, a.Token[:]...)
+	b = append(b, a.Token[:]...)
+	return binary.BigEndian.AppendUint16(b, a.Slot)
 }
 
 // ParseSessionAttach decodes a SESSION_ATTACH payload.
@@ -139,6 +152,7 @@ func ParseSessionAttach(p []byte) (SessionAttach, error) {
 	var a SessionAttach
 	copy(a.ID[:], p)
 	copy(a.Token[:], p[16:])
+	a.Slot = binary.BigEndian.Uint16(p[32:])
 	return a, nil
 }
 
@@ -182,6 +196,41 @@ func ParseChunkHeader(p []byte) (ChunkHeader, error) {
 	}
 	return ChunkHeader{Item: binary.BigEndian.Uint64(p), Chunk: binary.BigEndian.Uint32(p[8:]),
 		Total: binary.BigEndian.Uint32(p[12:]), Seq: binary.BigEndian.Uint64(p[16:])}, nil
+}
+
+// PieceHeader is the fixed prefix of a PIECE payload; the piece's bytes follow it. A piece is one
+// of the N pieces a coded mode makes of a chunk (a Shamir share or a Reed–Solomon shard, each with
+// its part of the chunk's integrity key).
+//
+//	| item id u64 | chunk id u32 | total chunks u32 | seq u64 | index u8 | reserved [3] | length u32 | piece ... |
+//
+// The first four fields are the chunk's, as in CHUNK. Index is the piece's number, 0..N−1, which
+// is also the slot of the only path allowed to carry it; Length is the chunk's payload length,
+// from which the piece's length follows.
+type PieceHeader struct {
+	ChunkHeader
+	Index  uint8
+	Length uint32
+}
+
+// AppendPieceHeader appends the encoding of h to b.
+func AppendPieceHeader(b []byte, h PieceHeader) []byte {
+	b = AppendChunkHeader(b, h.ChunkHeader)
+	b = append(b, h.Index, 0, 0, 0)
+	return binary.BigEndian.AppendUint32(b, h.Length)
+}
+
+// ParsePieceHeader decodes the first PieceHeaderSize bytes of a PIECE payload. Reserved bytes must
+// be zero; the session checks the rest against its terms.
+func ParsePieceHeader(p []byte) (PieceHeader, error) {
+	if len(p) < PieceHeaderSize {
+		return PieceHeader{}, malformed(TypePiece, "length %d, want at least %d", len(p), PieceHeaderSize)
+	}
+	if p[25] != 0 || p[26] != 0 || p[27] != 0 {
+		return PieceHeader{}, malformed(TypePiece, "reserved bytes not zero")
+	}
+	ch, _ := ParseChunkHeader(p)
+	return PieceHeader{ChunkHeader: ch, Index: p[24], Length: binary.BigEndian.Uint32(p[28:])}, nil
 }
 
 // MaxAckRanges bounds the ranges one CHUNK_ACK carries; later ranges wait for a later ACK.

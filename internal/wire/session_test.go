@@ -26,7 +26,9 @@ func TestSessionConstantsPinned(t *testing.T) {
 		{"TokenSize", TokenSize, 16},
 		{"SessionNewSize", SessionNewSize, 16},
 		{"SessionAcceptSize", SessionAcceptSize, 48},
-		{"SessionAttachSize", SessionAttachSize, 32},
+		{"SessionAttachSize", SessionAttachSize, 34},
+		{"TypePiece", int(TypePiece), 0x24},
+		{"PieceHeaderSize", PieceHeaderSize, 32},
 		{"AttachOKSize", AttachOKSize, 2},
 		{"ChunkHeaderSize", ChunkHeaderSize, 24},
 		{"TypeChunkAck", int(TypeChunkAck), 0x23},
@@ -34,6 +36,9 @@ func TestSessionConstantsPinned(t *testing.T) {
 		{"CreditSize", CreditSize, 8},
 		{"CloseSize", CloseSize, 8},
 		{"ModePlain", int(ModePlain), 0},
+		{"ModeRedundant", int(ModeRedundant), 1},
+		{"ModeShamir", int(ModeShamir), 2},
+		{"ModeErasure", int(ModeErasure), 3},
 		{"len(SessionID)", len(SessionID{}), 16},
 		{"len(Token)", len(Token{}), 16},
 	}
@@ -45,7 +50,7 @@ func TestSessionConstantsPinned(t *testing.T) {
 	for typ, want := range map[Type]string{
 		TypeSessionNew: "SESSION_NEW", TypeSessionAccept: "SESSION_ACCEPT", TypeSessionAttach: "SESSION_ATTACH",
 		TypeAttachOK: "ATTACH_OK", TypeChunk: "CHUNK", TypeCredit: "CREDIT", TypeClose: "CLOSE",
-		TypeChunkAck: "CHUNK_ACK",
+		TypeChunkAck: "CHUNK_ACK", TypePiece: "PIECE",
 	} {
 		if got := typ.String(); got != want {
 			t.Errorf("Type(%#02x).String() = %q, want %q", uint8(typ), got, want)
@@ -57,7 +62,7 @@ func TestSessionConstantsPinned(t *testing.T) {
 			t.Errorf("%s = %#02x outside the session range", want, uint8(typ))
 		}
 	}
-	for _, typ := range []Type{0x14, 0x1f, 0x24, 0x3f} {
+	for _, typ := range []Type{0x14, 0x1f, 0x25, 0x3f} {
 		if typ.Known() {
 			t.Errorf("unassigned session-range type %#02x is Known", uint8(typ))
 		}
@@ -88,14 +93,17 @@ func TestSessionLayouts(t *testing.T) {
 			AppendSessionNew(nil, SessionNew{Version: 1, Mode: ModePlain, ChunkSize: 0x01020304, Window: 0x1112131415161718}),
 			[]byte{1, 0, 0, 0, 1, 2, 3, 4, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18}},
 		{"SessionNew mode",
-			AppendSessionNew(nil, SessionNew{Version: 0xfe, Mode: 0x7f}),
-			[]byte{0xfe, 0x7f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+			AppendSessionNew(nil, SessionNew{Version: 0xfe, Mode: 0x7f, K: 2, N: 3}),
+			[]byte{0xfe, 0x7f, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
 		{"SessionAccept",
 			AppendSessionAccept(nil, SessionAccept{ID: id, Token: tok, PathIndex: 0x0102, MaxPaths: 0x0304, ChunkSize: 0x05060708, Window: 0x090a0b0c0d0e0f10}),
 			cat(seq(0xa0, 16), seq(0xc0, 16), []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 0xa, 0xb, 0xc, 0xd, 0xe, 0xf, 0x10})},
 		{"SessionAttach",
-			AppendSessionAttach(nil, SessionAttach{ID: id, Token: tok}),
-			cat(seq(0xa0, 16), seq(0xc0, 16))},
+			AppendSessionAttach(nil, SessionAttach{ID: id, Token: tok, Slot: 0x0102}),
+			cat(seq(0xa0, 16), seq(0xc0, 16), []byte{1, 2})},
+		{"PieceHeader",
+			AppendPieceHeader(nil, PieceHeader{ChunkHeader: ChunkHeader{Item: 0x0102030405060708, Chunk: 0x090a0b0c, Total: 0x0d0e0f10, Seq: 0x1112131415161718}, Index: 0x19, Length: 0x1d1e1f20}),
+			cat(seq(1, 24), []byte{0x19, 0, 0, 0}, seq(0x1d, 4))},
 		{"AttachOK", AppendAttachOK(nil, 0xbeef), []byte{0xbe, 0xef}},
 		{"ChunkHeader",
 			AppendChunkHeader(nil, ChunkHeader{Item: 0x0102030405060708, Chunk: 0x090a0b0c, Total: 0x0d0e0f10, Seq: 0x1112131415161718}),
@@ -123,7 +131,7 @@ func randSessionID(r *rand.Rand) (id SessionID) {
 func TestSessionRoundTrip(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for range 200 {
-		sn := SessionNew{Version: uint8(r.Uint32()), Mode: uint8(r.Uint32()), ChunkSize: r.Uint32(), Window: r.Uint64()}
+		sn := SessionNew{Version: uint8(r.Uint32()), Mode: uint8(r.Uint32()), K: uint8(r.Uint32()), N: uint8(r.Uint32()), ChunkSize: r.Uint32(), Window: r.Uint64()}
 		b := AppendSessionNew(nil, sn)
 		if got, err := ParseSessionNew(b); err != nil || got != sn || len(b) != SessionNewSize {
 			t.Fatalf("SessionNew %+v: got %+v, %v (%d bytes)", sn, got, err, len(b))
@@ -136,7 +144,7 @@ func TestSessionRoundTrip(t *testing.T) {
 			t.Fatalf("SessionAccept %+v: got %+v, %v (%d bytes)", sa, got, err, len(b))
 		}
 
-		at := SessionAttach{ID: randSessionID(r), Token: Token(randSessionID(r))}
+		at := SessionAttach{ID: randSessionID(r), Token: Token(randSessionID(r)), Slot: uint16(r.Uint32())}
 		b = AppendSessionAttach(nil, at)
 		if got, err := ParseSessionAttach(b); err != nil || got != at || len(b) != SessionAttachSize {
 			t.Fatalf("SessionAttach %+v: got %+v, %v (%d bytes)", at, got, err, len(b))
@@ -153,6 +161,12 @@ func TestSessionRoundTrip(t *testing.T) {
 		if got, err := ParseChunkHeader(b); err != nil || got != h || len(b) != ChunkHeaderSize {
 			t.Fatalf("ChunkHeader %+v: got %+v, %v (%d bytes)", h, got, err, len(b))
 		}
+		ph := PieceHeader{ChunkHeader: h, Index: uint8(r.Uint32()), Length: r.Uint32()}
+		b = AppendPieceHeader(nil, ph)
+		if got, err := ParsePieceHeader(append(b, "piece"...)); err != nil || got != ph || len(b) != PieceHeaderSize {
+			t.Fatalf("PieceHeader %+v: got %+v, %v (%d bytes)", ph, got, err, len(b))
+		}
+		b = AppendChunkHeader(nil, h)
 		// The payload follows the header; ParseChunkHeader reads only the prefix.
 		if got, err := ParseChunkHeader(append(b, "payload"...)); err != nil || got != h {
 			t.Fatalf("ChunkHeader with payload: got %+v, %v", got, err)
@@ -180,6 +194,7 @@ func TestSessionWrongLengths(t *testing.T) {
 		{"SessionAttach", SessionAttachSize, true, func(p []byte) error { _, err := ParseSessionAttach(p); return err }},
 		{"AttachOK", AttachOKSize, true, func(p []byte) error { _, err := ParseAttachOK(p); return err }},
 		{"ChunkHeader", ChunkHeaderSize, false, func(p []byte) error { _, err := ParseChunkHeader(p); return err }},
+		{"PieceHeader", PieceHeaderSize, false, func(p []byte) error { _, err := ParsePieceHeader(p); return err }},
 		{"Credit", CreditSize, true, func(p []byte) error { _, err := ParseUint64(TypeCredit, p); return err }},
 		{"Close", CloseSize, true, func(p []byte) error { _, err := ParseUint64(TypeClose, p); return err }},
 	}
@@ -212,18 +227,18 @@ func TestSessionWrongLengths(t *testing.T) {
 	}
 }
 
-func TestSessionNewReservedRejected(t *testing.T) {
-	good := AppendSessionNew(nil, SessionNew{Version: ProtocolVersion, ChunkSize: 1 << 16, Window: 1 << 24})
-	for _, i := range []int{2, 3} {
+func TestPieceHeaderReservedRejected(t *testing.T) {
+	good := AppendPieceHeader(nil, PieceHeader{ChunkHeader: ChunkHeader{Total: 1}, Index: 2, Length: 100})
+	for _, i := range []int{25, 26, 27} {
 		for _, v := range []byte{1, 0x80, 0xff} {
 			bad := bytes.Clone(good)
 			bad[i] = v
-			if _, err := ParseSessionNew(bad); !errors.Is(err, ErrMalformed) {
+			if _, err := ParsePieceHeader(bad); !errors.Is(err, ErrMalformed) {
 				t.Errorf("reserved byte %d = %#x: err = %v, want ErrMalformed", i, v, err)
 			}
 		}
 	}
-	if _, err := ParseSessionNew(good); err != nil {
+	if _, err := ParsePieceHeader(good); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -240,6 +255,7 @@ func FuzzSessionFrames(f *testing.F) {
 	f.Add(AppendAttachOK(nil, 3))
 	f.Add(append(AppendChunkHeader(nil, ChunkHeader{Item: 7, Chunk: 1, Total: 2, Seq: 9}), "payload"...))
 	f.Add(AppendChunkAck(nil, ChunkAck{Cum: 5, Ranges: []SeqRange{{7, 9}, {12, 20}}}))
+	f.Add(append(AppendPieceHeader(nil, PieceHeader{ChunkHeader: ChunkHeader{Item: 7, Chunk: 1, Total: 2, Seq: 9}, Index: 2, Length: 5}), "piece"...))
 	f.Add(AppendUint64(nil, 1<<40))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, p []byte) {
@@ -268,6 +284,8 @@ func FuzzSessionFrames(f *testing.F) {
 			t.Fatalf("ChunkHeader accepted %d bytes", len(p))
 		}
 		check("ChunkHeader", err, func() []byte { return AppendChunkHeader(nil, h) }, p[:min(len(p), ChunkHeaderSize)])
+		ph, err := ParsePieceHeader(p)
+		check("PieceHeader", err, func() []byte { return AppendPieceHeader(nil, ph) }, p[:min(len(p), PieceHeaderSize)])
 		for _, typ := range []Type{TypeCredit, TypeClose} {
 			v, err := ParseUint64(typ, p)
 			check(typ.String(), err, func() []byte { return AppendUint64(nil, v) }, p)
