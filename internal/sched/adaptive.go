@@ -1,0 +1,197 @@
+package sched
+
+import "time"
+
+// Adaptive sends each chunk where it would be delivered soonest, without letting any path's
+// queue delay in-order delivery by more than a bound: the expected-completion-time rule of the
+// ECF and BLEST family of multipath schedulers, evaluated per chunk.
+//
+// For each live path it estimates two times for a chunk of size bytes handed to the path now:
+//
+//	ahead  = QueuedBytes + max(0, InFlight - DeliveryRate*SRTT)   bytes the chunk waits behind
+//	wait   = ahead / DeliveryRate                                 until the path starts on it
+//	linger = (ahead + size) / DeliveryRate + SRTT/2               until the peer has it
+//
+// The chunk waits behind the path's queue and behind whatever the path has in flight beyond one
+// bandwidth-delay product (a backlog in the socket's send buffer), is serialized at the path's
+// rate, and then travels for half a round trip. In-flight bytes within one bandwidth-delay product
+// are already on the wire or delivered; they do not delay the chunk beyond the one-way delay that
+// SRTT/2 counts, and charging them again would handicap a long-RTT path by a whole round trip
+// once it is busy.
+//
+// The rule, with e the path of lowest linger (the earliest):
+//
+//   - A path is eligible if its linger exceeds e's by no more than e's wait, the time e needs to
+//     deliver its own backlog: linger(p) <= linger(e) + wait(e). e is always eligible.
+//   - Pick returns the eligible path with the lowest wait, ties going to the lowest linger, then
+//     in turn by Index as [RoundRobin] does.
+//
+// So while the earliest path has nothing ahead of the chunk (wait(e) = 0), only paths that tie
+// with it are eligible: a slow or long path is fed only when it is really the earliest, and light
+// traffic gets the lowest latency, as with ECF's "wait for the fast path". Once the earliest path
+// has a backlog, a path that would start on the chunk sooner (it is idle, or less backlogged) may
+// take it, provided it delivers the chunk at most wait(e) after e would: the peer then holds at
+// most about e's backlog out of order waiting for it. A path whose own queue would delay in-order
+// delivery by more than that stops being fed until it drains. Under sustained load the paths'
+// waits settle level, which shares the chunks out in proportion to the rates and keeps every
+// path busy, so the session's throughput approaches the sum of the paths' rates rather than the
+// number of paths times the slowest one. (Pure lowest-linger is not enough when the session's
+// queues are bounded: a path whose one-chunk linger exceeds what the fastest path's full queue
+// adds up to would never be used, and the sender would wait on the fastest path instead.)
+//
+// Paths without a measurement are probed so that every path gets measured. A path with no rate
+// sample is assumed as fast as the fastest live path that has one (or, if none has, a nominal
+// 100 Mbit/s, so that only backlog and RTT decide), and a path with no RTT sample is assumed to
+// have the lowest RTT measured on a live path. The optimism is bounded: while any live path has
+// a rate sample, a path without one is not given more than max(2 chunks, 256 KiB) of backlog,
+// so a path that never answers takes no more than a probe's worth. Idle unmeasured paths tie,
+// and so are taken in turn.
+//
+// Pick is O(len(paths)) and does not allocate. An Adaptive must not be copied after first use.
+type Adaptive struct {
+	rot rotation
+}
+
+// Name implements Scheduler.
+func (*Adaptive) Name() string { return AdaptiveName }
+
+// Pick implements Scheduler: the eligible live path that would start on a chunk of size bytes
+// soonest, as the type's documentation describes, or -1 if no path is live.
+func (a *Adaptive) Pick(paths []Path, size int) int {
+	return pickEarliest(paths, size, &a.rot)
+}
+
+const (
+	// nominalRate is the rate assumed for every path while no live path has a rate sample:
+	// 100 Mbit/s, in bytes per second. Its value only weighs backlog against RTT.
+	nominalRate = 100e6 / 8
+	// maxRate caps a delivery rate (8 Pbit/s) so that rate*RTT stays finite even for an
+	// infinite rate, and rate*0 is never NaN.
+	maxRate = 1e15
+	// probeChunks and probeBytes bound the backlog of a path without a rate sample while
+	// another path has one: max(probeChunks chunks, probeBytes).
+	probeChunks = 2
+	probeBytes  = 256 << 10
+)
+
+// pickEarliest is the adaptive rule, shared by Adaptive and Redundant.
+func pickEarliest(paths []Path, size int, rot *rotation) int {
+	// The best measurements among the live paths stand in for missing ones.
+	e := estimator{chunk: float64(max(size, 0))}
+	for i := range paths {
+		p := &paths[i]
+		if !p.Live {
+			continue
+		}
+		e.bestRate = max(e.bestRate, rateOf(p))
+		if p.SRTT > 0 && (e.minRTT == 0 || p.SRTT < e.minRTT) {
+			e.minRTT = p.SRTT
+		}
+	}
+	e.measured = e.bestRate > 0
+	if !e.measured {
+		e.bestRate = nominalRate
+	}
+	e.probeCap = max(probeChunks*e.chunk, probeBytes)
+
+	// The earliest path.
+	first, firstWait, firstT := -1, 0.0, 0.0
+	for i := range paths {
+		wait, t, ok := e.estimate(&paths[i])
+		if ok && (first < 0 || t < firstT || (t == firstT && rot.before(paths[i].Index, paths[first].Index))) {
+			first, firstWait, firstT = i, wait, t
+		}
+	}
+	if first < 0 {
+		return -1
+	}
+
+	// The eligible path that would start on the chunk soonest.
+	bound := firstT + firstWait
+	best, bestWait, bestT := first, firstWait, firstT
+	for i := range paths {
+		if i == first {
+			continue
+		}
+		wait, t, ok := e.estimate(&paths[i])
+		if !ok || t > bound {
+			continue
+		}
+		if wait < bestWait || (wait == bestWait && (t < bestT || (t == bestT && rot.before(paths[i].Index, paths[best].Index)))) {
+			best, bestWait, bestT = i, wait, t
+		}
+	}
+	rot.picked(paths[best].Index)
+	return best
+}
+
+// estimator computes the adaptive rule's wait and linger for the paths of one view.
+type estimator struct {
+	chunk    float64       // the chunk's size in bytes
+	bestRate float64       // highest live rate sample, else nominalRate
+	minRTT   time.Duration // lowest live RTT sample, else 0
+	measured bool          // some live path has a rate sample
+	probeCap float64       // backlog bound of an unmeasured path while measured
+}
+
+// estimate returns, in seconds, how long a chunk handed to p now would wait before p starts
+// sending it, and how long until the peer has it; ok is false if p must not be given the chunk.
+// The times are finite or +Inf, never NaN.
+func (e *estimator) estimate(p *Path) (wait, linger float64, ok bool) {
+	if !p.Live {
+		return 0, 0, false
+	}
+	queued, inFlight := bytesOf(p.QueuedBytes), bytesOf(p.InFlight)
+	rate := rateOf(p)
+	if rate == 0 {
+		if e.measured && queued+inFlight >= e.probeCap {
+			return 0, 0, false // probed enough; wait for its first sample
+		}
+		rate = e.bestRate
+	}
+	rtt := p.SRTT
+	if rtt <= 0 {
+		rtt = e.minRTT
+	}
+	return estimate(queued, inFlight, e.chunk, rate, rtt.Seconds())
+}
+
+// estimate is the adaptive rule's arithmetic for a path with the given backlog (bytes, not
+// negative), rate (bytes/s, in (0, maxRate]) and RTT (s, not negative), for a chunk of size bytes.
+func estimate(queued, inFlight, size, rate, rtt float64) (wait, linger float64, ok bool) {
+	ahead := queued + max(0, inFlight-rate*rtt)
+	return ahead / rate, (ahead+size)/rate + rtt/2, true
+}
+
+// rateOf is p's delivery rate, 0 if not measured (not positive, or NaN), at most maxRate.
+func rateOf(p *Path) float64 {
+	r := p.DeliveryRate
+	if !(r > 0) {
+		return 0
+	}
+	return min(r, maxRate)
+}
+
+// bytesOf converts a byte count, negative ones counting as 0.
+func bytesOf(n int64) float64 {
+	return float64(max(n, 0))
+}
+
+// rotation breaks ties between equally good paths in turn by Index, as RoundRobin does: the
+// first Index after the last one picked, wrapping around.
+type rotation struct {
+	last int // Index of the path picked last
+	used bool
+}
+
+// before reports whether the path with Index a comes before the one with Index b in the turn.
+func (r *rotation) before(a, b int) bool {
+	aWrapped, bWrapped := r.used && a <= r.last, r.used && b <= r.last
+	if aWrapped != bWrapped {
+		return bWrapped
+	}
+	return a < b
+}
+
+// picked records the Index of the path just picked.
+func (r *rotation) picked(index int) { r.last, r.used = index, true }
