@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/braidnet/braid/internal/disperse"
 	"github.com/braidnet/braid/internal/reasm"
 	"github.com/braidnet/braid/internal/sched"
 	"github.com/braidnet/braid/internal/wire"
@@ -65,6 +66,15 @@ type Config struct {
 	// MaxMessageSize is the largest message Send accepts. A message must also fit in half the
 	// peer's window. Default 16 MiB.
 	MaxMessageSize int
+
+	// Mode is the dispersal mode a client asks for in SESSION_NEW: "plain" (each chunk on one
+	// path), "redundant" (each chunk on every live path; the first copy wins), "shamir:K/N" (each
+	// chunk becomes N Shamir shares, share j only ever on path j, any K rebuild it, fewer reveal
+	// nothing) or "erasure:K/N" (N Reed–Solomon shards, any K rebuild it). The coded modes need
+	// exactly N paths (Dial opens N when Paths is left zero) and carry an integrity tag whose key
+	// is secret-shared across the paths. A server accepts any mode its MaxPaths allows; this field
+	// is ignored there. Default "plain". See docs/SECURITY.md.
+	Mode string
 
 	// Scheduler names the policy that spreads chunks across paths (see internal/sched).
 	// Default "round-robin".
@@ -151,6 +161,9 @@ func (c *Config) Validate() error {
 	if c.SessionWindow < 0 {
 		return fmt.Errorf("braid: SessionWindow %d is negative", c.SessionWindow)
 	}
+	if _, err := disperse.Parse(c.Mode); err != nil {
+		return fmt.Errorf("braid: Mode: %w", err)
+	}
 	if c.Scheduler != "" {
 		if _, err := sched.New(c.Scheduler); err != nil {
 			return fmt.Errorf("braid: %w", err)
@@ -180,12 +193,22 @@ func (c *Config) withDefaults() (*Config, error) {
 	if out.Logger == nil {
 		out.Logger = d.Logger
 	}
+	mode, _ := disperse.Parse(out.Mode)
+	out.Mode = mode.String()
+	if mode.Coded() {
+		// Share j travels only on path j: a coded session has exactly N paths.
+		if out.Paths != 0 && out.Paths != mode.N {
+			return nil, fmt.Errorf("braid: Mode %s needs %d paths, Paths is %d", mode, mode.N, out.Paths)
+		}
+		out.Paths = mode.N
+	}
 	setDefault(&out.Paths, d.Paths)
 	setDefault(&out.ChunkSize, d.ChunkSize)
 	setDefault(&out.MaxPaths, d.MaxPaths)
 	setDefault(&out.MaxSessions, d.MaxSessions)
 	setDefault(&out.AcceptBacklog, d.AcceptBacklog)
 	setDefault(&out.HandshakeTimeout, d.HandshakeTimeout)
+	winSet := out.SessionWindow != 0
 	setDefault(&out.SessionWindow, d.SessionWindow)
 	setDefault(&out.MaxMessageSize, d.MaxMessageSize)
 	setDefault(&out.Scheduler, d.Scheduler)
@@ -199,7 +222,13 @@ func (c *Config) withDefaults() (*Config, error) {
 	setDefault(&out.Linger, d.Linger)
 	// The window must hold two of the largest messages, so that credit returned in eighths
 	// always lets a waiting sender through (see flow control in docs/PROTOCOL.md).
-	if minWin := 2 * reasm.Charge(reasm.Chunks(out.MaxMessageSize, out.ChunkSize), out.ChunkSize); out.SessionWindow < minWin {
+	// A coded mode charges each chunk with the pieces a receiver may hold for it, so its default
+	// window grows to match.
+	minWin := 2 * reasm.Charge(reasm.Chunks(out.MaxMessageSize, out.ChunkSize), mode.ChunkCharge(out.ChunkSize))
+	if !winSet && out.SessionWindow < minWin {
+		out.SessionWindow = minWin
+	}
+	if out.SessionWindow < minWin {
 		return nil, fmt.Errorf("braid: SessionWindow %d below twice the largest message's charge (%d)", out.SessionWindow, minWin)
 	}
 	return &out, nil

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/braidnet/braid/internal/disperse"
 	"github.com/braidnet/braid/internal/reasm"
 	"github.com/braidnet/braid/internal/wire"
 )
@@ -56,10 +57,18 @@ func DialPaths(ctx context.Context, specs []PathSpec, cfg *Config) (*Session, er
 }
 
 func dialPaths(ctx context.Context, specs []PathSpec, c *Config) (*Session, error) {
+	mode, err := disperse.Parse(c.Mode)
+	if err != nil {
+		return nil, err
+	}
+	if mode.Coded() && len(specs) != mode.N {
+		return nil, fmt.Errorf("%w: mode %s needs %d paths, %d given", ErrBadOptions, mode, mode.N, len(specs))
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.HandshakeTimeout)
 	defer cancel()
+	m, k, n := mode.Wire()
 	hs, err := dialHandshake(ctx, specs[0], c, wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{
-		Version: wire.ProtocolVersion, Mode: wire.ModePlain, ChunkSize: uint32(c.ChunkSize), Window: uint64(c.SessionWindow),
+		Version: wire.ProtocolVersion, Mode: m, K: k, N: n, ChunkSize: uint32(c.ChunkSize), Window: uint64(c.SessionWindow),
 	}))
 	if err != nil {
 		return nil, err
@@ -78,23 +87,23 @@ func dialPaths(ctx context.Context, specs []PathSpec, c *Config) (*Session, erro
 		hs.conn.Close()
 		return nil, err
 	}
-	s, err := newSession(c, sessionTerms{id: acc.ID, token: acc.Token, chunkSize: int(acc.ChunkSize), peerWindow: int64(acc.Window), client: true})
+	s, err := newSession(c, sessionTerms{id: acc.ID, token: acc.Token, chunkSize: int(acc.ChunkSize), peerWindow: int64(acc.Window), client: true, mode: mode})
 	if err != nil {
 		hs.conn.Close()
 		return nil, err
 	}
-	if err := s.startPath(hs, 0, specs[0]); err != nil {
+	if err := s.startPath(hs, 0, 0, specs[0]); err != nil {
 		s.Abort()
 		return nil, err
 	}
 
 	var wg sync.WaitGroup
 	errs := make([]error, len(specs))
-	attach := wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token})
 	for i := 1; i < len(specs); i++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			attach := wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: uint16(i)})
 			hs, err := dialHandshake(ctx, specs[i], c, wire.TypeSessionAttach, attach)
 			if err != nil {
 				errs[i] = fmt.Errorf("path %d: %w", i, err)
@@ -106,7 +115,7 @@ func dialPaths(ctx context.Context, specs []PathSpec, c *Config) (*Session, erro
 				errs[i] = err
 				return
 			}
-			errs[i] = s.startPath(hs, int(idx), specs[i])
+			errs[i] = s.startPath(hs, int(idx), i, specs[i])
 		}()
 	}
 	wg.Wait()
@@ -183,9 +192,9 @@ func resolveLocal(s string) (*net.TCPAddr, error) {
 	return a, nil
 }
 
-// startPath makes a handshaken client connection path idx of s and runs its reader.
-func (s *Session) startPath(hs *handshake, idx int, spec PathSpec) error {
-	p := newPath(s, idx, spec, hs.conn, hs.r, hs.w)
+// startPath makes a handshaken client connection path idx, in slot, of s and runs its reader.
+func (s *Session) startPath(hs *handshake, idx, slot int, spec PathSpec) error {
+	p := newPath(s, idx, slot, spec, hs.conn, hs.r, hs.w)
 	if err := s.addPath(p); err != nil {
 		hs.conn.Close()
 		return err

@@ -9,6 +9,7 @@ import (
 	"net"
 	"sync"
 
+	"github.com/braidnet/braid/internal/disperse"
 	"github.com/braidnet/braid/internal/reasm"
 	"github.com/braidnet/braid/internal/wire"
 )
@@ -150,20 +151,20 @@ var errPathEnded = errors.New("session path ended")
 // the connection becomes a path and this call runs its reader until the path ends.
 func (t *sessionTable) handshake(sc *serverConn, f wire.Frame) error {
 	var (
-		s   *Session
-		idx int
-		err error
+		s         *Session
+		idx, slot int
+		err       error
 	)
 	if f.Type == wire.TypeSessionNew {
 		s, err = t.open(sc, f.Payload)
 	} else {
-		s, idx, err = t.attach(sc, f.Payload)
+		s, idx, slot, err = t.attach(sc, f.Payload)
 	}
 	if err != nil {
 		return sc.fail(err, codeFor(err), err.Error())
 	}
 	sc.markSessionPath()
-	p := newPath(s, idx, PathSpec{}, sc.c, sc.r, sc.w)
+	p := newPath(s, idx, slot, PathSpec{}, sc.c, sc.r, sc.w)
 	p.reserved = true
 	if err := s.addPath(p); err != nil {
 		s.unreserve()
@@ -187,20 +188,25 @@ func (t *sessionTable) open(sc *serverConn, payload []byte) (*Session, error) {
 		return nil, fmt.Errorf("%w: %w", ErrProtocol, err)
 	}
 	cs := int(m.ChunkSize)
+	mode, modeErr := disperse.FromWire(m.Mode, m.K, m.N)
 	switch {
 	case m.Version != wire.ProtocolVersion:
 		return nil, fmt.Errorf("%w: version %d, this server speaks %d", ErrBadOptions, m.Version, wire.ProtocolVersion)
-	case m.Mode != wire.ModePlain:
-		return nil, fmt.Errorf("%w: dispersal mode %d not supported", ErrBadOptions, m.Mode)
+	case modeErr != nil:
+		return nil, fmt.Errorf("%w: %w", ErrBadOptions, modeErr)
+	case mode.N > t.cfg.MaxPaths:
+		return nil, fmt.Errorf("%w: mode %s needs %d paths, this server allows %d", ErrBadOptions, mode, mode.N, t.cfg.MaxPaths)
+	case mode.Coded() && cs >= MinChunkSize && cs <= MaxChunkSize && wire.PieceHeaderSize+mode.PieceSize(cs) > t.cfg.MaxFrameSize:
+		return nil, fmt.Errorf("%w: pieces of %d-byte chunks exceed the frame limit %d", ErrBadOptions, cs, t.cfg.MaxFrameSize)
 	case cs < MinChunkSize || cs > MaxChunkSize || cs+wire.ChunkHeaderSize > t.cfg.MaxFrameSize:
 		return nil, fmt.Errorf("%w: chunk size %d outside %d..%d", ErrBadOptions, cs, MinChunkSize, min(MaxChunkSize, t.cfg.MaxFrameSize-wire.ChunkHeaderSize))
-	case m.Window < uint64(2*reasm.Charge(1, cs)):
+	case m.Window < uint64(2*reasm.Charge(1, mode.ChunkCharge(cs))):
 		return nil, fmt.Errorf("%w: window %d below two chunks", ErrBadOptions, m.Window)
 	}
 	var terms sessionTerms
 	rand.Read(terms.id[:])
 	rand.Read(terms.token[:])
-	terms.chunkSize, terms.peerWindow = cs, int64(min(m.Window, 1<<62))
+	terms.chunkSize, terms.peerWindow, terms.mode = cs, int64(min(m.Window, 1<<62)), mode
 	s, err := newSession(t.cfg, terms)
 	if err != nil {
 		return nil, err
@@ -210,7 +216,7 @@ func (t *sessionTable) open(sc *serverConn, payload []byte) (*Session, error) {
 		s.end(err) // stops its monitor and forgets it
 		return nil, err
 	}
-	s.log.Info("session opened", "remote", sc.c.RemoteAddr().String(), "chunk_size", cs)
+	s.log.Info("session opened", "remote", sc.c.RemoteAddr().String(), "chunk_size", cs, "mode", mode.String())
 	return s, nil
 }
 
@@ -251,31 +257,37 @@ func (t *sessionTable) offer(s *Session) {
 }
 
 // attach adds a connection to an existing session from a SESSION_ATTACH payload and answers
-// ATTACH_OK.
-func (t *sessionTable) attach(sc *serverConn, payload []byte) (*Session, int, error) {
+// ATTACH_OK. A live path in the same slot is one the client has given up on (it re-dials only
+// lost paths): it is ended, and the new one takes its place.
+func (t *sessionTable) attach(sc *serverConn, payload []byte) (*Session, int, int, error) {
 	a, err := wire.ParseSessionAttach(payload)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %w", ErrProtocol, err)
+		return nil, 0, 0, fmt.Errorf("%w: %w", ErrProtocol, err)
 	}
 	t.mu.Lock()
 	s := t.byID[a.ID]
 	t.mu.Unlock()
 	if s == nil {
-		return nil, 0, fmt.Errorf("%w: %x", ErrUnknownSession, a.ID[:8])
+		return nil, 0, 0, fmt.Errorf("%w: %x", ErrUnknownSession, a.ID[:8])
 	}
 	if subtle.ConstantTimeCompare(a.Token[:], s.token[:]) != 1 {
 		s.log.Warn("attach refused: bad token", "remote", sc.c.RemoteAddr().String())
-		return nil, 0, fmt.Errorf("%w for session %s", ErrBadToken, s.ID())
+		return nil, 0, 0, fmt.Errorf("%w for session %s", ErrBadToken, s.ID())
 	}
+	slot := int(a.Slot)
+	if limit := s.slotLimit(t.cfg.MaxPaths); slot >= limit {
+		return nil, 0, 0, fmt.Errorf("%w: slot %d, want 0..%d", ErrBadOptions, slot, limit-1)
+	}
+	s.replaceSlot(slot)
 	idx, err := s.reserveIndex(t.cfg.MaxPaths)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
 	if err := sc.writeNow(wire.TypeAttachOK, wire.AppendAttachOK(nil, uint16(idx))); err != nil {
 		s.unreserve()
-		return nil, 0, err
+		return nil, 0, 0, err
 	}
-	return s, idx, nil
+	return s, idx, slot, nil
 }
 
 func (t *sessionTable) remove(s *Session) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/braidnet/braid/internal/bufpool"
+	"github.com/braidnet/braid/internal/disperse"
 	"github.com/braidnet/braid/internal/reasm"
 	"github.com/braidnet/braid/internal/sched"
 	"github.com/braidnet/braid/internal/wire"
@@ -39,12 +40,20 @@ const (
 // outChunk is one chunk of the session's send side. It is held by the session's outstanding set
 // until acknowledged, and by each path queue it is placed on until written; the last holder to let
 // go returns it to the pool.
+//
+// In a coded mode the session's record is the chunk, and what paths carry are its pieces (kids):
+// each piece holds its own bytes and send state but shares the chunk's acknowledgement and hold
+// count.
 type outChunk struct {
 	hdr     wire.ChunkHeader
-	payload []byte
+	payload []byte // the chunk's bytes; for a piece, the piece's
 	buf     []byte
 
-	refs   atomic.Int32
+	parent *outChunk  // a piece's chunk; nil for a chunk
+	piece  int        // a piece's number, which is also the slot of the only path that may carry it
+	kids   []outChunk // a coded chunk's pieces
+
+	refs   atomic.Int32 // holds on a chunk (a piece's are its parent's)
 	acked  atomic.Bool
 	sentAt atomic.Int64 // session clock when last written; 0 until then
 	path   int          // index of the path it was last given to, -1 for none, or pathRouting (under s.mu)
@@ -53,6 +62,28 @@ type outChunk struct {
 
 // pathRouting marks a chunk that Send is still placing on its first path.
 const pathRouting = -2
+
+// chunk returns the chunk record oc belongs to: itself, or a piece's parent.
+func (oc *outChunk) chunk() *outChunk {
+	if oc.parent != nil {
+		return oc.parent
+	}
+	return oc
+}
+
+// eachCarried calls fn for what the paths carry of the chunk oc: its pieces, or the chunk itself.
+func (oc *outChunk) eachCarried(fn func(c *outChunk)) {
+	if oc.kids == nil {
+		fn(oc)
+		return
+	}
+	for j := range oc.kids {
+		fn(&oc.kids[j])
+	}
+}
+
+// isAcked reports whether the chunk oc is, or is a piece of, has been acknowledged.
+func (oc *outChunk) isAcked() bool { return oc.chunk().acked.Load() }
 
 // ctrlFrame is a small control frame for a path's writer.
 type ctrlFrame struct {
@@ -66,6 +97,7 @@ type ctrlFrame struct {
 type path struct {
 	s     *Session
 	index int
+	slot  int      // the path's place in the client's list (SESSION_ATTACH); coded modes send piece j only on slot j
 	spec  PathSpec // how to dial it again (client side)
 	conn  net.Conn
 	r     *wire.Reader
@@ -105,6 +137,7 @@ type path struct {
 	deadline    bool          // reader only: a read deadline is set
 
 	queued     atomic.Int64
+	badPieces  atomic.Uint64 // pieces it carried that failed the integrity check
 	chunksSent atomic.Uint64
 	bytesSent  atomic.Uint64
 	chunksRecv atomic.Uint64
@@ -113,15 +146,16 @@ type path struct {
 	rttvar     atomic.Int64
 }
 
-func newPath(s *Session, index int, spec PathSpec, conn net.Conn, r *wire.Reader, w *wire.Writer) *path {
+func newPath(s *Session, index, slot int, spec PathSpec, conn net.Conn, r *wire.Reader, w *wire.Writer) *path {
 	p := &path{
 		s:          s,
 		index:      index,
+		slot:       slot,
 		spec:       spec,
 		conn:       conn,
 		r:          r,
 		w:          w,
-		log:        s.log.With("path", index),
+		log:        s.log.With("path", index, "slot", slot),
 		data:       make(chan *outChunk, pathQueueLen(s.chunkSize)),
 		ctrl:       make(chan ctrlFrame, 16),
 		fin:        make(chan uint64, 1),
@@ -148,6 +182,22 @@ func (p *path) enqueue(oc *outChunk) bool {
 	case p.data <- oc:
 		return true
 	case <-p.stop:
+		p.queued.Add(-n)
+		return false
+	}
+}
+
+// tryEnqueue queues a chunk for writing if the queue has room, without waiting.
+func (p *path) tryEnqueue(oc *outChunk) bool {
+	if p.dead.Load() {
+		return false
+	}
+	n := int64(len(oc.payload))
+	p.queued.Add(n)
+	select {
+	case p.data <- oc:
+		return true
+	default:
 		p.queued.Add(-n)
 		return false
 	}
@@ -269,6 +319,8 @@ func min32(a, b int32) int32 {
 func (p *path) stats() PathStats {
 	return PathStats{
 		Index:          p.index,
+		Slot:           p.slot,
+		BadPieces:      p.badPieces.Load(),
 		Local:          p.conn.LocalAddr().String(),
 		Remote:         p.conn.RemoteAddr().String(),
 		Live:           !p.dead.Load(),
@@ -435,18 +487,27 @@ func (p *path) writeKill() {
 	}
 }
 
-// queueChunk adds a chunk to the write in progress, unless it has been acknowledged meanwhile
-// (a copy sent on another path arrived first).
+// queueChunk adds a chunk or piece to the write in progress, unless its chunk has been
+// acknowledged meanwhile (a copy sent on another path arrived first, or enough other pieces did).
 func (p *path) queueChunk(oc *outChunk, batch []*outChunk) ([]*outChunk, error) {
-	if oc.acked.Load() {
+	if oc.isAcked() {
 		p.queued.Add(-int64(len(oc.payload)))
 		p.s.unref(oc)
 		return batch, nil
 	}
-	var h [wire.ChunkHeaderSize]byte
-	p.trace("send", wire.TypeChunk, wire.ChunkHeaderSize+len(oc.payload))
 	// The chunk's buffer stays ours until release, after the flush: no copy, and all the
 	// batch's chunks leave in one vectored write.
+	var h [wire.PieceHeaderSize]byte
+	if oc.parent != nil {
+		if oc.piece != p.slot {
+			panic(fmt.Sprintf("braid: piece %d given to the path in slot %d", oc.piece, p.slot))
+		}
+		p.trace("send", wire.TypePiece, wire.PieceHeaderSize+len(oc.payload))
+		ph := wire.PieceHeader{ChunkHeader: oc.hdr, Index: uint8(oc.piece), Length: uint32(len(oc.parent.payload))}
+		err := p.w.QueueRetained(wire.TypePiece, wire.AppendPieceHeader(h[:0], ph), oc.payload)
+		return append(batch, oc), err
+	}
+	p.trace("send", wire.TypeChunk, wire.ChunkHeaderSize+len(oc.payload))
 	err := p.w.QueueRetained(wire.TypeChunk, wire.AppendChunkHeader(h[:0], oc.hdr), oc.payload)
 	return append(batch, oc), err
 }
@@ -539,8 +600,15 @@ func (p *path) read() error {
 			}
 			return err
 		}
-		if h.Type == wire.TypeChunk {
-			if err := p.readChunk(h); err != nil {
+		if h.Type == wire.TypeChunk || h.Type == wire.TypePiece {
+			if (h.Type == wire.TypePiece) != s.mode.Coded() {
+				return violation(wire.CodeProtocol, fmt.Errorf("%w: %s in a %s session", ErrProtocol, h.Type, s.mode))
+			}
+			read := p.readChunk
+			if h.Type == wire.TypePiece {
+				read = p.readPiece
+			}
+			if err := read(h); err != nil {
 				return err
 			}
 			continue
@@ -588,11 +656,14 @@ func (p *path) readChunk(h wire.Header) error {
 		return p.offerCopy(ch, n, owner)
 	}
 	if dup {
-		// Already here: acknowledge again, since the sender evidently did not hear of it.
+		// Already here: acknowledge again, since the sender evidently did not hear of it (in
+		// redundant mode copies are expected, and the usual ACK will do).
 		if err := p.r.Discard(n); err != nil {
 			return err
 		}
-		s.requestAck(true)
+		p.chunksRecv.Add(1)
+		p.bytesRecv.Add(uint64(n))
+		s.requestAck(s.mode.Kind != disperse.Redundant)
 		return nil
 	}
 	if err := p.r.ReadFull(dst); err != nil {

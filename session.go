@@ -14,6 +14,7 @@ import (
 
 	"github.com/braidnet/braid/internal/ack"
 	"github.com/braidnet/braid/internal/bufpool"
+	"github.com/braidnet/braid/internal/disperse"
 	"github.com/braidnet/braid/internal/flow"
 	"github.com/braidnet/braid/internal/reasm"
 	"github.com/braidnet/braid/internal/sched"
@@ -33,13 +34,19 @@ type Session struct {
 	log       *slog.Logger
 	client    bool
 	chunkSize int
-	onEnd     func() // called once when the session ends; set before any path is added
+	mode      disperse.Mode
+	codec     *disperse.Codec // coded modes; Encode under sendMu
+	unit      int             // what a chunk costs against the peer's window (mode.ChunkCharge)
+	onEnd     func()          // called once when the session ends; set before any path is added
 	endOnce   sync.Once
 
 	sendMu    sync.Mutex // serialises Send: item ids and the order of an item's chunks
 	scheduler sched.Scheduler
 	view      []sched.Path // reused scheduler input, under sendMu
-	chunkPool sync.Pool    // *outChunk with ChunkSize-capacity buffers
+	chunkPool sync.Pool    // *outChunk with ChunkSize-capacity buffers (and pieces, coded)
+	pieceBufs [][]byte     // Encode's destinations, under sendMu
+
+	integrityFailures atomic.Uint64
 
 	epoch       time.Time     // origin of the session clock
 	monitorDone chan struct{} // closed when the monitor goroutine has ended
@@ -52,21 +59,23 @@ type Session struct {
 	recvd       *ack.Received               // seqs of the chunks received
 	downSince   time.Duration               // session clock when the last path went; 0 while any is live
 	reasm       *reasm.Reassembler
-	changed     chan struct{}  // closed and replaced whenever a waiter may proceed
-	nextItem    uint64         // id of the next item Send assigns
-	sendFlow    *flow.Sender   // what the peer's window still allows
-	recvFlow    *flow.Receiver // the credit this end owes
-	peerWindow  int64          // the peer's receive budget
-	peerClosed  bool           // a CLOSE arrived
-	peerItems   uint64         // the CLOSE's item count
-	closing     bool           // Close was called
-	err         error          // terminal error; nil while open
-	done        chan struct{}  // closed when the session ends (err set)
-	creditKick  chan struct{}  // a path writer should send CREDIT(consumed)
-	ackKick     chan struct{}  // a path writer should send CHUNK_ACK
-	ackDue      atomic.Bool    // received chunks await a CHUNK_ACK, which any path may carry
-	ackTimer    *time.Timer    // kicks a writer when an ACK has waited ackDelay
-	unacked     atomic.Int32   // chunks received since the last immediate ACK
+	pieces      map[uint64]*pieceSet // coded: pieces of chunks not yet rebuilt, by seq
+	pieceBytes  int64                // their memory, at most SessionWindow
+	changed     chan struct{}        // closed and replaced whenever a waiter may proceed
+	nextItem    uint64               // id of the next item Send assigns
+	sendFlow    *flow.Sender         // what the peer's window still allows
+	recvFlow    *flow.Receiver       // the credit this end owes
+	peerWindow  int64                // the peer's receive budget
+	peerClosed  bool                 // a CLOSE arrived
+	peerItems   uint64               // the CLOSE's item count
+	closing     bool                 // Close was called
+	err         error                // terminal error; nil while open
+	done        chan struct{}        // closed when the session ends (err set)
+	creditKick  chan struct{}        // a path writer should send CREDIT(consumed)
+	ackKick     chan struct{}        // a path writer should send CHUNK_ACK
+	ackDue      atomic.Bool          // received chunks await a CHUNK_ACK, which any path may carry
+	ackTimer    *time.Timer          // kicks a writer when an ACK has waited ackDelay
+	unacked     atomic.Int32         // chunks received since the last immediate ACK
 	wg          sync.WaitGroup
 }
 
@@ -77,6 +86,7 @@ type sessionTerms struct {
 	chunkSize  int
 	peerWindow int64
 	client     bool
+	mode       disperse.Mode
 }
 
 func newSession(cfg *Config, t sessionTerms) (*Session, error) {
@@ -84,12 +94,23 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	var codec *disperse.Codec
+	if t.mode.Coded() {
+		if codec, err = disperse.New(t.mode); err != nil {
+			return nil, err
+		}
+	}
+	unit := t.mode.ChunkCharge(t.chunkSize)
 	s := &Session{
 		id:          t.id,
 		token:       t.token,
 		cfg:         cfg,
 		client:      t.client,
 		chunkSize:   t.chunkSize,
+		mode:        t.mode,
+		codec:       codec,
+		unit:        unit,
+		pieces:      make(map[uint64]*pieceSet),
 		scheduler:   sc,
 		peerWindow:  t.peerWindow,
 		changed:     make(chan struct{}),
@@ -105,10 +126,11 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 		sendFlow: flow.NewSender(t.peerWindow),
 		recvFlow: flow.NewReceiver(cfg.SessionWindow),
 		reasm: reasm.New(reasm.Config{
-			ChunkSize: t.chunkSize,
-			MaxTotal:  uint32(min(cfg.SessionWindow/int64(t.chunkSize), 1<<31)),
-			Budget:    cfg.SessionWindow,
-			Alloc:     bufpool.Get,
+			ChunkSize:   t.chunkSize,
+			ChunkCharge: unit,
+			MaxTotal:    uint32(min(cfg.SessionWindow/int64(t.chunkSize), 1<<31)),
+			Budget:      cfg.SessionWindow,
+			Alloc:       bufpool.Get,
 		}),
 	}
 	side := "server"
@@ -116,11 +138,24 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 		side = "client"
 	}
 	s.log = cfg.Logger.With("session", s.ID(), "side", side)
-	s.chunkPool.New = func() any { return &outChunk{buf: make([]byte, t.chunkSize)} }
+	s.chunkPool.New = func() any { return s.newOutChunk() }
 	s.ackTimer = time.AfterFunc(time.Hour, func() { kick(s.ackKick) })
 	s.ackTimer.Stop()
 	go s.monitor()
 	return s, nil
+}
+
+// newOutChunk makes a chunk record for the pool: a buffer for a chunk, and in a coded mode one for
+// each of its pieces.
+func (s *Session) newOutChunk() *outChunk {
+	if s.codec == nil {
+		return &outChunk{buf: make([]byte, s.chunkSize)}
+	}
+	oc := &outChunk{buf: make([]byte, s.codec.BufferSize(s.chunkSize)), kids: make([]outChunk, s.mode.N)}
+	for j := range oc.kids {
+		oc.kids[j] = outChunk{parent: oc, piece: j, buf: make([]byte, s.codec.PieceSize(s.chunkSize))}
+	}
+	return oc
 }
 
 // ID returns the session's id in hex, as logged.
@@ -157,7 +192,7 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 		return fmt.Errorf("%w: %d bytes, maximum %d", ErrMessageTooLarge, len(msg), s.cfg.MaxMessageSize)
 	}
 	total := reasm.Chunks(len(msg), s.chunkSize)
-	charge := reasm.Charge(total, s.chunkSize)
+	charge := reasm.Charge(total, s.unit)
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
 
@@ -170,23 +205,58 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 		hi := min(lo+s.chunkSize, len(msg))
 		oc := s.chunkPool.Get().(*outChunk)
 		oc.payload = oc.buf[:copy(oc.buf, msg[lo:hi])]
+		oc.hdr = wire.ChunkHeader{Item: item, Chunk: c, Total: total}
 		oc.acked.Store(false)
 		oc.sentAt.Store(0)
 		oc.resent, oc.path = false, pathRouting
+		if err := s.encode(oc); err != nil {
+			s.chunkPool.Put(oc)
+			s.abort(fmt.Errorf("braid: encoding a chunk: %w", err), wire.CodeInternal)
+			return err
+		}
 		// Two holds: the outstanding set's, and Send's own until route has queued the chunk
 		// (which passes it on to the queue), so that an ACK or CLOSE racing this Send cannot
 		// free the chunk in between.
 		oc.refs.Store(2)
 		s.mu.Lock()
-		oc.hdr = wire.ChunkHeader{Item: item, Chunk: c, Total: total, Seq: s.nextSeqSent}
+		oc.hdr.Seq = s.nextSeqSent
+		for j := range oc.kids {
+			oc.kids[j].hdr = oc.hdr
+		}
 		s.nextSeqSent++
 		s.out.Add(oc.hdr.Seq, oc)
 		s.mu.Unlock()
-		if err := s.route(oc); err != nil {
+		var err error
+		switch s.mode.Kind {
+		case disperse.Redundant:
+			err = s.routeCopies(oc)
+		case disperse.Shamir, disperse.Erasure:
+			err = s.routeCoded(oc)
+		default:
+			err = s.route(oc)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// encode makes a coded chunk's pieces (a no-op in the other modes). Call with sendMu held.
+func (s *Session) encode(oc *outChunk) error {
+	if s.codec == nil {
+		return nil
+	}
+	n := s.codec.PieceSize(len(oc.payload))
+	s.pieceBufs = s.pieceBufs[:0]
+	for j := range oc.kids {
+		kid := &oc.kids[j]
+		kid.payload = kid.buf[:n]
+		kid.sentAt.Store(0)
+		kid.resent, kid.path = false, pathRouting
+		s.pieceBufs = append(s.pieceBufs, kid.payload)
+	}
+	return s.codec.Encode(oc.hdr, oc.buf, len(oc.payload), s.pieceBufs)
 }
 
 // acquire waits until charge fits in the peer's window, then takes it and the next item id.
@@ -521,13 +591,15 @@ func (s *Session) addPath(p *path) error {
 // PathStats describes one path of a session.
 type PathStats struct {
 	Index          int
+	Slot           int // its place in the client's list of paths; coded modes send piece j on slot j
 	Local, Remote  string
 	Live           bool
-	ChunksSent     uint64
-	BytesSent      uint64 // chunk payload bytes
+	ChunksSent     uint64 // chunks, or pieces in a coded mode
+	BytesSent      uint64 // chunk (or piece) payload bytes
 	ChunksReceived uint64
 	BytesReceived  uint64 // chunk payload bytes
 	SRTT           time.Duration
+	BadPieces      uint64 // pieces received on it that failed the integrity check (coded modes)
 }
 
 // Paths returns per-path counters, by index.

@@ -47,6 +47,19 @@ func (p *rawPath) recv() wire.Frame {
 	return f
 }
 
+// expectClosed reads until the server ends the connection (skipping whatever frames it sends first).
+func (p *rawPath) expectClosed() {
+	p.t.Helper()
+	for {
+		if _, err := p.r.ReadFrame(); err != nil {
+			if isTimeout(err) {
+				p.t.Fatalf("connection still open: %v", err)
+			}
+			return
+		}
+	}
+}
+
 // expectError reads until an ERROR frame (skipping keepalives and credit) and checks its code,
 // then that the server closed the connection.
 func (p *rawPath) expectError(code wire.Code) {
@@ -190,15 +203,24 @@ func TestHandshakeErrors(t *testing.T) {
 		p.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: tok}))
 		p.expectError(wire.CodeBadToken)
 	})
-	t.Run("too many paths", func(t *testing.T) {
+	t.Run("slot out of range", func(t *testing.T) {
 		p := dialRaw(t, l.Addr().String())
-		p.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token}))
+		p.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: 2}))
+		p.expectError(wire.CodeBadOptions)
+	})
+	t.Run("same slot replaces", func(t *testing.T) {
+		// A client re-dials only a path it has lost: the server ends the old one in that slot.
+		p := dialRaw(t, l.Addr().String())
+		p.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: 1}))
 		if f := p.recv(); f.Type != wire.TypeAttachOK {
 			t.Fatalf("second path: %s", f.Type)
 		}
 		q := dialRaw(t, l.Addr().String())
-		q.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token}))
-		q.expectError(wire.CodeTooManyPaths)
+		q.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: 1}))
+		if f := q.recv(); f.Type != wire.TypeAttachOK {
+			t.Fatalf("replacing path: %s", f.Type)
+		}
+		p.expectClosed()
 	})
 	t.Run("attach before SESSION_NEW completes", func(t *testing.T) {
 		// A session id the server has not issued yet cannot be attached to, whatever the token.

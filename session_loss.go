@@ -24,8 +24,10 @@ const (
 	redialMax   = 2 * time.Second
 )
 
-// unref drops one hold on a chunk; the last returns its buffer to the pool.
+// unref drops one hold on a chunk (a piece's hold is on its chunk); the last returns its buffer
+// to the pool.
 func (s *Session) unref(oc *outChunk) {
+	oc = oc.chunk()
 	if oc.refs.Add(-1) == 0 {
 		s.chunkPool.Put(oc)
 	}
@@ -43,12 +45,14 @@ func (s *Session) applyAck(p *path, a *wire.ChunkAck) error {
 	var sample time.Duration
 	s.out.Apply(a, func(_ uint64, oc *outChunk) {
 		oc.acked.Store(true)
-		if q := s.pathAt(oc.path); q != nil {
-			q.ackProgress = now // its retransmission timer restarts (RFC 6298, 5.3)
-		}
-		if sent := oc.sentAt.Load(); !oc.resent && oc.path == p.index && sent > 0 {
-			sample = max(sample, now-time.Duration(sent))
-		}
+		oc.eachCarried(func(c *outChunk) {
+			if q := s.pathAt(c.path); q != nil {
+				q.ackProgress = now // its retransmission timer restarts (RFC 6298, 5.3)
+			}
+			if sent := c.sentAt.Load(); !c.resent && c.path == p.index && sent > 0 {
+				sample = max(sample, now-time.Duration(sent))
+			}
+		})
 		s.unref(oc)
 	})
 	if sample > 0 {
@@ -69,6 +73,12 @@ func (s *Session) clock() time.Duration { return time.Since(s.epoch) }
 func (s *Session) requeueFrom(from *path) int {
 	n := 0
 	s.out.Each(func(_ uint64, oc *outChunk) {
+		if oc.kids != nil {
+			for j := range oc.kids {
+				n += s.requeuePiece(&oc.kids[j], from)
+			}
+			return
+		}
 		if oc.path == pathRouting {
 			return // Send is placing it right now
 		}
@@ -150,13 +160,13 @@ func (s *Session) pathDown(p *path, reason error) {
 	s.ackDue.Store(true)
 	p.log.Warn("path down", "reason", reason, "resent_chunks", moved, "paths_left", left)
 	if redial {
-		go s.redial(p.spec)
+		go s.redial(p.spec, p.slot)
 	}
 }
 
-// redial attaches a new path to the session in place of a lost one, with exponential backoff,
-// until it succeeds or the session ends.
-func (s *Session) redial(spec PathSpec) {
+// redial attaches a new path to the session in place of a lost one, in its slot, with
+// exponential backoff, until it succeeds or the session ends.
+func (s *Session) redial(spec PathSpec, slot int) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -167,7 +177,7 @@ func (s *Session) redial(spec PathSpec) {
 		case <-ctx.Done():
 		}
 	}()
-	attach := wire.AppendSessionAttach(nil, wire.SessionAttach{ID: s.id, Token: s.token})
+	attach := wire.AppendSessionAttach(nil, wire.SessionAttach{ID: s.id, Token: s.token, Slot: uint16(slot)})
 	wait := redialFirst
 	for attempt := 1; ; attempt++ {
 		select {
@@ -181,7 +191,7 @@ func (s *Session) redial(spec PathSpec) {
 		if err == nil {
 			var idx uint16
 			if idx, err = wire.ParseAttachOK(hs.reply.Payload); err == nil {
-				if err = s.startPath(hs, int(idx), spec); err == nil {
+				if err = s.startPath(hs, int(idx), slot, spec); err == nil {
 					s.log.Info("path re-dialed", "path", idx, "remote", spec.Remote, "attempt", attempt)
 					return
 				}
@@ -233,11 +243,16 @@ func (s *Session) checkTimers() {
 		}
 	}
 	s.out.Each(func(_ uint64, oc *outChunk) {
-		if sent := time.Duration(oc.sentAt.Load()); sent > 0 && !oc.acked.Load() {
-			if p := s.pathAt(oc.path); p != nil && (p.oldest == 0 || sent < p.oldest) {
-				p.oldest = sent
-			}
+		if oc.acked.Load() {
+			return
 		}
+		oc.eachCarried(func(c *outChunk) {
+			if sent := time.Duration(c.sentAt.Load()); sent > 0 {
+				if p := s.pathAt(c.path); p != nil && (p.oldest == 0 || sent < p.oldest) {
+					p.oldest = sent
+				}
+			}
+		})
 	})
 	for _, p := range s.paths {
 		if p == nil || p.dead.Load() {

@@ -44,13 +44,22 @@ func (r *Received) bit(seq uint64) (word int, b uint64) {
 	return int(i / 64), uint64(1) << (i % 64)
 }
 
+// Allowed reports whether Add would accept seq: it fails, wrapping ErrTooFarAhead, for a seq too
+// far beyond the cumulative point.
+func (r *Received) Allowed(seq uint64) error {
+	if seq >= r.cum && seq-r.cum >= r.span {
+		return fmt.Errorf("%w: %d with all below %d received, limit %d ahead", ErrTooFarAhead, seq, r.cum, r.span)
+	}
+	return nil
+}
+
 // Add records seq and reports whether it was new.
 func (r *Received) Add(seq uint64) (bool, error) {
 	if seq < r.cum {
 		return false, nil
 	}
-	if seq-r.cum >= r.span {
-		return false, fmt.Errorf("%w: %d with all below %d received, limit %d ahead", ErrTooFarAhead, seq, r.cum, r.span)
+	if err := r.Allowed(seq); err != nil {
+		return false, err
 	}
 	w, b := r.bit(seq)
 	if r.ring[w]&b != 0 {

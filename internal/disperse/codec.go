@@ -72,17 +72,11 @@ func New(m Mode) (*Codec, error) {
 // Mode returns the codec's mode.
 func (c *Codec) Mode() Mode { return c.mode }
 
-// shardSize is the erasure shard length for a chunk of length bytes: its payload and tag cut
-// into K equal parts (the last padded with zeros).
-func (c *Codec) shardSize(length int) int { return (length + TagSize + c.mode.K - 1) / c.mode.K }
+// shardSize is the erasure shard length for a chunk of length bytes.
+func (c *Codec) shardSize(length int) int { return c.mode.shardSize(length) }
 
 // PieceSize returns the length of each piece of a chunk of length payload bytes.
-func (c *Codec) PieceSize(length int) int {
-	if c.mode.Kind == Shamir {
-		return length + TagSize + KeySize // a share of payload ‖ tag ‖ key
-	}
-	return c.shardSize(length) + KeySize // a shard, then a share of the key
-}
+func (c *Codec) PieceSize(length int) int { return c.mode.PieceSize(length) }
 
 // BufferSize returns the capacity Encode needs in the buffer holding a chunk of length bytes.
 func (c *Codec) BufferSize(length int) int {
@@ -91,11 +85,6 @@ func (c *Codec) BufferSize(length int) int {
 	}
 	return c.mode.K * c.shardSize(length)
 }
-
-// HeldPerChunk is the most piece bytes a receiver holds for one chunk of chunkSize bytes while it
-// waits for the K-th piece: K−1 pieces. Flow control charges it, so that the receive window
-// bounds the pieces held as well as the chunks rebuilt.
-func (c *Codec) HeldPerChunk(chunkSize int) int { return (c.mode.K - 1) * c.PieceSize(chunkSize) }
 
 // tag computes the chunk's HMAC over its identity and payload.
 func tag(key []byte, h wire.ChunkHeader, length int, payload []byte, out []byte) {
@@ -189,7 +178,7 @@ func (c *Codec) Decode(h wire.ChunkHeader, length int, pieces [][]byte, dst []by
 		return Result{}, fmt.Errorf("%w: %d of %d", ErrTooFewPieces, len(present), k)
 	}
 	var res Result
-	var failed []int // per piece, how many failing sets it was in
+	var failed []int      // per piece, how many failing sets it was in
 	set := make([]int, k) // positions into present, ascending
 	for i := range set {
 		set[i] = i

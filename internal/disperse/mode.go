@@ -130,3 +130,25 @@ func FromWire(mode, k, n uint8) (Mode, error) {
 
 // Wire returns the mode, K and N bytes of SESSION_NEW for the mode.
 func (m Mode) Wire() (mode, k, n uint8) { return uint8(m.Kind), uint8(m.K), uint8(m.N) }
+
+// shardSize is the erasure shard length for a chunk of length bytes: its payload and tag cut into
+// K equal parts (the last padded with zeros).
+func (m Mode) shardSize(length int) int { return (length + TagSize + m.K - 1) / m.K }
+
+// PieceSize returns the length of each piece of a chunk of length payload bytes in a coded mode.
+func (m Mode) PieceSize(length int) int {
+	if m.Kind == Shamir {
+		return length + TagSize + KeySize // a share of payload ‖ tag ‖ key
+	}
+	return m.shardSize(length) + KeySize // a shard, then a share of the key
+}
+
+// ChunkCharge is what one chunk of chunkSize bytes costs against a receive window: its bytes, and
+// in a coded mode the K−1 pieces a receiver may hold while it waits for the K-th. Flow control
+// charges it, so that the window bounds the pieces held as well as the chunks rebuilt.
+func (m Mode) ChunkCharge(chunkSize int) int {
+	if !m.Coded() {
+		return chunkSize
+	}
+	return chunkSize + (m.K-1)*m.PieceSize(chunkSize)
+}

@@ -53,8 +53,12 @@
 //     read, preserving order; chunks are queued, not slept on, so throughput
 //     is not capped at buffer/d (up to 16 MiB per direction may be in flight
 //     inside the proxy while a latency is set, 256 KiB otherwise).
-//   - Restore clears Blackhole, Cut, Throttle and Latency. Connections reset
-//     by Reset or Cut stay dead; blackholed ones resume.
+//   - Corrupt(offset) flips the lowest bit of the byte at that offset of the
+//     client-to-upstream stream of every connection (counted from its first
+//     byte; connections already past it are not touched), once each: a
+//     corrupted link that TCP's checksum did not catch.
+//   - Restore clears Blackhole, Cut, Throttle, Latency and Corrupt.
+//     Connections reset by Reset or Cut stay dead; blackholed ones resume.
 //
 // A FIN from either side is forwarded (after the data before it) as a
 // half-close; a RST or error on either side resets both sides. The upstream
@@ -86,6 +90,7 @@ type state struct {
 	cut       bool
 	rate      int // bytes per second, 0 = unlimited
 	latency   time.Duration
+	flipAt    int64 // 1 + the client-to-upstream offset of the byte to corrupt; 0 for none
 }
 
 func (s state) queueLimit() int {
@@ -192,6 +197,12 @@ func (p *Proxy) Throttle(bytesPerSec int) {
 // order; 0 or less means none.
 func (p *Proxy) Latency(d time.Duration) {
 	p.update(func(s *state) { s.latency = max(d, 0) })
+}
+
+// Corrupt flips the lowest bit of the byte at offset in the client-to-upstream direction of every
+// connection, current or new, that has not yet passed it.
+func (p *Proxy) Corrupt(offset int64) {
+	p.update(func(s *state) { s.flipAt = offset + 1 })
 }
 
 // Close stops listening, resets every connection and waits until every
@@ -337,6 +348,7 @@ func (l *link) run() {
 	l.upstream = up
 	l.mu.Unlock()
 	toUp := newPipe(l, l.client, up)
+	toUp.corruptible = true
 	toClient := newPipe(l, up, l.client)
 	l.p.wg.Add(4)
 	go toUp.read()
@@ -374,6 +386,10 @@ type chunk struct {
 type pipe struct {
 	l        *link
 	src, dst *net.TCPConn
+
+	corruptible bool  // the client-to-upstream direction, where Corrupt acts
+	offset      int64 // bytes read from src so far (reader only)
+	flipped     bool  // Corrupt has acted on this pipe (reader only)
 
 	mu     sync.Mutex
 	q      []chunk
@@ -456,6 +472,7 @@ func (p *pipe) read() {
 		}
 		n, err := p.src.Read(buf)
 		if n > 0 {
+			p.corrupt(buf[:n])
 			p.push(chunk{data: append([]byte(nil), buf[:n]...), at: time.Now()})
 		}
 		if err != nil {
@@ -468,6 +485,20 @@ func (p *pipe) read() {
 			}
 			return
 		}
+	}
+}
+
+// corrupt applies Corrupt to b, the bytes just read.
+func (p *pipe) corrupt(b []byte) {
+	start := p.offset
+	p.offset += int64(len(b))
+	if !p.corruptible || p.flipped {
+		return
+	}
+	st, _ := p.l.p.snapshot()
+	if at := st.flipAt - 1; st.flipAt > 0 && at >= start && at < p.offset {
+		b[at-start] ^= 1
+		p.flipped = true
 	}
 }
 

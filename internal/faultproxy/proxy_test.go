@@ -524,3 +524,28 @@ func TestCloseBusy(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestCorrupt(t *testing.T) {
+	p, _ := setup(t)
+	p.Corrupt(5)
+	c := dial(t, p)
+	msg := []byte("0123456789")
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	want := []byte("01234" + string('5'^1) + "6789")
+	if !bytes.Equal(got, want) {
+		t.Fatalf("echo %q, want %q", got, want)
+	}
+	// Once per connection: the same offset is not reached again.
+	if _, err := c.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("second echo %q, %v", got, err)
+	}
+}

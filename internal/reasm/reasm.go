@@ -32,9 +32,11 @@ var (
 // budget and cannot be sent without bound.
 const ItemOverhead = 64
 
-// Charge is what an item of total chunks costs against a budget. Sender and receiver both use it.
-func Charge(total uint32, chunkSize int) int64 {
-	return int64(total)*int64(chunkSize) + ItemOverhead
+// Charge is what an item of total chunks costs against a budget, at unit bytes per chunk (the
+// chunk size, plus what else a receiver may hold per chunk: see Config.ChunkCharge). Sender and
+// receiver both use it.
+func Charge(total uint32, unit int) int64 {
+	return int64(total)*int64(unit) + ItemOverhead
 }
 
 // Chunks returns the number of chunks a message of n bytes is cut into: at least one, so that an
@@ -51,6 +53,11 @@ type Config struct {
 	ChunkSize int    // size of every chunk but an item's last; the last is 1..ChunkSize (0 if the only one)
 	MaxTotal  uint32 // most chunks an item may have
 	Budget    int64  // most bytes charged at once
+
+	// ChunkCharge is what each chunk of an item costs against the budget; 0 means ChunkSize. A
+	// coded session charges more than the chunk itself: the pieces held while a chunk waits for
+	// enough of them to be rebuilt.
+	ChunkCharge int
 
 	// Alloc returns a buffer of length n for a message being reassembled; its contents need not
 	// be zero, since every byte is overwritten before the message is delivered. Nil means make.
@@ -83,6 +90,9 @@ func New(cfg Config) *Reassembler {
 	if cfg.Alloc == nil {
 		cfg.Alloc = func(n int) []byte { return make([]byte, n) }
 	}
+	if cfg.ChunkCharge == 0 {
+		cfg.ChunkCharge = cfg.ChunkSize
+	}
 	return &Reassembler{cfg: cfg, items: make(map[uint64]*item)}
 }
 
@@ -95,6 +105,33 @@ func (r *Reassembler) Next() uint64 { return r.next }
 // Pending returns the number of items partly or wholly received but not yet taken.
 func (r *Reassembler) Pending() int { return len(r.items) }
 
+// Check reports whether chunk h with an n-byte payload obeys the chunking rules (wrapping
+// ErrInvalidChunk if not), without reserving anything.
+func (r *Reassembler) Check(h wire.ChunkHeader, n int) error {
+	cs := r.cfg.ChunkSize
+	switch {
+	case h.Total == 0:
+		return invalid(h, n, "total is zero")
+	case h.Total > r.cfg.MaxTotal:
+		return invalid(h, n, fmt.Sprintf("total above the limit of %d", r.cfg.MaxTotal))
+	case h.Chunk >= h.Total:
+		return invalid(h, n, "chunk id not below total")
+	case n < 0:
+		return invalid(h, n, "negative payload length")
+	case n > cs:
+		return invalid(h, n, fmt.Sprintf("payload larger than the chunk size %d", cs))
+	case h.Chunk < h.Total-1 && n != cs:
+		return invalid(h, n, fmt.Sprintf("only an item's last chunk may be shorter than %d", cs))
+	case h.Chunk == h.Total-1 && h.Total > 1 && n == 0:
+		return invalid(h, n, "empty last chunk of a multi-chunk item")
+	}
+	return nil
+}
+
+// Delivered reports whether the item h names has already been delivered (taken with Pop), so that
+// any chunk of it is a duplicate.
+func (r *Reassembler) Delivered(h wire.ChunkHeader) bool { return h.Item < r.next }
+
 // Reserve checks chunk h with an n-byte payload and returns the slice its payload must be read
 // into. dup reports a chunk that is not needed (already held, being filled, or of a delivered
 // item); the caller then discards its payload. An error reports a chunk that breaks the rules
@@ -106,29 +143,16 @@ func (r *Reassembler) Reserve(h wire.ChunkHeader, n int) (dst []byte, dup bool, 
 // ReserveBy is Reserve recording owner (say, the path reading the payload) as the holder of the
 // reservation, for BusyOwner.
 func (r *Reassembler) ReserveBy(h wire.ChunkHeader, n, owner int) (dst []byte, dup bool, err error) {
-	cs := r.cfg.ChunkSize
-	switch {
-	case h.Total == 0:
-		return nil, false, invalid(h, n, "total is zero")
-	case h.Total > r.cfg.MaxTotal:
-		return nil, false, invalid(h, n, fmt.Sprintf("total above the limit of %d", r.cfg.MaxTotal))
-	case h.Chunk >= h.Total:
-		return nil, false, invalid(h, n, "chunk id not below total")
-	case n < 0:
-		return nil, false, invalid(h, n, "negative payload length")
-	case n > cs:
-		return nil, false, invalid(h, n, fmt.Sprintf("payload larger than the chunk size %d", cs))
-	case h.Chunk < h.Total-1 && n != cs:
-		return nil, false, invalid(h, n, fmt.Sprintf("only an item's last chunk may be shorter than %d", cs))
-	case h.Chunk == h.Total-1 && h.Total > 1 && n == 0:
-		return nil, false, invalid(h, n, "empty last chunk of a multi-chunk item")
+	if err := r.Check(h, n); err != nil {
+		return nil, false, err
 	}
 	if h.Item < r.next {
 		return nil, true, nil
 	}
+	cs := r.cfg.ChunkSize
 	it := r.items[h.Item]
 	if it == nil {
-		charge := Charge(h.Total, cs)
+		charge := Charge(h.Total, r.cfg.ChunkCharge)
 		if r.charged+charge > r.cfg.Budget {
 			return nil, false, fmt.Errorf("%w: item %d needs %d bytes, %d of %d in use", ErrOverBudget, h.Item, charge, r.charged, r.cfg.Budget)
 		}

@@ -1,0 +1,381 @@
+package braid
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/braidnet/braid/internal/bufpool"
+	"github.com/braidnet/braid/internal/disperse"
+	"github.com/braidnet/braid/internal/wire"
+)
+
+// Dispersal on the session. Plain mode gives each chunk to the path the scheduler picks (route);
+// redundant mode gives it to that path and a copy to every other live path with room
+// (routeCopies); the coded modes turn it into N pieces and give piece j to the path in slot j
+// (routeCoded), and nowhere else, ever: a re-dialed path takes the slot of the one it replaces, so
+// a piece that must go again goes on the same slot. The receiver collects pieces per chunk
+// (pieceSet) and rebuilds the chunk from the first K whose integrity tag verifies.
+
+// pieceSetOverhead is charged per chunk whose pieces are being collected, on top of their bytes,
+// so that many tiny pieces cannot cost unbounded bookkeeping.
+const pieceSetOverhead = 256
+
+// pieceSet is the pieces of one chunk received so far. Under s.mu.
+type pieceSet struct {
+	hdr      wire.ChunkHeader
+	length   int      // the chunk's payload length
+	bufs     [][]byte // by piece number; nil where not (yet) received
+	from     []int    // the path index each piece came by
+	have     int
+	gen      int  // counts the pieces stored, so that a rebuild sees whether more came meanwhile
+	failed   bool // a rebuild failed the integrity check: a piece sent again replaces the one held
+	decoding bool // a reader is rebuilding the chunk; others just add their pieces
+}
+
+// slotPath returns the live path in slot j, or nil. Call with s.mu held.
+func (s *Session) slotPath(j int) *path {
+	var best *path
+	for _, p := range s.paths {
+		if p != nil && p.slot == j && !p.dead.Load() && (best == nil || p.index > best.index) {
+			best = p
+		}
+	}
+	return best
+}
+
+// slotLimit is one more than the highest slot a path may attach in: N in a coded mode, else the
+// most paths allowed.
+func (s *Session) slotLimit(maxPaths int) int {
+	if s.mode.Coded() {
+		return s.mode.N
+	}
+	return maxPaths
+}
+
+// replaceSlot ends the live path in slot, if any, because a new one is attaching in its place.
+func (s *Session) replaceSlot(slot int) {
+	s.mu.Lock()
+	old := s.slotPath(slot)
+	s.mu.Unlock()
+	if old != nil {
+		old.setDownReason(fmt.Errorf("replaced by a path re-dialed in slot %d", slot))
+		old.kill(0, "")
+	}
+}
+
+// usableSlots counts the slots below n whose path can take new data. Call with s.mu held.
+func (s *Session) usableSlots(n int) int {
+	c := 0
+	for j := range n {
+		if p := s.slotPath(j); p != nil && p.usable() {
+			c++
+		}
+	}
+	return c
+}
+
+// waitForPaths waits until the session changes or a monitor tick passes (a stalled path may have
+// recovered). Call with s.mu held; it returns with it released.
+func (s *Session) waitForPaths() {
+	ch := s.changed
+	s.mu.Unlock()
+	select {
+	case <-ch:
+	case <-time.After(monitorTick):
+	}
+}
+
+// routeCopies gives a chunk to the least loaded usable path, waiting for room there as route does,
+// and a copy to every other usable path whose queue has room: the first copy to arrive is used.
+func (s *Session) routeCopies(oc *outChunk) error {
+	for {
+		s.mu.Lock()
+		if s.err != nil {
+			s.mu.Unlock()
+			s.unref(oc)
+			return s.err
+		}
+		first := s.leastQueued(nil)
+		if first == nil && s.closing {
+			s.mu.Unlock()
+			s.unref(oc)
+			return fmt.Errorf("%w: no usable path while closing", ErrSessionClosed)
+		}
+		if first == nil {
+			s.waitForPaths()
+			continue
+		}
+		oc.path = first.index
+		others := make([]*path, 0, len(s.paths))
+		for _, p := range s.paths {
+			if p != nil && p != first && p.usable() {
+				others = append(others, p)
+			}
+		}
+		s.mu.Unlock()
+		for _, p := range others {
+			oc.refs.Add(1)
+			if !p.tryEnqueue(oc) {
+				s.unref(oc)
+			}
+		}
+		if first.enqueue(oc) { // Send's hold is now the path queue's
+			return nil
+		}
+	}
+}
+
+// routeCoded gives each piece of a coded chunk to the path in its slot. It waits while fewer than
+// K slots have a usable path: the chunk could not be rebuilt, and sending a piece anywhere else
+// would give one path two shares. A piece whose slot has no usable path now is left for the path
+// that takes the slot next (requeueFrom), unless enough others arrive first.
+func (s *Session) routeCoded(oc *outChunk) error {
+	k, n := s.mode.K, s.mode.N
+	targets := make([]*path, n)
+	for {
+		s.mu.Lock()
+		if s.err != nil {
+			s.mu.Unlock()
+			s.unref(oc)
+			return s.err
+		}
+		if s.usableSlots(n) >= k {
+			break
+		}
+		if s.closing {
+			s.mu.Unlock()
+			s.unref(oc)
+			return fmt.Errorf("%w: fewer than %d usable paths while closing", ErrSessionClosed, k)
+		}
+		s.waitForPaths()
+	}
+	for j := range oc.kids {
+		kid := &oc.kids[j]
+		if p := s.slotPath(j); p != nil && p.usable() {
+			targets[j], kid.path = p, p.index
+		} else {
+			kid.path = -1 // for the slot's next path
+		}
+	}
+	s.mu.Unlock()
+	for j, p := range targets {
+		if p == nil {
+			continue
+		}
+		oc.refs.Add(1)
+		if !p.enqueue(&oc.kids[j]) {
+			s.unref(oc) // the path ended; the monitor resends the piece to the slot's next path
+		}
+	}
+	s.unref(oc) // Send's hold
+	return nil
+}
+
+// requeuePiece sends a piece last given to from (nil: to a path no longer usable) again on the
+// path now in its slot. A piece whose path timed out but lives is sent again on that same path
+// (the only one that may carry it). Call with s.mu held.
+func (s *Session) requeuePiece(kid *outChunk, from *path) int {
+	if kid.path == pathRouting {
+		return 0
+	}
+	cur := s.pathAt(kid.path)
+	if from != nil && cur != from || from == nil && cur != nil && cur.usable() {
+		return 0
+	}
+	to := s.slotPath(kid.piece)
+	if to == nil || to != from && !to.usable() || to.finishing.Load() {
+		kid.path = -1
+		return 0
+	}
+	kid.path, kid.resent = to.index, true
+	kid.parent.refs.Add(1)
+	to.retransmit(kid)
+	return 1
+}
+
+// readPiece reads a PIECE into the set of its chunk, and rebuilds the chunk once K pieces are in.
+func (p *path) readPiece(h wire.Header) error {
+	s := p.s
+	if h.Length < wire.PieceHeaderSize {
+		return violation(wire.CodeInvalidChunk, fmt.Errorf("%w: PIECE of %d bytes has no room for its header", ErrInvalidChunk, h.Length))
+	}
+	var hb [wire.PieceHeaderSize]byte
+	if err := p.r.ReadFull(hb[:]); err != nil {
+		return err
+	}
+	ph, err := wire.ParsePieceHeader(hb[:])
+	if err != nil {
+		return violation(wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, err))
+	}
+	n, length, idx := int(h.Length)-wire.PieceHeaderSize, int(ph.Length), int(ph.Index)
+	p.trace("recv", wire.TypePiece, int(h.Length))
+	switch {
+	case idx >= s.mode.N:
+		return violation(wire.CodeInvalidChunk, fmt.Errorf("%w: piece %d of a %s chunk", ErrInvalidChunk, idx, s.mode))
+	case idx != p.slot:
+		// The invariant that no path carries two pieces of a chunk rests on this.
+		return violation(wire.CodeProtocol, fmt.Errorf("%w: piece %d on the path in slot %d", ErrProtocol, idx, p.slot))
+	case length > s.chunkSize || n != s.mode.PieceSize(length):
+		return violation(wire.CodeInvalidChunk, fmt.Errorf("%w: piece of %d bytes for a chunk of %d", ErrInvalidChunk, n, length))
+	}
+	ch := ph.ChunkHeader
+	s.mu.Lock()
+	if err := s.reasm.Check(ch, length); err != nil {
+		s.mu.Unlock()
+		return violation(wire.CodeInvalidChunk, mapReasmError(err))
+	}
+	if err := s.recvd.Allowed(ch.Seq); err != nil {
+		s.mu.Unlock()
+		return violation(wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, err))
+	}
+	set := s.pieces[ch.Seq]
+	switch {
+	case s.reasm.Delivered(ch) || s.recvd.Has(ch.Seq) || set != nil && set.bufs[idx] != nil && !set.failed:
+		// Rebuilt already (the pieces beyond the K-th are spares), or a piece sent again.
+		s.mu.Unlock()
+		p.chunksRecv.Add(1)
+		p.bytesRecv.Add(uint64(n))
+		if err := p.r.Discard(n); err != nil {
+			return err
+		}
+		s.requestAck(false)
+		return nil
+	case set != nil && (set.hdr != ch || set.length != length):
+		s.mu.Unlock()
+		return violation(wire.CodeInvalidChunk, fmt.Errorf("%w: piece of seq %d disagrees with the earlier ones (item %d chunk %d/%d, %d bytes)",
+			ErrInvalidChunk, ch.Seq, ch.Item, ch.Chunk, ch.Total, length))
+	}
+	cost := int64(n)
+	if set == nil {
+		cost += pieceSetOverhead
+	}
+	if s.pieceBytes+cost > s.cfg.SessionWindow {
+		s.mu.Unlock()
+		return violation(wire.CodeOverBudget, fmt.Errorf("%w: pieces held would take %d bytes, limit %d", ErrOverBudget, s.pieceBytes+cost, s.cfg.SessionWindow))
+	}
+	if set == nil {
+		set = &pieceSet{hdr: ch, length: length, bufs: make([][]byte, s.mode.N), from: make([]int, s.mode.N)}
+		s.pieces[ch.Seq] = set
+	}
+	s.pieceBytes += cost
+	s.mu.Unlock()
+
+	buf := bufpool.Get(n)
+	err = p.r.ReadFull(buf)
+	s.mu.Lock()
+	if err != nil || s.pieces[ch.Seq] != set || set.bufs[idx] != nil && !set.failed {
+		// The read failed, or the chunk was rebuilt meanwhile from other pieces.
+		s.pieceBytes -= int64(n)
+		if set.have == 0 && !set.decoding && s.pieces[ch.Seq] == set {
+			s.dropSet(set)
+		}
+		s.mu.Unlock()
+		bufpool.Put(buf)
+		return err
+	}
+	p.chunksRecv.Add(1)
+	p.bytesRecv.Add(uint64(n))
+	if old := set.bufs[idx]; old != nil { // after a failure: the piece sent again replaces it
+		s.pieceBytes -= int64(len(old))
+		bufpool.Put(old)
+		set.have--
+	}
+	set.bufs[idx], set.from[idx] = buf, p.index
+	set.have++
+	set.gen++
+	start := set.have >= s.mode.K && !set.decoding
+	set.decoding = set.decoding || start
+	s.mu.Unlock()
+	if !start {
+		return nil
+	}
+	return s.rebuild(p, set)
+}
+
+// dropSet forgets a chunk's pieces and returns their memory. Call with s.mu held.
+func (s *Session) dropSet(set *pieceSet) {
+	for j, b := range set.bufs {
+		if b != nil {
+			s.pieceBytes -= int64(len(b))
+			bufpool.Put(b)
+			set.bufs[j] = nil
+		}
+	}
+	set.have = 0
+	if s.pieces[set.hdr.Seq] == set {
+		delete(s.pieces, set.hdr.Seq)
+		s.pieceBytes -= pieceSetOverhead
+	}
+}
+
+// rebuild decodes a chunk from its pieces straight into its message, on the reader of the path
+// whose piece made K. A set of K pieces whose tag does not verify is an integrity failure: it is
+// counted and logged, and other sets are tried as more pieces arrive — from slots not heard from
+// yet, or sent again by the sender's retransmission timer, which then replace those held.
+func (s *Session) rebuild(p *path, set *pieceSet) error {
+	for {
+		s.mu.Lock()
+		bufs := append([][]byte(nil), set.bufs...)
+		have, gen := set.have, set.gen
+		dst, dup, err := s.reasm.ReserveBy(set.hdr, set.length, p.index)
+		if err != nil || dup {
+			s.dropSet(set)
+			s.mu.Unlock()
+			if err != nil {
+				return violation(codeFor(mapReasmError(err)), mapReasmError(err))
+			}
+			return nil
+		}
+		s.mu.Unlock()
+
+		res, derr := s.codec.Decode(set.hdr, set.length, bufs, dst)
+
+		s.mu.Lock()
+		if res.Failed > 0 {
+			s.integrityFailures.Add(uint64(res.Failed))
+		}
+		for _, j := range res.Suspects {
+			if q := s.pathAt(set.from[j]); q != nil {
+				q.badPieces.Add(1)
+			}
+		}
+		if derr == nil {
+			s.reasm.Commit(set.hdr)
+			err := s.chunkArrived(set.hdr)
+			s.dropSet(set)
+			s.mu.Unlock()
+			if res.Failed > 0 {
+				s.log.Warn("integrity check failed; chunk rebuilt from other pieces",
+					"item", set.hdr.Item, "chunk", set.hdr.Chunk, "failed_sets", res.Failed, "used", res.Used, "suspect_pieces", res.Suspects)
+			}
+			if err != nil {
+				return violation(wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, err))
+			}
+			return nil
+		}
+		s.reasm.Cancel(set.hdr)
+		if !errors.Is(derr, disperse.ErrIntegrity) {
+			s.dropSet(set)
+			s.mu.Unlock()
+			return violation(wire.CodeInternal, derr)
+		}
+		set.failed = true
+		more := set.gen != gen
+		if !more {
+			set.decoding = false
+		}
+		s.mu.Unlock()
+		s.log.Warn("integrity check failed", "item", set.hdr.Item, "chunk", set.hdr.Chunk, "pieces", have, "err", derr)
+		if !more {
+			return nil
+		}
+	}
+}
+
+// IntegrityFailures returns how many times a set of K pieces received failed the integrity check
+// (coded modes): each is a corrupted or forged piece that was detected and not delivered.
+func (s *Session) IntegrityFailures() uint64 { return s.integrityFailures.Load() }
+
+// Mode returns the session's dispersal mode, as Config.Mode spells it.
+func (s *Session) Mode() string { return s.mode.String() }
