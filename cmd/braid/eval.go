@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/braidnet/braid/internal/eval"
+)
+
+func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("eval", "[flags] SCENARIO...  or  --all [flags]", stderr)
+	dir := fs.String("scenarios", "scenarios", "directory of scenario files (a SCENARIO may also be a file path)")
+	all := fs.Bool("all", false, "run every scenario in --scenarios")
+	backends := fs.String("backend", eval.Inproc, "comma-separated backends: inproc (faultproxy per path on loopback) and/or netns (namespaces, veth, tbf, MPTCP beside; root)")
+	schedulers := fs.String("scheduler", "round-robin", "comma-separated Config.Scheduler names; each is run on every scenario")
+	mode := fs.String("mode", "plain", "dispersal mode passed to Config (plain until Config has a Mode field)")
+	noMPTCP := fs.Bool("no-mptcp", false, "netns: skip the MPTCP comparison runs")
+	asJSON := fs.Bool("json", false, "print the results as JSON instead of tables")
+	out := fs.String("out", "", "write a PNG plot per run, results.json and report.md into this directory")
+	agent := fs.Bool("agent", false, "internal: run as the netns backend's agent (job on standard input)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *agent {
+		return eval.RunAgent(ctx, os.Stdin, stdout)
+	}
+	var names []string
+	switch {
+	case *all && fs.NArg() > 0:
+		return usageError(fs, "give scenarios or --all, not both")
+	case *all:
+		var err error
+		if names, err = eval.List(*dir); err != nil {
+			return err
+		}
+		if len(names) == 0 {
+			return fmt.Errorf("no scenario files (*.json) in %s", *dir)
+		}
+	case fs.NArg() == 0:
+		return usageError(fs, "name at least one scenario (e.g. smoke), or --all")
+	default:
+		names = fs.Args()
+	}
+	scheds, err := eval.ParseSchedulers(*schedulers)
+	if err != nil {
+		return usageError(fs, "--scheduler: %v", err)
+	}
+	bes, err := eval.ParseSchedulers(*backends) // the same comma-list rules
+	if err != nil {
+		return usageError(fs, "--backend: %v", err)
+	}
+	for _, b := range bes {
+		if b != eval.Inproc && b != eval.Netns {
+			return usageError(fs, "--backend: unknown backend %q (want inproc or netns)", b)
+		}
+	}
+	if err := eval.CheckMode(*mode); err != nil {
+		return usageError(fs, "--mode: %v", err)
+	}
+	var scenarios []*eval.Scenario
+	for _, n := range names {
+		sc, err := eval.Load(*dir, n)
+		if err != nil {
+			return err
+		}
+		scenarios = append(scenarios, sc)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	if *out != "" {
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			return err
+		}
+	}
+	opts := eval.Options{Schedulers: scheds, Mode: *mode, NoMPTCP: *noMPTCP, Progress: stderr,
+		AgentArgv: []string{exe, "eval", "--agent"}}
+	var report eval.Report
+	failed := 0
+	for _, sc := range scenarios {
+		var results []*eval.Result
+		for _, b := range bes {
+			opts.Backend = b
+			rs, err := eval.Run(ctx, sc, opts)
+			results = append(results, rs...)
+			if err != nil {
+				return fmt.Errorf("%s on %s: %w", sc.Name, b, err)
+			}
+		}
+		for _, r := range results {
+			if r.Error != "" {
+				failed++
+			}
+		}
+		entry := eval.ReportEntry{Scenario: sc, Results: results}
+		if *out != "" {
+			for _, r := range results {
+				p, err := eval.Plot(sc, r, *out)
+				if err != nil {
+					return err
+				}
+				entry.Plots = append(entry.Plots, filepath.Base(p))
+			}
+		}
+		report.Entries = append(report.Entries, entry)
+		if !*asJSON {
+			if err := eval.WriteTable(stdout, sc, results); err != nil {
+				return err
+			}
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(report.AllResults()); err != nil {
+			return err
+		}
+	}
+	if *out != "" {
+		if err := report.Write(*out, "go run ./cmd/braid eval "+strings.Join(os.Args[2:], " ")); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "eval: plots, results.json and report.md in %s\n", *out)
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d run(s) failed (see the tables)", failed)
+	}
+	return nil
+}

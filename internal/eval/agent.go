@@ -1,0 +1,352 @@
+package eval
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/braidnet/braid"
+)
+
+// AgentEnv is set to "1" in the environment of an agent process, so that a test binary can tell
+// that it was started as one (see RunAgent).
+const AgentEnv = "BRAID_EVAL_AGENT"
+
+// agentJob is what the netns backend asks an agent to do, sent as the first line of its input.
+type agentJob struct {
+	Role      string    `json:"role"` // braid-server, mptcp-server, braid-client, mptcp-client
+	Scenario  *Scenario `json:"scenario"`
+	Scheduler string    `json:"scheduler,omitempty"`
+	Mode      string    `json:"mode,omitempty"`
+	// Servers: per path, the address to serve on (braid: a delay relay) and its interface.
+	Listen []string         `json:"listen,omitempty"`
+	Ifaces []string         `json:"ifaces,omitempty"`
+	Delays []int64          `json:"delays,omitempty"`
+	Specs  []braid.PathSpec `json:"specs,omitempty"` // clients: where to connect
+}
+
+// agentCtl is a later input line: the workload's start time, or a path's new delay.
+type agentCtl struct {
+	Start int64  `json:"start,omitempty"` // Unix nanoseconds
+	Path  int    `json:"path"`
+	Delay *int64 `json:"delay,omitempty"`
+}
+
+// agentOut is an output line.
+type agentOut struct {
+	Ready     bool       `json:"ready,omitempty"`
+	Addrs     []string   `json:"addrs,omitempty"`
+	Recording *Recording `json:"recording,omitempty"`
+	Done      bool       `json:"done,omitempty"`
+	Info      string     `json:"info,omitempty"`
+	Error     string     `json:"error,omitempty"`
+}
+
+// RunAgent runs one side of a netns run: it reads a job from in (one JSON line), reports on out
+// as JSON lines, and returns when the job is done or in is closed. The netns backend starts it
+// inside a namespace (`braid eval --agent`, or a test binary with AgentEnv set).
+func RunAgent(ctx context.Context, in io.Reader, out io.Writer) error {
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	if !sc.Scan() {
+		return errors.New("agent: no job")
+	}
+	var job agentJob
+	if err := json.Unmarshal(sc.Bytes(), &job); err != nil {
+		return fmt.Errorf("agent: job: %w", err)
+	}
+	if job.Scenario == nil {
+		return errors.New("agent: job without a scenario")
+	}
+	ctx, cancel := context.WithTimeout(ctx, job.Scenario.Duration+60*time.Second)
+	defer cancel()
+	var outMu sync.Mutex
+	enc := json.NewEncoder(out)
+	emit := func(o agentOut) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		enc.Encode(o)
+	}
+	a := &agent{job: job, emit: emit, start: make(chan time.Time, 1), delays: make(chan agentCtl, 16)}
+	go func() {
+		defer cancel() // input closed: the parent is done with us
+		for sc.Scan() {
+			var c agentCtl
+			if json.Unmarshal(sc.Bytes(), &c) != nil {
+				continue
+			}
+			if c.Start != 0 {
+				a.start <- time.Unix(0, c.Start)
+			} else if c.Delay != nil {
+				a.delays <- c
+			}
+		}
+	}()
+	var err error
+	switch job.Role {
+	case "braid-server":
+		err = a.braidServer(ctx)
+	case "mptcp-server":
+		err = a.mptcpServer(ctx)
+	case "braid-client":
+		err = a.braidClient(ctx)
+	case "mptcp-client":
+		err = a.mptcpClient(ctx)
+	default:
+		err = fmt.Errorf("agent: unknown role %q", job.Role)
+	}
+	if err != nil {
+		emit(agentOut{Error: err.Error()})
+	}
+	emit(agentOut{Done: true})
+	<-ctx.Done() // wait for the parent to close our input
+	return nil
+}
+
+type agent struct {
+	job    agentJob
+	emit   func(agentOut)
+	start  chan time.Time
+	delays chan agentCtl
+}
+
+func (a *agent) waitStart(ctx context.Context) (time.Time, error) {
+	select {
+	case t := <-a.start:
+		return t, nil
+	case <-ctx.Done():
+		return time.Time{}, errors.New("agent: no start before the input closed")
+	}
+}
+
+// record runs a receiver: it waits for the start, samples read every Bin until the end of the
+// duration, and emits the recording.
+func (a *agent) record(ctx context.Context, rec func(time.Time) *recorder, read func() []int64) (*recorder, func(), error) {
+	start, err := a.waitStart(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := rec(start)
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		r.sampleEvery(start, read, stop)
+	}()
+	finish := func() {
+		stopAt(ctx, start.Add(a.job.Scenario.Duration))
+		close(stop)
+		<-sampled
+		a.emit(agentOut{Recording: r.recording()})
+	}
+	return r, finish, nil
+}
+
+// ifaceCounters reads the received bytes of the job's interfaces (this namespace's /sys).
+func (a *agent) ifaceCounters() []int64 {
+	out := make([]int64, len(a.job.Ifaces))
+	for i, name := range a.job.Ifaces {
+		b, err := os.ReadFile("/sys/class/net/" + name + "/statistics/rx_bytes")
+		if err == nil {
+			out[i], _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		}
+	}
+	return out
+}
+
+func (a *agent) braidServer(ctx context.Context) error {
+	srvCfg := &braid.Config{}
+	if err := setMode(srvCfg, a.job.Mode); err != nil {
+		return err
+	}
+	l, err := braid.Listen("127.0.0.1:0", srvCfg)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	var relays []*relay
+	defer func() {
+		for _, r := range relays {
+			r.Close()
+		}
+	}()
+	var addrs []string
+	for i, addr := range a.job.Listen {
+		r, err := newRelay(addr, l.Addr().String(), time.Duration(a.job.Delays[i]))
+		if err != nil {
+			return err
+		}
+		relays = append(relays, r)
+		addrs = append(addrs, r.Addr())
+	}
+	go func() {
+		for c := range a.delays {
+			if c.Path >= 0 && c.Path < len(relays) {
+				relays[c.Path].setDelay(time.Duration(*c.Delay))
+			}
+		}
+	}()
+	a.emit(agentOut{Ready: true, Addrs: addrs})
+	s, err := l.Accept(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Abort()
+	n := len(a.job.Listen)
+	rec, finish, err := a.record(ctx, func(start time.Time) *recorder {
+		return newRecorder(start, n, "chunk payload bytes received (Session.Paths)")
+	}, func() []int64 { return braidCounters(s, n) })
+	if err != nil {
+		return err
+	}
+	latency := a.job.Scenario.Workload.Kind == Messages
+	go func() {
+		for {
+			msg, err := s.Receive(ctx)
+			if err != nil {
+				return
+			}
+			rec.delivered(msg, latency)
+			s.Release(msg)
+		}
+	}()
+	finish()
+	return nil
+}
+
+func (a *agent) braidClient(ctx context.Context) error {
+	cfg, err := clientConfig(a.job.Scheduler, a.job.Mode, len(a.job.Specs))
+	if err != nil {
+		return err
+	}
+	s, err := braid.DialPaths(ctx, a.job.Specs, cfg)
+	if err != nil {
+		return err
+	}
+	defer s.Abort()
+	a.emit(agentOut{Ready: true})
+	start, err := a.waitStart(ctx)
+	if err != nil {
+		return err
+	}
+	if err := sendWorkload(ctx, a.job.Scenario, start, s.Send); err != nil {
+		return err
+	}
+	var info []string
+	for _, p := range s.Paths() {
+		info = append(info, fmt.Sprintf("path %d %s->%s sent %d", p.Index, p.Local, p.Remote, p.BytesSent))
+	}
+	a.emit(agentOut{Info: strings.Join(info, "; ")})
+	return nil
+}
+
+func (a *agent) mptcpServer(ctx context.Context) error {
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(true)
+	ln, err := lc.Listen(ctx, "tcp", a.job.Listen[0])
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	a.emit(agentOut{Ready: true, Addrs: []string{ln.Addr().String()}})
+	type accepted struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan accepted, 1)
+	go func() {
+		c, err := ln.Accept()
+		ch <- accepted{c, err}
+	}()
+	var conn net.Conn
+	select {
+	case acc := <-ch:
+		if acc.err != nil {
+			return acc.err
+		}
+		conn = acc.c
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer conn.Close()
+	mp, _ := conn.(*net.TCPConn).MultipathTCP()
+	if !mp {
+		a.emit(agentOut{Info: "the accepted connection is plain TCP, not MPTCP"})
+	}
+	n := len(a.job.Ifaces)
+	base := a.ifaceCounters()
+	rec, finish, err := a.record(ctx, func(start time.Time) *recorder {
+		return newRecorder(start, n, "bytes received on the path's interface (IP and TCP headers included)")
+	}, func() []int64 {
+		c := a.ifaceCounters()
+		for i := range c {
+			c[i] -= base[i]
+		}
+		return c
+	})
+	if err != nil {
+		return err
+	}
+	latency := a.job.Scenario.Workload.Kind == Messages
+	go func() {
+		r := bufioReader(conn)
+		var hdr [4]byte
+		buf := make([]byte, MaxMessageSize)
+		for {
+			if _, err := io.ReadFull(r, hdr[:]); err != nil {
+				return
+			}
+			n := int(binary.BigEndian.Uint32(hdr[:]))
+			if n > len(buf) {
+				return
+			}
+			if _, err := io.ReadFull(r, buf[:n]); err != nil {
+				return
+			}
+			rec.delivered(buf[:n], latency)
+		}
+	}()
+	finish()
+	return nil
+}
+
+func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, 256<<10) }
+
+func (a *agent) mptcpClient(ctx context.Context) error {
+	var d net.Dialer
+	d.SetMultipathTCP(true)
+	d.Timeout = 10 * time.Second
+	c, err := d.DialContext(ctx, "tcp", a.job.Specs[0].Remote)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	tc := c.(*net.TCPConn)
+	if mp, _ := tc.MultipathTCP(); !mp {
+		return errors.New("the connection fell back to plain TCP: MPTCP is not in use")
+	}
+	a.emit(agentOut{Ready: true})
+	start, err := a.waitStart(ctx)
+	if err != nil {
+		return err
+	}
+	end := start.Add(a.job.Scenario.Duration)
+	tc.SetWriteDeadline(end)
+	var hdr [4]byte
+	return sendWorkload(ctx, a.job.Scenario, start, func(ctx context.Context, msg []byte) error {
+		binary.BigEndian.PutUint32(hdr[:], uint32(len(msg)))
+		bufs := net.Buffers{hdr[:], msg}
+		_, err := bufs.WriteTo(tc)
+		return err
+	})
+}

@@ -1,0 +1,262 @@
+package eval
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the netns backend start this test binary as its agent inside a namespace.
+func TestMain(m *testing.M) {
+	if os.Getenv(AgentEnv) == "1" {
+		if err := RunAgent(context.Background(), os.Stdin, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func mustParse(t *testing.T, s string) *Scenario {
+	t.Helper()
+	sc, err := Parse([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Name == "" {
+		sc.Name = "test"
+	}
+	return sc
+}
+
+func TestAnalyzeSynthetic(t *testing.T) {
+	sc := mustParse(t, `{"duration": "3s", "paths": [{"rate": "10mbit"}, {"rate": "10mbit"}],
+		"events": [{"at": "1s", "path": 0, "action": "cut"}, {"at": "2s", "path": 0, "action": "restore"}],
+		"workload": {"kind": "bulk", "message_size": "12500"}}`)
+	rec := &Recording{PathUnit: "test"}
+	// 20 Mbit/s (one 12500-byte message every 5 ms) until the cut, nothing for 300 ms, then
+	// 10 Mbit/s until the restore, then 20 Mbit/s again from 2.5 s.
+	var total [2]int64
+	for at := 5 * time.Millisecond; at <= 3*time.Second; at += 5 * time.Millisecond {
+		switch {
+		case at > time.Second && at < 1300*time.Millisecond:
+			continue
+		case at >= 1300*time.Millisecond && at < 2500*time.Millisecond && at%(10*time.Millisecond) != 0:
+			continue
+		}
+		rec.Deliveries = append(rec.Deliveries, Delivery{At: at, Bytes: 12500})
+		total[(at/(5*time.Millisecond))%2] += 12500
+		if at%Bin == 0 {
+			rec.Samples = append(rec.Samples, Sample{At: at, Bytes: []int64{total[0], total[1]}})
+		}
+	}
+	rec.Samples = append([]Sample{{At: 0, Bytes: []int64{0, 0}}}, rec.Samples...)
+	r := Analyze(sc, rec)
+	if r.SumRateMbit != 20 || math.Abs(r.CapacityMbit-(20+10+20)/3.0) > 0.01 {
+		t.Errorf("sum %v, capacity %v", r.SumRateMbit, r.CapacityMbit)
+	}
+	wantBytes := int64(12500 * len(rec.Deliveries))
+	if r.Bytes != wantBytes || math.Abs(r.GoodputMbit-float64(wantBytes)*8/3/1e6) > 1e-9 {
+		t.Errorf("bytes %d goodput %v; want %d", r.Bytes, r.GoodputMbit, wantBytes)
+	}
+	if len(r.Events) != 2 {
+		t.Fatalf("events %+v", r.Events)
+	}
+	cut, restore := r.Events[0], r.Events[1]
+	if math.Abs(cut.LongestGapMs-300) > 0.5 || cut.RecoveryMs != 300 || cut.TargetMbit != 9 {
+		t.Errorf("cut: %+v; want a 300 ms gap and recovery to 9 Mbit/s at 300 ms", cut)
+	}
+	// From 2.4 s, the next 500 ms average (10 + 4×20) ÷ 5 = 18 Mbit/s.
+	if restore.RecoveryMs != 400 || restore.TargetMbit != 18 || math.Abs(restore.LongestGapMs-10) > 0.5 {
+		t.Errorf("restore: %+v; want recovery to 18 Mbit/s at 400 ms, 10 ms gaps", restore)
+	}
+	if len(r.Goodput) != 30 || math.Abs(r.Goodput[5]-20) > 0.01 || r.Goodput[11] != 0 || math.Abs(r.Goodput[15]-10) > 0.01 {
+		t.Errorf("goodput series %v", r.Goodput)
+	}
+	if r.PathBytes[0]+r.PathBytes[1] != wantBytes {
+		t.Errorf("path bytes %v", r.PathBytes)
+	}
+	if got := r.PathSeries[0][5] + r.PathSeries[1][5]; math.Abs(got-20) > 0.01 {
+		t.Errorf("path series at 0.5 s sum to %v", got)
+	}
+}
+
+func TestAnalyzeLatencyAndStallAtEnd(t *testing.T) {
+	sc := mustParse(t, `{"duration": "2s", "paths": [{"rate": "100mbit"}], "events": [{"at": "1s", "path": 0, "action": "cut"}],
+		"workload": {"kind": "messages", "message_size": "1KiB", "messages_per_sec": 100}}`)
+	rec := &Recording{}
+	for i := range 100 {
+		rec.Deliveries = append(rec.Deliveries, Delivery{At: time.Duration(i) * 10 * time.Millisecond, Bytes: 1024})
+		rec.Latencies = append(rec.Latencies, time.Duration(i+1)*time.Millisecond)
+	}
+	r := Analyze(sc, rec)
+	if r.LatP50Ms != 50 || r.LatP99Ms != 99 || r.LatMaxMs != 100 {
+		t.Errorf("latency p50 %v p99 %v max %v", r.LatP50Ms, r.LatP99Ms, r.LatMaxMs)
+	}
+	if e := r.Events[0]; e.LongestGapMs != 1000 || e.RecoveryMs != -1 || e.TargetMbit != 0 {
+		t.Errorf("a stall until the end: %+v", e)
+	}
+	if math.Abs(r.OfferedMbit-100*1024*8/1e6) > 1e-9 {
+		t.Errorf("offered %v", r.OfferedMbit)
+	}
+}
+
+func TestRecorderRestartedCounter(t *testing.T) {
+	r := newRecorder(time.Now(), 2, "x")
+	r.sample([]int64{100, 50})
+	r.sample([]int64{300, 10}) // path 1 was re-dialed: its counter started again
+	r.sample([]int64{400, 40})
+	s := r.recording().Samples
+	if got := s[2].Bytes; got[0] != 400 || got[1] != 90 {
+		t.Errorf("cumulative %v; want [400 90]", got)
+	}
+}
+
+// TestInproc runs two short scenarios on the inproc backend, one with every kind of event and
+// one measuring latency beside a subset of its paths, and checks that the figures are there
+// (not how good they are: no performance threshold in tests).
+func TestInproc(t *testing.T) {
+	bulk := mustParse(t, `{"name": "inproc-bulk", "duration": "2s", "paths": [{"rate": "40mbit", "delay": "1ms"}, {"rate": "20mbit"}],
+		"events": [{"at": "500ms", "path": 0, "action": "throttle", "rate": "30mbit"}, {"at": "700ms", "path": 1, "action": "delay", "delay": "3ms"},
+		{"at": "1s", "path": 1, "action": "cut"}, {"at": "1500ms", "path": 1, "action": "restore"}],
+		"workload": {"kind": "bulk", "message_size": "128KiB"}}`)
+	msgs := mustParse(t, `{"name": "inproc-msgs", "duration": "1s", "paths": [{"rate": "50mbit", "delay": "2ms"}, {"rate": "50mbit", "delay": "10ms"}],
+		"workload": {"kind": "messages", "message_size": "64KiB", "messages_per_sec": 20}, "compare": [{"name": "fast path alone", "paths": [0]}]}`)
+	ctx := context.Background()
+	var progress bytes.Buffer
+	rs, err := Run(ctx, bulk, Options{Progress: &progress})
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("Run: %v, %d results", err, len(rs))
+	}
+	r := rs[0]
+	if r.Error != "" || r.Bytes == 0 || r.Messages == 0 || len(r.Events) != 4 || len(r.Goodput) != 20 || r.Scheduler != "round-robin" || r.Mode != "plain" {
+		t.Errorf("bulk result: %+v", r)
+	}
+	if r.PathBytes[0] == 0 || r.PathBytes[1] == 0 {
+		t.Errorf("a path carried nothing: %v", r.PathBytes)
+	}
+	if !strings.Contains(progress.String(), "inproc-bulk on inproc: braid round-robin") {
+		t.Errorf("progress: %q", progress.String())
+	}
+
+	rs2, err := Run(ctx, msgs, Options{})
+	if err != nil || len(rs2) != 2 {
+		t.Fatalf("Run: %v, %d results", err, len(rs2))
+	}
+	for _, r := range rs2 {
+		if r.Error != "" || r.Messages == 0 || r.LatP50Ms <= 0 || r.LatP99Ms < r.LatP50Ms {
+			t.Errorf("%s: %+v", r.Label(), r)
+		}
+	}
+	if rs2[1].Variant != "fast path alone" || len(rs2[1].PathBytes) != 1 || rs2[1].Paths[0] != 0 {
+		t.Errorf("compare run: %+v", rs2[1])
+	}
+
+	// The report: tables, JSON, plots.
+	var table bytes.Buffer
+	if err := WriteTable(&table, bulk, rs); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"goodput Mbit/s", "% of sum", "1s cut path 1", "longest gap ms", "recovery ms", "MiB received"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	table.Reset()
+	WriteTable(&table, msgs, rs2)
+	if !strings.Contains(table.String(), "p99 ms") || !strings.Contains(table.String(), "braid round-robin (fast path alone)") {
+		t.Errorf("latency table:\n%s", table.String())
+	}
+	dir := t.TempDir()
+	rp := Report{Entries: []ReportEntry{{Scenario: bulk, Results: rs}, {Scenario: msgs, Results: rs2}}}
+	for i, e := range rp.Entries {
+		for _, r := range e.Results {
+			p, err := Plot(e.Scenario, r, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(p)
+			if err != nil || !bytes.HasPrefix(data, []byte("\x89PNG")) {
+				t.Errorf("%s: not a PNG (%v)", p, err)
+			}
+			rp.Entries[i].Plots = append(rp.Entries[i].Plots, p)
+		}
+	}
+	if err := rp.Write(dir, "test"); err != nil {
+		t.Fatal(err)
+	}
+	var back []Result
+	data, _ := os.ReadFile(dir + "/results.json")
+	if err := json.Unmarshal(data, &back); err != nil || len(back) != 3 {
+		t.Errorf("results.json: %v, %d results", err, len(back))
+	}
+}
+
+func TestRunErrors(t *testing.T) {
+	sc := mustParse(t, `{"duration": "1s", "paths": [{"rate": "10mbit"}], "workload": {"kind": "bulk"}}`)
+	if _, err := Run(context.Background(), sc, Options{Backend: "carrier-pigeon"}); err == nil || !strings.Contains(err.Error(), "unknown backend") {
+		t.Errorf("unknown backend: %v", err)
+	}
+	rs, err := Run(context.Background(), sc, Options{Schedulers: []string{"no-such-scheduler"}})
+	if err != nil || len(rs) != 1 || !strings.Contains(rs[0].Error, "no-such-scheduler") {
+		t.Errorf("unknown scheduler: %v %+v", err, rs)
+	}
+	if err := CheckMode("plain"); err != nil {
+		t.Errorf("plain: %v", err)
+	}
+	if got, err := ParseSchedulers(" a, b,a ,"); err != nil || strings.Join(got, "|") != "a|b" {
+		t.Errorf("ParseSchedulers: %v %v", got, err)
+	}
+	if _, err := ParseSchedulers(" , "); err == nil {
+		t.Error("ParseSchedulers accepted nothing")
+	}
+}
+
+// TestNetns runs a short scenario over real kernel paths in two namespaces, with Braid and
+// MPTCP. It needs root and iproute2.
+func TestNetns(t *testing.T) {
+	if err := NetnsAvailable(); err != nil {
+		t.Skipf("skipping the netns backend: %v", err)
+	}
+	if testing.Short() {
+		t.Skip("skipping the netns backend in -short mode")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := mustParse(t, `{"name": "netns-test", "duration": "2s", "paths": [{"rate": "30mbit", "delay": "2ms"}, {"rate": "20mbit", "delay": "4ms"}],
+		"events": [{"at": "800ms", "path": 1, "action": "cut"}, {"at": "1200ms", "path": 1, "action": "restore"}, {"at": "1500ms", "path": 0, "action": "delay", "delay": "1ms"}],
+		"workload": {"kind": "bulk", "message_size": "128KiB"}}`)
+	rs, err := Run(context.Background(), sc, Options{Backend: Netns, AgentArgv: []string{exe}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != 2 { // Braid, and MPTCP (reported as failed, with the reason, where unavailable)
+		t.Fatalf("%d results", len(rs))
+	}
+	for _, r := range rs {
+		t.Logf("%s: %.1f Mbit/s, paths %v, error %q", r.Label(), r.GoodputMbit, r.PathBytes, r.Error)
+		if r.Transport == "mptcp" && MPTCPAvailable() != nil {
+			if r.Error == "" {
+				t.Errorf("MPTCP ran where it is not available")
+			}
+			continue
+		}
+		if r.Error != "" || r.Bytes == 0 || r.PathBytes[0] == 0 || r.PathBytes[1] == 0 || len(r.Events) != 3 {
+			t.Errorf("%s: %+v", r.Label(), r)
+		}
+	}
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil || strings.Contains(string(out), nsPrefix+fmt.Sprint(os.Getpid())) {
+		t.Errorf("namespaces left behind: %s %v", out, err)
+	}
+}

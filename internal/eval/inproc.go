@@ -1,0 +1,239 @@
+package eval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/braidnet/braid"
+	"github.com/braidnet/braid/internal/faultproxy"
+)
+
+// setMode sets cfg's dispersal mode. braid.Config gains a Mode field in a change being made
+// beside this one; until it has one, only "plain" (the only mode there is) is accepted. The field
+// is found by reflection so that this package builds before and after that change.
+func setMode(cfg *braid.Config, mode string) error {
+	f := reflect.ValueOf(cfg).Elem().FieldByName("Mode")
+	if !f.IsValid() || f.Kind() != reflect.String {
+		if mode == "" || mode == "plain" {
+			return nil
+		}
+		return fmt.Errorf("mode %q: this build's braid.Config has no Mode field yet, so only \"plain\" can be run", mode)
+	}
+	f.SetString(mode)
+	return nil
+}
+
+// CheckMode reports whether mode can be passed to braid.Config in this build and is valid there.
+func CheckMode(mode string) error {
+	cfg := &braid.Config{}
+	if err := setMode(cfg, mode); err != nil {
+		return err
+	}
+	return cfg.Validate()
+}
+
+// clientConfig is the sending end's configuration for a run.
+func clientConfig(scheduler, mode string, paths int) (*braid.Config, error) {
+	cfg := &braid.Config{Paths: paths, Scheduler: scheduler}
+	if err := setMode(cfg, mode); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// runInproc runs sc with one faultproxy per path on loopback, client and server in this process.
+func runInproc(ctx context.Context, sc *Scenario, scheduler, mode string) (*Recording, error) {
+	n := len(sc.Paths)
+	cfg, err := clientConfig(scheduler, mode, n)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, sc.Duration+30*time.Second)
+	defer cancel()
+
+	srvCfg := &braid.Config{}
+	if err := setMode(srvCfg, mode); err != nil {
+		return nil, err
+	}
+	l, err := braid.Listen("127.0.0.1:0", srvCfg)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	proxies := make([]*faultproxy.Proxy, n)
+	defer func() {
+		for _, p := range proxies {
+			if p != nil {
+				p.Close()
+			}
+		}
+	}()
+	specs := make([]braid.PathSpec, n)
+	for i, ps := range sc.Paths {
+		p, err := faultproxy.New(l.Addr().String())
+		if err != nil {
+			return nil, err
+		}
+		proxies[i] = p
+		p.Throttle(int(ps.Rate.BytesPerSec()))
+		p.Latency(ps.Delay)
+		specs[i] = braid.PathSpec{Remote: p.Addr()}
+	}
+	client, err := braid.DialPaths(ctx, specs, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer client.Abort()
+	server, err := l.Accept(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer server.Abort()
+
+	start := time.Now().Add(20 * time.Millisecond)
+	rec := newRecorder(start, n, "chunk payload bytes received (Session.Paths)")
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		rec.sampleEvery(start, func() []int64 { return braidCounters(server, n) }, stopSampling)
+	}()
+	received := make(chan struct{})
+	go func() {
+		defer close(received)
+		latency := sc.Workload.Kind == Messages
+		for {
+			msg, err := server.Receive(ctx)
+			if err != nil {
+				return
+			}
+			rec.delivered(msg, latency)
+			server.Release(msg)
+		}
+	}()
+	events := scheduleEvents(start, sc.Events, func(e Event) { applyProxyEvent(proxies[e.Path], sc.Paths[e.Path], e) })
+	defer events()
+
+	sendErr := sendWorkload(ctx, sc, start, client.Send)
+	stopAt(ctx, start.Add(sc.Duration))
+	close(stopSampling)
+	<-sampled
+	server.Abort()
+	client.Abort()
+	<-received
+	if sendErr != nil {
+		return rec.recording(), sendErr
+	}
+	return rec.recording(), ctx.Err()
+}
+
+// braidCounters reads a session's per-path received payload bytes, by path index.
+func braidCounters(s *braid.Session, n int) []int64 {
+	out := make([]int64, n)
+	for _, st := range s.Paths() {
+		if st.Index >= 0 && st.Index < n {
+			out[st.Index] = int64(st.BytesReceived)
+		}
+	}
+	return out
+}
+
+func applyProxyEvent(p *faultproxy.Proxy, base PathSpec, e Event) {
+	switch e.Action {
+	case ActionCut:
+		p.Cut()
+	case ActionRestore:
+		p.Restore()
+		p.Throttle(int(base.Rate.BytesPerSec()))
+		p.Latency(base.Delay)
+	case ActionThrottle:
+		p.Throttle(int(e.Rate.BytesPerSec()))
+	case ActionDelay:
+		p.Latency(e.Delay)
+	}
+}
+
+// scheduleEvents calls apply for each event at start+At; the returned function cancels those
+// not yet run and waits for any running.
+func scheduleEvents(start time.Time, events []Event, apply func(Event)) func() {
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for _, e := range events {
+			t := time.NewTimer(time.Until(start.Add(e.At)))
+			select {
+			case <-t.C:
+				apply(e)
+			case <-done:
+				t.Stop()
+				return
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+	}
+}
+
+// stopAt waits until t or ctx's end.
+func stopAt(ctx context.Context, t time.Time) {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+}
+
+// maxBytes bounds what one run sends: twice what the paths could carry, plus a window.
+func maxBytes(sc *Scenario) int64 {
+	return int64(2*sc.SumRate(nil).BytesPerSec()*sc.Duration.Seconds()) + 128<<20
+}
+
+// sendWorkload sends sc's workload with send from start until start+Duration (or the byte
+// bound). It returns nil when it ran to the end.
+func sendWorkload(ctx context.Context, sc *Scenario, start time.Time, send func(context.Context, []byte) error) error {
+	end := start.Add(sc.Duration)
+	ctx, cancel := context.WithDeadline(ctx, end)
+	defer cancel()
+	stopAt(ctx, start)
+	msg := make([]byte, sc.Workload.MessageSize)
+	for i := headerSize; i < len(msg); i++ {
+		msg[i] = byte(i)
+	}
+	limit := maxBytes(sc)
+	var sent int64
+	for seq := uint64(0); sent < limit; seq++ {
+		due := time.Now()
+		if sc.Workload.Kind == Messages {
+			due = start.Add(time.Duration(float64(seq) / sc.Workload.MessagesPerSec * float64(time.Second)))
+			if !due.Before(end) {
+				break
+			}
+			stopAt(ctx, due)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		putHeader(msg, seq, due)
+		if err := send(ctx, msg); err != nil {
+			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+				break
+			}
+			if time.Now().After(end) {
+				break
+			}
+			return fmt.Errorf("send: %w", err)
+		}
+		sent += int64(len(msg))
+	}
+	return nil
+}

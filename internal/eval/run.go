@@ -1,0 +1,163 @@
+package eval
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+// Backends.
+const (
+	Inproc = "inproc"
+	Netns  = "netns"
+)
+
+// Options says how to run scenarios.
+type Options struct {
+	Backend    string   // Inproc (default) or Netns
+	Schedulers []string // braid.Config.Scheduler names, each run in turn; default round-robin
+	Mode       string   // dispersal mode passed to braid.Config (see CheckMode); default plain
+	NoMPTCP    bool     // netns: skip the MPTCP comparison
+	Progress   io.Writer
+	// AgentArgv runs this program as an agent (see RunAgent) inside a namespace: the netns
+	// backend starts `ip netns exec NS AgentArgv...` with the agent's job on standard input.
+	AgentArgv []string
+}
+
+// Run runs sc on the chosen backend once per scheduler, each also over the subsets of paths
+// sc.Compare names; the netns backend also runs each over MPTCP. A run that fails yields a
+// Result with Error set; the error returned is for what prevented running at all.
+func Run(ctx context.Context, sc *Scenario, o Options) ([]*Result, error) {
+	if o.Backend == "" {
+		o.Backend = Inproc
+	}
+	if len(o.Schedulers) == 0 {
+		o.Schedulers = []string{"round-robin"}
+	}
+	if o.Mode == "" {
+		o.Mode = "plain"
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if err := CheckMode(o.Mode); err != nil {
+		return nil, err
+	}
+	type variant struct {
+		name  string
+		paths []int
+	}
+	all := make([]int, len(sc.Paths))
+	for i := range all {
+		all[i] = i
+	}
+	variants := []variant{{"", all}}
+	for _, c := range sc.Compare {
+		variants = append(variants, variant{c.Name, c.Paths})
+	}
+
+	var nb *netnsBackend
+	if o.Backend == Netns {
+		var err error
+		if nb, err = newNetnsBackend(ctx, len(sc.Paths), o); err != nil {
+			return nil, err
+		}
+		defer nb.Close()
+	} else if o.Backend != Inproc {
+		return nil, fmt.Errorf("unknown backend %q: want %s or %s", o.Backend, Inproc, Netns)
+	}
+
+	var results []*Result
+	one := func(transport, scheduler string, v variant) error {
+		sub := sc
+		if v.name != "" {
+			sub = sc.Subset(v.paths)
+		}
+		label := transport
+		if scheduler != "" {
+			label += " " + scheduler
+		}
+		if v.name != "" {
+			label += " (" + v.name + ")"
+		}
+		fmt.Fprintf(o.Progress, "eval: %s on %s: %s, %v ...\n", sc.Name, o.Backend, label, sc.Duration)
+		var rec *Recording
+		var err error
+		switch {
+		case o.Backend == Inproc:
+			rec, err = runInproc(ctx, sub, scheduler, o.Mode)
+		case transport == "mptcp":
+			rec, err = nb.run(ctx, sub, v.paths, "", "", true)
+		default:
+			rec, err = nb.run(ctx, sub, v.paths, scheduler, o.Mode, false)
+		}
+		r := &Result{Scenario: sc.Name}
+		if rec != nil {
+			r = Analyze(sub, rec)
+			r.Extra = rec.Extra
+		}
+		r.Backend, r.Transport, r.Variant, r.Paths = o.Backend, transport, v.name, slices.Clone(v.paths)
+		if transport == "braid" {
+			r.Scheduler, r.Mode = scheduler, o.Mode
+		}
+		if transport == "mptcp" && o.Backend == Netns && sub.hasDelay() {
+			r.Note = "MPTCP gets the rates but not the delays: the delay is added by a user-space relay, which would end its subflows"
+		}
+		if err != nil {
+			r.Error = err.Error()
+			fmt.Fprintf(o.Progress, "eval: %s: %v\n", label, err)
+		}
+		results = append(results, r)
+		return ctx.Err()
+	}
+	for _, s := range o.Schedulers {
+		for _, v := range variants {
+			if err := one("braid", s, v); err != nil {
+				return results, err
+			}
+		}
+	}
+	if o.Backend == Netns && !o.NoMPTCP {
+		for _, v := range variants {
+			if err := one("mptcp", "", v); err != nil {
+				return results, err
+			}
+		}
+	}
+	return results, nil
+}
+
+func (sc *Scenario) hasDelay() bool {
+	for _, p := range sc.Paths {
+		if p.Delay > 0 {
+			return true
+		}
+	}
+	for _, e := range sc.Events {
+		if e.Action == ActionDelay {
+			return true
+		}
+	}
+	return false
+}
+
+// ParseSchedulers splits a comma list of scheduler names.
+func ParseSchedulers(s string) ([]string, error) {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no scheduler named")
+	}
+	return out, nil
+}
