@@ -62,3 +62,20 @@ func lagrangeAtZero(xs []byte) []byte {
 	}
 	return w
 }
+
+// gfniMatrix returns multiplication by c as the 8×8 bit matrix operand of
+// the GF2P8AFFINEQB instruction: bit i of the product of c and x is the
+// parity of x AND byte 7−i of the matrix, so byte 7−i has bit j set when
+// bit i of c·2^j is set.
+func gfniMatrix(c byte) uint64 {
+	var m uint64
+	for j := range 8 {
+		p := gfMul(c, 1<<j)
+		for i := range 8 {
+			if p>>i&1 != 0 {
+				m |= 1 << (8*(7-i) + j)
+			}
+		}
+	}
+	return m
+}

@@ -40,6 +40,15 @@ func shareFileName(stem string, x byte) string {
 
 func TestInteropOursToGfcombine(t *testing.T) {
 	_, gfcombine := gfshareTools(t)
+	for _, mode := range asmModes() {
+		t.Run(mode.name, func(t *testing.T) {
+			defer mode.set()()
+			testInteropOursToGfcombine(t, gfcombine)
+		})
+	}
+}
+
+func testInteropOursToGfcombine(t *testing.T, gfcombine string) {
 	r := rand.New(rand.NewPCG(21, 22))
 	for _, c := range interopConfigs {
 		for _, size := range interopSizes {

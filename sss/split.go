@@ -50,6 +50,7 @@ type splitPlan struct {
 	xs    []byte
 	block int
 	rows  [][]byte // rows[i][j] = xs[i]^(k−1−j); rows[i][k−1] = 1
+	mats  []uint64 // mats[i·(k−1)+j] = gfniMatrix(rows[i][j]), j < k−1
 }
 
 func checkThreshold(k, n int) error {
@@ -97,6 +98,12 @@ func newSplitPlan(k int, xs []byte) (*splitPlan, error) {
 			row[j] = gfMul(row[j+1], x)
 		}
 		p.rows[i] = row
+	}
+	p.mats = make([]uint64, len(xs)*(k-1))
+	for i, row := range p.rows {
+		for j, c := range row[:k-1] {
+			p.mats[i*(k-1)+j] = gfniMatrix(c)
+		}
 	}
 	return p, nil
 }
@@ -206,22 +213,63 @@ func (s *Splitter) Split(dst [][]byte, secret []byte) error {
 			err = fmt.Errorf("sss: reading random coefficients: %w", err)
 			break
 		}
-		sec := secret[off : off+c]
-		for i, row := range p.rows {
-			// y = secret ⊕ Σ_j row[j]·coef_j, one SIMD multiply-accumulate
-			// pass per coefficient, all on cache-resident blocks.
-			out := dst[i][off : off+c]
-			copy(out, sec)
-			for j := 0; j < k-1; j++ {
-				lowLevel.GalMulSliceXor(row[j], coef[j*c:(j+1)*c], out)
-			}
-		}
+		p.eval(dst, off, secret[off:off+c], coef)
 		off += c
 	}
 	// Do not keep coefficients around: together with one share they
 	// narrow down the secret.
 	clear(s.buf[:used])
 	return err
+}
+
+// eval writes the shares of the secret block sec (c bytes) to
+// dst[i][off:off+c], given the block's k−1 coefficient runs of c bytes
+// each in coef: share i is sec ⊕ Σ_j rows[i][j]·coef_j.
+func (p *splitPlan) eval(dst [][]byte, off int, sec, coef []byte) {
+	k, c := p.k, len(sec)
+	v := 0 // bytes done by the GFNI kernels
+	if useGFNI {
+		v = c &^ 63
+	}
+	if v > 0 {
+		// One kernel call per group of up to four coefficient runs,
+		// covering every share; the first starts from the secret, later
+		// ones accumulate into the shares. The block's coefficient runs
+		// and secret stay in the L1 cache while the shares are written.
+		base := &sec[0]
+		for j := 0; j < k-1; {
+			r := 4
+			switch left := k - 1 - j; {
+			case left < 2:
+				r = 1
+			case left < 4:
+				r = 2
+			}
+			mats, cf := &p.mats[j], &coef[j*c]
+			switch r {
+			case 1:
+				gfniMulAdd1(mats, 8*(k-1), dst, off, base, cf, c, v)
+			case 2:
+				gfniMulAdd2(mats, 8*(k-1), dst, off, base, cf, c, v)
+			default:
+				gfniMulAdd4(mats, 8*(k-1), dst, off, base, cf, c, v)
+			}
+			base = nil
+			j += r
+		}
+	}
+	if v == c {
+		return
+	}
+	// y = secret ⊕ Σ_j row[j]·coef_j, one SIMD multiply-accumulate pass
+	// per coefficient, all on cache-resident blocks.
+	for i, row := range p.rows {
+		out := dst[i][off+v : off+c]
+		copy(out, sec[v:])
+		for j := 0; j < k-1; j++ {
+			lowLevel.GalMulSliceXor(row[j], coef[j*c+v:(j+1)*c], out)
+		}
+	}
 }
 
 // Split splits secret into n shares with x = 1, 2, …, n, any k of which

@@ -35,7 +35,7 @@ func (c kn) String() string { return fmt.Sprintf("%dof%d", c.k, c.n) }
 
 // testConfigs are the fixed (k, n) pairs plus a few random ones.
 func testConfigs(r *rand.Rand) []kn {
-	cs := []kn{{2, 2}, {2, 3}, {3, 5}, {5, 5}, {16, 32}, {255, 255}, {2, 255}, {100, 255}}
+	cs := []kn{{2, 2}, {2, 3}, {3, 5}, {4, 6}, {5, 5}, {6, 9}, {16, 32}, {255, 255}, {2, 255}, {100, 255}}
 	for range 4 {
 		n := 2 + r.IntN(60)
 		cs = append(cs, kn{2 + r.IntN(n-1), n})
@@ -78,6 +78,15 @@ func pick(shares []Share, idx []int) []Share {
 var testSizes = []int{0, 1, 2, 31, 63, 64, 65, 1000, maxBlock - 1, maxBlock, maxBlock + 1, 3*maxBlock + 17}
 
 func TestRoundTrip(t *testing.T) {
+	for _, mode := range asmModes() {
+		t.Run(mode.name, func(t *testing.T) {
+			defer mode.set()()
+			testRoundTrip(t)
+		})
+	}
+}
+
+func testRoundTrip(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, c := range testConfigs(r) {
 		t.Run(c.String(), func(t *testing.T) {
@@ -132,7 +141,19 @@ func TestTooFewSharesDoNotRecover(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, idx := range subsets(r, c.k-1, c.n, 5) {
-				got, err := Combine(pick(shares, idx))
+				// Told the threshold, a Combiner refuses k−1 shares.
+				sub := pick(shares, idx)
+				xs := make([]byte, len(sub))
+				for i, s := range sub {
+					xs[i] = s.X
+				}
+				if _, err := NewCombiner(c.k, xs); !errors.Is(err, ErrTooFewShares) {
+					t.Fatalf("NewCombiner(k=%d) with %d shares: err = %v, want ErrTooFewShares", c.k, len(xs), err)
+				}
+				// Combine cannot know k: it interpolates what it is given
+				// and returns unrelated bytes (or ErrTooFewShares for a
+				// single share), as documented.
+				got, err := Combine(sub)
 				if c.k == 2 {
 					if !errors.Is(err, ErrTooFewShares) {
 						t.Fatalf("one share: err = %v, want ErrTooFewShares", err)
@@ -165,34 +186,46 @@ func TestSplitMatchesReference(t *testing.T) {
 				secret := randBytes(r, size)
 				xs := randXs(r, c.n)
 				seed := uint64(ci*1000 + size)
-				got, err := SplitX(secret, c.k, xs, WithRandom(detRandom(seed)))
-				if err != nil {
-					t.Fatal(err)
-				}
 				want, err := refSplit(secret, c.k, xs, detRandom(seed))
 				if err != nil {
 					t.Fatal(err)
 				}
-				// The Splitter must consume the stream identically.
-				sp, err := NewSplitter(c.k, xs, WithRandom(detRandom(seed)))
-				if err != nil {
-					t.Fatal(err)
-				}
-				dst := make([][]byte, c.n)
-				for i := range dst {
-					dst[i] = make([]byte, size)
-				}
-				if err := sp.Split(dst, secret); err != nil {
-					t.Fatal(err)
-				}
-				for i := range want {
-					if got[i].X != want[i].X || !bytes.Equal(got[i].Y, want[i].Y) || !bytes.Equal(dst[i], want[i].Y) {
-						t.Fatalf("size %d: share %d (x=%d) differs from reference", size, i, xs[i])
+				// Every code path must produce the reference's shares.
+				for _, mode := range asmModes() {
+					got, dst := splitBothWays(t, mode, secret, c.k, xs, seed)
+					for i := range want {
+						if got[i].X != want[i].X || !bytes.Equal(got[i].Y, want[i].Y) || !bytes.Equal(dst[i], want[i].Y) {
+							t.Fatalf("%s, size %d: share %d (x=%d) differs from reference", mode.name, size, i, xs[i])
+						}
 					}
 				}
 			}
 		})
 	}
+}
+
+// splitBothWays splits secret in the given mode with SplitX and with a
+// Splitter, both fed the deterministic stream seed.
+func splitBothWays(t *testing.T, mode asmMode, secret []byte, k int, xs []byte, seed uint64) ([]Share, [][]byte) {
+	t.Helper()
+	defer mode.set()()
+	got, err := SplitX(secret, k, xs, WithRandom(detRandom(seed)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The Splitter must consume the stream identically.
+	sp, err := NewSplitter(k, xs, WithRandom(detRandom(seed)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := make([][]byte, len(xs))
+	for i := range dst {
+		dst[i] = make([]byte, len(secret))
+	}
+	if err := sp.Split(dst, secret); err != nil {
+		t.Fatal(err)
+	}
+	return got, dst
 }
 
 // randXs returns n distinct random non-zero coordinates.
@@ -414,6 +447,15 @@ func TestSharesDoNotAlias(t *testing.T) {
 }
 
 func TestZeroAllocs(t *testing.T) {
+	for _, mode := range asmModes() {
+		t.Run(mode.name, func(t *testing.T) {
+			defer mode.set()()
+			testZeroAllocs(t)
+		})
+	}
+}
+
+func testZeroAllocs(t *testing.T) {
 	secret := make([]byte, 20000)
 	s, err := NewSplitter(3, SeqX(5))
 	if err != nil {
