@@ -4,18 +4,24 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 )
 
 // benchSession opens a session of paths loopback paths and returns both ends.
 func benchSession(b *testing.B, paths int) (client, server *Session) {
+	return benchSessionConfig(b, &Config{Paths: paths})
+}
+
+// benchSessionConfig opens a loopback session dialed with cfg and returns both ends.
+func benchSessionConfig(b *testing.B, cfg *Config) (client, server *Session) {
 	l, err := Listen("127.0.0.1:0", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { l.Close() })
 	ctx := context.Background()
-	c, err := Dial(ctx, l.Addr().String(), &Config{Paths: paths})
+	c, err := Dial(ctx, l.Addr().String(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -32,36 +38,50 @@ func benchSession(b *testing.B, paths int) (client, server *Session) {
 // MB/s with BenchmarkRawTCPUpload/1048576B, which moves the same bytes on one plain connection.
 func BenchmarkSessionThroughput(b *testing.B) {
 	for _, paths := range []int{1, 2, 4, 8} {
-		b.Run(fmt.Sprintf("paths=%d", paths), func(b *testing.B) {
-			ctx := context.Background()
-			c, s := benchSession(b, paths)
-			done := make(chan int64)
-			go func() {
-				var n int64
-				for {
-					msg, err := s.Receive(ctx)
-					if err != nil {
-						done <- n
-						return
-					}
-					n += int64(len(msg))
-					s.Release(msg)
-				}
-			}()
-			msg := make([]byte, 1<<20)
-			b.SetBytes(int64(len(msg)))
-			b.ReportAllocs()
-			b.ResetTimer()
-			for range b.N {
-				if err := c.Send(ctx, msg); err != nil {
-					b.Fatal(err)
-				}
+		b.Run(fmt.Sprintf("paths=%d", paths), func(b *testing.B) { benchThroughput(b, &Config{Paths: paths}) })
+	}
+}
+
+// BenchmarkSessionModes moves 1 MiB messages over 3 loopback paths in each dispersal mode; the
+// plain row is the baseline (shamir:2/3 sends 3× the bytes, erasure:2/3 1.5×, redundant up to 3×).
+func BenchmarkSessionModes(b *testing.B) {
+	for _, mode := range []string{"plain", "shamir:2/3", "erasure:2/3", "redundant"} {
+		for _, cs := range []int{64 << 10, 256 << 10} {
+			b.Run(fmt.Sprintf("mode=%s/chunk=%dKiB", strings.ReplaceAll(mode, "/", "of"), cs>>10), func(b *testing.B) {
+				benchThroughput(b, &Config{Paths: 3, Mode: mode, ChunkSize: cs})
+			})
+		}
+	}
+}
+
+func benchThroughput(b *testing.B, cfg *Config) {
+	ctx := context.Background()
+	c, s := benchSessionConfig(b, cfg)
+	done := make(chan int64)
+	go func() {
+		var n int64
+		for {
+			msg, err := s.Receive(ctx)
+			if err != nil {
+				done <- n
+				return
 			}
-			c.Close()
-			if n := <-done; n != int64(b.N)*int64(len(msg)) {
-				b.Fatalf("received %d bytes", n)
-			}
-		})
+			n += int64(len(msg))
+			s.Release(msg)
+		}
+	}()
+	msg := make([]byte, 1<<20)
+	b.SetBytes(int64(len(msg)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := c.Send(ctx, msg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	c.Close()
+	if n := <-done; n != int64(b.N)*int64(len(msg)) {
+		b.Fatalf("received %d bytes", n)
 	}
 }
 

@@ -3,20 +3,26 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"time"
 
 	"github.com/braidnet/braid"
+	"github.com/braidnet/braid/internal/bench"
+	"github.com/braidnet/braid/internal/disperse"
 )
+
+// demoLine is the demo file's text, repeated.
+const demoLine = "braid demo: the quick brown fox jumps over the lazy dog\n"
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("demo", "[flags]", stderr)
 	size := fs.String("size", "16MiB", "size of the file sent over the session")
-	paths := fs.Int("paths", 4, "paths in the session")
+	paths := fs.Int("paths", 4, "paths in the session (a coded mode uses N)")
+	mode := fs.String("mode", "plain", "dispersal mode: plain, redundant, shamir:K/N or erasure:K/N")
 	quiet := fs.Bool("q", false, "do not trace frames and path events")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -25,8 +31,18 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return usageError(fs, "--size: %v", err)
 	}
+	m, err := disperse.Parse(*mode)
+	if err != nil {
+		return usageError(fs, "--mode: %v", err)
+	}
+	if m.Coded() && !flagSet(fs, "paths") {
+		*paths = m.N
+	}
 	if *paths < 1 {
 		return usageError(fs, "--paths must be at least 1")
+	}
+	if m.Coded() && *paths != m.N {
+		return usageError(fs, "--mode %s needs %d paths, not %d", m, m.N, *paths)
 	}
 	out := &lockedWriter{w: stdout} // the two sides' log handlers and the narration share it
 	// Part 1 traces every frame; part 2 only path and session events, since a file is hundreds
@@ -48,8 +64,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	serverLog, clientLog := trace("server"), trace("client")
 
-	l, err := braid.Listen("127.0.0.1:0", &braid.Config{Logger: serverLog})
+	// The server records the first bytes each connection brings, to show what one path carries.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
+		return err
+	}
+	taps := &tapListener{Listener: ln, limit: 1 << 20}
+	l, err := braid.NewListener(taps, &braid.Config{Logger: serverLog})
+	if err != nil {
+		ln.Close()
 		return err
 	}
 	defer l.Close()
@@ -79,7 +102,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if !*quiet {
 		level.Set(slog.LevelInfo)
 	}
-	fmt.Fprintf(out, "\n== a session over %d paths: a message and a %s file\n", *paths, *size)
+	fmt.Fprintf(out, "\n== a session over %d paths, mode %s: a message and a %s text file\n", *paths, m, *size)
 	var wg sync.WaitGroup
 	var serveErr error
 	wg.Add(1)
@@ -93,7 +116,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		serveErr = receiveTransfers(ctx, s, "", serverLog.With("session", s.ID()))
 		s.Close()
 	}()
-	s, err := braid.Dial(ctx, addr, &braid.Config{Paths: *paths, Logger: clientLog})
+	s, err := braid.Dial(ctx, addr, &braid.Config{Paths: *paths, Mode: m.String(), Logger: clientLog})
 	if err != nil {
 		return err
 	}
@@ -105,8 +128,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	} else {
 		fmt.Fprintf(out, "message: %d bytes, receiver verified sha256 %s\n", len(msg), digest)
 	}
-	file := make([]byte, n)
-	rand.Read(file)
+	// A plaintext as structured as can be, so that what the paths carry is easy to judge.
+	file := bytes.Repeat([]byte(demoLine), n/len(demoLine)+1)[:n]
 	start := time.Now()
 	rc, digest, err := sendTransfer(ctx, s, transferHeader{Kind: "file", Name: "demo.bin", Size: int64(n)}, bytes.NewReader(file))
 	if err != nil {
@@ -122,8 +145,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if serveErr != nil {
 		return serveErr
 	}
-	fmt.Fprintf(out, "\n== chunks and bytes per path (client side; the file is %d chunks of %d bytes)\n", (n+s.ChunkSize()-1)/s.ChunkSize(), s.ChunkSize())
+	how := ""
+	if m.Coded() {
+		how = fmt.Sprintf(", each sent as %d pieces, one per path", m.N)
+	}
+	fmt.Fprintf(out, "\n== chunks and bytes per path (client side; the file is %d chunks of %d bytes%s)\n", (n+s.ChunkSize()-1)/s.ChunkSize(), s.ChunkSize(), how)
 	writePathTable(out, s.Paths())
+	fmt.Fprintf(out, "\n== what each path carried: the first %s the server read on each connection\n", bench.Size(taps.limit))
+	writeTapTable(out, taps.sessionTaps())
 	fmt.Fprintln(out, "\n== done")
 	return nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,7 +14,15 @@ import (
 
 	"github.com/braidnet/braid"
 	"github.com/braidnet/braid/internal/bench"
+	"github.com/braidnet/braid/internal/disperse"
 )
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
+}
 
 // pathFlags collects repeated --path LOCAL=REMOTE flags.
 type pathFlags []braid.PathSpec
@@ -40,6 +49,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var specs pathFlags
 	fs.Var(&specs, "path", "a path as LOCAL=REMOTE (local bind address, server address); repeat for each path")
 	chunk := fs.String("chunk-size", "256KiB", "chunk size to propose")
+	mode := fs.String("mode", "plain", "dispersal mode: plain, redundant, shamir:K/N or erasure:K/N (coded modes use N paths)")
 	single := fs.Bool("single", false, "use the single-path frame protocol (TEXT/DATA answered by ACK) instead of a session")
 	frame := fs.Int("frame-size", 1<<20, "with --single: DATA frame payload size for --file, bytes")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
@@ -70,6 +80,13 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return sendSingle(ctx, fs.Arg(0), *message, *file, *frame, log, stdout)
 	}
 
+	m, err := disperse.Parse(*mode)
+	if err != nil {
+		return usageError(fs, "--mode: %v", err)
+	}
+	if m.Coded() && !flagSet(fs, "paths") {
+		*paths = m.N
+	}
 	if len(specs) == 0 {
 		if *paths < 1 {
 			return usageError(fs, "--paths must be at least 1")
@@ -78,12 +95,15 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			specs = append(specs, braid.PathSpec{Remote: fs.Arg(0)})
 		}
 	}
-	s, err := braid.DialPaths(ctx, specs, &braid.Config{ChunkSize: cs, Logger: log})
+	if m.Coded() && len(specs) != m.N {
+		return usageError(fs, "--mode %s needs %d paths, got %d", m, m.N, len(specs))
+	}
+	s, err := braid.DialPaths(ctx, specs, &braid.Config{ChunkSize: cs, Mode: m.String(), Paths: len(specs), Logger: log})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	fmt.Fprintf(stdout, "session %s: %d paths, %s chunks\n", s.ID(), len(s.Paths()), bench.Size(s.ChunkSize()))
+	fmt.Fprintf(stdout, "session %s: %d paths, %s chunks, mode %s\n", s.ID(), len(s.Paths()), bench.Size(s.ChunkSize()), s.Mode())
 
 	start := time.Now()
 	var h transferHeader

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/braidnet/braid"
+	"github.com/braidnet/braid/internal/disperse"
 )
 
 // SessionOptions selects the multipath measurements.
@@ -18,15 +19,20 @@ type SessionOptions struct {
 	Pings     int           // message round trips per path count
 	ChunkSize int           // session chunk size (0: default)
 	MaxTime   time.Duration // bound on one transfer
+	// Modes are the dispersal modes to measure at each path count (nil: plain only). A coded
+	// mode (shamir:K/N, erasure:K/N) runs only at N paths.
+	Modes []string
 }
 
 // SessionRow is one path count's result.
 type SessionRow struct {
 	Paths        int        `json:"paths"`
+	Mode         string     `json:"mode"`
 	Throughput   Throughput `json:"throughput"`
 	RawRatio     float64    `json:"raw_ratio"`     // throughput ÷ raw TCP
 	Latency      Latency    `json:"latency"`       // one-chunk message round trips
 	LatencyRatio float64    `json:"latency_ratio"` // median ÷ the 1-path median
+	PlainRatio   float64    `json:"plain_ratio"`   // throughput ÷ plain mode's at the same path count (0 if not measured)
 }
 
 // SessionReport is a multipath run.
@@ -62,31 +68,42 @@ func RunSessions(ctx context.Context, o SessionOptions) (*SessionReport, error) 
 
 	rep := &SessionReport{Volume: o.Volume, Runs: max(o.Runs, 1), MessageLen: latencySize}
 	frames := o.Volume / benchPiece
+	cases, err := sessionCases(o)
+	if err != nil {
+		return nil, err
+	}
 	var rawRuns []Throughput
-	rows := make([][]Throughput, len(o.Paths))
-	// Alternate raw and every path count within each round, so drift affects all alike.
+	rows := make([][]Throughput, len(cases))
+	// Alternate raw and every case within each round, so drift affects all alike.
 	for range rep.Runs {
 		t, err := raw.throughput(ctx, benchPiece, frames, o.MaxTime)
 		if err != nil {
 			return nil, err
 		}
 		rawRuns = append(rawRuns, t)
-		for i, n := range o.Paths {
-			t, err := sessionThroughput(ctx, l.Addr().String(), n, o)
+		for i, c := range cases {
+			t, err := sessionThroughput(ctx, l.Addr().String(), c, o)
 			if err != nil {
-				return nil, fmt.Errorf("bench: %d paths: %w", n, err)
+				return nil, fmt.Errorf("bench: %d paths, %s: %w", c.Paths, c.Mode, err)
 			}
 			rows[i] = append(rows[i], t)
 		}
 	}
 	rep.Raw = medianRun(rawRuns)
-	for i, n := range o.Paths {
-		row := SessionRow{Paths: n, Throughput: medianRun(rows[i])}
+	for i, c := range cases {
+		row := SessionRow{Paths: c.Paths, Mode: c.Mode, Throughput: medianRun(rows[i])}
 		row.RawRatio = row.Throughput.MiBps() / rep.Raw.MiBps()
-		if row.Latency, err = sessionLatency(ctx, l.Addr().String(), n, o); err != nil {
+		if row.Latency, err = sessionLatency(ctx, l.Addr().String(), c, o); err != nil {
 			return nil, err
 		}
 		rep.Rows = append(rep.Rows, row)
+	}
+	for i, row := range rep.Rows {
+		for _, p := range rep.Rows {
+			if p.Paths == row.Paths && p.Mode == "plain" {
+				rep.Rows[i].PlainRatio = row.Throughput.MiBps() / p.Throughput.MiBps()
+			}
+		}
 	}
 	// Latency is compared with the single-path session (the first row if 1 path was not asked).
 	base := rep.Rows[0].Latency.Median
@@ -99,17 +116,50 @@ func RunSessions(ctx context.Context, o SessionOptions) (*SessionReport, error) 
 	return rep, nil
 }
 
+// sessionCase is one measured configuration: a path count and a mode.
+type sessionCase struct {
+	Paths int
+	Mode  string
+}
+
+// sessionCases lists the path count and mode pairs to measure: every mode at every path count,
+// except that a coded mode runs only at its N.
+func sessionCases(o SessionOptions) ([]sessionCase, error) {
+	modes := o.Modes
+	if len(modes) == 0 {
+		modes = []string{"plain"}
+	}
+	var cases []sessionCase
+	for _, m := range modes {
+		mode, err := disperse.Parse(m)
+		if err != nil {
+			return nil, err
+		}
+		found := false
+		for _, n := range o.Paths {
+			if !mode.Coded() || mode.N == n {
+				cases = append(cases, sessionCase{Paths: n, Mode: mode.String()})
+				found = true
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("bench: mode %s needs %d paths; add %d to the path counts", mode, mode.N, mode.N)
+		}
+	}
+	return cases, nil
+}
+
 func findRow(rows []SessionRow, paths int) *SessionRow {
 	for i := range rows {
-		if rows[i].Paths == paths {
+		if rows[i].Paths == paths && rows[i].Mode == "plain" {
 			return &rows[i]
 		}
 	}
 	return nil
 }
 
-func dialBench(ctx context.Context, addr string, paths int, o SessionOptions, mode byte) (*braid.Session, error) {
-	s, err := braid.Dial(ctx, addr, &braid.Config{Paths: paths, ChunkSize: o.ChunkSize})
+func dialBench(ctx context.Context, addr string, c sessionCase, o SessionOptions, mode byte) (*braid.Session, error) {
+	s, err := braid.Dial(ctx, addr, &braid.Config{Paths: c.Paths, Mode: c.Mode, ChunkSize: o.ChunkSize})
 	if err != nil {
 		return nil, err
 	}
@@ -121,10 +171,10 @@ func dialBench(ctx context.Context, addr string, paths int, o SessionOptions, mo
 }
 
 // sessionThroughput sends Volume bytes as 1 MiB messages and waits for the server's count.
-func sessionThroughput(ctx context.Context, addr string, paths int, o SessionOptions) (Throughput, error) {
+func sessionThroughput(ctx context.Context, addr string, c sessionCase, o SessionOptions) (Throughput, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.MaxTime)
 	defer cancel()
-	s, err := dialBench(ctx, addr, paths, o, modeSink)
+	s, err := dialBench(ctx, addr, c, o, modeSink)
 	if err != nil {
 		return Throughput{}, err
 	}
@@ -162,8 +212,8 @@ func sessionThroughput(ctx context.Context, addr string, paths int, o SessionOpt
 }
 
 // sessionLatency times round trips of one-chunk messages echoed by the server.
-func sessionLatency(ctx context.Context, addr string, paths int, o SessionOptions) (Latency, error) {
-	s, err := dialBench(ctx, addr, paths, o, modeEcho)
+func sessionLatency(ctx context.Context, addr string, c sessionCase, o SessionOptions) (Latency, error) {
+	s, err := dialBench(ctx, addr, c, o, modeEcho)
 	if err != nil {
 		return Latency{}, err
 	}

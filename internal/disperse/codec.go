@@ -1,13 +1,13 @@
 package disperse
 
 import (
-	"crypto/hmac"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/rand"
-	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"sync"
 
 	"github.com/braidnet/braid/sss"
@@ -18,8 +18,8 @@ import (
 
 // Sizes of a coded chunk's integrity material.
 const (
-	KeySize = 32 // the chunk's HMAC-SHA256 key, secret-shared K-of-N
-	TagSize = 32 // HMAC-SHA256 of the chunk's header fields and payload
+	KeySize = 16 // the chunk's AES-128 GMAC key, fresh per chunk, secret-shared K-of-N
+	TagSize = 16 // GMAC of the chunk's header fields and payload
 )
 
 // Errors of Decode.
@@ -86,17 +86,28 @@ func (c *Codec) BufferSize(length int) int {
 	return c.mode.K * c.shardSize(length)
 }
 
-// tag computes the chunk's HMAC over its identity and payload.
-func tag(key []byte, h wire.ChunkHeader, length int, payload []byte, out []byte) {
-	var id [20]byte
-	binary.BigEndian.PutUint64(id[0:], h.Item)
-	binary.BigEndian.PutUint32(id[8:], h.Chunk)
-	binary.BigEndian.PutUint32(id[12:], h.Total)
-	binary.BigEndian.PutUint32(id[16:], uint32(length))
-	var m hash.Hash = hmac.New(sha256.New, key)
-	m.Write(id[:])
-	m.Write(payload)
-	m.Sum(out[:0])
+// tag computes the chunk's GMAC — AES-128-GCM authenticating, and encrypting nothing — over its
+// identity and payload. The key is used for this one chunk only, so a fixed nonce is safe.
+func tag(key []byte, h wire.ChunkHeader, length int, payload []byte, out []byte) error {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return err
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		return err
+	}
+	var nonce [12]byte
+	binary.BigEndian.PutUint64(nonce[0:], h.Item)
+	binary.BigEndian.PutUint32(nonce[8:], h.Chunk)
+	// The payload is the authenticated data; the rest of the chunk's identity is the (encrypted,
+	// and so authenticated) plaintext, whose ciphertext is dropped.
+	var id [8]byte
+	binary.BigEndian.PutUint32(id[0:], h.Total)
+	binary.BigEndian.PutUint32(id[4:], uint32(length))
+	var sealed [len(id) + TagSize]byte
+	copy(out[:TagSize], gcm.Seal(sealed[:0], nonce[:], id[:], payload)[len(id):])
+	return nil
 }
 
 // Encode makes the N pieces of the chunk h whose payload is buf[:length]. buf must have capacity
@@ -121,7 +132,9 @@ func (c *Codec) Encode(h wire.ChunkHeader, buf []byte, length int, pieces [][]by
 	if c.mode.Kind == Shamir {
 		// secret = payload ‖ tag ‖ key, split whole: each piece is one share of it.
 		secret := buf[:length+TagSize+KeySize]
-		tag(key[:], h, length, buf[:length], secret[length:length+TagSize])
+		if err := tag(key[:], h, length, buf[:length], secret[length:length+TagSize]); err != nil {
+			return err
+		}
 		copy(secret[length+TagSize:], key[:])
 		err := c.split.Split(pieces, secret)
 		clear(secret[length:])
@@ -130,7 +143,9 @@ func (c *Codec) Encode(h wire.ChunkHeader, buf []byte, length int, pieces [][]by
 	// data = payload ‖ tag ‖ zero padding, cut into K shards; N−K parity shards; each piece also
 	// carries its share of the key.
 	s := c.shardSize(length)
-	tag(key[:], h, length, buf[:length], buf[length:length+TagSize])
+	if err := tag(key[:], h, length, buf[:length], buf[length:length+TagSize]); err != nil {
+		return err
+	}
 	clear(buf[length+TagSize:])
 	shards := make([][]byte, c.mode.N)
 	for j := range shards {
@@ -338,8 +353,10 @@ func (c *Codec) try(h wire.ChunkHeader, length int, pieces [][]byte, use []int, 
 		}
 	}
 	var want [TagSize]byte
-	tag(trailer[TagSize:], h, length, dst, want[:])
-	ok := hmac.Equal(want[:], trailer[:TagSize])
+	if err := tag(trailer[TagSize:], h, length, dst, want[:]); err != nil {
+		return false, err
+	}
+	ok := subtle.ConstantTimeCompare(want[:], trailer[:TagSize]) == 1
 	clear(trailer[:])
 	return ok, nil
 }

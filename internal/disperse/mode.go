@@ -7,7 +7,7 @@
 //   - erasure:K/N — the pieces are Reed–Solomon shards (N/K of the chunk's size in all): no
 //     secrecy, but any N−K pieces may be lost.
 //
-// Every coded chunk carries an integrity tag: HMAC-SHA256 under a fresh 32-byte key per chunk,
+// Every coded chunk carries an integrity tag: a GMAC under a fresh AES-128 key per chunk,
 // the key itself secret-shared K-of-N across the pieces, so that whoever holds fewer than K paths
 // can neither read the key nor forge a tag. A Codec is a pure transform (chunk in, pieces out, and
 // back) that the session drives; it knows nothing of paths or frames.

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"text/tabwriter"
+
+	"github.com/braidnet/braid/internal/disperse"
+	"github.com/braidnet/braid/internal/wire"
+)
+
+// tapListener records the first limit bytes each accepted connection reads: what an eavesdropper
+// on that one path would see.
+type tapListener struct {
+	net.Listener
+	limit int
+	mu    sync.Mutex
+	taps  []*tapConn
+}
+
+type tapConn struct {
+	net.Conn
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (l *tapListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &tapConn{Conn: c, max: l.limit}
+	l.mu.Lock()
+	l.taps = append(l.taps, tc)
+	l.mu.Unlock()
+	return tc, nil
+}
+
+func (c *tapConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	if keep := min(n, c.max-len(c.buf)); keep > 0 {
+		c.buf = append(c.buf, p[:keep]...)
+	}
+	c.mu.Unlock()
+	return n, err
+}
+
+// pathTap is what one session path carried, as recorded.
+type pathTap struct {
+	slot    int
+	stream  []byte // every byte recorded
+	payload []byte // the CHUNK or PIECE payloads in it, without frame or chunk headers
+}
+
+// sessionTaps returns the recordings of connections that were session paths, parsed.
+func (l *tapListener) sessionTaps() []pathTap {
+	l.mu.Lock()
+	taps := append([]*tapConn(nil), l.taps...)
+	l.mu.Unlock()
+	var out []pathTap
+	for _, tc := range taps {
+		tc.mu.Lock()
+		stream := bytes.Clone(tc.buf)
+		tc.mu.Unlock()
+		r := wire.NewReader(bytes.NewReader(stream), 0)
+		t := pathTap{slot: -1, stream: stream}
+		for {
+			f, err := r.ReadFrame()
+			if err != nil {
+				break // the recording may end mid-frame
+			}
+			switch f.Type {
+			case wire.TypeSessionNew:
+				t.slot = 0
+			case wire.TypeSessionAttach:
+				if a, err := wire.ParseSessionAttach(f.Payload); err == nil {
+					t.slot = int(a.Slot)
+				}
+			case wire.TypeChunk:
+				t.payload = append(t.payload, f.Payload[wire.ChunkHeaderSize:]...)
+			case wire.TypePiece:
+				t.payload = append(t.payload, f.Payload[wire.PieceHeaderSize:]...)
+			}
+		}
+		if t.slot >= 0 {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// writeTapTable prints, per path, how random its payload bytes look and whether the demo's
+// plaintext can be read in them.
+func writeTapTable(w io.Writer, taps []pathTap) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "slot\tbytes\tpayload\tchi-square\tplaintext visible\tfirst payload bytes")
+	for _, t := range taps {
+		head := t.payload[:min(len(t.payload), 16)]
+		visible := bytes.Contains(t.stream, []byte("quick brown fox"))
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%v\t%s\n", t.slot, len(t.stream), len(t.payload), disperse.ChiSquare(t.payload), yesNo(visible), hex.EncodeToString(head))
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "(chi-square of the payload byte values against uniform: about 255 for random bytes, above 330 is not random at p = 0.001)")
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
