@@ -2,11 +2,15 @@ package disperse
 
 import (
 	"bytes"
+	"crypto/aes"
+	"crypto/cipher"
+	"encoding/binary"
 	"errors"
 	"math/rand/v2"
 	"testing"
 
 	"github.com/braidnet/braid/internal/wire"
+	"github.com/braidnet/braid/sss"
 )
 
 func TestParse(t *testing.T) {
@@ -293,5 +297,44 @@ func BenchmarkCodec(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestFormatPinned ties the piece formats to docs/PROTOCOL.md, section 5.10: sizes, the tag's
+// construction, and shamir pieces being plain Shamir shares (x = j + 1) of chunk ‖ tag ‖ key.
+func TestFormatPinned(t *testing.T) {
+	if KeySize != 16 || TagSize != 16 {
+		t.Fatalf("KeySize %d, TagSize %d; docs/PROTOCOL.md says 16 and 16", KeySize, TagSize)
+	}
+	sh, er := Mode{Kind: Shamir, K: 3, N: 5}, Mode{Kind: Erasure, K: 3, N: 5}
+	for _, c := range []struct{ got, want int }{
+		{sh.PieceSize(1000), 1032}, {er.PieceSize(1000), (1000+16+2)/3 + 16}, {er.PieceSize(0), 6 + 16},
+		{sh.ChunkCharge(1024), 1024 + 2*(1024+32)}, {Mode{Kind: Redundant}.ChunkCharge(1024), 1024},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %d, docs say %d", c.got, c.want)
+		}
+	}
+	c, _ := New(Mode{Kind: Shamir, K: 2, N: 3})
+	h := wire.ChunkHeader{Item: 0x0102030405060708, Chunk: 9, Total: 11, Seq: 77}
+	payload := []byte("pinned payload bytes")
+	pieces := encode(t, c, h, payload)
+	secret, err := sss.Combine([]sss.Share{{X: 1, Y: pieces[0]}, {X: 3, Y: pieces[2]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := len(payload)
+	if !bytes.Equal(secret[:l], payload) {
+		t.Fatal("the shares do not combine to the payload")
+	}
+	gotTag, key := secret[l:l+TagSize], secret[l+TagSize:]
+	// The tag as the spec states it, computed here without the package's code.
+	block, _ := aes.NewCipher(key)
+	gcm, _ := cipher.NewGCM(block)
+	nonce := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(nil, h.Item), h.Chunk)
+	plain := binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(nil, h.Total), uint32(l))
+	sealed := gcm.Seal(nil, nonce, plain, payload)
+	if want := sealed[len(plain):]; !bytes.Equal(gotTag, want) {
+		t.Fatalf("tag % x, the spec's construction gives % x", gotTag, want)
 	}
 }
