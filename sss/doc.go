@@ -101,9 +101,12 @@
 // Measured on one core of an Intel Xeon (AVX-512, VAES, GFNI) with Go
 // 1.26, 64 KiB secrets: split 3-of-5 ≈ 4.4 GB/s and 2-of-3 ≈ 7.8 GB/s of
 // secret, combine ≈ 17 GB/s; about 140 and 800 times the naive per-byte
-// reference in the tests. Without the assembly (build tag purego, or
-// older CPUs) split 3-of-5 runs at about 1.8 GB/s. "go test -bench .
-// -cpu 1" in this package measures them beside the reference and the
-// random generator alone (BenchmarkCSPRNG); BenchmarkSpeedup times the
-// fast path and the reference alternately and reports their ratio.
+// reference in the tests. On CPUs without AVX-512 VAES and GFNI split
+// 3-of-5 runs at about 1.8 GB/s (BenchmarkSplitPortable). The build tag
+// purego disables this package's assembly, and crypto/aes's as well,
+// which makes the generator and so splitting far slower. "go test -bench
+// . -cpu 1" in this package measures all of these beside the reference
+// and the random generator alone (BenchmarkCSPRNG); BenchmarkSpeedup
+// times the fast path and the reference alternately and reports their
+// ratio.
 package sss
