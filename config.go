@@ -76,8 +76,11 @@ type Config struct {
 	// is ignored there. Default "plain". See docs/SECURITY.md.
 	Mode string
 
-	// Scheduler names the policy that spreads chunks across paths (see internal/sched).
-	// Default "round-robin".
+	// Scheduler names the policy that spreads chunks across paths: "adaptive" (the path on which
+	// a chunk would arrive first, from each path's queue, bytes in flight, delivery rate and RTT),
+	// "lowest-rtt" (the lowest-RTT path with room), "round-robin" (the live paths in turn) or
+	// "redundant" (adaptive, plus a copy on every other path with room). The coded modes place
+	// pieces by slot and do not use it. Default "adaptive".
 	Scheduler string
 
 	// KeepAlive is how long a path may go without writing before it sends a PING, so that the
@@ -125,7 +128,7 @@ func DefaultConfig() *Config {
 		HandshakeTimeout: 10 * time.Second,
 		SessionWindow:    64 << 20,
 		MaxMessageSize:   16 << 20,
-		Scheduler:        sched.RoundRobinName,
+		Scheduler:        sched.DefaultName,
 		KeepAlive:        time.Second,
 		PathTimeout:      4 * time.Second,
 		MinRTO:           200 * time.Millisecond,

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,9 @@ type outChunk struct {
 	kids   []outChunk // a coded chunk's pieces
 
 	refs   atomic.Int32 // holds on a chunk (a piece's are its parent's)
+	// inflightOn is the path whose bytes-in-flight count includes this chunk (or piece): the
+	// last that wrote it, until it is acknowledged.
+	inflightOn atomic.Pointer[path]
 	acked  atomic.Bool
 	sentAt atomic.Int64 // session clock when last written; 0 until then
 	path   int          // index of the path it was last given to, -1 for none, or pathRouting (under s.mu)
@@ -137,6 +141,12 @@ type path struct {
 	deadline    bool          // reader only: a read deadline is set
 
 	queued     atomic.Int64
+	inflight   atomic.Int64 // bytes written and not yet acknowledged (chunk or piece payloads)
+	acked      atomic.Int64 // bytes of its writes acknowledged, ever
+	rate       atomic.Uint64 // smoothed delivery rate, bytes per second (math.Float64bits); 0 until measured
+	rateAcked  int64         // acked at the start of the current rate sample (monitor, under s.mu)
+	rateStart  time.Duration // session clock at its start (monitor, under s.mu)
+	rateBusy   bool          // the path had data outstanding at its start (monitor, under s.mu)
 	badPieces  atomic.Uint64 // pieces it carried that failed the integrity check
 	chunksSent atomic.Uint64
 	bytesSent  atomic.Uint64
@@ -290,11 +300,56 @@ func (p *path) setDownReason(err error) {
 
 func (p *path) schedView() sched.Path {
 	return sched.Path{
-		Index:       p.index,
-		Live:        p.usable(),
-		QueuedBytes: p.queued.Load(),
-		SRTT:        time.Duration(p.srtt.Load()),
+		Index:        p.index,
+		Live:         p.usable(),
+		QueuedBytes:  p.queued.Load(),
+		InFlight:     p.inflight.Load(),
+		SRTT:         time.Duration(p.srtt.Load()),
+		DeliveryRate: math.Float64frombits(p.rate.Load()),
 	}
+}
+
+// wrote counts a written chunk (or piece) of n bytes as in flight on p, and no longer on the path
+// that wrote it before, if any.
+func (p *path) wrote(oc *outChunk, n int64) {
+	if prev := oc.inflightOn.Swap(p); prev != nil {
+		prev.inflight.Add(-n)
+	}
+	p.inflight.Add(n)
+}
+
+// delivered moves an acknowledged chunk (or piece) of n bytes from in flight to acknowledged on
+// the path that last wrote it.
+func delivered(oc *outChunk, n int64) {
+	if q := oc.inflightOn.Swap(nil); q != nil {
+		q.inflight.Add(-n)
+		q.acked.Add(n)
+	}
+}
+
+// rateInterval is the shortest span a delivery-rate sample covers; with at least two round trips.
+const rateInterval = 200 * time.Millisecond
+
+// sampleRate updates the path's delivery rate from the bytes acknowledged since the last sample,
+// once the sample spans rateInterval and two round trips. A sample taken while the path had
+// nothing outstanding at its start measures the application, not the path: it may only raise
+// the estimate. Call from the monitor with s.mu held.
+func (p *path) sampleRate(now time.Duration) {
+	span := max(rateInterval, 2*time.Duration(p.srtt.Load()))
+	if now-p.rateStart < span {
+		return
+	}
+	acked := p.acked.Load()
+	sample := float64(acked-p.rateAcked) / (now - p.rateStart).Seconds()
+	old := math.Float64frombits(p.rate.Load())
+	switch {
+	case old == 0 && sample > 0:
+		p.rate.Store(math.Float64bits(sample))
+	case p.rateBusy || sample > old:
+		p.rate.Store(math.Float64bits((old + sample) / 2))
+	}
+	p.rateAcked, p.rateStart = acked, now
+	p.rateBusy = p.inflight.Load() > 0 || p.queued.Load() > 0
 }
 
 // rto is the path's retransmission timeout: SRTT plus four deviations (RFC 6298), at least min,
@@ -541,6 +596,7 @@ func (p *path) release(batch []*outChunk, written bool) []*outChunk {
 		p.queued.Add(-int64(n))
 		if written {
 			oc.sentAt.Store(now)
+			p.wrote(oc, int64(n))
 			p.chunksSent.Add(1)
 			p.bytesSent.Add(uint64(n))
 		}
@@ -783,6 +839,11 @@ func (p *path) handleControl(t wire.Type, payload []byte) error {
 			// The peer reads nothing more: what it has not acknowledged never will be.
 			s.out.Apply(&wire.ChunkAck{Cum: s.nextSeqSent}, func(_ uint64, oc *outChunk) {
 				oc.acked.Store(true)
+				oc.eachCarried(func(c *outChunk) {
+					if q := c.inflightOn.Swap(nil); q != nil {
+						q.inflight.Add(-int64(len(c.payload)))
+					}
+				})
 				s.unref(oc)
 			})
 			s.broadcast()

@@ -42,6 +42,7 @@ type Session struct {
 
 	sendMu    sync.Mutex // serialises Send: item ids and the order of an item's chunks
 	scheduler sched.Scheduler
+	replicate bool // the scheduler asks for a copy of each chunk on every live path with room
 	view      []sched.Path // reused scheduler input, under sendMu
 	chunkPool sync.Pool    // *outChunk with ChunkSize-capacity buffers (and pieces, coded)
 	pieceBufs [][]byte     // Encode's destinations, under sendMu
@@ -112,6 +113,7 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 		unit:        unit,
 		pieces:      make(map[uint64]*pieceSet),
 		scheduler:   sc,
+		replicate:   isReplicator(sc),
 		peerWindow:  t.peerWindow,
 		changed:     make(chan struct{}),
 		done:        make(chan struct{}),
@@ -143,6 +145,12 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 	s.ackTimer.Stop()
 	go s.monitor()
 	return s, nil
+}
+
+// isReplicator reports whether a scheduler asks for copies of every chunk (sched.Replicator).
+func isReplicator(sc sched.Scheduler) bool {
+	r, ok := sc.(sched.Replicator)
+	return ok && r.Replicate()
 }
 
 // newOutChunk makes a chunk record for the pool: a buffer for a chunk, and in a coded mode one for
@@ -208,6 +216,7 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 		oc.hdr = wire.ChunkHeader{Item: item, Chunk: c, Total: total}
 		oc.acked.Store(false)
 		oc.sentAt.Store(0)
+		oc.inflightOn.Store(nil)
 		oc.resent, oc.path = false, pathRouting
 		if err := s.encode(oc); err != nil {
 			s.chunkPool.Put(oc)
@@ -227,10 +236,10 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 		s.out.Add(oc.hdr.Seq, oc)
 		s.mu.Unlock()
 		var err error
-		switch s.mode.Kind {
-		case disperse.Redundant:
+		switch {
+		case s.mode.Kind == disperse.Redundant || s.replicate:
 			err = s.routeCopies(oc)
-		case disperse.Shamir, disperse.Erasure:
+		case s.mode.Coded():
 			err = s.routeCoded(oc)
 		default:
 			err = s.route(oc)
@@ -253,6 +262,7 @@ func (s *Session) encode(oc *outChunk) error {
 		kid := &oc.kids[j]
 		kid.payload = kid.buf[:n]
 		kid.sentAt.Store(0)
+		kid.inflightOn.Store(nil)
 		kid.resent, kid.path = false, pathRouting
 		s.pieceBufs = append(s.pieceBufs, kid.payload)
 	}

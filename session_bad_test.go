@@ -187,7 +187,7 @@ func TestHandshakeErrors(t *testing.T) {
 	l, _ := startListener(t, &Config{MaxPaths: 2, MaxSessions: 3})
 	healthy := healthySession(t, l) // uses 1 session of 3
 	_, acc := openRaw(t, l.Addr().String(), 4096)
-	acceptOne(t, l)
+	raw := acceptOne(t, l)
 
 	t.Run("unknown session id", func(t *testing.T) {
 		p := dialRaw(t, l.Addr().String())
@@ -215,6 +215,8 @@ func TestHandshakeErrors(t *testing.T) {
 		if f := p.recv(); f.Type != wire.TypeAttachOK {
 			t.Fatalf("second path: %s", f.Type)
 		}
+		// Until the server has added it, the path holds a reservation, not its slot.
+		waitFor(t, func() bool { return len(raw.Paths()) == 2 }, "second path added")
 		q := dialRaw(t, l.Addr().String())
 		q.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: 1}))
 		if f := q.recv(); f.Type != wire.TypeAttachOK {

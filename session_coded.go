@@ -86,8 +86,9 @@ func (s *Session) waitForPaths() {
 	}
 }
 
-// routeCopies gives a chunk to the least loaded usable path, waiting for room there as route does,
-// and a copy to every other usable path whose queue has room: the first copy to arrive is used.
+// routeCopies gives a chunk to the path the scheduler picks, waiting for room there as route
+// does, and a copy to every other usable path whose queue has room: the first copy to arrive is
+// used (redundant mode, or a scheduler that asks for copies).
 func (s *Session) routeCopies(oc *outChunk) error {
 	for {
 		s.mu.Lock()
@@ -96,16 +97,23 @@ func (s *Session) routeCopies(oc *outChunk) error {
 			s.unref(oc)
 			return s.err
 		}
-		first := s.leastQueued(nil)
-		if first == nil && s.closing {
+		s.view = s.view[:0]
+		for _, p := range s.paths {
+			if p != nil {
+				s.view = append(s.view, p.schedView())
+			}
+		}
+		i := s.scheduler.Pick(s.view, len(oc.payload))
+		if i < 0 && s.closing {
 			s.mu.Unlock()
 			s.unref(oc)
 			return fmt.Errorf("%w: no usable path while closing", ErrSessionClosed)
 		}
-		if first == nil {
+		if i < 0 {
 			s.waitForPaths()
 			continue
 		}
+		first := s.paths[s.view[i].Index]
 		oc.path = first.index
 		others := make([]*path, 0, len(s.paths))
 		for _, p := range s.paths {

@@ -46,6 +46,7 @@ func (s *Session) applyAck(p *path, a *wire.ChunkAck) error {
 	s.out.Apply(a, func(_ uint64, oc *outChunk) {
 		oc.acked.Store(true)
 		oc.eachCarried(func(c *outChunk) {
+			delivered(c, int64(len(c.payload)))
 			if q := s.pathAt(c.path); q != nil {
 				q.ackProgress = now // its retransmission timer restarts (RFC 6298, 5.3)
 			}
@@ -264,6 +265,7 @@ func (s *Session) checkTimers() {
 			p.lastBytes = n
 			p.lastRecv.Store(int64(now))
 		}
+		p.sampleRate(now)
 		if now-time.Duration(p.lastRecv.Load()) > s.cfg.PathTimeout {
 			silent = append(silent, p)
 			continue

@@ -176,7 +176,9 @@ func TestSessionConcurrentBothWays(t *testing.T) {
 	if testing.Short() {
 		sessions, maxSize = 20, 1<<20
 	}
-	cfg := &Config{Paths: 4, ChunkSize: 64 << 10, MaxMessageSize: 8 << 20, SessionWindow: 18 << 20,
+	// Round-robin, so that every path must carry chunks both ways (an adaptive scheduler may
+	// rightly leave a path that the loaded machine makes slow unused).
+	cfg := &Config{Paths: 4, ChunkSize: 64 << 10, MaxMessageSize: 8 << 20, SessionWindow: 18 << 20, Scheduler: "round-robin",
 		// 400 sessions' worth of goroutines on two cores (under the race detector) can leave a
 		// path unread, or a close unacknowledged, for seconds; this test is about exactness at
 		// scale, so liveness and linger are lenient.
