@@ -54,14 +54,14 @@ type outChunk struct {
 	piece  int        // a piece's number, which is also the slot of the only path that may carry it
 	kids   []outChunk // a coded chunk's pieces
 
-	refs   atomic.Int32 // holds on a chunk (a piece's are its parent's)
+	refs atomic.Int32 // holds on a chunk (a piece's are its parent's)
 	// inflightOn is the path whose bytes-in-flight count includes this chunk (or piece): the
 	// last that wrote it, until it is acknowledged.
 	inflightOn atomic.Pointer[path]
-	acked  atomic.Bool
-	sentAt atomic.Int64 // session clock when last written; 0 until then
-	path   int          // index of the path it was last given to, -1 for none, or pathRouting (under s.mu)
-	resent bool         // given to more than one path (under s.mu)
+	acked      atomic.Bool
+	sentAt     atomic.Int64 // session clock when last written; 0 until then
+	path       int          // index of the path it was last given to, -1 for none, or pathRouting (under s.mu)
+	resent     bool         // given to more than one path (under s.mu)
 }
 
 // pathRouting marks a chunk that Send is still placing on its first path.
@@ -141,8 +141,8 @@ type path struct {
 	deadline    bool          // reader only: a read deadline is set
 
 	queued     atomic.Int64
-	inflight   atomic.Int64 // bytes written and not yet acknowledged (chunk or piece payloads)
-	acked      atomic.Int64 // bytes of its writes acknowledged, ever
+	inflight   atomic.Int64  // bytes written and not yet acknowledged (chunk or piece payloads)
+	acked      atomic.Int64  // bytes of its writes acknowledged, ever
 	rate       atomic.Uint64 // smoothed delivery rate, bytes per second (math.Float64bits); 0 until measured
 	rateAcked  int64         // acked at the start of the current rate sample (monitor, under s.mu)
 	rateStart  time.Duration // session clock at its start (monitor, under s.mu)

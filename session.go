@@ -42,7 +42,7 @@ type Session struct {
 
 	sendMu    sync.Mutex // serialises Send: item ids and the order of an item's chunks
 	scheduler sched.Scheduler
-	replicate bool // the scheduler asks for a copy of each chunk on every live path with room
+	replicate bool         // the scheduler asks for a copy of each chunk on every live path with room
 	view      []sched.Path // reused scheduler input, under sendMu
 	chunkPool sync.Pool    // *outChunk with ChunkSize-capacity buffers (and pieces, coded)
 	pieceBufs [][]byte     // Encode's destinations, under sendMu
