@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -38,11 +39,51 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{[]string{"serve", "--log-format", "xml"}, 2, "unknown --log-format"},
 		{[]string{"ping", "-h"}, 0, "Usage: braid ping"},
 		{[]string{"send", "--message", "x", "127.0.0.1:1"}, 1, "connection refused"},
+		{[]string{"send", "--message", "x", "--mode", "shamir:3/2", "127.0.0.1:1"}, 2, "--mode"},
+		{[]string{"send", "--message", "x", "--mode", "shamir:2/3", "--paths", "2", "127.0.0.1:1"}, 2, "needs 3 paths"},
+		{[]string{"demo", "--mode", "stripes"}, 2, "--mode"},
+		{[]string{"bench", "--paths", "2", "--modes", "shamir:2/3"}, 1, "needs 3 paths"},
 	}
 	for _, c := range cases {
 		code, out, errOut := runCmd(t, ctx, c.args...)
 		if code != c.code || !strings.Contains(out+errOut, c.want) {
 			t.Errorf("braid %q: exit %d, output %q; want exit %d containing %q", c.args, code, out+errOut, c.code, c.want)
+		}
+	}
+}
+
+// TestDemoShamir: in shamir:2/3 the demo's file arrives intact and no path's bytes show the
+// plaintext or depart from uniform; in plain mode every path shows it.
+func TestDemoShamir(t *testing.T) {
+	for _, c := range []struct {
+		mode    string
+		visible string
+	}{{"shamir:2/3", "no"}, {"plain", "yes"}} {
+		code, out, errOut := runCmd(t, context.Background(), "demo", "-q", "--mode", c.mode, "--size", "2000000")
+		if code != 0 {
+			t.Fatalf("%s: exit %d: %s", c.mode, code, errOut)
+		}
+		if !strings.Contains(out, "receiver verified sha256") || !strings.Contains(out, "what each path carried") {
+			t.Fatalf("%s: output lacks the transfer or the path table:\n%s", c.mode, out)
+		}
+		_, table, _ := strings.Cut(out, "first payload bytes\n")
+		rows := 0
+		for _, line := range strings.Split(table, "\n") {
+			f := strings.Fields(line)
+			if len(f) != 6 || f[0] == "(chi-square" {
+				continue
+			}
+			rows++
+			if f[4] != c.visible {
+				t.Errorf("%s: plaintext visible %q on slot %s, want %q", c.mode, f[4], f[0], c.visible)
+			}
+			// Random bytes give about 255; 400 is beyond p = 1e-8.
+			if x, err := strconv.ParseFloat(f[3], 64); err != nil || (c.visible == "no") != (x < 400) {
+				t.Errorf("%s: slot %s chi-square %s", c.mode, f[0], f[3])
+			}
+		}
+		if want := map[string]int{"shamir:2/3": 3, "plain": 4}[c.mode]; rows != want {
+			t.Errorf("%s: %d path rows, want %d:\n%s", c.mode, rows, want, out)
 		}
 	}
 }

@@ -338,3 +338,25 @@ func TestFormatPinned(t *testing.T) {
 		t.Fatalf("tag % x, the spec's construction gives % x", gotTag, want)
 	}
 }
+
+// FuzzParse: Parse never panics, and what it accepts is valid and round-trips through String.
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{"plain", "redundant", "shamir:2/3", "erasure:4/6", "shamir:255/255", "shamir:0/-1", "x:1/2"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		m, err := Parse(s)
+		if err != nil {
+			if !errors.Is(err, ErrBadMode) {
+				t.Fatalf("Parse(%q): error %v does not wrap ErrBadMode", s, err)
+			}
+			return
+		}
+		if m.Validate() != nil {
+			t.Fatalf("Parse(%q) accepted invalid %+v", s, m)
+		}
+		if again, err := Parse(m.String()); err != nil || again != m {
+			t.Fatalf("Parse(%q) = %+v; its String %q parses as %+v, %v", s, m, m.String(), again, err)
+		}
+	})
+}
