@@ -44,12 +44,13 @@ type agentCtl struct {
 
 // agentOut is an output line.
 type agentOut struct {
-	Ready     bool       `json:"ready,omitempty"`
-	Addrs     []string   `json:"addrs,omitempty"`
-	Recording *Recording `json:"recording,omitempty"`
-	Done      bool       `json:"done,omitempty"`
-	Info      string     `json:"info,omitempty"`
-	Error     string     `json:"error,omitempty"`
+	Ready     bool        `json:"ready,omitempty"`
+	Slots     map[int]int `json:"slots,omitempty"` // braid client: path index -> position in Specs
+	Addrs     []string    `json:"addrs,omitempty"`
+	Recording *Recording  `json:"recording,omitempty"`
+	Done      bool        `json:"done,omitempty"`
+	Info      string      `json:"info,omitempty"`
+	Error     string      `json:"error,omitempty"`
 }
 
 // RunAgent runs one side of a netns run: it reads a job from in (one JSON line), reports on out
@@ -205,7 +206,7 @@ func (a *agent) braidServer(ctx context.Context) error {
 	n := len(a.job.Listen)
 	rec, finish, err := a.record(ctx, func(start time.Time) *recorder {
 		return newRecorder(start, n, "chunk payload bytes received (Session.Paths)")
-	}, func() []int64 { return braidCounters(s, n) })
+	}, func() []int64 { return braidCounters(s, nil, n) })
 	if err != nil {
 		return err
 	}
@@ -234,7 +235,7 @@ func (a *agent) braidClient(ctx context.Context) error {
 		return err
 	}
 	defer s.Abort()
-	a.emit(agentOut{Ready: true})
+	a.emit(agentOut{Ready: true, Slots: pathSlots(s, a.job.Specs)})
 	start, err := a.waitStart(ctx)
 	if err != nil {
 		return err
@@ -246,7 +247,7 @@ func (a *agent) braidClient(ctx context.Context) error {
 	for _, p := range s.Paths() {
 		info = append(info, fmt.Sprintf("path %d %s->%s sent %d", p.Index, p.Local, p.Remote, p.BytesSent))
 	}
-	a.emit(agentOut{Info: strings.Join(info, "; ")})
+	a.emit(agentOut{Info: strings.Join(info, "; "), Slots: pathSlots(s, a.job.Specs)})
 	return nil
 }
 

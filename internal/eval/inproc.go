@@ -102,7 +102,8 @@ func runInproc(ctx context.Context, sc *Scenario, scheduler, mode string) (*Reco
 	sampled := make(chan struct{})
 	go func() {
 		defer close(sampled)
-		rec.sampleEvery(start, func() []int64 { return braidCounters(server, n) }, stopSampling)
+		slots := func() map[int]int { return pathSlots(client, specs) }
+		rec.sampleEvery(start, func() []int64 { return braidCounters(server, slots, n) }, stopSampling)
 	}()
 	received := make(chan struct{})
 	go func() {
@@ -133,12 +134,37 @@ func runInproc(ctx context.Context, sc *Scenario, scheduler, mode string) (*Reco
 	return rec.recording(), ctx.Err()
 }
 
-// braidCounters reads a session's per-path received payload bytes, by path index.
-func braidCounters(s *braid.Session, n int) []int64 {
+// pathSlots maps the session's path indexes (which the server assigns in the order the paths
+// attach) to positions in specs, by each client path's remote address.
+func pathSlots(client *braid.Session, specs []braid.PathSpec) map[int]int {
+	m := map[int]int{}
+	for _, st := range client.Paths() {
+		for k, sp := range specs {
+			if sp.Remote == st.Remote {
+				m[st.Index] = k
+			}
+		}
+	}
+	return m
+}
+
+// braidCounters reads a session's per-path received payload bytes, by position in the
+// scenario's paths (slots maps a path's index to it; indexes it lacks are taken as positions).
+func braidCounters(s *braid.Session, slots func() map[int]int, n int) []int64 {
 	out := make([]int64, n)
+	var m map[int]int
 	for _, st := range s.Paths() {
-		if st.Index >= 0 && st.Index < n {
-			out[st.Index] = int64(st.BytesReceived)
+		k := st.Index
+		if slots != nil {
+			if m == nil {
+				m = slots()
+			}
+			if v, ok := m[st.Index]; ok {
+				k = v
+			}
+		}
+		if k >= 0 && k < n {
+			out[k] += int64(st.BytesReceived)
 		}
 	}
 	return out

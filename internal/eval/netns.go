@@ -381,7 +381,8 @@ func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, sched
 		return nil, err
 	}
 	defer cli.stop()
-	if _, err := cli.next(ctx, "the client", func(o agentOut) bool { return o.Ready }); err != nil {
+	cliReady, err := cli.next(ctx, "the client", func(o agentOut) bool { return o.Ready })
+	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
 	start := time.Now().Add(300 * time.Millisecond)
@@ -412,6 +413,16 @@ func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, sched
 	cliDone, cliErr := cli.next(ctx, "the client", func(o agentOut) bool { return o.Done || o.Info != "" })
 	if cliErr == nil && cliDone.Info != "" {
 		rec.Extra["client"] = cliDone.Info
+	}
+	if !mptcp {
+		// The server counts by path index, which follows the order the paths attached in.
+		slots := cliReady.Slots
+		for i, k := range cliDone.Slots {
+			if _, ok := slots[i]; !ok {
+				slots[i] = k
+			}
+		}
+		rec.remap(slots)
 	}
 	if evErr != nil {
 		return rec, fmt.Errorf("events: %w", evErr)

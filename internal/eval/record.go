@@ -135,3 +135,20 @@ func (r *recorder) sampleEvery(start time.Time, read func() []int64, stop <-chan
 		}
 	}
 }
+
+// remap reorders the per-path counters: slots maps a counter's position to its path's position
+// in the scenario. Positions it lacks stay where they are.
+func (r *Recording) remap(slots map[int]int) {
+	for si := range r.Samples {
+		old := r.Samples[si].Bytes
+		out := make([]int64, len(old))
+		for i, v := range old {
+			k, ok := slots[i]
+			if !ok || k < 0 || k >= len(out) {
+				k = i
+			}
+			out[k] += v
+		}
+		r.Samples[si].Bytes = out
+	}
+}
