@@ -2,66 +2,8 @@ package sss
 
 import (
 	"bytes"
-	"crypto/aes"
-	"crypto/cipher"
-	"encoding/binary"
 	"testing"
 )
-
-// TestCTRMatchesStdlib checks the VAES keystream generator against
-// crypto/cipher's AES-256-CTR with the same key and IV, across call
-// boundaries, partial groups and a carry out of the low 32 counter bits.
-func TestCTRMatchesStdlib(t *testing.T) {
-	if !useVAES {
-		t.Skip("no VAES/AVX-512 on this CPU (or purego build)")
-	}
-	var key [32]byte
-	for i := range key {
-		key[i] = byte(i*37 + 11)
-	}
-	nonce := [8]byte{0xf0, 1, 2, 3, 4, 5, 6, 0xff}
-	for _, start := range []uint64{0, 1, 1<<32 - 5, 1<<63 - 1000} {
-		var g ctrRand
-		g.setKey(&key, nonce, start)
-		block, err := aes.NewCipher(key[:])
-		if err != nil {
-			t.Fatal(err)
-		}
-		var iv [16]byte
-		copy(iv[:], nonce[:])
-		binary.BigEndian.PutUint64(iv[8:], start)
-		want := cipher.NewCTR(block, iv[:])
-		for _, n := range []int{64, 512, 0, 576, 4096 + 64*3, 1, 100, 63, 8192, 65} {
-			got := make([]byte, n)
-			g.fill(got)
-			// A partial final group consumes a whole 4-block group.
-			consumed := (n + 63) &^ 63
-			exp := make([]byte, consumed)
-			want.XORKeyStream(exp, exp)
-			if !bytes.Equal(got, exp[:n]) {
-				t.Fatalf("start %d, fill(%d): keystream differs from crypto/cipher", start, n)
-			}
-		}
-	}
-}
-
-// TestCTRRekey checks that the generator re-keys after ctrRekeyBytes.
-func TestCTRRekey(t *testing.T) {
-	for _, vaes := range asmModes() {
-		t.Run(vaes.name, func(t *testing.T) {
-			defer vaes.set()()
-			g := newCTRRand()
-			a := make([]byte, 64)
-			g.fill(a)
-			g.used = ctrRekeyBytes - 10
-			rk, stream := g.rk, g.stream
-			g.fill(make([]byte, 64))
-			if g.used != 64 || (g.rk == rk && g.stream == stream) {
-				t.Fatalf("no re-key: used=%d", g.used)
-			}
-		})
-	}
-}
 
 type asmMode struct {
 	name string
@@ -69,15 +11,15 @@ type asmMode struct {
 }
 
 // asmModes returns the code paths to test: the portable one and, when
-// the CPU has them, the assembly ones.
+// the CPU has AVX-512 GFNI (and the build is not purego), the GFNI one.
 func asmModes() []asmMode {
 	modes := []asmMode{{"portable", func() func() {
-		v, g := useVAES, useGFNI
-		useVAES, useGFNI = false, false
-		return func() { useVAES, useGFNI = v, g }
+		g := useGFNI
+		useGFNI = false
+		return func() { useGFNI = g }
 	}}}
-	if useVAES || useGFNI {
-		modes = append(modes, asmMode{"asm", func() func() { return func() {} }})
+	if useGFNI {
+		modes = append(modes, asmMode{"gfni", func() func() { return func() {} }})
 	}
 	return modes
 }

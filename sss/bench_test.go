@@ -42,9 +42,9 @@ func BenchmarkSplit(b *testing.B) {
 	}
 }
 
-// BenchmarkSplitPortable is BenchmarkSplit with the assembly switched
-// off (crypto/cipher's AES-CTR and the reedsolomon kernels), as on CPUs
-// without AVX-512 VAES and GFNI.
+// BenchmarkSplitPortable is BenchmarkSplit with the GFNI kernels
+// switched off (the reedsolomon kernels), as on CPUs without AVX-512
+// GFNI.
 func BenchmarkSplitPortable(b *testing.B) {
 	defer asmModes()[0].set()()
 	BenchmarkSplit(b)
@@ -113,8 +113,8 @@ func BenchmarkReferenceCombine(b *testing.B) {
 }
 
 // BenchmarkCSPRNG measures the default coefficient generator alone
-// (AES-256-CTR keystream); a k-of-n split needs k−1 of its bytes per
-// secret byte.
+// (crypto/aes AES-256 in crypto/cipher's CTR mode); a k-of-n split needs
+// k−1 of its bytes per secret byte.
 func BenchmarkCSPRNG(b *testing.B) {
 	g := newCTRRand()
 	buf := make([]byte, benchSize)

@@ -53,22 +53,19 @@
 //
 // Shamir sharing is information-theoretically secure only if the
 // coefficients are uniformly random and unpredictable. By default they
-// come from AES-256 in CTR mode with a fresh key and IV from crypto/rand
-// per Splitter (and per one-shot call), re-keyed after 2³⁶ bytes; this is
-// computationally indistinguishable from uniform. On amd64 CPUs with
-// AVX-512 VAES the keystream is computed by this package's own vectorised
-// AES-256-CTR (four blocks per instruction, key schedule by the AES-NI
-// key-generation instruction), which the tests check against crypto/aes
-// and crypto/cipher; elsewhere crypto/cipher's CTR mode is used.
-// WithRandom substitutes another source: it must be a CSPRNG, and is
-// meant for tests.
+// come from AES-256 in CTR mode, computed by the standard library
+// (crypto/aes with crypto/cipher's CTR stream; this package has no AES
+// code of its own), with a fresh key and IV from crypto/rand per Splitter
+// (and per one-shot call), re-keyed after 2³⁶ bytes; this is
+// computationally indistinguishable from uniform. WithRandom substitutes
+// another source: it must be a CSPRNG, and is meant for tests.
 //
 // Coefficient buffers are wiped at the end of each split, and a
-// SplitWriter's buffers on Close; the assembly routines clear the vector
-// registers that held keystream, coefficients or round keys before they
-// return. On amd64 with AVX-512 GFNI shares are computed with the
-// GF2P8AFFINEQB instruction, elsewhere on amd64 (AVX2 or SSSE3) and on
-// arm64 (NEON) with nibble-table shuffle instructions, and secrets
+// SplitWriter's buffers on Close; the GFNI kernels clear the vector
+// registers that held coefficients or share data before they return. On
+// amd64 with AVX-512 GFNI shares are computed with the GF2P8AFFINEQB
+// instruction, elsewhere on amd64 (AVX2 or SSSE3) and on arm64 (NEON)
+// with nibble-table shuffle instructions, and secrets
 // (Combine) always with the latter; none of these has data-dependent
 // timing. The last few bytes of each block (fewer than a vector), and
 // everything on platforms without those instructions, go through memory
@@ -90,23 +87,23 @@
 // allocating in steady state.
 //
 // A split must generate k−1 random bytes per secret byte, so the
-// generator dominates: AES-256-CTR runs at about 7.5 GB/s per core with
-// AES-NI (crypto/cipher) and about 16 GB/s with AVX-512 VAES. The shares
-// are then computed by fused multiply-accumulate kernels (AVX-512 GFNI:
-// one pass over each share block per group of up to four coefficient
-// runs, the secret term needing no multiplication), or else by the SIMD
-// GF(2^8) kernels of github.com/klauspost/reedsolomon (same 0x11D
-// field), one pass per coefficient run. Combining always uses the latter.
+// generator dominates: crypto/cipher's AES-256-CTR runs at about 7.5 GB/s
+// per core with AES-NI. The shares are then computed by fused
+// multiply-accumulate kernels (AVX-512 GFNI: one pass over each share
+// block per group of up to four coefficient runs, the secret term needing
+// no multiplication), or else by the SIMD GF(2^8) kernels of
+// github.com/klauspost/reedsolomon (same 0x11D field), one pass per
+// coefficient run. Combining always uses the latter.
 //
-// Measured on one core of an Intel Xeon (AVX-512, VAES, GFNI) with Go
-// 1.26, 64 KiB secrets: split 3-of-5 ≈ 4.4 GB/s and 2-of-3 ≈ 7.8 GB/s of
-// secret, combine ≈ 17 GB/s; about 140 and 800 times the naive per-byte
-// reference in the tests. On CPUs without AVX-512 VAES and GFNI split
-// 3-of-5 runs at about 1.8 GB/s (BenchmarkSplitPortable). The build tag
-// purego disables this package's assembly, and crypto/aes's as well,
-// which makes the generator and so splitting far slower. "go test -bench
-// . -cpu 1" in this package measures all of these beside the reference
-// and the random generator alone (BenchmarkCSPRNG); BenchmarkSpeedup
-// times the fast path and the reference alternately and reports their
-// ratio.
+// Measured on one core of an Intel Xeon (AVX-512, GFNI) with Go 1.26,
+// 64 KiB secrets: split 3-of-5 ≈ 2.4–2.8 GB/s and 2-of-3 ≈ 5.3 GB/s of
+// secret, combine ≈ 17 GB/s; about 80 and 800 times the naive per-byte
+// reference in the tests. On CPUs without AVX-512 GFNI split 3-of-5 runs
+// at about 1.6–1.8 GB/s (BenchmarkSplitPortable). The build tag purego
+// disables this package's assembly, and crypto/aes's as well, which makes
+// the generator and so splitting far slower (split 3-of-5 ≈ 0.1 GB/s).
+// "go test -bench . -cpu 1" in this package measures all of these beside
+// the reference and the random generator alone (BenchmarkCSPRNG);
+// BenchmarkSpeedup times the fast path and the reference alternately and
+// reports their ratio.
 package sss
