@@ -113,7 +113,7 @@ func BenchmarkReferenceCombine(b *testing.B) {
 }
 
 // BenchmarkCSPRNG measures the default coefficient generator alone
-// (crypto/aes AES-256 in crypto/cipher's CTR mode); a k-of-n split needs
+// (crypto/aes AES-128 in crypto/cipher's CTR mode); a k-of-n split needs
 // k−1 of its bytes per secret byte.
 func BenchmarkCSPRNG(b *testing.B) {
 	g := newCTRRand()

@@ -53,7 +53,7 @@
 //
 // Shamir sharing is information-theoretically secure only if the
 // coefficients are uniformly random and unpredictable. By default they
-// come from AES-256 in CTR mode, computed by the standard library
+// come from AES-128 in CTR mode, computed by the standard library
 // (crypto/aes with crypto/cipher's CTR stream; this package has no AES
 // code of its own), with a fresh key and IV from crypto/rand per Splitter
 // (and per one-shot call), re-keyed after 2³⁶ bytes; this is
@@ -87,7 +87,7 @@
 // allocating in steady state.
 //
 // A split must generate k−1 random bytes per secret byte, so the
-// generator dominates: crypto/cipher's AES-256-CTR runs at about 7.5 GB/s
+// generator dominates: crypto/cipher's AES-128-CTR runs at about 11 GB/s
 // per core with AES-NI. The shares are then computed by fused
 // multiply-accumulate kernels (AVX-512 GFNI: one pass over each share
 // block per group of up to four coefficient runs, the secret term needing
@@ -96,10 +96,10 @@
 // coefficient run. Combining always uses the latter.
 //
 // Measured on one core of an Intel Xeon (AVX-512, GFNI) with Go 1.26,
-// 64 KiB secrets: split 3-of-5 ≈ 2.4–2.8 GB/s and 2-of-3 ≈ 5.3 GB/s of
-// secret, combine ≈ 17 GB/s; about 80 and 800 times the naive per-byte
-// reference in the tests. On CPUs without AVX-512 GFNI split 3-of-5 runs
-// at about 1.6–1.8 GB/s (BenchmarkSplitPortable). The build tag purego
+// 64 KiB secrets: split 3-of-5 ≈ 3.4–3.8 GB/s of secret, combine ≈ 17–22
+// GB/s; about 104 and 1000 times the naive per-byte reference in the tests
+// (BenchmarkSpeedup). On CPUs without AVX-512 GFNI split 3-of-5 runs at
+// about 2.1 GB/s (BenchmarkSplitPortable). The build tag purego
 // disables this package's assembly, and crypto/aes's as well, which makes
 // the generator and so splitting far slower (split 3-of-5 ≈ 0.1 GB/s).
 // "go test -bench . -cpu 1" in this package measures all of these beside
