@@ -203,7 +203,9 @@ func (a *agent) braidServer(ctx context.Context) error {
 		return err
 	}
 	defer s.Abort()
-	n := len(a.job.Listen)
+	// Counted by path index, which a re-dialled path may change: room for every index the
+	// server allows; the parent maps them onto the scenario's paths (Recording.remap).
+	const n = 64
 	rec, finish, err := a.record(ctx, func(start time.Time) *recorder {
 		return newRecorder(start, n, "chunk payload bytes received (Session.Paths)")
 	}, func() []int64 { return braidCounters(s, nil, n) })

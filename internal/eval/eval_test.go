@@ -119,7 +119,7 @@ func TestRecorderRestartedCounter(t *testing.T) {
 		t.Errorf("cumulative %v; want [400 90]", got)
 	}
 	rec := &Recording{Samples: []Sample{{Bytes: []int64{1, 2, 3}}}}
-	rec.remap(map[int]int{0: 2, 2: 0}) // index 1 unmapped: stays
+	rec.remap(map[int]int{0: 2, 2: 0}, 3) // index 1 unmapped: stays
 	if got := rec.Samples[0].Bytes; got[0] != 3 || got[1] != 2 || got[2] != 1 {
 		t.Errorf("remapped %v; want [3 2 1]", got)
 	}

@@ -416,13 +416,18 @@ func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, sched
 	}
 	if !mptcp {
 		// The server counts by path index, which follows the order the paths attached in.
-		slots := cliReady.Slots
+		slots := map[int]int{}
+		for i, k := range cliReady.Slots {
+			slots[i] = k
+		}
 		for i, k := range cliDone.Slots {
 			if _, ok := slots[i]; !ok {
 				slots[i] = k
 			}
 		}
-		rec.remap(slots)
+		rec.remap(slots, len(used))
+	} else {
+		rec.remap(nil, len(used))
 	}
 	if evErr != nil {
 		return rec, fmt.Errorf("events: %w", evErr)

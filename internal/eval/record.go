@@ -136,18 +136,19 @@ func (r *recorder) sampleEvery(start time.Time, read func() []int64, stop <-chan
 	}
 }
 
-// remap reorders the per-path counters: slots maps a counter's position to its path's position
-// in the scenario. Positions it lacks stay where they are.
-func (r *Recording) remap(slots map[int]int) {
+// remap reorders the per-path counters into n: slots maps a counter's position to its path's
+// position in the scenario. Positions it lacks stay where they are (dropped if n or beyond).
+func (r *Recording) remap(slots map[int]int, n int) {
 	for si := range r.Samples {
-		old := r.Samples[si].Bytes
-		out := make([]int64, len(old))
-		for i, v := range old {
+		out := make([]int64, n)
+		for i, v := range r.Samples[si].Bytes {
 			k, ok := slots[i]
-			if !ok || k < 0 || k >= len(out) {
+			if !ok {
 				k = i
 			}
-			out[k] += v
+			if k >= 0 && k < n {
+				out[k] += v
+			}
 		}
 		r.Samples[si].Bytes = out
 	}
