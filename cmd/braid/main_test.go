@@ -70,7 +70,7 @@ func TestDemoShamir(t *testing.T) {
 		rows := 0
 		for _, line := range strings.Split(table, "\n") {
 			f := strings.Fields(line)
-			if len(f) != 6 || f[0] == "(chi-square" {
+			if len(f) != 6 || f[0] == "(chi-square" { // slot, recorded, payload, chi-square, visible, bytes
 				continue
 			}
 			rows++

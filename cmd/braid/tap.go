@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"text/tabwriter"
 
@@ -99,7 +100,8 @@ func (l *tapListener) sessionTaps() []pathTap {
 // plaintext can be read in them.
 func writeTapTable(w io.Writer, taps []pathTap) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "slot\tbytes\tpayload\tchi-square\tplaintext visible\tfirst payload bytes")
+	slices.SortFunc(taps, func(a, b pathTap) int { return a.slot - b.slot })
+	fmt.Fprintln(tw, "slot\trecorded\tof which payload\tchi-square\tplaintext visible\tfirst payload bytes")
 	for _, t := range taps {
 		head := t.payload[:min(len(t.payload), 16)]
 		visible := bytes.Contains(t.stream, []byte("quick brown fox"))
