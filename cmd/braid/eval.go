@@ -18,7 +18,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	all := fs.Bool("all", false, "run every scenario in --scenarios")
 	backends := fs.String("backend", eval.Inproc, "comma-separated backends: inproc (faultproxy per path on loopback) and/or netns (namespaces, veth, tbf, MPTCP beside; root)")
 	schedulers := fs.String("scheduler", "round-robin", "comma-separated Config.Scheduler names; each is run on every scenario")
-	mode := fs.String("mode", "plain", "dispersal mode passed to Config (plain until Config has a Mode field)")
+	mode := fs.String("mode", "plain", "dispersal mode: plain, redundant, shamir:K/N or erasure:K/N (coded modes need a scenario with N paths)")
 	noMPTCP := fs.Bool("no-mptcp", false, "netns: skip the MPTCP comparison runs")
 	asJSON := fs.Bool("json", false, "print the results as JSON instead of tables")
 	out := fs.String("out", "", "write a PNG plot per run, results.json and report.md into this directory")

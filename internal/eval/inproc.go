@@ -4,29 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"time"
 
 	"github.com/braidnet/braid"
 	"github.com/braidnet/braid/internal/faultproxy"
 )
 
-// setMode sets cfg's dispersal mode. braid.Config gains a Mode field in a change being made
-// beside this one; until it has one, only "plain" (the only mode there is) is accepted. The field
-// is found by reflection so that this package builds before and after that change.
+// setMode sets cfg's dispersal mode; an empty mode leaves the default.
 func setMode(cfg *braid.Config, mode string) error {
-	f := reflect.ValueOf(cfg).Elem().FieldByName("Mode")
-	if !f.IsValid() || f.Kind() != reflect.String {
-		if mode == "" || mode == "plain" {
-			return nil
-		}
-		return fmt.Errorf("mode %q: this build's braid.Config has no Mode field yet, so only \"plain\" can be run", mode)
-	}
-	f.SetString(mode)
+	cfg.Mode = mode
 	return nil
 }
 
-// CheckMode reports whether mode can be passed to braid.Config in this build and is valid there.
+// CheckMode reports whether mode is a valid braid.Config.Mode.
 func CheckMode(mode string) error {
 	cfg := &braid.Config{}
 	if err := setMode(cfg, mode); err != nil {
