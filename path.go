@@ -113,6 +113,7 @@ type path struct {
 	fin     chan uint64   // Close: flush, send CLOSE(count), half-close
 	stop    chan struct{} // closed when the path must end now
 	rtxKick chan struct{} // chunks were added to rtx
+	capKick chan struct{} // bytes in flight fell: the writer may take new data again
 
 	rtxMu sync.Mutex
 	rtx   []*outChunk // chunks to send again, ahead of data; unbounded (bounded by the window)
@@ -171,6 +172,7 @@ func newPath(s *Session, index, slot int, spec PathSpec, conn net.Conn, r *wire.
 		fin:        make(chan uint64, 1),
 		stop:       make(chan struct{}),
 		rtxKick:    make(chan struct{}, 1),
+		capKick:    make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 	}
 	p.lastRecv.Store(int64(s.clock()))
@@ -312,10 +314,15 @@ func (p *path) schedView() sched.Path {
 // wrote counts a written chunk (or piece) of n bytes as in flight on p, and no longer on the path
 // that wrote it before, if any.
 func (p *path) wrote(oc *outChunk, n int64) {
+	p.inflight.Add(n)
 	if prev := oc.inflightOn.Swap(p); prev != nil {
 		prev.inflight.Add(-n)
 	}
-	p.inflight.Add(n)
+	// An acknowledgement that came between the writer's check and now found nothing to
+	// release (or the previous path): undo the count unless it did see this one.
+	if oc.isAcked() && oc.inflightOn.CompareAndSwap(p, nil) {
+		p.inflight.Add(-n)
+	}
 }
 
 // delivered moves an acknowledged chunk (or piece) of n bytes from in flight to acknowledged on
@@ -324,6 +331,7 @@ func delivered(oc *outChunk, n int64) {
 	if q := oc.inflightOn.Swap(nil); q != nil {
 		q.inflight.Add(-n)
 		q.acked.Add(n)
+		kick(q.capKick)
 	}
 }
 
@@ -331,9 +339,10 @@ func delivered(oc *outChunk, n int64) {
 const rateInterval = 200 * time.Millisecond
 
 // sampleRate updates the path's delivery rate from the bytes acknowledged since the last sample,
-// once the sample spans rateInterval and two round trips. A sample taken while the path had
-// nothing outstanding at its start measures the application, not the path: it may only raise
-// the estimate. Call from the monitor with s.mu held.
+// once the sample spans rateInterval and two round trips. Only a sample over which the path was
+// busy (data outstanding at its start and at its end) measures the path; one taken while the
+// application had little to send measures the application, and may only raise an estimate that
+// exists. Call from the monitor with s.mu held.
 func (p *path) sampleRate(now time.Duration) {
 	span := max(rateInterval, 2*time.Duration(p.srtt.Load()))
 	if now-p.rateStart < span {
@@ -342,14 +351,37 @@ func (p *path) sampleRate(now time.Duration) {
 	acked := p.acked.Load()
 	sample := float64(acked-p.rateAcked) / (now - p.rateStart).Seconds()
 	old := math.Float64frombits(p.rate.Load())
+	busy := p.inflight.Load() > 0 || p.queued.Load() > 0
 	switch {
-	case old == 0 && sample > 0:
+	case p.rateBusy && busy && old == 0:
 		p.rate.Store(math.Float64bits(sample))
-	case p.rateBusy || sample > old:
+	case p.rateBusy && busy || old > 0 && sample > old:
 		p.rate.Store(math.Float64bits((old + sample) / 2))
 	}
-	p.rateAcked, p.rateStart = acked, now
-	p.rateBusy = p.inflight.Load() > 0 || p.queued.Load() > 0
+	p.rateAcked, p.rateStart, p.rateBusy = acked, now, busy
+}
+
+// inflightCap is the most chunk bytes the path keeps written and unacknowledged before its writer
+// holds new data back: twice the bytes its measured rate delivers in a round trip plus the
+// receiver's acknowledgement delay, and at least two chunks. Beyond that, data would only wait in
+// socket buffers, where it cannot be moved when the path fails, and would delay every message
+// behind it. 0 (no cap) until the rate is measured.
+func (p *path) inflightCap() int64 {
+	rate := math.Float64frombits(p.rate.Load())
+	if rate <= 0 {
+		return 0
+	}
+	rtt := time.Duration(p.srtt.Load()) + ackDelay + monitorTick
+	return max(int64(2*rate*rtt.Seconds()), int64(2*p.s.chunkSize))
+}
+
+// dataReady returns the path's queue of new data, or nil while its bytes in flight, with pending
+// more about to be written, are at the cap (retransmissions are not held back).
+func (p *path) dataReady(pending int64) chan *outChunk {
+	if c := p.inflightCap(); c > 0 && p.inflight.Load()+pending >= c {
+		return nil
+	}
+	return p.data
 }
 
 // rto is the path's retransmission timeout: SRTT plus four deviations (RFC 6298), at least min,
@@ -439,8 +471,9 @@ func (p *path) writeLoop() {
 					break
 				}
 			}
-		case oc := <-p.data:
+		case oc := <-p.dataReady(0):
 			batch, err = p.queueChunk(oc, batch)
+		case <-p.capKick: // acknowledgements freed room under the cap; look again
 		case f := <-p.ctrl:
 			err = p.queueCtrl(f)
 		case <-p.s.ackKick: // an ACK is due and no write was going to carry it
@@ -455,7 +488,7 @@ func (p *path) writeLoop() {
 	gather:
 		for err == nil && p.w.Pending() < maxWriteBatch && len(batch) < 64 {
 			select {
-			case oc := <-p.data:
+			case oc := <-p.dataReady(int64(p.w.Pending())):
 				batch, err = p.queueChunk(oc, batch)
 			case f := <-p.ctrl:
 				err = p.queueCtrl(f)

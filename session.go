@@ -590,6 +590,7 @@ func (s *Session) addPath(p *path) error {
 	s.paths[p.index] = p
 	s.wg.Add(2)
 	go p.writeLoop()
+	p.probe() // an RTT sample at once, for the scheduler
 	s.log.Info("path up", "path", p.index, "local", p.conn.LocalAddr().String(), "remote", p.conn.RemoteAddr().String())
 	s.downSince = 0
 	s.requeueFrom(nil) // chunks orphaned while no path was up

@@ -60,6 +60,16 @@ func TestModesExact(t *testing.T) {
 					}
 				}
 			}
+			// Every byte written was acknowledged: nothing is left counted in flight.
+			for _, s := range []*Session{f.client, f.server} {
+				s.mu.Lock()
+				for _, p := range s.paths {
+					if n := p.inflight.Load(); n != 0 {
+						t.Errorf("path %d: %d bytes still counted in flight after Close", p.index, n)
+					}
+				}
+				s.mu.Unlock()
+			}
 			if n := f.server.IntegrityFailures() + f.client.IntegrityFailures(); n != 0 {
 				t.Errorf("%d integrity failures on clean paths", n)
 			}
