@@ -132,6 +132,7 @@ type handshake struct {
 	r     *wire.Reader
 	w     *wire.Writer
 	reply wire.Frame
+	rtt   time.Duration // from sending the first frame to reading the answer
 }
 
 // dialHandshake connects as spec says, sends one frame and reads the answer, which must be the
@@ -153,9 +154,11 @@ func dialHandshake(ctx context.Context, spec PathSpec, c *Config, t wire.Type, p
 		conn.SetDeadline(dl)
 	}
 	hs := &handshake{conn: conn, r: wire.NewReaderSize(conn, c.MaxFrameSize, pathReadBuffer), w: wire.NewWriter(conn)}
+	start := time.Now()
 	err = hs.w.WriteFrame(t, payload)
 	if err == nil {
 		hs.reply, err = hs.r.ReadFrame()
+		hs.rtt = time.Since(start)
 	}
 	want := wire.TypeSessionAccept
 	if t == wire.TypeSessionAttach {
@@ -195,6 +198,7 @@ func resolveLocal(s string) (*net.TCPAddr, error) {
 // startPath makes a handshaken client connection path idx, in slot, of s and runs its reader.
 func (s *Session) startPath(hs *handshake, idx, slot int, spec PathSpec) error {
 	p := newPath(s, idx, slot, spec, hs.conn, hs.r, hs.w)
+	p.sampleRTT(hs.rtt) // the handshake was a round trip: the scheduler has a first estimate
 	if err := s.addPath(p); err != nil {
 		hs.conn.Close()
 		return err

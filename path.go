@@ -130,6 +130,7 @@ type path struct {
 	stalledAt   atomic.Int64 // session clock of the stall
 	rtoBackoff  atomic.Int32 // RTO doublings since the last RTT sample
 	lastRecv    atomic.Int64 // session clock when bytes were last seen arriving (monitor)
+	upAt        time.Duration // session clock when the path was made
 	lastBytes   int64        // the reader's byte count at that time (monitor, under s.mu)
 	sawClose    bool         // reader only: the peer's CLOSE arrived on this path
 	ackIn       wire.ChunkAck
@@ -138,6 +139,7 @@ type path struct {
 	oldest      time.Duration // monitor scratch: oldest unacknowledged send (under s.mu)
 	ackProgress time.Duration // session clock when a chunk sent on it was last acknowledged (under s.mu)
 	lastProbe   time.Duration // session clock of the last stall probe (monitor, under s.mu)
+	wasSuspect  bool          // suspect at the last monitor tick (monitor, under s.mu)
 	reserved    bool          // its index was reserved by the server's handshake
 	deadline    bool          // reader only: a read deadline is set
 
@@ -155,6 +157,8 @@ type path struct {
 	bytesRecv  atomic.Uint64
 	srtt       atomic.Int64 // nanoseconds
 	rttvar     atomic.Int64
+	minRTT     atomic.Int64 // the least RTT sample of the last minRTTWindow, nanoseconds; 0 until one
+	minRTTAt   atomic.Int64 // session clock of that sample
 }
 
 func newPath(s *Session, index, slot int, spec PathSpec, conn net.Conn, r *wire.Reader, w *wire.Writer) *path {
@@ -175,7 +179,8 @@ func newPath(s *Session, index, slot int, spec PathSpec, conn net.Conn, r *wire.
 		capKick:    make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 	}
-	p.lastRecv.Store(int64(s.clock()))
+	p.upAt = s.clock()
+	p.lastRecv.Store(int64(p.upAt))
 	return p
 }
 
@@ -301,13 +306,20 @@ func (p *path) setDownReason(err error) {
 }
 
 func (p *path) schedView() sched.Path {
+	srtt := time.Duration(p.srtt.Load())
+	if srtt == 0 {
+		// No sample yet, but the probe sent when the path came up has been out this long: the
+		// round trip is at least that.
+		srtt = max(p.s.clock()-p.upAt, time.Microsecond)
+	}
 	return sched.Path{
 		Index:        p.index,
 		Live:         p.usable(),
 		QueuedBytes:  p.queued.Load(),
 		InFlight:     p.inflight.Load(),
-		SRTT:         time.Duration(p.srtt.Load()),
+		SRTT:         srtt,
 		DeliveryRate: math.Float64frombits(p.rate.Load()),
+		Full:         len(p.data) == cap(p.data),
 	}
 }
 
@@ -362,16 +374,17 @@ func (p *path) sampleRate(now time.Duration) {
 }
 
 // inflightCap is the most chunk bytes the path keeps written and unacknowledged before its writer
-// holds new data back: twice the bytes its measured rate delivers in a round trip plus the
-// receiver's acknowledgement delay, and at least two chunks. Beyond that, data would only wait in
-// socket buffers, where it cannot be moved when the path fails, and would delay every message
-// behind it. 0 (no cap) until the rate is measured.
+// holds new data back: twice the bytes its measured rate delivers in its minimum round trip
+// (queueing excluded, or the cap would grow with the queue it should prevent) plus the receiver's
+// acknowledgement delay, and at least two chunks. Beyond that, data would only wait in socket
+// buffers, where it cannot be moved when the path fails, and would delay every message behind
+// it. 0 (no cap) until the rate is measured.
 func (p *path) inflightCap() int64 {
 	rate := math.Float64frombits(p.rate.Load())
 	if rate <= 0 {
 		return 0
 	}
-	rtt := time.Duration(p.srtt.Load()) + ackDelay + monitorTick
+	rtt := time.Duration(p.minRTT.Load()) + ackDelay + monitorTick
 	return max(int64(2*rate*rtt.Seconds()), int64(2*p.s.chunkSize))
 }
 
@@ -425,6 +438,14 @@ func (p *path) trace(dir string, t wire.Type, n int) {
 	}
 }
 
+// suspect reports whether the path has been silent for longer than MinRTO while another path of
+// the session was heard from: it may be blackholed, so it should not volunteer to carry the
+// session-wide CREDIT and CHUNK_ACK, which would be lost with it (a lost CREDIT leaves the peer
+// waiting for window until the path is declared dead).
+func (p *path) suspect() bool {
+	return time.Duration(p.s.lastHeard.Load()-p.lastRecv.Load()) > p.s.cfg.MinRTO
+}
+
 // writeLoop writes the path's frames: retransmissions first, then new chunks, control frames,
 // CHUNK_ACK and CREDIT when asked, and a PING when the path has written nothing for KeepAlive.
 // Frames that are ready together leave in one write.
@@ -446,6 +467,10 @@ func (p *path) writeLoop() {
 		default:
 		}
 		var err error
+		ackKick, creditKick := p.s.ackKick, p.s.creditKick
+		if p.suspect() {
+			ackKick, creditKick = nil, nil
+		}
 		select {
 		case <-p.stop:
 			p.writeKill()
@@ -476,9 +501,16 @@ func (p *path) writeLoop() {
 		case <-p.capKick: // acknowledgements freed room under the cap; look again
 		case f := <-p.ctrl:
 			err = p.queueCtrl(f)
-		case <-p.s.ackKick: // an ACK is due and no write was going to carry it
-		case <-p.s.creditKick:
-			err = p.queueCredit()
+		case <-ackKick: // an ACK is due and no write was going to carry it
+			if p.suspect() {
+				kick(p.s.ackKick) // turned suspect while waiting: leave it to another path
+			}
+		case <-creditKick:
+			if p.suspect() {
+				kick(p.s.creditKick)
+			} else {
+				err = p.queueCredit()
+			}
 		case <-keepalive.C:
 			var ts [8]byte
 			binary.BigEndian.PutUint64(ts[:], uint64(p.s.clock()))
@@ -496,7 +528,7 @@ func (p *path) writeLoop() {
 				break gather
 			}
 		}
-		if err == nil && p.s.ackDue.Swap(false) {
+		if err == nil && !p.suspect() && p.s.ackDue.Swap(false) {
 			err = p.queueAck() // any path may carry it; it rides with this write
 		}
 		if err == nil {
@@ -894,10 +926,18 @@ func (p *path) handleControl(t wire.Type, payload []byte) error {
 	return nil
 }
 
-// sampleRTT updates the smoothed RTT and variance as RFC 6298 does.
+// minRTTWindow is how long a minimum RTT sample stands before a larger one may replace it.
+const minRTTWindow = 10 * time.Second
+
+// sampleRTT updates the smoothed RTT and variance as RFC 6298 does, and the windowed minimum.
 func (p *path) sampleRTT(r time.Duration) {
 	if r <= 0 {
 		return
+	}
+	now := int64(p.s.clock())
+	if m := p.minRTT.Load(); m == 0 || int64(r) <= m || now-p.minRTTAt.Load() > int64(minRTTWindow) {
+		p.minRTT.Store(int64(r))
+		p.minRTTAt.Store(now)
 	}
 	srtt, rttvar := p.srtt.Load(), p.rttvar.Load()
 	if srtt == 0 {

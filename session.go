@@ -48,6 +48,7 @@ type Session struct {
 	pieceBufs [][]byte     // Encode's destinations, under sendMu
 
 	integrityFailures atomic.Uint64
+	lastHeard         atomic.Int64 // session clock when any path last received bytes (monitor)
 
 	epoch       time.Time     // origin of the session clock
 	monitorDone chan struct{} // closed when the monitor goroutine has ended

@@ -232,6 +232,7 @@ func (s *Session) monitor() {
 func (s *Session) checkTimers() {
 	now := s.clock()
 	var silent []*path
+	resendCtl := false
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
@@ -264,11 +265,20 @@ func (s *Session) checkTimers() {
 		if n := p.r.BytesRead(); n != p.lastBytes {
 			p.lastBytes = n
 			p.lastRecv.Store(int64(now))
+			s.lastHeard.Store(int64(now))
 		}
 		p.sampleRate(now)
 		if now-time.Duration(p.lastRecv.Load()) > s.cfg.PathTimeout {
 			silent = append(silent, p)
 			continue
+		}
+		// A path that falls silent may have taken the last CREDIT or CHUNK_ACK with it: send
+		// them again, on the others (a suspect path's writer does not take them).
+		if sus := p.suspect(); sus != p.wasSuspect {
+			p.wasSuspect = sus
+			if sus {
+				resendCtl = true
+			}
 		}
 		// A path stalls when none of its chunks has been acknowledged for an RTO: queueing
 		// delay makes old chunks, but a path still delivering keeps making acknowledgements.
@@ -297,6 +307,11 @@ func (s *Session) checkTimers() {
 	expired := s.downSince > 0 && now-s.downSince > s.cfg.ResumeGrace
 	s.mu.Unlock()
 
+	if resendCtl {
+		s.ackDue.Store(true)
+		kick(s.creditKick)
+		kick(s.ackKick)
+	}
 	for _, p := range silent {
 		p.setDownReason(fmt.Errorf("nothing received for %v", s.cfg.PathTimeout))
 		p.kill(0, "")

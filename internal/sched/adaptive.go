@@ -21,17 +21,19 @@ import "time"
 //
 // The rule, with e the path of lowest linger (the earliest):
 //
-//   - A path is eligible if its linger exceeds e's by no more than e's wait, the time e needs to
-//     deliver its own backlog: linger(p) <= linger(e) + wait(e). e is always eligible.
-//   - Pick returns the eligible path with the lowest wait, ties going to the lowest linger, then
-//     in turn by Index as [RoundRobin] does.
+//   - If e's queue has room (not Full), the chunk goes to e: the earliest delivery, which is what
+//     a message waiting for it wants.
+//   - Otherwise the sender is ahead of e, and an idle path would be wasted: a path is eligible if
+//     it is not Full and its linger exceeds e's by no more than e's wait, the time e needs to
+//     deliver its own backlog: linger(p) <= linger(e) + wait(e). Pick returns the eligible path
+//     with the lowest wait, ties going to the lowest linger, then in turn by Index as
+//     [RoundRobin] does; with none eligible, e (the sender waits for room there).
 //
-// So while the earliest path has nothing ahead of the chunk (wait(e) = 0), only paths that tie
-// with it are eligible: a slow or long path is fed only when it is really the earliest, and light
-// traffic gets the lowest latency, as with ECF's "wait for the fast path". Once the earliest path
-// has a backlog, a path that would start on the chunk sooner (it is idle, or less backlogged) may
-// take it, provided it delivers the chunk at most wait(e) after e would: the peer then holds at
-// most about e's backlog out of order waiting for it. A path whose own queue would delay in-order
+// So light traffic always goes to the earliest path and gets the lowest latency (a slow or long
+// path is fed only when it is really the earliest), as with ECF's "wait for the fast path". Under
+// load, once the earliest path is full, a path that would start on the chunk sooner (it is idle,
+// or less backlogged) takes it, provided it delivers the chunk at most wait(e) after e would: the
+// peer then holds at most about e's backlog out of order waiting for it. A path whose own queue would delay in-order
 // delivery by more than that stops being fed until it drains. Under sustained load the paths'
 // waits settle level, which shares the chunks out in proportion to the rates and keeps every
 // path busy, so the session's throughput approaches the sum of the paths' rates rather than the
@@ -105,16 +107,24 @@ func pickEarliest(paths []Path, size int, rot *rotation) int {
 	if first < 0 {
 		return -1
 	}
+	if !paths[first].Full {
+		rot.picked(paths[first].Index)
+		return first
+	}
 
-	// The eligible path that would start on the chunk soonest.
+	// The earliest path is full: the eligible path that would start on the chunk soonest.
 	bound := firstT + firstWait
 	best, bestWait, bestT := first, firstWait, firstT
 	for i := range paths {
-		if i == first {
+		if i == first || paths[i].Full {
 			continue
 		}
 		wait, t, ok := e.estimate(&paths[i])
 		if !ok || t > bound {
+			continue
+		}
+		if best == first {
+			best, bestWait, bestT = i, wait, t
 			continue
 		}
 		if wait < bestWait || (wait == bestWait && (t < bestT || (t == bestT && rot.before(paths[i].Index, paths[best].Index)))) {

@@ -115,10 +115,14 @@ func TestAdaptiveRule(t *testing.T) {
 			with(fast, func(p *Path) { p.SRTT = 50 * ms }), with(slow, func(p *Path) { p.DeliveryRate = r200 })}, 1},
 		{"fast path a little backlogged: slow path later than the bound", []Path{
 			with(fast, func(p *Path) { p.QueuedBytes = 256 * kib }), slow}, 0},
-		{"fast path backlogged 1 MiB: the idle slow path is within the bound", []Path{
-			with(fast, func(p *Path) { p.QueuedBytes = 1 * mib }), slow}, 1},
-		{"slow path's own queue would delay delivery: back to the fast path", []Path{
-			with(fast, func(p *Path) { p.QueuedBytes = 1 * mib }), with(slow, func(p *Path) { p.QueuedBytes = 256 * kib })}, 0},
+		{"fast path backlogged 1 MiB but with room: still the earliest, so the fast path", []Path{
+			with(fast, func(p *Path) { p.QueuedBytes = 1 * mib }), slow}, 0},
+		{"fast path full with 1 MiB: the idle slow path is within the bound", []Path{
+			with(fast, func(p *Path) { p.QueuedBytes, p.Full = 1*mib, true }), slow}, 1},
+		{"fast path full, slow path's own queue would delay delivery: wait for the fast path", []Path{
+			with(fast, func(p *Path) { p.QueuedBytes, p.Full = 1*mib, true }), with(slow, func(p *Path) { p.QueuedBytes = 256 * kib })}, 0},
+		{"fast path full, slow path full too: wait for the fast path", []Path{
+			with(fast, func(p *Path) { p.QueuedBytes, p.Full = 1*mib, true }), with(slow, func(p *Path) { p.Full = true })}, 0},
 		{"slow path really the earliest", []Path{
 			with(fast, func(p *Path) { p.QueuedBytes = 8 * mib }), with(slow, func(p *Path) { p.QueuedBytes = 256 * kib })}, 1},
 		{"long-RTT path beyond the bound, even idle", []Path{

@@ -38,6 +38,9 @@ type Path struct {
 	// acknowledging the path's data, smoothed; 0 if not yet measured. It should reflect what the
 	// path delivers while it has data to send.
 	DeliveryRate float64
+	// Full reports that the path's queue has no room for another chunk now: a chunk given to it
+	// would wait for room (the sender is ahead of the path).
+	Full bool
 }
 
 // Scheduler picks a path for each piece of data. Implementations need not be safe for concurrent

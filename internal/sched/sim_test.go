@@ -151,7 +151,8 @@ func simulate(cfg simConfig, s Scheduler) simResult {
 			if pendingPath < 0 {
 				for i := range ps {
 					p := &ps[i]
-					view[i] = Path{Index: i, Live: !p.dead, QueuedBytes: p.queued, InFlight: p.inFlight}
+					view[i] = Path{Index: i, Live: !p.dead, QueuedBytes: p.queued, InFlight: p.inFlight,
+						Full: len(p.queue) > 0 && p.queued+size > cfg.queueLimit}
 					if p.acked || !cfg.hideUntilAck {
 						view[i].SRTT, view[i].DeliveryRate = p.rtt, p.mbit*1e6/8
 					}
