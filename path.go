@@ -126,13 +126,13 @@ type path struct {
 	writerDone  chan struct{}
 	dead        atomic.Bool
 	finishing   atomic.Bool
-	stalled     atomic.Bool  // an RTO expired; no new data until the path shows life
-	stalledAt   atomic.Int64 // session clock of the stall
-	rtoBackoff  atomic.Int32 // RTO doublings since the last RTT sample
-	lastRecv    atomic.Int64 // session clock when bytes were last seen arriving (monitor)
+	stalled     atomic.Bool   // an RTO expired; no new data until the path shows life
+	stalledAt   atomic.Int64  // session clock of the stall
+	rtoBackoff  atomic.Int32  // RTO doublings since the last RTT sample
+	lastRecv    atomic.Int64  // session clock when bytes were last seen arriving (monitor)
 	upAt        time.Duration // session clock when the path was made
-	lastBytes   int64        // the reader's byte count at that time (monitor, under s.mu)
-	sawClose    bool         // reader only: the peer's CLOSE arrived on this path
+	lastBytes   int64         // the reader's byte count at that time (monitor, under s.mu)
+	sawClose    bool          // reader only: the peer's CLOSE arrived on this path
 	ackIn       wire.ChunkAck
 	ackOut      wire.ChunkAck // writer only
 	ackBuf      []byte        // writer only
