@@ -35,6 +35,7 @@ const maxWriteBatch = 2 << 20
 // do not pace the sender (CREDIT does), so the delay costs nothing but a little sender memory.
 const (
 	ackEvery = 8
+	ackBytes = 512 << 10 // an in-flight cap of two chunks or 1 MiB never waits out ackDelay
 	ackDelay = 5 * time.Millisecond
 )
 
@@ -378,15 +379,21 @@ func (p *path) sampleRate(now time.Duration) {
 // (queueing excluded, or the cap would grow with the queue it should prevent) plus the receiver's
 // acknowledgement delay, and at least two chunks. Beyond that, data would only wait in socket
 // buffers, where it cannot be moved when the path fails, and would delay every message behind
-// it. 0 (no cap) until the rate is measured.
+// it. Until the rate is measured, initialInflight (or two chunks, if more), as TCP starts with an
+// initial window.
 func (p *path) inflightCap() int64 {
 	rate := math.Float64frombits(p.rate.Load())
 	if rate <= 0 {
-		return 0
+		return max(initialInflight, int64(2*p.s.chunkSize))
 	}
 	rtt := time.Duration(p.minRTT.Load()) + ackDelay + monitorTick
 	return max(int64(2*rate*rtt.Seconds()), int64(2*p.s.chunkSize))
 }
+
+// initialInflight is a path's in-flight cap before its delivery rate is measured: enough for
+// loopback and LAN paths to reach a rate sample quickly (acknowledgements come every ackBytes),
+// little enough that a slow path does not start with seconds of data in its socket buffers.
+const initialInflight = 1 << 20
 
 // dataReady returns the path's queue of new data, or nil while its bytes in flight, with pending
 // more about to be written, are at the cap (retransmissions are not held back).
@@ -784,14 +791,14 @@ func (p *path) readChunk(h wire.Header) error {
 		}
 		p.chunksRecv.Add(1)
 		p.bytesRecv.Add(uint64(n))
-		s.requestAck(s.mode.Kind != disperse.Redundant)
+		s.requestAck(s.mode.Kind != disperse.Redundant, n)
 		return nil
 	}
 	if err := p.r.ReadFull(dst); err != nil {
 		s.mu.Lock()
 		committed, spare := s.reasm.Cancel(ch)
 		if committed {
-			s.chunkArrived(ch)
+			s.chunkArrived(ch, n)
 		}
 		s.mu.Unlock()
 		bufpool.Put(spare)
@@ -801,7 +808,7 @@ func (p *path) readChunk(h wire.Header) error {
 	p.bytesRecv.Add(uint64(n))
 	s.mu.Lock()
 	spare := s.reasm.Commit(ch)
-	err = s.chunkArrived(ch)
+	err = s.chunkArrived(ch, n)
 	s.mu.Unlock()
 	bufpool.Put(spare)
 	if err != nil {
@@ -832,11 +839,11 @@ func (p *path) offerCopy(ch wire.ChunkHeader, n, owner int) error {
 		if dst, dup, err := s.reasm.ReserveBy(ch, n, p.index); err == nil && !dup {
 			copy(dst, buf)
 			s.reasm.Commit(ch)
-			s.chunkArrived(ch)
+			s.chunkArrived(ch, n)
 		}
 		s.mu.Unlock()
 		bufpool.Put(buf)
-		s.requestAck(true)
+		s.requestAck(true, n)
 		return nil
 	}
 	s.mu.Unlock()

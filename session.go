@@ -49,6 +49,8 @@ type Session struct {
 
 	integrityFailures atomic.Uint64
 	lastHeard         atomic.Int64 // session clock when any path last received bytes (monitor)
+	seqScratch        []uint64     // requeueFrom's sort buffer, under mu
+	unackedBytes      atomic.Int64 // chunk bytes received since the last immediate ACK
 
 	epoch       time.Time     // origin of the session clock
 	monitorDone chan struct{} // closed when the monitor goroutine has ended
@@ -237,13 +239,10 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 		s.out.Add(oc.hdr.Seq, oc)
 		s.mu.Unlock()
 		var err error
-		switch {
-		case s.mode.Kind == disperse.Redundant || s.replicate:
-			err = s.routeCopies(oc)
-		case s.mode.Coded():
+		if s.mode.Coded() {
 			err = s.routeCoded(oc)
-		default:
-			err = s.route(oc)
+		} else {
+			err = s.route(oc, s.mode.Kind == disperse.Redundant || s.replicate)
 		}
 		if err != nil {
 			return err
@@ -299,7 +298,9 @@ func (s *Session) acquire(ctx context.Context, charge int64) (uint64, error) {
 
 // route hands a chunk to the path the scheduler picks, waiting while that path's queue is full,
 // or while the session has no usable path (a client is re-dialing; the grace period bounds it).
-func (s *Session) route(oc *outChunk) error {
+// With copies (redundant mode, or a scheduler that asks for them), every other usable path whose
+// queue has room gets a copy too: the first to arrive is used.
+func (s *Session) route(oc *outChunk, copies bool) error {
 	for {
 		s.mu.Lock()
 		if s.err != nil {
@@ -322,17 +323,26 @@ func (s *Session) route(oc *outChunk) error {
 			return fmt.Errorf("%w: no usable path while closing", ErrSessionClosed)
 		}
 		if i < 0 {
-			ch := s.changed
-			s.mu.Unlock()
-			select {
-			case <-ch:
-			case <-time.After(monitorTick): // a stalled path may have recovered
-			}
+			s.waitForPaths()
 			continue
 		}
 		p := s.paths[s.view[i].Index]
 		oc.path = p.index
+		var others []*path
+		if copies {
+			for _, q := range s.paths {
+				if q != nil && q != p && q.usable() {
+					others = append(others, q)
+				}
+			}
+		}
 		s.mu.Unlock()
+		for _, q := range others {
+			oc.refs.Add(1)
+			if !q.tryEnqueue(oc) {
+				s.unref(oc)
+			}
+		}
 		if p.enqueue(oc) { // Send's hold is now the path queue's
 			return nil
 		}
@@ -370,24 +380,25 @@ func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 
 // chunkArrived records a chunk just committed: its seq for acknowledgement, and a wake-up for
 // Receive if its message is next. Call with s.mu held.
-func (s *Session) chunkArrived(ch wire.ChunkHeader) error {
+func (s *Session) chunkArrived(ch wire.ChunkHeader, n int) error {
 	_, err := s.recvd.Add(ch.Seq)
 	if s.reasm.Ready() {
 		s.broadcast()
 	}
 	if err == nil {
-		s.requestAck(false)
+		s.requestAck(false, n)
 	}
 	return err
 }
 
-// requestAck notes that a CHUNK_ACK is due: at once after ackEvery chunks (or a duplicate, which
-// means the sender did not hear of an earlier one), else within ackDelay, or sooner with whatever
+// requestAck notes that a CHUNK_ACK is due, for a chunk of n bytes: at once after ackEvery chunks
+// or ackBytes bytes (or a duplicate, which means the sender did not hear of an earlier one), else within ackDelay, or sooner with whatever
 // a path writes next. Any path may carry it: it is the whole session's record.
-func (s *Session) requestAck(now bool) {
+func (s *Session) requestAck(now bool, n int) {
 	s.ackDue.Store(true)
-	if now || s.unacked.Add(1) >= ackEvery {
+	if now || s.unacked.Add(1) >= ackEvery || s.unackedBytes.Add(int64(n)) >= ackBytes {
 		s.unacked.Store(0)
+		s.unackedBytes.Store(0)
 		kick(s.ackKick)
 		return
 	}

@@ -11,8 +11,8 @@ import (
 )
 
 // Dispersal on the session. Plain mode gives each chunk to the path the scheduler picks (route);
-// redundant mode gives it to that path and a copy to every other live path with room
-// (routeCopies); the coded modes turn it into N pieces and give piece j to the path in slot j
+// redundant mode gives it to that path and a copy to every other live path with room (route with
+// copies); the coded modes turn it into N pieces and give piece j to the path in slot j
 // (routeCoded), and nowhere else, ever: a re-dialed path takes the slot of the one it replaces, so
 // a piece that must go again goes on the same slot. The receiver collects pieces per chunk
 // (pieceSet) and rebuilds the chunk from the first K whose integrity tag verifies.
@@ -83,54 +83,6 @@ func (s *Session) waitForPaths() {
 	select {
 	case <-ch:
 	case <-time.After(monitorTick):
-	}
-}
-
-// routeCopies gives a chunk to the path the scheduler picks, waiting for room there as route
-// does, and a copy to every other usable path whose queue has room: the first copy to arrive is
-// used (redundant mode, or a scheduler that asks for copies).
-func (s *Session) routeCopies(oc *outChunk) error {
-	for {
-		s.mu.Lock()
-		if s.err != nil {
-			s.mu.Unlock()
-			s.unref(oc)
-			return s.err
-		}
-		s.view = s.view[:0]
-		for _, p := range s.paths {
-			if p != nil {
-				s.view = append(s.view, p.schedView())
-			}
-		}
-		i := s.scheduler.Pick(s.view, len(oc.payload))
-		if i < 0 && s.closing {
-			s.mu.Unlock()
-			s.unref(oc)
-			return fmt.Errorf("%w: no usable path while closing", ErrSessionClosed)
-		}
-		if i < 0 {
-			s.waitForPaths()
-			continue
-		}
-		first := s.paths[s.view[i].Index]
-		oc.path = first.index
-		others := make([]*path, 0, len(s.paths))
-		for _, p := range s.paths {
-			if p != nil && p != first && p.usable() {
-				others = append(others, p)
-			}
-		}
-		s.mu.Unlock()
-		for _, p := range others {
-			oc.refs.Add(1)
-			if !p.tryEnqueue(oc) {
-				s.unref(oc)
-			}
-		}
-		if first.enqueue(oc) { // Send's hold is now the path queue's
-			return nil
-		}
 	}
 }
 
@@ -247,7 +199,7 @@ func (p *path) readPiece(h wire.Header) error {
 		if err := p.r.Discard(n); err != nil {
 			return err
 		}
-		s.requestAck(false)
+		s.requestAck(false, n)
 		return nil
 	case set != nil && (set.hdr != ch || set.length != length):
 		s.mu.Unlock()
@@ -350,7 +302,7 @@ func (s *Session) rebuild(p *path, set *pieceSet) error {
 		}
 		if derr == nil {
 			s.reasm.Commit(set.hdr)
-			err := s.chunkArrived(set.hdr)
+			err := s.chunkArrived(set.hdr, set.length)
 			s.dropSet(set)
 			s.mu.Unlock()
 			if res.Failed > 0 {

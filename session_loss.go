@@ -73,7 +73,8 @@ func (s *Session) clock() time.Duration { return time.Since(s.epoch) }
 // paths that are no longer live). Call with s.mu held.
 func (s *Session) requeueFrom(from *path) int {
 	n := 0
-	s.out.Each(func(_ uint64, oc *outChunk) {
+	// Lowest seq first: the receiver delivers in order, so the oldest chunk is the one it waits for.
+	s.seqScratch = s.out.InOrder(s.seqScratch, func(_ uint64, oc *outChunk) {
 		if oc.kids != nil {
 			for j := range oc.kids {
 				n += s.requeuePiece(&oc.kids[j], from)

@@ -9,12 +9,12 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/braidnet/braid/internal/disperse"
+	"github.com/braidnet/braid/internal/tap"
 	"github.com/braidnet/braid/internal/wire"
 )
 
@@ -81,50 +81,6 @@ func TestModesExact(t *testing.T) {
 			}
 		})
 	}
-}
-
-// tapListener records the first bytes each accepted connection reads, to see what one path
-// carries; corrupt, if set, may alter them as they arrive.
-type tapListener struct {
-	net.Listener
-	mu    sync.Mutex
-	taps  []*tapConn
-	limit int
-}
-
-type tapConn struct {
-	net.Conn
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-func (l *tapListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	tc := &tapConn{Conn: c, max: l.limit}
-	l.mu.Lock()
-	l.taps = append(l.taps, tc)
-	l.mu.Unlock()
-	return tc, nil
-}
-
-func (c *tapConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.mu.Lock()
-	if keep := min(n, c.max-len(c.buf)); keep > 0 {
-		c.buf = append(c.buf, p[:keep]...)
-	}
-	c.mu.Unlock()
-	return n, err
-}
-
-func (c *tapConn) bytes() []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return bytes.Clone(c.buf)
 }
 
 // pieceBodies parses a recorded stream and returns the bytes of its PIECE and CHUNK payloads
@@ -205,21 +161,19 @@ func TestShamirPathLooksRandom(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			tl := &tapListener{Listener: ln, limit: 16 << 20}
+			tl := &tap.Listener{Listener: ln, Limit: 16 << 20}
 			l, err := NewListener(tl, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer l.Close()
 			sendOneWay(t, l, &Config{Mode: c.mode, Paths: 3}, [][]byte{zeros, text})
-			tl.mu.Lock()
-			taps := tl.taps
-			tl.mu.Unlock()
+			taps := tl.Conns()
 			if len(taps) != 3 {
 				t.Fatalf("%d connections, want 3", len(taps))
 			}
 			for i, tc := range taps {
-				stream := tc.bytes()
+				stream := tc.Bytes()
 				body, types := pieceBodies(t, stream)
 				leaks := bytes.Contains(stream, []byte("attack at dawn")) || bytes.Contains(stream, make([]byte, 32))
 				x := disperse.ChiSquare(body)

@@ -13,6 +13,7 @@ import (
 	"github.com/braidnet/braid"
 	"github.com/braidnet/braid/internal/bench"
 	"github.com/braidnet/braid/internal/disperse"
+	"github.com/braidnet/braid/internal/tap"
 )
 
 // demoLine is the demo file's text, repeated.
@@ -69,7 +70,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	taps := &tapListener{Listener: ln, limit: 1 << 20}
+	taps := &tap.Listener{Listener: ln, Limit: 1 << 20}
 	l, err := braid.NewListener(taps, &braid.Config{Logger: serverLog})
 	if err != nil {
 		ln.Close()
@@ -151,8 +152,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(out, "\n== chunks and bytes per path (client side; the file is %d chunks of %d bytes%s)\n", (n+s.ChunkSize()-1)/s.ChunkSize(), s.ChunkSize(), how)
 	writePathTable(out, s.Paths())
-	fmt.Fprintf(out, "\n== what each path carried: the first %s the server read on each connection\n", bench.Size(taps.limit))
-	writeTapTable(out, taps.sessionTaps())
+	fmt.Fprintf(out, "\n== what each path carried: the first %s the server read on each connection\n", bench.Size(taps.Limit))
+	writeTapTable(out, sessionTaps(taps))
 	fmt.Fprintln(out, "\n== done")
 	return nil
 }

@@ -5,52 +5,13 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"net"
 	"slices"
-	"sync"
 	"text/tabwriter"
 
 	"github.com/braidnet/braid/internal/disperse"
+	"github.com/braidnet/braid/internal/tap"
 	"github.com/braidnet/braid/internal/wire"
 )
-
-// tapListener records the first limit bytes each accepted connection reads: what an eavesdropper
-// on that one path would see.
-type tapListener struct {
-	net.Listener
-	limit int
-	mu    sync.Mutex
-	taps  []*tapConn
-}
-
-type tapConn struct {
-	net.Conn
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-func (l *tapListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
-	}
-	tc := &tapConn{Conn: c, max: l.limit}
-	l.mu.Lock()
-	l.taps = append(l.taps, tc)
-	l.mu.Unlock()
-	return tc, nil
-}
-
-func (c *tapConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	c.mu.Lock()
-	if keep := min(n, c.max-len(c.buf)); keep > 0 {
-		c.buf = append(c.buf, p[:keep]...)
-	}
-	c.mu.Unlock()
-	return n, err
-}
 
 // pathTap is what one session path carried, as recorded.
 type pathTap struct {
@@ -60,15 +21,10 @@ type pathTap struct {
 }
 
 // sessionTaps returns the recordings of connections that were session paths, parsed.
-func (l *tapListener) sessionTaps() []pathTap {
-	l.mu.Lock()
-	taps := append([]*tapConn(nil), l.taps...)
-	l.mu.Unlock()
+func sessionTaps(l *tap.Listener) []pathTap {
 	var out []pathTap
-	for _, tc := range taps {
-		tc.mu.Lock()
-		stream := bytes.Clone(tc.buf)
-		tc.mu.Unlock()
+	for _, tc := range l.Conns() {
+		stream := tc.Bytes()
 		r := wire.NewReader(bytes.NewReader(stream), 0)
 		t := pathTap{slot: -1, stream: stream}
 		for {

@@ -9,6 +9,7 @@ package ack
 import (
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/braidnet/braid/internal/wire"
 )
@@ -168,6 +169,22 @@ func (o *Outstanding[T]) Each(fn func(seq uint64, v T)) {
 	for s, v := range o.m {
 		fn(s, v)
 	}
+}
+
+// InOrder calls fn for every unacknowledged chunk, lowest seq first (what the receiver needs
+// first to deliver in order), using scratch for the sort; it returns scratch for reuse.
+func (o *Outstanding[T]) InOrder(scratch []uint64, fn func(seq uint64, v T)) []uint64 {
+	scratch = scratch[:0]
+	for s := range o.m {
+		scratch = append(scratch, s)
+	}
+	slices.Sort(scratch)
+	for _, s := range scratch {
+		if v, ok := o.m[s]; ok {
+			fn(s, v)
+		}
+	}
+	return scratch
 }
 
 // Apply removes every chunk that a acknowledges, calling acked once for each.
