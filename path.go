@@ -189,7 +189,8 @@ func newPath(s *Session, index, slot int, spec PathSpec, conn net.Conn, r *wire.
 func (p *path) usable() bool { return !p.dead.Load() && !p.finishing.Load() && !p.stalled.Load() }
 
 // enqueue queues a chunk for writing, waiting while the queue is full. It returns false if the
-// path ended first.
+// path ended first, or stalled (its retransmission timer expired: a blackholed path drains
+// nothing, and waiting for it to be declared dead would hold up the sender for PathTimeout).
 func (p *path) enqueue(oc *outChunk) bool {
 	if p.dead.Load() {
 		return false
@@ -199,9 +200,23 @@ func (p *path) enqueue(oc *outChunk) bool {
 	select {
 	case p.data <- oc:
 		return true
-	case <-p.stop:
-		p.queued.Add(-n)
-		return false
+	default:
+	}
+	t := time.NewTicker(monitorTick)
+	defer t.Stop()
+	for {
+		select {
+		case p.data <- oc:
+			return true
+		case <-p.stop:
+			p.queued.Add(-n)
+			return false
+		case <-t.C:
+			if !p.usable() {
+				p.queued.Add(-n)
+				return false
+			}
+		}
 	}
 }
 
