@@ -345,6 +345,9 @@ func (p *path) wrote(oc *outChunk, n int64) {
 	p.inflight.Add(n)
 	if prev := oc.inflightOn.Swap(p); prev != nil {
 		prev.inflight.Add(-n)
+		if prev != p {
+			kick(prev.capKick) // its writer may be waiting for room under the cap
+		}
 	}
 	// An acknowledgement that came between the writer's check and now found nothing to
 	// release (or the previous path): undo the count unless it did see this one.
@@ -929,6 +932,7 @@ func (p *path) handleControl(t wire.Type, payload []byte) error {
 				oc.eachCarried(func(c *outChunk) {
 					if q := c.inflightOn.Swap(nil); q != nil {
 						q.inflight.Add(-int64(len(c.payload)))
+						kick(q.capKick)
 					}
 				})
 				s.unref(oc)

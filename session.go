@@ -55,32 +55,35 @@ type Session struct {
 	epoch       time.Time     // origin of the session clock
 	monitorDone chan struct{} // closed when the monitor goroutine has ended
 
-	mu          sync.Mutex
-	paths       []*path                     // by index; nil where no path is attached
-	reserving   int                         // indexes reserved by handshakes not yet attached
-	out         *ack.Outstanding[*outChunk] // sent, not yet acknowledged
-	nextSeqSent uint64                      // seq of the next chunk sent
-	recvd       *ack.Received               // seqs of the chunks received
-	downSince   time.Duration               // session clock when the last path went; 0 while any is live
-	reasm       *reasm.Reassembler
-	pieces      map[uint64]*pieceSet // coded: pieces of chunks not yet rebuilt, by seq
-	pieceBytes  int64                // their memory, at most SessionWindow
-	changed     chan struct{}        // closed and replaced whenever a waiter may proceed
-	nextItem    uint64               // id of the next item Send assigns
-	sendFlow    *flow.Sender         // what the peer's window still allows
-	recvFlow    *flow.Receiver       // the credit this end owes
-	peerWindow  int64                // the peer's receive budget
-	peerClosed  bool                 // a CLOSE arrived
-	peerItems   uint64               // the CLOSE's item count
-	closing     bool                 // Close was called
-	err         error                // terminal error; nil while open
-	done        chan struct{}        // closed when the session ends (err set)
-	creditKick  chan struct{}        // a path writer should send CREDIT(consumed)
-	ackKick     chan struct{}        // a path writer should send CHUNK_ACK
-	ackDue      atomic.Bool          // received chunks await a CHUNK_ACK, which any path may carry
-	ackTimer    *time.Timer          // kicks a writer when an ACK has waited ackDelay
-	unacked     atomic.Int32         // chunks received since the last immediate ACK
-	wg          sync.WaitGroup
+	mu            sync.Mutex
+	paths         []*path                     // by index; nil where no path is attached
+	reserving     int                         // indexes reserved by handshakes not yet attached
+	out           *ack.Outstanding[*outChunk] // sent, not yet acknowledged
+	nextSeqSent   uint64                      // seq of the next chunk sent
+	highestAcked  uint64                      // the highest seq acknowledged so far
+	recvd         *ack.Received               // seqs of the chunks received
+	downSince     time.Duration               // session clock when the last path went; 0 while any is live
+	reasm         *reasm.Reassembler
+	pieces        map[uint64]*pieceSet // coded: pieces of chunks not yet rebuilt, by seq
+	pieceBytes    int64                // their memory, at most SessionWindow
+	changed       chan struct{}        // closed and replaced whenever a waiter may proceed
+	nextItem      uint64               // id of the next item Send assigns
+	sendFlow      *flow.Sender         // what the peer's window still allows
+	recvFlow      *flow.Receiver       // the credit this end owes
+	peerWindow    int64                // the peer's receive budget
+	peerClosed    bool                 // a CLOSE arrived
+	peerItems     uint64               // the CLOSE's item count
+	closing       bool                 // Close was called
+	pathsFinished bool                 // Close has told every path to finish
+	err           error                // terminal error; nil while open
+	done          chan struct{}        // closed when the session ends (err set)
+	finished      chan struct{}        // closed when Close has told every path to finish
+	creditKick    chan struct{}        // a path writer should send CREDIT(consumed)
+	ackKick       chan struct{}        // a path writer should send CHUNK_ACK
+	ackDue        atomic.Bool          // received chunks await a CHUNK_ACK, which any path may carry
+	ackTimer      *time.Timer          // kicks a writer when an ACK has waited ackDelay
+	unacked       atomic.Int32         // chunks received since the last immediate ACK
+	wg            sync.WaitGroup
 }
 
 // sessionTerms are the negotiated parameters a session starts with.
@@ -120,6 +123,7 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 		peerWindow:  t.peerWindow,
 		changed:     make(chan struct{}),
 		done:        make(chan struct{}),
+		finished:    make(chan struct{}),
 		creditKick:  make(chan struct{}, 1),
 		ackKick:     make(chan struct{}, 1),
 		epoch:       time.Now(),
@@ -269,6 +273,44 @@ func (s *Session) encode(oc *outChunk) error {
 	return s.codec.Encode(oc.hdr, oc.buf, len(oc.payload), s.pieceBufs)
 }
 
+// giveUpClosing decides, for a chunk that no path can take while Close has begun, whether Send
+// fails now: at once for a message's first chunk (taken back, so nothing of the message was
+// sent, and messages already sent are still delivered); for a later chunk only once it has
+// waited Linger (a path may come back; Close aborts after its own Linger if none does), leaving
+// the chunk for the path that comes next. Call with s.mu held.
+func (s *Session) giveUpClosing(oc *outChunk, since *time.Time) error {
+	if oc.hdr.Chunk == 0 {
+		s.unsend(oc)
+		return fmt.Errorf("%w: no usable path while closing", ErrSessionClosed)
+	}
+	if since.IsZero() {
+		*since = time.Now()
+	}
+	if time.Since(*since) < s.cfg.Linger {
+		return nil
+	}
+	oc.path = -1
+	for j := range oc.kids {
+		oc.kids[j].path = -1
+	}
+	s.unref(oc) // Send's hold; the outstanding set keeps it
+	return fmt.Errorf("%w: no usable path while closing", ErrSessionClosed)
+}
+
+// unsend takes back the first chunk of a message that Send could not place (the session is
+// closing with no usable path): its seq, its item id and its charge, so that nothing of the
+// message was sent. Call with s.mu and sendMu held, right after the chunk was added.
+func (s *Session) unsend(oc *outChunk) {
+	if s.out.Remove(oc.hdr.Seq) {
+		s.unref(oc) // the outstanding set's hold
+	}
+	s.nextSeqSent--
+	s.nextItem--
+	s.sendFlow.Return(reasm.Charge(oc.hdr.Total, s.unit))
+	s.broadcast()
+	s.unref(oc) // Send's
+}
+
 // acquire waits until charge fits in the peer's window, then takes it and the next item id.
 func (s *Session) acquire(ctx context.Context, charge int64) (uint64, error) {
 	s.mu.Lock()
@@ -301,6 +343,7 @@ func (s *Session) acquire(ctx context.Context, charge int64) (uint64, error) {
 // With copies (redundant mode, or a scheduler that asks for them), every other usable path whose
 // queue has room gets a copy too: the first to arrive is used.
 func (s *Session) route(oc *outChunk, copies bool) error {
+	var waitingSince time.Time
 	for {
 		s.mu.Lock()
 		if s.err != nil {
@@ -316,11 +359,10 @@ func (s *Session) route(oc *outChunk, copies bool) error {
 		}
 		i := s.scheduler.Pick(s.view, len(oc.payload))
 		if i < 0 && s.closing {
-			// Close has begun and no path can take new data: fail this Send rather than make
-			// Close wait for a path (its chunks already sent are still delivered).
-			s.mu.Unlock()
-			s.unref(oc)
-			return fmt.Errorf("%w: no usable path while closing", ErrSessionClosed)
+			if err := s.giveUpClosing(oc, &waitingSince); err != nil {
+				s.mu.Unlock()
+				return err
+			}
 		}
 		if i < 0 {
 			s.waitForPaths()
@@ -462,6 +504,8 @@ func (s *Session) Close() error {
 	}
 	count := s.nextItem
 	paths := slices.Clone(s.paths)
+	s.pathsFinished = true // a path attached from now on would not be finished
+	close(s.finished)
 	s.mu.Unlock()
 	s.sendMu.Unlock()
 	for _, p := range paths {
@@ -587,7 +631,9 @@ func (s *Session) unreserve() {
 func (s *Session) addPath(p *path) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.err != nil || s.closing {
+	// A closing session still takes a re-dialed path until Close finishes its paths: what it
+	// sent must be delivered.
+	if s.err != nil || s.pathsFinished || s.closing && !s.client {
 		return ErrSessionClosed
 	}
 	for len(s.paths) <= p.index {

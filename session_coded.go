@@ -28,9 +28,10 @@ type pieceSet struct {
 	bufs     [][]byte // by piece number; nil where not (yet) received
 	from     []int    // the path index each piece came by
 	have     int
-	gen      int  // counts the pieces stored, so that a rebuild sees whether more came meanwhile
-	failed   bool // a rebuild failed the integrity check: a piece sent again replaces the one held
-	decoding bool // a reader is rebuilding the chunk; others just add their pieces
+	gen      int      // counts the pieces stored, so that a rebuild sees whether more came meanwhile
+	failed   bool     // a rebuild failed the integrity check: a piece sent again replaces the one held
+	decoding bool     // a reader is rebuilding the chunk; others just add their pieces
+	retired  [][]byte // pieces replaced while a rebuild may still read them; freed after it
 }
 
 // slotPath returns the live path in slot j, or nil. Call with s.mu held.
@@ -93,6 +94,7 @@ func (s *Session) waitForPaths() {
 func (s *Session) routeCoded(oc *outChunk) error {
 	k, n := s.mode.K, s.mode.N
 	targets := make([]*path, n)
+	var waitingSince time.Time
 	for {
 		s.mu.Lock()
 		if s.err != nil {
@@ -104,9 +106,10 @@ func (s *Session) routeCoded(oc *outChunk) error {
 			break
 		}
 		if s.closing {
-			s.mu.Unlock()
-			s.unref(oc)
-			return fmt.Errorf("%w: fewer than %d usable paths while closing", ErrSessionClosed, k)
+			if err := s.giveUpClosing(oc, &waitingSince); err != nil {
+				s.mu.Unlock()
+				return fmt.Errorf("%w (fewer than %d usable paths)", err, k)
+			}
 		}
 		s.waitForPaths()
 	}
@@ -144,6 +147,9 @@ func (s *Session) requeuePiece(kid *outChunk, from *path) int {
 		return 0
 	}
 	to := s.slotPath(kid.piece)
+	if from == nil && to == cur {
+		return 0 // still on the path of its slot, which is stalled: it stays tracked there
+	}
 	if to == nil || to != from && !to.usable() || to.finishing.Load() {
 		kid.path = -1
 		return 0
@@ -238,7 +244,11 @@ func (p *path) readPiece(h wire.Header) error {
 	p.bytesRecv.Add(uint64(n))
 	if old := set.bufs[idx]; old != nil { // after a failure: the piece sent again replaces it
 		s.pieceBytes -= int64(len(old))
-		bufpool.Put(old)
+		if set.decoding {
+			set.retired = append(set.retired, old) // the rebuild running may be reading it
+		} else {
+			bufpool.Put(old)
+		}
 		set.have--
 	}
 	set.bufs[idx], set.from[idx] = buf, p.index
@@ -253,8 +263,19 @@ func (p *path) readPiece(h wire.Header) error {
 	return s.rebuild(p, set)
 }
 
-// dropSet forgets a chunk's pieces and returns their memory. Call with s.mu held.
+// freeRetired returns the buffers of pieces replaced during a rebuild. Call with s.mu held, once
+// no rebuild reads them.
+func (set *pieceSet) freeRetired() {
+	for _, b := range set.retired {
+		bufpool.Put(b)
+	}
+	set.retired = nil
+}
+
+// dropSet forgets a chunk's pieces and returns their memory. Call with s.mu held, with no rebuild
+// of the set running or from the rebuild itself.
 func (s *Session) dropSet(set *pieceSet) {
+	set.freeRetired()
 	for j, b := range set.bufs {
 		if b != nil {
 			s.pieceBytes -= int64(len(b))
@@ -292,6 +313,7 @@ func (s *Session) rebuild(p *path, set *pieceSet) error {
 		res, derr := s.codec.Decode(set.hdr, set.length, bufs, dst)
 
 		s.mu.Lock()
+		set.freeRetired() // the decode is over: replaced pieces may go
 		if res.Failed > 0 {
 			s.integrityFailures.Add(uint64(res.Failed))
 		}

@@ -43,6 +43,12 @@ func (s *Session) applyAck(p *path, a *wire.ChunkAck) error {
 		return violation(wire.CodeProtocol, fmt.Errorf("%w: CHUNK_ACK beyond seq %d, the last sent", ErrProtocol, s.nextSeqSent))
 	}
 	var sample time.Duration
+	if a.Cum > 0 {
+		s.highestAcked = max(s.highestAcked, a.Cum-1)
+	}
+	if len(a.Ranges) > 0 {
+		s.highestAcked = max(s.highestAcked, a.Ranges[len(a.Ranges)-1].To-1)
+	}
 	s.out.Apply(a, func(_ uint64, oc *outChunk) {
 		oc.acked.Store(true)
 		oc.eachCarried(func(c *outChunk) {
@@ -167,7 +173,8 @@ func (s *Session) pathDown(p *path, reason error) {
 }
 
 // redial attaches a new path to the session in place of a lost one, in its slot, with
-// exponential backoff, until it succeeds or the session ends.
+// exponential backoff, until it succeeds, the session ends, or Close has finished its paths (a
+// new one would not be).
 func (s *Session) redial(spec PathSpec, slot int) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -175,6 +182,8 @@ func (s *Session) redial(spec PathSpec, slot int) {
 	go func() {
 		select {
 		case <-s.done:
+			cancel()
+		case <-s.finished:
 			cancel()
 		case <-ctx.Done():
 		}
@@ -245,18 +254,43 @@ func (s *Session) checkTimers() {
 			p.oldest = 0
 		}
 	}
-	s.out.Each(func(_ uint64, oc *outChunk) {
+	var late []*outChunk
+	s.out.Each(func(seq uint64, oc *outChunk) {
 		if oc.acked.Load() {
 			return
 		}
+		var last time.Duration
+		rto := s.cfg.MinRTO
 		oc.eachCarried(func(c *outChunk) {
 			if sent := time.Duration(c.sentAt.Load()); sent > 0 {
-				if p := s.pathAt(c.path); p != nil && (p.oldest == 0 || sent < p.oldest) {
-					p.oldest = sent
+				last = max(last, sent)
+				if p := s.pathAt(c.path); p != nil {
+					rto = max(rto, p.rto(s.cfg.MinRTO))
+					if p.oldest == 0 || sent < p.oldest {
+						p.oldest = sent
+					}
 				}
 			}
 		})
+		// A coded chunk still unacknowledged an RTO after its last piece went, while a later
+		// chunk has been acknowledged, was not rebuilt: a piece failed the integrity check (a
+		// path that lost data would have failed itself). Its pieces go again, each on its slot.
+		if oc.kids != nil && seq < s.highestAcked && last > 0 && now-last > rto {
+			late = append(late, oc)
+		}
 	})
+	for _, oc := range late {
+		n := 0
+		for j := range oc.kids {
+			kid := &oc.kids[j]
+			if from := s.pathAt(kid.path); from != nil && !from.dead.Load() {
+				n += s.requeuePiece(kid, from)
+			}
+		}
+		if n > 0 {
+			s.log.Debug("pieces sent again: chunk not rebuilt", "item", oc.hdr.Item, "chunk", oc.hdr.Chunk, "pieces", n)
+		}
+	}
 	for _, p := range s.paths {
 		if p == nil || p.dead.Load() {
 			continue

@@ -457,3 +457,56 @@ func TestModeConfig(t *testing.T) {
 		t.Errorf("erasure:2/3 over one path: %v", err)
 	}
 }
+
+// TestCloseWhileWaitingForSlot: Close while Send waits for a slot of shamir:3/3 to come back ends
+// gracefully once it does: the message under way either completes or (if none of it was placed)
+// is taken back, and the peer reads every message sent, then end of stream.
+func TestCloseWhileWaitingForSlot(t *testing.T) {
+	f := newFaultSetup(t, 3, modeTweak("shamir:3/3"))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var sent atomic.Int32
+	sendDone := make(chan error, 1)
+	go func() {
+		msg := make([]byte, 200<<10)
+		for {
+			if err := f.client.Send(ctx, msg); err != nil {
+				sendDone <- err
+				return
+			}
+			sent.Add(1)
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	f.proxies[2].Cut()
+	expectLog(t, f.clientLogs, "path down")
+	time.Sleep(300 * time.Millisecond) // Send is now waiting for slot 2
+	f.proxies[2].Restore()
+	start := time.Now()
+	if err := f.client.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if el := time.Since(start); el > 4*time.Second {
+		t.Errorf("Close took %v", el)
+	}
+	if err := <-sendDone; !errors.Is(err, ErrSessionClosed) {
+		t.Fatalf("Send after Close: %v", err)
+	}
+	n := 0
+	for {
+		_, err := f.server.Receive(ctx)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d messages: %v (want them all, then EOF)", n, err)
+		}
+		n++
+	}
+	if n < int(sent.Load()) {
+		t.Fatalf("received %d messages, %d were sent", n, sent.Load())
+	}
+	if strings.Contains(f.clientLogs.String(), "linger expired") {
+		t.Fatalf("Close aborted:\n%s", f.clientLogs.String())
+	}
+}

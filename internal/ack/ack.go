@@ -161,6 +161,14 @@ func (o *Outstanding[T]) Add(seq uint64, v T) {
 	o.m[seq] = v
 }
 
+// Remove forgets seq without acknowledging it (a chunk taken back before it was sent), and
+// reports whether it was there.
+func (o *Outstanding[T]) Remove(seq uint64) bool {
+	_, ok := o.m[seq]
+	delete(o.m, seq)
+	return ok
+}
+
 // Len returns the number of unacknowledged chunks.
 func (o *Outstanding[T]) Len() int { return len(o.m) }
 

@@ -193,16 +193,8 @@ func (c *Codec) Decode(h wire.ChunkHeader, length int, pieces [][]byte, dst []by
 		return Result{}, fmt.Errorf("%w: %d of %d", ErrTooFewPieces, len(present), k)
 	}
 	var res Result
-	var failed []int      // per piece, how many failing sets it was in
-	set := make([]int, k) // positions into present, ascending
-	for i := range set {
-		set[i] = i
-	}
-	for attempt := 0; attempt < maxAttempts; attempt++ {
-		use := make([]int, k)
-		for i, pos := range set {
-			use[i] = present[pos]
-		}
+	var failed []int // per piece, how many failing sets it was in
+	for attempt, use := 0, make([]int, k); attempt < maxAttempts && candidate(attempt, present, k, use); attempt++ {
 		ok, err := c.try(h, length, pieces, use, dst)
 		if err != nil {
 			return res, err
@@ -218,9 +210,6 @@ func (c *Codec) Decode(h wire.ChunkHeader, length int, pieces [][]byte, dst []by
 		}
 		for _, j := range use {
 			failed[j]++
-		}
-		if !nextSet(set, len(present)) {
-			break
 		}
 	}
 	return res, fmt.Errorf("%w: item %d chunk %d: %d sets of %d pieces tried", ErrIntegrity, h.Item, h.Chunk, res.Failed, k)
@@ -252,6 +241,47 @@ func contains(s []int, v int) bool {
 		}
 	}
 	return false
+}
+
+// candidate fills use with the attempt-th set of K pieces to try, from the present ones, and
+// reports whether there is one. First the K lowest; then the K+1 lowest less one, for each of
+// the K lowest in turn — so a single bad piece, wherever it is, is left out within K+1 attempts —
+// then every other set in lexicographic order.
+func candidate(attempt int, present []int, k int, use []int) bool {
+	n := len(present)
+	if attempt == 0 || attempt <= k && n > k {
+		skip := attempt - 1 // -1: none
+		for i, j := 0, 0; j < k; i++ {
+			if i != skip {
+				use[j] = present[i]
+				j++
+			}
+		}
+		return true
+	}
+	// Lexicographic sets, skipping those the first rounds tried (the sets within the K+1 lowest).
+	tried := 1
+	if n > k {
+		tried += k
+	}
+	set := make([]int, k)
+	for i := range set {
+		set[i] = i
+	}
+	for skipped := 0; ; {
+		if set[k-1] > k { // not within the K+1 lowest
+			if skipped == attempt-tried {
+				for i, pos := range set {
+					use[i] = present[pos]
+				}
+				return true
+			}
+			skipped++
+		}
+		if !nextSet(set, n) {
+			return false
+		}
+	}
 }
 
 // nextSet advances set, ascending positions below n, to the next combination in lexicographic

@@ -6,6 +6,7 @@ import (
 	"crypto/cipher"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -359,4 +360,61 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse(%q) = %+v; its String %q parses as %+v, %v", s, m, m.String(), again, err)
 		}
 	})
+}
+
+// TestOneBadPieceAnywhere: with more than K pieces, one bad piece is found and left out wherever
+// it is, even where a lexicographic search would spend every attempt on sets that include it.
+func TestOneBadPieceAnywhere(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for _, m := range []Mode{{Kind: Shamir, K: 4, N: 10}, {Kind: Erasure, K: 5, N: 10}, {Kind: Shamir, K: 16, N: 32}, {Kind: Shamir, K: 2, N: 3}} {
+		c, _ := New(m)
+		payload := make([]byte, 3000)
+		for i := range payload {
+			payload[i] = byte(r.Uint32())
+		}
+		h := wire.ChunkHeader{Total: 1}
+		pieces := encode(t, c, h, payload)
+		for _, bad := range []int{0, m.N / 2, m.N - 1} {
+			given := make([][]byte, m.N)
+			for j := range given {
+				given[j] = bytes.Clone(pieces[j])
+			}
+			given[bad][10] ^= 4
+			dst := make([]byte, len(payload))
+			res, err := c.Decode(h, len(payload), given, dst)
+			if err != nil || !bytes.Equal(dst, payload) || contains(res.Used, bad) {
+				t.Fatalf("%v, piece %d bad: %+v %v", m, bad, res, err)
+			}
+			if res.Failed > m.K+1 || res.Failed > 0 && (len(res.Suspects) != 1 || res.Suspects[0] != bad) {
+				t.Errorf("%v, piece %d bad: %d failed sets, suspects %v", m, bad, res.Failed, res.Suspects)
+			}
+		}
+	}
+}
+
+// TestCandidatesDistinct: the sets Decode tries are distinct K-sets of the present pieces, and
+// (for small cases) all of them are reached.
+func TestCandidatesDistinct(t *testing.T) {
+	for _, c := range []struct{ n, k int }{{3, 2}, {5, 3}, {6, 2}, {4, 4}, {7, 4}} {
+		present := make([]int, c.n)
+		for i := range present {
+			present[i] = i * 2
+		}
+		seen := map[string]bool{}
+		use := make([]int, c.k)
+		for a := 0; candidate(a, present, c.k, use); a++ {
+			key := fmt.Sprint(use)
+			if seen[key] {
+				t.Fatalf("n=%d k=%d: set %v tried twice", c.n, c.k, use)
+			}
+			seen[key] = true
+		}
+		want := 1
+		for i := 0; i < c.k; i++ {
+			want = want * (c.n - i) / (i + 1)
+		}
+		if len(seen) != want {
+			t.Errorf("n=%d k=%d: %d sets, want C(n,k) = %d", c.n, c.k, len(seen), want)
+		}
+	}
 }

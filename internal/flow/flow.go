@@ -50,6 +50,9 @@ func (s *Sender) TryTake(charge int64) bool {
 	return true
 }
 
+// Return gives back charge taken by TryTake for a message that was then not sent at all.
+func (s *Sender) Return(charge int64) { s.sent -= charge }
+
 // Credit applies a CREDIT value. It reports whether anything changed; credit above what was sent
 // is an error, and older (smaller) credit, as from a reordered frame, is ignored.
 func (s *Sender) Credit(v uint64) (bool, error) {
