@@ -77,7 +77,7 @@ func dialPaths(ctx context.Context, specs []PathSpec, c *Config) (*Session, erro
 	if err == nil && (acc.ChunkSize != uint32(c.ChunkSize) || acc.PathIndex != 0) {
 		err = fmt.Errorf("%w: server answered chunk size %d, path %d", ErrProtocol, acc.ChunkSize, acc.PathIndex)
 	}
-	if err == nil && (acc.Window < uint64(2*reasm.Charge(1, int(acc.ChunkSize))) || acc.Window > 1<<62) {
+	if err == nil && (acc.Window < uint64(2*reasm.Charge(1, mode.ChunkCharge(int(acc.ChunkSize)))) || acc.Window > 1<<62) {
 		err = fmt.Errorf("%w: server window %d", ErrBadOptions, acc.Window)
 	}
 	if err == nil && len(specs) > int(acc.MaxPaths) {

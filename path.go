@@ -395,7 +395,7 @@ func (p *path) sampleRate(now time.Duration) {
 // inflightCap is the most chunk bytes the path keeps written and unacknowledged before its writer
 // holds new data back: twice the bytes its measured rate delivers in its minimum round trip
 // (queueing excluded, or the cap would grow with the queue it should prevent) plus the receiver's
-// acknowledgement delay, and at least two chunks. Beyond that, data would only wait in socket
+// acknowledgement delay and a monitor tick, and at least two chunks. Beyond that, data would only wait in socket
 // buffers, where it cannot be moved when the path fails, and would delay every message behind
 // it. Until the rate is measured, initialInflight (or two chunks, if more), as TCP starts with an
 // initial window.

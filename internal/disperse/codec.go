@@ -41,7 +41,7 @@ type Codec struct {
 	mode     Mode
 	split    *sss.Splitter // the whole secret (shamir) or the key alone (erasure); Encode only
 	rs       reedsolomon.Encoder
-	rsMu     sync.Mutex // reedsolomon does not promise concurrent use
+	rsMu     sync.Mutex // serialises the Reed–Solomon encoder, which does not promise concurrent use
 	combMu   sync.Mutex
 	combs    map[string]*sss.Combiner // by the x coordinates of a K-set
 	keyShare [][]byte                 // Encode scratch (erasure)
@@ -156,7 +156,10 @@ func (c *Codec) Encode(h wire.ChunkHeader, buf []byte, length int, pieces [][]by
 		c.keyShare[j] = pieces[j][s:]
 	}
 	if c.mode.N > c.mode.K {
-		if err := c.rs.Encode(shards); err != nil {
+		c.rsMu.Lock()
+		err := c.rs.Encode(shards)
+		c.rsMu.Unlock()
+		if err != nil {
 			return err
 		}
 	}
