@@ -165,7 +165,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("braid: SessionWindow %d is negative", c.SessionWindow)
 	}
 	if _, err := disperse.Parse(c.Mode); err != nil {
-		return fmt.Errorf("braid: Mode: %w", err)
+		return fmt.Errorf("%w: Mode: %w", ErrBadOptions, err)
 	}
 	if c.Scheduler != "" {
 		if _, err := sched.New(c.Scheduler); err != nil {

@@ -42,7 +42,8 @@ var (
 	ErrInvalidChunk = errors.New("braid: invalid chunk")
 	// ErrOverBudget: the peer exceeded the session's memory budget.
 	ErrOverBudget = errors.New("braid: session memory budget exceeded")
-	// ErrBadOptions: session options outside the receiver's limits.
+	// ErrBadOptions: session options outside the receiver's limits, or a Config.Mode that is
+	// not a dispersal mode.
 	ErrBadOptions = errors.New("braid: session options rejected")
 	// ErrSessionClosed: the session was closed or aborted.
 	ErrSessionClosed = errors.New("braid: session closed")

@@ -192,16 +192,14 @@ func (p *path) usable() bool { return !p.dead.Load() && !p.finishing.Load() && !
 // path ended first, or stalled (its retransmission timer expired: a blackholed path drains
 // nothing, and waiting for it to be declared dead would hold up the sender for PathTimeout).
 func (p *path) enqueue(oc *outChunk) bool {
+	if p.tryEnqueue(oc) {
+		return true
+	}
 	if p.dead.Load() {
 		return false
 	}
 	n := int64(len(oc.payload))
 	p.queued.Add(n)
-	select {
-	case p.data <- oc:
-		return true
-	default:
-	}
 	t := time.NewTicker(monitorTick)
 	defer t.Stop()
 	for {

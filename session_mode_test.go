@@ -438,7 +438,7 @@ func TestCodedModeRules(t *testing.T) {
 // TestModeConfig: Mode is validated, and a coded mode fixes the number of paths.
 func TestModeConfig(t *testing.T) {
 	for _, bad := range []string{"stripes", "shamir:1/2", "shamir:3"} {
-		if err := (&Config{Mode: bad}).Validate(); err == nil || !strings.Contains(err.Error(), "Mode") {
+		if err := (&Config{Mode: bad}).Validate(); !errors.Is(err, ErrBadOptions) || !strings.Contains(err.Error(), "Mode") {
 			t.Errorf("Mode %q: %v", bad, err)
 		}
 	}

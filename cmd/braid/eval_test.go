@@ -5,11 +5,8 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
-
-	"github.com/braidnet/braid/internal/eval"
 )
 
 func TestEvalUsage(t *testing.T) {
@@ -23,15 +20,12 @@ func TestEvalUsage(t *testing.T) {
 		{[]string{"eval", "--all", "smoke"}, 2, "not both"},
 		{[]string{"eval", "--backend", "pigeon", "smoke"}, 2, `unknown backend "pigeon"`},
 		{[]string{"eval", "--scheduler", ",", "smoke"}, 2, "--scheduler: no scheduler named"},
-		{[]string{"eval", "--mode", "shamir:2/3", "smoke"}, 2, "--mode"},
+		{[]string{"eval", "--scenarios", "../../scenarios", "--mode", "shamir:2/3", "smoke"}, 1, "needs 3 paths"},
 		{[]string{"eval", "--scenarios", "../../scenarios", "no-such-scenario"}, 1, "no-such-scenario.json"},
 		{[]string{"eval", "--mode", "nonsense", "smoke"}, 2, "--mode"},
 		{[]string{"eval", "-h"}, 0, "Usage: braid eval"},
 	}
 	for _, c := range cases {
-		if slices.Contains(c.args, "shamir:2/3") && eval.CheckMode("shamir:2/3") == nil {
-			continue // braid.Config has a Mode field now: any mode is passed through
-		}
 		code, out, errOut := runCmd(t, ctx, c.args...)
 		if code != c.code || !strings.Contains(out+errOut, c.want) {
 			t.Errorf("braid %q: exit %d, output %q; want exit %d containing %q", c.args, code, out+errOut, c.code, c.want)

@@ -305,7 +305,8 @@ func nextSet(set []int, n int) bool {
 
 // combiner returns the cached combiner for the pieces use (x = index + 1).
 func (c *Codec) combiner(use []int) (*sss.Combiner, error) {
-	xs := make([]byte, len(use))
+	var xsArr [MaxN]byte
+	xs := xsArr[:len(use)]
 	for i, j := range use {
 		xs[i] = byte(j + 1)
 	}

@@ -166,11 +166,7 @@ func (a *agent) ifaceCounters() []int64 {
 }
 
 func (a *agent) braidServer(ctx context.Context) error {
-	srvCfg := &braid.Config{}
-	if err := setMode(srvCfg, a.job.Mode); err != nil {
-		return err
-	}
-	l, err := braid.Listen("127.0.0.1:0", srvCfg)
+	l, err := braid.Listen("127.0.0.1:0", nil)
 	if err != nil {
 		return err
 	}

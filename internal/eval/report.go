@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/braidnet/braid/internal/bench"
 )
 
 // Label names a run in tables and file names, e.g. "braid round-robin (fast path alone)".
@@ -28,21 +30,11 @@ func (sc *Scenario) Describe() string {
 	for i, p := range sc.Paths {
 		ps = append(ps, fmt.Sprintf("%d: %s %v", i, p.Rate, p.Delay))
 	}
-	w := fmt.Sprintf("bulk, %s messages", sizeString(sc.Workload.MessageSize))
+	w := fmt.Sprintf("bulk, %s messages", bench.Size(sc.Workload.MessageSize))
 	if sc.Workload.Kind == Messages {
-		w = fmt.Sprintf("%s messages at %g/s", sizeString(sc.Workload.MessageSize), sc.Workload.MessagesPerSec)
+		w = fmt.Sprintf("%s messages at %g/s", bench.Size(sc.Workload.MessageSize), sc.Workload.MessagesPerSec)
 	}
 	return fmt.Sprintf("%d paths [%s]; %s; %v", len(sc.Paths), strings.Join(ps, ", "), w, sc.Duration)
-}
-
-func sizeString(n int) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%d KiB", n>>10)
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // WriteTable writes a scenario's results as text: a summary table of every run, then one table
