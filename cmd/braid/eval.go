@@ -20,6 +20,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	schedulers := fs.String("scheduler", "round-robin", "comma-separated Config.Scheduler names; each is run on every scenario")
 	mode := fs.String("mode", "plain", "dispersal mode: plain, redundant, shamir:K/N or erasure:K/N (coded modes need a scenario with N paths)")
 	noMPTCP := fs.Bool("no-mptcp", false, "netns: skip the MPTCP comparison runs")
+	noTCP := fs.Bool("no-tcp", false, "skip the TCP baseline runs (one plain TCP connection per path, bulk scenarios)")
 	asJSON := fs.Bool("json", false, "print the results as JSON instead of tables")
 	out := fs.String("out", "", "write a PNG plot per run, results.json and report.md into this directory")
 	agent := fs.Bool("agent", false, "internal: run as the netns backend's agent (job on standard input)")
@@ -79,7 +80,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 	}
-	opts := eval.Options{Schedulers: scheds, Mode: *mode, NoMPTCP: *noMPTCP, Progress: stderr,
+	opts := eval.Options{Schedulers: scheds, Mode: *mode, NoMPTCP: *noMPTCP, NoBaseline: *noTCP, Progress: stderr,
 		AgentArgv: []string{exe, "eval", "--agent"}}
 	var report eval.Report
 	failed := 0

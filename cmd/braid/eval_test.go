@@ -46,14 +46,17 @@ func TestEvalRun(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	var results []map[string]any
-	if err := json.Unmarshal([]byte(stdout), &results); err != nil || len(results) != 1 {
+	if err := json.Unmarshal([]byte(stdout), &results); err != nil || len(results) != 2 { // braid, the TCP baseline
 		t.Fatalf("JSON output: %v, %d results:\n%s", err, len(results), stdout)
 	}
 	r := results[0]
 	if r["scenario"] != "tiny" || r["backend"] != "inproc" || r["scheduler"] != "round-robin" || r["goodput_mbit"].(float64) <= 0 {
 		t.Errorf("result %v", r)
 	}
-	for _, f := range []string{"results.json", "report.md", "tiny-inproc-braid-round-robin.png"} {
+	if b := results[1]; b["transport"] != "tcp" || b["goodput_mbit"].(float64) <= 0 || r["baseline_mbit"] != b["goodput_mbit"] {
+		t.Errorf("baseline %v", b)
+	}
+	for _, f := range []string{"results.json", "report.md", "tiny-inproc-braid-round-robin.png", "tiny-inproc-tcp.png"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}

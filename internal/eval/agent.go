@@ -3,7 +3,6 @@ package eval
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -103,6 +102,10 @@ func RunAgent(ctx context.Context, in io.Reader, out io.Writer) error {
 		err = a.braidClient(ctx)
 	case "mptcp-client":
 		err = a.mptcpClient(ctx)
+	case "tcp-server":
+		err = a.tcpServer(ctx)
+	case "tcp-client":
+		err = a.tcpClient(ctx)
 	default:
 		err = fmt.Errorf("agent: unknown role %q", job.Role)
 	}
@@ -165,23 +168,22 @@ func (a *agent) ifaceCounters() []int64 {
 	return out
 }
 
-func (a *agent) braidServer(ctx context.Context) error {
-	l, err := braid.Listen("127.0.0.1:0", nil)
-	if err != nil {
-		return err
-	}
-	defer l.Close()
+// startRelays starts a delay relay per path on the job's Listen address, forwarding to
+// upstream[i], and applies the parent's delay changes to them; it returns their addresses and
+// a function that closes them.
+func (a *agent) startRelays(upstream []string) ([]string, func(), error) {
 	var relays []*relay
-	defer func() {
+	closeAll := func() {
 		for _, r := range relays {
 			r.Close()
 		}
-	}()
+	}
 	var addrs []string
 	for i, addr := range a.job.Listen {
-		r, err := newRelay(addr, l.Addr().String(), time.Duration(a.job.Delays[i]))
+		r, err := newRelay(addr, upstream[i], time.Duration(a.job.Delays[i]))
 		if err != nil {
-			return err
+			closeAll()
+			return nil, nil, err
 		}
 		relays = append(relays, r)
 		addrs = append(addrs, r.Addr())
@@ -193,6 +195,24 @@ func (a *agent) braidServer(ctx context.Context) error {
 			}
 		}
 	}()
+	return addrs, closeAll, nil
+}
+
+func (a *agent) braidServer(ctx context.Context) error {
+	l, err := braid.Listen("127.0.0.1:0", nil)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	upstream := make([]string, len(a.job.Listen))
+	for i := range upstream {
+		upstream[i] = l.Addr().String()
+	}
+	addrs, closeRelays, err := a.startRelays(upstream)
+	if err != nil {
+		return err
+	}
+	defer closeRelays()
 	a.emit(agentOut{Ready: true, Addrs: addrs})
 	s, err := l.Accept(ctx)
 	if err != nil {
@@ -297,29 +317,10 @@ func (a *agent) mptcpServer(ctx context.Context) error {
 		return err
 	}
 	latency := a.job.Scenario.Workload.Kind == Messages
-	go func() {
-		r := bufioReader(conn)
-		var hdr [4]byte
-		buf := make([]byte, MaxMessageSize)
-		for {
-			if _, err := io.ReadFull(r, hdr[:]); err != nil {
-				return
-			}
-			n := int(binary.BigEndian.Uint32(hdr[:]))
-			if n > len(buf) {
-				return
-			}
-			if _, err := io.ReadFull(r, buf[:n]); err != nil {
-				return
-			}
-			rec.delivered(buf[:n], latency)
-		}
-	}()
+	go readFrames(conn, func(msg []byte) { rec.delivered(msg, latency) })
 	finish()
 	return nil
 }
-
-func bufioReader(c net.Conn) *bufio.Reader { return bufio.NewReaderSize(c, 256<<10) }
 
 func (a *agent) mptcpClient(ctx context.Context) error {
 	var d net.Dialer
@@ -341,11 +342,49 @@ func (a *agent) mptcpClient(ctx context.Context) error {
 	}
 	end := start.Add(a.job.Scenario.Duration)
 	tc.SetWriteDeadline(end)
-	var hdr [4]byte
+	var hdr [frameLen]byte
 	return sendWorkload(ctx, a.job.Scenario, start, func(ctx context.Context, msg []byte) error {
-		binary.BigEndian.PutUint32(hdr[:], uint32(len(msg)))
-		bufs := net.Buffers{hdr[:], msg}
-		_, err := bufs.WriteTo(tc)
-		return err
+		return writeFrame(tc, &hdr, msg)
 	})
+}
+
+// tcpServer is the TCP baseline's receiver: a listener per path on loopback, each reached
+// through its path's delay relay.
+func (a *agent) tcpServer(ctx context.Context) error {
+	n := len(a.job.Listen)
+	local := make([]string, n)
+	for i := range local {
+		local[i] = "127.0.0.1:0"
+	}
+	sink, err := newTCPSink(local, a.job.Scenario.Workload.Kind == Messages)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	addrs, closeRelays, err := a.startRelays(sink.Addrs())
+	if err != nil {
+		return err
+	}
+	defer closeRelays()
+	a.emit(agentOut{Ready: true, Addrs: addrs})
+	_, finish, err := a.record(ctx, func(start time.Time) *recorder {
+		r := newRecorder(start, n, tcpFlowsUnit)
+		sink.setRecorder(r)
+		return r
+	}, sink.counters)
+	if err != nil {
+		return err
+	}
+	finish()
+	return nil
+}
+
+// tcpClient is the TCP baseline's sender: a connection per path, from the path's address.
+func (a *agent) tcpClient(ctx context.Context) error {
+	a.emit(agentOut{Ready: true})
+	start, err := a.waitStart(ctx)
+	if err != nil {
+		return err
+	}
+	return sendTCPFlows(ctx, a.job.Scenario, start, a.job.Specs)
 }

@@ -18,13 +18,17 @@ type Result struct {
 	Note      string `json:"note,omitempty"`    // how this run differs from the scenario
 	Error     string `json:"error,omitempty"`   // the run failed; figures are what was measured
 
-	DurationSec   float64   `json:"duration_sec"`
-	Bytes         int64     `json:"bytes"`           // delivered to the application within the duration
-	GoodputMbit   float64   `json:"goodput_mbit"`    // Bytes over the duration
-	SumRateMbit   float64   `json:"sum_rate_mbit"`   // sum of the paths' scenario rates
-	PctOfSum      float64   `json:"pct_of_sum"`      // goodput as % of SumRateMbit
-	CapacityMbit  float64   `json:"capacity_mbit"`   // time-averaged sum of the live paths' rates, after events
-	PctOfCapacity float64   `json:"pct_of_capacity"` // goodput as % of CapacityMbit
+	DurationSec   float64 `json:"duration_sec"`
+	Bytes         int64   `json:"bytes"`           // delivered to the application within the duration
+	GoodputMbit   float64 `json:"goodput_mbit"`    // Bytes over the duration
+	SumRateMbit   float64 `json:"sum_rate_mbit"`   // sum of the paths' scenario rates
+	PctOfSum      float64 `json:"pct_of_sum"`      // goodput as % of SumRateMbit
+	CapacityMbit  float64 `json:"capacity_mbit"`   // time-averaged sum of the live paths' rates, after events
+	PctOfCapacity float64 `json:"pct_of_capacity"` // goodput as % of CapacityMbit
+	// BaselineMbit is the goodput of the TCP baseline (TransportTCP) over the same paths and
+	// backend in the same invocation; PctOfBaseline is goodput as % of it. Zero if none ran.
+	BaselineMbit  float64   `json:"baseline_mbit,omitempty"`
+	PctOfBaseline float64   `json:"pct_of_baseline,omitempty"`
 	OfferedMbit   float64   `json:"offered_mbit,omitempty"`
 	PathUnit      string    `json:"path_unit"` // what PathBytes counts
 	PathBytes     []int64   `json:"path_bytes"`

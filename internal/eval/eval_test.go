@@ -3,6 +3,7 @@ package eval
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -10,6 +11,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -141,8 +143,13 @@ func TestInproc(t *testing.T) {
 	ctx := context.Background()
 	var progress bytes.Buffer
 	rs, err := Run(ctx, bulk, Options{Progress: &progress})
-	if err != nil || len(rs) != 1 {
+	if err != nil || len(rs) != 2 { // braid, then the TCP baseline
 		t.Fatalf("Run: %v, %d results", err, len(rs))
+	}
+	if b := rs[1]; b.Transport != TransportTCP || b.Error != "" || b.Bytes == 0 || b.PathBytes[0] == 0 || b.PathBytes[1] == 0 || len(b.Events) != 4 {
+		t.Errorf("TCP baseline: %+v", b)
+	} else if r := rs[0]; r.BaselineMbit != b.GoodputMbit || r.PctOfBaseline != pct(r.GoodputMbit, b.GoodputMbit) {
+		t.Errorf("braid run not related to the baseline: %v %v", r.BaselineMbit, r.PctOfBaseline)
 	}
 	r := rs[0]
 	if r.Error != "" || r.Bytes == 0 || r.Messages == 0 || len(r.Events) != 4 || len(r.Goodput) != 20 || r.Scheduler != "round-robin" || r.Mode != "plain" {
@@ -173,7 +180,7 @@ func TestInproc(t *testing.T) {
 	if err := WriteTable(&table, bulk, rs); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"goodput Mbit/s", "% of sum", "1s cut path 1", "longest gap ms", "recovery ms", "MiB received"} {
+	for _, want := range []string{"goodput Mbit/s", "% of sum", "% of TCP", "of the TCP baseline's", "1s cut path 1", "longest gap ms", "recovery ms", "MiB received"} {
 		if !strings.Contains(table.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, table.String())
 		}
@@ -203,7 +210,7 @@ func TestInproc(t *testing.T) {
 	}
 	var back []Result
 	data, _ := os.ReadFile(dir + "/results.json")
-	if err := json.Unmarshal(data, &back); err != nil || len(back) != 3 {
+	if err := json.Unmarshal(data, &back); err != nil || len(back) != 4 {
 		t.Errorf("results.json: %v, %d results", err, len(back))
 	}
 }
@@ -213,7 +220,7 @@ func TestRunErrors(t *testing.T) {
 	if _, err := Run(context.Background(), sc, Options{Backend: "carrier-pigeon"}); err == nil || !strings.Contains(err.Error(), "unknown backend") {
 		t.Errorf("unknown backend: %v", err)
 	}
-	rs, err := Run(context.Background(), sc, Options{Schedulers: []string{"no-such-scheduler"}})
+	rs, err := Run(context.Background(), sc, Options{Schedulers: []string{"no-such-scheduler"}, NoBaseline: true})
 	if err != nil || len(rs) != 1 || !strings.Contains(rs[0].Error, "no-such-scheduler") {
 		t.Errorf("unknown scheduler: %v %+v", err, rs)
 	}
@@ -251,12 +258,12 @@ func TestNetns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rs) != 2 { // Braid, and MPTCP (reported as failed, with the reason, where unavailable)
+	if len(rs) != 3 { // Braid, the TCP baseline, and MPTCP (reported as failed, with the reason, where unavailable)
 		t.Fatalf("%d results", len(rs))
 	}
 	for _, r := range rs {
 		t.Logf("%s: %.1f Mbit/s, paths %v, error %q", r.Label(), r.GoodputMbit, r.PathBytes, r.Error)
-		if r.Transport == "mptcp" && MPTCPAvailable() != nil {
+		if r.Transport == TransportMPTCP && MPTCPAvailable() != nil {
 			if r.Error == "" {
 				t.Errorf("MPTCP ran where it is not available")
 			}
@@ -269,5 +276,58 @@ func TestNetns(t *testing.T) {
 	out, err := exec.Command("ip", "netns", "list").Output()
 	if err != nil || strings.Contains(string(out), nsPrefix+fmt.Sprint(os.Getpid())) {
 		t.Errorf("namespaces left behind: %s %v", out, err)
+	}
+}
+
+func TestFrames(t *testing.T) {
+	var buf bytes.Buffer
+	var hdr [frameLen]byte
+	msgs := [][]byte{[]byte("one"), {}, bytes.Repeat([]byte{7}, 70000)}
+	for _, m := range msgs {
+		if err := writeFrame(&buf, &hdr, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	binary.BigEndian.PutUint32(hdr[:], MaxMessageSize+1) // too long: reading stops here
+	buf.Write(hdr[:])
+	buf.WriteString("never read")
+	var got [][]byte
+	readFrames(iotest.OneByteReader(&buf), func(m []byte) { got = append(got, bytes.Clone(m)) })
+	if len(got) != len(msgs) {
+		t.Fatalf("read %d messages; want %d", len(got), len(msgs))
+	}
+	for i := range msgs {
+		if !bytes.Equal(got[i], msgs[i]) {
+			t.Errorf("message %d: %d bytes; want %d", i, len(got[i]), len(msgs[i]))
+		}
+	}
+}
+
+func TestLinkRate(t *testing.T) {
+	// A 1514-byte frame carries 1448 bytes of TCP payload: tbf gets 4.56% more than the goodput.
+	for _, c := range []struct {
+		rate Rate
+		want int64
+	}{{200e6, 209116022}, {25e6, 26139502}, {1448, 1514}} {
+		if got := linkRate(c.rate); got != c.want {
+			t.Errorf("linkRate(%v) = %d; want %d", c.rate, got, c.want)
+		}
+	}
+}
+
+func TestRelateToBaseline(t *testing.T) {
+	rs := []*Result{
+		{Transport: TransportBraid, Backend: Inproc, Paths: []int{0, 1}, GoodputMbit: 90},
+		{Transport: TransportBraid, Backend: Inproc, Paths: []int{0}, GoodputMbit: 40},
+		{Transport: TransportBraid, Backend: Netns, Paths: []int{0, 1}, GoodputMbit: 80},
+		{Transport: TransportTCP, Backend: Inproc, Paths: []int{0, 1}, GoodputMbit: 100},
+		{Transport: TransportTCP, Backend: Inproc, Paths: []int{0}, GoodputMbit: 50, Error: "failed"},
+	}
+	relateToBaseline(rs)
+	if rs[0].BaselineMbit != 100 || rs[0].PctOfBaseline != 90 || rs[3].PctOfBaseline != 100 {
+		t.Errorf("same paths and backend: %+v", rs[0])
+	}
+	if rs[1].BaselineMbit != 0 || rs[2].BaselineMbit != 0 {
+		t.Errorf("related to a failed baseline or another backend: %+v %+v", rs[1], rs[2])
 	}
 }

@@ -38,25 +38,15 @@ func runInproc(ctx context.Context, sc *Scenario, scheduler, mode string) (*Reco
 		return nil, err
 	}
 	defer l.Close()
-	proxies := make([]*faultproxy.Proxy, n)
-	defer func() {
-		for _, p := range proxies {
-			if p != nil {
-				p.Close()
-			}
-		}
-	}()
-	specs := make([]braid.PathSpec, n)
-	for i, ps := range sc.Paths {
-		p, err := faultproxy.New(l.Addr().String())
-		if err != nil {
-			return nil, err
-		}
-		proxies[i] = p
-		p.Throttle(int(ps.Rate.BytesPerSec()))
-		p.Latency(ps.Delay)
-		specs[i] = braid.PathSpec{Remote: p.Addr()}
+	targets := make([]string, n)
+	for i := range targets {
+		targets[i] = l.Addr().String()
 	}
+	proxies, specs, closeProxies, err := inprocPaths(sc, targets)
+	if err != nil {
+		return nil, err
+	}
+	defer closeProxies()
 	client, err := braid.DialPaths(ctx, specs, cfg)
 	if err != nil {
 		return nil, err
@@ -70,13 +60,8 @@ func runInproc(ctx context.Context, sc *Scenario, scheduler, mode string) (*Reco
 
 	start := time.Now().Add(20 * time.Millisecond)
 	rec := newRecorder(start, n, "chunk payload bytes received (Session.Paths)")
-	stopSampling := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		slots := func() map[int]int { return pathSlots(client, specs) }
-		rec.sampleEvery(start, func() []int64 { return braidCounters(server, slots, n) }, stopSampling)
-	}()
+	slots := func() map[int]int { return pathSlots(client, specs) }
+	stopSampling := sampleInproc(rec, start, func() []int64 { return braidCounters(server, slots, n) })
 	received := make(chan struct{})
 	go func() {
 		defer close(received)
@@ -95,8 +80,7 @@ func runInproc(ctx context.Context, sc *Scenario, scheduler, mode string) (*Reco
 
 	sendErr := sendWorkload(ctx, sc, start, client.Send)
 	stopAt(ctx, start.Add(sc.Duration))
-	close(stopSampling)
-	<-sampled
+	stopSampling()
 	server.Abort()
 	client.Abort()
 	<-received
@@ -104,6 +88,80 @@ func runInproc(ctx context.Context, sc *Scenario, scheduler, mode string) (*Reco
 		return rec.recording(), sendErr
 	}
 	return rec.recording(), ctx.Err()
+}
+
+// runInprocTCP runs the TCP baseline of sc (see TransportTCP) through a faultproxy per path.
+func runInprocTCP(ctx context.Context, sc *Scenario) (*Recording, error) {
+	n := len(sc.Paths)
+	ctx, cancel := context.WithTimeout(ctx, sc.Duration+30*time.Second)
+	defer cancel()
+	local := make([]string, n)
+	for i := range local {
+		local[i] = "127.0.0.1:0"
+	}
+	sink, err := newTCPSink(local, sc.Workload.Kind == Messages)
+	if err != nil {
+		return nil, err
+	}
+	defer sink.Close()
+	proxies, specs, closeProxies, err := inprocPaths(sc, sink.Addrs())
+	if err != nil {
+		return nil, err
+	}
+	defer closeProxies()
+
+	start := time.Now().Add(20 * time.Millisecond)
+	rec := newRecorder(start, n, tcpFlowsUnit)
+	sink.setRecorder(rec)
+	stopSampling := sampleInproc(rec, start, sink.counters)
+	events := scheduleEvents(start, sc.Events, func(e Event) { applyProxyEvent(proxies[e.Path], sc.Paths[e.Path], e) })
+	defer events()
+
+	sendErr := sendTCPFlows(ctx, sc, start, specs)
+	stopAt(ctx, start.Add(sc.Duration))
+	stopSampling()
+	if sendErr != nil {
+		return rec.recording(), sendErr
+	}
+	return rec.recording(), ctx.Err()
+}
+
+// inprocPaths starts a faultproxy per path of sc, path i forwarding to targets[i] at the path's
+// rate and delay; it returns them, the specs that dial them, and a function that closes them.
+func inprocPaths(sc *Scenario, targets []string) ([]*faultproxy.Proxy, []braid.PathSpec, func(), error) {
+	proxies := make([]*faultproxy.Proxy, 0, len(sc.Paths))
+	closeAll := func() {
+		for _, p := range proxies {
+			p.Close()
+		}
+	}
+	specs := make([]braid.PathSpec, len(sc.Paths))
+	for i, ps := range sc.Paths {
+		p, err := faultproxy.New(targets[i])
+		if err != nil {
+			closeAll()
+			return nil, nil, nil, err
+		}
+		proxies = append(proxies, p)
+		p.Throttle(int(ps.Rate.BytesPerSec()))
+		p.Latency(ps.Delay)
+		specs[i] = braid.PathSpec{Remote: p.Addr()}
+	}
+	return proxies, specs, closeAll, nil
+}
+
+// sampleInproc samples read into rec every Bin from start; the returned function stops it.
+func sampleInproc(rec *recorder, start time.Time, read func() []int64) func() {
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		rec.sampleEvery(start, read, stop)
+	}()
+	return func() {
+		close(stop)
+		<-sampled
+	}
 }
 
 // pathSlots maps the session's path indexes (which the server assigns in the order the paths

@@ -143,11 +143,15 @@ func newNetnsBackend(ctx context.Context, paths int, o Options) (b *netnsBackend
 		if err := ip(ctx, "-n", ns, "link", "set", "lo", "up"); err != nil {
 			return nil, err
 		}
+		// What linkRate assumes (these are the defaults; set so that they hold regardless).
+		if err := ip(ctx, "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.tcp_timestamps=1"); err != nil {
+			return nil, err
+		}
 	}
 	for i := range paths {
 		c, s := fmt.Sprintf("c%d", i), fmt.Sprintf("s%d", i)
 		steps := [][]string{
-			{"-n", b.client, "link", "add", c, "type", "veth", "peer", "name", s, "netns", b.server},
+			{"-n", b.client, "link", "add", c, "mtu", strconv.Itoa(segFrame - 14), "type", "veth", "peer", "name", s, "mtu", strconv.Itoa(segFrame - 14), "netns", b.server},
 			{"-n", b.client, "addr", "add", clientAddr(i) + "/24", "dev", c},
 			{"-n", b.server, "addr", "add", serverAddr(i) + "/24", "dev", s},
 			{"-n", b.client, "link", "set", c, "up"},
@@ -186,12 +190,26 @@ func (b *netnsBackend) Close() {
 	}
 }
 
+// A scenario's rate is what TCP carries on the path (its goodput), on both backends: the
+// inproc proxies count stream bytes. tbf counts whole frames, and on these veths (MTU 1500,
+// IPv4, TCP timestamps on) a full segment is a 1514-byte frame carrying 1448 bytes of payload:
+// 14 bytes of Ethernet header, 20 of IP, 32 of TCP. So tbf is set to rate × 1514/1448 (4.6%
+// more), which the TCP baseline's runs check in the same run.
+const (
+	segFrame   = 1514
+	segPayload = 1448
+)
+
+// linkRate is the tbf rate (bits/s of frames) that carries rate of TCP payload.
+func linkRate(rate Rate) int64 { return int64(float64(rate) * segFrame / segPayload) }
+
 // shape sets path i's rate in both directions: tbf on both ends of its veth pair.
 func (b *netnsBackend) shape(ctx context.Context, i int, rate Rate) error {
-	burst := max(int64(rate.BytesPerSec()*0.005), 32<<10) // 5 ms of the rate, at least 32 KiB
+	bits := linkRate(rate)
+	burst := max(bits/8/200, 32<<10) // 5 ms of the rate, at least 32 KiB
 	for _, side := range []struct{ ns, dev string }{{b.client, fmt.Sprintf("c%d", i)}, {b.server, fmt.Sprintf("s%d", i)}} {
 		if err := ip(ctx, "tc", "-n", side.ns, "qdisc", "replace", "dev", side.dev, "root", "tbf",
-			"rate", strconv.FormatInt(int64(rate), 10)+"bit", "burst", strconv.FormatInt(burst, 10), "latency", "20ms"); err != nil {
+			"rate", strconv.FormatInt(bits, 10)+"bit", "burst", strconv.FormatInt(burst, 10), "latency", "20ms"); err != nil {
 			return err
 		}
 	}
@@ -311,7 +329,8 @@ func (a *agentProc) stop() {
 }
 
 // run runs sub (the scenario restricted to the paths used, by their original indexes) once.
-func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, scheduler, mode string, mptcp bool) (*Recording, error) {
+func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, transport, scheduler, mode string) (*Recording, error) {
+	mptcp := transport == TransportMPTCP
 	if mptcp && b.mptcp != nil {
 		return nil, fmt.Errorf("MPTCP not available: %w", b.mptcp)
 	}
@@ -331,15 +350,14 @@ func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, sched
 			return nil, err
 		}
 	}
-	srvJob := agentJob{Role: "braid-server", Scenario: sub, Mode: mode}
-	cliJob := agentJob{Role: "braid-client", Scenario: sub, Scheduler: scheduler, Mode: mode}
+	srvJob := agentJob{Role: transport + "-server", Scenario: sub, Mode: mode}
+	cliJob := agentJob{Role: transport + "-client", Scenario: sub, Scheduler: scheduler, Mode: mode}
 	for k, i := range used {
 		srvJob.Ifaces = append(srvJob.Ifaces, fmt.Sprintf("s%d", i))
 		srvJob.Listen = append(srvJob.Listen, serverAddr(i)+":0")
 		srvJob.Delays = append(srvJob.Delays, int64(sub.Paths[k].Delay))
 	}
 	if mptcp {
-		srvJob.Role, cliJob.Role = "mptcp-server", "mptcp-client"
 		srvJob.Listen = []string{"0.0.0.0:0"}
 		for _, ns := range []string{b.client, b.server} {
 			if err := ip(ctx, "-n", ns, "mptcp", "endpoint", "flush"); err != nil {
@@ -414,7 +432,7 @@ func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, sched
 	if cliErr == nil && cliDone.Info != "" {
 		rec.Extra["client"] = cliDone.Info
 	}
-	if !mptcp {
+	if transport == TransportBraid {
 		// The server counts by path index, which follows the order the paths attached in.
 		slots := map[int]int{}
 		for i, k := range cliReady.Slots {

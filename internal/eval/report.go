@@ -46,13 +46,17 @@ func WriteTable(w io.Writer, sc *Scenario, results []*Result) error {
 	}
 	lat := sc.Workload.Kind == Messages
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	head := "run\tbackend\tgoodput Mbit/s\t% of sum\tsum Mbit/s\t% of capacity\t"
+	head := "run\tbackend\tgoodput Mbit/s\t% of sum\tsum Mbit/s\t% of capacity\t% of TCP\t"
 	if lat {
 		head += "p50 ms\tp99 ms\t"
 	}
 	fmt.Fprintln(tw, head)
 	for _, r := range results {
-		line := fmt.Sprintf("%s\t%s\t%.1f\t%.1f\t%.0f\t%.1f\t", r.Label(), r.Backend, r.GoodputMbit, r.PctOfSum, r.SumRateMbit, r.PctOfCapacity)
+		ofTCP := "-"
+		if r.BaselineMbit > 0 {
+			ofTCP = fmt.Sprintf("%.1f", r.PctOfBaseline)
+		}
+		line := fmt.Sprintf("%s\t%s\t%.1f\t%.1f\t%.0f\t%.1f\t%s\t", r.Label(), r.Backend, r.GoodputMbit, r.PctOfSum, r.SumRateMbit, r.PctOfCapacity, ofTCP)
 		if lat {
 			line += fmt.Sprintf("%.1f\t%.1f\t", r.LatP50Ms, r.LatP99Ms)
 		}
@@ -71,6 +75,9 @@ func WriteTable(w io.Writer, sc *Scenario, results []*Result) error {
 		}
 		fmt.Fprintf(w, "   goodput %.1f Mbit/s over %gs (%d messages, %.1f MiB): %.1f%% of the %.0f Mbit/s sum, %.1f%% of the mean capacity %.0f Mbit/s\n",
 			r.GoodputMbit, r.DurationSec, r.Messages, float64(r.Bytes)/(1<<20), r.PctOfSum, r.SumRateMbit, r.PctOfCapacity, r.CapacityMbit)
+		if r.BaselineMbit > 0 && r.Transport != TransportTCP {
+			fmt.Fprintf(w, "   %.1f%% of the TCP baseline's %.1f Mbit/s (one plain TCP connection per path, same paths, same invocation)\n", r.PctOfBaseline, r.BaselineMbit)
+		}
 		if r.OfferedMbit > 0 {
 			fmt.Fprintf(w, "   offered %.1f Mbit/s; latency p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", r.OfferedMbit, r.LatP50Ms, r.LatP99Ms, r.LatMaxMs)
 		}

@@ -21,6 +21,7 @@ type Options struct {
 	Schedulers []string // braid.Config.Scheduler names, each run in turn; default round-robin
 	Mode       string   // dispersal mode passed to braid.Config (see CheckMode); default plain
 	NoMPTCP    bool     // netns: skip the MPTCP comparison
+	NoBaseline bool     // skip the TCP baseline (TransportTCP) on bulk scenarios
 	Progress   io.Writer
 	// AgentArgv runs this program as an agent (see RunAgent) inside a namespace: the netns
 	// backend starts `ip netns exec NS AgentArgv...` with the agent's job on standard input.
@@ -28,7 +29,8 @@ type Options struct {
 }
 
 // Run runs sc on the chosen backend once per scheduler, each also over the subsets of paths
-// sc.Compare names; the netns backend also runs each over MPTCP. A run that fails yields a
+// sc.Compare names; a bulk scenario also runs the TCP baseline (TransportTCP) over each, and
+// the netns backend runs each over MPTCP. A run that fails yields a
 // Result with Error set; the error returned is for what prevented running at all.
 func Run(ctx context.Context, sc *Scenario, o Options) ([]*Result, error) {
 	if o.Backend == "" {
@@ -87,12 +89,14 @@ func Run(ctx context.Context, sc *Scenario, o Options) ([]*Result, error) {
 		var rec *Recording
 		var err error
 		switch {
+		case o.Backend == Inproc && transport == TransportTCP:
+			rec, err = runInprocTCP(ctx, sub)
 		case o.Backend == Inproc:
 			rec, err = runInproc(ctx, sub, scheduler, o.Mode)
-		case transport == "mptcp":
-			rec, err = nb.run(ctx, sub, v.paths, "", "", true)
+		case transport == TransportBraid:
+			rec, err = nb.run(ctx, sub, v.paths, transport, scheduler, o.Mode)
 		default:
-			rec, err = nb.run(ctx, sub, v.paths, scheduler, o.Mode, false)
+			rec, err = nb.run(ctx, sub, v.paths, transport, "", "")
 		}
 		r := &Result{Scenario: sc.Name}
 		if rec != nil {
@@ -100,10 +104,10 @@ func Run(ctx context.Context, sc *Scenario, o Options) ([]*Result, error) {
 			r.Extra = rec.Extra
 		}
 		r.Backend, r.Transport, r.Variant, r.Paths = o.Backend, transport, v.name, slices.Clone(v.paths)
-		if transport == "braid" {
+		if transport == TransportBraid {
 			r.Scheduler, r.Mode = scheduler, o.Mode
 		}
-		if transport == "mptcp" && o.Backend == Netns && sub.hasDelay() {
+		if transport == TransportMPTCP && o.Backend == Netns && sub.hasDelay() {
 			r.Note = "MPTCP gets the rates but not the delays: the delay is added by a user-space relay, which would end its subflows"
 		}
 		if err != nil {
@@ -115,19 +119,43 @@ func Run(ctx context.Context, sc *Scenario, o Options) ([]*Result, error) {
 	}
 	for _, s := range o.Schedulers {
 		for _, v := range variants {
-			if err := one("braid", s, v); err != nil {
+			if err := one(TransportBraid, s, v); err != nil {
+				return results, err
+			}
+		}
+	}
+	if !o.NoBaseline && baselineApplies(sc) {
+		for _, v := range variants {
+			if err := one(TransportTCP, "", v); err != nil {
 				return results, err
 			}
 		}
 	}
 	if o.Backend == Netns && !o.NoMPTCP {
 		for _, v := range variants {
-			if err := one("mptcp", "", v); err != nil {
+			if err := one(TransportMPTCP, "", v); err != nil {
 				return results, err
 			}
 		}
 	}
+	relateToBaseline(results)
 	return results, nil
+}
+
+// relateToBaseline sets each result's BaselineMbit and PctOfBaseline from the TCP baseline run
+// over the same paths, if one succeeded.
+func relateToBaseline(results []*Result) {
+	for _, b := range results {
+		if b.Transport != TransportTCP || b.Error != "" {
+			continue
+		}
+		for _, r := range results {
+			if r.Backend == b.Backend && slices.Equal(r.Paths, b.Paths) {
+				r.BaselineMbit = b.GoodputMbit
+				r.PctOfBaseline = pct(r.GoodputMbit, b.GoodputMbit)
+			}
+		}
+	}
 }
 
 func (sc *Scenario) hasDelay() bool {
