@@ -23,11 +23,12 @@ const AgentEnv = "BRAID_EVAL_AGENT"
 
 // agentJob is what the netns backend asks an agent to do, sent as the first line of its input.
 type agentJob struct {
-	Role      string    `json:"role"` // braid-server, mptcp-server, braid-client, mptcp-client
+	Role      string    `json:"role"` // TRANSPORT-server, TRANSPORT-client, router
 	Scenario  *Scenario `json:"scenario"`
 	Scheduler string    `json:"scheduler,omitempty"`
 	Mode      string    `json:"mode,omitempty"`
-	// Servers: per path, the address to serve on (braid: a delay relay) and its interface.
+	// Servers: the addresses to serve on (one, or the TCP baseline's one per path) and each
+	// path's interface. Router: each path's TUN device and one-way delay.
 	Listen []string         `json:"listen,omitempty"`
 	Ifaces []string         `json:"ifaces,omitempty"`
 	Delays []int64          `json:"delays,omitempty"`
@@ -106,6 +107,8 @@ func RunAgent(ctx context.Context, in io.Reader, out io.Writer) error {
 		err = a.tcpServer(ctx)
 	case "tcp-client":
 		err = a.tcpClient(ctx)
+	case "router":
+		err = a.router(ctx)
 	default:
 		err = fmt.Errorf("agent: unknown role %q", job.Role)
 	}
@@ -168,52 +171,51 @@ func (a *agent) ifaceCounters() []int64 {
 	return out
 }
 
-// startRelays starts a delay relay per path on the job's Listen address, forwarding to
-// upstream[i], and applies the parent's delay changes to them; it returns their addresses and
-// a function that closes them.
-func (a *agent) startRelays(upstream []string) ([]string, func(), error) {
-	var relays []*relay
-	closeAll := func() {
-		for _, r := range relays {
-			r.Close()
-		}
-	}
-	var addrs []string
-	for i, addr := range a.job.Listen {
-		r, err := newRelay(addr, upstream[i], time.Duration(a.job.Delays[i]))
-		if err != nil {
-			closeAll()
-			return nil, nil, err
-		}
-		relays = append(relays, r)
-		addrs = append(addrs, r.Addr())
-	}
-	go func() {
-		for c := range a.delays {
-			if c.Path >= 0 && c.Path < len(relays) {
-				relays[c.Path].setDelay(time.Duration(*c.Delay))
-			}
+// router runs the router namespace's packet delays, one per path (see packetDelay), until its
+// input closes, applying the parent's delay changes.
+func (a *agent) router(ctx context.Context) error {
+	var delays []*packetDelay
+	defer func() {
+		for _, d := range delays {
+			d.Close()
 		}
 	}()
-	return addrs, closeAll, nil
+	for i, name := range a.job.Ifaces {
+		d, err := openPacketDelay(name, time.Duration(a.job.Delays[i]))
+		if err != nil {
+			return err
+		}
+		delays = append(delays, d)
+	}
+	a.emit(agentOut{Ready: true})
+	for {
+		select {
+		case c := <-a.delays:
+			if c.Path >= 0 && c.Path < len(delays) {
+				delays[c.Path].setDelay(time.Duration(*c.Delay))
+			}
+		case <-ctx.Done():
+			var info []string
+			for i, d := range delays {
+				if n := d.drops.Load(); n > 0 {
+					info = append(info, fmt.Sprintf("path %d: %d packets dropped by the delay", i, n))
+				}
+			}
+			if len(info) > 0 {
+				a.emit(agentOut{Info: strings.Join(info, "; ")})
+			}
+			return nil
+		}
+	}
 }
 
 func (a *agent) braidServer(ctx context.Context) error {
-	l, err := braid.Listen("127.0.0.1:0", nil)
+	l, err := braid.Listen(a.job.Listen[0], nil)
 	if err != nil {
 		return err
 	}
 	defer l.Close()
-	upstream := make([]string, len(a.job.Listen))
-	for i := range upstream {
-		upstream[i] = l.Addr().String()
-	}
-	addrs, closeRelays, err := a.startRelays(upstream)
-	if err != nil {
-		return err
-	}
-	defer closeRelays()
-	a.emit(agentOut{Ready: true, Addrs: addrs})
+	a.emit(agentOut{Ready: true, Addrs: []string{l.Addr().String()}})
 	s, err := l.Accept(ctx)
 	if err != nil {
 		return err
@@ -348,25 +350,15 @@ func (a *agent) mptcpClient(ctx context.Context) error {
 	})
 }
 
-// tcpServer is the TCP baseline's receiver: a listener per path on loopback, each reached
-// through its path's delay relay.
+// tcpServer is the TCP baseline's receiver: a listener per path, on the path's address.
 func (a *agent) tcpServer(ctx context.Context) error {
 	n := len(a.job.Listen)
-	local := make([]string, n)
-	for i := range local {
-		local[i] = "127.0.0.1:0"
-	}
-	sink, err := newTCPSink(local, a.job.Scenario.Workload.Kind == Messages)
+	sink, err := newTCPSink(a.job.Listen, a.job.Scenario.Workload.Kind == Messages)
 	if err != nil {
 		return err
 	}
 	defer sink.Close()
-	addrs, closeRelays, err := a.startRelays(sink.Addrs())
-	if err != nil {
-		return err
-	}
-	defer closeRelays()
-	a.emit(agentOut{Ready: true, Addrs: addrs})
+	a.emit(agentOut{Ready: true, Addrs: sink.Addrs()})
 	_, finish, err := a.record(ctx, func(start time.Time) *recorder {
 		r := newRecorder(start, n, tcpFlowsUnit)
 		sink.setRecorder(r)

@@ -208,6 +208,12 @@ func TestInproc(t *testing.T) {
 	if err := rp.Write(dir, "test"); err != nil {
 		t.Fatal(err)
 	}
+	md, _ := os.ReadFile(dir + "/report.md")
+	for _, want := range []string{"| backend | run | goodput Mbit/s | % of sum | % of capacity | % of TCP |", "1s cut path 1: gap / recovery ms", "| inproc | tcp |", " p99 ms |"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report.md lacks %q:\n%s", want, md)
+		}
+	}
 	var back []Result
 	data, _ := os.ReadFile(dir + "/results.json")
 	if err := json.Unmarshal(data, &back); err != nil || len(back) != 4 {
@@ -271,6 +277,23 @@ func TestNetns(t *testing.T) {
 		}
 		if r.Error != "" || r.Bytes == 0 || r.PathBytes[0] == 0 || r.PathBytes[1] == 0 || len(r.Events) != 3 {
 			t.Errorf("%s: %+v", r.Label(), r)
+		}
+	}
+	// The delay is per packet, so it holds for MPTCP too: no message can arrive sooner than the
+	// one-way delay of the faster path.
+	lat := mustParse(t, `{"name": "netns-delay", "duration": "1s", "paths": [{"rate": "20mbit", "delay": "15ms"}, {"rate": "20mbit", "delay": "30ms"}],
+		"workload": {"kind": "messages", "message_size": "16KiB", "messages_per_sec": 20}}`)
+	rs, err = Run(context.Background(), lat, Options{Backend: Netns, AgentArgv: []string{exe}, Schedulers: []string{"adaptive"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		t.Logf("%s: p50 %.1f ms, p99 %.1f ms, error %q", r.Label(), r.LatP50Ms, r.LatP99Ms, r.Error)
+		if r.Transport == TransportMPTCP && MPTCPAvailable() != nil {
+			continue
+		}
+		if r.Error != "" || r.Messages == 0 || r.LatP50Ms < 15 {
+			t.Errorf("%s: %d messages, p50 %.1f ms (the faster path's one-way delay is 15 ms), error %q", r.Label(), r.Messages, r.LatP50Ms, r.Error)
 		}
 	}
 	out, err := exec.Command("ip", "netns", "list").Output()

@@ -21,19 +21,23 @@ import (
 )
 
 // nsPrefix starts the name of every namespace this package creates: "braideval-PID-N-c" (the
-// client side) and "...-s" (the server side). Namespaces with this prefix whose process is gone
+// client side), "...-r" (the router between them) and "...-s" (the server side). Namespaces with this prefix whose process is gone
 // are deleted before a netns run.
 const nsPrefix = "braideval-"
 
-// netnsBackend is two network namespaces joined by one veth pair per path: client interface
-// cN 10.213.N.1/24, server interface sN 10.213.N.2/24, each shaped by tbf to the path's rate.
-// The namespaces have no other interface and no default route, so no traffic leaves them.
+// netnsBackend is three network namespaces: a client and a server, each joined to a router by
+// one veth pair per path. Path N: client interface cN 10.213.N.1/24 to the router's rcN
+// 10.213.N.254; the router's rsN 10.214.N.254/24 to the server's sN 10.214.N.2. cN and sN are
+// shaped by tbf to the path's rate (the sending end of each direction). The router forwards
+// every packet of path N, both ways, through the TUN device dN, where a router agent holds it
+// for the path's delay (packetDelay). The namespaces have no other interface and no default
+// route, so no traffic leaves them.
 type netnsBackend struct {
-	client, server string
-	paths          int
-	o              Options
-	mptcp          error // why MPTCP cannot run, or nil
-	log            io.Writer
+	client, router, server string
+	paths                  int
+	o                      Options
+	mptcp                  error // why MPTCP cannot run, or nil
+	log                    io.Writer
 }
 
 var nsCounter struct {
@@ -42,7 +46,10 @@ var nsCounter struct {
 }
 
 func clientAddr(i int) string { return fmt.Sprintf("10.213.%d.1", i) }
-func serverAddr(i int) string { return fmt.Sprintf("10.213.%d.2", i) }
+func serverAddr(i int) string { return fmt.Sprintf("10.214.%d.2", i) }
+
+// routeTable is the router's routing table for path i's packets: everything to its TUN device.
+func routeTable(i int) string { return strconv.Itoa(100 + i) }
 
 // ip runs the ip command (or tc, sysctl: the first word of args may name another tool) and
 // returns its error with its output.
@@ -127,7 +134,7 @@ func newNetnsBackend(ctx context.Context, paths int, o Options) (b *netnsBackend
 	nsCounter.n++
 	base := fmt.Sprintf("%s%d-%d-", nsPrefix, os.Getpid(), nsCounter.n)
 	nsCounter.Unlock()
-	b = &netnsBackend{client: base + "c", server: base + "s", paths: paths, o: o, log: o.Progress}
+	b = &netnsBackend{client: base + "c", router: base + "r", server: base + "s", paths: paths, o: o, log: o.Progress}
 	if b.log == nil {
 		b.log = io.Discard
 	}
@@ -136,26 +143,50 @@ func newNetnsBackend(ctx context.Context, paths int, o Options) (b *netnsBackend
 			b.Close()
 		}
 	}()
-	for _, ns := range []string{b.client, b.server} {
+	mtu := strconv.Itoa(tunMTU) // what linkRate assumes; the default, set so that it holds regardless
+	for _, ns := range []string{b.client, b.router, b.server} {
 		if err := ip(ctx, "netns", "add", ns); err != nil {
 			return nil, err
 		}
-		if err := ip(ctx, "-n", ns, "link", "set", "lo", "up"); err != nil {
-			return nil, err
+		steps := [][]string{
+			{"-n", ns, "link", "set", "lo", "up"},
+			{"netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.tcp_timestamps=1"}, // linkRate assumes it
 		}
-		// What linkRate assumes (these are the defaults; set so that they hold regardless).
-		if err := ip(ctx, "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.tcp_timestamps=1"); err != nil {
-			return nil, err
+		if ns == b.router {
+			// Forward, and accept packets coming back from a TUN device whose source is routed
+			// elsewhere (set before the interfaces exist, which inherit "default").
+			steps = append(steps,
+				[]string{"netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"},
+				[]string{"netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.conf.all.rp_filter=0"},
+				[]string{"netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.conf.default.rp_filter=0"})
+		}
+		for _, st := range steps {
+			if err := ip(ctx, st...); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for i := range paths {
-		c, s := fmt.Sprintf("c%d", i), fmt.Sprintf("s%d", i)
+		c, rc, rs, sv, tun := fmt.Sprintf("c%d", i), fmt.Sprintf("rc%d", i), fmt.Sprintf("rs%d", i), fmt.Sprintf("s%d", i), fmt.Sprintf("d%d", i)
+		routerC, routerS := fmt.Sprintf("10.213.%d.254", i), fmt.Sprintf("10.214.%d.254", i)
 		steps := [][]string{
-			{"-n", b.client, "link", "add", c, "mtu", strconv.Itoa(segFrame - 14), "type", "veth", "peer", "name", s, "mtu", strconv.Itoa(segFrame - 14), "netns", b.server},
+			{"-n", b.client, "link", "add", c, "mtu", mtu, "type", "veth", "peer", "name", rc, "mtu", mtu, "netns", b.router},
+			{"-n", b.server, "link", "add", sv, "mtu", mtu, "type", "veth", "peer", "name", rs, "mtu", mtu, "netns", b.router},
 			{"-n", b.client, "addr", "add", clientAddr(i) + "/24", "dev", c},
-			{"-n", b.server, "addr", "add", serverAddr(i) + "/24", "dev", s},
+			{"-n", b.router, "addr", "add", routerC + "/24", "dev", rc},
+			{"-n", b.router, "addr", "add", routerS + "/24", "dev", rs},
+			{"-n", b.server, "addr", "add", serverAddr(i) + "/24", "dev", sv},
 			{"-n", b.client, "link", "set", c, "up"},
-			{"-n", b.server, "link", "set", s, "up"},
+			{"-n", b.router, "link", "set", rc, "up"},
+			{"-n", b.router, "link", "set", rs, "up"},
+			{"-n", b.server, "link", "set", sv, "up"},
+			{"-n", b.client, "route", "add", fmt.Sprintf("10.214.%d.0/24", i), "via", routerC, "dev", c},
+			{"-n", b.server, "route", "add", fmt.Sprintf("10.213.%d.0/24", i), "via", routerS, "dev", sv},
+			{"-n", b.router, "tuntap", "add", "dev", tun, "mode", "tun"},
+			{"-n", b.router, "link", "set", tun, "mtu", mtu, "txqueuelen", "10000", "up"},
+			{"-n", b.router, "route", "add", "default", "dev", tun, "table", routeTable(i)},
+			{"-n", b.router, "rule", "add", "iif", rc, "lookup", routeTable(i)},
+			{"-n", b.router, "rule", "add", "iif", rs, "lookup", routeTable(i)},
 		}
 		for _, st := range steps {
 			if err := ip(ctx, st...); err != nil {
@@ -183,7 +214,7 @@ func newNetnsBackend(ctx context.Context, paths int, o Options) (b *netnsBackend
 func (b *netnsBackend) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for _, ns := range []string{b.client, b.server} {
+	for _, ns := range []string{b.client, b.router, b.server} {
 		if err := ip(ctx, "netns", "del", ns); err != nil && !strings.Contains(err.Error(), "No such file") {
 			fmt.Fprintf(b.log, "eval: cleanup: %v\n", err)
 		}
@@ -222,7 +253,11 @@ func (b *netnsBackend) link(ctx context.Context, i int, up bool) error {
 	if up {
 		state = "up"
 	}
-	return ip(ctx, "-n", b.client, "link", "set", fmt.Sprintf("c%d", i), state)
+	if err := ip(ctx, "-n", b.client, "link", "set", fmt.Sprintf("c%d", i), state); err != nil || !up {
+		return err
+	}
+	// Taking the link down removed the route through it.
+	return ip(ctx, "-n", b.client, "route", "replace", fmt.Sprintf("10.214.%d.0/24", i), "via", fmt.Sprintf("10.213.%d.254", i), "dev", fmt.Sprintf("c%d", i))
 }
 
 // agentProc is an agent process in a namespace.
@@ -352,13 +387,27 @@ func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, trans
 	}
 	srvJob := agentJob{Role: transport + "-server", Scenario: sub, Mode: mode}
 	cliJob := agentJob{Role: transport + "-client", Scenario: sub, Scheduler: scheduler, Mode: mode}
+	rtrJob := agentJob{Role: "router", Scenario: sub}
 	for k, i := range used {
 		srvJob.Ifaces = append(srvJob.Ifaces, fmt.Sprintf("s%d", i))
-		srvJob.Listen = append(srvJob.Listen, serverAddr(i)+":0")
-		srvJob.Delays = append(srvJob.Delays, int64(sub.Paths[k].Delay))
+		rtrJob.Ifaces = append(rtrJob.Ifaces, fmt.Sprintf("d%d", i))
+		rtrJob.Delays = append(rtrJob.Delays, int64(sub.Paths[k].Delay))
+		if transport == TransportTCP {
+			srvJob.Listen = append(srvJob.Listen, serverAddr(i)+":0") // a listener per path
+		}
+	}
+	if transport != TransportTCP {
+		srvJob.Listen = []string{"0.0.0.0:0"} // one listener, reached at each path's address
+	}
+	rtr, err := b.startAgent(ctx, b.router, rtrJob)
+	if err != nil {
+		return nil, err
+	}
+	defer rtr.stop()
+	if _, err := rtr.next(ctx, "the router", func(o agentOut) bool { return o.Ready }); err != nil {
+		return nil, fmt.Errorf("router: %w", err)
 	}
 	if mptcp {
-		srvJob.Listen = []string{"0.0.0.0:0"}
 		for _, ns := range []string{b.client, b.server} {
 			if err := ip(ctx, "-n", ns, "mptcp", "endpoint", "flush"); err != nil {
 				return nil, err
@@ -383,14 +432,19 @@ func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, trans
 	}
 	for k, i := range used {
 		spec := braid.PathSpec{Local: clientAddr(i)}
-		if mptcp {
+		switch transport {
+		case TransportTCP:
+			spec.Remote = ready.Addrs[k]
+		default:
 			_, port, err := net.SplitHostPort(ready.Addrs[0])
 			if err != nil {
 				return nil, fmt.Errorf("server address %q: %w", ready.Addrs[0], err)
 			}
-			spec.Remote = net.JoinHostPort(serverAddr(used[0]), port)
-		} else {
-			spec.Remote = ready.Addrs[k]
+			to := i
+			if mptcp {
+				to = used[0] // the subflows are the server's to announce
+			}
+			spec.Remote = net.JoinHostPort(serverAddr(to), port)
 		}
 		cliJob.Specs = append(cliJob.Specs, spec)
 	}
@@ -415,7 +469,7 @@ func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, trans
 	var evErr error
 	var evMu sync.Mutex
 	events := scheduleEvents(start, sub.Events, func(e Event) {
-		if err := b.apply(ctx, srv, used, sub, e, mptcp); err != nil {
+		if err := b.apply(ctx, rtr, used, sub, e); err != nil {
 			evMu.Lock()
 			evErr = errors.Join(evErr, err)
 			evMu.Unlock()
@@ -456,15 +510,12 @@ func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, trans
 	return rec, nil
 }
 
-// apply carries out one event on the kernel paths (rate, link) or the server's relays (delay).
-func (b *netnsBackend) apply(ctx context.Context, srv *agentProc, used []int, sub *Scenario, e Event, mptcp bool) error {
+// apply carries out one event on the kernel paths (rate, link) or the router's delays.
+func (b *netnsBackend) apply(ctx context.Context, rtr *agentProc, used []int, sub *Scenario, e Event) error {
 	i := used[e.Path]
 	delay := func(d time.Duration) error {
-		if mptcp {
-			return nil // no relay: MPTCP runs without the delays
-		}
 		v := int64(d)
-		return srv.send(agentCtl{Path: e.Path, Delay: &v})
+		return rtr.send(agentCtl{Path: e.Path, Delay: &v})
 	}
 	switch e.Action {
 	case ActionCut:

@@ -107,9 +107,6 @@ func Run(ctx context.Context, sc *Scenario, o Options) ([]*Result, error) {
 		if transport == TransportBraid {
 			r.Scheduler, r.Mode = scheduler, o.Mode
 		}
-		if transport == TransportMPTCP && o.Backend == Netns && sub.hasDelay() {
-			r.Note = "MPTCP gets the rates but not the delays: the delay is added by a user-space relay, which would end its subflows"
-		}
 		if err != nil {
 			r.Error = err.Error()
 			fmt.Fprintf(o.Progress, "eval: %s: %v\n", label, err)
@@ -156,20 +153,6 @@ func relateToBaseline(results []*Result) {
 			}
 		}
 	}
-}
-
-func (sc *Scenario) hasDelay() bool {
-	for _, p := range sc.Paths {
-		if p.Delay > 0 {
-			return true
-		}
-	}
-	for _, e := range sc.Events {
-		if e.Action == ActionDelay {
-			return true
-		}
-	}
-	return false
 }
 
 // ParseSchedulers splits a comma list of scheduler names.

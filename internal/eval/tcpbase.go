@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -184,6 +185,9 @@ func sendTCPFlows(ctx context.Context, sc *Scenario, start time.Time, specs []br
 			f := &tcpFlow{spec: spec}
 			defer f.close()
 			errs[i] = sendWorkload(ctx, sc, start, f.send)
+			if errs[i] == nil && !f.connected && f.dialErr != nil {
+				errs[i] = fmt.Errorf("path %d: never connected: %w", i, f.dialErr)
+			}
 		}()
 	}
 	wg.Wait()
@@ -192,9 +196,11 @@ func sendTCPFlows(ctx context.Context, sc *Scenario, start time.Time, specs []br
 
 // tcpFlow is one baseline connection, re-dialled after a failure.
 type tcpFlow struct {
-	spec braid.PathSpec
-	c    net.Conn
-	hdr  [frameLen]byte
+	spec      braid.PathSpec
+	c         net.Conn
+	hdr       [frameLen]byte
+	connected bool  // at least once
+	dialErr   error // the last failure to connect
 }
 
 // redial is the pause before dialling a failed flow again.
@@ -216,9 +222,10 @@ func (f *tcpFlow) send(ctx context.Context, msg []byte) error {
 		}
 		c, err := d.DialContext(ctx, "tcp", f.spec.Remote)
 		if err == nil {
-			f.c = c
+			f.c, f.connected = c, true
 			break
 		}
+		f.dialErr = err
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}

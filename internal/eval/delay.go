@@ -1,0 +1,127 @@
+package eval
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// packetDelay holds every IP packet routed through a TUN device for a one-way delay and writes
+// it back, in arrival order: netem's delay, done in user space because this kernel has no netem.
+// The netns backend's router namespace sends each path's traffic, both directions, through one
+// (see netns.go); packets written back are routed on by destination. Unlike a relay it does not
+// end TCP connections, so MPTCP subflows pass through it too.
+type packetDelay struct {
+	f      *os.File
+	delay  atomic.Int64 // nanoseconds; a change applies to packets already held
+	queue  chan heldPacket
+	wg     sync.WaitGroup
+	closed atomic.Bool
+	done   chan struct{}
+	drops  atomic.Int64
+}
+
+type heldPacket struct {
+	at  time.Time
+	buf []byte
+}
+
+const (
+	// tunMTU is the largest packet read from the device: the paths' MTU (no offloads are
+	// enabled on it, so the kernel hands it whole packets of at most its MTU).
+	tunMTU = segFrame - 14
+	// heldPackets bounds what a delay holds (both directions): 64 Ki packets, about 1 s at
+	// 1 Gbit/s; beyond it packets are dropped, as from an overflowing queue.
+	heldPackets = 64 << 10
+)
+
+// openPacketDelay attaches to the existing TUN device name (created by `ip tuntap add ... mode
+// tun`) in this process's network namespace.
+func openPacketDelay(name string, delay time.Duration) (*packetDelay, error) {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open /dev/net/tun: %w", err)
+	}
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("TUNSETIFF %s: %w", name, err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil { // so that os.File uses the poller
+		unix.Close(fd)
+		return nil, err
+	}
+	d := &packetDelay{f: os.NewFile(uintptr(fd), "tun:"+name), queue: make(chan heldPacket, heldPackets), done: make(chan struct{})}
+	d.delay.Store(int64(delay))
+	d.wg.Add(2)
+	go d.read()
+	go d.write()
+	return d, nil
+}
+
+func (d *packetDelay) setDelay(v time.Duration) { d.delay.Store(int64(v)) }
+
+var packetBufs = sync.Pool{New: func() any { return make([]byte, tunMTU) }}
+
+func (d *packetDelay) read() {
+	defer d.wg.Done()
+	defer close(d.queue)
+	for {
+		buf := packetBufs.Get().([]byte)
+		n, err := d.f.Read(buf[:tunMTU])
+		if err != nil {
+			packetBufs.Put(buf)
+			if !d.closed.Load() && !errors.Is(err, os.ErrClosed) {
+				d.drops.Add(1)
+				continue
+			}
+			return
+		}
+		select {
+		case d.queue <- heldPacket{at: time.Now(), buf: buf[:n]}:
+		default: // full: dropped, as an overflowing queue would
+			d.drops.Add(1)
+			packetBufs.Put(buf[:cap(buf)])
+		}
+	}
+}
+
+func (d *packetDelay) write() {
+	defer d.wg.Done()
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for p := range d.queue {
+		if wait := time.Until(p.at.Add(time.Duration(d.delay.Load()))); wait > 0 {
+			t.Reset(wait)
+			select {
+			case <-t.C:
+			case <-d.done:
+			}
+		}
+		if !d.closed.Load() {
+			d.f.Write(p.buf) // a packet the kernel refuses is lost, as on a link
+		}
+		packetBufs.Put(p.buf[:cap(p.buf)])
+	}
+}
+
+// Close stops the delay; packets still held are dropped.
+func (d *packetDelay) Close() error {
+	if d.closed.Swap(true) {
+		return nil
+	}
+	close(d.done)
+	err := d.f.Close()
+	d.wg.Wait()
+	return err
+}
