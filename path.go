@@ -115,6 +115,9 @@ type path struct {
 	stop    chan struct{} // closed when the path must end now
 	rtxKick chan struct{} // chunks were added to rtx
 	capKick chan struct{} // bytes in flight fell: the writer may take new data again
+	// rearm wakes the writer when the path stops being suspect: it waits for the session's
+	// ackKick and creditKick only while not suspect, and must start listening again.
+	rearm chan struct{}
 
 	rtxMu sync.Mutex
 	rtx   []*outChunk // chunks to send again, ahead of data; unbounded (bounded by the window)
@@ -178,6 +181,7 @@ func newPath(s *Session, index, slot int, spec PathSpec, conn net.Conn, r *wire.
 		stop:       make(chan struct{}),
 		rtxKick:    make(chan struct{}, 1),
 		capKick:    make(chan struct{}, 1),
+		rearm:      make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 	}
 	p.upAt = s.clock()
@@ -522,6 +526,7 @@ func (p *path) writeLoop() {
 		case oc := <-p.dataReady(0):
 			batch, err = p.queueChunk(oc, batch)
 		case <-p.capKick: // acknowledgements freed room under the cap; look again
+		case <-p.rearm: // no longer suspect: wait for ackKick and creditKick again
 		case f := <-p.ctrl:
 			err = p.queueCtrl(f)
 		case <-ackKick: // an ACK is due and no write was going to carry it

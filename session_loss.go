@@ -313,6 +313,10 @@ func (s *Session) checkTimers() {
 			p.wasSuspect = sus
 			if sus {
 				resendCtl = true
+			} else {
+				// Its writer may be waiting without listening for the session's ACK and CREDIT
+				// kicks, which the other paths may have stopped taking meanwhile.
+				kick(p.rearm)
 			}
 		}
 		// A path stalls when none of its chunks has been acknowledged for an RTO: queueing

@@ -44,7 +44,12 @@ import "time"
 // Paths without a measurement are probed so that every path gets measured. A path with no rate
 // sample is assumed as fast as the fastest live path that has one (or, if none has, a nominal
 // 100 Mbit/s, so that only backlog and RTT decide), and a path with no RTT sample is assumed to
-// have the lowest RTT measured on a live path. The optimism is bounded: while any live path has
+// have the lowest RTT measured on a live path. But a path without a rate sample has had no
+// traffic, so its TCP connection is in slow start: it sends an initial window (10 segments) in
+// its first round trip and doubles it in each one after, and a chunk needs that many round trips
+// however fast the path is. On a path with an RTT sample the estimate is the later of the two:
+// a 64 KiB chunk on an unused 160 ms path takes three round trips, about 400 ms, not 80 ms, so
+// it is not sent there to save a few milliseconds on a briefly stalled short path. The optimism is bounded: while any live path has
 // a rate sample, a path without one is not given more than max(2 chunks, 256 KiB) of backlog,
 // so a path that never answers takes no more than a probe's worth. Idle unmeasured paths tie,
 // and so are taken in turn.
@@ -74,6 +79,11 @@ const (
 	// another path has one: max(probeChunks chunks, probeBytes).
 	probeChunks = 2
 	probeBytes  = 256 << 10
+	// initialWindow is what a TCP connection sends in its first round trip: Linux's initial
+	// congestion window of 10 segments (RFC 6928) at the MSS of a 1500-byte MTU. A path with a
+	// larger MSS (loopback) ramps up faster; the estimate is then conservative, and scales with
+	// the RTT, which is tiny there.
+	initialWindow = 10 * 1448
 )
 
 // pickEarliest is the adaptive rule, shared by Adaptive and Redundant.
@@ -163,7 +173,24 @@ func (e *estimator) estimate(p *Path) (wait, linger float64, ok bool) {
 	if rtt <= 0 {
 		rtt = e.minRTT
 	}
-	return estimate(queued, inFlight, e.chunk, rate, rtt.Seconds())
+	wait, linger, ok = estimate(queued, inFlight, e.chunk, rate, rtt.Seconds())
+	if rateOf(p) == 0 && p.SRTT > 0 {
+		wait = max(wait, slowStart(queued+inFlight, p.SRTT.Seconds()))
+		linger = max(linger, slowStart(queued+inFlight+e.chunk, p.SRTT.Seconds())+p.SRTT.Seconds()/2)
+	}
+	return wait, linger, ok
+}
+
+// slowStart returns how long, in seconds, a TCP connection in slow start with round-trip time
+// rtt takes to send n bytes: the round trips before the last one needed, the connection sending
+// initialWindow in its first and doubling it in each after.
+func slowStart(n, rtt float64) float64 {
+	rounds := 0.0
+	for sent, w := 0.0, float64(initialWindow); sent+w < n; w *= 2 {
+		sent += w
+		rounds++
+	}
+	return rounds * rtt
 }
 
 // estimate is the adaptive rule's arithmetic for a path with the given backlog (bytes, not

@@ -141,6 +141,15 @@ func TestAdaptiveRule(t *testing.T) {
 			with(fast, func(p *Path) { p.QueuedBytes = 8 * mib }), {Index: 1, Live: true, InFlight: 2*chunk - 1}}, 1},
 		{"unmeasured path with an RTT sample keeps it", []Path{
 			with(fast, func(p *Path) { p.QueuedBytes = 64 * kib }), {Index: 1, Live: true, SRTT: 200 * ms}}, 0},
+		// A briefly stalled 5 ms path (Full, 320 KiB behind: 52 ms at its rate) and an unused
+		// 80 ms one: at 50 Mbit/s the long path would deliver a 64 KiB chunk within the bound,
+		// but it is in slow start and needs two more round trips first (400 ms): wait.
+		{"unused long path in slow start: wait for the short one", []Path{
+			{Index: 0, Live: true, SRTT: 10 * ms, DeliveryRate: mbit(50), QueuedBytes: 320 * kib, Full: true},
+			{Index: 1, Live: true, SRTT: 160 * ms}}, 0},
+		{"unused path with a short RTT: slow start costs little", []Path{
+			{Index: 0, Live: true, SRTT: 10 * ms, DeliveryRate: mbit(50), QueuedBytes: 320 * kib, Full: true},
+			{Index: 1, Live: true, SRTT: 10 * ms}}, 1},
 		{"no samples anywhere: the least backlog", []Path{
 			{Index: 0, Live: true, QueuedBytes: 1 * mib}, {Index: 1, Live: true}}, 1},
 		{"no samples anywhere: no probe cap", []Path{
@@ -315,7 +324,9 @@ func TestUnmeasuredPathsProbed(t *testing.T) {
 	}{
 		{"all unmeasured, fixed view", allNames, unmeasured, false, 4},
 		{"all unmeasured, queues growing", allNames, unmeasured, true, 4},
-		{"new paths among measured ones", allNames, mixed, true, 16},
+		// The unmeasured 80 ms path is in slow start: a chunk needs four of its round trips, so
+		// it is the earliest once path 0's backlog exceeds about 360 ms (35 chunks).
+		{"new paths among measured ones", allNames, mixed, true, 64},
 	}
 	for _, tt := range tests {
 		for _, name := range tt.policies {
@@ -334,6 +345,17 @@ func TestUnmeasuredPathsProbed(t *testing.T) {
 	for _, i := range []int{2, 3} {
 		if q := paths[i].QueuedBytes; q == 0 || q > probeChunks*chunk {
 			t.Errorf("unmeasured path %d given %d bytes", i, q)
+		}
+	}
+}
+
+func TestSlowStart(t *testing.T) {
+	const w = initialWindow
+	for _, c := range []struct {
+		n, want float64 // bytes; round trips
+	}{{0, 0}, {1, 0}, {w, 0}, {w + 1, 1}, {3 * w, 1}, {3*w + 1, 2}, {64 * kib, 2}, {256 * kib, 4}, {1 << 62, 48}} {
+		if got := slowStart(c.n, 0.1); math.Abs(got-c.want*0.1) > 1e-9 {
+			t.Errorf("slowStart(%v bytes) = %v s; want %v round trips", c.n, got, c.want)
 		}
 	}
 }
