@@ -115,9 +115,10 @@ type path struct {
 	stop    chan struct{} // closed when the path must end now
 	rtxKick chan struct{} // chunks were added to rtx
 	capKick chan struct{} // bytes in flight fell: the writer may take new data again
-	// rearm wakes the writer when the path stops being suspect: it waits for the session's
-	// ackKick and creditKick only while not suspect, and must start listening again.
-	rearm chan struct{}
+	// rearm wakes the writer when the path is no longer suspect: a writer that found it suspect
+	// (disarmed) waits without the session's ackKick and creditKick, and must listen again.
+	rearm    chan struct{}
+	disarmed atomic.Bool
 
 	rtxMu sync.Mutex
 	rtx   []*outChunk // chunks to send again, ahead of data; unbounded (bounded by the window)
@@ -495,9 +496,11 @@ func (p *path) writeLoop() {
 		}
 		var err error
 		ackKick, creditKick := p.s.ackKick, p.s.creditKick
-		if p.suspect() {
+		sus := p.suspect()
+		if sus {
 			ackKick, creditKick = nil, nil
 		}
+		p.disarmed.Store(sus)
 		select {
 		case <-p.stop:
 			p.writeKill()

@@ -309,15 +309,17 @@ func (s *Session) checkTimers() {
 		}
 		// A path that falls silent may have taken the last CREDIT or CHUNK_ACK with it: send
 		// them again, on the others (a suspect path's writer does not take them).
-		if sus := p.suspect(); sus != p.wasSuspect {
+		sus := p.suspect()
+		if sus != p.wasSuspect {
 			p.wasSuspect = sus
 			if sus {
 				resendCtl = true
-			} else {
-				// Its writer may be waiting without listening for the session's ACK and CREDIT
-				// kicks, which the other paths may have stopped taking meanwhile.
-				kick(p.rearm)
 			}
+		}
+		if !sus && p.disarmed.Load() {
+			// Its writer is waiting without listening for the session's ACK and CREDIT kicks,
+			// which the other paths may have stopped taking meanwhile.
+			kick(p.rearm)
 		}
 		// A path stalls when none of its chunks has been acknowledged for an RTO: queueing
 		// delay makes old chunks, but a path still delivering keeps making acknowledgements.

@@ -308,3 +308,40 @@ func TestListenerShutdownHonoursContext(t *testing.T) {
 		t.Fatalf("session: %v", s.Err())
 	}
 }
+
+// TestWriterRearmedAfterSuspect: a path whose writer went back to waiting while the path was
+// suspect (silent while another was heard) listened for no ACK kicks. Once heard from again it
+// must take them, or an ACK waits for the peer's retransmission timeout (or a keepalive).
+func TestWriterRearmedAfterSuspect(t *testing.T) {
+	f := newFaultSetup(t, 1, func(c *Config) {
+		c.MinRTO = time.Second // the peer's RTO, and how long a silent path takes to be suspect
+		c.KeepAlive = 30 * time.Second
+		c.PathTimeout = time.Minute
+	})
+	s := f.server
+	s.mu.Lock()
+	sp := s.paths[0]
+	s.mu.Unlock()
+	// Suspect: another path was heard just now, this one long ago. Its writer loops (a kick it
+	// always listens for) and goes back to waiting with the ACK and CREDIT kicks off.
+	s.lastHeard.Store(int64(s.clock()))
+	sp.lastRecv.Store(int64(s.clock() - 5*time.Second))
+	kick(sp.capKick)
+	time.Sleep(20 * time.Millisecond)
+
+	// The client's message makes the path heard again; its ACK must follow without the
+	// client's retransmission timeout.
+	if err := f.client.Send(context.Background(), []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Receive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.client.mu.Lock()
+	cp := f.client.paths[0]
+	f.client.mu.Unlock()
+	waitFor(t, func() bool { return cp.inflight.Load() == 0 || cp.rtoBackoff.Load() > 0 }, "the message to be acknowledged")
+	if n := cp.rtoBackoff.Load(); n > 0 {
+		t.Fatalf("the ACK came only after %d retransmission timeout(s): the server's writer was not re-armed", n)
+	}
+}
