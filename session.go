@@ -57,7 +57,7 @@ type Session struct {
 
 	mu            sync.Mutex
 	paths         []*path                     // by index; nil where no path is attached
-	reserving     int                         // indexes reserved by handshakes not yet attached
+	attaching     map[int]bool                // slots of server handshakes whose paths have not joined yet
 	out           *ack.Outstanding[*outChunk] // sent, not yet acknowledged
 	nextSeqSent   uint64                      // seq of the next chunk sent
 	highestAcked  uint64                      // the highest seq acknowledged so far
@@ -118,6 +118,7 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 		codec:       codec,
 		unit:        unit,
 		pieces:      make(map[uint64]*pieceSet),
+		attaching:   make(map[int]bool),
 		scheduler:   sc,
 		replicate:   isReplicator(sc),
 		peerWindow:  t.peerWindow,
@@ -589,19 +590,24 @@ func (s *Session) Err() error {
 	return s.err
 }
 
-// reserveIndex claims the next path index, unless the session already has max paths, counting
-// live paths and reservations not yet filled; dead paths do not count (a re-dialed path replaces
-// one). Indexes are not reused, so the total ever attached is capped as well, bounding what dead
-// paths (kept for their counters) cost.
-func (s *Session) reserveIndex(max int) (int, error) {
+// reserveIndex claims the next path index for a server handshake in slot. It refuses while an
+// earlier handshake holds the slot (its path has not joined yet), and when the session would have
+// more than max paths: one per slot that has a live path or a handshake in progress, the live path
+// in slot itself being the one the new path will replace. Dead paths do not count (a re-dialed
+// path replaces one). Indexes are not reused, so the total ever attached is capped as well,
+// bounding what dead paths (kept for their counters) cost.
+func (s *Session) reserveIndex(max, slot int) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil || s.closing {
 		return 0, ErrSessionClosed
 	}
-	n := s.reserving
+	if s.attaching[slot] {
+		return 0, fmt.Errorf("%w: an attach in slot %d is in progress", ErrTooManyPaths, slot)
+	}
+	n := len(s.attaching) // the handshakes in progress, none of them in slot
 	for _, p := range s.paths {
-		if p != nil && !p.dead.Load() {
+		if p != nil && !p.dead.Load() && p.slot != slot && !s.attaching[p.slot] {
 			n++
 		}
 	}
@@ -612,18 +618,18 @@ func (s *Session) reserveIndex(max int) (int, error) {
 		return 0, fmt.Errorf("%w: %d paths attached over the session's life, the most allowed", ErrTooManyPaths, len(s.paths))
 	}
 	s.paths = append(s.paths, nil)
-	s.reserving++
+	s.attaching[slot] = true
 	return len(s.paths) - 1, nil
 }
 
 // maxAttachesPerPath bounds, per allowed path, how many paths may attach over a session's life.
 const maxAttachesPerPath = 16
 
-// unreserve gives back a reservation whose path never attached; its index stays unused.
-func (s *Session) unreserve() {
+// unreserve gives back the reservation of slot, whose path never joined; its index stays unused.
+func (s *Session) unreserve(slot int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.reserving--
+	delete(s.attaching, slot)
 }
 
 // addPath attaches a connection at its index and starts its writer. The caller must then run
@@ -643,7 +649,16 @@ func (s *Session) addPath(p *path) error {
 		return fmt.Errorf("braid: path %d attached twice", p.index)
 	}
 	if p.reserved {
-		s.reserving--
+		delete(s.attaching, p.slot)
+		// A live path in the slot is one the client has given up on. It ends now that its
+		// replacement has joined, and not before: an attach refused or failed on the way
+		// leaves it alone. Ending it under s.mu keeps one live path per slot at all times.
+		for _, q := range s.paths {
+			if q != nil && q.slot == p.slot && !q.dead.Load() {
+				q.setDownReason(fmt.Errorf("replaced by path %d, re-dialed in slot %d", p.index, p.slot))
+				q.kill(0, "")
+			}
+		}
 	}
 	s.paths[p.index] = p
 	s.wg.Add(2)
