@@ -46,6 +46,9 @@ type Session struct {
 	view      []sched.Path // reused scheduler input, under sendMu
 	chunkPool sync.Pool    // *outChunk with ChunkSize-capacity buffers (and pieces, coded)
 	pieceBufs [][]byte     // Encode's destinations, under sendMu
+	// chunksOut counts the chunk records taken from chunkPool and not yet put back: once the
+	// session's goroutines have stopped, only the outstanding set may still hold any.
+	chunksOut atomic.Int64
 
 	integrityFailures atomic.Uint64
 	lastHeard         atomic.Int64 // session clock when any path last received bytes (monitor)
@@ -219,7 +222,7 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 	for c := range total {
 		lo := int(c) * s.chunkSize
 		hi := min(lo+s.chunkSize, len(msg))
-		oc := s.chunkPool.Get().(*outChunk)
+		oc := s.getChunk()
 		oc.payload = oc.buf[:copy(oc.buf, msg[lo:hi])]
 		oc.hdr = wire.ChunkHeader{Item: item, Chunk: c, Total: total}
 		oc.acked.Store(false)
@@ -227,7 +230,7 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 		oc.inflightOn.Store(nil)
 		oc.resent, oc.path = false, pathRouting
 		if err := s.encode(oc); err != nil {
-			s.chunkPool.Put(oc)
+			s.putChunk(oc)
 			s.abort(fmt.Errorf("braid: encoding a chunk: %w", err), wire.CodeInternal)
 			return err
 		}
@@ -254,6 +257,18 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 		}
 	}
 	return nil
+}
+
+// getChunk takes a chunk record from the pool.
+func (s *Session) getChunk() *outChunk {
+	s.chunksOut.Add(1)
+	return s.chunkPool.Get().(*outChunk)
+}
+
+// putChunk gives a chunk record nothing holds any more back to the pool.
+func (s *Session) putChunk(oc *outChunk) {
+	s.chunksOut.Add(-1)
+	s.chunkPool.Put(oc)
 }
 
 // encode makes a coded chunk's pieces (a no-op in the other modes). Call with sendMu held.
@@ -343,8 +358,14 @@ func (s *Session) acquire(ctx context.Context, charge int64) (uint64, error) {
 // or while the session has no usable path (a client is re-dialing; the grace period bounds it).
 // With copies (redundant mode, or a scheduler that asks for them), every other usable path whose
 // queue has room gets a copy too: the first to arrive is used.
+//
+// If the chosen path ends or stalls while route waits for room on it, the chunk may already be on
+// its way: a copy went to another path, or the path's loss moved the chunk to another path's
+// retransmission queue (requeueFrom). Route stops there; picking again would queue the chunk a
+// second time, on a path that may already carry it.
 func (s *Session) route(oc *outChunk, copies bool) error {
 	var waitingSince time.Time
+	var copied []*path // the paths that took a copy
 	for {
 		s.mu.Lock()
 		if s.err != nil {
@@ -382,14 +403,29 @@ func (s *Session) route(oc *outChunk, copies bool) error {
 		s.mu.Unlock()
 		for _, q := range others {
 			oc.refs.Add(1)
-			if !q.tryEnqueue(oc) {
+			if q.tryEnqueue(oc) {
+				copied = append(copied, q)
+			} else {
 				s.unref(oc)
 			}
 		}
 		if p.enqueue(oc) { // Send's hold is now the path queue's
 			return nil
 		}
-		// The path ended under us; pick again.
+		// The path ended or stalled under us. requeueFrom may have moved the chunk meanwhile,
+		// to another path or, finding none, to none (-1).
+		s.mu.Lock()
+		unplaced := oc.path == p.index || oc.path == -1
+		if unplaced && len(copied) > 0 {
+			oc.path, unplaced = copied[0].index, false // the copy carries it (and is resent if that path fails)
+		}
+		if !unplaced {
+			s.mu.Unlock()
+			s.unref(oc) // Send's hold; the queues that have the chunk hold it
+			return nil
+		}
+		oc.path = pathRouting // no queue has it: pick again
+		s.mu.Unlock()
 	}
 }
 
