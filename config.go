@@ -103,6 +103,8 @@ type Config struct {
 	// Linger bounds how long Close waits without progress (an acknowledgement, a path closing)
 	// for the peer to take everything sent and close its side. Default 5 seconds.
 	Linger time.Duration
+
+	hooks *testHooks // tests only; nil otherwise
 }
 
 // Chunk size limits.

@@ -163,11 +163,14 @@ func (t *sessionTable) handshake(sc *serverConn, f wire.Frame) error {
 	if err != nil {
 		return sc.fail(err, codeFor(err), err.Error())
 	}
+	if h := t.cfg.hooks; h != nil && h.attaching != nil && f.Type == wire.TypeSessionAttach {
+		h.attaching(slot)
+	}
 	sc.markSessionPath()
 	p := newPath(s, idx, slot, PathSpec{}, sc.c, sc.r, sc.w)
 	p.reserved = true
 	if err := s.addPath(p); err != nil {
-		s.unreserve()
+		s.unreserve(slot)
 		if f.Type == wire.TypeSessionNew {
 			s.end(err)
 		}
@@ -222,7 +225,7 @@ func (t *sessionTable) open(sc *serverConn, payload []byte) (*Session, error) {
 
 // register makes a new session attachable and answers SESSION_ACCEPT.
 func (t *sessionTable) register(sc *serverConn, s *Session, cs int) error {
-	if _, err := s.reserveIndex(1); err != nil { // index 0 is this connection's
+	if _, err := s.reserveIndex(1, 0); err != nil { // index 0, slot 0: this connection's
 		return err
 	}
 	// Register before answering: the client attaches its other paths as soon as it reads
@@ -258,7 +261,9 @@ func (t *sessionTable) offer(s *Session) {
 
 // attach adds a connection to an existing session from a SESSION_ATTACH payload and answers
 // ATTACH_OK. A live path in the same slot is one the client has given up on (it re-dials only
-// lost paths): it is ended, and the new one takes its place.
+// lost paths): addPath ends it once the new one has joined, so that an attach refused or failed
+// before then leaves it alone. The slot is the handshake's until then: a second attach in it is
+// refused (TOO_MANY_PATHS), and the client's re-dial tries again.
 func (t *sessionTable) attach(sc *serverConn, payload []byte) (*Session, int, int, error) {
 	a, err := wire.ParseSessionAttach(payload)
 	if err != nil {
@@ -278,13 +283,12 @@ func (t *sessionTable) attach(sc *serverConn, payload []byte) (*Session, int, in
 	if limit := s.slotLimit(t.cfg.MaxPaths); slot >= limit {
 		return nil, 0, 0, fmt.Errorf("%w: slot %d, want 0..%d", ErrBadOptions, slot, limit-1)
 	}
-	s.replaceSlot(slot)
-	idx, err := s.reserveIndex(t.cfg.MaxPaths)
+	idx, err := s.reserveIndex(t.cfg.MaxPaths, slot)
 	if err != nil {
 		return nil, 0, 0, err
 	}
 	if err := sc.writeNow(wire.TypeAttachOK, wire.AppendAttachOK(nil, uint16(idx))); err != nil {
-		s.unreserve()
+		s.unreserve(slot)
 		return nil, 0, 0, err
 	}
 	return s, idx, slot, nil

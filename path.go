@@ -120,8 +120,9 @@ type path struct {
 	rearm    chan struct{}
 	disarmed atomic.Bool
 
-	rtxMu sync.Mutex
-	rtx   []*outChunk // chunks to send again, ahead of data; unbounded (bounded by the window)
+	rtxMu  sync.Mutex
+	rtx    []*outChunk // chunks to send again, ahead of data; unbounded (bounded by the window)
+	closed bool        // the writer has stopped: what is queued from now on is let go at once (under rtxMu)
 
 	stopOnce    sync.Once
 	killCode    wire.Code // ERROR to send on stop; 0 for none
@@ -203,6 +204,9 @@ func (p *path) enqueue(oc *outChunk) bool {
 	if p.dead.Load() {
 		return false
 	}
+	if h := p.s.cfg.hooks; h != nil && h.enqueueWaits != nil {
+		h.enqueueWaits(p, oc)
+	}
 	n := int64(len(oc.payload))
 	p.queued.Add(n)
 	t := time.NewTicker(monitorTick)
@@ -210,6 +214,7 @@ func (p *path) enqueue(oc *outChunk) bool {
 	for {
 		select {
 		case p.data <- oc:
+			p.enqueued(oc)
 			return true
 		case <-p.stop:
 			p.queued.Add(-n)
@@ -228,10 +233,14 @@ func (p *path) tryEnqueue(oc *outChunk) bool {
 	if p.dead.Load() {
 		return false
 	}
+	if h := p.s.cfg.hooks; h != nil && h.enqueueing != nil {
+		h.enqueueing(p, oc)
+	}
 	n := int64(len(oc.payload))
 	p.queued.Add(n)
 	select {
 	case p.data <- oc:
+		p.enqueued(oc)
 		return true
 	default:
 		p.queued.Add(-n)
@@ -239,10 +248,32 @@ func (p *path) tryEnqueue(oc *outChunk) bool {
 	}
 }
 
-// retransmit queues a chunk to be sent again, ahead of new data, without blocking.
-func (p *path) retransmit(oc *outChunk) {
-	p.queued.Add(int64(len(oc.payload)))
+// enqueued follows a chunk's entry into the queue of new data. If the writer has stopped
+// meanwhile, its last look at the queue may have come first: the chunk is let go of here, as the
+// writer would have (the queue's hold was taken all the same, and is now given back).
+func (p *path) enqueued(oc *outChunk) {
+	if h := p.s.cfg.hooks; h != nil && h.enqueued != nil {
+		h.enqueued(p, oc)
+	}
 	p.rtxMu.Lock()
+	closed := p.closed
+	p.rtxMu.Unlock()
+	if closed {
+		p.dropQueued()
+	}
+}
+
+// retransmit queues a chunk to be sent again, ahead of new data, without blocking. It takes over
+// the caller's hold, and lets go of it at once if the writer has stopped: the chunk is sent again
+// elsewhere once the path's end is handled (pathDown, or the monitor for a finished path).
+func (p *path) retransmit(oc *outChunk) {
+	p.rtxMu.Lock()
+	if p.closed {
+		p.rtxMu.Unlock()
+		p.s.unref(oc)
+		return
+	}
+	p.queued.Add(int64(len(oc.payload)))
 	p.rtx = append(p.rtx, oc)
 	p.rtxMu.Unlock()
 	select {
@@ -257,6 +288,35 @@ func (p *path) takeRetransmits() []*outChunk {
 	r := p.rtx
 	p.rtx = nil
 	return r
+}
+
+// closeQueues is the writer's last act: from now on nothing queued on the path will be written,
+// so it lets go of what the queues hold, and enqueued and retransmit let go of what comes later.
+func (p *path) closeQueues() {
+	p.rtxMu.Lock()
+	p.closed = true
+	p.rtxMu.Unlock()
+	p.dropQueued()
+}
+
+// dropQueued lets go of every chunk waiting in the path's queues (the session resends what is
+// unacknowledged elsewhere). Safe to call from several goroutines: each chunk is taken once.
+func (p *path) dropQueued() {
+	drop := func(oc *outChunk) {
+		p.queued.Add(-int64(len(oc.payload)))
+		p.s.unref(oc)
+	}
+	for _, oc := range p.takeRetransmits() {
+		drop(oc)
+	}
+	for {
+		select {
+		case oc := <-p.data:
+			drop(oc)
+		default:
+			return
+		}
+	}
 }
 
 // sendCtrl queues a control frame without blocking; a full queue drops it (PONGs and keepalive
@@ -519,13 +579,10 @@ func (p *path) writeLoop() {
 			if err != nil {
 				p.log.Debug("finishing path failed", "err", err)
 			}
+			p.closeQueues()
 			return
 		case <-p.rtxKick:
-			for _, oc := range p.takeRetransmits() {
-				if batch, err = p.queueChunk(oc, batch); err != nil {
-					break
-				}
-			}
+			batch, err = p.queueRetransmits(batch)
 		case oc := <-p.dataReady(0):
 			batch, err = p.queueChunk(oc, batch)
 		case <-p.capKick: // acknowledgements freed room under the cap; look again
@@ -578,12 +635,7 @@ func (p *path) writeLoop() {
 
 // writeFinish drains the queues, then writes CLOSE(count).
 func (p *path) writeFinish(count uint64, batch []*outChunk) error {
-	var err error
-	for _, oc := range p.takeRetransmits() {
-		if err == nil {
-			batch, err = p.queueChunk(oc, batch)
-		}
-	}
+	batch, err := p.queueRetransmits(batch)
 	for err == nil {
 		select {
 		case oc := <-p.data:
@@ -621,21 +673,21 @@ func (p *path) writeKill() {
 		}
 	}
 	p.conn.Close()
-	drop := func(oc *outChunk) {
-		p.queued.Add(-int64(len(oc.payload)))
-		p.s.unref(oc)
-	}
-	for _, oc := range p.takeRetransmits() {
-		drop(oc)
-	}
-	for {
-		select {
-		case oc := <-p.data:
-			drop(oc)
-		default:
-			return
+	p.closeQueues()
+}
+
+// queueRetransmits adds every chunk waiting to be sent again to the write in progress. If a write
+// fails part way (the wire writer writes out what it holds beyond its limit), the chunks not yet
+// reached join the batch unwritten, so that release lets go of them with the others.
+func (p *path) queueRetransmits(batch []*outChunk) ([]*outChunk, error) {
+	rtx := p.takeRetransmits()
+	for i, oc := range rtx {
+		var err error
+		if batch, err = p.queueChunk(oc, batch); err != nil {
+			return append(batch, rtx[i+1:]...), err
 		}
 	}
+	return batch, nil
 }
 
 // queueChunk adds a chunk or piece to the write in progress, unless its chunk has been

@@ -46,6 +46,9 @@ type Session struct {
 	view      []sched.Path // reused scheduler input, under sendMu
 	chunkPool sync.Pool    // *outChunk with ChunkSize-capacity buffers (and pieces, coded)
 	pieceBufs [][]byte     // Encode's destinations, under sendMu
+	// chunksOut counts the chunk records taken from chunkPool and not yet put back: once the
+	// session's goroutines have stopped, only the outstanding set may still hold any.
+	chunksOut atomic.Int64
 
 	integrityFailures atomic.Uint64
 	lastHeard         atomic.Int64 // session clock when any path last received bytes (monitor)
@@ -57,7 +60,7 @@ type Session struct {
 
 	mu            sync.Mutex
 	paths         []*path                     // by index; nil where no path is attached
-	reserving     int                         // indexes reserved by handshakes not yet attached
+	attaching     map[int]bool                // slots of server handshakes whose paths have not joined yet
 	out           *ack.Outstanding[*outChunk] // sent, not yet acknowledged
 	nextSeqSent   uint64                      // seq of the next chunk sent
 	highestAcked  uint64                      // the highest seq acknowledged so far
@@ -118,6 +121,7 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 		codec:       codec,
 		unit:        unit,
 		pieces:      make(map[uint64]*pieceSet),
+		attaching:   make(map[int]bool),
 		scheduler:   sc,
 		replicate:   isReplicator(sc),
 		peerWindow:  t.peerWindow,
@@ -218,7 +222,7 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 	for c := range total {
 		lo := int(c) * s.chunkSize
 		hi := min(lo+s.chunkSize, len(msg))
-		oc := s.chunkPool.Get().(*outChunk)
+		oc := s.getChunk()
 		oc.payload = oc.buf[:copy(oc.buf, msg[lo:hi])]
 		oc.hdr = wire.ChunkHeader{Item: item, Chunk: c, Total: total}
 		oc.acked.Store(false)
@@ -226,7 +230,7 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 		oc.inflightOn.Store(nil)
 		oc.resent, oc.path = false, pathRouting
 		if err := s.encode(oc); err != nil {
-			s.chunkPool.Put(oc)
+			s.putChunk(oc)
 			s.abort(fmt.Errorf("braid: encoding a chunk: %w", err), wire.CodeInternal)
 			return err
 		}
@@ -253,6 +257,18 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 		}
 	}
 	return nil
+}
+
+// getChunk takes a chunk record from the pool.
+func (s *Session) getChunk() *outChunk {
+	s.chunksOut.Add(1)
+	return s.chunkPool.Get().(*outChunk)
+}
+
+// putChunk gives a chunk record nothing holds any more back to the pool.
+func (s *Session) putChunk(oc *outChunk) {
+	s.chunksOut.Add(-1)
+	s.chunkPool.Put(oc)
 }
 
 // encode makes a coded chunk's pieces (a no-op in the other modes). Call with sendMu held.
@@ -342,8 +358,14 @@ func (s *Session) acquire(ctx context.Context, charge int64) (uint64, error) {
 // or while the session has no usable path (a client is re-dialing; the grace period bounds it).
 // With copies (redundant mode, or a scheduler that asks for them), every other usable path whose
 // queue has room gets a copy too: the first to arrive is used.
+//
+// If the chosen path ends or stalls while route waits for room on it, the chunk may already be on
+// its way: a copy went to another path, or the path's loss moved the chunk to another path's
+// retransmission queue (requeueFrom). Route stops there; picking again would queue the chunk a
+// second time, on a path that may already carry it.
 func (s *Session) route(oc *outChunk, copies bool) error {
 	var waitingSince time.Time
+	var copied []*path // the paths that took a copy
 	for {
 		s.mu.Lock()
 		if s.err != nil {
@@ -381,14 +403,29 @@ func (s *Session) route(oc *outChunk, copies bool) error {
 		s.mu.Unlock()
 		for _, q := range others {
 			oc.refs.Add(1)
-			if !q.tryEnqueue(oc) {
+			if q.tryEnqueue(oc) {
+				copied = append(copied, q)
+			} else {
 				s.unref(oc)
 			}
 		}
 		if p.enqueue(oc) { // Send's hold is now the path queue's
 			return nil
 		}
-		// The path ended under us; pick again.
+		// The path ended or stalled under us. requeueFrom may have moved the chunk meanwhile,
+		// to another path or, finding none, to none (-1).
+		s.mu.Lock()
+		unplaced := oc.path == p.index || oc.path == -1
+		if unplaced && len(copied) > 0 {
+			oc.path, unplaced = copied[0].index, false // the copy carries it (and is resent if that path fails)
+		}
+		if !unplaced {
+			s.mu.Unlock()
+			s.unref(oc) // Send's hold; the queues that have the chunk hold it
+			return nil
+		}
+		oc.path = pathRouting // no queue has it: pick again
+		s.mu.Unlock()
 	}
 }
 
@@ -589,19 +626,24 @@ func (s *Session) Err() error {
 	return s.err
 }
 
-// reserveIndex claims the next path index, unless the session already has max paths, counting
-// live paths and reservations not yet filled; dead paths do not count (a re-dialed path replaces
-// one). Indexes are not reused, so the total ever attached is capped as well, bounding what dead
-// paths (kept for their counters) cost.
-func (s *Session) reserveIndex(max int) (int, error) {
+// reserveIndex claims the next path index for a server handshake in slot. It refuses while an
+// earlier handshake holds the slot (its path has not joined yet), and when the session would have
+// more than max paths: one per slot that has a live path or a handshake in progress, the live path
+// in slot itself being the one the new path will replace. Dead paths do not count (a re-dialed
+// path replaces one). Indexes are not reused, so the total ever attached is capped as well,
+// bounding what dead paths (kept for their counters) cost.
+func (s *Session) reserveIndex(max, slot int) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil || s.closing {
 		return 0, ErrSessionClosed
 	}
-	n := s.reserving
+	if s.attaching[slot] {
+		return 0, fmt.Errorf("%w: an attach in slot %d is in progress", ErrTooManyPaths, slot)
+	}
+	n := len(s.attaching) // the handshakes in progress, none of them in slot
 	for _, p := range s.paths {
-		if p != nil && !p.dead.Load() {
+		if p != nil && !p.dead.Load() && p.slot != slot && !s.attaching[p.slot] {
 			n++
 		}
 	}
@@ -612,18 +654,18 @@ func (s *Session) reserveIndex(max int) (int, error) {
 		return 0, fmt.Errorf("%w: %d paths attached over the session's life, the most allowed", ErrTooManyPaths, len(s.paths))
 	}
 	s.paths = append(s.paths, nil)
-	s.reserving++
+	s.attaching[slot] = true
 	return len(s.paths) - 1, nil
 }
 
 // maxAttachesPerPath bounds, per allowed path, how many paths may attach over a session's life.
 const maxAttachesPerPath = 16
 
-// unreserve gives back a reservation whose path never attached; its index stays unused.
-func (s *Session) unreserve() {
+// unreserve gives back the reservation of slot, whose path never joined; its index stays unused.
+func (s *Session) unreserve(slot int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.reserving--
+	delete(s.attaching, slot)
 }
 
 // addPath attaches a connection at its index and starts its writer. The caller must then run
@@ -643,7 +685,16 @@ func (s *Session) addPath(p *path) error {
 		return fmt.Errorf("braid: path %d attached twice", p.index)
 	}
 	if p.reserved {
-		s.reserving--
+		delete(s.attaching, p.slot)
+		// A live path in the slot is one the client has given up on. It ends now that its
+		// replacement has joined, and not before: an attach refused or failed on the way
+		// leaves it alone. Ending it under s.mu keeps one live path per slot at all times.
+		for _, q := range s.paths {
+			if q != nil && q.slot == p.slot && !q.dead.Load() {
+				q.setDownReason(fmt.Errorf("replaced by path %d, re-dialed in slot %d", p.index, p.slot))
+				q.kill(0, "")
+			}
+		}
 	}
 	s.paths[p.index] = p
 	s.wg.Add(2)

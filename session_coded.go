@@ -54,17 +54,6 @@ func (s *Session) slotLimit(maxPaths int) int {
 	return maxPaths
 }
 
-// replaceSlot ends the live path in slot, if any, because a new one is attaching in its place.
-func (s *Session) replaceSlot(slot int) {
-	s.mu.Lock()
-	old := s.slotPath(slot)
-	s.mu.Unlock()
-	if old != nil {
-		old.setDownReason(fmt.Errorf("replaced by a path re-dialed in slot %d", slot))
-		old.kill(0, "")
-	}
-}
-
 // usableSlots counts the slots below n whose path can take new data. Call with s.mu held.
 func (s *Session) usableSlots(n int) int {
 	c := 0

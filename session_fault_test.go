@@ -105,6 +105,12 @@ func (f *faultSetup) closeBoth(t *testing.T) {
 		t.Fatalf("server after client Close: %v, want io.EOF", err)
 	}
 	f.server.Close()
+	// Every chunk was acknowledged and every path's writer has stopped: all went back to the pool.
+	for _, s := range []*Session{f.client, f.server} {
+		if n := danglingHolds(s); n != 0 {
+			t.Fatalf("%s: %d chunk holds never let go of", s, n)
+		}
+	}
 }
 
 func expectLog(t *testing.T, logs *syncBuffer, want ...string) {

@@ -253,6 +253,11 @@ func TestCloseReleasesEverything(t *testing.T) {
 		}
 		c.Close()
 		s.Close()
+		for _, s := range []*Session{c, s} {
+			if n := danglingHolds(s); n != 0 {
+				t.Fatalf("%s: %d chunk holds never let go of", s, n)
+			}
+		}
 	}
 	waitFor(t, func() bool { return l.Sessions() == 0 && runtime.NumGoroutine() <= before }, "sessions and goroutines released (%d > %d)", runtime.NumGoroutine(), before)
 

@@ -29,7 +29,7 @@ const (
 func (s *Session) unref(oc *outChunk) {
 	oc = oc.chunk()
 	if oc.refs.Add(-1) == 0 {
-		s.chunkPool.Put(oc)
+		s.putChunk(oc)
 	}
 }
 

@@ -82,7 +82,14 @@ func TestAttachSlotsBounded(t *testing.T) {
 	l, _ := startListener(t, &Config{MaxPaths: 3})
 	_, acc := openRaw(t, l.Addr().String(), 64<<10)
 	acceptOne(t, l)
-	attach := wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token})
+	// Each attach below is in slot 1, and is over, refused or ended, once the server holds no
+	// connection but the session's first path's: the next one does not find the slot busy.
+	handled := func() bool {
+		l.srv.mu.Lock()
+		defer l.srv.mu.Unlock()
+		return len(l.srv.conns) == 1
+	}
+	attach := wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: 1})
 	for range 10 { // reset before reading ATTACH_OK
 		c, err := net.Dial("tcp", l.Addr().String())
 		if err != nil {
@@ -91,13 +98,14 @@ func TestAttachSlotsBounded(t *testing.T) {
 		wire.NewWriter(c).WriteFrame(wire.TypeSessionAttach, attach)
 		c.(*net.TCPConn).SetLinger(0)
 		c.Close()
-		time.Sleep(10 * time.Millisecond)
+		until(handled)
 	}
 	p := dialRaw(t, l.Addr().String())
 	p.send(wire.TypeSessionAttach, attach)
 	if f := p.recv(); f.Type != wire.TypeAttachOK {
 		t.Fatalf("legitimate attach after failed ones: %s", f.Type)
 	}
+	p.readUntil(wire.TypePing, "the path's probe") // it has joined
 	// Attach and drop until refused: at most MaxPaths × 16 over the session's life.
 	for i := 0; ; i++ {
 		if i > 3*maxAttachesPerPath+10 {
@@ -107,13 +115,13 @@ func TestAttachSlotsBounded(t *testing.T) {
 		q.send(wire.TypeSessionAttach, attach)
 		f := q.recv()
 		if f.Type == wire.TypeError {
-			if e, _ := wire.ParseError(f.Payload); e.Code != wire.CodeTooManyPaths {
-				t.Fatalf("refused with %s", e.Code)
+			if e, _ := wire.ParseError(f.Payload); e.Code != wire.CodeTooManyPaths || !strings.Contains(e.Message, "over the session's life") {
+				t.Fatalf("refused with %s (%s)", e.Code, e.Message)
 			}
 			break
 		}
 		q.conn.Close()
-		time.Sleep(5 * time.Millisecond)
+		until(handled)
 	}
 }
 

@@ -1,0 +1,17 @@
+package braid
+
+// testHooks let the package's tests observe, and pace, moments that have no other visible effect.
+// A Config carries them (nil outside tests), so that each test's sessions have their own and no
+// test reaches into another's.
+type testHooks struct {
+	// attaching runs on a server's handshake goroutine once ATTACH_OK is written, before the
+	// path is added to its session.
+	attaching func(slot int)
+	// enqueueing runs when a chunk (or piece) is about to enter p's queue of new data, p having
+	// been found alive.
+	enqueueing func(p *path, oc *outChunk)
+	// enqueued runs when a chunk (or piece) enters p's queue of new data.
+	enqueued func(p *path, oc *outChunk)
+	// enqueueWaits runs when p's queue of new data is full and a sender starts waiting for room.
+	enqueueWaits func(p *path, oc *outChunk)
+}

@@ -1,0 +1,209 @@
+package braid
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/braidnet/braid/internal/wire"
+)
+
+// attachRaw sends SESSION_ATTACH for slot on a new raw connection.
+func attachRaw(t *testing.T, addr string, acc wire.SessionAccept, slot int) *rawPath {
+	t.Helper()
+	p := dialRaw(t, addr)
+	p.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: uint16(slot)}))
+	return p
+}
+
+// expectAttachOK reads the server's answer to SESSION_ATTACH and returns the path index.
+func (p *rawPath) expectAttachOK() int {
+	p.t.Helper()
+	f := p.recv()
+	if f.Type != wire.TypeAttachOK {
+		p.t.Fatalf("attach answered with %s", f.Type)
+	}
+	idx, err := wire.ParseAttachOK(f.Payload)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return int(idx)
+}
+
+// readUntil reads frames until one of type want, failing if the connection ends first.
+func (p *rawPath) readUntil(want wire.Type, why string) {
+	p.t.Helper()
+	for {
+		f, err := p.r.ReadFrame()
+		if err != nil {
+			p.t.Fatalf("%s: connection ended before %s: %v", why, want, err)
+		}
+		if f.Type == want {
+			return
+		}
+	}
+}
+
+// liveInSlot returns the indexes of s's live paths in slot.
+func liveInSlot(s *Session, slot int) []int {
+	var live []int
+	for _, ps := range s.Paths() {
+		if ps.Live && ps.Slot == slot {
+			live = append(live, ps.Index)
+		}
+	}
+	return live
+}
+
+// pathLive reports whether s's path index is live.
+func pathLive(s *Session, index int) bool {
+	for _, ps := range s.Paths() {
+		if ps.Index == index {
+			return ps.Live
+		}
+	}
+	return false
+}
+
+// until polls cond, yielding between tries. It has no deadline of its own: the test binary's
+// timeout catches a condition that never comes.
+func until(cond func() bool) {
+	for !cond() {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestRefusedAttachKeepsPath: an attach to an occupied slot that the server refuses must leave
+// the path in that slot alone; only an attach that succeeds replaces it.
+func TestRefusedAttachKeepsPath(t *testing.T) {
+	t.Run("session closing", func(t *testing.T) {
+		l, _ := startListener(t, &Config{Linger: time.Minute})
+		addr := l.Addr().String()
+		raw, acc := openRaw(t, addr, 4096)
+		srv := acceptOne(t, l)
+		if err := srv.Send(context.Background(), []byte("unacknowledged")); err != nil {
+			t.Fatal(err)
+		}
+		raw.readUntil(wire.TypeChunk, "the message")
+		// Close waits for the chunk to be acknowledged; meanwhile an attach in slot 0 is refused.
+		closed := make(chan error, 1)
+		go func() { closed <- srv.Close() }()
+		until(srv.isClosing)
+		q := attachRaw(t, addr, acc, 0)
+		q.expectError(wire.CodeSessionClosed)
+		if !pathLive(srv, 0) {
+			t.Fatal("the refused attach ended the live path in its slot")
+		}
+		// The path still carries the session to its end: acknowledged, Close sends CLOSE on it.
+		raw.send(wire.TypeChunkAck, wire.AppendChunkAck(nil, wire.ChunkAck{Cum: 1}))
+		raw.readUntil(wire.TypeClose, "closing")
+		raw.conn.Close()
+		if err := <-closed; err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("attach limit", func(t *testing.T) {
+		// With MaxPaths 1, at most 16 paths attach over the session's life.
+		l, _ := startListener(t, &Config{MaxPaths: 1})
+		addr := l.Addr().String()
+		cur, acc := openRaw(t, addr, 4096)
+		srv := acceptOne(t, l)
+		idx := 0
+		for range maxAttachesPerPath - 1 {
+			q := attachRaw(t, addr, acc, 0)
+			idx = q.expectAttachOK()
+			cur.expectClosed() // replaced
+			cur = q
+		}
+		q := attachRaw(t, addr, acc, 0)
+		q.expectError(wire.CodeTooManyPaths)
+		if !pathLive(srv, idx) {
+			t.Fatal("the refused attach ended the live path in its slot")
+		}
+		if err := srv.Send(context.Background(), []byte("still here")); err != nil {
+			t.Fatal(err)
+		}
+		cur.readUntil(wire.TypeChunk, "the path in slot 0")
+	})
+	t.Run("fails after ATTACH_OK", func(t *testing.T) {
+		// An attach answered ATTACH_OK whose path the session then refuses (it started closing
+		// in between) must not have ended the path in its slot either.
+		var armed atomic.Bool
+		entered, release := make(chan struct{}), make(chan struct{})
+		hooks := &testHooks{attaching: func(int) {
+			if armed.CompareAndSwap(true, false) {
+				close(entered)
+				<-release
+			}
+		}}
+		l, _ := startListener(t, &Config{hooks: hooks})
+		addr := l.Addr().String()
+		raw, acc := openRaw(t, addr, 4096)
+		srv := acceptOne(t, l)
+		p1 := attachRaw(t, addr, acc, 1)
+		p1.expectAttachOK()
+		p1.readUntil(wire.TypePing, "the new path's probe") // added: its writer runs
+		armed.Store(true)
+		q := attachRaw(t, addr, acc, 1)
+		q.expectAttachOK()
+		<-entered
+		closed := make(chan error, 1)
+		go func() { closed <- srv.Close() }()
+		until(srv.isClosing)
+		close(release)
+		q.expectError(wire.CodeSessionClosed)
+		// p1 is finished as a path of a closing session, not cut off.
+		p1.readUntil(wire.TypeClose, "closing")
+		raw.readUntil(wire.TypeClose, "closing")
+		p1.conn.Close()
+		raw.conn.Close()
+		if err := <-closed; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestConcurrentAttachOneSlot: two attaches in one slot at once leave exactly one live path in
+// it: the second, arriving while the first has not been added yet, is refused, and a later one
+// replaces the first as usual.
+func TestConcurrentAttachOneSlot(t *testing.T) {
+	var calls atomic.Int32
+	entered, release := make(chan struct{}), make(chan struct{})
+	hooks := &testHooks{attaching: func(int) {
+		if calls.Add(1) == 1 { // hold the first attach between ATTACH_OK and joining the session
+			close(entered)
+			<-release
+		}
+	}}
+	l, _ := startListener(t, &Config{MaxPaths: 4, hooks: hooks})
+	addr := l.Addr().String()
+	_, acc := openRaw(t, addr, 4096)
+	srv := acceptOne(t, l)
+
+	a := attachRaw(t, addr, acc, 1)
+	ia := a.expectAttachOK()
+	<-entered
+	b := attachRaw(t, addr, acc, 1)
+	fb := b.recv()
+	close(release)
+	a.readUntil(wire.TypePing, "the first path's probe") // a has joined the session
+	if fb.Type == wire.TypeAttachOK {
+		b.readUntil(wire.TypePing, "the second path's probe")
+	} else if fb.Type != wire.TypeError {
+		t.Fatalf("second attach answered with %s", fb.Type)
+	} else if e, _ := wire.ParseError(fb.Payload); e.Code != wire.CodeTooManyPaths {
+		t.Fatalf("second attach refused with %s (%s), want %s", e.Code, e.Message, wire.CodeTooManyPaths)
+	}
+	if live := liveInSlot(srv, 1); len(live) != 1 || live[0] != ia {
+		t.Fatalf("live paths in slot 1: %v, want [%d]", live, ia)
+	}
+	// Once the first has joined, a new attach in the slot replaces it.
+	c := attachRaw(t, addr, acc, 1)
+	ic := c.expectAttachOK()
+	a.expectClosed()
+	c.readUntil(wire.TypePing, "the replacing path's probe")
+	if live := liveInSlot(srv, 1); len(live) != 1 || live[0] != ic {
+		t.Fatalf("live paths in slot 1: %v, want [%d]", live, ic)
+	}
+}
