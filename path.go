@@ -1056,5 +1056,9 @@ func lingerClose(conn net.Conn) {
 		cw.CloseWrite()
 	}
 	conn.SetReadDeadline(time.Now().Add(time.Second))
+	// The path's reader may clear that deadline at the same moment; a peer that then sends
+	// nothing (blackholed) would hold io.Copy, and Abort with it, forever.
+	t := time.AfterFunc(time.Second, func() { conn.Close() })
+	defer t.Stop()
 	io.Copy(io.Discard, conn)
 }
