@@ -144,16 +144,10 @@ func (a *agent) record(ctx context.Context, rec func(time.Time) *recorder, read 
 		return nil, nil, err
 	}
 	r := rec(start)
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		r.sampleEvery(start, read, stop)
-	}()
+	stopSampling := r.sampleFrom(start, read)
 	finish := func() {
 		stopAt(ctx, start.Add(a.job.Scenario.Duration))
-		close(stop)
-		<-sampled
+		stopSampling()
 		a.emit(agentOut{Recording: r.recording()})
 	}
 	return r, finish, nil

@@ -61,7 +61,7 @@ func runInproc(ctx context.Context, sc *Scenario, scheduler, mode string) (*Reco
 	start := time.Now().Add(20 * time.Millisecond)
 	rec := newRecorder(start, n, "chunk payload bytes received (Session.Paths)")
 	slots := func() map[int]int { return pathSlots(client, specs) }
-	stopSampling := sampleInproc(rec, start, func() []int64 { return braidCounters(server, slots, n) })
+	stopSampling := rec.sampleFrom(start, func() []int64 { return braidCounters(server, slots, n) })
 	received := make(chan struct{})
 	go func() {
 		defer close(received)
@@ -113,7 +113,7 @@ func runInprocTCP(ctx context.Context, sc *Scenario) (*Recording, error) {
 	start := time.Now().Add(20 * time.Millisecond)
 	rec := newRecorder(start, n, tcpFlowsUnit)
 	sink.setRecorder(rec)
-	stopSampling := sampleInproc(rec, start, sink.counters)
+	stopSampling := rec.sampleFrom(start, sink.counters)
 	events := scheduleEvents(start, sc.Events, func(e Event) { applyProxyEvent(proxies[e.Path], sc.Paths[e.Path], e) })
 	defer events()
 
@@ -148,20 +148,6 @@ func inprocPaths(sc *Scenario, targets []string) ([]*faultproxy.Proxy, []braid.P
 		specs[i] = braid.PathSpec{Remote: p.Addr()}
 	}
 	return proxies, specs, closeAll, nil
-}
-
-// sampleInproc samples read into rec every Bin from start; the returned function stops it.
-func sampleInproc(rec *recorder, start time.Time, read func() []int64) func() {
-	stop := make(chan struct{})
-	sampled := make(chan struct{})
-	go func() {
-		defer close(sampled)
-		rec.sampleEvery(start, read, stop)
-	}()
-	return func() {
-		close(stop)
-		<-sampled
-	}
 }
 
 // pathSlots maps the session's path indexes (which the server assigns in the order the paths

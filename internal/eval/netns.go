@@ -180,7 +180,6 @@ func newNetnsBackend(ctx context.Context, paths int, o Options) (b *netnsBackend
 			{"-n", b.router, "link", "set", rc, "up"},
 			{"-n", b.router, "link", "set", rs, "up"},
 			{"-n", b.server, "link", "set", sv, "up"},
-			{"-n", b.client, "route", "add", fmt.Sprintf("10.214.%d.0/24", i), "via", routerC, "dev", c},
 			{"-n", b.server, "route", "add", fmt.Sprintf("10.213.%d.0/24", i), "via", routerS, "dev", sv},
 			{"-n", b.router, "tuntap", "add", "dev", tun, "mode", "tun"},
 			{"-n", b.router, "link", "set", tun, "mtu", mtu, "txqueuelen", "10000", "up"},
@@ -256,7 +255,8 @@ func (b *netnsBackend) link(ctx context.Context, i int, up bool) error {
 	if err := ip(ctx, "-n", b.client, "link", "set", fmt.Sprintf("c%d", i), state); err != nil || !up {
 		return err
 	}
-	// Taking the link down removed the route through it.
+	// The client's route to the server's side of the path, through the router; set here
+	// because taking the link down removes it (every run brings its paths up this way).
 	return ip(ctx, "-n", b.client, "route", "replace", fmt.Sprintf("10.214.%d.0/24", i), "via", fmt.Sprintf("10.213.%d.254", i), "dev", fmt.Sprintf("c%d", i))
 }
 
@@ -267,6 +267,7 @@ type agentProc struct {
 	inMu   sync.Mutex
 	lines  chan agentOut
 	stderr bytes.Buffer
+	once   sync.Once
 }
 
 func (b *netnsBackend) startAgent(ctx context.Context, ns string, job agentJob) (*agentProc, error) {
@@ -348,7 +349,9 @@ func lastLines(s string) string {
 }
 
 // stop closes the agent's input (which ends it) and waits; the process is killed if it lingers.
-func (a *agentProc) stop() {
+func (a *agentProc) stop() { a.once.Do(a.stopOnce) }
+
+func (a *agentProc) stopOnce() {
 	a.in.Close()
 	done := make(chan struct{})
 	go func() {
@@ -485,6 +488,13 @@ func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, trans
 	cliDone, cliErr := cli.next(ctx, "the client", func(o agentOut) bool { return o.Done || o.Info != "" })
 	if cliErr == nil && cliDone.Info != "" {
 		rec.Extra["client"] = cliDone.Info
+	}
+	// The router reports the packets its delays dropped, if any, as it ends.
+	rtr.stop()
+	for o := range rtr.lines {
+		if o.Info != "" {
+			rec.Extra["router"] = o.Info
+		}
 	}
 	if transport == TransportBraid {
 		// The server counts by path index, which follows the order the paths attached in.

@@ -136,6 +136,21 @@ func (r *recorder) sampleEvery(start time.Time, read func() []int64, stop <-chan
 	}
 }
 
+// sampleFrom runs sampleEvery in its own goroutine; the returned function stops it and waits
+// for the last sample.
+func (r *recorder) sampleFrom(start time.Time, read func() []int64) func() {
+	stop := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		r.sampleEvery(start, read, stop)
+	}()
+	return func() {
+		close(stop)
+		<-sampled
+	}
+}
+
 // remap reorders the per-path counters into n: slots maps a counter's position to its path's
 // position in the scenario. Positions it lacks stay where they are (dropped if n or beyond).
 func (r *Recording) remap(slots map[int]int, n int) {
