@@ -14,4 +14,6 @@ type testHooks struct {
 	enqueued func(p *path, oc *outChunk)
 	// enqueueWaits runs when p's queue of new data is full and a sender starts waiting for room.
 	enqueueWaits func(p *path, oc *outChunk)
+	// finishWritten runs on p's writer once it has written CLOSE, before it returns.
+	finishWritten func(p *path)
 }

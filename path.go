@@ -539,6 +539,17 @@ func (p *path) suspect() bool {
 // Frames that are ready together leave in one write.
 func (p *path) writeLoop() {
 	defer p.s.wg.Done()
+	// kill closes the connection itself once the writer is done; if it came while the writer
+	// was returning (after writing CLOSE, say), neither would, and the reader would wait for a
+	// peer that may never hang up. kill closes stop before it looks at writerDone, and the
+	// writer closes writerDone before it looks at stop, so one of them sees the other.
+	defer func() {
+		select {
+		case <-p.stop:
+			p.conn.Close()
+		default:
+		}
+	}()
 	defer close(p.writerDone)
 	defer func() { p.w = nil }() // a dead path keeps no write buffer
 	keepalive := time.NewTimer(p.s.cfg.KeepAlive)
@@ -580,6 +591,9 @@ func (p *path) writeLoop() {
 				p.log.Debug("finishing path failed", "err", err)
 			}
 			p.closeQueues()
+			if h := p.s.cfg.hooks; h != nil && h.finishWritten != nil {
+				h.finishWritten(p)
+			}
 			return
 		case <-p.rtxKick:
 			batch, err = p.queueRetransmits(batch)

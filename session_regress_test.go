@@ -3,8 +3,10 @@ package braid
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -310,6 +312,8 @@ func TestListenerShutdownHonoursContext(t *testing.T) {
 			t.Fatalf("Shutdown: %v, want context.DeadlineExceeded", err)
 		}
 	case <-time.After(20 * time.Second): // the session's Linger is a minute
+		buf := make([]byte, 1<<20)
+		t.Logf("%s", buf[:runtime.Stack(buf, true)])
 		t.Fatal("Shutdown waited for the session's Linger")
 	}
 	if !errors.Is(s.Err(), ErrSessionClosed) {
@@ -351,5 +355,34 @@ func TestWriterRearmedAfterSuspect(t *testing.T) {
 	waitFor(t, func() bool { return cp.inflight.Load() == 0 || cp.rtoBackoff.Load() > 0 }, "the message to be acknowledged")
 	if n := cp.rtoBackoff.Load(); n > 0 {
 		t.Fatalf("the ACK came only after %d retransmission timeout(s): the server's writer was not re-armed", n)
+	}
+}
+
+// TestKillWhileWriterReturns: a path killed while its writer was returning after writing CLOSE
+// has its connection closed all the same. Neither closed it once, and the reader then waited for
+// a peer that never hangs up: a Shutdown whose session aborted at that moment (its deadline
+// passed) waited out the session's Linger, and Close after its Linger forever.
+func TestKillWhileWriterReturns(t *testing.T) {
+	checkLeaks(t)
+	hooks := &testHooks{finishWritten: func(p *path) {
+		p.s.abort(fmt.Errorf("%w: test", ErrSessionClosed), wire.CodeSessionClosed)
+	}}
+	l, _ := startListener(t, &Config{Linger: time.Minute, hooks: hooks})
+	raw, _ := openRaw(t, l.Addr().String(), 4096)
+	defer raw.conn.Close()
+	raw.conn.SetDeadline(time.Time{})
+	srv := acceptOne(t, l)
+	closed := make(chan error, 1)
+	go func() { closed <- srv.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second): // the Linger is a minute; the peer never hangs up
+		t.Fatal("Close waited for a peer that never hangs up")
+	}
+	if !errors.Is(srv.Err(), ErrSessionClosed) {
+		t.Fatalf("session: %v", srv.Err())
 	}
 }
