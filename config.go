@@ -166,8 +166,13 @@ func (c *Config) Validate() error {
 	if c.SessionWindow < 0 {
 		return fmt.Errorf("braid: SessionWindow %d is negative", c.SessionWindow)
 	}
-	if _, err := disperse.Parse(c.Mode); err != nil {
+	mode, err := disperse.Parse(c.Mode)
+	if err != nil {
 		return fmt.Errorf("%w: Mode: %w", ErrBadOptions, err)
+	}
+	if mode.Coded() && c.Paths != 0 && c.Paths != mode.N {
+		// Share j travels only on path j: a coded session has exactly N paths.
+		return fmt.Errorf("%w: Mode %s needs %d paths, Paths is %d", ErrBadOptions, mode, mode.N, c.Paths)
 	}
 	if c.Scheduler != "" {
 		if _, err := sched.New(c.Scheduler); err != nil {
@@ -201,11 +206,7 @@ func (c *Config) withDefaults() (*Config, error) {
 	mode, _ := disperse.Parse(out.Mode)
 	out.Mode = mode.String()
 	if mode.Coded() {
-		// Share j travels only on path j: a coded session has exactly N paths.
-		if out.Paths != 0 && out.Paths != mode.N {
-			return nil, fmt.Errorf("braid: Mode %s needs %d paths, Paths is %d", mode, mode.N, out.Paths)
-		}
-		out.Paths = mode.N
+		out.Paths = mode.N // Validate saw that Paths is N or unset
 	}
 	setDefault(&out.Paths, d.Paths)
 	setDefault(&out.ChunkSize, d.ChunkSize)

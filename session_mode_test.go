@@ -447,8 +447,8 @@ func TestModeConfig(t *testing.T) {
 	if err != nil || c.Paths != 3 {
 		t.Fatalf("shamir:2/3 defaults: %+v %v", c, err)
 	}
-	if _, err := (&Config{Mode: "shamir:2/3", Paths: 4}).withDefaults(); err == nil {
-		t.Error("shamir:2/3 with 4 paths accepted")
+	if err := (&Config{Mode: "shamir:2/3", Paths: 4}).Validate(); !errors.Is(err, ErrBadOptions) || !strings.Contains(err.Error(), "needs 3 paths") {
+		t.Errorf("shamir:2/3 with 4 paths: %v", err)
 	}
 	// The default window grows to hold the pieces of two largest messages.
 	if c.SessionWindow < 2*(16<<20)*2 {

@@ -18,7 +18,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	all := fs.Bool("all", false, "run every scenario in --scenarios")
 	backends := fs.String("backend", eval.Inproc, "comma-separated backends: inproc (faultproxy per path on loopback) and/or netns (namespaces, veth, tbf, MPTCP beside; root)")
 	schedulers := fs.String("scheduler", "round-robin", "comma-separated Config.Scheduler names; each is run on every scenario")
-	mode := fs.String("mode", "plain", "dispersal mode: plain, redundant, shamir:K/N or erasure:K/N (coded modes need a scenario with N paths)")
+	mode := fs.String("mode", "plain", "dispersal mode: plain, redundant, shamir:K/N or erasure:K/N (run only over N paths), or shamir:K or erasure:K (K of every path the run has)")
 	noMPTCP := fs.Bool("no-mptcp", false, "netns: skip the MPTCP comparison runs")
 	noTCP := fs.Bool("no-tcp", false, "skip the TCP baseline runs (one plain TCP connection per path, bulk scenarios)")
 	asJSON := fs.Bool("json", false, "print the results as JSON instead of tables")
@@ -83,7 +83,8 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	opts := eval.Options{Schedulers: scheds, Mode: *mode, NoMPTCP: *noMPTCP, NoBaseline: *noTCP, Progress: stderr,
 		AgentArgv: []string{exe, "eval", "--agent"}}
 	var report eval.Report
-	failed := 0
+	failed, ran := 0, 0
+	var skipped []string // why Braid runs could not be made
 	for _, sc := range scenarios {
 		var results []*eval.Result
 		for _, b := range bes {
@@ -95,13 +96,22 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 		}
 		for _, r := range results {
-			if r.Error != "" {
+			switch {
+			case r.Error != "":
 				failed++
+			case r.Skipped != "":
+				skipped = append(skipped, r.Skipped)
+			case r.Transport == eval.TransportBraid:
+				ran++
 			}
 		}
 		entry := eval.ReportEntry{Scenario: sc, Results: results}
 		if *out != "" {
 			for _, r := range results {
+				if r.Skipped != "" {
+					entry.Plots = append(entry.Plots, "")
+					continue
+				}
 				p, err := eval.Plot(sc, r, *out)
 				if err != nil {
 					return err
@@ -131,6 +141,9 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d run(s) failed (see the tables)", failed)
+	}
+	if ran == 0 && len(skipped) > 0 {
+		return fmt.Errorf("no Braid run could be made with --mode %s: %s", *mode, skipped[0])
 	}
 	return nil
 }

@@ -66,3 +66,27 @@ func TestEvalRun(t *testing.T) {
 		t.Errorf("report.md:\n%s", md)
 	}
 }
+
+// TestEvalModeWithoutN: "shamir:2" runs K-of-every-path, and a run over too few paths for it (a
+// compare run over one path) is reported as skipped, with its reason, not as a failure.
+func TestEvalModeWithoutN(t *testing.T) {
+	dir := t.TempDir()
+	sc := `{"duration": "1s", "paths": [{"rate": "20mbit"}, {"rate": "10mbit"}],
+		"compare": [{"name": "first alone", "paths": [0]}], "workload": {"kind": "bulk", "message_size": "64KiB"}}`
+	if err := os.WriteFile(filepath.Join(dir, "pair.json"), []byte(sc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	code, stdout, stderr := runCmd(t, context.Background(), "eval", "--scenarios", dir, "--mode", "shamir:2", "--no-tcp", "--out", out, "pair")
+	if code != 0 {
+		t.Fatalf("exit %d: %s%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "braid round-robin shamir:2/2") || !strings.Contains(stdout, "skipped braid round-robin shamir:2 (first alone)") ||
+		!strings.Contains(stdout, "K <= N") || strings.Contains(stdout, "FAILED") {
+		t.Errorf("output:\n%s", stdout)
+	}
+	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
+	if !strings.Contains(string(md), "Skipped: braid round-robin shamir:2 (first alone), inproc:") || strings.Count(string(md), ".png)") != 1 {
+		t.Errorf("report.md:\n%s", md)
+	}
+}

@@ -17,6 +17,9 @@ type Result struct {
 	Paths     []int  `json:"paths"`             // the scenario's path indexes used
 	Note      string `json:"note,omitempty"`    // how this run differs from the scenario
 	Error     string `json:"error,omitempty"`   // the run failed; figures are what was measured
+	// Skipped says why the run was not made (the mode cannot run over its paths); it has no
+	// figures, and is not a failure.
+	Skipped string `json:"skipped,omitempty"`
 
 	DurationSec   float64 `json:"duration_sec"`
 	Bytes         int64   `json:"bytes"`           // delivered to the application within the duration

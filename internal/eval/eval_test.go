@@ -230,8 +230,32 @@ func TestRunErrors(t *testing.T) {
 	if err != nil || len(rs) != 1 || !strings.Contains(rs[0].Error, "no-such-scheduler") {
 		t.Errorf("unknown scheduler: %v %+v", err, rs)
 	}
-	if err := CheckMode("plain"); err != nil {
-		t.Errorf("plain: %v", err)
+	for _, c := range []struct {
+		mode  string
+		paths int
+		want  string // the resolved mode, or a part of the error
+		ok    bool
+	}{
+		{"plain", 4, "plain", true},
+		{"redundant", 1, "redundant", true},
+		{"shamir:2/3", 3, "shamir:2/3", true},
+		{"shamir:2/3", 2, "needs 3 paths", false},
+		{"erasure:2", 4, "erasure:2/4", true},
+		{"shamir:3", 3, "shamir:3/3", true},
+		{"shamir:3", 2, "K <= N", false}, // the fast path alone, say: no K-of-N over it
+		{"shamir:1", 3, "2 <= K", false},
+		{"stripes", 2, "stripes", false},
+	} {
+		got, err := ResolveMode(c.mode, c.paths)
+		if c.ok && (err != nil || got != c.want) || !c.ok && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("ResolveMode(%q, %d) = %q, %v; want %q (ok %v)", c.mode, c.paths, got, err, c.want, c.ok)
+		}
+	}
+	for mode, ok := range map[string]bool{"plain": true, "shamir:2/3": true, "shamir:2": true, "erasure:5": true,
+		"shamir:1": false, "shamir:x": false, "shamir:": false, "shamir": false, "plain:2": false} {
+		if err := CheckMode(mode); (err == nil) != ok {
+			t.Errorf("CheckMode(%q): %v", mode, err)
+		}
 	}
 	if got, err := ParseSchedulers(" a, b,a ,"); err != nil || strings.Join(got, "|") != "a|b" {
 		t.Errorf("ParseSchedulers: %v %v", got, err)

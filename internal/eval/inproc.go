@@ -4,14 +4,45 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/braidnet/braid"
 	"github.com/braidnet/braid/internal/faultproxy"
 )
 
-// CheckMode reports whether mode is a valid braid.Config.Mode.
-func CheckMode(mode string) error { return (&braid.Config{Mode: mode}).Validate() }
+// CheckMode reports whether mode is a valid braid.Config.Mode, or a coded mode with N left out
+// ("shamir:K", "erasure:K"; see ResolveMode).
+func CheckMode(mode string) error {
+	if name, k, ok := withoutN(mode); ok {
+		mode = name + ":" + k + "/" + k // K of K: the least N there can be
+	}
+	return (&braid.Config{Mode: mode}).Validate()
+}
+
+// ResolveMode returns the braid.Config.Mode of a run over paths paths: mode itself or, for a coded
+// mode given without N ("shamir:2"), K of every path the run has ("shamir:2/3" over three). If
+// the mode cannot run over that many paths (a coded mode needs exactly N, and K <= N), the error
+// says why.
+func ResolveMode(mode string, paths int) (string, error) {
+	if name, k, ok := withoutN(mode); ok {
+		mode = fmt.Sprintf("%s:%s/%d", name, k, paths)
+	}
+	if err := (&braid.Config{Mode: mode, Paths: paths}).Validate(); err != nil {
+		return "", err
+	}
+	return mode, nil
+}
+
+// withoutN splits "shamir:K" or "erasure:K" into its name and K; ok is false for any other mode.
+func withoutN(mode string) (name, k string, ok bool) {
+	name, k, coded := strings.Cut(strings.TrimSpace(mode), ":")
+	switch strings.ToLower(name) {
+	case "shamir", "erasure":
+		return name, k, coded && !strings.Contains(k, "/")
+	}
+	return "", "", false
+}
 
 // clientConfig is the sending end's configuration for a run. (A server accepts whatever mode the
 // client asks for, so only the client's configuration names one.)

@@ -19,7 +19,7 @@ type Report struct {
 type ReportEntry struct {
 	Scenario *Scenario
 	Results  []*Result
-	Plots    []string // file names in the report's directory, one per result
+	Plots    []string // file names in the report's directory, one per result ("" for none)
 }
 
 // AllResults returns every result in order.
@@ -52,7 +52,9 @@ func (rp *Report) Write(dir, command string) error {
 		}
 		fmt.Fprintf(&b, "```\n\n")
 		for i, p := range e.Plots {
-			fmt.Fprintf(&b, "![%s](%s)\n\n", e.Results[i].Label()+", "+e.Results[i].Backend, p)
+			if p != "" {
+				fmt.Fprintf(&b, "![%s](%s)\n\n", e.Results[i].Label()+", "+e.Results[i].Backend, p)
+			}
 		}
 	}
 	return os.WriteFile(filepath.Join(dir, "report.md"), b.Bytes(), 0o644)
@@ -66,12 +68,16 @@ func WriteSummary(w io.Writer, results []*Result) {
 		return
 	}
 	lat := false
+	var events []EventResult // the columns: every run of a scenario has the same events
 	for _, r := range results {
 		lat = lat || r.LatP99Ms > 0
+		if events == nil && r.Skipped == "" {
+			events = r.Events
+		}
 	}
 	head := "| backend | run | goodput Mbit/s | % of sum | % of capacity | % of TCP | Mbit/s per path |"
 	sep := "|---|---|---:|---:|---:|---:|---|"
-	for _, e := range results[0].Events {
+	for _, e := range events {
 		head += " " + e.Event + ": gap / recovery ms |"
 		sep += "---|"
 	}
@@ -81,7 +87,12 @@ func WriteSummary(w io.Writer, results []*Result) {
 	}
 	fmt.Fprintln(w, head)
 	fmt.Fprintln(w, sep)
+	var skipped []string
 	for _, r := range results {
+		if r.Skipped != "" {
+			skipped = append(skipped, fmt.Sprintf("%s, %s: %s", r.Label(), r.Backend, r.Skipped))
+			continue
+		}
 		ofTCP := "–"
 		if r.BaselineMbit > 0 {
 			ofTCP = fmt.Sprintf("%.1f", r.PctOfBaseline)
@@ -106,5 +117,8 @@ func WriteSummary(w io.Writer, results []*Result) {
 			line += fmt.Sprintf(" %.1f | %.1f |", r.LatP50Ms, r.LatP99Ms)
 		}
 		fmt.Fprintln(w, line)
+	}
+	if len(skipped) > 0 {
+		fmt.Fprintf(w, "\nSkipped: %s.\n", strings.Join(skipped, "; "))
 	}
 }

@@ -3,6 +3,7 @@ package eval
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -51,6 +52,13 @@ func WriteTable(w io.Writer, sc *Scenario, results []*Result) error {
 		head += "p50 ms\tp99 ms\t"
 	}
 	fmt.Fprintln(tw, head)
+	var skipped []*Result
+	results = slices.DeleteFunc(slices.Clone(results), func(r *Result) bool {
+		if r.Skipped != "" {
+			skipped = append(skipped, r)
+		}
+		return r.Skipped != ""
+	})
 	for _, r := range results {
 		ofTCP := "-"
 		if r.BaselineMbit > 0 {
@@ -64,6 +72,9 @@ func WriteTable(w io.Writer, sc *Scenario, results []*Result) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	for _, r := range skipped {
+		fmt.Fprintf(w, "  skipped %s, %s backend, paths %v: %s\n", r.Label(), r.Backend, r.Paths, r.Skipped)
 	}
 	for _, r := range results {
 		fmt.Fprintf(w, "\n-- %s, %s backend, paths %v\n", r.Label(), r.Backend, r.Paths)

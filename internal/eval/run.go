@@ -19,7 +19,7 @@ const (
 type Options struct {
 	Backend    string   // Inproc (default) or Netns
 	Schedulers []string // braid.Config.Scheduler names, each run in turn; default round-robin
-	Mode       string   // dispersal mode passed to braid.Config (see CheckMode); default plain
+	Mode       string   // dispersal mode (see CheckMode, ResolveMode); default plain
 	NoMPTCP    bool     // netns: skip the MPTCP comparison
 	NoBaseline bool     // skip the TCP baseline (TransportTCP) on bulk scenarios
 	Progress   io.Writer
@@ -85,6 +85,18 @@ func Run(ctx context.Context, sc *Scenario, o Options) ([]*Result, error) {
 		if v.name != "" {
 			label += " (" + v.name + ")"
 		}
+		mode := o.Mode
+		if transport == TransportBraid {
+			m, err := ResolveMode(o.Mode, len(v.paths))
+			if err != nil {
+				// Not a failure: this mode cannot run over this many paths (a coded mode's N).
+				fmt.Fprintf(o.Progress, "eval: %s on %s: %s skipped: %v\n", sc.Name, o.Backend, label, err)
+				results = append(results, &Result{Scenario: sc.Name, Backend: o.Backend, Transport: transport,
+					Scheduler: scheduler, Mode: o.Mode, Variant: v.name, Paths: slices.Clone(v.paths), Skipped: err.Error()})
+				return nil
+			}
+			mode = m
+		}
 		fmt.Fprintf(o.Progress, "eval: %s on %s: %s, %v ...\n", sc.Name, o.Backend, label, sc.Duration)
 		var rec *Recording
 		var err error
@@ -92,9 +104,9 @@ func Run(ctx context.Context, sc *Scenario, o Options) ([]*Result, error) {
 		case o.Backend == Inproc && transport == TransportTCP:
 			rec, err = runInprocTCP(ctx, sub)
 		case o.Backend == Inproc:
-			rec, err = runInproc(ctx, sub, scheduler, o.Mode)
+			rec, err = runInproc(ctx, sub, scheduler, mode)
 		case transport == TransportBraid:
-			rec, err = nb.run(ctx, sub, v.paths, transport, scheduler, o.Mode)
+			rec, err = nb.run(ctx, sub, v.paths, transport, scheduler, mode)
 		default:
 			rec, err = nb.run(ctx, sub, v.paths, transport, "", "")
 		}
@@ -105,7 +117,7 @@ func Run(ctx context.Context, sc *Scenario, o Options) ([]*Result, error) {
 		}
 		r.Backend, r.Transport, r.Variant, r.Paths = o.Backend, transport, v.name, slices.Clone(v.paths)
 		if transport == TransportBraid {
-			r.Scheduler, r.Mode = scheduler, o.Mode
+			r.Scheduler, r.Mode = scheduler, mode
 		}
 		if err != nil {
 			r.Error = err.Error()
@@ -143,7 +155,7 @@ func Run(ctx context.Context, sc *Scenario, o Options) ([]*Result, error) {
 // over the same paths, if one succeeded.
 func relateToBaseline(results []*Result) {
 	for _, b := range results {
-		if b.Transport != TransportTCP || b.Error != "" {
+		if b.Transport != TransportTCP || b.Error != "" || b.Skipped != "" {
 			continue
 		}
 		for _, r := range results {
