@@ -23,6 +23,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	noTCP := fs.Bool("no-tcp", false, "skip the TCP baseline runs (one plain TCP connection per path, bulk scenarios)")
 	asJSON := fs.Bool("json", false, "print the results as JSON instead of tables")
 	out := fs.String("out", "", "write a PNG plot per run, results.json and report.md into this directory")
+	logDir := fs.String("log", "", "write each Braid run's client and server session logs (paths up and down, re-dials, aborts) into this directory")
 	agent := fs.Bool("agent", false, "internal: run as the netns backend's agent (job on standard input)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -80,7 +81,17 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 	}
-	opts := eval.Options{Schedulers: scheds, Mode: *mode, NoMPTCP: *noMPTCP, NoBaseline: *noTCP, Progress: stderr,
+	if *logDir != "" {
+		if err := os.MkdirAll(*logDir, 0o755); err != nil {
+			return err
+		}
+		abs, err := filepath.Abs(*logDir) // the netns agents may not share our directory
+		if err != nil {
+			return err
+		}
+		*logDir = abs
+	}
+	opts := eval.Options{Schedulers: scheds, Mode: *mode, NoMPTCP: *noMPTCP, NoBaseline: *noTCP, Progress: stderr, LogDir: *logDir,
 		AgentArgv: []string{exe, "eval", "--agent"}}
 	var report eval.Report
 	failed, ran := 0, 0

@@ -41,7 +41,8 @@ func TestEvalRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "out")
-	code, stdout, stderr := runCmd(t, context.Background(), "eval", "--scenarios", dir, "--all", "--json", "--out", out)
+	logs := filepath.Join(dir, "logs")
+	code, stdout, stderr := runCmd(t, context.Background(), "eval", "--scenarios", dir, "--all", "--json", "--out", out, "--log", logs)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
@@ -59,6 +60,11 @@ func TestEvalRun(t *testing.T) {
 	for _, f := range []string{"results.json", "report.md", "tiny-inproc-braid-round-robin.png", "tiny-inproc-tcp.png"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
+		}
+	}
+	for _, role := range []string{"client", "server"} {
+		if b, err := os.ReadFile(filepath.Join(logs, "tiny-inproc-braid-round-robin-"+role+".log")); err != nil || strings.Count(string(b), "path up") != 2 {
+			t.Errorf("%s log: %v\n%s", role, err, b)
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(out, "report.md"))

@@ -33,6 +33,7 @@ type agentJob struct {
 	Ifaces []string         `json:"ifaces,omitempty"`
 	Delays []int64          `json:"delays,omitempty"`
 	Specs  []braid.PathSpec `json:"specs,omitempty"` // clients: where to connect
+	Log    string           `json:"log,omitempty"`   // Braid roles: the session log's file, if any
 }
 
 // agentCtl is a later input line: the workload's start time, or a path's new delay.
@@ -204,7 +205,12 @@ func (a *agent) router(ctx context.Context) error {
 }
 
 func (a *agent) braidServer(ctx context.Context) error {
-	l, err := braid.Listen(a.job.Listen[0], nil)
+	log, closeLog, err := openLog(a.job.Log)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	l, err := braid.Listen(a.job.Listen[0], &braid.Config{Logger: log})
 	if err != nil {
 		return err
 	}
@@ -240,7 +246,12 @@ func (a *agent) braidServer(ctx context.Context) error {
 }
 
 func (a *agent) braidClient(ctx context.Context) error {
-	cfg, err := clientConfig(a.job.Scheduler, a.job.Mode, len(a.job.Specs))
+	log, closeLog, err := openLog(a.job.Log)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	cfg, err := clientConfig(a.job.Scheduler, a.job.Mode, len(a.job.Specs), log)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -284,9 +285,17 @@ func TestNetns(t *testing.T) {
 	sc := mustParse(t, `{"name": "netns-test", "duration": "2s", "paths": [{"rate": "30mbit", "delay": "2ms"}, {"rate": "20mbit", "delay": "4ms"}],
 		"events": [{"at": "800ms", "path": 1, "action": "cut"}, {"at": "1200ms", "path": 1, "action": "restore"}, {"at": "1500ms", "path": 0, "action": "delay", "delay": "1ms"}],
 		"workload": {"kind": "bulk", "message_size": "128KiB"}}`)
-	rs, err := Run(context.Background(), sc, Options{Backend: Netns, AgentArgv: []string{exe}})
+	logs := t.TempDir()
+	rs, err := Run(context.Background(), sc, Options{Backend: Netns, AgentArgv: []string{exe}, LogDir: logs})
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The agents wrote the sessions' logs: the cut path went down on both sides, and came back.
+	for _, role := range []string{"client", "server"} {
+		b, err := os.ReadFile(filepath.Join(logs, "netns-test-netns-braid-round-robin-"+role+".log"))
+		if err != nil || strings.Count(string(b), "path up") < 3 || !strings.Contains(string(b), "path down") {
+			t.Errorf("%s log: %v\n%s", role, err, b)
+		}
 	}
 	if len(rs) != 3 { // Braid, the TCP baseline, and MPTCP (reported as failed, with the reason, where unavailable)
 		t.Fatalf("%d results", len(rs))

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -46,25 +48,59 @@ func withoutN(mode string) (name, k string, ok bool) {
 
 // clientConfig is the sending end's configuration for a run. (A server accepts whatever mode the
 // client asks for, so only the client's configuration names one.)
-func clientConfig(scheduler, mode string, paths int) (*braid.Config, error) {
-	cfg := &braid.Config{Paths: paths, Scheduler: scheduler, Mode: mode}
+func clientConfig(scheduler, mode string, paths int, log *slog.Logger) (*braid.Config, error) {
+	cfg := &braid.Config{Paths: paths, Scheduler: scheduler, Mode: mode, Logger: log}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	return cfg, nil
 }
 
+// openLog returns a logger writing the session events (slog.LevelInfo and above) to a new file
+// at path, and a function that closes it; for path "" it returns nil, a session's default of no
+// log.
+func openLog(path string) (*slog.Logger, func(), error) {
+	if path == "" {
+		return nil, func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return slog.New(slog.NewTextHandler(f, nil)), func() { f.Close() }, nil
+}
+
+// logName is the log file of a run's role ("client", "server"), or "" if the run keeps no logs.
+func logName(base, role string) string {
+	if base == "" {
+		return ""
+	}
+	return base + "-" + role + ".log"
+}
+
 // runInproc runs sc with one faultproxy per path on loopback, client and server in this process.
-func runInproc(ctx context.Context, sc *Scenario, scheduler, mode string) (*Recording, error) {
+// With logBase set, the client's and the server's session logs go to logBase-client.log and
+// logBase-server.log.
+func runInproc(ctx context.Context, sc *Scenario, scheduler, mode, logBase string) (*Recording, error) {
 	n := len(sc.Paths)
-	cfg, err := clientConfig(scheduler, mode, n)
+	cliLog, closeCliLog, err := openLog(logName(logBase, "client"))
+	if err != nil {
+		return nil, err
+	}
+	defer closeCliLog()
+	srvLog, closeSrvLog, err := openLog(logName(logBase, "server"))
+	if err != nil {
+		return nil, err
+	}
+	defer closeSrvLog()
+	cfg, err := clientConfig(scheduler, mode, n, cliLog)
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, sc.Duration+30*time.Second)
 	defer cancel()
 
-	l, err := braid.Listen("127.0.0.1:0", nil)
+	l, err := braid.Listen("127.0.0.1:0", &braid.Config{Logger: srvLog})
 	if err != nil {
 		return nil, err
 	}

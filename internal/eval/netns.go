@@ -367,7 +367,7 @@ func (a *agentProc) stopOnce() {
 }
 
 // run runs sub (the scenario restricted to the paths used, by their original indexes) once.
-func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, transport, scheduler, mode string) (*Recording, error) {
+func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, transport, scheduler, mode, logBase string) (*Recording, error) {
 	mptcp := transport == TransportMPTCP
 	if mptcp && b.mptcp != nil {
 		return nil, fmt.Errorf("MPTCP not available: %w", b.mptcp)
@@ -388,8 +388,8 @@ func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, trans
 			return nil, err
 		}
 	}
-	srvJob := agentJob{Role: transport + "-server", Scenario: sub, Mode: mode}
-	cliJob := agentJob{Role: transport + "-client", Scenario: sub, Scheduler: scheduler, Mode: mode}
+	srvJob := agentJob{Role: transport + "-server", Scenario: sub, Mode: mode, Log: logName(logBase, "server")}
+	cliJob := agentJob{Role: transport + "-client", Scenario: sub, Scheduler: scheduler, Mode: mode, Log: logName(logBase, "client")}
 	rtrJob := agentJob{Role: "router", Scenario: sub}
 	for k, i := range used {
 		srvJob.Ifaces = append(srvJob.Ifaces, fmt.Sprintf("s%d", i))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -23,6 +24,9 @@ type Options struct {
 	NoMPTCP    bool     // netns: skip the MPTCP comparison
 	NoBaseline bool     // skip the TCP baseline (TransportTCP) on bulk scenarios
 	Progress   io.Writer
+	// LogDir, if set, receives each Braid run's session logs (slog.LevelInfo: paths up and
+	// down, re-dials, aborts), as NAME-BACKEND-RUN-client.log and -server.log.
+	LogDir string
 	// AgentArgv runs this program as an agent (see RunAgent) inside a namespace: the netns
 	// backend starts `ip netns exec NS AgentArgv...` with the agent's job on standard input.
 	AgentArgv []string
@@ -97,6 +101,11 @@ func Run(ctx context.Context, sc *Scenario, o Options) ([]*Result, error) {
 			}
 			mode = m
 		}
+		logBase := ""
+		if o.LogDir != "" && transport == TransportBraid {
+			named := &Result{Scenario: sc.Name, Backend: o.Backend, Transport: transport, Scheduler: scheduler, Mode: mode, Variant: v.name}
+			logBase = filepath.Join(o.LogDir, strings.TrimSuffix(named.FileName(), ".png"))
+		}
 		fmt.Fprintf(o.Progress, "eval: %s on %s: %s, %v ...\n", sc.Name, o.Backend, label, sc.Duration)
 		var rec *Recording
 		var err error
@@ -104,11 +113,11 @@ func Run(ctx context.Context, sc *Scenario, o Options) ([]*Result, error) {
 		case o.Backend == Inproc && transport == TransportTCP:
 			rec, err = runInprocTCP(ctx, sub)
 		case o.Backend == Inproc:
-			rec, err = runInproc(ctx, sub, scheduler, mode)
+			rec, err = runInproc(ctx, sub, scheduler, mode, logBase)
 		case transport == TransportBraid:
-			rec, err = nb.run(ctx, sub, v.paths, transport, scheduler, mode)
+			rec, err = nb.run(ctx, sub, v.paths, transport, scheduler, mode, logBase)
 		default:
-			rec, err = nb.run(ctx, sub, v.paths, transport, "", "")
+			rec, err = nb.run(ctx, sub, v.paths, transport, "", "", "")
 		}
 		r := &Result{Scenario: sc.Name}
 		if rec != nil {
