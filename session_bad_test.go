@@ -89,8 +89,14 @@ func (p *rawPath) expectError(code wire.Code) {
 // openRaw performs SESSION_NEW by hand and returns the path and the server's terms.
 func openRaw(t *testing.T, addr string, chunk uint32) (*rawPath, wire.SessionAccept) {
 	t.Helper()
+	return openRawWith(t, addr, wire.SessionNew{Version: 1, ChunkSize: chunk, Window: 1 << 20})
+}
+
+// openRawWith performs SESSION_NEW with sn by hand and returns the path and the server's terms.
+func openRawWith(t *testing.T, addr string, sn wire.SessionNew) (*rawPath, wire.SessionAccept) {
+	t.Helper()
 	p := dialRaw(t, addr)
-	p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: 1, ChunkSize: chunk, Window: 1 << 20}))
+	p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, sn))
 	f := p.recv()
 	if f.Type != wire.TypeSessionAccept {
 		t.Fatalf("got %s", f.Type)

@@ -92,17 +92,8 @@ func startGateListener(t *testing.T, cfg *Config) (*Listener, *gateListener) {
 // messages, without deadlines, and returns the path and the server's terms.
 func openRawSession(t *testing.T, addr string, mode uint8, chunk uint32) (*rawPath, wire.SessionAccept) {
 	t.Helper()
-	p := dialRaw(t, addr)
+	p, acc := openRawWith(t, addr, wire.SessionNew{Version: 1, Mode: mode, ChunkSize: chunk, Window: 1 << 30})
 	p.conn.SetDeadline(time.Time{})
-	p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: 1, Mode: mode, ChunkSize: chunk, Window: 1 << 30}))
-	f := p.recv()
-	if f.Type != wire.TypeSessionAccept {
-		t.Fatalf("got %s", f.Type)
-	}
-	acc, err := wire.ParseSessionAccept(f.Payload)
-	if err != nil {
-		t.Fatal(err)
-	}
 	return p, acc
 }
 
