@@ -46,7 +46,6 @@ type agentCtl struct {
 // agentOut is an output line.
 type agentOut struct {
 	Ready     bool        `json:"ready,omitempty"`
-	Slots     map[int]int `json:"slots,omitempty"` // braid client: path index -> position in Specs
 	Addrs     []string    `json:"addrs,omitempty"`
 	Recording *Recording  `json:"recording,omitempty"`
 	Done      bool        `json:"done,omitempty"`
@@ -221,12 +220,10 @@ func (a *agent) braidServer(ctx context.Context) error {
 		return err
 	}
 	defer s.Abort()
-	// Counted by path index, which a re-dialled path may change: room for every index the
-	// server allows; the parent maps them onto the scenario's paths (Recording.remap).
-	const n = 64
+	n := len(a.job.Ifaces) // the run's paths, which are the client's slots in order
 	rec, finish, err := a.record(ctx, func(start time.Time) *recorder {
 		return newRecorder(start, n, "chunk payload bytes received (Session.Paths)")
-	}, func() []int64 { return braidCounters(s, nil, n) })
+	}, func() []int64 { return braidCounters(s, n) })
 	if err != nil {
 		return err
 	}
@@ -260,7 +257,7 @@ func (a *agent) braidClient(ctx context.Context) error {
 		return err
 	}
 	defer s.Abort()
-	a.emit(agentOut{Ready: true, Slots: pathSlots(s, a.job.Specs)})
+	a.emit(agentOut{Ready: true})
 	start, err := a.waitStart(ctx)
 	if err != nil {
 		return err
@@ -272,7 +269,7 @@ func (a *agent) braidClient(ctx context.Context) error {
 	for _, p := range s.Paths() {
 		info = append(info, fmt.Sprintf("path %d %s->%s sent %d", p.Index, p.Local, p.Remote, p.BytesSent))
 	}
-	a.emit(agentOut{Info: strings.Join(info, "; "), Slots: pathSlots(s, a.job.Specs)})
+	a.emit(agentOut{Info: strings.Join(info, "; ")})
 	return nil
 }
 

@@ -121,11 +121,6 @@ func TestRecorderRestartedCounter(t *testing.T) {
 	if got := s[2].Bytes; got[0] != 400 || got[1] != 90 {
 		t.Errorf("cumulative %v; want [400 90]", got)
 	}
-	rec := &Recording{Samples: []Sample{{Bytes: []int64{1, 2, 3}}}}
-	rec.remap(map[int]int{0: 2, 2: 0}, 3) // index 1 unmapped: stays
-	if got := rec.Samples[0].Bytes; got[0] != 3 || got[1] != 2 || got[2] != 1 {
-		t.Errorf("remapped %v; want [3 2 1]", got)
-	}
 	if got := movingAverage([]float64{0, 0, 10, 0, 0, 5}, 3); got[0] != 0 || got[1] != 10.0/3 || got[5] != 2.5 {
 		t.Errorf("moving average %v", got)
 	}

@@ -127,8 +127,7 @@ func runInproc(ctx context.Context, sc *Scenario, scheduler, mode, logBase strin
 
 	start := time.Now().Add(20 * time.Millisecond)
 	rec := newRecorder(start, n, "chunk payload bytes received (Session.Paths)")
-	slots := func() map[int]int { return pathSlots(client, specs) }
-	stopSampling := rec.sampleFrom(start, func() []int64 { return braidCounters(server, slots, n) })
+	stopSampling := rec.sampleFrom(start, func() []int64 { return braidCounters(server, n) })
 	received := make(chan struct{})
 	go func() {
 		defer close(received)
@@ -217,37 +216,14 @@ func inprocPaths(sc *Scenario, targets []string) ([]*faultproxy.Proxy, []braid.P
 	return proxies, specs, closeAll, nil
 }
 
-// pathSlots maps the session's path indexes (which the server assigns in the order the paths
-// attach) to positions in specs, by each client path's remote address.
-func pathSlots(client *braid.Session, specs []braid.PathSpec) map[int]int {
-	m := map[int]int{}
-	for _, st := range client.Paths() {
-		for k, sp := range specs {
-			if sp.Remote == st.Remote {
-				m[st.Index] = k
-			}
-		}
-	}
-	return m
-}
-
-// braidCounters reads a session's per-path received payload bytes, by position in the
-// scenario's paths (slots maps a path's index to it; indexes it lacks are taken as positions).
-func braidCounters(s *braid.Session, slots func() map[int]int, n int) []int64 {
+// braidCounters reads a session's per-path received payload bytes by slot: the path's position in
+// the client's list, which is the run's order of the scenario's paths. A re-dialed path keeps
+// its slot and a dead one stays listed, so each slot's sum only grows.
+func braidCounters(s *braid.Session, n int) []int64 {
 	out := make([]int64, n)
-	var m map[int]int
 	for _, st := range s.Paths() {
-		k := st.Index
-		if slots != nil {
-			if m == nil {
-				m = slots()
-			}
-			if v, ok := m[st.Index]; ok {
-				k = v
-			}
-		}
-		if k >= 0 && k < n {
-			out[k] += int64(st.BytesReceived)
+		if st.Slot >= 0 && st.Slot < n {
+			out[st.Slot] += int64(st.BytesReceived)
 		}
 	}
 	return out

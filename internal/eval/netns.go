@@ -456,7 +456,7 @@ func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, trans
 		return nil, err
 	}
 	defer cli.stop()
-	cliReady, err := cli.next(ctx, "the client", func(o agentOut) bool { return o.Ready })
+	_, err = cli.next(ctx, "the client", func(o agentOut) bool { return o.Ready })
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
@@ -495,21 +495,6 @@ func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, trans
 		if o.Info != "" {
 			rec.Extra["router"] = o.Info
 		}
-	}
-	if transport == TransportBraid {
-		// The server counts by path index, which follows the order the paths attached in.
-		slots := map[int]int{}
-		for i, k := range cliReady.Slots {
-			slots[i] = k
-		}
-		for i, k := range cliDone.Slots {
-			if _, ok := slots[i]; !ok {
-				slots[i] = k
-			}
-		}
-		rec.remap(slots, len(used))
-	} else {
-		rec.remap(nil, len(used))
 	}
 	if evErr != nil {
 		return rec, fmt.Errorf("events: %w", evErr)

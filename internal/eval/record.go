@@ -151,20 +151,3 @@ func (r *recorder) sampleFrom(start time.Time, read func() []int64) func() {
 	}
 }
 
-// remap reorders the per-path counters into n: slots maps a counter's position to its path's
-// position in the scenario. Positions it lacks stay where they are (dropped if n or beyond).
-func (r *Recording) remap(slots map[int]int, n int) {
-	for si := range r.Samples {
-		out := make([]int64, n)
-		for i, v := range r.Samples[si].Bytes {
-			k, ok := slots[i]
-			if !ok {
-				k = i
-			}
-			if k >= 0 && k < n {
-				out[k] += v
-			}
-		}
-		r.Samples[si].Bytes = out
-	}
-}
