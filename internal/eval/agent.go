@@ -45,12 +45,12 @@ type agentCtl struct {
 
 // agentOut is an output line.
 type agentOut struct {
-	Ready     bool        `json:"ready,omitempty"`
-	Addrs     []string    `json:"addrs,omitempty"`
-	Recording *Recording  `json:"recording,omitempty"`
-	Done      bool        `json:"done,omitempty"`
-	Info      string      `json:"info,omitempty"`
-	Error     string      `json:"error,omitempty"`
+	Ready     bool       `json:"ready,omitempty"`
+	Addrs     []string   `json:"addrs,omitempty"`
+	Recording *Recording `json:"recording,omitempty"`
+	Done      bool       `json:"done,omitempty"`
+	Info      string     `json:"info,omitempty"`
+	Error     string     `json:"error,omitempty"`
 }
 
 // RunAgent runs one side of a netns run: it reads a job from in (one JSON line), reports on out

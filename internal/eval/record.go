@@ -150,4 +150,3 @@ func (r *recorder) sampleFrom(start time.Time, read func() []int64) func() {
 		<-sampled
 	}
 }
-
