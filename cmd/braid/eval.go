@@ -95,7 +95,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		AgentArgv: []string{exe, "eval", "--agent"}}
 	var report eval.Report
 	failed, ran := 0, 0
-	var skipped []string // why Braid runs could not be made
+	firstSkip := "" // why a Braid run could not be made
 	for _, sc := range scenarios {
 		var results []*eval.Result
 		for _, b := range bes {
@@ -111,7 +111,9 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			case r.Error != "":
 				failed++
 			case r.Skipped != "":
-				skipped = append(skipped, r.Skipped)
+				if firstSkip == "" {
+					firstSkip = r.Skipped
+				}
 			case r.Transport == eval.TransportBraid:
 				ran++
 			}
@@ -153,8 +155,8 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if failed > 0 {
 		return fmt.Errorf("%d run(s) failed (see the tables)", failed)
 	}
-	if ran == 0 && len(skipped) > 0 {
-		return fmt.Errorf("no Braid run could be made with --mode %s: %s", *mode, skipped[0])
+	if ran == 0 && firstSkip != "" {
+		return fmt.Errorf("no Braid run could be made with --mode %s: %s", *mode, firstSkip)
 	}
 	return nil
 }

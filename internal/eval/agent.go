@@ -262,7 +262,7 @@ func (a *agent) braidClient(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := sendWorkload(ctx, a.job.Scenario, start, s.Send); err != nil {
+	if err := sendWorkload(ctx, a.job.Scenario, start, byteBudget(a.job.Scenario), s.Send); err != nil {
 		return err
 	}
 	var info []string
@@ -347,7 +347,7 @@ func (a *agent) mptcpClient(ctx context.Context) error {
 	end := start.Add(a.job.Scenario.Duration)
 	tc.SetWriteDeadline(end)
 	var hdr [frameLen]byte
-	return sendWorkload(ctx, a.job.Scenario, start, func(ctx context.Context, msg []byte) error {
+	return sendWorkload(ctx, a.job.Scenario, start, byteBudget(a.job.Scenario), func(ctx context.Context, msg []byte) error {
 		return writeFrame(tc, &hdr, msg)
 	})
 }

@@ -27,7 +27,8 @@ type packetDelay struct {
 
 type heldPacket struct {
 	at  time.Time
-	buf []byte
+	buf *[]byte // from packetBufs
+	n   int     // the packet's length in *buf
 }
 
 const (
@@ -70,23 +71,24 @@ func openPacketDelay(name string, delay time.Duration) (*packetDelay, error) {
 
 func (d *packetDelay) setDelay(v time.Duration) { d.delay.Store(int64(v)) }
 
-var packetBufs = sync.Pool{New: func() any { return make([]byte, tunMTU) }}
+// packetBufs holds *[]byte of tunMTU bytes (a pointer, so that Put does not allocate).
+var packetBufs = sync.Pool{New: func() any { b := make([]byte, tunMTU); return &b }}
 
 func (d *packetDelay) read() {
 	defer d.wg.Done()
 	defer close(d.queue)
 	for {
-		buf := packetBufs.Get().([]byte)
-		n, err := d.f.Read(buf[:tunMTU])
+		buf := packetBufs.Get().(*[]byte)
+		n, err := d.f.Read(*buf)
 		if err != nil { // closed, or the device is gone: nothing more will come
 			packetBufs.Put(buf)
 			return
 		}
 		select {
-		case d.queue <- heldPacket{at: time.Now(), buf: buf[:n]}:
+		case d.queue <- heldPacket{at: time.Now(), buf: buf, n: n}:
 		default: // full: dropped, as an overflowing queue would
 			d.drops.Add(1)
-			packetBufs.Put(buf[:cap(buf)])
+			packetBufs.Put(buf)
 		}
 	}
 }
@@ -104,9 +106,9 @@ func (d *packetDelay) write() {
 			}
 		}
 		if !d.closed.Load() {
-			d.f.Write(p.buf) // a packet the kernel refuses is lost, as on a link
+			d.f.Write((*p.buf)[:p.n]) // a packet the kernel refuses is lost, as on a link
 		}
-		packetBufs.Put(p.buf[:cap(p.buf)])
+		packetBufs.Put(p.buf)
 	}
 }
 

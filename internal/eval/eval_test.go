@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -380,5 +381,24 @@ func TestRelateToBaseline(t *testing.T) {
 	}
 	if rs[1].BaselineMbit != 0 || rs[2].BaselineMbit != 0 {
 		t.Errorf("related to a failed baseline or another backend: %+v %+v", rs[1], rs[2])
+	}
+}
+
+// TestByteBudgetShared: the senders of one run share its byte bound; once it is spent, each
+// stops at once rather than at the end of the duration.
+func TestByteBudgetShared(t *testing.T) {
+	sc := mustParse(t, `{"duration": "1m", "paths": [{"rate": "10mbit"}], "workload": {"kind": "bulk", "message_size": "64KiB"}}`)
+	budget := new(atomic.Int64)
+	budget.Store(5 << 15) // two and a half messages
+	var sent atomic.Int64
+	send := func(context.Context, []byte) error { sent.Add(1); return nil }
+	began := time.Now()
+	for range 2 {
+		if err := sendWorkload(context.Background(), sc, began, budget, send); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sent.Load() != 3 || time.Since(began) > 30*time.Second {
+		t.Errorf("%d messages sent in %v; want 3, at once", sent.Load(), time.Since(began))
 	}
 }

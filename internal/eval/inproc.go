@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/braidnet/braid"
@@ -144,7 +145,7 @@ func runInproc(ctx context.Context, sc *Scenario, scheduler, mode, logBase strin
 	events := scheduleEvents(start, sc.Events, func(e Event) { applyProxyEvent(proxies[e.Path], sc.Paths[e.Path], e) })
 	defer events()
 
-	sendErr := sendWorkload(ctx, sc, start, client.Send)
+	sendErr := sendWorkload(ctx, sc, start, byteBudget(sc), client.Send)
 	stopAt(ctx, start.Add(sc.Duration))
 	stopSampling()
 	server.Abort()
@@ -278,14 +279,17 @@ func stopAt(ctx context.Context, t time.Time) {
 	}
 }
 
-// maxBytes bounds what one run sends: twice what the paths could carry, plus a window.
-func maxBytes(sc *Scenario) int64 {
-	return int64(2*sc.SumRate(nil).BytesPerSec()*sc.Duration.Seconds()) + 128<<20
+// byteBudget is what one run may send, over all its connections: twice what the paths could
+// carry, plus a window.
+func byteBudget(sc *Scenario) *atomic.Int64 {
+	b := new(atomic.Int64)
+	b.Store(int64(2*sc.SumRate(nil).BytesPerSec()*sc.Duration.Seconds()) + 128<<20)
+	return b
 }
 
-// sendWorkload sends sc's workload with send from start until start+Duration (or the byte
-// bound). It returns nil when it ran to the end.
-func sendWorkload(ctx context.Context, sc *Scenario, start time.Time, send func(context.Context, []byte) error) error {
+// sendWorkload sends sc's workload with send from start until start+Duration, or until budget
+// (which senders of the same run share) is spent. It returns nil when it ran to the end.
+func sendWorkload(ctx context.Context, sc *Scenario, start time.Time, budget *atomic.Int64, send func(context.Context, []byte) error) error {
 	end := start.Add(sc.Duration)
 	ctx, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
@@ -294,9 +298,7 @@ func sendWorkload(ctx context.Context, sc *Scenario, start time.Time, send func(
 	for i := headerSize; i < len(msg); i++ {
 		msg[i] = byte(i)
 	}
-	limit := maxBytes(sc)
-	var sent int64
-	for seq := uint64(0); sent < limit; seq++ {
+	for seq := uint64(0); budget.Load() > 0; seq++ {
 		due := time.Now()
 		if sc.Workload.Kind == Messages {
 			due = start.Add(time.Duration(float64(seq) / sc.Workload.MessagesPerSec * float64(time.Second)))
@@ -318,7 +320,7 @@ func sendWorkload(ctx context.Context, sc *Scenario, start time.Time, send func(
 			}
 			return fmt.Errorf("send: %w", err)
 		}
-		sent += int64(len(msg))
+		budget.Add(-int64(len(msg)))
 	}
 	return nil
 }

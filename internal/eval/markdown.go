@@ -93,10 +93,6 @@ func WriteSummary(w io.Writer, results []*Result) {
 			skipped = append(skipped, fmt.Sprintf("%s, %s: %s", r.Label(), r.Backend, r.Skipped))
 			continue
 		}
-		ofTCP := "–"
-		if r.BaselineMbit > 0 {
-			ofTCP = fmt.Sprintf("%.1f", r.PctOfBaseline)
-		}
 		per := make([]string, len(r.PathMbit))
 		for i, m := range r.PathMbit {
 			per[i] = fmt.Sprintf("%.0f", m)
@@ -105,7 +101,7 @@ func WriteSummary(w io.Writer, results []*Result) {
 		if r.Error != "" {
 			label += " (failed)"
 		}
-		line := fmt.Sprintf("| %s | %s | %.1f | %.1f | %.1f | %s | %s |", r.Backend, label, r.GoodputMbit, r.PctOfSum, r.PctOfCapacity, ofTCP, strings.Join(per, " / "))
+		line := fmt.Sprintf("| %s | %s | %.1f | %.1f | %.1f | %s | %s |", r.Backend, label, r.GoodputMbit, r.PctOfSum, r.PctOfCapacity, r.ofTCP("–"), strings.Join(per, " / "))
 		for _, e := range r.Events {
 			rec := "none"
 			if e.RecoveryMs >= 0 {

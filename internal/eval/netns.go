@@ -388,7 +388,7 @@ func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, trans
 			return nil, err
 		}
 	}
-	srvJob := agentJob{Role: transport + "-server", Scenario: sub, Mode: mode, Log: logName(logBase, "server")}
+	srvJob := agentJob{Role: transport + "-server", Scenario: sub, Log: logName(logBase, "server")}
 	cliJob := agentJob{Role: transport + "-client", Scenario: sub, Scheduler: scheduler, Mode: mode, Log: logName(logBase, "client")}
 	rtrJob := agentJob{Role: "router", Scenario: sub}
 	for k, i := range used {

@@ -13,7 +13,10 @@ import (
 
 // FileName is a file name for a run's plot: scenario, backend and label, e.g.
 // "four-rates-inproc-braid-round-robin.png".
-func (r *Result) FileName() string {
+func (r *Result) FileName() string { return r.baseName() + ".png" }
+
+// baseName is FileName without its extension, which names the run's other files too.
+func (r *Result) baseName() string {
 	s := strings.Map(func(c rune) rune {
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '.':
@@ -24,7 +27,7 @@ func (r *Result) FileName() string {
 	for strings.Contains(s, "--") {
 		s = strings.ReplaceAll(s, "--", "-")
 	}
-	return strings.Trim(s, "-") + ".png"
+	return strings.Trim(s, "-")
 }
 
 var palette = []color.RGBA{

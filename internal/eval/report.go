@@ -25,6 +25,14 @@ func (r *Result) Label() string {
 	return s
 }
 
+// ofTCP is the "% of TCP" cell: goodput as % of the TCP baseline's, or none if no baseline ran.
+func (r *Result) ofTCP(none string) string {
+	if r.BaselineMbit > 0 {
+		return fmt.Sprintf("%.1f", r.PctOfBaseline)
+	}
+	return none
+}
+
 // Describe is one line about a scenario: its paths, workload and duration.
 func (sc *Scenario) Describe() string {
 	var ps []string
@@ -60,11 +68,7 @@ func WriteTable(w io.Writer, sc *Scenario, results []*Result) error {
 		return r.Skipped != ""
 	})
 	for _, r := range results {
-		ofTCP := "-"
-		if r.BaselineMbit > 0 {
-			ofTCP = fmt.Sprintf("%.1f", r.PctOfBaseline)
-		}
-		line := fmt.Sprintf("%s\t%s\t%.1f\t%.1f\t%.0f\t%.1f\t%s\t", r.Label(), r.Backend, r.GoodputMbit, r.PctOfSum, r.SumRateMbit, r.PctOfCapacity, ofTCP)
+		line := fmt.Sprintf("%s\t%s\t%.1f\t%.1f\t%.0f\t%.1f\t%s\t", r.Label(), r.Backend, r.GoodputMbit, r.PctOfSum, r.SumRateMbit, r.PctOfCapacity, r.ofTCP("-"))
 		if lat {
 			line += fmt.Sprintf("%.1f\t%.1f\t", r.LatP50Ms, r.LatP99Ms)
 		}

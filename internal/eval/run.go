@@ -104,7 +104,7 @@ func Run(ctx context.Context, sc *Scenario, o Options) ([]*Result, error) {
 		logBase := ""
 		if o.LogDir != "" && transport == TransportBraid {
 			named := &Result{Scenario: sc.Name, Backend: o.Backend, Transport: transport, Scheduler: scheduler, Mode: mode, Variant: v.name}
-			logBase = filepath.Join(o.LogDir, strings.TrimSuffix(named.FileName(), ".png"))
+			logBase = filepath.Join(o.LogDir, named.baseName())
 		}
 		fmt.Fprintf(o.Progress, "eval: %s on %s: %s, %v ...\n", sc.Name, o.Backend, label, sc.Duration)
 		var rec *Recording

@@ -218,8 +218,8 @@ func FuzzParse(f *testing.F) {
 		for _, c := range sc.Compare {
 			_ = sc.Subset(c.Paths)
 		}
-		if maxBytes(sc) <= 0 {
-			t.Fatalf("no byte bound: %d", maxBytes(sc))
+		if b := byteBudget(sc).Load(); b <= 0 {
+			t.Fatalf("no byte bound: %d", b)
 		}
 	})
 }

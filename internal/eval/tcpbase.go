@@ -128,14 +128,17 @@ func (k *tcpSink) read(i int, c net.Conn) {
 func readFrames(c io.Reader, got func(msg []byte)) {
 	r := bufio.NewReaderSize(c, 256<<10)
 	var hdr [frameLen]byte
-	buf := make([]byte, MaxMessageSize)
+	var buf []byte // grown to the largest message seen
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			return
 		}
 		n := int(binary.BigEndian.Uint32(hdr[:]))
-		if n > len(buf) {
+		if n > MaxMessageSize {
 			return
+		}
+		if n > len(buf) {
+			buf = make([]byte, n)
 		}
 		if _, err := io.ReadFull(r, buf[:n]); err != nil {
 			return
@@ -177,14 +180,27 @@ func sendTCPFlows(ctx context.Context, sc *Scenario, start time.Time, specs []br
 	ctx, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
 	errs := make([]error, len(specs))
+	budget := byteBudget(sc) // the run's bound, over all its connections
 	var wg sync.WaitGroup
+	flows := make([]*tcpFlow, len(specs))
 	for i, spec := range specs {
+		flows[i] = &tcpFlow{remote: spec.Remote}
+		if spec.Local != "" {
+			host, port, err := net.SplitHostPort(spec.Local)
+			if err != nil {
+				host, port = spec.Local, "0" // an address without a port
+			}
+			if flows[i].local, err = net.ResolveTCPAddr("tcp", net.JoinHostPort(host, port)); err != nil {
+				return fmt.Errorf("path %d: local address: %w", i, err)
+			}
+		}
+	}
+	for i, f := range flows {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f := &tcpFlow{spec: spec}
 			defer f.close()
-			errs[i] = sendWorkload(ctx, sc, start, f.send)
+			errs[i] = sendWorkload(ctx, sc, start, budget, f.send)
 			if errs[i] == nil && !f.connected && f.dialErr != nil {
 				errs[i] = fmt.Errorf("path %d: never connected: %w", i, f.dialErr)
 			}
@@ -196,7 +212,8 @@ func sendTCPFlows(ctx context.Context, sc *Scenario, start time.Time, specs []br
 
 // tcpFlow is one baseline connection, re-dialled after a failure.
 type tcpFlow struct {
-	spec      braid.PathSpec
+	remote    string
+	local     *net.TCPAddr // nil: the system's choice
 	c         net.Conn
 	hdr       [frameLen]byte
 	connected bool  // at least once
@@ -209,18 +226,10 @@ const redial = 50 * time.Millisecond
 func (f *tcpFlow) send(ctx context.Context, msg []byte) error {
 	for f.c == nil {
 		d := net.Dialer{Timeout: 2 * time.Second}
-		if f.spec.Local != "" {
-			host, port, err := net.SplitHostPort(f.spec.Local)
-			if err != nil {
-				host, port = f.spec.Local, "0"
-			}
-			local, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(host, port))
-			if err != nil {
-				return err
-			}
-			d.LocalAddr = local
+		if f.local != nil {
+			d.LocalAddr = f.local // a nil *TCPAddr in the interface would not be nil
 		}
-		c, err := d.DialContext(ctx, "tcp", f.spec.Remote)
+		c, err := d.DialContext(ctx, "tcp", f.remote)
 		if err == nil {
 			f.c, f.connected = c, true
 			break
