@@ -142,7 +142,7 @@ func TestRetransmitWriteErrorReleasesChunks(t *testing.T) {
 	defer a2.conn.Close()
 	a1.discard(&readers)
 	a2.discard(&readers)
-	until(func() bool { return len(srv.Paths()) == 2 })
+	waitFor(t, func() bool { return len(srv.Paths()) == 2 }, "two paths")
 
 	// 80 chunks, 40 on each path, none acknowledged (the peer never does).
 	if err := srv.Send(context.Background(), make([]byte, 80*chunk)); err != nil {
@@ -159,7 +159,7 @@ func TestRetransmitWriteErrorReleasesChunks(t *testing.T) {
 	}
 	// Path 1 fails: its chunks go to path 0.
 	a2.reset()
-	until(allOn(0))
+	waitFor(t, allOn(0), "every chunk on path 0")
 	// A third path joins; its writer is held up in its first write.
 	gate := gl.arm(true)
 	release := sync.OnceFunc(func() { close(gate.release) })
@@ -172,11 +172,11 @@ func TestRetransmitWriteErrorReleasesChunks(t *testing.T) {
 	<-gate.blocked
 	// Path 0 fails: all 80 chunks go to the third path's retransmission queue at once.
 	a1.reset()
-	until(allOn(ib))
+	waitFor(t, allOn(ib), "every chunk on path %d", ib)
 	// Its writer takes them in one batch, which is more than the wire writer holds (4 MiB): the
 	// write it makes part way through fails.
 	release()
-	until(func() bool { return !pathLive(srv, ib) })
+	waitFor(t, func() bool { return !pathLive(srv, ib) }, "path %d to end", ib)
 	srv.Abort()
 	if n := danglingHolds(srv); n != 0 {
 		t.Fatalf("%d chunk holds never let go of", n)
@@ -252,7 +252,7 @@ func TestRedundantRouteQueuesOnce(t *testing.T) {
 			}
 		}
 	}()
-	until(func() bool { return len(srv.Paths()) == 2 })
+	waitFor(t, func() bool { return len(srv.Paths()) == 2 }, "two paths")
 	srv.mu.Lock()
 	p0 := srv.pathAt(0)
 	srv.mu.Unlock()
@@ -273,7 +273,7 @@ func TestRedundantRouteQueuesOnce(t *testing.T) {
 			srv.mu.Lock()
 			n := srv.nextSeqSent
 			srv.mu.Unlock()
-			until(func() bool { return uint64(highest.Load()) == n })
+			waitFor(t, func() bool { return uint64(highest.Load()) == n }, "chunk %d", n)
 			continue
 		case p := <-waiting:
 			if p != p0 {

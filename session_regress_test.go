@@ -100,7 +100,7 @@ func TestAttachSlotsBounded(t *testing.T) {
 		wire.NewWriter(c).WriteFrame(wire.TypeSessionAttach, attach)
 		c.(*net.TCPConn).SetLinger(0)
 		c.Close()
-		until(handled)
+		waitFor(t, handled, "the attach to be handled")
 	}
 	p := dialRaw(t, l.Addr().String())
 	p.send(wire.TypeSessionAttach, attach)
@@ -123,7 +123,7 @@ func TestAttachSlotsBounded(t *testing.T) {
 			break
 		}
 		q.conn.Close()
-		until(handled)
+		waitFor(t, handled, "the attach to be handled")
 	}
 }
 
@@ -352,7 +352,12 @@ func TestWriterRearmedAfterSuspect(t *testing.T) {
 	f.client.mu.Lock()
 	cp := f.client.paths[0]
 	f.client.mu.Unlock()
-	waitFor(t, func() bool { return cp.inflight.Load() == 0 || cp.rtoBackoff.Load() > 0 }, "the message to be acknowledged")
+	acked := func() bool {
+		f.client.mu.Lock()
+		defer f.client.mu.Unlock()
+		return f.client.out.Len() == 0
+	}
+	waitFor(t, func() bool { return acked() || cp.rtoBackoff.Load() > 0 }, "the message to be acknowledged")
 	if n := cp.rtoBackoff.Load(); n > 0 {
 		t.Fatalf("the ACK came only after %d retransmission timeout(s): the server's writer was not re-armed", n)
 	}
