@@ -345,6 +345,16 @@ func kick(c chan struct{}) {
 	}
 }
 
+// isClosed reports whether c has been closed.
+func isClosed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
 // finish asks the writer to write what is queued, then CLOSE(count), then half-close.
 func (p *path) finish(count uint64) {
 	p.finishing.Store(true)
@@ -544,10 +554,8 @@ func (p *path) writeLoop() {
 	// peer that may never hang up. kill closes stop before it looks at writerDone, and the
 	// writer closes writerDone before it looks at stop, so one of them sees the other.
 	defer func() {
-		select {
-		case <-p.stop:
+		if isClosed(p.stop) {
 			p.conn.Close()
-		default:
 		}
 	}()
 	defer close(p.writerDone)
@@ -1069,9 +1077,9 @@ func lingerClose(conn net.Conn) {
 	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
 		cw.CloseWrite()
 	}
-	conn.SetReadDeadline(time.Now().Add(time.Second))
-	// The path's reader may clear that deadline at the same moment; a peer that then sends
-	// nothing (blackholed) would hold io.Copy, and Abort with it, forever.
+	// Closed after the second rather than given a read deadline: the path's reader may clear a
+	// deadline at the same moment, and a peer that then sends nothing (blackholed) would hold
+	// io.Copy, and Abort with it, forever.
 	t := time.AfterFunc(time.Second, func() { conn.Close() })
 	defer t.Stop()
 	io.Copy(io.Discard, conn)

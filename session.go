@@ -58,35 +58,34 @@ type Session struct {
 	epoch       time.Time     // origin of the session clock
 	monitorDone chan struct{} // closed when the monitor goroutine has ended
 
-	mu            sync.Mutex
-	paths         []*path                     // by index; nil where no path is attached
-	attaching     map[int]bool                // slots of server handshakes whose paths have not joined yet
-	out           *ack.Outstanding[*outChunk] // sent, not yet acknowledged
-	nextSeqSent   uint64                      // seq of the next chunk sent
-	highestAcked  uint64                      // the highest seq acknowledged so far
-	recvd         *ack.Received               // seqs of the chunks received
-	downSince     time.Duration               // session clock when the last path went; 0 while any is live
-	reasm         *reasm.Reassembler
-	pieces        map[uint64]*pieceSet // coded: pieces of chunks not yet rebuilt, by seq
-	pieceBytes    int64                // their memory, at most SessionWindow
-	changed       chan struct{}        // closed and replaced whenever a waiter may proceed
-	nextItem      uint64               // id of the next item Send assigns
-	sendFlow      *flow.Sender         // what the peer's window still allows
-	recvFlow      *flow.Receiver       // the credit this end owes
-	peerWindow    int64                // the peer's receive budget
-	peerClosed    bool                 // a CLOSE arrived
-	peerItems     uint64               // the CLOSE's item count
-	closing       bool                 // Close was called
-	pathsFinished bool                 // Close has told every path to finish
-	err           error                // terminal error; nil while open
-	done          chan struct{}        // closed when the session ends (err set)
-	finished      chan struct{}        // closed when Close has told every path to finish
-	creditKick    chan struct{}        // a path writer should send CREDIT(consumed)
-	ackKick       chan struct{}        // a path writer should send CHUNK_ACK
-	ackDue        atomic.Bool          // received chunks await a CHUNK_ACK, which any path may carry
-	ackTimer      *time.Timer          // kicks a writer when an ACK has waited ackDelay
-	unacked       atomic.Int32         // chunks received since the last immediate ACK
-	wg            sync.WaitGroup
+	mu           sync.Mutex
+	paths        []*path                     // by index; nil where no path is attached
+	attaching    map[int]bool                // slots of server handshakes whose paths have not joined yet
+	out          *ack.Outstanding[*outChunk] // sent, not yet acknowledged
+	nextSeqSent  uint64                      // seq of the next chunk sent
+	highestAcked uint64                      // the highest seq acknowledged so far
+	recvd        *ack.Received               // seqs of the chunks received
+	downSince    time.Duration               // session clock when the last path went; 0 while any is live
+	reasm        *reasm.Reassembler
+	pieces       map[uint64]*pieceSet // coded: pieces of chunks not yet rebuilt, by seq
+	pieceBytes   int64                // their memory, at most SessionWindow
+	changed      chan struct{}        // closed and replaced whenever a waiter may proceed
+	nextItem     uint64               // id of the next item Send assigns
+	sendFlow     *flow.Sender         // what the peer's window still allows
+	recvFlow     *flow.Receiver       // the credit this end owes
+	peerWindow   int64                // the peer's receive budget
+	peerClosed   bool                 // a CLOSE arrived
+	peerItems    uint64               // the CLOSE's item count
+	closing      bool                 // Close was called
+	err          error                // terminal error; nil while open
+	done         chan struct{}        // closed when the session ends (err set)
+	finished     chan struct{}        // closed when Close has told every path to finish
+	creditKick   chan struct{}        // a path writer should send CREDIT(consumed)
+	ackKick      chan struct{}        // a path writer should send CHUNK_ACK
+	ackDue       atomic.Bool          // received chunks await a CHUNK_ACK, which any path may carry
+	ackTimer     *time.Timer          // kicks a writer when an ACK has waited ackDelay
+	unacked      atomic.Int32         // chunks received since the last immediate ACK
+	wg           sync.WaitGroup
 }
 
 // sessionTerms are the negotiated parameters a session starts with.
@@ -541,8 +540,7 @@ func (s *Session) Close() error {
 	}
 	count := s.nextItem
 	paths := slices.Clone(s.paths)
-	s.pathsFinished = true // a path attached from now on would not be finished
-	close(s.finished)
+	close(s.finished) // a path attached from now on would not be finished
 	s.mu.Unlock()
 	s.sendMu.Unlock()
 	for _, p := range paths {
@@ -675,7 +673,7 @@ func (s *Session) addPath(p *path) error {
 	defer s.mu.Unlock()
 	// A closing session still takes a re-dialed path until Close finishes its paths: what it
 	// sent must be delivered.
-	if s.err != nil || s.pathsFinished || s.closing && !s.client {
+	if s.err != nil || s.closing && (!s.client || isClosed(s.finished)) {
 		return ErrSessionClosed
 	}
 	for len(s.paths) <= p.index {

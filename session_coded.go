@@ -128,13 +128,10 @@ func (s *Session) routeCoded(oc *outChunk) error {
 // path now in its slot. A piece whose path timed out but lives is sent again on that same path
 // (the only one that may carry it). Call with s.mu held.
 func (s *Session) requeuePiece(kid *outChunk, from *path) int {
-	if kid.path == pathRouting {
+	if !s.leaving(kid.path, from) {
 		return 0
 	}
 	cur := s.pathAt(kid.path)
-	if from != nil && cur != from || from == nil && cur != nil && cur.usable() {
-		return 0
-	}
 	to := s.slotPath(kid.piece)
 	if from == nil && to == cur {
 		return 0 // still on the path of its slot, which is stalled: it stays tracked there

@@ -79,21 +79,27 @@ func (s *Session) clock() time.Duration { return time.Since(s.epoch) }
 // paths that are no longer live). Call with s.mu held.
 func (s *Session) requeueFrom(from *path) int {
 	n := 0
+	// Only the chunks leaving are sorted (this runs on every monitor tick, mostly finding none).
+	leaving := func(_ uint64, oc *outChunk) bool {
+		if oc.kids == nil {
+			return s.leaving(oc.path, from)
+		}
+		for j := range oc.kids {
+			if s.leaving(oc.kids[j].path, from) {
+				return true
+			}
+		}
+		return false
+	}
 	// Lowest seq first: the receiver delivers in order, so the oldest chunk is the one it waits for.
-	s.seqScratch = s.out.InOrder(s.seqScratch, func(_ uint64, oc *outChunk) {
+	s.seqScratch = s.out.InOrder(s.seqScratch, leaving, func(_ uint64, oc *outChunk) {
 		if oc.kids != nil {
 			for j := range oc.kids {
 				n += s.requeuePiece(&oc.kids[j], from)
 			}
 			return
 		}
-		if oc.path == pathRouting {
-			return // Send is placing it right now
-		}
 		cur := s.pathAt(oc.path)
-		if from != nil && cur != from || from == nil && cur != nil && cur.usable() {
-			return
-		}
 		to := s.leastQueued(cur)
 		if to == nil {
 			oc.path = -1 // an orphan until a path comes up
@@ -105,6 +111,20 @@ func (s *Session) requeueFrom(from *path) int {
 		n++
 	})
 	return n
+}
+
+// leaving reports whether a chunk or piece last sent on path index i must be sent again
+// elsewhere: it was on from or, with from nil, on a path no longer usable. One that Send is
+// placing right now (pathRouting) is not. Call with s.mu held.
+func (s *Session) leaving(i int, from *path) bool {
+	if i == pathRouting {
+		return false
+	}
+	cur := s.pathAt(i)
+	if from != nil {
+		return cur == from
+	}
+	return cur == nil || !cur.usable()
 }
 
 func (s *Session) pathAt(i int) *path {
@@ -259,23 +279,26 @@ func (s *Session) checkTimers() {
 		if oc.acked.Load() {
 			return
 		}
+		// A coded chunk still unacknowledged an RTO after its last piece went, while a later
+		// chunk has been acknowledged, was not rebuilt: a piece failed the integrity check (a
+		// path that lost data would have failed itself). Its pieces go again, each on its slot.
+		stale := oc.kids != nil && seq < s.highestAcked
 		var last time.Duration
 		rto := s.cfg.MinRTO
 		oc.eachCarried(func(c *outChunk) {
 			if sent := time.Duration(c.sentAt.Load()); sent > 0 {
 				last = max(last, sent)
 				if p := s.pathAt(c.path); p != nil {
-					rto = max(rto, p.rto(s.cfg.MinRTO))
+					if stale {
+						rto = max(rto, p.rto(s.cfg.MinRTO))
+					}
 					if p.oldest == 0 || sent < p.oldest {
 						p.oldest = sent
 					}
 				}
 			}
 		})
-		// A coded chunk still unacknowledged an RTO after its last piece went, while a later
-		// chunk has been acknowledged, was not rebuilt: a piece failed the integrity check (a
-		// path that lost data would have failed itself). Its pieces go again, each on its slot.
-		if oc.kids != nil && seq < s.highestAcked && last > 0 && now-last > rto {
+		if stale && last > 0 && now-last > rto {
 			late = append(late, oc)
 		}
 	})

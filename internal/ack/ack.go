@@ -179,12 +179,16 @@ func (o *Outstanding[T]) Each(fn func(seq uint64, v T)) {
 	}
 }
 
-// InOrder calls fn for every unacknowledged chunk, lowest seq first (what the receiver needs
-// first to deliver in order), using scratch for the sort; it returns scratch for reuse.
-func (o *Outstanding[T]) InOrder(scratch []uint64, fn func(seq uint64, v T)) []uint64 {
+// InOrder calls fn for every unacknowledged chunk that keep selects, lowest seq first (what the
+// receiver needs first to deliver in order). keep sees every chunk before fn sees any, and only
+// the chunks it selects are sorted, in scratch, which InOrder returns for reuse. fn may remove
+// chunks; one removed before its turn is skipped.
+func (o *Outstanding[T]) InOrder(scratch []uint64, keep func(seq uint64, v T) bool, fn func(seq uint64, v T)) []uint64 {
 	scratch = scratch[:0]
-	for s := range o.m {
-		scratch = append(scratch, s)
+	for s, v := range o.m {
+		if keep(s, v) {
+			scratch = append(scratch, s)
+		}
 	}
 	slices.Sort(scratch)
 	for _, s := range scratch {

@@ -3,6 +3,7 @@ package ack
 import (
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/braidnet/braid/internal/wire"
@@ -194,4 +195,27 @@ func BenchmarkReceivedGappy(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/span, "ns/seq")
+}
+
+// TestOutstandingInOrder: only the chunks keep selects reach fn, lowest seq first, and one that fn
+// removes before its turn is skipped.
+func TestOutstandingInOrder(t *testing.T) {
+	o := NewOutstanding[int]()
+	for _, s := range []uint64{9, 3, 7, 1, 5, 4} {
+		o.Add(s, int(s)*10)
+	}
+	var got []uint64
+	odd := func(s uint64, v int) bool { return s%2 == 1 && v == int(s)*10 }
+	scratch := o.InOrder(nil, odd, func(s uint64, _ int) {
+		got = append(got, s)
+		if s == 3 {
+			o.Remove(7)
+		}
+	})
+	if !slices.Equal(got, []uint64{1, 3, 5, 9}) {
+		t.Errorf("visited %v; want [1 3 5 9]", got)
+	}
+	if cap(scratch) < 5 {
+		t.Errorf("scratch of capacity %d returned", cap(scratch))
+	}
 }
