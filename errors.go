@@ -43,7 +43,8 @@ var (
 	// ErrOverBudget: the peer exceeded the session's memory budget.
 	ErrOverBudget = errors.New("braid: session memory budget exceeded")
 	// ErrBadOptions: session options outside the receiver's limits, or a Config.Mode that is
-	// not a dispersal mode.
+	// not a dispersal mode or whose N is not Config.Paths (other Config fields that Validate
+	// rejects are reported without a sentinel).
 	ErrBadOptions = errors.New("braid: session options rejected")
 	// ErrSessionClosed: the session was closed or aborted.
 	ErrSessionClosed = errors.New("braid: session closed")
