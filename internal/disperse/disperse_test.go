@@ -367,7 +367,10 @@ func FuzzParse(f *testing.F) {
 func TestOneBadPieceAnywhere(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
 	for _, m := range []Mode{{Kind: Shamir, K: 4, N: 10}, {Kind: Erasure, K: 5, N: 10}, {Kind: Shamir, K: 16, N: 32}, {Kind: Shamir, K: 2, N: 3}} {
-		c, _ := New(m)
+		c, err := New(m)
+		if err != nil {
+			t.Fatal(err)
+		}
 		payload := make([]byte, 3000)
 		for i := range payload {
 			payload[i] = byte(r.Uint32())

@@ -163,7 +163,8 @@ func (e *estimator) estimate(p *Path) (wait, linger float64, ok bool) {
 	}
 	queued, inFlight := bytesOf(p.QueuedBytes), bytesOf(p.InFlight)
 	rate := rateOf(p)
-	if rate == 0 {
+	unmeasured := rate == 0
+	if unmeasured {
 		if e.measured && queued+inFlight >= e.probeCap {
 			return 0, 0, false // probed enough; wait for its first sample
 		}
@@ -174,9 +175,10 @@ func (e *estimator) estimate(p *Path) (wait, linger float64, ok bool) {
 		rtt = e.minRTT
 	}
 	wait, linger, ok = estimate(queued, inFlight, e.chunk, rate, rtt.Seconds())
-	if rateOf(p) == 0 && p.SRTT > 0 {
-		wait = max(wait, slowStart(queued+inFlight, p.SRTT.Seconds()))
-		linger = max(linger, slowStart(queued+inFlight+e.chunk, p.SRTT.Seconds())+p.SRTT.Seconds()/2)
+	if unmeasured && p.SRTT > 0 {
+		srtt := p.SRTT.Seconds()
+		wait = max(wait, slowStart(queued+inFlight, srtt))
+		linger = max(linger, slowStart(queued+inFlight+e.chunk, srtt)+srtt/2)
 	}
 	return wait, linger, ok
 }
