@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/braidnet/braid/internal/bench"
+	"github.com/braidnet/braid/cmd/braid/internal/bench"
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {

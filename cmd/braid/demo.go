@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/braidnet/braid"
-	"github.com/braidnet/braid/internal/bench"
+	"github.com/braidnet/braid/cmd/braid/internal/bench"
 	"github.com/braidnet/braid/internal/disperse"
 	"github.com/braidnet/braid/internal/tap"
 )

@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/braidnet/braid/internal/eval"
+	"github.com/braidnet/braid/cmd/braid/internal/eval"
 )
 
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/braidnet/braid"
-	"github.com/braidnet/braid/internal/bench"
+	"github.com/braidnet/braid/cmd/braid/internal/bench"
 )
 
 func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error {

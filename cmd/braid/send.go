@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/braidnet/braid"
-	"github.com/braidnet/braid/internal/bench"
+	"github.com/braidnet/braid/cmd/braid/internal/bench"
 	"github.com/braidnet/braid/internal/disperse"
 )
 

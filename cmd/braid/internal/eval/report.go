@@ -7,7 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/braidnet/braid/internal/bench"
+	"github.com/braidnet/braid/cmd/braid/internal/bench"
 )
 
 // Label names a run in tables and file names, e.g. "braid round-robin (fast path alone)".
