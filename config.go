@@ -1,19 +1,15 @@
 package braid
 
 import (
-	"fmt"
-	"io"
 	"log/slog"
 	"time"
 
-	"github.com/braidnet/braid/internal/disperse"
-	"github.com/braidnet/braid/internal/reasm"
-	"github.com/braidnet/braid/internal/sched"
-	"github.com/braidnet/braid/internal/wire"
+	"github.com/braidnet/braid/internal/session"
 )
 
-// Config holds the limits and timeouts of a Server or Client. A nil *Config means
-// DefaultConfig(); a zero field means that field's default.
+// Config holds the limits and timeouts of a session end: a Listener and the sessions it
+// accepts, or a client's Dial. A nil *Config means DefaultConfig(); a zero field means that
+// field's default.
 type Config struct {
 	// MaxFrameSize is the largest frame payload accepted, in bytes. Checked against each header
 	// before its payload is read or allocated. Default 16 MiB, at most 256 MiB.
@@ -103,146 +99,44 @@ type Config struct {
 	// Linger bounds how long Close waits without progress (an acknowledgement, a path closing)
 	// for the peer to take everything sent and close its side. Default 5 seconds.
 	Linger time.Duration
-
-	hooks *testHooks // tests only; nil otherwise
 }
 
 // Chunk size limits.
 const (
-	MinChunkSize = 1 << 10 // 1 KiB
-	MaxChunkSize = 1 << 20 // 1 MiB
+	MinChunkSize = session.MinChunkSize
+	MaxChunkSize = session.MaxChunkSize
 )
 
 // DefaultConfig returns the configuration used when none is given.
 func DefaultConfig() *Config {
+	d := session.DefaultConfig()
 	return &Config{
-		MaxFrameSize: wire.DefaultMaxPayload,
-		IdleTimeout:  2 * time.Minute,
-		ReadTimeout:  30 * time.Second,
-		WriteTimeout: 30 * time.Second,
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
-
-		Paths:            4,
-		ChunkSize:        256 << 10,
-		MaxPaths:         16,
-		MaxSessions:      1024,
-		AcceptBacklog:    128,
-		HandshakeTimeout: 10 * time.Second,
-		SessionWindow:    64 << 20,
-		MaxMessageSize:   16 << 20,
-		Scheduler:        sched.DefaultName,
-		KeepAlive:        time.Second,
-		PathTimeout:      4 * time.Second,
-		MinRTO:           200 * time.Millisecond,
-		ResumeGrace:      30 * time.Second,
-		Linger:           5 * time.Second,
+		MaxFrameSize: d.MaxFrameSize, IdleTimeout: d.IdleTimeout, ReadTimeout: d.ReadTimeout,
+		WriteTimeout: d.WriteTimeout, Logger: d.Logger, Paths: d.Paths, ChunkSize: d.ChunkSize,
+		MaxPaths: d.MaxPaths, MaxSessions: d.MaxSessions, AcceptBacklog: d.AcceptBacklog,
+		HandshakeTimeout: d.HandshakeTimeout, SessionWindow: d.SessionWindow,
+		MaxMessageSize: d.MaxMessageSize, Mode: d.Mode, Scheduler: d.Scheduler, KeepAlive: d.KeepAlive,
+		PathTimeout: d.PathTimeout, MinRTO: d.MinRTO, ResumeGrace: d.ResumeGrace, Linger: d.Linger,
 	}
 }
 
-// Validate reports the first field outside its allowed range.
-func (c *Config) Validate() error {
-	if c.MaxFrameSize < 0 || c.MaxFrameSize > wire.MaxPayloadLimit {
-		return fmt.Errorf("braid: MaxFrameSize %d outside 0..%d", c.MaxFrameSize, wire.MaxPayloadLimit)
-	}
-	for name, d := range map[string]time.Duration{"IdleTimeout": c.IdleTimeout, "ReadTimeout": c.ReadTimeout,
-		"WriteTimeout": c.WriteTimeout, "HandshakeTimeout": c.HandshakeTimeout, "KeepAlive": c.KeepAlive, "Linger": c.Linger,
-		"PathTimeout": c.PathTimeout, "MinRTO": c.MinRTO, "ResumeGrace": c.ResumeGrace} {
-		if d < 0 {
-			return fmt.Errorf("braid: %s %v is negative", name, d)
-		}
-	}
-	for name, n := range map[string]int{"Paths": c.Paths, "MaxPaths": c.MaxPaths, "MaxSessions": c.MaxSessions,
-		"AcceptBacklog": c.AcceptBacklog, "MaxMessageSize": c.MaxMessageSize} {
-		if n < 0 {
-			return fmt.Errorf("braid: %s %d is negative", name, n)
-		}
-	}
-	if c.ChunkSize != 0 && (c.ChunkSize < MinChunkSize || c.ChunkSize > MaxChunkSize) {
-		return fmt.Errorf("braid: ChunkSize %d outside %d..%d", c.ChunkSize, MinChunkSize, MaxChunkSize)
-	}
-	if c.MaxPaths > maxPathsLimit || c.Paths > maxPathsLimit {
-		return fmt.Errorf("braid: Paths and MaxPaths must not exceed %d", maxPathsLimit)
-	}
-	if c.SessionWindow < 0 {
-		return fmt.Errorf("braid: SessionWindow %d is negative", c.SessionWindow)
-	}
-	mode, err := disperse.Parse(c.Mode)
-	if err != nil {
-		return fmt.Errorf("%w: Mode: %w", ErrBadOptions, err)
-	}
-	if mode.Coded() && c.Paths != 0 && c.Paths != mode.N {
-		// Share j travels only on path j: a coded session has exactly N paths.
-		return fmt.Errorf("%w: Mode %s needs %d paths, Paths is %d", ErrBadOptions, mode, mode.N, c.Paths)
-	}
-	if c.Scheduler != "" {
-		if _, err := sched.New(c.Scheduler); err != nil {
-			return fmt.Errorf("braid: %w", err)
-		}
-	}
-	return nil
-}
+// Validate reports the first rule c breaks, checking fields in declaration order and then the
+// rules that relate them (KeepAlive below PathTimeout, a SessionWindow that holds two of the
+// largest messages), with zero fields taken as their defaults. Dial and Listen accept exactly
+// the configurations Validate accepts. The error matches ErrBadOptions.
+func (c *Config) Validate() error { return c.engine().Validate() }
 
-// maxPathsLimit bounds Paths and MaxPaths: path indexes are 16-bit on the wire, and each path
-// costs two goroutines and buffers.
-const maxPathsLimit = 1024
-
-// withDefaults validates c and returns a copy with every zero field set to its default.
-func (c *Config) withDefaults() (*Config, error) {
-	d := DefaultConfig()
+// engine returns the engine's configuration for c (nil for nil).
+func (c *Config) engine() *session.Config {
 	if c == nil {
-		return d, nil
+		return nil
 	}
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
-	out := *c
-	setDefault(&out.MaxFrameSize, d.MaxFrameSize)
-	setDefault(&out.IdleTimeout, d.IdleTimeout)
-	setDefault(&out.ReadTimeout, d.ReadTimeout)
-	setDefault(&out.WriteTimeout, d.WriteTimeout)
-	if out.Logger == nil {
-		out.Logger = d.Logger
-	}
-	mode, _ := disperse.Parse(out.Mode)
-	out.Mode = mode.String()
-	if mode.Coded() {
-		out.Paths = mode.N // Validate saw that Paths is N or unset
-	}
-	setDefault(&out.Paths, d.Paths)
-	setDefault(&out.ChunkSize, d.ChunkSize)
-	setDefault(&out.MaxPaths, d.MaxPaths)
-	setDefault(&out.MaxSessions, d.MaxSessions)
-	setDefault(&out.AcceptBacklog, d.AcceptBacklog)
-	setDefault(&out.HandshakeTimeout, d.HandshakeTimeout)
-	winSet := out.SessionWindow != 0
-	setDefault(&out.SessionWindow, d.SessionWindow)
-	setDefault(&out.MaxMessageSize, d.MaxMessageSize)
-	setDefault(&out.Scheduler, d.Scheduler)
-	setDefault(&out.KeepAlive, d.KeepAlive)
-	setDefault(&out.PathTimeout, d.PathTimeout)
-	setDefault(&out.MinRTO, d.MinRTO)
-	setDefault(&out.ResumeGrace, d.ResumeGrace)
-	if out.PathTimeout <= out.KeepAlive {
-		return nil, fmt.Errorf("braid: PathTimeout %v must exceed KeepAlive %v", out.PathTimeout, out.KeepAlive)
-	}
-	setDefault(&out.Linger, d.Linger)
-	// The window must hold two of the largest messages, so that credit returned in eighths
-	// always lets a waiting sender through (see flow control in docs/PROTOCOL.md).
-	// A coded mode charges each chunk with the pieces a receiver may hold for it, so its default
-	// window grows to match.
-	minWin := 2 * reasm.Charge(reasm.Chunks(out.MaxMessageSize, out.ChunkSize), mode.ChunkCharge(out.ChunkSize))
-	if !winSet && out.SessionWindow < minWin {
-		out.SessionWindow = minWin
-	}
-	if out.SessionWindow < minWin {
-		return nil, fmt.Errorf("braid: SessionWindow %d below twice the largest message's charge (%d)", out.SessionWindow, minWin)
-	}
-	return &out, nil
-}
-
-func setDefault[T comparable](field *T, def T) {
-	var zero T
-	if *field == zero {
-		*field = def
+	return &session.Config{
+		MaxFrameSize: c.MaxFrameSize, IdleTimeout: c.IdleTimeout, ReadTimeout: c.ReadTimeout,
+		WriteTimeout: c.WriteTimeout, Logger: c.Logger, Paths: c.Paths, ChunkSize: c.ChunkSize,
+		MaxPaths: c.MaxPaths, MaxSessions: c.MaxSessions, AcceptBacklog: c.AcceptBacklog,
+		HandshakeTimeout: c.HandshakeTimeout, SessionWindow: c.SessionWindow,
+		MaxMessageSize: c.MaxMessageSize, Mode: c.Mode, Scheduler: c.Scheduler, KeepAlive: c.KeepAlive,
+		PathTimeout: c.PathTimeout, MinRTO: c.MinRTO, ResumeGrace: c.ResumeGrace, Linger: c.Linger,
 	}
 }

@@ -21,7 +21,7 @@
 //	s.Close() // the peer's Receive returns io.EOF after every message sent before it
 //
 // Session.Conn returns a net.Conn view of a session, a byte stream, so that io.Copy and other
-// stream code work unchanged. Session.Paths reports per-path counters.
+// stream code work unchanged. Session.Stats reports the session's settings and per-path counters.
 //
 // # Flow control and limits
 //
@@ -34,19 +34,19 @@
 //
 // # Single-path frames
 //
-// Connections that do not open a session speak the base frame protocol: Server answers PING with
-// PONG and TEXT and DATA with ACK, and Client speaks it (see docs/PROTOCOL.md). A Listener serves
-// both kinds of connection on one address.
+// Connections that do not open a session speak the base frame protocol of package frame
+// (PING/PONG, TEXT and DATA answered by ACK; see docs/PROTOCOL.md). A Listener answers them on
+// its own address, so one port serves both kinds of peer; frame.Dial is their client.
 //
 // # Errors
 //
 // Errors are matched with errors.Is against the sentinels of this package (ErrFrameTooLarge,
 // ErrInvalidChunk, ErrUnknownSession, ErrOverBudget, ErrPathLost, ...), whether detected locally
-// or reported by the peer in an ERROR frame (RemoteError).
+// or reported by the peer in an ERROR frame (a *frame.RemoteError).
 //
 // # Logging
 //
-// Servers, clients and sessions log through the *slog.Logger in their Config: path and session
+// Listeners and sessions log through the *slog.Logger in their Config: path and session
 // events at Info, each frame's direction, type and size at Debug.
 //
 // # Surviving path failure

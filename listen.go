@@ -2,302 +2,50 @@ package braid
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/subtle"
-	"errors"
-	"fmt"
 	"net"
-	"sync"
 
-	"github.com/braidnet/braid/internal/disperse"
-	"github.com/braidnet/braid/internal/reasm"
-	"github.com/braidnet/braid/internal/wire"
+	"github.com/braidnet/braid/internal/session"
 )
 
 // Listener accepts multipath sessions. It also answers the single-path frame protocol (PING,
-// TEXT, DATA) on connections that do not open or attach to a session, so one address serves
-// both Client and Session peers.
+// TEXT, DATA; see package frame) on connections that do not open or attach to a session, so one
+// address serves both kinds of peer.
 type Listener struct {
-	srv    *Server
-	ln     net.Listener
-	table  *sessionTable
-	served chan error
+	l *session.Listener
 }
 
 // Listen listens on the TCP address addr and accepts sessions there.
 func Listen(addr string, cfg *Config) (*Listener, error) {
-	ln, err := net.Listen("tcp", addr)
+	l, err := session.Listen(addr, cfg.engine())
 	if err != nil {
 		return nil, err
 	}
-	l, err := NewListener(ln, cfg)
-	if err != nil {
-		ln.Close()
-	}
-	return l, err
+	return &Listener{l: l}, nil
 }
 
 // NewListener accepts sessions on ln, which the Listener then owns.
 func NewListener(ln net.Listener, cfg *Config) (*Listener, error) {
-	srv, err := NewServer(cfg)
+	l, err := session.NewListener(ln, cfg.engine())
 	if err != nil {
 		return nil, err
 	}
-	t := &sessionTable{
-		cfg:    srv.cfg,
-		byID:   make(map[wire.SessionID]*Session),
-		accept: make(chan *Session, srv.cfg.AcceptBacklog),
-		closed: make(chan struct{}),
-	}
-	srv.sessions = t
-	l := &Listener{srv: srv, ln: ln, table: t, served: make(chan error, 1)}
-	go func() { l.served <- srv.Serve(ln) }()
-	return l, nil
+	return &Listener{l: l}, nil
 }
 
-// Accept waits for the next session a client opens.
-func (l *Listener) Accept(ctx context.Context) (*Session, error) {
-	select {
-	case s := <-l.table.accept:
-		return s, nil
-	case <-l.table.closed:
-		return nil, ErrServerClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
+// Accept waits for the next session a client opens. After Close or Shutdown it returns
+// ErrServerClosed.
+func (l *Listener) Accept(ctx context.Context) (*Session, error) { return wrap(l.l.Accept(ctx)) }
 
 // Addr returns the address the Listener listens on.
-func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+func (l *Listener) Addr() net.Addr { return l.l.Addr() }
 
 // Close stops accepting and aborts every session and connection at once.
-func (l *Listener) Close() error {
-	for _, s := range l.table.shut() {
-		s.Abort()
-	}
-	l.srv.Close()
-	<-l.served
-	return nil
-}
+func (l *Listener) Close() error { return l.l.Close() }
 
-// Shutdown stops accepting, closes every session gracefully (each delivers what it has sent),
-// and then shuts the server down as Server.Shutdown does. If ctx ends first, sessions still
-// closing are aborted (their peers see ErrShuttingDown) and ctx's error is returned.
-func (l *Listener) Shutdown(ctx context.Context) error {
-	var wg sync.WaitGroup
-	sessions := l.table.shut()
-	for _, s := range sessions {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.Close()
-		}()
-	}
-	closed := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(closed)
-	}()
-	select {
-	case <-closed:
-	case <-ctx.Done():
-		// Out of time: abort what is still closing; Close returns once its session has ended.
-		for _, s := range sessions {
-			go s.abort(fmt.Errorf("%w: server shutdown deadline", ErrSessionClosed), wire.CodeShuttingDown)
-		}
-		<-closed
-	}
-	err := l.srv.Shutdown(ctx)
-	<-l.served
-	return err
-}
+// Shutdown stops accepting, closes every session gracefully (each delivers what it has sent) and
+// the single-path connections between frames. If ctx ends first, sessions still closing are
+// aborted (their peers see ErrShuttingDown) and ctx's error is returned.
+func (l *Listener) Shutdown(ctx context.Context) error { return l.l.Shutdown(ctx) }
 
 // Sessions returns the number of sessions the Listener holds, accepted or not.
-func (l *Listener) Sessions() int {
-	l.table.mu.Lock()
-	defer l.table.mu.Unlock()
-	return len(l.table.byID)
-}
-
-// sessionTable is a server's sessions, by id.
-type sessionTable struct {
-	cfg      *Config
-	mu       sync.Mutex
-	byID     map[wire.SessionID]*Session
-	accept   chan *Session
-	closed   chan struct{}
-	isClosed bool
-}
-
-// shut stops new sessions and returns the existing ones.
-func (t *sessionTable) shut() []*Session {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if !t.isClosed {
-		t.isClosed = true
-		close(t.closed)
-	}
-	var all []*Session
-	for _, s := range t.byID {
-		all = append(all, s)
-	}
-	return all
-}
-
-// errPathEnded ends a connection handler whose connection served as a session path.
-var errPathEnded = errors.New("session path ended")
-
-// handshake handles a connection whose first frame is SESSION_NEW or SESSION_ATTACH. On success
-// the connection becomes a path and this call runs its reader until the path ends.
-func (t *sessionTable) handshake(sc *serverConn, f wire.Frame) error {
-	var (
-		s         *Session
-		idx, slot int
-		err       error
-	)
-	if f.Type == wire.TypeSessionNew {
-		s, err = t.open(sc, f.Payload)
-	} else {
-		s, idx, slot, err = t.attach(sc, f.Payload)
-	}
-	if err != nil {
-		return sc.fail(err, codeFor(err), err.Error())
-	}
-	if h := t.cfg.hooks; h != nil && h.attaching != nil && f.Type == wire.TypeSessionAttach {
-		h.attaching(slot)
-	}
-	sc.markSessionPath()
-	p := newPath(s, idx, slot, PathSpec{}, sc.c, sc.r, sc.w)
-	p.reserved = true
-	if err := s.addPath(p); err != nil {
-		s.unreserve(slot)
-		if f.Type == wire.TypeSessionNew {
-			s.end(err)
-		}
-		return sc.fail(err, codeFor(err), err.Error())
-	}
-	sc.c.SetDeadline(noDeadline)
-	if f.Type == wire.TypeSessionNew {
-		t.offer(s)
-	}
-	p.readLoop()
-	return errPathEnded
-}
-
-// open creates a session from a SESSION_NEW payload and answers SESSION_ACCEPT.
-func (t *sessionTable) open(sc *serverConn, payload []byte) (*Session, error) {
-	m, err := wire.ParseSessionNew(payload)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrProtocol, err)
-	}
-	cs := int(m.ChunkSize)
-	mode, modeErr := disperse.FromWire(m.Mode, m.K, m.N)
-	switch {
-	case m.Version != wire.ProtocolVersion:
-		return nil, fmt.Errorf("%w: version %d, this server speaks %d", ErrBadOptions, m.Version, wire.ProtocolVersion)
-	case modeErr != nil:
-		return nil, fmt.Errorf("%w: %w", ErrBadOptions, modeErr)
-	case mode.N > t.cfg.MaxPaths:
-		return nil, fmt.Errorf("%w: mode %s needs %d paths, this server allows %d", ErrBadOptions, mode, mode.N, t.cfg.MaxPaths)
-	case mode.Coded() && cs >= MinChunkSize && cs <= MaxChunkSize && wire.PieceHeaderSize+mode.PieceSize(cs) > t.cfg.MaxFrameSize:
-		return nil, fmt.Errorf("%w: pieces of %d-byte chunks exceed the frame limit %d", ErrBadOptions, cs, t.cfg.MaxFrameSize)
-	case cs < MinChunkSize || cs > MaxChunkSize || cs+wire.ChunkHeaderSize > t.cfg.MaxFrameSize:
-		return nil, fmt.Errorf("%w: chunk size %d outside %d..%d", ErrBadOptions, cs, MinChunkSize, min(MaxChunkSize, t.cfg.MaxFrameSize-wire.ChunkHeaderSize))
-	case m.Window < uint64(2*reasm.Charge(1, mode.ChunkCharge(cs))):
-		return nil, fmt.Errorf("%w: window %d below two chunks", ErrBadOptions, m.Window)
-	}
-	var terms sessionTerms
-	rand.Read(terms.id[:])
-	rand.Read(terms.token[:])
-	terms.chunkSize, terms.peerWindow, terms.mode = cs, int64(min(m.Window, 1<<62)), mode
-	s, err := newSession(t.cfg, terms)
-	if err != nil {
-		return nil, err
-	}
-	s.onEnd = func() { t.remove(s) }
-	if err := t.register(sc, s, cs); err != nil {
-		s.end(err) // stops its monitor and forgets it
-		return nil, err
-	}
-	s.log.Info("session opened", "remote", sc.c.RemoteAddr().String(), "chunk_size", cs, "mode", mode.String())
-	return s, nil
-}
-
-// register makes a new session attachable and answers SESSION_ACCEPT.
-func (t *sessionTable) register(sc *serverConn, s *Session, cs int) error {
-	if _, err := s.reserveIndex(1, 0); err != nil { // index 0, slot 0: this connection's
-		return err
-	}
-	// Register before answering: the client attaches its other paths as soon as it reads
-	// SESSION_ACCEPT. Nobody can attach earlier, since only the answer reveals id and token.
-	t.mu.Lock()
-	switch {
-	case t.isClosed:
-		t.mu.Unlock()
-		return fmt.Errorf("%w: server shutting down", ErrShuttingDown)
-	case len(t.byID) >= t.cfg.MaxSessions:
-		t.mu.Unlock()
-		return fmt.Errorf("%w: %d sessions", ErrTooManySessions, t.cfg.MaxSessions)
-	}
-	t.byID[s.id] = s
-	t.mu.Unlock()
-	acc := wire.AppendSessionAccept(nil, wire.SessionAccept{ID: s.id, Token: s.token, PathIndex: 0,
-		MaxPaths: uint16(t.cfg.MaxPaths), ChunkSize: uint32(cs), Window: uint64(t.cfg.SessionWindow)})
-	return sc.writeNow(wire.TypeSessionAccept, acc)
-}
-
-// offer hands a new session, its first path running, to Accept; with the backlog full the
-// session is refused.
-func (t *sessionTable) offer(s *Session) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	select {
-	case t.accept <- s:
-		return
-	default:
-	}
-	go s.abort(fmt.Errorf("%w: accept backlog of %d is full", ErrTooManySessions, cap(t.accept)), wire.CodeTooManySessions)
-}
-
-// attach adds a connection to an existing session from a SESSION_ATTACH payload and answers
-// ATTACH_OK. A live path in the same slot is one the client has given up on (it re-dials only
-// lost paths): addPath ends it once the new one has joined, so that an attach refused or failed
-// before then leaves it alone. The slot is the handshake's until then: a second attach in it is
-// refused (TOO_MANY_PATHS), and the client's re-dial tries again.
-func (t *sessionTable) attach(sc *serverConn, payload []byte) (*Session, int, int, error) {
-	a, err := wire.ParseSessionAttach(payload)
-	if err != nil {
-		return nil, 0, 0, fmt.Errorf("%w: %w", ErrProtocol, err)
-	}
-	t.mu.Lock()
-	s := t.byID[a.ID]
-	t.mu.Unlock()
-	if s == nil {
-		return nil, 0, 0, fmt.Errorf("%w: %x", ErrUnknownSession, a.ID[:8])
-	}
-	if subtle.ConstantTimeCompare(a.Token[:], s.token[:]) != 1 {
-		s.log.Warn("attach refused: bad token", "remote", sc.c.RemoteAddr().String())
-		return nil, 0, 0, fmt.Errorf("%w for session %s", ErrBadToken, s.ID())
-	}
-	slot := int(a.Slot)
-	if limit := s.slotLimit(t.cfg.MaxPaths); slot >= limit {
-		return nil, 0, 0, fmt.Errorf("%w: slot %d, want 0..%d", ErrBadOptions, slot, limit-1)
-	}
-	idx, err := s.reserveIndex(t.cfg.MaxPaths, slot)
-	if err != nil {
-		return nil, 0, 0, err
-	}
-	if err := sc.writeNow(wire.TypeAttachOK, wire.AppendAttachOK(nil, uint16(idx))); err != nil {
-		s.unreserve(slot)
-		return nil, 0, 0, err
-	}
-	return s, idx, slot, nil
-}
-
-func (t *sessionTable) remove(s *Session) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.byID[s.id] == s {
-		delete(t.byID, s.id)
-	}
-}
+func (l *Listener) Sessions() int { return l.l.Sessions() }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/braidnet/braid"
 	"github.com/braidnet/braid/cmd/braid/internal/bench"
+	"github.com/braidnet/braid/frame"
 	"github.com/braidnet/braid/internal/disperse"
 	"github.com/braidnet/braid/internal/tap"
 )
@@ -82,7 +83,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	// Part 1: the frame protocol on one connection, every frame traced.
 	fmt.Fprintln(out, "\n== one path: ping and a text message, frame by frame")
-	c, err := braid.DialClient(ctx, addr, &braid.Config{Logger: clientLog})
+	c, err := frame.Dial(ctx, addr, &frame.Config{Logger: clientLog})
 	if err != nil {
 		return err
 	}
@@ -150,8 +151,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if m.Coded() {
 		how = fmt.Sprintf(", each sent as %d pieces, one per path", m.N)
 	}
-	fmt.Fprintf(out, "\n== chunks and bytes per path (client side; the file is %d chunks of %d bytes%s)\n", (n+s.ChunkSize()-1)/s.ChunkSize(), s.ChunkSize(), how)
-	writePathTable(out, s.Paths())
+	cs := s.Stats().ChunkSize
+	fmt.Fprintf(out, "\n== chunks and bytes per path (client side; the file is %d chunks of %d bytes%s)\n", (n+cs-1)/cs, cs, how)
+	writePathTable(out, s.Stats().Paths)
 	fmt.Fprintf(out, "\n== what each path carried: the first %s the server read on each connection\n", bench.Size(taps.Limit))
 	writeTapTable(out, sessionTaps(taps))
 	fmt.Fprintln(out, "\n== done")

@@ -7,8 +7,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/braidnet/braid"
 	"github.com/braidnet/braid/cmd/braid/internal/bench"
+	"github.com/braidnet/braid/frame"
 )
 
 func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -31,7 +31,7 @@ func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageError(fs, "%v", err)
 	}
 	addr := fs.Arg(0)
-	c, err := braid.DialClient(ctx, addr, &braid.Config{Logger: log})
+	c, err := frame.Dial(ctx, addr, &frame.Config{Logger: log})
 	if err != nil {
 		return err
 	}

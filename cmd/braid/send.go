@@ -14,6 +14,7 @@ import (
 
 	"github.com/braidnet/braid"
 	"github.com/braidnet/braid/cmd/braid/internal/bench"
+	"github.com/braidnet/braid/frame"
 	"github.com/braidnet/braid/internal/disperse"
 )
 
@@ -103,7 +104,8 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer s.Close()
-	fmt.Fprintf(stdout, "session %s: %d paths, %s chunks, mode %s\n", s.ID(), len(s.Paths()), bench.Size(s.ChunkSize()), s.Mode())
+	st := s.Stats()
+	fmt.Fprintf(stdout, "session %s: %d paths, %s chunks, mode %s\n", st.ID, len(st.Paths), bench.Size(st.ChunkSize), st.Mode)
 
 	start := time.Now()
 	var h transferHeader
@@ -131,7 +133,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := s.Close(); err != nil {
 		return err
 	}
-	writePathTable(stdout, s.Paths())
+	writePathTable(stdout, s.Stats().Paths)
 	return nil
 }
 
@@ -167,8 +169,8 @@ func writePathTable(w io.Writer, paths []braid.PathStats) {
 }
 
 // sendSingle is the single-path frame protocol: TEXT or DATA frames, each answered by ACK.
-func sendSingle(ctx context.Context, addr, message, file string, frame int, log *slog.Logger, stdout io.Writer) error {
-	c, err := braid.DialClient(ctx, addr, &braid.Config{Logger: log})
+func sendSingle(ctx context.Context, addr, message, file string, frameSize int, log *slog.Logger, stdout io.Writer) error {
+	c, err := frame.Dial(ctx, addr, &frame.Config{Logger: log})
 	if err != nil {
 		return err
 	}
@@ -186,12 +188,12 @@ func sendSingle(ctx context.Context, addr, message, file string, frame int, log 
 		return err
 	}
 	defer f.Close()
-	res, err := c.Upload(ctx, f, frame)
+	res, err := c.Upload(ctx, f, frameSize)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "ack from %s: %s sent as %d DATA frames of up to %s; %d bytes acknowledged in %v (%.1f MiB/s)\n",
-		addr, file, res.Frames, bench.Size(frame), res.Bytes, res.Duration.Round(time.Microsecond),
+		addr, file, res.Frames, bench.Size(frameSize), res.Bytes, res.Duration.Round(time.Microsecond),
 		float64(res.Bytes)/(1<<20)/max(res.Duration.Seconds(), 1e-9))
 	return nil
 }

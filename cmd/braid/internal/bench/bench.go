@@ -16,7 +16,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/braidnet/braid"
+	"github.com/braidnet/braid/frame"
 	"github.com/braidnet/braid/internal/wire"
 )
 
@@ -113,7 +113,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		defer raw.close()
 	}
-	c, err := braid.DialClient(ctx, o.Addr, nil)
+	c, err := frame.Dial(ctx, o.Addr, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +167,7 @@ func medianRun(runs []Throughput) Throughput {
 }
 
 func startLoopbackServer() (string, func(), error) {
-	srv, err := braid.NewServer(nil)
+	srv, err := frame.NewServer(nil)
 	if err != nil {
 		return "", nil, err
 	}
@@ -179,7 +179,7 @@ func startLoopbackServer() (string, func(), error) {
 	return ln.Addr().String(), func() { srv.Close() }, nil
 }
 
-func braidLatency(ctx context.Context, c *braid.Client, n int) (Latency, error) {
+func braidLatency(ctx context.Context, c *frame.Client, n int) (Latency, error) {
 	var probe [pingPayload]byte
 	rtts := make([]time.Duration, 0, n)
 	for i := range n {
@@ -206,7 +206,7 @@ func Summarize(samples []time.Duration) Latency {
 	return Latency{Samples: len(samples), Median: pct(0.5), P90: pct(0.9), P99: pct(0.99), P999: pct(0.999), Max: samples[len(samples)-1]}
 }
 
-func braidThroughput(ctx context.Context, c *braid.Client, size int, frames int64, limit time.Duration) (Throughput, error) {
+func braidThroughput(ctx context.Context, c *frame.Client, size int, frames int64, limit time.Duration) (Throughput, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	src := newPatternReader(int64(size) * frames)

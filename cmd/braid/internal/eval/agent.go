@@ -266,7 +266,7 @@ func (a *agent) braidClient(ctx context.Context) error {
 		return err
 	}
 	var info []string
-	for _, p := range s.Paths() {
+	for _, p := range s.Stats().Paths {
 		info = append(info, fmt.Sprintf("path %d %s->%s sent %d", p.Index, p.Local, p.Remote, p.BytesSent))
 	}
 	a.emit(agentOut{Info: strings.Join(info, "; ")})

@@ -222,7 +222,7 @@ func inprocPaths(sc *Scenario, targets []string) ([]*faultproxy.Proxy, []braid.P
 // its slot and a dead one stays listed, so each slot's sum only grows.
 func braidCounters(s *braid.Session, n int) []int64 {
 	out := make([]int64, n)
-	for _, st := range s.Paths() {
+	for _, st := range s.Stats().Paths {
 		if st.Slot >= 0 && st.Slot < n {
 			out[st.Slot] += int64(st.BytesReceived)
 		}

@@ -1,4 +1,4 @@
-package braid
+package frame
 
 import (
 	"context"
@@ -34,7 +34,7 @@ func benchClient(b *testing.B) *Client {
 	}
 	go srv.Serve(ln)
 	b.Cleanup(func() { srv.Close() })
-	c, err := DialClient(context.Background(), ln.Addr().String(), nil)
+	c, err := Dial(context.Background(), ln.Addr().String(), nil)
 	if err != nil {
 		b.Fatal(err)
 	}

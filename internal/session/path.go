@@ -1,4 +1,4 @@
-package braid
+package session
 
 import (
 	"context"
@@ -1025,7 +1025,7 @@ func (p *path) handleControl(t wire.Type, payload []byte) error {
 		if err != nil {
 			return violation(wire.CodeProtocol, err)
 		}
-		return &RemoteError{Code: e.Code, Message: e.Message}
+		return remoteError(e)
 	default:
 		return violation(wire.CodeProtocol, fmt.Errorf("%w: unexpected %s on a session path", ErrProtocol, t))
 	}

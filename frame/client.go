@@ -1,4 +1,4 @@
-package braid
+package frame
 
 import (
 	"bytes"
@@ -13,14 +13,6 @@ import (
 
 	"github.com/braidnet/braid/internal/wire"
 )
-
-// FrameType is the type byte of a frame (see docs/PROTOCOL.md, "Frame types").
-type FrameType = wire.Type
-
-// Ack is the server's acknowledgement of a TEXT or DATA frame: the acknowledged type, the frame's
-// sequence number on the connection (TEXT and DATA frames counted from 1) and the payload bytes
-// the server received.
-type Ack = wire.Ack
 
 // Client speaks the frame protocol over one connection: probes, text messages and bulk data,
 // each answered by the server. Methods may be called from several goroutines; they take turns.
@@ -38,8 +30,8 @@ type Client struct {
 	err error      // sticky: the connection is unusable
 }
 
-// DialClient connects to a Braid server at addr ("host:port").
-func DialClient(ctx context.Context, addr string, cfg *Config) (*Client, error) {
+// Dial connects to a Braid server at addr ("host:port").
+func Dial(ctx context.Context, addr string, cfg *Config) (*Client, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -265,7 +257,7 @@ func (c *Client) receive() (wire.Frame, error) {
 		if perr != nil {
 			return f, perr
 		}
-		return f, &RemoteError{Code: e.Code, Message: e.Message}
+		return f, remoteError(e)
 	}
 	return f, nil
 }
@@ -279,11 +271,12 @@ func (c *Client) receiveAck(t wire.Type, seq uint64, n int) (Ack, error) {
 	if f.Type != wire.TypeAck {
 		return Ack{}, fmt.Errorf("%w: expected ACK, got %s", ErrProtocol, f.Type)
 	}
-	ack, err := wire.ParseAck(f.Payload)
+	wa, err := wire.ParseAck(f.Payload)
 	if err != nil {
 		return Ack{}, err
 	}
-	if ack.Acked != t || ack.Seq != seq || ack.Bytes != uint64(n) {
+	ack := ackFromWire(wa)
+	if ack.Acked != Type(t) || ack.Seq != seq || ack.Bytes != uint64(n) {
 		return ack, fmt.Errorf("%w: ACK %s #%d of %d bytes answers %s #%d of %d bytes", ErrProtocol, ack.Acked, ack.Seq, ack.Bytes, t, seq, n)
 	}
 	return ack, nil

@@ -1,6 +1,6 @@
 //go:build race
 
-package braid
+package session
 
 // raceEnabled reports a race-detector build, whose memory and time costs make some tests
 // scale down (each says how).

@@ -1,4 +1,4 @@
-package braid
+package session
 
 import (
 	"context"

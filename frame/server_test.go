@@ -1,4 +1,4 @@
-package braid
+package frame
 
 import (
 	"bytes"
@@ -72,7 +72,7 @@ func startServer(t *testing.T, cfg *Config) (*Server, string, *syncBuffer) {
 
 func dialClient(t *testing.T, addr string) *Client {
 	t.Helper()
-	c, err := DialClient(context.Background(), addr, nil)
+	c, err := Dial(context.Background(), addr, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestPingTextData(t *testing.T) {
 		t.Fatal(err)
 	}
 	ack, err := c.SendText(ctx, "hello, wörld")
-	if err != nil || ack != (Ack{Acked: wire.TypeText, Seq: 1, Bytes: uint64(len("hello, wörld"))}) {
+	if err != nil || ack != (Ack{Acked: TypeText, Seq: 1, Bytes: uint64(len("hello, wörld"))}) {
 		t.Fatalf("text ack %+v, %v", ack, err)
 	}
 	ack, err = c.SendData(ctx, make([]byte, 3<<20))
@@ -251,7 +251,7 @@ func TestClientSeesRemoteErrors(t *testing.T) {
 	c := dialClient(t, addr)
 	_, err := c.SendData(context.Background(), make([]byte, 1001))
 	var re *RemoteError
-	if !errors.Is(err, ErrFrameTooLarge) || !errors.As(err, &re) || re.Code != wire.CodeFrameTooLarge {
+	if !errors.Is(err, ErrFrameTooLarge) || !errors.As(err, &re) || re.Code != CodeFrameTooLarge {
 		t.Fatalf("err = %v", err)
 	}
 	// The error is sticky: the connection is gone.
@@ -308,7 +308,7 @@ func TestManyConcurrentClients(t *testing.T) {
 func oneClient(addr string, i int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := DialClient(ctx, addr, nil)
+	c, err := Dial(ctx, addr, nil)
 	if err != nil {
 		return err
 	}

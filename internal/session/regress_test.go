@@ -1,4 +1,4 @@
-package braid
+package session
 
 import (
 	"context"
@@ -87,9 +87,9 @@ func TestAttachSlotsBounded(t *testing.T) {
 	// Each attach below is in slot 1, and is over, refused or ended, once the server holds no
 	// connection but the session's first path's: the next one does not find the slot busy.
 	handled := func() bool {
-		l.srv.mu.Lock()
-		defer l.srv.mu.Unlock()
-		return len(l.srv.conns) == 1
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.conns) == 1
 	}
 	attach := wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: 1})
 	for range 10 { // reset before reading ATTACH_OK

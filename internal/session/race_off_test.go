@@ -1,5 +1,5 @@
 //go:build !race
 
-package braid
+package session
 
 const raceEnabled = false

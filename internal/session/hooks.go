@@ -1,4 +1,4 @@
-package braid
+package session
 
 // testHooks let the package's tests observe, and pace, moments that have no other visible effect.
 // A Config carries them (nil outside tests), so that each test's sessions have their own and no

@@ -1,4 +1,4 @@
-package braid
+package frame
 
 import (
 	"context"
@@ -33,7 +33,6 @@ type Server struct {
 	conns     map[*serverConn]struct{}
 	shutdown  atomic.Bool // set under mu; read without it by connection handlers
 	handlers  sync.WaitGroup
-	sessions  *sessionTable // nil unless a Listener accepts sessions through this server
 }
 
 // NewServer returns a Server with the given configuration (nil for defaults).
@@ -102,12 +101,37 @@ func isTemporaryAccept(err error) bool {
 
 func (s *Server) closing() bool { return s.shutdown.Load() }
 
+// ServeConn serves the frame protocol on one connection that the caller has accepted, on the
+// calling goroutine, until the connection ends, and closes it. Shutdown and Close apply to it
+// as to the connections Serve accepts. It returns ErrServerClosed if the server is shut down
+// before or while serving, nil when the client closed the connection between frames, and
+// otherwise the reason the connection was dropped (also logged).
+func (s *Server) ServeConn(c net.Conn) error {
+	sc := s.register(c)
+	if sc == nil {
+		c.Close()
+		return ErrServerClosed
+	}
+	return sc.serve()
+}
+
 // track registers c and starts its handler, unless the server is shutting down.
 func (s *Server) track(c net.Conn) bool {
+	sc := s.register(c)
+	if sc == nil {
+		return false
+	}
+	go sc.serve()
+	return true
+}
+
+// register makes c one of the server's connections, counted by its handlers, or returns nil if
+// the server is shutting down.
+func (s *Server) register(c net.Conn) *serverConn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.shutdown.Load() {
-		return false
+		return nil
 	}
 	sc := &serverConn{
 		s:   s,
@@ -118,8 +142,7 @@ func (s *Server) track(c net.Conn) bool {
 	}
 	s.conns[sc] = struct{}{}
 	s.handlers.Add(1)
-	go sc.serve()
-	return true
+	return sc
 }
 
 // Shutdown stops accepting, lets every connection finish the frame it is receiving, closes all
@@ -191,24 +214,24 @@ type serverConn struct {
 // errClientGone marks a clean end of stream between frames.
 var errClientGone = errors.New("client closed the connection")
 
-func (sc *serverConn) serve() {
+// serve runs the connection until it ends and returns why: nil for a client that closed it
+// between frames.
+func (sc *serverConn) serve() error {
 	defer sc.s.handlers.Done()
 	sc.log.Debug("connection opened")
 	err := sc.loop()
 	switch {
 	case errors.Is(err, errClientGone):
 		sc.log.Debug("connection closed", "reason", err)
+		err = nil
 	case errors.Is(err, ErrServerClosed):
 		sc.log.Debug("connection closed", "reason", "server shutting down")
-	case errors.Is(err, errPathEnded):
-		// The session's path owns the connection now and closes it when it is done with it.
-		sc.forget()
-		return
 	default:
 		sc.log.Warn("connection dropped", "reason", err)
 	}
 	sc.c.Close()
 	sc.forget()
+	return err
 }
 
 func (sc *serverConn) forget() {
@@ -223,7 +246,7 @@ func (sc *serverConn) loop() error {
 	for {
 		wait := cfg.IdleTimeout
 		if sc.frames == 0 {
-			wait = min(wait, cfg.HandshakeTimeout)
+			wait = min(wait, cfg.FirstFrameTimeout)
 		}
 		if !sc.setIdle(wait) {
 			return sc.fail(ErrServerClosed, wire.CodeShuttingDown, "server shutting down")
@@ -232,9 +255,9 @@ func (sc *serverConn) loop() error {
 			switch {
 			case err == io.EOF:
 				return errClientGone
-			case isTimeout(err) && sc.s.closing():
+			case IsTimeout(err) && sc.s.closing():
 				return sc.fail(ErrServerClosed, wire.CodeShuttingDown, "server shutting down")
-			case isTimeout(err):
+			case IsTimeout(err):
 				return sc.fail(fmt.Errorf("idle for %v: %w", cfg.IdleTimeout, err), wire.CodeTimeout, "idle timeout")
 			}
 			return err
@@ -242,22 +265,19 @@ func (sc *serverConn) loop() error {
 		sc.setBusy(cfg.ReadTimeout)
 		f, err := sc.readFrame()
 		if err != nil {
-			if isTimeout(err) {
+			if IsTimeout(err) {
 				return sc.fail(fmt.Errorf("frame not received within %v: %w", cfg.ReadTimeout, err), wire.CodeTimeout, "read timeout")
 			}
 			if errors.Is(err, io.ErrUnexpectedEOF) {
 				return sc.fail(err, wire.CodeProtocol, "truncated frame")
 			}
-			return sc.fail(err, codeFor(err), err.Error())
+			return sc.fail(err, wire.Code(CodeFor(err)), err.Error())
 		}
 		sc.trace("recv", f.Type, sc.payloadLen(f))
 		sc.frames++
 		switch f.Type {
 		case wire.TypeSessionNew, wire.TypeSessionAttach:
-			if sc.frames > 1 || sc.s.sessions == nil {
-				return sc.fail(fmt.Errorf("%w: %s not allowed here", ErrProtocol, f.Type), wire.CodeProtocol, "this connection cannot open or attach a session")
-			}
-			return sc.s.sessions.handshake(sc, f)
+			return sc.fail(fmt.Errorf("%w: %s not allowed here", ErrProtocol, f.Type), wire.CodeProtocol, "this connection cannot open or attach a session")
 		case wire.TypeChunk, wire.TypeCredit, wire.TypeClose:
 			return sc.fail(fmt.Errorf("%w: %s on a connection attached to no session", ErrUnknownSession, f.Type), wire.CodeUnknownSession, "no session on this connection")
 		}
@@ -314,7 +334,7 @@ func (sc *serverConn) answer(f wire.Frame) error {
 		if err != nil {
 			return sc.fail(err, wire.CodeProtocol, err.Error())
 		}
-		return &RemoteError{Code: e.Code, Message: e.Message}
+		return remoteError(e)
 	default:
 		return sc.fail(fmt.Errorf("%w: unexpected %s frame from a client", ErrProtocol, f.Type), wire.CodeProtocol, "unexpected "+f.Type.String())
 	}
@@ -360,24 +380,6 @@ func (sc *serverConn) trace(dir string, t wire.Type, n int) {
 		sc.log.Debug("frame", "dir", dir, "type", t.String(), "bytes", n)
 	}
 }
-
-// writeNow writes one frame at once, within the write timeout.
-func (sc *serverConn) writeNow(t wire.Type, payload []byte) error {
-	sc.c.SetWriteDeadline(time.Now().Add(sc.s.cfg.WriteTimeout))
-	sc.trace("send", t, len(payload))
-	return sc.w.WriteFrame(t, payload)
-}
-
-// markSessionPath hands the connection to a session: Shutdown no longer interrupts it as an idle
-// connection, since the session manages its own deadlines and ending.
-func (sc *serverConn) markSessionPath() {
-	sc.mu.Lock()
-	defer sc.mu.Unlock()
-	sc.busy = true
-}
-
-// noDeadline clears a connection's deadlines.
-var noDeadline time.Time
 
 // setIdle marks the connection as waiting for a frame and arms the idle deadline. It returns
 // false if the server is shutting down, in which case the connection should close.

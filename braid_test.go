@@ -1,0 +1,143 @@
+package braid_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/braidnet/braid"
+	"github.com/braidnet/braid/frame"
+)
+
+// TestPublicAPI drives the public surface the way an application does: a Listener, a session of
+// four paths, messages both ways, the stream view, the stats, and a clean close.
+func TestPublicAPI(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := braid.Listen("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	served := make(chan error, 1)
+	go func() {
+		s, err := l.Accept(ctx)
+		if err != nil {
+			served <- err
+			return
+		}
+		for {
+			msg, err := s.Receive(ctx)
+			if err == io.EOF {
+				served <- s.Close()
+				return
+			}
+			if err != nil {
+				served <- err
+				return
+			}
+			if err := s.Send(ctx, msg); err != nil {
+				served <- err
+				return
+			}
+			s.Release(msg)
+		}
+	}()
+	s, err := braid.Dial(ctx, l.Addr().String(), &braid.Config{Paths: 4, ChunkSize: 4 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := bytes.Repeat([]byte("braid"), 10_000) // 50 kB: chunks on every path
+	for range 4 {
+		if err := s.Send(ctx, want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Receive(ctx)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("echo: %d bytes, %v", len(got), err)
+		}
+	}
+	st := s.Stats()
+	if st.ID != s.ID() || st.ChunkSize != 4<<10 || st.Mode != "plain" || len(st.Paths) != 4 {
+		t.Fatalf("stats %+v", st)
+	}
+	var sent uint64
+	for _, p := range st.Paths {
+		if !p.Live {
+			t.Errorf("path %d not live", p.Index)
+		}
+		sent += p.BytesSent
+	}
+	if sent != 4*uint64(len(want)) {
+		t.Errorf("paths sent %d bytes, want %d", sent, 4*len(want))
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("server: %v", err)
+	}
+	if err := s.Send(ctx, want); !errors.Is(err, braid.ErrSessionClosed) {
+		t.Fatalf("Send after Close: %v, want ErrSessionClosed", err)
+	}
+}
+
+// TestListenerServesFrames: a Listener answers the single-path frame protocol on its address.
+func TestListenerServesFrames(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := braid.Listen("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := frame.Dial(ctx, l.Addr().String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Ping(ctx, []byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := c.SendText(ctx, "hello")
+	if err != nil || ack.Bytes != 5 {
+		t.Fatalf("SendText: %+v %v", ack, err)
+	}
+	c.Close()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Accept(ctx); !errors.Is(err, braid.ErrServerClosed) {
+		t.Fatalf("Accept after Close: %v, want ErrServerClosed", err)
+	}
+}
+
+// TestPublicErrors: the public sentinels match what the engine and the peer report.
+func TestPublicErrors(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	bad := &braid.Config{KeepAlive: 10 * time.Second} // not below the default PathTimeout
+	if err := bad.Validate(); !errors.Is(err, braid.ErrBadOptions) {
+		t.Fatalf("Validate: %v, want ErrBadOptions", err)
+	}
+	if _, err := braid.Dial(ctx, "127.0.0.1:1", bad); !errors.Is(err, braid.ErrBadOptions) {
+		t.Fatalf("Dial: %v, want ErrBadOptions", err)
+	}
+	l, err := braid.Listen("127.0.0.1:0", &braid.Config{MaxPaths: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	// The server refuses more paths than it allows: a remote error, matched by the sentinel.
+	_, err = braid.Dial(ctx, l.Addr().String(), &braid.Config{Paths: 3})
+	if !errors.Is(err, braid.ErrTooManyPaths) {
+		t.Fatalf("Dial with 3 paths to a 2-path server: %v, want ErrTooManyPaths", err)
+	}
+	if errors.Is(err, braid.ErrBadToken) {
+		t.Fatalf("%v matches an unrelated sentinel", err)
+	}
+	if err := braid.DefaultConfig().Validate(); err != nil {
+		t.Fatalf("DefaultConfig does not validate: %v", err)
+	}
+}

@@ -1,0 +1,232 @@
+package session
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/braidnet/braid/frame"
+	"github.com/braidnet/braid/internal/disperse"
+	"github.com/braidnet/braid/internal/reasm"
+	"github.com/braidnet/braid/internal/sched"
+	"github.com/braidnet/braid/internal/wire"
+)
+
+// Config is the engine's configuration. Each field means what the field of the same name in
+// braid.Config documents (the public type, converted field by field); a nil *Config means
+// DefaultConfig() and a zero field its default.
+type Config struct {
+	MaxFrameSize     int
+	IdleTimeout      time.Duration
+	ReadTimeout      time.Duration
+	WriteTimeout     time.Duration
+	Logger           *slog.Logger
+	Paths            int
+	ChunkSize        int
+	MaxPaths         int
+	MaxSessions      int
+	AcceptBacklog    int
+	HandshakeTimeout time.Duration
+	SessionWindow    int64
+	MaxMessageSize   int
+	Mode             string
+	Scheduler        string
+	KeepAlive        time.Duration
+	PathTimeout      time.Duration
+	MinRTO           time.Duration
+	ResumeGrace      time.Duration
+	Linger           time.Duration
+
+	hooks *testHooks // tests only; nil otherwise
+}
+
+// Chunk size limits.
+const (
+	MinChunkSize = 1 << 10 // 1 KiB
+	MaxChunkSize = 1 << 20 // 1 MiB
+)
+
+// DefaultConfig returns the configuration used when none is given.
+func DefaultConfig() *Config {
+	return &Config{
+		MaxFrameSize: wire.DefaultMaxPayload,
+		IdleTimeout:  2 * time.Minute,
+		ReadTimeout:  30 * time.Second,
+		WriteTimeout: 30 * time.Second,
+		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+
+		Paths:            4,
+		ChunkSize:        256 << 10,
+		MaxPaths:         16,
+		MaxSessions:      1024,
+		AcceptBacklog:    128,
+		HandshakeTimeout: 10 * time.Second,
+		SessionWindow:    64 << 20,
+		MaxMessageSize:   16 << 20,
+		Scheduler:        sched.DefaultName,
+		KeepAlive:        time.Second,
+		PathTimeout:      4 * time.Second,
+		MinRTO:           200 * time.Millisecond,
+		ResumeGrace:      30 * time.Second,
+		Linger:           5 * time.Second,
+	}
+}
+
+// Validate reports the first rule c breaks: each field's range, in declaration order, then the
+// rules that relate fields (with zero fields taken as their defaults). Dial and Listen accept
+// exactly what Validate accepts. Every error matches ErrBadOptions.
+func (c *Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
+// maxPathsLimit bounds Paths and MaxPaths: path indexes are 16-bit on the wire, and each path
+// costs two goroutines and buffers.
+const maxPathsLimit = 1024
+
+// checkRanges checks each field on its own, in declaration order.
+func (c *Config) checkRanges() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrBadOptions}, args...)...)
+	}
+	durations := []struct {
+		name string
+		v    time.Duration
+	}{{"IdleTimeout", c.IdleTimeout}, {"ReadTimeout", c.ReadTimeout}, {"WriteTimeout", c.WriteTimeout}}
+	ints := []struct {
+		name string
+		v    int
+	}{{"Paths", c.Paths}, {"ChunkSize", c.ChunkSize}, {"MaxPaths", c.MaxPaths}, {"MaxSessions", c.MaxSessions},
+		{"AcceptBacklog", c.AcceptBacklog}}
+	if c.MaxFrameSize < 0 || c.MaxFrameSize > wire.MaxPayloadLimit {
+		return bad("MaxFrameSize %d outside 0..%d", c.MaxFrameSize, wire.MaxPayloadLimit)
+	}
+	for _, d := range durations {
+		if d.v < 0 {
+			return bad("%s %v is negative", d.name, d.v)
+		}
+	}
+	for _, n := range ints {
+		if n.v < 0 {
+			return bad("%s %d is negative", n.name, n.v)
+		}
+	}
+	switch {
+	case c.Paths > maxPathsLimit:
+		return bad("Paths %d above %d", c.Paths, maxPathsLimit)
+	case c.ChunkSize != 0 && (c.ChunkSize < MinChunkSize || c.ChunkSize > MaxChunkSize):
+		return bad("ChunkSize %d outside %d..%d", c.ChunkSize, MinChunkSize, MaxChunkSize)
+	case c.MaxPaths > maxPathsLimit:
+		return bad("MaxPaths %d above %d", c.MaxPaths, maxPathsLimit)
+	case c.HandshakeTimeout < 0:
+		return bad("HandshakeTimeout %v is negative", c.HandshakeTimeout)
+	case c.SessionWindow < 0:
+		return bad("SessionWindow %d is negative", c.SessionWindow)
+	case c.MaxMessageSize < 0:
+		return bad("MaxMessageSize %d is negative", c.MaxMessageSize)
+	}
+	mode, err := disperse.Parse(c.Mode)
+	if err != nil {
+		return bad("Mode: %w", err)
+	}
+	if mode.Coded() && c.Paths != 0 && c.Paths != mode.N {
+		// Share j travels only on path j: a coded session has exactly N paths.
+		return bad("Mode %s needs %d paths, Paths is %d", mode, mode.N, c.Paths)
+	}
+	if c.Scheduler != "" {
+		if _, err := sched.New(c.Scheduler); err != nil {
+			return bad("Scheduler: %w", err)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"KeepAlive", c.KeepAlive}, {"PathTimeout", c.PathTimeout}, {"MinRTO", c.MinRTO},
+		{"ResumeGrace", c.ResumeGrace}, {"Linger", c.Linger}} {
+		if d.v < 0 {
+			return bad("%s %v is negative", d.name, d.v)
+		}
+	}
+	return nil
+}
+
+// withDefaults validates c and returns a copy with every zero field set to its default.
+func (c *Config) withDefaults() (*Config, error) {
+	d := DefaultConfig()
+	if c == nil {
+		return d, nil
+	}
+	if err := c.checkRanges(); err != nil {
+		return nil, err
+	}
+	out := *c
+	setDefault(&out.MaxFrameSize, d.MaxFrameSize)
+	setDefault(&out.IdleTimeout, d.IdleTimeout)
+	setDefault(&out.ReadTimeout, d.ReadTimeout)
+	setDefault(&out.WriteTimeout, d.WriteTimeout)
+	if out.Logger == nil {
+		out.Logger = d.Logger
+	}
+	mode, _ := disperse.Parse(out.Mode)
+	out.Mode = mode.String()
+	if mode.Coded() {
+		out.Paths = mode.N // checkRanges saw that Paths is N or unset
+	}
+	setDefault(&out.Paths, d.Paths)
+	setDefault(&out.ChunkSize, d.ChunkSize)
+	setDefault(&out.MaxPaths, d.MaxPaths)
+	setDefault(&out.MaxSessions, d.MaxSessions)
+	setDefault(&out.AcceptBacklog, d.AcceptBacklog)
+	setDefault(&out.HandshakeTimeout, d.HandshakeTimeout)
+	winSet := out.SessionWindow != 0
+	setDefault(&out.SessionWindow, d.SessionWindow)
+	setDefault(&out.MaxMessageSize, d.MaxMessageSize)
+	setDefault(&out.Scheduler, d.Scheduler)
+	setDefault(&out.KeepAlive, d.KeepAlive)
+	setDefault(&out.PathTimeout, d.PathTimeout)
+	setDefault(&out.MinRTO, d.MinRTO)
+	setDefault(&out.ResumeGrace, d.ResumeGrace)
+	setDefault(&out.Linger, d.Linger)
+	if out.PathTimeout <= out.KeepAlive {
+		return nil, fmt.Errorf("%w: PathTimeout %v must exceed KeepAlive %v", ErrBadOptions, out.PathTimeout, out.KeepAlive)
+	}
+	if out.ChunkSize+wire.ChunkHeaderSize > out.MaxFrameSize {
+		return nil, fmt.Errorf("%w: ChunkSize %d does not fit in MaxFrameSize %d", ErrBadOptions, out.ChunkSize, out.MaxFrameSize)
+	}
+	if mode.Coded() && wire.PieceHeaderSize+mode.PieceSize(out.ChunkSize) > out.MaxFrameSize {
+		return nil, fmt.Errorf("%w: pieces of %d-byte chunks do not fit in MaxFrameSize %d", ErrBadOptions, out.ChunkSize, out.MaxFrameSize)
+	}
+	// The window must hold two of the largest messages, so that credit returned in eighths
+	// always lets a waiting sender through (see flow control in docs/PROTOCOL.md).
+	// A coded mode charges each chunk with the pieces a receiver may hold for it, so its default
+	// window grows to match.
+	minWin := 2 * reasm.Charge(reasm.Chunks(out.MaxMessageSize, out.ChunkSize), mode.ChunkCharge(out.ChunkSize))
+	if !winSet && out.SessionWindow < minWin {
+		out.SessionWindow = minWin
+	}
+	if out.SessionWindow < minWin {
+		return nil, fmt.Errorf("%w: SessionWindow %d below twice the largest message's charge (%d)", ErrBadOptions, out.SessionWindow, minWin)
+	}
+	return &out, nil
+}
+
+func setDefault[T comparable](field *T, def T) {
+	var zero T
+	if *field == zero {
+		*field = def
+	}
+}
+
+// frameConfig is the configuration of the frame.Server a Listener hands single-path connections
+// to.
+func (c *Config) frameConfig() *frame.Config {
+	return &frame.Config{
+		MaxFrameSize:      c.MaxFrameSize,
+		IdleTimeout:       c.IdleTimeout,
+		FirstFrameTimeout: c.HandshakeTimeout,
+		ReadTimeout:       c.ReadTimeout,
+		WriteTimeout:      c.WriteTimeout,
+		Logger:            c.Logger,
+	}
+}

@@ -1,0 +1,208 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/braidnet/braid/internal/disperse"
+	"github.com/braidnet/braid/internal/reasm"
+	"github.com/braidnet/braid/internal/wire"
+)
+
+// pathReadBuffer is the read buffer of each session path. Chunk payloads bypass it (they are read
+// straight into their message), so it only batches small frames; it is most of a path's idle
+// memory.
+const pathReadBuffer = 16 << 10
+
+// PathSpec says how to open one path: from which local address (empty for any) to which remote
+// one. Giving each path its own local address makes the paths leave through different
+// interfaces.
+type PathSpec struct {
+	Local  string // local "host:port" or "host" to bind; empty for any
+	Remote string // server "host:port"
+}
+
+// Dial opens a session of Config.Paths connections to the server at addr.
+func Dial(ctx context.Context, addr string, cfg *Config) (*Session, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	specs := make([]PathSpec, c.Paths)
+	for i := range specs {
+		specs[i].Remote = addr
+	}
+	return dialPaths(ctx, specs, c)
+}
+
+// DialPaths opens a session with one path per spec. The first path creates the session
+// (SESSION_NEW); the others attach to it concurrently (SESSION_ATTACH). If any path fails to
+// attach, the session is aborted and the error returned.
+func DialPaths(ctx context.Context, specs []PathSpec, cfg *Config) (*Session, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if len(specs) == 0 {
+		return nil, errors.New("braid: DialPaths needs at least one path")
+	}
+	if len(specs) > maxPathsLimit {
+		return nil, fmt.Errorf("%w: %d requested, at most %d", ErrTooManyPaths, len(specs), maxPathsLimit)
+	}
+	return dialPaths(ctx, specs, c)
+}
+
+func dialPaths(ctx context.Context, specs []PathSpec, c *Config) (*Session, error) {
+	mode, err := disperse.Parse(c.Mode)
+	if err != nil {
+		return nil, err
+	}
+	if mode.Coded() && len(specs) != mode.N {
+		return nil, fmt.Errorf("%w: mode %s needs %d paths, %d given", ErrBadOptions, mode, mode.N, len(specs))
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.HandshakeTimeout)
+	defer cancel()
+	m, k, n := mode.Wire()
+	hs, err := dialHandshake(ctx, specs[0], c, wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{
+		Version: wire.ProtocolVersion, Mode: m, K: k, N: n, ChunkSize: uint32(c.ChunkSize), Window: uint64(c.SessionWindow),
+	}))
+	if err != nil {
+		return nil, err
+	}
+	acc, err := wire.ParseSessionAccept(hs.reply.Payload)
+	if err == nil && (acc.ChunkSize != uint32(c.ChunkSize) || acc.PathIndex != 0) {
+		err = fmt.Errorf("%w: server answered chunk size %d, path %d", ErrProtocol, acc.ChunkSize, acc.PathIndex)
+	}
+	if err == nil && (acc.Window < uint64(2*reasm.Charge(1, mode.ChunkCharge(int(acc.ChunkSize)))) || acc.Window > 1<<62) {
+		err = fmt.Errorf("%w: server window %d", ErrBadOptions, acc.Window)
+	}
+	if err == nil && len(specs) > int(acc.MaxPaths) {
+		err = fmt.Errorf("%w: %d requested, the server allows %d", ErrTooManyPaths, len(specs), acc.MaxPaths)
+	}
+	if err != nil {
+		hs.conn.Close()
+		return nil, err
+	}
+	s, err := newSession(c, sessionTerms{id: acc.ID, token: acc.Token, chunkSize: int(acc.ChunkSize), peerWindow: int64(acc.Window), client: true, mode: mode})
+	if err != nil {
+		hs.conn.Close()
+		return nil, err
+	}
+	if err := s.startPath(hs, 0, 0, specs[0]); err != nil {
+		s.Abort()
+		return nil, err
+	}
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(specs))
+	for i := 1; i < len(specs); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			attach := wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: uint16(i)})
+			hs, err := dialHandshake(ctx, specs[i], c, wire.TypeSessionAttach, attach)
+			if err != nil {
+				errs[i] = fmt.Errorf("path %d: %w", i, err)
+				return
+			}
+			idx, err := wire.ParseAttachOK(hs.reply.Payload)
+			if err != nil {
+				hs.conn.Close()
+				errs[i] = err
+				return
+			}
+			errs[i] = s.startPath(hs, int(idx), i, specs[i])
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		s.Abort()
+		return nil, err
+	}
+	return s, nil
+}
+
+// handshake is a connection that has sent its first frame and read the answer.
+type handshake struct {
+	conn  net.Conn
+	r     *wire.Reader
+	w     *wire.Writer
+	reply wire.Frame
+	rtt   time.Duration // from sending the first frame to reading the answer
+}
+
+// dialHandshake connects as spec says, sends one frame and reads the answer, which must be the
+// type that follows t (SESSION_ACCEPT or ATTACH_OK); an ERROR answer becomes a RemoteError.
+func dialHandshake(ctx context.Context, spec PathSpec, c *Config, t wire.Type, payload []byte) (*handshake, error) {
+	var d net.Dialer
+	if spec.Local != "" {
+		local, err := resolveLocal(spec.Local)
+		if err != nil {
+			return nil, err
+		}
+		d.LocalAddr = local
+	}
+	conn, err := d.DialContext(ctx, "tcp", spec.Remote)
+	if err != nil {
+		return nil, fmt.Errorf("braid: dial %s: %w", spec.Remote, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	hs := &handshake{conn: conn, r: wire.NewReaderSize(conn, c.MaxFrameSize, pathReadBuffer), w: wire.NewWriter(conn)}
+	start := time.Now()
+	err = hs.w.WriteFrame(t, payload)
+	if err == nil {
+		hs.reply, err = hs.r.ReadFrame()
+		hs.rtt = time.Since(start)
+	}
+	want := wire.TypeSessionAccept
+	if t == wire.TypeSessionAttach {
+		want = wire.TypeAttachOK
+	}
+	switch {
+	case err != nil:
+	case hs.reply.Type == wire.TypeError:
+		e, perr := wire.ParseError(hs.reply.Payload)
+		err = perr
+		if perr == nil {
+			err = remoteError(e)
+		}
+	case hs.reply.Type != want:
+		err = fmt.Errorf("%w: %s answered with %s", ErrProtocol, t, hs.reply.Type)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("braid: %s to %s: %w", t, spec.Remote, err)
+	}
+	conn.SetDeadline(time.Time{})
+	return hs, nil
+}
+
+// resolveLocal accepts "host:port" or a bare host for a local bind address.
+func resolveLocal(s string) (*net.TCPAddr, error) {
+	if _, _, err := net.SplitHostPort(s); err != nil {
+		s = net.JoinHostPort(s, "0")
+	}
+	a, err := net.ResolveTCPAddr("tcp", s)
+	if err != nil {
+		return nil, fmt.Errorf("braid: local address %q: %w", s, err)
+	}
+	return a, nil
+}
+
+// startPath makes a handshaken client connection path idx, in slot, of s and runs its reader.
+func (s *Session) startPath(hs *handshake, idx, slot int, spec PathSpec) error {
+	p := newPath(s, idx, slot, spec, hs.conn, hs.r, hs.w)
+	p.sampleRTT(hs.rtt) // the handshake was a round trip: the scheduler has a first estimate
+	if err := s.addPath(p); err != nil {
+		hs.conn.Close()
+		return err
+	}
+	go p.readLoop()
+	return nil
+}

@@ -1,0 +1,47 @@
+package session
+
+import (
+	"errors"
+
+	"github.com/braidnet/braid/frame"
+	"github.com/braidnet/braid/internal/wire"
+)
+
+// The engine reports the frame protocol's sentinels (an ERROR frame's code stands for the same
+// error whichever product sent it), plus two of its own. Package braid re-exports all of them.
+var (
+	ErrFrameTooLarge   = frame.ErrFrameTooLarge
+	ErrUnknownType     = frame.ErrUnknownType
+	ErrProtocol        = frame.ErrProtocol
+	ErrTimeout         = frame.ErrTimeout
+	ErrShuttingDown    = frame.ErrShuttingDown
+	ErrInternal        = frame.ErrInternal
+	ErrServerClosed    = frame.ErrServerClosed
+	ErrUnknownSession  = frame.ErrUnknownSession
+	ErrBadToken        = frame.ErrBadToken
+	ErrTooManyPaths    = frame.ErrTooManyPaths
+	ErrTooManySessions = frame.ErrTooManySessions
+	ErrInvalidChunk    = frame.ErrInvalidChunk
+	ErrOverBudget      = frame.ErrOverBudget
+	ErrBadOptions      = frame.ErrBadOptions
+	ErrSessionClosed   = frame.ErrSessionClosed
+
+	// ErrMessageTooLarge: a message above MaxMessageSize, or above half the peer's window.
+	ErrMessageTooLarge = errors.New("braid: message too large")
+	// ErrPathLost: a path failed in a way that may have lost data, so the session cannot go on.
+	ErrPathLost = errors.New("braid: path lost")
+)
+
+// RemoteError is an ERROR frame received from the peer.
+type RemoteError = frame.RemoteError
+
+// remoteError turns a received ERROR frame into a RemoteError.
+func remoteError(e wire.ErrorFrame) *RemoteError {
+	return &RemoteError{Code: frame.Code(e.Code), Message: e.Message}
+}
+
+// codeFor chooses the ERROR code that describes err to the peer.
+func codeFor(err error) wire.Code { return wire.Code(frame.CodeFor(err)) }
+
+// isTimeout reports whether err is a deadline expiry.
+func isTimeout(err error) bool { return frame.IsTimeout(err) }

@@ -1,0 +1,500 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/braidnet/braid/frame"
+	"github.com/braidnet/braid/internal/disperse"
+	"github.com/braidnet/braid/internal/reasm"
+	"github.com/braidnet/braid/internal/wire"
+)
+
+// Listener accepts multipath sessions. It also answers the single-path frame protocol (PING,
+// TEXT, DATA) on connections that do not open or attach to a session, handing them to a
+// frame.Server, so one address serves both kinds of peer.
+//
+// Each accepted connection has one goroutine: it reads the first frame header within
+// HandshakeTimeout and either runs the session handshake (and then the path's reader) or
+// serves the frame protocol.
+type Listener struct {
+	cfg    *Config
+	log    *slog.Logger
+	ln     net.Listener
+	frames *frame.Server
+	table  *sessionTable
+
+	mu       sync.Mutex
+	conns    map[net.Conn]bool // connections not handed to frames; true once a session path
+	handlers sync.WaitGroup    // one per connection goroutine, and the accept loop
+	closed   bool
+}
+
+// noDeadline clears a connection deadline.
+var noDeadline time.Time
+
+// Listen listens on the TCP address addr and accepts sessions there.
+func Listen(addr string, cfg *Config) (*Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	l, err := NewListener(ln, cfg)
+	if err != nil {
+		ln.Close()
+	}
+	return l, err
+}
+
+// NewListener accepts sessions on ln, which the Listener then owns.
+func NewListener(ln net.Listener, cfg *Config) (*Listener, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	frames, err := frame.NewServer(c.frameConfig())
+	if err != nil {
+		return nil, err
+	}
+	t := &sessionTable{
+		cfg:    c,
+		byID:   make(map[wire.SessionID]*Session),
+		accept: make(chan *Session, c.AcceptBacklog),
+		closed: make(chan struct{}),
+	}
+	l := &Listener{cfg: c, log: c.Logger, ln: ln, frames: frames, table: t, conns: make(map[net.Conn]bool)}
+	l.handlers.Add(1)
+	go l.serve()
+	return l, nil
+}
+
+// serve accepts connections until the listener closes. Transient failures (too many open files)
+// are retried with backoff instead of ending the listener.
+func (l *Listener) serve() {
+	defer l.handlers.Done()
+	l.log.Info("listening", "addr", l.ln.Addr().String())
+	var backoff time.Duration
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			if l.isClosed() {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporaryAccept(err) {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				l.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			l.log.Error("accept failed; listener stops", "err", err)
+			return
+		}
+		backoff = 0
+		if !l.track(c) {
+			c.Close()
+			return
+		}
+		go l.handle(c)
+	}
+}
+
+// isTemporaryAccept reports a transient accept failure (too many open files, a connection
+// aborted before accept).
+func isTemporaryAccept(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (l *Listener) isClosed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closed
+}
+
+// track counts c as one of the listener's connections, unless it is closing.
+func (l *Listener) track(c net.Conn) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.conns[c] = false
+	l.handlers.Add(1)
+	return true
+}
+
+func (l *Listener) forget(c net.Conn) {
+	l.mu.Lock()
+	delete(l.conns, c)
+	l.mu.Unlock()
+}
+
+// handle reads c's first frame header and dispatches: a session handshake here, anything else
+// to the frame server (with the header replayed in front of the stream).
+func (l *Listener) handle(c net.Conn) {
+	defer l.handlers.Done()
+	defer l.forget(c)
+	c.SetDeadline(time.Now().Add(l.cfg.HandshakeTimeout))
+	hc := &handshakeConn{
+		cfg: l.cfg,
+		c:   c,
+		w:   wire.NewWriter(c),
+		log: l.log.With("remote", c.RemoteAddr().String()),
+	}
+	var hdr [wire.HeaderSize]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		if isTimeout(err) {
+			hc.fail(fmt.Errorf("%w: no frame within %v", ErrTimeout, l.cfg.HandshakeTimeout))
+		}
+		hc.log.Debug("connection closed before its first frame", "err", err)
+		c.Close()
+		return
+	}
+	if t := wire.Type(hdr[4]); t != wire.TypeSessionNew && t != wire.TypeSessionAttach {
+		c.SetDeadline(noDeadline)
+		l.forget(c)
+		l.frames.ServeConn(&replayConn{Conn: c, r: io.MultiReader(bytes.NewReader(hdr[:]), c)})
+		return
+	}
+	hc.r = wire.NewReaderSize(io.MultiReader(bytes.NewReader(hdr[:]), c), l.cfg.MaxFrameSize, pathReadBuffer)
+	if err := l.table.handshake(hc, l.markPath); !errors.Is(err, errPathEnded) {
+		hc.log.Warn("handshake refused", "reason", err)
+		c.Close()
+	}
+	// A path's connection is its own: the path closes it when it is done with it.
+}
+
+// markPath records that c is a session path (Shutdown leaves it to its session to close).
+func (l *Listener) markPath(c net.Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.conns[c]; ok {
+		l.conns[c] = true
+	}
+}
+
+// replayConn is a connection whose first bytes were already read: Read returns them first.
+type replayConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// handshakeConn is a connection running the session handshake.
+type handshakeConn struct {
+	cfg *Config
+	c   net.Conn
+	r   *wire.Reader
+	w   *wire.Writer
+	log *slog.Logger
+}
+
+// writeNow writes one frame at once, within the write timeout.
+func (hc *handshakeConn) writeNow(t wire.Type, payload []byte) error {
+	hc.c.SetWriteDeadline(time.Now().Add(hc.cfg.WriteTimeout))
+	return hc.w.WriteFrame(t, payload)
+}
+
+// fail tells the peer why its handshake is refused (best effort, within a second) and returns
+// cause.
+func (hc *handshakeConn) fail(cause error) error {
+	var b [2 + wire.MaxErrorMessage]byte
+	payload := wire.AppendError(b[:0], wire.ErrorFrame{Code: codeFor(cause), Message: cause.Error()})
+	hc.c.SetWriteDeadline(time.Now().Add(min(hc.cfg.WriteTimeout, time.Second)))
+	if err := hc.w.WriteFrame(wire.TypeError, payload); err != nil {
+		hc.log.Debug("could not send ERROR frame", "err", err)
+	}
+	return cause
+}
+
+// Accept waits for the next session a client opens.
+func (l *Listener) Accept(ctx context.Context) (*Session, error) {
+	select {
+	case s := <-l.table.accept:
+		return s, nil
+	case <-l.table.closed:
+		return nil, ErrServerClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Addr returns the address the Listener listens on.
+func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
+
+// stop stops accepting; with abort it also closes every connection not yet a session path.
+func (l *Listener) stop() {
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	l.ln.Close()
+}
+
+// closeConns closes the connections the listener still holds; with handshakesOnly, those that
+// are not session paths.
+func (l *Listener) closeConns(handshakesOnly bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c, isPath := range l.conns {
+		if !handshakesOnly || !isPath {
+			c.Close()
+		}
+	}
+}
+
+// Close stops accepting and aborts every session and connection at once.
+func (l *Listener) Close() error {
+	for _, s := range l.table.shut() {
+		s.Abort()
+	}
+	l.stop()
+	l.closeConns(false)
+	l.frames.Close()
+	l.handlers.Wait()
+	return nil
+}
+
+// Shutdown stops accepting, closes every session gracefully (each delivers what it has sent),
+// refuses handshakes in progress and shuts the frame connections down as frame.Server.Shutdown
+// does. If ctx ends first, sessions still closing are aborted (their peers see ErrShuttingDown)
+// and ctx's error is returned.
+func (l *Listener) Shutdown(ctx context.Context) error {
+	l.stop()
+	l.closeConns(true)
+	var wg sync.WaitGroup
+	sessions := l.table.shut()
+	for _, s := range sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.Close()
+		}()
+	}
+	closed := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-ctx.Done():
+		// Out of time: abort what is still closing; Close returns once its session has ended.
+		for _, s := range sessions {
+			go s.abort(fmt.Errorf("%w: server shutdown deadline", ErrSessionClosed), wire.CodeShuttingDown)
+		}
+		<-closed
+	}
+	err := l.frames.Shutdown(ctx)
+	if err != nil {
+		l.closeConns(false)
+	}
+	l.handlers.Wait()
+	return err
+}
+
+// Sessions returns the number of sessions the Listener holds, accepted or not.
+func (l *Listener) Sessions() int {
+	l.table.mu.Lock()
+	defer l.table.mu.Unlock()
+	return len(l.table.byID)
+}
+
+// sessionTable is a server's sessions, by id.
+type sessionTable struct {
+	cfg      *Config
+	mu       sync.Mutex
+	byID     map[wire.SessionID]*Session
+	accept   chan *Session
+	closed   chan struct{}
+	isClosed bool
+}
+
+// shut stops new sessions and returns the existing ones.
+func (t *sessionTable) shut() []*Session {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.isClosed {
+		t.isClosed = true
+		close(t.closed)
+	}
+	var all []*Session
+	for _, s := range t.byID {
+		all = append(all, s)
+	}
+	return all
+}
+
+// errPathEnded ends a connection handler whose connection served as a session path.
+var errPathEnded = errors.New("session path ended")
+
+// handshake handles a connection whose first frame is SESSION_NEW or SESSION_ATTACH. On success
+// the connection becomes a path and this call runs its reader until the path ends.
+func (t *sessionTable) handshake(sc *handshakeConn, markPath func(net.Conn)) error {
+	f, err := sc.r.ReadFrame()
+	if err != nil {
+		if isTimeout(err) {
+			err = fmt.Errorf("%w: no handshake within %v", ErrTimeout, t.cfg.HandshakeTimeout)
+		}
+		return sc.fail(err)
+	}
+	var (
+		s         *Session
+		idx, slot int
+	)
+	if f.Type == wire.TypeSessionNew {
+		s, err = t.open(sc, f.Payload)
+	} else {
+		s, idx, slot, err = t.attach(sc, f.Payload)
+	}
+	if err != nil {
+		return sc.fail(err)
+	}
+	if h := t.cfg.hooks; h != nil && h.attaching != nil && f.Type == wire.TypeSessionAttach {
+		h.attaching(slot)
+	}
+	markPath(sc.c)
+	p := newPath(s, idx, slot, PathSpec{}, sc.c, sc.r, sc.w)
+	p.reserved = true
+	if err := s.addPath(p); err != nil {
+		s.unreserve(slot)
+		if f.Type == wire.TypeSessionNew {
+			s.end(err)
+		}
+		return sc.fail(err)
+	}
+	sc.c.SetDeadline(noDeadline)
+	if f.Type == wire.TypeSessionNew {
+		t.offer(s)
+	}
+	p.readLoop()
+	return errPathEnded
+}
+
+// open creates a session from a SESSION_NEW payload and answers SESSION_ACCEPT.
+func (t *sessionTable) open(sc *handshakeConn, payload []byte) (*Session, error) {
+	m, err := wire.ParseSessionNew(payload)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	cs := int(m.ChunkSize)
+	mode, modeErr := disperse.FromWire(m.Mode, m.K, m.N)
+	switch {
+	case m.Version != wire.ProtocolVersion:
+		return nil, fmt.Errorf("%w: version %d, this server speaks %d", ErrBadOptions, m.Version, wire.ProtocolVersion)
+	case modeErr != nil:
+		return nil, fmt.Errorf("%w: %w", ErrBadOptions, modeErr)
+	case mode.N > t.cfg.MaxPaths:
+		return nil, fmt.Errorf("%w: mode %s needs %d paths, this server allows %d", ErrBadOptions, mode, mode.N, t.cfg.MaxPaths)
+	case mode.Coded() && cs >= MinChunkSize && cs <= MaxChunkSize && wire.PieceHeaderSize+mode.PieceSize(cs) > t.cfg.MaxFrameSize:
+		return nil, fmt.Errorf("%w: pieces of %d-byte chunks exceed the frame limit %d", ErrBadOptions, cs, t.cfg.MaxFrameSize)
+	case cs < MinChunkSize || cs > MaxChunkSize || cs+wire.ChunkHeaderSize > t.cfg.MaxFrameSize:
+		return nil, fmt.Errorf("%w: chunk size %d outside %d..%d", ErrBadOptions, cs, MinChunkSize, min(MaxChunkSize, t.cfg.MaxFrameSize-wire.ChunkHeaderSize))
+	case m.Window < uint64(2*reasm.Charge(1, mode.ChunkCharge(cs))):
+		return nil, fmt.Errorf("%w: window %d below two chunks", ErrBadOptions, m.Window)
+	}
+	var terms sessionTerms
+	rand.Read(terms.id[:])
+	rand.Read(terms.token[:])
+	terms.chunkSize, terms.peerWindow, terms.mode = cs, int64(min(m.Window, 1<<62)), mode
+	s, err := newSession(t.cfg, terms)
+	if err != nil {
+		return nil, err
+	}
+	s.onEnd = func() { t.remove(s) }
+	if err := t.register(sc, s, cs); err != nil {
+		s.end(err) // stops its monitor and forgets it
+		return nil, err
+	}
+	s.log.Info("session opened", "remote", sc.c.RemoteAddr().String(), "chunk_size", cs, "mode", mode.String())
+	return s, nil
+}
+
+// register makes a new session attachable and answers SESSION_ACCEPT.
+func (t *sessionTable) register(sc *handshakeConn, s *Session, cs int) error {
+	if _, err := s.reserveIndex(1, 0); err != nil { // index 0, slot 0: this connection's
+		return err
+	}
+	// Register before answering: the client attaches its other paths as soon as it reads
+	// SESSION_ACCEPT. Nobody can attach earlier, since only the answer reveals id and token.
+	t.mu.Lock()
+	switch {
+	case t.isClosed:
+		t.mu.Unlock()
+		return fmt.Errorf("%w: server shutting down", ErrShuttingDown)
+	case len(t.byID) >= t.cfg.MaxSessions:
+		t.mu.Unlock()
+		return fmt.Errorf("%w: %d sessions", ErrTooManySessions, t.cfg.MaxSessions)
+	}
+	t.byID[s.id] = s
+	t.mu.Unlock()
+	acc := wire.AppendSessionAccept(nil, wire.SessionAccept{ID: s.id, Token: s.token, PathIndex: 0,
+		MaxPaths: uint16(t.cfg.MaxPaths), ChunkSize: uint32(cs), Window: uint64(t.cfg.SessionWindow)})
+	return sc.writeNow(wire.TypeSessionAccept, acc)
+}
+
+// offer hands a new session, its first path running, to Accept; with the backlog full the
+// session is refused.
+func (t *sessionTable) offer(s *Session) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	select {
+	case t.accept <- s:
+		return
+	default:
+	}
+	go s.abort(fmt.Errorf("%w: accept backlog of %d is full", ErrTooManySessions, cap(t.accept)), wire.CodeTooManySessions)
+}
+
+// attach adds a connection to an existing session from a SESSION_ATTACH payload and answers
+// ATTACH_OK. A live path in the same slot is one the client has given up on (it re-dials only
+// lost paths): addPath ends it once the new one has joined, so that an attach refused or failed
+// before then leaves it alone. The slot is the handshake's until then: a second attach in it is
+// refused (TOO_MANY_PATHS), and the client's re-dial tries again.
+func (t *sessionTable) attach(sc *handshakeConn, payload []byte) (*Session, int, int, error) {
+	a, err := wire.ParseSessionAttach(payload)
+	if err != nil {
+		return nil, 0, 0, fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	t.mu.Lock()
+	s := t.byID[a.ID]
+	t.mu.Unlock()
+	if s == nil {
+		return nil, 0, 0, fmt.Errorf("%w: %x", ErrUnknownSession, a.ID[:8])
+	}
+	if subtle.ConstantTimeCompare(a.Token[:], s.token[:]) != 1 {
+		s.log.Warn("attach refused: bad token", "remote", sc.c.RemoteAddr().String())
+		return nil, 0, 0, fmt.Errorf("%w for session %s", ErrBadToken, s.ID())
+	}
+	slot := int(a.Slot)
+	if limit := s.slotLimit(t.cfg.MaxPaths); slot >= limit {
+		return nil, 0, 0, fmt.Errorf("%w: slot %d, want 0..%d", ErrBadOptions, slot, limit-1)
+	}
+	idx, err := s.reserveIndex(t.cfg.MaxPaths, slot)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if err := sc.writeNow(wire.TypeAttachOK, wire.AppendAttachOK(nil, uint16(idx))); err != nil {
+		s.unreserve(slot)
+		return nil, 0, 0, err
+	}
+	return s, idx, slot, nil
+}
+
+func (t *sessionTable) remove(s *Session) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.byID[s.id] == s {
+		delete(t.byID, s.id)
+	}
+}
