@@ -286,10 +286,12 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 		wg.Wait()
 		close(closed)
 	}()
+	var late error
 	select {
 	case <-closed:
 	case <-ctx.Done():
 		// Out of time: abort what is still closing; Close returns once its session has ended.
+		late = ctx.Err()
 		for _, s := range sessions {
 			go s.abort(fmt.Errorf("%w: server shutdown deadline", ErrSessionClosed), wire.CodeShuttingDown)
 		}
@@ -298,6 +300,9 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 	err := l.frames.Shutdown(ctx)
 	if err != nil {
 		l.closeConns(false)
+	}
+	if late != nil {
+		err = late
 	}
 	l.handlers.Wait()
 	return err
