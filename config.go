@@ -108,35 +108,14 @@ const (
 )
 
 // DefaultConfig returns the configuration used when none is given.
-func DefaultConfig() *Config {
-	d := session.DefaultConfig()
-	return &Config{
-		MaxFrameSize: d.MaxFrameSize, IdleTimeout: d.IdleTimeout, ReadTimeout: d.ReadTimeout,
-		WriteTimeout: d.WriteTimeout, Logger: d.Logger, Paths: d.Paths, ChunkSize: d.ChunkSize,
-		MaxPaths: d.MaxPaths, MaxSessions: d.MaxSessions, AcceptBacklog: d.AcceptBacklog,
-		HandshakeTimeout: d.HandshakeTimeout, SessionWindow: d.SessionWindow,
-		MaxMessageSize: d.MaxMessageSize, Mode: d.Mode, Scheduler: d.Scheduler, KeepAlive: d.KeepAlive,
-		PathTimeout: d.PathTimeout, MinRTO: d.MinRTO, ResumeGrace: d.ResumeGrace, Linger: d.Linger,
-	}
-}
+func DefaultConfig() *Config { return (*Config)(session.DefaultConfig()) }
 
 // Validate reports the first rule c breaks, checking fields in declaration order and then the
 // rules that relate them (KeepAlive below PathTimeout, a SessionWindow that holds two of the
-// largest messages), with zero fields taken as their defaults. Dial and Listen accept exactly
-// the configurations Validate accepts. The error matches ErrBadOptions.
+// largest messages, chunks and pieces that fit in MaxFrameSize), with zero fields taken as their
+// defaults. Dial and Listen accept exactly the configurations Validate accepts. The error
+// matches ErrBadOptions.
 func (c *Config) Validate() error { return c.engine().Validate() }
 
-// engine returns the engine's configuration for c (nil for nil).
-func (c *Config) engine() *session.Config {
-	if c == nil {
-		return nil
-	}
-	return &session.Config{
-		MaxFrameSize: c.MaxFrameSize, IdleTimeout: c.IdleTimeout, ReadTimeout: c.ReadTimeout,
-		WriteTimeout: c.WriteTimeout, Logger: c.Logger, Paths: c.Paths, ChunkSize: c.ChunkSize,
-		MaxPaths: c.MaxPaths, MaxSessions: c.MaxSessions, AcceptBacklog: c.AcceptBacklog,
-		HandshakeTimeout: c.HandshakeTimeout, SessionWindow: c.SessionWindow,
-		MaxMessageSize: c.MaxMessageSize, Mode: c.Mode, Scheduler: c.Scheduler, KeepAlive: c.KeepAlive,
-		PathTimeout: c.PathTimeout, MinRTO: c.MinRTO, ResumeGrace: c.ResumeGrace, Linger: c.Linger,
-	}
-}
+// engine is c as the engine's configuration (nil for nil): the same fields, by conversion.
+func (c *Config) engine() *session.Config { return (*session.Config)(c) }

@@ -15,32 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/braidnet/braid/internal/testutil"
 	"github.com/braidnet/braid/internal/wire"
-	"go.uber.org/goleak"
 )
 
-// syncBuffer is a goroutine-safe log sink so tests can assert on logged reasons.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startServer runs a Server on a loopback port and shuts it down when the test ends.
-func startServer(t *testing.T, cfg *Config) (*Server, string, *syncBuffer) {
+func startServer(t *testing.T, cfg *Config) (*Server, string, *testutil.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	if cfg == nil {
 		cfg = &Config{}
 	}
@@ -81,7 +63,7 @@ func dialClient(t *testing.T, addr string) *Client {
 }
 
 func TestPingTextData(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	_, addr, _ := startServer(t, nil)
 	c := dialClient(t, addr)
 	ctx := context.Background()
@@ -194,6 +176,8 @@ func TestBadInputOverSockets(t *testing.T) {
 		{"oversize ping", append(rawHeader(65, wire.TypePing), make([]byte, 65)...), false, wire.CodeProtocol, "PING payload"},
 		{"unexpected PONG", rawHeader(0, wire.TypePong), false, wire.CodeProtocol, "unexpected PONG"},
 		{"malformed ERROR", append(rawHeader(1, wire.TypeError), 0), false, wire.CodeProtocol, "malformed payload"},
+		{"session opened on a frame server", rawHeader(0, wire.TypeSessionNew), false, wire.CodeProtocol, "not allowed here"},
+		{"chunk with no session", rawHeader(0, wire.TypeChunk), false, wire.CodeUnknownSession, "attached to no session"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -212,7 +196,7 @@ func TestBadInputOverSockets(t *testing.T) {
 			if got := readErrorFrame(t, conn); got != c.code {
 				t.Fatalf("ERROR code %s, want %s", got, c.code)
 			}
-			waitFor(t, func() bool {
+			testutil.WaitFor(t, func() bool {
 				for _, line := range strings.Split(logs.String(), "\n") {
 					if strings.Contains(line, local) && strings.Contains(line, "connection dropped") && strings.Contains(line, c.reason) {
 						return true
@@ -284,7 +268,7 @@ func TestClientContextCancel(t *testing.T) {
 
 // TestManyConcurrentClients: 500 clients at once, each doing ping, text and data.
 func TestManyConcurrentClients(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	_, addr, _ := startServer(t, nil)
 	const clients = 500
 	var wg sync.WaitGroup
@@ -331,7 +315,7 @@ func oneClient(addr string, i int) error {
 // TestGracefulShutdown: a frame in flight when Shutdown starts is still answered; idle
 // connections are told the server is shutting down; no goroutine survives.
 func TestGracefulShutdown(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	srv, err := NewServer(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -357,7 +341,7 @@ func TestGracefulShutdown(t *testing.T) {
 	busy.Write(rawHeader(uint32(len(payload)), wire.TypeData))
 	busy.Write(payload[:500])
 	// Make sure the server has both connections and is inside the busy frame.
-	waitFor(t, func() bool {
+	testutil.WaitFor(t, func() bool {
 		srv.mu.Lock()
 		defer srv.mu.Unlock()
 		n := 0
@@ -401,7 +385,7 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 func TestShutdownDeadlineForcesClose(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	srv, _ := NewServer(nil)
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	go srv.Serve(ln)
@@ -411,7 +395,7 @@ func TestShutdownDeadlineForcesClose(t *testing.T) {
 	}
 	defer c.Close()
 	c.Write(rawHeader(1000, wire.TypeData)) // stalls mid-frame
-	waitFor(t, func() bool { srv.mu.Lock(); defer srv.mu.Unlock(); return len(srv.conns) == 1 }, "connection")
+	testutil.WaitFor(t, func() bool { srv.mu.Lock(); defer srv.mu.Unlock(); return len(srv.conns) == 1 }, "connection")
 	time.Sleep(20 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
@@ -428,21 +412,40 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// checkLeaks asserts, after every cleanup registered later has run, that the test left no
-// goroutine behind.
-func checkLeaks(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t) })
-}
-
-// waitFor polls cond until it holds, failing the test after 30 s (generous: under the race
-// detector on a loaded machine a step can take seconds).
-func waitFor(t *testing.T, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for "+format, args...)
+// TestServeConn: a connection the caller accepted is served on the calling goroutine; ServeConn
+// returns nil when the client hangs up between frames, and ErrServerClosed once the server is.
+func TestServeConn(t *testing.T) {
+	testutil.CheckLeaks(t)
+	srv, err := NewServer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	served := make(chan error, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			served <- err
+			return
 		}
-		time.Sleep(5 * time.Millisecond)
+		served <- srv.ServeConn(c)
+	}()
+	c := dialClient(t, ln.Addr().String())
+	if _, err := c.Ping(context.Background(), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if err := <-served; err != nil {
+		t.Fatalf("ServeConn after the client hung up: %v, want nil", err)
+	}
+	srv.Close()
+	a, b := net.Pipe()
+	defer b.Close()
+	if err := srv.ServeConn(a); !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("ServeConn on a closed server: %v, want ErrServerClosed", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/braidnet/braid/internal/testutil"
 	"github.com/braidnet/braid/internal/wire"
 )
 
@@ -81,7 +82,7 @@ func TestRefusedAttachKeepsPath(t *testing.T) {
 		// Close waits for the chunk to be acknowledged; meanwhile an attach in slot 0 is refused.
 		closed := make(chan error, 1)
 		go func() { closed <- srv.Close() }()
-		waitFor(t, srv.isClosing, "the session to start closing")
+		testutil.WaitFor(t, srv.isClosing, "the session to start closing")
 		q := attachRaw(t, addr, acc, 0)
 		q.expectError(wire.CodeSessionClosed)
 		if !pathLive(srv, 0) {
@@ -129,7 +130,7 @@ func TestRefusedAttachKeepsPath(t *testing.T) {
 				<-release
 			}
 		}}
-		l, _ := startListener(t, &Config{hooks: hooks})
+		l, _ := startHookedListener(t, nil, hooks)
 		addr := l.Addr().String()
 		raw, acc := openRaw(t, addr, 4096)
 		srv := acceptOne(t, l)
@@ -142,7 +143,7 @@ func TestRefusedAttachKeepsPath(t *testing.T) {
 		<-entered
 		closed := make(chan error, 1)
 		go func() { closed <- srv.Close() }()
-		waitFor(t, srv.isClosing, "the session to start closing")
+		testutil.WaitFor(t, srv.isClosing, "the session to start closing")
 		close(release)
 		q.expectError(wire.CodeSessionClosed)
 		// p1 is finished as a path of a closing session, not cut off.
@@ -168,7 +169,7 @@ func TestConcurrentAttachOneSlot(t *testing.T) {
 			<-release
 		}
 	}}
-	l, _ := startListener(t, &Config{MaxPaths: 4, hooks: hooks})
+	l, _ := startHookedListener(t, &Config{MaxPaths: 4}, hooks)
 	addr := l.Addr().String()
 	_, acc := openRaw(t, addr, 4096)
 	srv := acceptOne(t, l)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/braidnet/braid/internal/testutil"
 	"github.com/braidnet/braid/internal/wire"
 )
 
@@ -165,7 +166,7 @@ func TestInvalidChunks(t *testing.T) {
 			if err := s.Err(); !errors.Is(err, ErrInvalidChunk) {
 				t.Fatalf("session error %v, want ErrInvalidChunk", err)
 			}
-			waitFor(t, func() bool {
+			testutil.WaitFor(t, func() bool {
 				return strings.Contains(logs.String(), fmt.Sprintf("session=%x", acc.ID[:8])) && strings.Contains(logs.String(), "session aborted")
 			}, "logged abort")
 			healthy()
@@ -222,7 +223,7 @@ func TestHandshakeErrors(t *testing.T) {
 			t.Fatalf("second path: %s", f.Type)
 		}
 		// Until the server has added it, the path holds a reservation, not its slot.
-		waitFor(t, func() bool { return len(raw.Paths()) == 2 }, "second path added")
+		testutil.WaitFor(t, func() bool { return len(raw.Paths()) == 2 }, "second path added")
 		q := dialRaw(t, l.Addr().String())
 		q.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: 1}))
 		if f := q.recv(); f.Type != wire.TypeAttachOK {

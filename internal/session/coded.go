@@ -347,17 +347,3 @@ func (s *Session) IntegrityFailures() uint64 { return s.integrityFailures.Load()
 
 // Mode returns the session's dispersal mode, as Config.Mode spells it.
 func (s *Session) Mode() string { return s.mode.String() }
-
-// Stats is a snapshot of a session's settings and counters.
-type Stats struct {
-	ID                string
-	Mode              string
-	ChunkSize         int
-	IntegrityFailures uint64
-	Paths             []PathStats
-}
-
-// Stats returns a snapshot of the session's settings and per-path counters.
-func (s *Session) Stats() Stats {
-	return Stats{ID: s.ID(), Mode: s.Mode(), ChunkSize: s.chunkSize, IntegrityFailures: s.IntegrityFailures(), Paths: s.Paths()}
-}

@@ -13,9 +13,9 @@ import (
 	"github.com/braidnet/braid/internal/wire"
 )
 
-// Config is the engine's configuration. Each field means what the field of the same name in
-// braid.Config documents (the public type, converted field by field); a nil *Config means
-// DefaultConfig() and a zero field its default.
+// Config is the engine's configuration. It has exactly the fields of braid.Config, which
+// documents them and converts to it (a field added to one and not the other does not compile);
+// a nil *Config means DefaultConfig() and a zero field its default.
 type Config struct {
 	MaxFrameSize     int
 	IdleTimeout      time.Duration
@@ -37,8 +37,6 @@ type Config struct {
 	MinRTO           time.Duration
 	ResumeGrace      time.Duration
 	Linger           time.Duration
-
-	hooks *testHooks // tests only; nil otherwise
 }
 
 // Chunk size limits.
@@ -85,67 +83,43 @@ func (c *Config) Validate() error {
 // costs two goroutines and buffers.
 const maxPathsLimit = 1024
 
-// checkRanges checks each field on its own, in declaration order.
+// checkRanges checks each field on its own, in declaration order, and reports the first that is
+// out of range.
 func (c *Config) checkRanges() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: "+format, append([]any{ErrBadOptions}, args...)...)
-	}
-	durations := []struct {
-		name string
-		v    time.Duration
-	}{{"IdleTimeout", c.IdleTimeout}, {"ReadTimeout", c.ReadTimeout}, {"WriteTimeout", c.WriteTimeout}}
-	ints := []struct {
-		name string
-		v    int
-	}{{"Paths", c.Paths}, {"ChunkSize", c.ChunkSize}, {"MaxPaths", c.MaxPaths}, {"MaxSessions", c.MaxSessions},
-		{"AcceptBacklog", c.AcceptBacklog}}
-	if c.MaxFrameSize < 0 || c.MaxFrameSize > wire.MaxPayloadLimit {
-		return bad("MaxFrameSize %d outside 0..%d", c.MaxFrameSize, wire.MaxPayloadLimit)
-	}
-	for _, d := range durations {
-		if d.v < 0 {
-			return bad("%s %v is negative", d.name, d.v)
-		}
-	}
-	for _, n := range ints {
-		if n.v < 0 {
-			return bad("%s %d is negative", n.name, n.v)
-		}
-	}
-	switch {
-	case c.Paths > maxPathsLimit:
-		return bad("Paths %d above %d", c.Paths, maxPathsLimit)
-	case c.ChunkSize != 0 && (c.ChunkSize < MinChunkSize || c.ChunkSize > MaxChunkSize):
-		return bad("ChunkSize %d outside %d..%d", c.ChunkSize, MinChunkSize, MaxChunkSize)
-	case c.MaxPaths > maxPathsLimit:
-		return bad("MaxPaths %d above %d", c.MaxPaths, maxPathsLimit)
-	case c.HandshakeTimeout < 0:
-		return bad("HandshakeTimeout %v is negative", c.HandshakeTimeout)
-	case c.SessionWindow < 0:
-		return bad("SessionWindow %d is negative", c.SessionWindow)
-	case c.MaxMessageSize < 0:
-		return bad("MaxMessageSize %d is negative", c.MaxMessageSize)
-	}
-	mode, err := disperse.Parse(c.Mode)
-	if err != nil {
-		return bad("Mode: %w", err)
-	}
-	if mode.Coded() && c.Paths != 0 && c.Paths != mode.N {
-		// Share j travels only on path j: a coded session has exactly N paths.
-		return bad("Mode %s needs %d paths, Paths is %d", mode, mode.N, c.Paths)
-	}
+	negative := func(name string, v any) string { return fmt.Sprintf("%s %v is negative", name, v) }
+	mode, modeErr := disperse.Parse(c.Mode)
+	var schedErr error
 	if c.Scheduler != "" {
-		if _, err := sched.New(c.Scheduler); err != nil {
-			return bad("Scheduler: %w", err)
-		}
+		_, schedErr = sched.New(c.Scheduler)
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"KeepAlive", c.KeepAlive}, {"PathTimeout", c.PathTimeout}, {"MinRTO", c.MinRTO},
-		{"ResumeGrace", c.ResumeGrace}, {"Linger", c.Linger}} {
-		if d.v < 0 {
-			return bad("%s %v is negative", d.name, d.v)
+	for _, rule := range []struct {
+		broken bool
+		msg    string
+	}{
+		{c.MaxFrameSize < 0 || c.MaxFrameSize > wire.MaxPayloadLimit, fmt.Sprintf("MaxFrameSize %d outside 0..%d", c.MaxFrameSize, wire.MaxPayloadLimit)},
+		{c.IdleTimeout < 0, negative("IdleTimeout", c.IdleTimeout)},
+		{c.ReadTimeout < 0, negative("ReadTimeout", c.ReadTimeout)},
+		{c.WriteTimeout < 0, negative("WriteTimeout", c.WriteTimeout)},
+		{c.Paths < 0 || c.Paths > maxPathsLimit, fmt.Sprintf("Paths %d outside 0..%d", c.Paths, maxPathsLimit)},
+		{c.ChunkSize != 0 && (c.ChunkSize < MinChunkSize || c.ChunkSize > MaxChunkSize), fmt.Sprintf("ChunkSize %d outside %d..%d", c.ChunkSize, MinChunkSize, MaxChunkSize)},
+		{c.MaxPaths < 0 || c.MaxPaths > maxPathsLimit, fmt.Sprintf("MaxPaths %d outside 0..%d", c.MaxPaths, maxPathsLimit)},
+		{c.MaxSessions < 0, negative("MaxSessions", c.MaxSessions)},
+		{c.AcceptBacklog < 0, negative("AcceptBacklog", c.AcceptBacklog)},
+		{c.HandshakeTimeout < 0, negative("HandshakeTimeout", c.HandshakeTimeout)},
+		{c.SessionWindow < 0, negative("SessionWindow", c.SessionWindow)},
+		{c.MaxMessageSize < 0, negative("MaxMessageSize", c.MaxMessageSize)},
+		{modeErr != nil, fmt.Sprintf("Mode: %v", modeErr)},
+		// Share j travels only on path j: a coded session has exactly N paths.
+		{modeErr == nil && mode.Coded() && c.Paths != 0 && c.Paths != mode.N, fmt.Sprintf("Mode %s needs %d paths, Paths is %d", mode, mode.N, c.Paths)},
+		{schedErr != nil, fmt.Sprintf("Scheduler: %v", schedErr)},
+		{c.KeepAlive < 0, negative("KeepAlive", c.KeepAlive)},
+		{c.PathTimeout < 0, negative("PathTimeout", c.PathTimeout)},
+		{c.MinRTO < 0, negative("MinRTO", c.MinRTO)},
+		{c.ResumeGrace < 0, negative("ResumeGrace", c.ResumeGrace)},
+		{c.Linger < 0, negative("Linger", c.Linger)},
+	} {
+		if rule.broken {
+			return fmt.Errorf("%w: %s", ErrBadOptions, rule.msg)
 		}
 	}
 	return nil

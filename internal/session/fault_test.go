@@ -11,10 +11,11 @@ import (
 	"time"
 
 	"github.com/braidnet/braid/internal/faultproxy"
+	"github.com/braidnet/braid/internal/testutil"
 )
 
 // faultConfig makes failures quick to detect, so that each scenario takes seconds.
-func faultConfig(logs *syncBuffer) *Config {
+func faultConfig(logs *testutil.SyncBuffer) *Config {
 	return &Config{
 		ChunkSize:        64 << 10,
 		KeepAlive:        100 * time.Millisecond,
@@ -31,14 +32,14 @@ type faultSetup struct {
 	proxies    []*faultproxy.Proxy
 	client     *Session
 	server     *Session
-	clientLogs *syncBuffer
-	serverLogs *syncBuffer
+	clientLogs *testutil.SyncBuffer
+	serverLogs *testutil.SyncBuffer
 }
 
 func newFaultSetup(t *testing.T, paths int, tweak func(*Config)) *faultSetup {
 	t.Helper()
-	checkLeaks(t)
-	f := &faultSetup{clientLogs: &syncBuffer{}, serverLogs: &syncBuffer{}}
+	testutil.CheckLeaks(t)
+	f := &faultSetup{clientLogs: &testutil.SyncBuffer{}, serverLogs: &testutil.SyncBuffer{}}
 	scfg := faultConfig(f.serverLogs)
 	ccfg := faultConfig(f.clientLogs)
 	if tweak != nil {
@@ -113,10 +114,10 @@ func (f *faultSetup) closeBoth(t *testing.T) {
 	}
 }
 
-func expectLog(t *testing.T, logs *syncBuffer, want ...string) {
+func expectLog(t *testing.T, logs *testutil.SyncBuffer, want ...string) {
 	t.Helper()
 	for _, w := range want {
-		waitFor(t, func() bool { return strings.Contains(logs.String(), w) }, "log line %q", w)
+		testutil.WaitFor(t, func() bool { return strings.Contains(logs.String(), w) }, "log line %q", w)
 	}
 }
 

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/braidnet/braid/internal/testutil"
 )
 
 // delayProxy forwards TCP connections to upstream, holding each piece of data for delay in the
@@ -73,7 +75,7 @@ func delayProxy(t *testing.T, upstream string, delay time.Duration) string {
 // TestReorderingSlowPath: one of three paths delays everything, so its chunks arrive long after
 // later chunks on the other paths; delivery is still exact and in order.
 func TestReorderingSlowPath(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	l, _ := startListener(t, nil)
 	slow := delayProxy(t, l.Addr().String(), 3*time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -119,7 +121,7 @@ func TestReorderingSlowPath(t *testing.T) {
 // TestBackpressure: a reader that stops reading makes Send block once the window is full; the
 // receiver never holds more than its window.
 func TestBackpressure(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	const window = 1 << 20
 	cfg := &Config{ChunkSize: 16 << 10, SessionWindow: window, MaxMessageSize: 256 << 10, Paths: 2}
 	l, _ := startListener(t, cfg)
@@ -190,7 +192,7 @@ func TestBackpressure(t *testing.T) {
 }
 
 func TestConnView(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	l, _ := startListener(t, nil)
 	c, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 3})
 	if err != nil {
@@ -236,7 +238,7 @@ func TestConnView(t *testing.T) {
 // TestCloseReleasesEverything: after Close on both sides no goroutine remains and the server
 // forgets the session.
 func TestCloseReleasesEverything(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	l, _ := startListener(t, nil)
 	before := runtime.NumGoroutine()
 	for range 5 {
@@ -259,7 +261,7 @@ func TestCloseReleasesEverything(t *testing.T) {
 			}
 		}
 	}
-	waitFor(t, func() bool { return l.Sessions() == 0 && runtime.NumGoroutine() <= before }, "sessions and goroutines released (%d > %d)", runtime.NumGoroutine(), before)
+	testutil.WaitFor(t, func() bool { return l.Sessions() == 0 && runtime.NumGoroutine() <= before }, "sessions and goroutines released (%d > %d)", runtime.NumGoroutine(), before)
 
 	// An aborted session is released too, and its peer sees a matchable error.
 	c, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 2})
@@ -271,5 +273,5 @@ func TestCloseReleasesEverything(t *testing.T) {
 	if _, err := s.Receive(context.Background()); !errors.Is(err, ErrSessionClosed) {
 		t.Fatalf("peer of an aborted session: %v", err)
 	}
-	waitFor(t, func() bool { return l.Sessions() == 0 }, "aborted session forgotten")
+	testutil.WaitFor(t, func() bool { return l.Sessions() == 0 }, "aborted session forgotten")
 }

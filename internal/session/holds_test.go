@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/braidnet/braid/internal/testutil"
 	"github.com/braidnet/braid/internal/wire"
 )
 
@@ -73,14 +74,14 @@ func (c *gateConn) Write(b []byte) (int, error) {
 }
 
 // startGateListener runs a Listener on a gateListener.
-func startGateListener(t *testing.T, cfg *Config) (*Listener, *gateListener) {
+func startGateListener(t *testing.T, cfg *Config, hooks *testHooks) (*Listener, *gateListener) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	gl := &gateListener{Listener: ln}
-	l, err := NewListener(gl, cfg)
+	l, err := newListener(gl, cfg, hooks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,16 +119,16 @@ func (p *rawPath) reset() {
 
 // quietConfig keeps the timers out of the way: nothing is resent, and no path declared dead,
 // except as the test makes happen.
-func quietConfig(hooks *testHooks) *Config {
+func quietConfig() *Config {
 	return &Config{MinRTO: time.Minute, PathTimeout: 2 * time.Minute, WriteTimeout: 2 * time.Minute,
-		Scheduler: "round-robin", hooks: hooks}
+		Scheduler: "round-robin"}
 }
 
 // TestRetransmitWriteErrorReleasesChunks: a path's writer that fails in the middle of a batch of
 // retransmissions (a write error while it gathers more than the wire writer holds) lets go of
 // every chunk of the batch, those it had not reached included.
 func TestRetransmitWriteErrorReleasesChunks(t *testing.T) {
-	l, gl := startGateListener(t, quietConfig(nil))
+	l, gl := startGateListener(t, quietConfig(), nil)
 	addr := l.Addr().String()
 	const chunk = 64 << 10
 	a1, acc := openRawSession(t, addr, 0, chunk)
@@ -142,7 +143,7 @@ func TestRetransmitWriteErrorReleasesChunks(t *testing.T) {
 	defer a2.conn.Close()
 	a1.discard(&readers)
 	a2.discard(&readers)
-	waitFor(t, func() bool { return len(srv.Paths()) == 2 }, "two paths")
+	testutil.WaitFor(t, func() bool { return len(srv.Paths()) == 2 }, "two paths")
 
 	// 80 chunks, 40 on each path, none acknowledged (the peer never does).
 	if err := srv.Send(context.Background(), make([]byte, 80*chunk)); err != nil {
@@ -159,7 +160,7 @@ func TestRetransmitWriteErrorReleasesChunks(t *testing.T) {
 	}
 	// Path 1 fails: its chunks go to path 0.
 	a2.reset()
-	waitFor(t, allOn(0), "every chunk on path 0")
+	testutil.WaitFor(t, allOn(0), "every chunk on path 0")
 	// A third path joins; its writer is held up in its first write.
 	gate := gl.arm(true)
 	release := sync.OnceFunc(func() { close(gate.release) })
@@ -172,11 +173,11 @@ func TestRetransmitWriteErrorReleasesChunks(t *testing.T) {
 	<-gate.blocked
 	// Path 0 fails: all 80 chunks go to the third path's retransmission queue at once.
 	a1.reset()
-	waitFor(t, allOn(ib), "every chunk on path %d", ib)
+	testutil.WaitFor(t, allOn(ib), "every chunk on path %d", ib)
 	// Its writer takes them in one batch, which is more than the wire writer holds (4 MiB): the
 	// write it makes part way through fails.
 	release()
-	waitFor(t, func() bool { return !pathLive(srv, ib) }, "path %d to end", ib)
+	testutil.WaitFor(t, func() bool { return !pathLive(srv, ib) }, "path %d to end", ib)
 	srv.Abort()
 	if n := danglingHolds(srv); n != 0 {
 		t.Fatalf("%d chunk holds never let go of", n)
@@ -213,7 +214,7 @@ func TestRedundantRouteQueuesOnce(t *testing.T) {
 			}
 		},
 	}
-	l, gl := startGateListener(t, quietConfig(hooks))
+	l, gl := startGateListener(t, quietConfig(), hooks)
 	addr := l.Addr().String()
 	const chunk = 64 << 10
 	// Path 0's writer is held up in its first write, so its queue only fills.
@@ -252,7 +253,7 @@ func TestRedundantRouteQueuesOnce(t *testing.T) {
 			}
 		}
 	}()
-	waitFor(t, func() bool { return len(srv.Paths()) == 2 }, "two paths")
+	testutil.WaitFor(t, func() bool { return len(srv.Paths()) == 2 }, "two paths")
 	srv.mu.Lock()
 	p0 := srv.pathAt(0)
 	srv.mu.Unlock()
@@ -273,7 +274,7 @@ func TestRedundantRouteQueuesOnce(t *testing.T) {
 			srv.mu.Lock()
 			n := srv.nextSeqSent
 			srv.mu.Unlock()
-			waitFor(t, func() bool { return uint64(highest.Load()) == n }, "chunk %d", n)
+			testutil.WaitFor(t, func() bool { return uint64(highest.Load()) == n }, "chunk %d", n)
 			continue
 		case p := <-waiting:
 			if p != p0 {
@@ -306,7 +307,7 @@ func TestEnqueueRacingPathEndReleasesChunk(t *testing.T) {
 			<-resume
 		}
 	}}
-	l, _ := startListener(t, quietConfig(hooks))
+	l, _ := startHookedListener(t, quietConfig(), hooks)
 	a, _ := openRawSession(t, l.Addr().String(), 0, 4096)
 	srv := acceptOne(t, l)
 	defer srv.Abort()

@@ -1,8 +1,8 @@
 package session
 
 // testHooks let the package's tests observe, and pace, moments that have no other visible effect.
-// A Config carries them (nil outside tests), so that each test's sessions have their own and no
-// test reaches into another's.
+// A test's Listener carries them (nil outside tests) and gives them to its sessions, so that each
+// test's sessions have their own and no test reaches into another's.
 type testHooks struct {
 	// attaching runs on a server's handshake goroutine once ATTACH_OK is written, before the
 	// path is added to its session.

@@ -34,8 +34,8 @@ type Listener struct {
 	table  *sessionTable
 
 	mu       sync.Mutex
-	conns    map[net.Conn]bool // connections not handed to frames; true once a session path
-	handlers sync.WaitGroup    // one per connection goroutine, and the accept loop
+	conns    map[net.Conn]connState // connections not handed to frames
+	handlers sync.WaitGroup         // one per connection goroutine, and the accept loop
 	closed   bool
 }
 
@@ -57,6 +57,11 @@ func Listen(addr string, cfg *Config) (*Listener, error) {
 
 // NewListener accepts sessions on ln, which the Listener then owns.
 func NewListener(ln net.Listener, cfg *Config) (*Listener, error) {
+	return newListener(ln, cfg, nil)
+}
+
+// newListener is NewListener with test hooks (nil outside tests) for its sessions.
+func newListener(ln net.Listener, cfg *Config, hooks *testHooks) (*Listener, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -67,11 +72,12 @@ func NewListener(ln net.Listener, cfg *Config) (*Listener, error) {
 	}
 	t := &sessionTable{
 		cfg:    c,
+		hooks:  hooks,
 		byID:   make(map[wire.SessionID]*Session),
 		accept: make(chan *Session, c.AcceptBacklog),
 		closed: make(chan struct{}),
 	}
-	l := &Listener{cfg: c, log: c.Logger, ln: ln, frames: frames, table: t, conns: make(map[net.Conn]bool)}
+	l := &Listener{cfg: c, log: c.Logger, ln: ln, frames: frames, table: t, conns: make(map[net.Conn]connState)}
 	l.handlers.Add(1)
 	go l.serve()
 	return l, nil
@@ -128,7 +134,7 @@ func (l *Listener) track(c net.Conn) bool {
 	if l.closed {
 		return false
 	}
-	l.conns[c] = false
+	l.conns[c] = awaitingFirst
 	l.handlers.Add(1)
 	return true
 }
@@ -139,12 +145,41 @@ func (l *Listener) forget(c net.Conn) {
 	l.mu.Unlock()
 }
 
+// connState is where a connection of the Listener is.
+type connState uint8
+
+const (
+	awaitingFirst connState = iota // its first frame header has not arrived; Shutdown interrupts it
+	handshaking                    // in the session handshake, bounded by HandshakeTimeout
+	sessionPath                    // a session's path: its session closes it
+)
+
+// errListenerShutdown refuses connections whose first frame arrives during Shutdown.
+var errListenerShutdown = fmt.Errorf("%w: server shutting down", ErrShuttingDown)
+
+// advance moves c to its next state, arming the handshake deadline on the first step. It reports
+// false once the listener is closing, when a connection that has not started its handshake is
+// refused instead.
+func (l *Listener) advance(c net.Conn, to connState) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed && to != sessionPath {
+		return false
+	}
+	if to == awaitingFirst {
+		c.SetDeadline(time.Now().Add(l.cfg.HandshakeTimeout))
+	}
+	if _, ok := l.conns[c]; ok {
+		l.conns[c] = to
+	}
+	return true
+}
+
 // handle reads c's first frame header and dispatches: a session handshake here, anything else
 // to the frame server (with the header replayed in front of the stream).
 func (l *Listener) handle(c net.Conn) {
 	defer l.handlers.Done()
 	defer l.forget(c)
-	c.SetDeadline(time.Now().Add(l.cfg.HandshakeTimeout))
 	hc := &handshakeConn{
 		cfg: l.cfg,
 		c:   c,
@@ -152,35 +187,38 @@ func (l *Listener) handle(c net.Conn) {
 		log: l.log.With("remote", c.RemoteAddr().String()),
 	}
 	var hdr [wire.HeaderSize]byte
-	if _, err := io.ReadFull(c, hdr[:]); err != nil {
-		if isTimeout(err) {
-			hc.fail(fmt.Errorf("%w: no frame within %v", ErrTimeout, l.cfg.HandshakeTimeout))
-		}
-		hc.log.Debug("connection closed before its first frame", "err", err)
+	if !l.advance(c, awaitingFirst) {
+		hc.fail(errListenerShutdown)
+		c.Close()
+		return
+	}
+	_, err := io.ReadFull(c, hdr[:])
+	switch {
+	case err == nil && !l.advance(c, handshaking):
+		err = hc.fail(errListenerShutdown)
+	case isTimeout(err) && l.isClosed():
+		err = hc.fail(errListenerShutdown)
+	case isTimeout(err):
+		err = hc.fail(fmt.Errorf("%w: no frame within %v", ErrTimeout, l.cfg.HandshakeTimeout))
+	}
+	if err != nil {
+		hc.log.Debug("connection refused before its first frame", "reason", err)
 		c.Close()
 		return
 	}
 	if t := wire.Type(hdr[4]); t != wire.TypeSessionNew && t != wire.TypeSessionAttach {
+		// The frame server owns it from here: its own deadlines, Shutdown and Close.
 		c.SetDeadline(noDeadline)
 		l.forget(c)
 		l.frames.ServeConn(&replayConn{Conn: c, r: io.MultiReader(bytes.NewReader(hdr[:]), c)})
 		return
 	}
 	hc.r = wire.NewReaderSize(io.MultiReader(bytes.NewReader(hdr[:]), c), l.cfg.MaxFrameSize, pathReadBuffer)
-	if err := l.table.handshake(hc, l.markPath); !errors.Is(err, errPathEnded) {
+	if err := l.table.handshake(hc, func(c net.Conn) { l.advance(c, sessionPath) }); !errors.Is(err, errPathEnded) {
 		hc.log.Warn("handshake refused", "reason", err)
 		c.Close()
 	}
 	// A path's connection is its own: the path closes it when it is done with it.
-}
-
-// markPath records that c is a session path (Shutdown leaves it to its session to close).
-func (l *Listener) markPath(c net.Conn) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, ok := l.conns[c]; ok {
-		l.conns[c] = true
-	}
 }
 
 // replayConn is a connection whose first bytes were already read: Read returns them first.
@@ -233,7 +271,7 @@ func (l *Listener) Accept(ctx context.Context) (*Session, error) {
 // Addr returns the address the Listener listens on.
 func (l *Listener) Addr() net.Addr { return l.ln.Addr() }
 
-// stop stops accepting; with abort it also closes every connection not yet a session path.
+// stop stops accepting.
 func (l *Listener) stop() {
 	l.mu.Lock()
 	l.closed = true
@@ -241,14 +279,24 @@ func (l *Listener) stop() {
 	l.ln.Close()
 }
 
-// closeConns closes the connections the listener still holds; with handshakesOnly, those that
-// are not session paths.
-func (l *Listener) closeConns(handshakesOnly bool) {
+// closeConns closes every connection the listener still holds.
+func (l *Listener) closeConns() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for c, isPath := range l.conns {
-		if !handshakesOnly || !isPath {
-			c.Close()
+	for c := range l.conns {
+		c.Close()
+	}
+}
+
+// interruptIdle ends the wait of connections whose first frame has not arrived; they are told
+// the server is shutting down. Handshakes in progress finish (a new session is refused, the
+// table being shut) within HandshakeTimeout.
+func (l *Listener) interruptIdle() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c, st := range l.conns {
+		if st == awaitingFirst {
+			c.SetReadDeadline(time.Now())
 		}
 	}
 }
@@ -259,21 +307,22 @@ func (l *Listener) Close() error {
 		s.Abort()
 	}
 	l.stop()
-	l.closeConns(false)
+	l.closeConns()
 	l.frames.Close()
 	l.handlers.Wait()
 	return nil
 }
 
 // Shutdown stops accepting, closes every session gracefully (each delivers what it has sent),
-// refuses handshakes in progress and shuts the frame connections down as frame.Server.Shutdown
-// does. If ctx ends first, sessions still closing are aborted (their peers see ErrShuttingDown)
-// and ctx's error is returned.
+// tells connections still waiting for their first frame that it is shutting down, lets
+// handshakes in progress finish (new sessions are refused) and shuts the frame connections down
+// as frame.Server.Shutdown does. If ctx ends first, sessions still closing are aborted (their
+// peers see ErrShuttingDown), remaining connections are closed and ctx's error is returned.
 func (l *Listener) Shutdown(ctx context.Context) error {
-	l.stop()
-	l.closeConns(true)
-	var wg sync.WaitGroup
 	sessions := l.table.shut()
+	l.stop()
+	l.interruptIdle()
+	var wg sync.WaitGroup
 	for _, s := range sessions {
 		wg.Add(1)
 		go func() {
@@ -298,11 +347,11 @@ func (l *Listener) Shutdown(ctx context.Context) error {
 		<-closed
 	}
 	err := l.frames.Shutdown(ctx)
-	if err != nil {
-		l.closeConns(false)
-	}
 	if late != nil {
 		err = late
+	}
+	if err != nil {
+		l.closeConns() // out of time: handshakes still running end now
 	}
 	l.handlers.Wait()
 	return err
@@ -318,6 +367,7 @@ func (l *Listener) Sessions() int {
 // sessionTable is a server's sessions, by id.
 type sessionTable struct {
 	cfg      *Config
+	hooks    *testHooks // for each session; nil outside tests
 	mu       sync.Mutex
 	byID     map[wire.SessionID]*Session
 	accept   chan *Session
@@ -365,7 +415,7 @@ func (t *sessionTable) handshake(sc *handshakeConn, markPath func(net.Conn)) err
 	if err != nil {
 		return sc.fail(err)
 	}
-	if h := t.cfg.hooks; h != nil && h.attaching != nil && f.Type == wire.TypeSessionAttach {
+	if h := t.hooks; h != nil && h.attaching != nil && f.Type == wire.TypeSessionAttach {
 		h.attaching(slot)
 	}
 	markPath(sc.c)
@@ -417,6 +467,7 @@ func (t *sessionTable) open(sc *handshakeConn, payload []byte) (*Session, error)
 		return nil, err
 	}
 	s.onEnd = func() { t.remove(s) }
+	s.hooks = t.hooks
 	if err := t.register(sc, s, cs); err != nil {
 		s.end(err) // stops its monitor and forgets it
 		return nil, err

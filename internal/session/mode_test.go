@@ -15,6 +15,7 @@ import (
 
 	"github.com/braidnet/braid/internal/disperse"
 	"github.com/braidnet/braid/internal/tap"
+	"github.com/braidnet/braid/internal/testutil"
 	"github.com/braidnet/braid/internal/wire"
 )
 
@@ -157,7 +158,7 @@ func TestShamirPathLooksRandom(t *testing.T) {
 		secret bool
 	}{{"shamir:2/3", true}, {"plain", false}} {
 		t.Run(c.mode, func(t *testing.T) {
-			checkLeaks(t)
+			testutil.CheckLeaks(t)
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
@@ -345,19 +346,19 @@ func TestCorruptedPieceNeverDelivered(t *testing.T) {
 		detected bool // N = K: the bad piece is always among the K used
 	}{{"shamir:2/2", true}, {"shamir:3/3", true}, {"erasure:2/2", true}, {"shamir:2/3", false}, {"erasure:3/5", false}} {
 		t.Run(c.mode, func(t *testing.T) {
-			checkLeaks(t)
+			testutil.CheckLeaks(t)
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
 			}
 			cl := &corruptListener{Listener: ln, nth: 3}
-			logs := &syncBuffer{}
+			logs := &testutil.SyncBuffer{}
 			l, err := NewListener(cl, faultConfig(logs))
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer l.Close()
-			cfg := faultConfig(&syncBuffer{})
+			cfg := faultConfig(&testutil.SyncBuffer{})
 			cfg.Mode = c.mode
 			var msgs [][]byte
 			g := newMessageGen(3, 1<<20)

@@ -204,7 +204,7 @@ func (p *path) enqueue(oc *outChunk) bool {
 	if p.dead.Load() {
 		return false
 	}
-	if h := p.s.cfg.hooks; h != nil && h.enqueueWaits != nil {
+	if h := p.s.hooks; h != nil && h.enqueueWaits != nil {
 		h.enqueueWaits(p, oc)
 	}
 	n := int64(len(oc.payload))
@@ -233,7 +233,7 @@ func (p *path) tryEnqueue(oc *outChunk) bool {
 	if p.dead.Load() {
 		return false
 	}
-	if h := p.s.cfg.hooks; h != nil && h.enqueueing != nil {
+	if h := p.s.hooks; h != nil && h.enqueueing != nil {
 		h.enqueueing(p, oc)
 	}
 	n := int64(len(oc.payload))
@@ -252,7 +252,7 @@ func (p *path) tryEnqueue(oc *outChunk) bool {
 // meanwhile, its last look at the queue may have come first: the chunk is let go of here, as the
 // writer would have (the queue's hold was taken all the same, and is now given back).
 func (p *path) enqueued(oc *outChunk) {
-	if h := p.s.cfg.hooks; h != nil && h.enqueued != nil {
+	if h := p.s.hooks; h != nil && h.enqueued != nil {
 		h.enqueued(p, oc)
 	}
 	p.rtxMu.Lock()
@@ -599,7 +599,7 @@ func (p *path) writeLoop() {
 				p.log.Debug("finishing path failed", "err", err)
 			}
 			p.closeQueues()
-			if h := p.s.cfg.hooks; h != nil && h.finishWritten != nil {
+			if h := p.s.hooks; h != nil && h.finishWritten != nil {
 				h.finishWritten(p)
 			}
 			return

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/braidnet/braid/internal/faultproxy"
+	"github.com/braidnet/braid/internal/testutil"
 	"github.com/braidnet/braid/internal/wire"
 )
 
@@ -52,14 +53,14 @@ func TestCreditSurvivesPathLoss(t *testing.T) {
 			t.Fatalf("Send %d with one path blackholed: %v", i, err)
 		}
 	}
-	waitFor(t, func() bool { return got.Load() == 40 }, "all 40 messages (got %d)", got.Load())
+	testutil.WaitFor(t, func() bool { return got.Load() == 40 }, "all 40 messages (got %d)", got.Load())
 	f.proxies[0].Restore()
 }
 
 // TestPeerCloseDuringSend: the peer closing while a large Send is placing its chunks must not
 // free a chunk still being placed (the race detector saw the same buffer reused).
 func TestPeerCloseDuringSend(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	l, _ := startListener(t, &Config{ChunkSize: 1 << 10, Linger: 2 * time.Second})
 	for range 10 {
 		c, err := Dial(context.Background(), l.Addr().String(), &Config{ChunkSize: 1 << 10, Paths: 2, Linger: 2 * time.Second})
@@ -100,7 +101,7 @@ func TestAttachSlotsBounded(t *testing.T) {
 		wire.NewWriter(c).WriteFrame(wire.TypeSessionAttach, attach)
 		c.(*net.TCPConn).SetLinger(0)
 		c.Close()
-		waitFor(t, handled, "the attach to be handled")
+		testutil.WaitFor(t, handled, "the attach to be handled")
 	}
 	p := dialRaw(t, l.Addr().String())
 	p.send(wire.TypeSessionAttach, attach)
@@ -123,7 +124,7 @@ func TestAttachSlotsBounded(t *testing.T) {
 			break
 		}
 		q.conn.Close()
-		waitFor(t, handled, "the attach to be handled")
+		testutil.WaitFor(t, handled, "the attach to be handled")
 	}
 }
 
@@ -144,7 +145,7 @@ func (l hideCloseWrite) Accept() (net.Conn, error) {
 // TestListenerWithoutCloseWrite: closing a session on connections without CloseWrite does not
 // panic, and the peer still sees end of stream.
 func TestListenerWithoutCloseWrite(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +221,7 @@ func TestStallRecoversWhilePeerStreams(t *testing.T) {
 	time.Sleep(600 * time.Millisecond)
 	f.proxies[0].Restore()
 	before := c2s.Load()
-	waitFor(t, func() bool { return c2s.Load() > before+10 }, "the client's messages to flow again while the server streams")
+	testutil.WaitFor(t, func() bool { return c2s.Load() > before+10 }, "the client's messages to flow again while the server streams")
 }
 
 // TestWriteTimeoutShorterThanKeepAlive: an idle path's first write after a long wait is not
@@ -228,7 +229,7 @@ func TestStallRecoversWhilePeerStreams(t *testing.T) {
 func TestWriteTimeoutShorterThanKeepAlive(t *testing.T) {
 	cfg := &Config{WriteTimeout: 300 * time.Millisecond, KeepAlive: 2 * time.Second, PathTimeout: 5 * time.Second}
 	l, _ := startListener(t, cfg)
-	logs := &syncBuffer{}
+	logs := &testutil.SyncBuffer{}
 	ccfg := faultConfig(logs)
 	ccfg.WriteTimeout, ccfg.KeepAlive, ccfg.PathTimeout = cfg.WriteTimeout, cfg.KeepAlive, cfg.PathTimeout
 	c, err := Dial(context.Background(), l.Addr().String(), ccfg)
@@ -282,7 +283,7 @@ func TestCloseNotHeldBySendWithoutPath(t *testing.T) {
 // TestListenerShutdownHonoursContext: Shutdown with a deadline does not wait out the Linger of a
 // session whose graceful close cannot finish (its only path is blackholed).
 func TestListenerShutdownHonoursContext(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	l, err := Listen("127.0.0.1:0", &Config{Linger: time.Minute, ResumeGrace: time.Minute, PathTimeout: time.Minute})
 	if err != nil {
 		t.Fatal(err)
@@ -357,7 +358,7 @@ func TestWriterRearmedAfterSuspect(t *testing.T) {
 		defer f.client.mu.Unlock()
 		return f.client.out.Len() == 0
 	}
-	waitFor(t, func() bool { return acked() || cp.rtoBackoff.Load() > 0 }, "the message to be acknowledged")
+	testutil.WaitFor(t, func() bool { return acked() || cp.rtoBackoff.Load() > 0 }, "the message to be acknowledged")
 	if n := cp.rtoBackoff.Load(); n > 0 {
 		t.Fatalf("the ACK came only after %d retransmission timeout(s): the server's writer was not re-armed", n)
 	}
@@ -368,11 +369,11 @@ func TestWriterRearmedAfterSuspect(t *testing.T) {
 // a peer that never hangs up: a Shutdown whose session aborted at that moment (its deadline
 // passed) waited out the session's Linger, and Close after its Linger forever.
 func TestKillWhileWriterReturns(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	hooks := &testHooks{finishWritten: func(p *path) {
 		p.s.abort(fmt.Errorf("%w: test", ErrSessionClosed), wire.CodeSessionClosed)
 	}}
-	l, _ := startListener(t, &Config{Linger: time.Minute, hooks: hooks})
+	l, _ := startHookedListener(t, &Config{Linger: time.Minute}, hooks)
 	raw, _ := openRaw(t, l.Addr().String(), 4096)
 	defer raw.conn.Close()
 	raw.conn.SetDeadline(time.Time{})
@@ -389,5 +390,38 @@ func TestKillWhileWriterReturns(t *testing.T) {
 	}
 	if !errors.Is(srv.Err(), ErrSessionClosed) {
 		t.Fatalf("session: %v", srv.Err())
+	}
+}
+
+// TestListenerShutdownTellsWaitingConnections: a connection that has sent nothing yet is told
+// SHUTTING_DOWN at once, not left to its handshake timeout, and Shutdown does not wait for it.
+func TestListenerShutdownTellsWaitingConnections(t *testing.T) {
+	testutil.CheckLeaks(t)
+	l, err := Listen("127.0.0.1:0", &Config{HandshakeTimeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	p := dialRaw(t, l.Addr().String())
+	testutil.WaitFor(t, func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.conns) == 1
+	}, "the connection to be accepted")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- l.Shutdown(ctx) }()
+	p.expectError(wire.CodeShuttingDown)
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	// After Shutdown nothing is accepted.
+	if c, err := net.DialTimeout("tcp", l.Addr().String(), time.Second); err == nil {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatal("a connection after Shutdown was answered")
+		}
+		c.Close()
 	}
 }

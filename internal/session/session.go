@@ -31,6 +31,7 @@ type Session struct {
 	id        wire.SessionID
 	token     wire.Token
 	cfg       *Config
+	hooks     *testHooks // nil outside tests
 	log       *slog.Logger
 	client    bool
 	chunkSize int
@@ -732,6 +733,20 @@ func (s *Session) Paths() []PathStats {
 		}
 	}
 	return out
+}
+
+// Stats is a snapshot of a session's settings and counters.
+type Stats struct {
+	ID                string
+	Mode              string
+	ChunkSize         int
+	IntegrityFailures uint64
+	Paths             []PathStats
+}
+
+// Stats returns a snapshot of the session's settings and per-path counters.
+func (s *Session) Stats() Stats {
+	return Stats{ID: s.ID(), Mode: s.Mode(), ChunkSize: s.chunkSize, IntegrityFailures: s.IntegrityFailures(), Paths: s.Paths()}
 }
 
 // String describes the session for logs.

@@ -8,22 +8,35 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/braidnet/braid/internal/testutil"
 )
 
 // startListener runs a Listener on loopback for the test.
-func startListener(t *testing.T, cfg *Config) (*Listener, *syncBuffer) {
+func startListener(t *testing.T, cfg *Config) (*Listener, *testutil.SyncBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	return startHookedListener(t, cfg, nil)
+}
+
+// startHookedListener runs a Listener on loopback whose sessions run the given test hooks.
+func startHookedListener(t *testing.T, cfg *Config, hooks *testHooks) (*Listener, *testutil.SyncBuffer) {
+	t.Helper()
+	logs := &testutil.SyncBuffer{}
 	if cfg == nil {
 		cfg = &Config{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	l, err := Listen("127.0.0.1:0", cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := newListener(ln, cfg, hooks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +127,7 @@ func (g *messageGen) next() []byte {
 }
 
 func TestSessionBasic(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	l, _ := startListener(t, nil)
 	ctx := context.Background()
 	cs, err := Dial(ctx, l.Addr().String(), &Config{Paths: 4, ChunkSize: 4 << 10})
@@ -165,7 +178,7 @@ func TestSessionBasic(t *testing.T) {
 
 // TestSessionConcurrentBothWays: many sessions × 4 paths, random messages both ways.
 func TestSessionConcurrentBothWays(t *testing.T) {
-	checkLeaks(t)
+	testutil.CheckLeaks(t)
 	// 200 sessions × 4 paths, messages of 0 B to 8 MiB both ways. The race detector multiplies
 	// memory several times over (about 17 GB at full size), so under it messages stop at 1 MiB;
 	// .ci/run also runs this test at full size without it.

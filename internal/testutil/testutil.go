@@ -1,0 +1,51 @@
+// Package testutil holds the helpers the packages' tests share: a log sink safe for concurrent
+// writers, a goroutine-leak check and a polling wait. Only tests import it.
+package testutil
+
+import (
+	"bytes"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+// SyncBuffer is a goroutine-safe log sink, so that tests can assert on logged reasons.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// CheckLeaks asserts, after every cleanup registered later has run, that the test left no
+// goroutine behind.
+func CheckLeaks(t *testing.T) {
+	t.Cleanup(func() { goleak.VerifyNone(t) })
+}
+
+// WaitFor polls cond until it holds, failing the test after 30 s (generous: under the race
+// detector on a loaded machine a step can take seconds).
+func WaitFor(t *testing.T, cond func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for "+format, args...)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
