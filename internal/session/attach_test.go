@@ -2,6 +2,8 @@ package session
 
 import (
 	"context"
+	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,7 +51,7 @@ func (p *rawPath) readUntil(want wire.Type, why string) {
 // liveInSlot returns the indexes of s's live paths in slot.
 func liveInSlot(s *Session, slot int) []int {
 	var live []int
-	for _, ps := range s.Paths() {
+	for _, ps := range s.Stats().Paths {
 		if ps.Live && ps.Slot == slot {
 			live = append(live, ps.Index)
 		}
@@ -59,7 +61,7 @@ func liveInSlot(s *Session, slot int) []int {
 
 // pathLive reports whether s's path index is live.
 func pathLive(s *Session, index int) bool {
-	for _, ps := range s.Paths() {
+	for _, ps := range s.Stats().Paths {
 		if ps.Index == index {
 			return ps.Live
 		}
@@ -197,5 +199,54 @@ func TestConcurrentAttachOneSlot(t *testing.T) {
 	c.readUntil(wire.TypePing, "the replacing path's probe")
 	if live := liveInSlot(srv, 1); len(live) != 1 || live[0] != ic {
 		t.Fatalf("live paths in slot 1: %v, want [%d]", live, ic)
+	}
+}
+
+// TestAttachSlotsBounded: attaches that fail before ATTACH_OK give their slot back, and paths
+// attached and dropped over and over are eventually refused instead of piling up.
+func TestAttachSlotsBounded(t *testing.T) {
+	l, _ := startListener(t, &Config{MaxPaths: 3})
+	_, acc := openRaw(t, l.Addr().String(), 64<<10)
+	acceptOne(t, l)
+	// Each attach below is in slot 1, and is over, refused or ended, once the server holds no
+	// connection but the session's first path's: the next one does not find the slot busy.
+	handled := func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.conns) == 1
+	}
+	attach := wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: 1})
+	for range 10 { // reset before reading ATTACH_OK
+		c, err := net.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wire.NewWriter(c).WriteFrame(wire.TypeSessionAttach, attach)
+		c.(*net.TCPConn).SetLinger(0)
+		c.Close()
+		testutil.WaitFor(t, handled, "the attach to be handled")
+	}
+	p := dialRaw(t, l.Addr().String())
+	p.send(wire.TypeSessionAttach, attach)
+	if f := p.recv(); f.Type != wire.TypeAttachOK {
+		t.Fatalf("legitimate attach after failed ones: %s", f.Type)
+	}
+	p.readUntil(wire.TypePing, "the path's probe") // it has joined
+	// Attach and drop until refused: at most MaxPaths × 16 over the session's life.
+	for i := 0; ; i++ {
+		if i > 3*maxAttachesPerPath+10 {
+			t.Fatal("attaches never refused")
+		}
+		q := dialRaw(t, l.Addr().String())
+		q.send(wire.TypeSessionAttach, attach)
+		f := q.recv()
+		if f.Type == wire.TypeError {
+			if e, _ := wire.ParseError(f.Payload); e.Code != wire.CodeTooManyPaths || !strings.Contains(e.Message, "over the session's life") {
+				t.Fatalf("refused with %s (%s)", e.Code, e.Message)
+			}
+			break
+		}
+		q.conn.Close()
+		testutil.WaitFor(t, handled, "the attach to be handled")
 	}
 }

@@ -223,7 +223,7 @@ func TestHandshakeErrors(t *testing.T) {
 			t.Fatalf("second path: %s", f.Type)
 		}
 		// Until the server has added it, the path holds a reservation, not its slot.
-		testutil.WaitFor(t, func() bool { return len(raw.Paths()) == 2 }, "second path added")
+		testutil.WaitFor(t, func() bool { return len(raw.Stats().Paths) == 2 }, "second path added")
 		q := dialRaw(t, l.Addr().String())
 		q.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: 1}))
 		if f := q.recv(); f.Type != wire.TypeAttachOK {

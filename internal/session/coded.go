@@ -35,8 +35,8 @@ type pieceSet struct {
 }
 
 // slotPath returns the live path in slot j, or nil. Call with s.mu held.
-func (s *Session) slotPath(j int) *path {
-	var best *path
+func (s *Session) slotPath(j int) *pathEntry {
+	var best *pathEntry
 	for _, p := range s.paths {
 		if p != nil && p.slot == j && !p.dead.Load() && (best == nil || p.index > best.index) {
 			best = p
@@ -65,47 +65,25 @@ func (s *Session) usableSlots(n int) int {
 	return c
 }
 
-// waitForPaths waits until the session changes or a monitor tick passes (a stalled path may have
-// recovered). Call with s.mu held; it returns with it released.
-func (s *Session) waitForPaths() {
-	ch := s.changed
-	s.mu.Unlock()
-	select {
-	case <-ch:
-	case <-time.After(monitorTick):
-	}
-}
-
 // routeCoded gives each piece of a coded chunk to the path in its slot. It waits while fewer than
 // K slots have a usable path: the chunk could not be rebuilt, and sending a piece anywhere else
 // would give one path two shares. A piece whose slot has no usable path now is left for the path
 // that takes the slot next (requeueFrom), unless enough others arrive first.
 func (s *Session) routeCoded(oc *outChunk) error {
 	k, n := s.mode.K, s.mode.N
-	targets := make([]*path, n)
 	var waitingSince time.Time
-	for {
-		s.mu.Lock()
-		if s.err != nil {
-			s.mu.Unlock()
-			s.unref(oc)
-			return s.err
+	err := s.awaitRoute(oc, &waitingSince, func() bool { return s.usableSlots(n) >= k })
+	if err != nil {
+		if errors.Is(err, ErrSessionClosed) {
+			err = fmt.Errorf("%w (fewer than %d usable paths)", err, k)
 		}
-		if s.usableSlots(n) >= k {
-			break
-		}
-		if s.closing {
-			if err := s.giveUpClosing(oc, &waitingSince); err != nil {
-				s.mu.Unlock()
-				return fmt.Errorf("%w (fewer than %d usable paths)", err, k)
-			}
-		}
-		s.waitForPaths()
+		return err
 	}
+	targets := make([]*path, n)
 	for j := range oc.kids {
 		kid := &oc.kids[j]
 		if p := s.slotPath(j); p != nil && p.usable() {
-			targets[j], kid.path = p, p.index
+			targets[j], kid.path = p.path, p.index
 		} else {
 			kid.path = -1 // for the slot's next path
 		}
@@ -117,10 +95,10 @@ func (s *Session) routeCoded(oc *outChunk) error {
 		}
 		oc.refs.Add(1)
 		if !p.enqueue(&oc.kids[j]) {
-			s.unref(oc) // the path ended; the monitor resends the piece to the slot's next path
+			s.release(oc) // the path ended; the monitor resends the piece to the slot's next path
 		}
 	}
-	s.unref(oc) // Send's hold
+	s.release(oc) // Send's hold
 	return nil
 }
 
@@ -136,7 +114,7 @@ func (s *Session) requeuePiece(kid *outChunk, from *path) int {
 	if from == nil && to == cur {
 		return 0 // still on the path of its slot, which is stalled: it stays tracked there
 	}
-	if to == nil || to != from && !to.usable() || to.finishing.Load() {
+	if to == nil || to.path != from && !to.usable() || to.finishing.Load() {
 		kid.path = -1
 		return 0
 	}
@@ -146,22 +124,10 @@ func (s *Session) requeuePiece(kid *outChunk, from *path) int {
 	return 1
 }
 
-// readPiece reads a PIECE into the set of its chunk, and rebuilds the chunk once K pieces are in.
-func (p *path) readPiece(h wire.Header) error {
-	s := p.s
-	if h.Length < wire.PieceHeaderSize {
-		return violation(wire.CodeInvalidChunk, fmt.Errorf("%w: PIECE of %d bytes has no room for its header", ErrInvalidChunk, h.Length))
-	}
-	var hb [wire.PieceHeaderSize]byte
-	if err := p.r.ReadFull(hb[:]); err != nil {
-		return err
-	}
-	ph, err := wire.ParsePieceHeader(hb[:])
-	if err != nil {
-		return violation(wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, err))
-	}
-	n, length, idx := int(h.Length)-wire.PieceHeaderSize, int(ph.Length), int(ph.Index)
-	p.trace("recv", wire.TypePiece, int(h.Length))
+// onPiece takes a PIECE whose header p has read into the set of its chunk, having p read its n
+// payload bytes, and rebuilds the chunk once K pieces are in.
+func (s *Session) onPiece(p *path, ph wire.PieceHeader, n int) error {
+	length, idx := int(ph.Length), int(ph.Index)
 	switch {
 	case idx >= s.mode.N:
 		return violation(wire.CodeInvalidChunk, fmt.Errorf("%w: piece %d of a %s chunk", ErrInvalidChunk, idx, s.mode))
@@ -186,9 +152,7 @@ func (p *path) readPiece(h wire.Header) error {
 	case s.reasm.Delivered(ch) || s.recvd.Has(ch.Seq) || set != nil && set.bufs[idx] != nil && !set.failed:
 		// Rebuilt already (the pieces beyond the K-th are spares), or a piece sent again.
 		s.mu.Unlock()
-		p.chunksRecv.Add(1)
-		p.bytesRecv.Add(uint64(n))
-		if err := p.r.Discard(n); err != nil {
+		if err := p.skipBody(n); err != nil {
 			return err
 		}
 		s.requestAck(false, n)
@@ -214,7 +178,7 @@ func (p *path) readPiece(h wire.Header) error {
 	s.mu.Unlock()
 
 	buf := bufpool.Get(n)
-	err = p.r.ReadFull(buf)
+	err := p.readBody(buf)
 	s.mu.Lock()
 	if err != nil || s.pieces[ch.Seq] != set || set.bufs[idx] != nil && !set.failed {
 		// The read failed, or the chunk was rebuilt meanwhile from other pieces.
@@ -226,8 +190,6 @@ func (p *path) readPiece(h wire.Header) error {
 		bufpool.Put(buf)
 		return err
 	}
-	p.chunksRecv.Add(1)
-	p.bytesRecv.Add(uint64(n))
 	if old := set.bufs[idx]; old != nil { // after a failure: the piece sent again replaces it
 		s.pieceBytes -= int64(len(old))
 		if set.decoding {
@@ -340,10 +302,3 @@ func (s *Session) rebuild(p *path, set *pieceSet) error {
 		}
 	}
 }
-
-// IntegrityFailures returns how many times a set of K pieces received failed the integrity check
-// (coded modes): each is a corrupted or forged piece that was detected and not delivered.
-func (s *Session) IntegrityFailures() uint64 { return s.integrityFailures.Load() }
-
-// Mode returns the session's dispersal mode, as Config.Mode spells it.
-func (s *Session) Mode() string { return s.mode.String() }

@@ -36,13 +36,18 @@ func Dial(ctx context.Context, addr string, cfg *Config) (*Session, error) {
 	for i := range specs {
 		specs[i].Remote = addr
 	}
-	return dialPaths(ctx, specs, c)
+	return dialPaths(ctx, specs, c, nil)
 }
 
 // DialPaths opens a session with one path per spec. The first path creates the session
 // (SESSION_NEW); the others attach to it concurrently (SESSION_ATTACH). If any path fails to
 // attach, the session is aborted and the error returned.
 func DialPaths(ctx context.Context, specs []PathSpec, cfg *Config) (*Session, error) {
+	return dialPathsHooked(ctx, specs, cfg, nil)
+}
+
+// dialPathsHooked is DialPaths with test hooks (nil outside tests) for the session.
+func dialPathsHooked(ctx context.Context, specs []PathSpec, cfg *Config, hooks *testHooks) (*Session, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -53,10 +58,10 @@ func DialPaths(ctx context.Context, specs []PathSpec, cfg *Config) (*Session, er
 	if len(specs) > maxPathsLimit {
 		return nil, fmt.Errorf("%w: %d requested, at most %d", ErrTooManyPaths, len(specs), maxPathsLimit)
 	}
-	return dialPaths(ctx, specs, c)
+	return dialPaths(ctx, specs, c, hooks)
 }
 
-func dialPaths(ctx context.Context, specs []PathSpec, c *Config) (*Session, error) {
+func dialPaths(ctx context.Context, specs []PathSpec, c *Config, hooks *testHooks) (*Session, error) {
 	mode, err := disperse.Parse(c.Mode)
 	if err != nil {
 		return nil, err
@@ -92,6 +97,7 @@ func dialPaths(ctx context.Context, specs []PathSpec, c *Config) (*Session, erro
 		hs.conn.Close()
 		return nil, err
 	}
+	s.hooks = hooks
 	if err := s.startPath(hs, 0, 0, specs[0]); err != nil {
 		s.Abort()
 		return nil, err
@@ -198,11 +204,11 @@ func resolveLocal(s string) (*net.TCPAddr, error) {
 // startPath makes a handshaken client connection path idx, in slot, of s and runs its reader.
 func (s *Session) startPath(hs *handshake, idx, slot int, spec PathSpec) error {
 	p := newPath(s, idx, slot, spec, hs.conn, hs.r, hs.w)
-	p.sampleRTT(hs.rtt) // the handshake was a round trip: the scheduler has a first estimate
+	p.sampleRTT(hs.rtt, false) // the handshake was a round trip: the scheduler has a first estimate
 	if err := s.addPath(p); err != nil {
 		hs.conn.Close()
 		return err
 	}
-	go p.readLoop()
+	go s.readPath(p)
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,7 +47,7 @@ func newFaultSetup(t *testing.T, paths int, tweak func(*Config)) *faultSetup {
 		tweak(scfg)
 		tweak(ccfg)
 	}
-	l, _ := startListener(t, scfg)
+	l, _ := startHookedListener(t, scfg, withRecording(nil))
 	var specs []PathSpec
 	for range paths {
 		p, err := faultproxy.New(l.Addr().String())
@@ -58,13 +59,13 @@ func newFaultSetup(t *testing.T, paths int, tweak func(*Config)) *faultSetup {
 		specs = append(specs, PathSpec{Remote: p.Addr()})
 	}
 	var err error
-	if f.client, err = DialPaths(context.Background(), specs, ccfg); err != nil {
+	if f.client, err = dialPathsHooked(context.Background(), specs, ccfg, withRecording(nil)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.client.Abort() })
 	f.server = acceptOne(t, l)
 	t.Cleanup(func() { f.server.Abort() })
-	for len(f.server.Paths()) < paths {
+	for len(f.server.Stats().Paths) < paths {
 		time.Sleep(time.Millisecond)
 	}
 	return f
@@ -108,7 +109,7 @@ func (f *faultSetup) closeBoth(t *testing.T) {
 	f.server.Close()
 	// Every chunk was acknowledged and every path's writer has stopped: all went back to the pool.
 	for _, s := range []*Session{f.client, f.server} {
-		if n := danglingHolds(s); n != 0 {
+		if n := danglingHolds(t, s); n != 0 {
 			t.Fatalf("%s: %d chunk holds never let go of", s, n)
 		}
 	}
@@ -218,5 +219,102 @@ func TestFaultCutAllBeyondGrace(t *testing.T) {
 	}
 	if !errors.Is(f.client.Err(), ErrPathLost) || !errors.Is(f.server.Err(), ErrPathLost) {
 		t.Fatalf("session errors: %v / %v", f.client.Err(), f.server.Err())
+	}
+}
+
+// TestStallRecoversWhilePeerStreams: a path stalled by a brief blackhole is probed and used
+// again even though the peer's stream of data (and our ACKs) keeps it from ever being idle.
+func TestStallRecoversWhilePeerStreams(t *testing.T) {
+	f := newFaultSetup(t, 1, func(c *Config) { c.PathTimeout = 3 * time.Second })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { // the server streams to the client
+		msg := make([]byte, 16<<10)
+		for f.server.Send(ctx, msg) == nil {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	var c2s, s2c atomic.Int64
+	go drain(f.client, &s2c)
+	go drain(f.server, &c2s)
+	go func() {
+		msg := make([]byte, 64<<10)
+		for f.client.Send(ctx, msg) == nil {
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	f.proxies[0].Blackhole()
+	time.Sleep(600 * time.Millisecond)
+	f.proxies[0].Restore()
+	before := c2s.Load()
+	testutil.WaitFor(t, func() bool { return c2s.Load() > before+10 }, "the client's messages to flow again while the server streams")
+}
+
+// TestWriteTimeoutShorterThanKeepAlive: an idle path's first write after a long wait is not
+// failed by a write deadline armed before the wait.
+func TestWriteTimeoutShorterThanKeepAlive(t *testing.T) {
+	cfg := &Config{WriteTimeout: 300 * time.Millisecond, KeepAlive: 2 * time.Second, PathTimeout: 5 * time.Second}
+	l, _ := startListener(t, cfg)
+	logs := &testutil.SyncBuffer{}
+	ccfg := faultConfig(logs)
+	ccfg.WriteTimeout, ccfg.KeepAlive, ccfg.PathTimeout = cfg.WriteTimeout, cfg.KeepAlive, cfg.PathTimeout
+	c, err := Dial(context.Background(), l.Addr().String(), ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Abort()
+	s := acceptOne(t, l)
+	defer s.Abort()
+	time.Sleep(time.Second)
+	if err := c.Send(context.Background(), []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Receive(context.Background()); err != nil || string(m) != "hello" {
+		t.Fatalf("%q %v", m, err)
+	}
+	if strings.Contains(logs.String(), "path down") {
+		t.Fatalf("a path went down:\n%s", logs.String())
+	}
+}
+
+// TestWriterRearmedAfterSuspect: a path whose writer went back to waiting while the path was
+// suspect (silent while another was heard) listened for no ACK kicks. Once heard from again it
+// must take them, or an ACK waits for the peer's retransmission timeout (or a keepalive).
+func TestWriterRearmedAfterSuspect(t *testing.T) {
+	f := newFaultSetup(t, 1, func(c *Config) {
+		c.MinRTO = time.Second // the peer's RTO, and how long a silent path takes to be suspect
+		c.KeepAlive = 30 * time.Second
+		c.PathTimeout = time.Minute
+	})
+	s := f.server
+	s.mu.Lock()
+	sp := s.paths[0]
+	s.mu.Unlock()
+	// Suspect: another path was heard just now, this one long ago. Its writer loops (a kick it
+	// always listens for) and goes back to waiting with the ACK and CREDIT kicks off.
+	s.shared.lastHeard.Store(int64(s.clock()))
+	sp.lastRecv.Store(int64(s.clock() - 5*time.Second))
+	kick(sp.capKick)
+	time.Sleep(20 * time.Millisecond)
+
+	// The client's message makes the path heard again; its ACK must follow without the
+	// client's retransmission timeout.
+	if err := f.client.Send(context.Background(), []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Receive(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.client.mu.Lock()
+	cp := f.client.paths[0]
+	f.client.mu.Unlock()
+	acked := func() bool {
+		f.client.mu.Lock()
+		defer f.client.mu.Unlock()
+		return f.client.out.Len() == 0
+	}
+	testutil.WaitFor(t, func() bool { return acked() || cp.backoffs() > 0 }, "the message to be acknowledged")
+	if n := cp.backoffs(); n > 0 {
+		t.Fatalf("the ACK came only after %d retransmission timeout(s): the server's writer was not re-armed", n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,7 +111,7 @@ func TestReorderingSlowPath(t *testing.T) {
 	if _, err := s.Receive(ctx); err != io.EOF {
 		t.Fatalf("end: %v", err)
 	}
-	for _, p := range s.Paths() {
+	for _, p := range s.Stats().Paths {
 		if p.ChunksReceived == 0 {
 			t.Errorf("path %d received no chunks", p.Index)
 		}
@@ -239,10 +240,10 @@ func TestConnView(t *testing.T) {
 // forgets the session.
 func TestCloseReleasesEverything(t *testing.T) {
 	testutil.CheckLeaks(t)
-	l, _ := startListener(t, nil)
+	l, _ := startHookedListener(t, nil, withRecording(nil))
 	before := runtime.NumGoroutine()
 	for range 5 {
-		c, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 4})
+		c, err := dialRecorded(context.Background(), l.Addr().String(), &Config{Paths: 4})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +257,7 @@ func TestCloseReleasesEverything(t *testing.T) {
 		c.Close()
 		s.Close()
 		for _, s := range []*Session{c, s} {
-			if n := danglingHolds(s); n != 0 {
+			if n := danglingHolds(t, s); n != 0 {
 				t.Fatalf("%s: %d chunk holds never let go of", s, n)
 			}
 		}
@@ -274,4 +275,30 @@ func TestCloseReleasesEverything(t *testing.T) {
 		t.Fatalf("peer of an aborted session: %v", err)
 	}
 	testutil.WaitFor(t, func() bool { return l.Sessions() == 0 }, "aborted session forgotten")
+}
+
+// TestCreditSurvivesPathLoss: a CREDIT frame lost with a blackholed path is sent again, so the
+// sender is not left waiting for window that is already free.
+func TestCreditSurvivesPathLoss(t *testing.T) {
+	f := newFaultSetup(t, 2, func(c *Config) {
+		c.SessionWindow = 1 << 20
+		c.MaxMessageSize = 6 * (64 << 10)
+		c.ResumeGrace = time.Minute
+	})
+	var got atomic.Int64
+	go drain(f.server, &got)
+	msg := make([]byte, 6*(64<<10))
+	for i := range 40 {
+		if i == 4 {
+			f.proxies[0].Blackhole()
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		err := f.client.Send(ctx, msg)
+		cancel()
+		if err != nil {
+			t.Fatalf("Send %d with one path blackholed: %v", i, err)
+		}
+	}
+	testutil.WaitFor(t, func() bool { return got.Load() == 40 }, "all 40 messages (got %d)", got.Load())
+	f.proxies[0].Restore()
 }

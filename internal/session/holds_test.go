@@ -13,15 +13,75 @@ import (
 	"github.com/braidnet/braid/internal/wire"
 )
 
-// danglingHolds returns the holds on s's chunks that nothing will let go of. Call once the
-// session has ended and its goroutines have stopped (Close or Abort has returned): by then the
-// outstanding set holds each chunk it still has once, and every other chunk taken from the pool
-// has been put back.
-func danglingHolds(s *Session) int64 {
+// chunkRecords holds, for each session made with recordChunks among its hooks, every chunk
+// record its pool ever made (*Session → *chunkRegistry).
+var chunkRecords sync.Map
+
+type chunkRegistry struct {
+	mu  sync.Mutex
+	all []*outChunk
+}
+
+// recordChunks is the newChunk hook that danglingHolds needs.
+func recordChunks(s *Session, oc *outChunk) {
+	r, _ := chunkRecords.LoadOrStore(s, &chunkRegistry{})
+	reg := r.(*chunkRegistry)
+	reg.mu.Lock()
+	reg.all = append(reg.all, oc)
+	reg.mu.Unlock()
+}
+
+// withRecording returns hooks (nil: none) with recordChunks added.
+func withRecording(hooks *testHooks) *testHooks {
+	h := &testHooks{}
+	if hooks != nil {
+		*h = *hooks
+	}
+	h.newChunk = recordChunks
+	return h
+}
+
+// dialRecorded is Dial for a session whose chunk records danglingHolds can check.
+func dialRecorded(ctx context.Context, addr string, cfg *Config) (*Session, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	specs := make([]PathSpec, c.Paths)
+	for i := range specs {
+		specs[i].Remote = addr
+	}
+	return dialPathsHooked(ctx, specs, cfg, withRecording(nil))
+}
+
+// danglingHolds returns the holds on s's chunks that nothing will let go of: every record its
+// pool made is either in the outstanding set, held once, or back in the pool, held by nothing.
+// Call once the session has ended and its goroutines have stopped (Close or Abort has returned),
+// on a session made with recordChunks.
+func danglingHolds(t *testing.T, s *Session) int64 {
+	t.Helper()
+	r, ok := chunkRecords.LoadAndDelete(s)
+	if !ok {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.nextSeqSent > 0 {
+			t.Fatalf("%s sent %d chunks but was not made with recordChunks", s, s.nextSeqSent)
+		}
+		return 0 // it never made a chunk record: it sent nothing
+	}
+	reg := r.(*chunkRegistry)
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := s.chunksOut.Load() - int64(s.out.Len())
-	s.out.Each(func(_ uint64, oc *outChunk) { n += int64(oc.refs.Load() - 1) })
+	n := -int64(s.out.Len())
+	for _, oc := range reg.all {
+		refs := int64(oc.refs.Load())
+		if refs < 0 {
+			t.Errorf("%s: a chunk record has %d holds", s, refs)
+		}
+		n += refs
+	}
 	return n
 }
 
@@ -128,7 +188,7 @@ func quietConfig() *Config {
 // retransmissions (a write error while it gathers more than the wire writer holds) lets go of
 // every chunk of the batch, those it had not reached included.
 func TestRetransmitWriteErrorReleasesChunks(t *testing.T) {
-	l, gl := startGateListener(t, quietConfig(), nil)
+	l, gl := startGateListener(t, quietConfig(), withRecording(nil))
 	addr := l.Addr().String()
 	const chunk = 64 << 10
 	a1, acc := openRawSession(t, addr, 0, chunk)
@@ -143,7 +203,7 @@ func TestRetransmitWriteErrorReleasesChunks(t *testing.T) {
 	defer a2.conn.Close()
 	a1.discard(&readers)
 	a2.discard(&readers)
-	testutil.WaitFor(t, func() bool { return len(srv.Paths()) == 2 }, "two paths")
+	testutil.WaitFor(t, func() bool { return len(srv.Stats().Paths) == 2 }, "two paths")
 
 	// 80 chunks, 40 on each path, none acknowledged (the peer never does).
 	if err := srv.Send(context.Background(), make([]byte, 80*chunk)); err != nil {
@@ -179,7 +239,7 @@ func TestRetransmitWriteErrorReleasesChunks(t *testing.T) {
 	release()
 	testutil.WaitFor(t, func() bool { return !pathLive(srv, ib) }, "path %d to end", ib)
 	srv.Abort()
-	if n := danglingHolds(srv); n != 0 {
+	if n := danglingHolds(t, srv); n != 0 {
 		t.Fatalf("%d chunk holds never let go of", n)
 	}
 }
@@ -253,7 +313,7 @@ func TestRedundantRouteQueuesOnce(t *testing.T) {
 			}
 		}
 	}()
-	testutil.WaitFor(t, func() bool { return len(srv.Paths()) == 2 }, "two paths")
+	testutil.WaitFor(t, func() bool { return len(srv.Stats().Paths) == 2 }, "two paths")
 	srv.mu.Lock()
 	p0 := srv.pathAt(0)
 	srv.mu.Unlock()
@@ -277,7 +337,7 @@ func TestRedundantRouteQueuesOnce(t *testing.T) {
 			testutil.WaitFor(t, func() bool { return uint64(highest.Load()) == n }, "chunk %d", n)
 			continue
 		case p := <-waiting:
-			if p != p0 {
+			if p != p0.path {
 				t.Fatalf("Send waited for room on path %d", p.index)
 			}
 		}
@@ -307,7 +367,7 @@ func TestEnqueueRacingPathEndReleasesChunk(t *testing.T) {
 			<-resume
 		}
 	}}
-	l, _ := startHookedListener(t, quietConfig(), hooks)
+	l, _ := startHookedListener(t, quietConfig(), withRecording(hooks))
 	a, _ := openRawSession(t, l.Addr().String(), 0, 4096)
 	srv := acceptOne(t, l)
 	defer srv.Abort()
@@ -321,7 +381,7 @@ func TestEnqueueRacingPathEndReleasesChunk(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.Abort()
-	if n := danglingHolds(srv); n != 0 {
+	if n := danglingHolds(t, srv); n != 0 {
 		t.Fatalf("%d chunk holds never let go of", n)
 	}
 }

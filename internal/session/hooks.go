@@ -14,6 +14,9 @@ type testHooks struct {
 	enqueued func(p *path, oc *outChunk)
 	// enqueueWaits runs when p's queue of new data is full and a sender starts waiting for room.
 	enqueueWaits func(p *path, oc *outChunk)
+	// newChunk runs when the session makes a chunk record for its pool (a pool miss, not per
+	// chunk sent).
+	newChunk func(s *Session, oc *outChunk)
 	// finishWritten runs on p's writer once it has written CLOSE, before it returns.
 	finishWritten func(p *path)
 }

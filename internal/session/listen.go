@@ -432,7 +432,7 @@ func (t *sessionTable) handshake(sc *handshakeConn, markPath func(net.Conn)) err
 	if f.Type == wire.TypeSessionNew {
 		t.offer(s)
 	}
-	p.readLoop()
+	s.readPath(p)
 	return errPathEnded
 }
 

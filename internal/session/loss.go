@@ -1,79 +1,109 @@
 package session
 
 import (
-	"context"
-	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/braidnet/braid/internal/wire"
 )
 
 // Loss recovery. TCP's own acknowledgements say nothing once a connection is gone, so the session
-// acknowledges chunks itself (CHUNK_ACK) and keeps every chunk until then. A chunk goes out again
+// acknowledges chunks itself (CHUNK_ACK) and keeps every chunk until then. A chunk's fate is
+// decided here: settled when acknowledged, or abandoned when the peer closes (settle); sent again
 // on another path when its path dies, or when it has waited longer than its path's
-// retransmission timeout (RTO) — a stalled or blackholed path. The receiver drops the duplicates.
-// A client re-dials a dead path; a session with no path at all waits ResumeGrace for one.
+// retransmission timeout (RTO) — a stalled or blackholed path (requeueFrom). The receiver drops
+// the duplicates.
 
 // monitorTick is how often a session checks its paths' timers.
 const monitorTick = 50 * time.Millisecond
 
-// Re-dial backoff bounds.
-const (
-	redialFirst = 50 * time.Millisecond
-	redialMax   = 2 * time.Second
-)
-
-// unref drops one hold on a chunk (a piece's hold is on its chunk); the last returns its buffer
+// release drops one hold on a chunk (a piece's hold is on its chunk); the last returns its buffer
 // to the pool.
-func (s *Session) unref(oc *outChunk) {
+func (s *Session) release(oc *outChunk) {
 	oc = oc.chunk()
 	if oc.refs.Add(-1) == 0 {
-		s.putChunk(oc)
+		s.chunkPool.Put(oc)
 	}
 }
 
-// applyAck releases the chunks a CHUNK_ACK from path p acknowledges, taking an RTT sample from
-// each that was sent once, on p (Karn's rule).
-func (s *Session) applyAck(p *path, a *wire.ChunkAck) error {
+// fate is how a chunk leaves the outstanding set.
+type fate uint8
+
+const (
+	fateAcked     fate = iota // the peer acknowledged it
+	fateAbandoned             // the peer closed: it reads nothing more, so nothing more will be
+)
+
+// settle ends the life of a chunk just taken out of the outstanding set: it is marked done, so
+// that no queue writes it again; what paths carried of it leaves their in-flight counts (and,
+// acknowledged, counts as delivered there, restarting that path's retransmission timer, RFC 6298
+// 5.3); and the set's hold goes. For an acknowledgement that arrived on path by at now, it
+// returns the RTT sample the chunk gives (Karn's rule: only a chunk sent once, on by), or 0. Call
+// with s.mu held.
+func (s *Session) settle(oc *outChunk, f fate, by *path, now time.Duration) (sample time.Duration) {
+	oc.acked.Store(true)
+	oc.eachCarried(func(c *outChunk) {
+		landed(c, int64(len(c.payload)), f == fateAcked)
+		if f != fateAcked {
+			return
+		}
+		if q := s.pathAt(c.path); q != nil {
+			q.ackProgress = now
+		}
+		if sent := c.sentAt.Load(); !c.resent && c.path == by.index && sent > 0 {
+			sample = max(sample, now-time.Duration(sent))
+		}
+	})
+	s.release(oc)
+	return sample
+}
+
+// onAck releases the chunks a CHUNK_ACK from path p acknowledges, taking an RTT sample for p.
+func (s *Session) onAck(p *path, a *wire.ChunkAck) error {
 	now := s.clock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if a.Cum > s.nextSeqSent || (len(a.Ranges) > 0 && a.Ranges[len(a.Ranges)-1].To > s.nextSeqSent) {
 		return violation(wire.CodeProtocol, fmt.Errorf("%w: CHUNK_ACK beyond seq %d, the last sent", ErrProtocol, s.nextSeqSent))
 	}
-	var sample time.Duration
 	if a.Cum > 0 {
 		s.highestAcked = max(s.highestAcked, a.Cum-1)
 	}
 	if len(a.Ranges) > 0 {
 		s.highestAcked = max(s.highestAcked, a.Ranges[len(a.Ranges)-1].To-1)
 	}
+	var sample time.Duration
 	s.out.Apply(a, func(_ uint64, oc *outChunk) {
-		oc.acked.Store(true)
-		oc.eachCarried(func(c *outChunk) {
-			delivered(c, int64(len(c.payload)))
-			if q := s.pathAt(c.path); q != nil {
-				q.ackProgress = now // its retransmission timer restarts (RFC 6298, 5.3)
-			}
-			if sent := c.sentAt.Load(); !c.resent && c.path == p.index && sent > 0 {
-				sample = max(sample, now-time.Duration(sent))
-			}
-		})
-		s.unref(oc)
+		sample = max(sample, s.settle(oc, fateAcked, p, now))
 	})
 	if sample > 0 {
-		p.sampleRTT(sample)
-		p.rtoBackoff.Store(0)
+		p.sampleRTT(sample, true)
 	}
-	if s.out.Len() == 0 || s.closing {
+	if s.out.Len() == 0 || s.phase >= phaseClosing {
 		s.broadcast() // Close waits for everything to be acknowledged, and watches progress
 	}
 	return nil
 }
 
-// clock returns the session's monotonic time, the origin of chunk send times.
-func (s *Session) clock() time.Duration { return time.Since(s.epoch) }
+// onClose takes the peer's CLOSE: it has sent its last item, and reads nothing more.
+func (s *Session) onClose(items uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.peerClosed {
+		if s.peerItems != items {
+			return violation(wire.CodeProtocol, fmt.Errorf("%w: CLOSE counts %d items, earlier %d", ErrProtocol, items, s.peerItems))
+		}
+		return nil
+	}
+	s.peerClosed, s.peerItems = true, items
+	// What the peer has not acknowledged it never will.
+	s.out.Apply(&wire.ChunkAck{Cum: s.nextSeqSent}, func(_ uint64, oc *outChunk) {
+		s.settle(oc, fateAbandoned, nil, 0)
+	})
+	s.broadcast()
+	return nil
+}
 
 // requeueFrom sends again, on other paths, every unacknowledged chunk last sent on from (nil: on
 // paths that are no longer live). Call with s.mu held.
@@ -99,7 +129,10 @@ func (s *Session) requeueFrom(from *path) int {
 			}
 			return
 		}
-		cur := s.pathAt(oc.path)
+		var cur *path
+		if e := s.pathAt(oc.path); e != nil {
+			cur = e.path
+		}
 		to := s.leastQueued(cur)
 		if to == nil {
 			oc.path = -1 // an orphan until a path comes up
@@ -122,16 +155,9 @@ func (s *Session) leaving(i int, from *path) bool {
 	}
 	cur := s.pathAt(i)
 	if from != nil {
-		return cur == from
+		return cur != nil && cur.path == from
 	}
 	return cur == nil || !cur.usable()
-}
-
-func (s *Session) pathAt(i int) *path {
-	if i < 0 || i >= len(s.paths) {
-		return nil
-	}
-	return s.paths[i]
 }
 
 // leastQueued returns the usable path other than not with the fewest bytes waiting. Call with
@@ -139,108 +165,14 @@ func (s *Session) pathAt(i int) *path {
 func (s *Session) leastQueued(not *path) *path {
 	var best *path
 	for _, p := range s.paths {
-		if p == nil || p == not || !p.usable() {
+		if p == nil || p.path == not || !p.usable() {
 			continue
 		}
 		if best == nil || p.queued.Load() < best.queued.Load() {
-			best = p
+			best = p.path
 		}
 	}
 	return best
-}
-
-// livePaths counts paths that are neither dead nor finishing. Call with s.mu held.
-func (s *Session) livePaths() int {
-	n := 0
-	for _, p := range s.paths {
-		if p != nil && !p.dead.Load() {
-			n++
-		}
-	}
-	return n
-}
-
-// pathDown handles the loss of a path: its chunks go to the others, a client re-dials it, and a
-// session left without paths starts its grace period.
-func (s *Session) pathDown(p *path, reason error) {
-	s.mu.Lock()
-	if s.err != nil {
-		s.mu.Unlock()
-		return
-	}
-	moved := s.requeueFrom(p)
-	left := s.livePaths()
-	if left == 0 && s.downSince == 0 {
-		s.downSince = s.clock()
-	}
-	// A closing client re-dials too: what it sent must still be delivered.
-	redial := s.client
-	if redial {
-		s.wg.Add(1)
-	}
-	s.broadcast()
-	s.mu.Unlock()
-	// CREDIT and CHUNK_ACK are cumulative, so sending them again is harmless; the last ones may
-	// have gone out on this path and been lost with it, and a lost CREDIT would leave the peer
-	// waiting for window that is already free.
-	kick(s.creditKick)
-	kick(s.ackKick)
-	s.ackDue.Store(true)
-	p.log.Warn("path down", "reason", reason, "resent_chunks", moved, "paths_left", left)
-	if redial {
-		go s.redial(p.spec, p.slot)
-	}
-}
-
-// redial attaches a new path to the session in place of a lost one, in its slot, with
-// exponential backoff, until it succeeds, the session ends, or Close has finished its paths (a
-// new one would not be).
-func (s *Session) redial(spec PathSpec, slot int) {
-	defer s.wg.Done()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		select {
-		case <-s.done:
-			cancel()
-		case <-s.finished:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	attach := wire.AppendSessionAttach(nil, wire.SessionAttach{ID: s.id, Token: s.token, Slot: uint16(slot)})
-	wait := redialFirst
-	for attempt := 1; ; attempt++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		hctx, hcancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
-		hs, err := dialHandshake(hctx, spec, s.cfg, wire.TypeSessionAttach, attach)
-		hcancel()
-		if err == nil {
-			var idx uint16
-			if idx, err = wire.ParseAttachOK(hs.reply.Payload); err == nil {
-				if err = s.startPath(hs, int(idx), slot, spec); err == nil {
-					s.log.Info("path re-dialed", "path", idx, "remote", spec.Remote, "attempt", attempt)
-					return
-				}
-			} else {
-				hs.conn.Close()
-			}
-		}
-		if errors.Is(err, ErrUnknownSession) || errors.Is(err, ErrBadToken) {
-			// The server has forgotten the session (its grace period ran out).
-			s.abort(fmt.Errorf("%w: re-dial refused: %w", ErrPathLost, err), 0)
-			return
-		}
-		if errors.Is(err, ErrSessionClosed) {
-			return
-		}
-		s.log.Debug("re-dial failed", "remote", spec.Remote, "attempt", attempt, "err", err)
-		wait = min(2*wait, redialMax)
-	}
 }
 
 // monitor runs the session's timers: retransmission timeouts, path liveness and the grace
@@ -254,21 +186,96 @@ func (s *Session) monitor() {
 		case <-s.done:
 			return
 		case <-t.C:
-			s.checkTimers()
+			s.checkTimers(s.clock())
 		}
 	}
 }
 
-func (s *Session) checkTimers() {
-	now := s.clock()
+// checkTimers is one monitor tick at now.
+func (s *Session) checkTimers(now time.Duration) {
 	var silent []*path
 	resendCtl := false
 	s.mu.Lock()
-	if s.err != nil {
+	if s.phase == phaseEnded {
 		s.mu.Unlock()
 		return
 	}
-	// The oldest unacknowledged send on each path.
+	s.resendUnrebuilt(now)
+	for _, p := range s.paths {
+		if p == nil || p.dead.Load() {
+			continue
+		}
+		// Any bytes arriving, even mid-frame, show the path alive (but only a completed round
+		// trip ends a stall: see the PONG handling).
+		if n := p.bytesRead(); n >= 0 && n != p.lastBytes {
+			p.lastBytes = n
+			p.lastRecv.Store(int64(now))
+			s.shared.lastHeard.Store(int64(now))
+		}
+		busy := p.inflight.Load() > 0 || p.queued.Load() > 0
+		if p.rateEst.sample(now, p.rtt().srtt, p.acked.Load(), busy) {
+			p.path.rate.Store(math.Float64bits(p.rateEst.rate))
+		}
+		if now-p.heardAt() > s.cfg.PathTimeout {
+			silent = append(silent, p.path)
+			continue
+		}
+		// A path that falls silent may have taken the last CREDIT or CHUNK_ACK with it: send
+		// them again, on the others (a suspect path's writer does not take them).
+		sus := p.suspect()
+		if sus != p.wasSuspect {
+			p.wasSuspect = sus
+			if sus {
+				resendCtl = true
+			}
+		}
+		if !sus && p.disarmed.Load() {
+			// Its writer is waiting without listening for the session's ACK and CREDIT kicks,
+			// which the other paths may have stopped taking meanwhile.
+			kick(p.rearm)
+		}
+		if stalled(now, p.oldest, p.ackProgress, p.rto(s.cfg.MinRTO)) {
+			if !p.stalled.Swap(true) {
+				p.stalledAt.Store(int64(now))
+			}
+			p.backOff()
+			if moved := s.requeueFrom(p.path); moved > 0 {
+				p.log.Debug("retransmission timeout", "rto", p.rto(s.cfg.MinRTO), "resent_chunks", moved)
+			}
+		}
+	}
+	// Chunks orphaned while no path was usable (all stalled, say) go to one that is now.
+	if s.leastQueued(nil) != nil {
+		s.requeueFrom(nil)
+	}
+	// A stalled path is probed at once and then every RTO until a round trip completes: a
+	// keepalive would wait for an idle path, which one busy carrying the peer's ACKs never is.
+	for _, p := range s.paths {
+		if p != nil && !p.dead.Load() && p.stalled.Load() && now-p.lastProbe > p.rto(s.cfg.MinRTO) {
+			p.lastProbe = now
+			p.probe()
+		}
+	}
+	expired := s.downSince > 0 && now-s.downSince > s.cfg.ResumeGrace
+	s.mu.Unlock()
+
+	if resendCtl {
+		s.shared.ackDue.Store(true)
+		kick(s.shared.creditKick)
+		kick(s.shared.ackKick)
+	}
+	for _, p := range silent {
+		p.setDownReason(fmt.Errorf("nothing received for %v", s.cfg.PathTimeout))
+		p.kill(0, "")
+	}
+	if expired {
+		s.abort(fmt.Errorf("%w: no path for longer than the %v grace period", ErrPathLost, s.cfg.ResumeGrace), 0)
+	}
+}
+
+// resendUnrebuilt notes each path's oldest unacknowledged send, for its stall timer, and sends
+// again the pieces of coded chunks that were not rebuilt. Call with s.mu held.
+func (s *Session) resendUnrebuilt(now time.Duration) {
 	for _, p := range s.paths {
 		if p != nil {
 			p.oldest = 0
@@ -307,80 +314,11 @@ func (s *Session) checkTimers() {
 		for j := range oc.kids {
 			kid := &oc.kids[j]
 			if from := s.pathAt(kid.path); from != nil && !from.dead.Load() {
-				n += s.requeuePiece(kid, from)
+				n += s.requeuePiece(kid, from.path)
 			}
 		}
 		if n > 0 {
 			s.log.Debug("pieces sent again: chunk not rebuilt", "item", oc.hdr.Item, "chunk", oc.hdr.Chunk, "pieces", n)
 		}
-	}
-	for _, p := range s.paths {
-		if p == nil || p.dead.Load() {
-			continue
-		}
-		// Any bytes arriving, even mid-frame, show the path alive (but only a completed round
-		// trip ends a stall: see the PONG handling).
-		if n := p.r.BytesRead(); n != p.lastBytes {
-			p.lastBytes = n
-			p.lastRecv.Store(int64(now))
-			s.lastHeard.Store(int64(now))
-		}
-		p.sampleRate(now)
-		if now-time.Duration(p.lastRecv.Load()) > s.cfg.PathTimeout {
-			silent = append(silent, p)
-			continue
-		}
-		// A path that falls silent may have taken the last CREDIT or CHUNK_ACK with it: send
-		// them again, on the others (a suspect path's writer does not take them).
-		sus := p.suspect()
-		if sus != p.wasSuspect {
-			p.wasSuspect = sus
-			if sus {
-				resendCtl = true
-			}
-		}
-		if !sus && p.disarmed.Load() {
-			// Its writer is waiting without listening for the session's ACK and CREDIT kicks,
-			// which the other paths may have stopped taking meanwhile.
-			kick(p.rearm)
-		}
-		// A path stalls when none of its chunks has been acknowledged for an RTO: queueing
-		// delay makes old chunks, but a path still delivering keeps making acknowledgements.
-		if p.oldest > 0 && now-max(p.oldest, p.ackProgress) > p.rto(s.cfg.MinRTO) {
-			if !p.stalled.Swap(true) {
-				p.stalledAt.Store(int64(now))
-			}
-			p.rtoBackoff.Add(1)
-			if moved := s.requeueFrom(p); moved > 0 {
-				p.log.Debug("retransmission timeout", "rto", p.rto(s.cfg.MinRTO), "resent_chunks", moved)
-			}
-		}
-	}
-	// Chunks orphaned while no path was usable (all stalled, say) go to one that is now.
-	if s.leastQueued(nil) != nil {
-		s.requeueFrom(nil)
-	}
-	// A stalled path is probed at once and then every RTO until a round trip completes: a
-	// keepalive would wait for an idle path, which one busy carrying the peer's ACKs never is.
-	for _, p := range s.paths {
-		if p != nil && !p.dead.Load() && p.stalled.Load() && now-p.lastProbe > p.rto(s.cfg.MinRTO) {
-			p.lastProbe = now
-			p.probe()
-		}
-	}
-	expired := s.downSince > 0 && now-s.downSince > s.cfg.ResumeGrace
-	s.mu.Unlock()
-
-	if resendCtl {
-		s.ackDue.Store(true)
-		kick(s.creditKick)
-		kick(s.ackKick)
-	}
-	for _, p := range silent {
-		p.setDownReason(fmt.Errorf("nothing received for %v", s.cfg.PathTimeout))
-		p.kill(0, "")
-	}
-	if expired {
-		s.abort(fmt.Errorf("%w: no path for longer than the %v grace period", ErrPathLost, s.cfg.ResumeGrace), 0)
 	}
 }

@@ -33,7 +33,7 @@ func idleSessionBytes(t testing.TB, n int) float64 {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for len(s.Paths()) < 4 {
+		for len(s.Stats().Paths) < 4 {
 			runtime.Gosched()
 		}
 		if err := c.Send(ctx, []byte("warm")); err != nil {

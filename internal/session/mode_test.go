@@ -32,8 +32,8 @@ func TestModesExact(t *testing.T) {
 				paths = m.N
 			}
 			f := newFaultSetup(t, paths, modeTweak(mode))
-			if f.client.Mode() != mode || f.server.Mode() != mode {
-				t.Fatalf("modes %s / %s, want %s", f.client.Mode(), f.server.Mode(), mode)
+			if f.client.Stats().Mode != mode || f.server.Stats().Mode != mode {
+				t.Fatalf("modes %s / %s, want %s", f.client.Stats().Mode, f.server.Stats().Mode, mode)
 			}
 			cerr, serr := f.run(t, 20, -1, nil)
 			if cerr != nil || serr != nil {
@@ -41,7 +41,7 @@ func TestModesExact(t *testing.T) {
 			}
 			f.closeBoth(t)
 			for _, s := range []*Session{f.client, f.server} {
-				stats := s.Paths()
+				stats := s.Stats().Paths
 				if len(stats) != paths {
 					t.Fatalf("%d paths, want %d", len(stats), paths)
 				}
@@ -78,7 +78,7 @@ func TestModesExact(t *testing.T) {
 				}
 				s.mu.Unlock()
 			}
-			if n := f.server.IntegrityFailures() + f.client.IntegrityFailures(); n != 0 {
+			if n := f.server.Stats().IntegrityFailures + f.client.Stats().IntegrityFailures; n != 0 {
 				t.Errorf("%d integrity failures on clean paths", n)
 			}
 		})
@@ -369,7 +369,7 @@ func TestCorruptedPieceNeverDelivered(t *testing.T) {
 			if !cl.done.Load() {
 				t.Fatal("no piece was corrupted")
 			}
-			failures := s.IntegrityFailures()
+			failures := s.Stats().IntegrityFailures
 			t.Logf("%d integrity failures", failures)
 			if c.detected && failures == 0 {
 				t.Fatal("the corrupted piece was not detected")

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -135,8 +136,8 @@ func TestSessionBasic(t *testing.T) {
 		t.Fatal(err)
 	}
 	ss := acceptOne(t, l)
-	if cs.ID() != ss.ID() || len(cs.Paths()) != 4 {
-		t.Fatalf("ids %s %s, %d paths", cs.ID(), ss.ID(), len(cs.Paths()))
+	if cs.ID() != ss.ID() || len(cs.Stats().Paths) != 4 {
+		t.Fatalf("ids %s %s, %d paths", cs.ID(), ss.ID(), len(cs.Stats().Paths))
 	}
 	msgs := [][]byte{[]byte("hello"), {}, bytes.Repeat([]byte("x"), 100_000), make([]byte, 4<<10)}
 	for _, m := range msgs {
@@ -165,7 +166,7 @@ func TestSessionBasic(t *testing.T) {
 	}
 	ss.Close()
 	var chunks uint64
-	for _, p := range cs.Paths() {
+	for _, p := range cs.Stats().Paths {
 		if p.ChunksSent == 0 {
 			t.Errorf("path %d carried nothing", p.Index)
 		}
@@ -221,7 +222,7 @@ func TestSessionConcurrentBothWays(t *testing.T) {
 				errs <- err
 				return
 			}
-			for _, p := range s.Paths() {
+			for _, p := range s.Stats().Paths {
 				if p.ChunksSent == 0 || p.ChunksReceived == 0 {
 					errs <- fmt.Errorf("path %d carried no chunks: %+v", p.Index, p)
 					return
@@ -238,7 +239,7 @@ func TestSessionConcurrentBothWays(t *testing.T) {
 			defer s.Close()
 			// Paths attach concurrently after the session opens; wait for all four so that
 			// this side's chunks can use every one.
-			for len(s.Paths()) < 4 && s.Err() == nil {
+			for len(s.Stats().Paths) < 4 && s.Err() == nil {
 				time.Sleep(time.Millisecond)
 			}
 			if err := exchange(s, uint64(1000+i)); err != nil {
@@ -250,5 +251,17 @@ func TestSessionConcurrentBothWays(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
+	}
+}
+
+// drain receives and releases messages until the session ends, counting them.
+func drain(s *Session, n *atomic.Int64) {
+	for {
+		m, err := s.Receive(context.Background())
+		if err != nil {
+			return
+		}
+		n.Add(1)
+		s.Release(m)
 	}
 }

@@ -1,0 +1,123 @@
+package session
+
+import "time"
+
+// Estimators. Each is a pure function of its inputs and the time it is given: the engine keeps
+// their state where its lock map says and calls them with the session clock, and the tests call
+// them with made-up times.
+
+// minRTTWindow is how long a minimum RTT sample stands before a larger one may replace it.
+const minRTTWindow = 10 * time.Second
+
+// rttEstimate is a path's round-trip estimate: smoothed RTT and variance as RFC 6298 keeps them,
+// and the least sample of the last minRTTWindow. The zero value has no sample.
+type rttEstimate struct {
+	srtt, rttvar time.Duration
+	min          time.Duration // 0 until a sample
+	minAt        time.Duration // when min was sampled
+}
+
+// sample returns the estimate updated with a round trip r measured at now. Samples that are not
+// positive are ignored.
+func (e rttEstimate) sample(r, now time.Duration) rttEstimate {
+	if r <= 0 {
+		return e
+	}
+	if e.min == 0 || r <= e.min || now-e.minAt > minRTTWindow {
+		e.min, e.minAt = r, now
+	}
+	if e.srtt == 0 {
+		e.srtt, e.rttvar = r, r/2
+		return e
+	}
+	d := e.srtt - r
+	if d < 0 {
+		d = -d
+	}
+	e.rttvar = (3*e.rttvar + d) / 4
+	e.srtt = (7*e.srtt + r) / 8
+	return e
+}
+
+// maxBackoff bounds how many times an RTO doubles.
+const maxBackoff = 6
+
+// rto is the retransmission timeout for an estimate: SRTT plus four deviations (RFC 6298), at
+// least floor, doubled for each of backoff expiries since the last sample (at most maxBackoff).
+// Before any sample it is 1 s (or floor, if more), as RFC 6298 recommends.
+func (e rttEstimate) rto(floor time.Duration, backoff int) time.Duration {
+	r := max(floor, time.Second)
+	if e.srtt > 0 {
+		r = max(floor, e.srtt+4*e.rttvar)
+	}
+	return r << min(max(backoff, 0), maxBackoff)
+}
+
+// rateInterval is the shortest span a delivery-rate sample covers; with at least two round trips.
+const rateInterval = 200 * time.Millisecond
+
+// rateSampler estimates a path's delivery rate from its count of bytes acknowledged. The zero
+// value starts a sample at session time 0 with nothing measured.
+type rateSampler struct {
+	acked int64         // the count at the start of the current sample
+	start time.Duration // when it started
+	busy  bool          // the path had data outstanding then
+	rate  float64       // smoothed bytes per second; 0 until measured
+}
+
+// sample closes the current sample at now, once it spans rateInterval and two round trips of
+// srtt, with acked the path's count of bytes acknowledged and busy whether it has data
+// outstanding, and starts the next. Only a sample over which the path was busy (at its start and
+// at its end) measures the path; one taken while the application had little to send measures the
+// application, and may only raise an estimate that exists. It reports whether a sample closed.
+func (r *rateSampler) sample(now, srtt time.Duration, acked int64, busy bool) bool {
+	span := max(rateInterval, 2*srtt)
+	if now-r.start < span {
+		return false
+	}
+	got := float64(acked-r.acked) / (now - r.start).Seconds()
+	switch {
+	case r.busy && busy && r.rate == 0:
+		r.rate = got
+	case r.busy && busy || r.rate > 0 && got > r.rate:
+		r.rate = (r.rate + got) / 2
+	}
+	r.acked, r.start, r.busy = acked, now, busy
+	return true
+}
+
+// initialInflight is a path's in-flight cap before its delivery rate is measured: enough for
+// loopback and LAN paths to reach a rate sample quickly (acknowledgements come every ackBytes),
+// little enough that a slow path does not start with seconds of data in its socket buffers.
+const initialInflight = 1 << 20
+
+// inflightCap is the most chunk bytes a path keeps written and unacknowledged before its writer
+// holds new data back: twice the bytes its delivery rate carries in its minimum round trip
+// (queueing excluded, or the cap would grow with the queue it should prevent) plus the receiver's
+// acknowledgement delay and a monitor tick, and at least two chunks. Beyond that, data would only
+// wait in socket buffers, where it cannot be moved when the path fails, and would delay every
+// message behind it. Until the rate is measured (rate 0), initialInflight or two chunks, if more,
+// as TCP starts with an initial window.
+func inflightCap(rate float64, minRTT time.Duration, chunkSize int) int64 {
+	floor := int64(2 * chunkSize)
+	if rate <= 0 {
+		return max(initialInflight, floor)
+	}
+	rtt := minRTT + ackDelay + monitorTick
+	return max(int64(2*rate*rtt.Seconds()), floor)
+}
+
+// stalled reports whether a path whose oldest unacknowledged send is at oldest (0: none) has gone
+// longer than rto, at now, without any of its chunks being acknowledged (last at ackProgress).
+// Queueing delay makes old chunks, but a path still delivering keeps making acknowledgements.
+func stalled(now, oldest, ackProgress, rto time.Duration) bool {
+	return oldest > 0 && now-max(oldest, ackProgress) > rto
+}
+
+// suspect reports whether a path last heard from at heard is suspect at a moment when the session
+// last heard from any path at anyHeard: silent for longer than minRTO while another path was not.
+// It may be blackholed, so it should not volunteer to carry the session-wide CREDIT and
+// CHUNK_ACK, which would be lost with it.
+func suspect(heard, anyHeard, minRTO time.Duration) bool {
+	return anyHeard-heard > minRTO
+}

@@ -1,0 +1,179 @@
+package session
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/braidnet/braid/internal/wire"
+)
+
+// sessionError is a protocol violation on a path; it ends the whole session with its code.
+type sessionError struct {
+	code wire.Code
+	err  error
+}
+
+func (e *sessionError) Error() string { return e.err.Error() }
+func (e *sessionError) Unwrap() error { return e.err }
+
+func violation(code wire.Code, err error) error { return &sessionError{code: code, err: err} }
+
+// errPeerClosedPath is how a path ends normally: end of stream after the peer's CLOSE, or after
+// our own.
+var errPeerClosedPath = errors.New("peer closed the path")
+
+// readLoop reads the path's frames until it ends, then reports why to the session.
+func (p *path) readLoop() {
+	err := p.read()
+	p.dead.Store(true)
+	p.downMu.Lock()
+	if p.downReason != nil {
+		err = p.downReason
+	}
+	p.downMu.Unlock()
+	// The session decides what the peer is told (an ERROR frame, written by the writer, which
+	// then closes the connection); kill with no code is a no-op if it already did.
+	p.eng.onPathEnded(p, err)
+	p.kill(0, "")
+	// A dead path stays listed for its counters; its read buffer goes (the writer drops its own).
+	p.rd.Store(nil)
+	p.r = nil
+}
+
+func (p *path) read() error {
+	for {
+		// Liveness is the session monitor's job (PathTimeout); a read deadline only bounds the
+		// payload of a control frame once its header has arrived.
+		if p.deadline {
+			p.conn.SetReadDeadline(noDeadline)
+			p.deadline = false
+		}
+		h, err := p.r.ReadHeader()
+		if err != nil {
+			if err == io.EOF && (p.sawClose || p.eng.isClosing()) {
+				return errPeerClosedPath
+			}
+			if errors.Is(err, wire.ErrFrameTooLarge) || errors.Is(err, wire.ErrUnknownType) {
+				return violation(codeFor(err), err)
+			}
+			return err
+		}
+		switch h.Type {
+		case wire.TypeChunk, wire.TypePiece:
+			err = p.readData(h)
+		default:
+			err = p.readControl(h)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// readData reads the header of a CHUNK or PIECE and hands the frame to the session, which has
+// the payload read where it belongs.
+func (p *path) readData(h wire.Header) error {
+	if (h.Type == wire.TypePiece) != p.mode.Coded() {
+		return violation(wire.CodeProtocol, fmt.Errorf("%w: %s in a %s session", ErrProtocol, h.Type, p.mode))
+	}
+	var hb [wire.PieceHeaderSize]byte
+	size := wire.ChunkHeaderSize
+	if h.Type == wire.TypePiece {
+		size = wire.PieceHeaderSize
+	}
+	if int(h.Length) < size {
+		return violation(wire.CodeInvalidChunk, fmt.Errorf("%w: %s of %d bytes has no room for its header", ErrInvalidChunk, h.Type, h.Length))
+	}
+	if err := p.r.ReadFull(hb[:size]); err != nil {
+		return err
+	}
+	p.trace("recv", h.Type, int(h.Length))
+	n := int(h.Length) - size
+	if h.Type == wire.TypeChunk {
+		ch, _ := wire.ParseChunkHeader(hb[:size])
+		return p.eng.onChunk(p, ch, n)
+	}
+	ph, err := wire.ParsePieceHeader(hb[:size])
+	if err != nil {
+		return violation(wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, err))
+	}
+	return p.eng.onPiece(p, ph, n)
+}
+
+// readBody reads a data frame's payload into dst (the session says where), counting it.
+func (p *path) readBody(dst []byte) error {
+	if err := p.r.ReadFull(dst); err != nil {
+		return err
+	}
+	p.chunksRecv.Add(1)
+	p.bytesRecv.Add(uint64(len(dst)))
+	return nil
+}
+
+// skipBody reads and discards a data frame's n payload bytes (a duplicate), counting them.
+func (p *path) skipBody(n int) error {
+	if err := p.r.Discard(n); err != nil {
+		return err
+	}
+	p.chunksRecv.Add(1)
+	p.bytesRecv.Add(uint64(n))
+	return nil
+}
+
+// readControl reads a control frame, within ReadTimeout once its header has come, and acts on it:
+// PING and PONG here, the rest in the session.
+func (p *path) readControl(h wire.Header) error {
+	if h.Length > 0 {
+		p.conn.SetReadDeadline(time.Now().Add(p.cfg.ReadTimeout))
+		p.deadline = true
+	}
+	payload, err := p.r.ReadPayload(h)
+	if err != nil {
+		return err
+	}
+	p.trace("recv", h.Type, len(payload))
+	switch t := h.Type; t {
+	case wire.TypePing, wire.TypePong:
+		if len(payload) > wire.MaxPingPayload {
+			return violation(wire.CodeProtocol, fmt.Errorf("%w: %s payload of %d bytes", ErrProtocol, t, len(payload)))
+		}
+		if t == wire.TypePing {
+			p.sendCtrl(wire.TypePong, payload)
+		} else if len(payload) == 8 {
+			sent := time.Duration(binary.BigEndian.Uint64(payload))
+			p.sampleRTT(p.eng.clock()-sent, false)
+			// A round trip begun after a stall shows the path works both ways again.
+			p.recovered(sent)
+		}
+	case wire.TypeChunkAck:
+		if err := wire.ParseChunkAck(payload, &p.ackIn); err != nil {
+			return violation(wire.CodeProtocol, err)
+		}
+		return p.eng.onAck(p, &p.ackIn)
+	case wire.TypeCredit:
+		v, err := wire.ParseUint64(t, payload)
+		if err != nil {
+			return violation(wire.CodeProtocol, err)
+		}
+		return p.eng.onCredit(v)
+	case wire.TypeClose:
+		v, err := wire.ParseUint64(t, payload)
+		if err != nil {
+			return violation(wire.CodeProtocol, err)
+		}
+		p.sawClose = true
+		return p.eng.onClose(v)
+	case wire.TypeError:
+		e, err := wire.ParseError(payload)
+		if err != nil {
+			return violation(wire.CodeProtocol, err)
+		}
+		return remoteError(e)
+	default:
+		return violation(wire.CodeProtocol, fmt.Errorf("%w: unexpected %s on a session path", ErrProtocol, t))
+	}
+	return nil
+}

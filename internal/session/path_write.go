@@ -1,0 +1,267 @@
+package session
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"time"
+
+	"github.com/braidnet/braid/internal/wire"
+)
+
+// maxWriteBatch bounds the bytes a path writer gathers into one write.
+const maxWriteBatch = 2 << 20
+
+// writeLoop writes the path's frames: retransmissions first, then new chunks, control frames,
+// CHUNK_ACK and CREDIT when asked, and a PING when the path has written nothing for KeepAlive.
+// Frames that are ready together leave in one write.
+func (p *path) writeLoop() {
+	// kill closes the connection itself once the writer is done; if it came while the writer
+	// was returning (after writing CLOSE, say), neither would, and the reader would wait for a
+	// peer that may never hang up. kill closes stop before it looks at writerDone, and the
+	// writer closes writerDone before it looks at stop, so one of them sees the other.
+	defer func() {
+		if isClosed(p.stop) {
+			p.conn.Close()
+		}
+	}()
+	defer close(p.writerDone)
+	defer func() { p.w = nil }() // a dead path keeps no write buffer
+	keepalive := time.NewTimer(p.cfg.KeepAlive)
+	defer keepalive.Stop()
+	var batch []*outChunk
+	for {
+		// The deadline is armed before waiting, which can last up to KeepAlive (then a PING is
+		// written), so it covers that wait plus WriteTimeout for the write itself.
+		p.conn.SetWriteDeadline(time.Now().Add(p.cfg.KeepAlive + p.cfg.WriteTimeout))
+		select {
+		case <-p.stop: // kill may have set a short deadline just before the line above
+			p.writeKill()
+			return
+		default:
+		}
+		var err error
+		ackKick, creditKick := p.shared.ackKick, p.shared.creditKick
+		sus := p.suspect()
+		if sus {
+			ackKick, creditKick = nil, nil
+		}
+		p.disarmed.Store(sus)
+		select {
+		case <-p.stop:
+			p.writeKill()
+			return
+		case count := <-p.fin:
+			select {
+			case <-p.stop: // both were ready; ending now wins
+				p.writeKill()
+				return
+			default:
+			}
+			err = p.writeFinish(count, batch)
+			if cw, ok := p.conn.(interface{ CloseWrite() error }); ok {
+				cw.CloseWrite()
+			}
+			if err != nil {
+				p.log.Debug("finishing path failed", "err", err)
+			}
+			p.closeQueues()
+			if h := p.hooks; h != nil && h.finishWritten != nil {
+				h.finishWritten(p)
+			}
+			return
+		case <-p.rtxKick:
+			batch, err = p.queueRetransmits(batch)
+		case oc := <-p.dataReady(0):
+			batch, err = p.queueChunk(oc, batch)
+		case <-p.capKick: // acknowledgements freed room under the cap; look again
+		case <-p.rearm: // no longer suspect: wait for ackKick and creditKick again
+		case f := <-p.ctrl:
+			err = p.queueCtrl(f)
+		case <-ackKick: // an ACK is due and no write was going to carry it
+			if p.suspect() {
+				kick(p.shared.ackKick) // turned suspect while waiting: leave it to another path
+			}
+		case <-creditKick:
+			if p.suspect() {
+				kick(p.shared.creditKick)
+			} else {
+				err = p.queueCredit()
+			}
+		case <-keepalive.C:
+			var ts [8]byte
+			binary.BigEndian.PutUint64(ts[:], uint64(p.eng.clock()))
+			p.trace("send", wire.TypePing, 8)
+			err = p.w.Queue(wire.TypePing, ts[:], nil)
+		}
+	gather:
+		for err == nil && p.w.Pending() < maxWriteBatch && len(batch) < 64 {
+			select {
+			case oc := <-p.dataReady(int64(p.w.Pending())):
+				batch, err = p.queueChunk(oc, batch)
+			case f := <-p.ctrl:
+				err = p.queueCtrl(f)
+			default:
+				break gather
+			}
+		}
+		if err == nil && !p.suspect() && p.shared.ackDue.Swap(false) {
+			err = p.queueAck() // any path may carry it; it rides with this write
+		}
+		if err == nil {
+			err = p.w.Flush()
+		}
+		batch = p.release(batch, err == nil)
+		if err != nil {
+			p.setDownReason(fmt.Errorf("write: %w", err))
+			p.kill(0, "")
+			p.writeKill()
+			return
+		}
+		keepalive.Reset(p.cfg.KeepAlive)
+	}
+}
+
+// dataReady returns the path's queue of new data, or nil while its bytes in flight, with pending
+// more about to be written, are at the cap (retransmissions are not held back).
+func (p *path) dataReady(pending int64) chan *outChunk {
+	if c := p.inflightCap(); c > 0 && p.inflight.Load()+pending >= c {
+		return nil
+	}
+	return p.data
+}
+
+// writeFinish drains the queues, then writes CLOSE(count).
+func (p *path) writeFinish(count uint64, batch []*outChunk) error {
+	batch, err := p.queueRetransmits(batch)
+	for err == nil {
+		select {
+		case oc := <-p.data:
+			batch, err = p.queueChunk(oc, batch)
+			continue
+		default:
+		}
+		break
+	}
+	if err == nil {
+		// Acknowledge what arrived before our CLOSE: the peer's own Close waits for it.
+		err = p.queueAck()
+	}
+	if err == nil {
+		var b [wire.CloseSize]byte
+		p.trace("send", wire.TypeClose, len(b))
+		if err = p.w.Queue(wire.TypeClose, wire.AppendUint64(b[:0], count), nil); err == nil {
+			err = p.w.Flush()
+		}
+	}
+	p.release(batch, err == nil)
+	return err
+}
+
+// writeKill sends the ERROR frame kill asked for, briefly, closes the connection, and lets go of
+// every chunk still queued (the session resends them elsewhere).
+func (p *path) writeKill() {
+	if p.killCode != 0 {
+		var b [2 + wire.MaxErrorMessage]byte
+		p.conn.SetWriteDeadline(time.Now().Add(min(time.Second, p.cfg.WriteTimeout)))
+		p.trace("send", wire.TypeError, 0)
+		p.w.Queue(wire.TypeError, wire.AppendError(b[:0], wire.ErrorFrame{Code: p.killCode, Message: p.killMsg}), nil)
+		if p.w.Flush() == nil {
+			lingerClose(p.conn)
+		}
+	}
+	p.conn.Close()
+	p.closeQueues()
+}
+
+// queueRetransmits adds every chunk waiting to be sent again to the write in progress. If a write
+// fails part way (the wire writer writes out what it holds beyond its limit), the chunks not yet
+// reached join the batch unwritten, so that release lets go of them with the others.
+func (p *path) queueRetransmits(batch []*outChunk) ([]*outChunk, error) {
+	rtx := p.takeRetransmits()
+	for i, oc := range rtx {
+		var err error
+		if batch, err = p.queueChunk(oc, batch); err != nil {
+			return append(batch, rtx[i+1:]...), err
+		}
+	}
+	return batch, nil
+}
+
+// queueChunk adds a chunk or piece to the write in progress, unless its chunk has been
+// acknowledged meanwhile (a copy sent on another path arrived first, or enough other pieces did).
+func (p *path) queueChunk(oc *outChunk, batch []*outChunk) ([]*outChunk, error) {
+	if oc.isAcked() {
+		p.queued.Add(-int64(len(oc.payload)))
+		p.eng.release(oc)
+		return batch, nil
+	}
+	// The chunk's buffer stays ours until release, after the flush: no copy, and all the
+	// batch's chunks leave in one vectored write.
+	var h [wire.PieceHeaderSize]byte
+	if oc.parent != nil {
+		if oc.piece != p.slot {
+			panic(fmt.Sprintf("braid: piece %d given to the path in slot %d", oc.piece, p.slot))
+		}
+		p.trace("send", wire.TypePiece, wire.PieceHeaderSize+len(oc.payload))
+		ph := wire.PieceHeader{ChunkHeader: oc.hdr, Index: uint8(oc.piece), Length: uint32(len(oc.parent.payload))}
+		err := p.w.QueueRetained(wire.TypePiece, wire.AppendPieceHeader(h[:0], ph), oc.payload)
+		return append(batch, oc), err
+	}
+	p.trace("send", wire.TypeChunk, wire.ChunkHeaderSize+len(oc.payload))
+	err := p.w.QueueRetained(wire.TypeChunk, wire.AppendChunkHeader(h[:0], oc.hdr), oc.payload)
+	return append(batch, oc), err
+}
+
+func (p *path) queueCtrl(f ctrlFrame) error {
+	p.trace("send", f.t, f.n)
+	return p.w.Queue(f.t, f.buf[:f.n], nil)
+}
+
+func (p *path) queueCredit() error {
+	var b [wire.CreditSize]byte
+	p.trace("send", wire.TypeCredit, len(b))
+	return p.w.Queue(wire.TypeCredit, wire.AppendUint64(b[:0], p.eng.creditValue()), nil)
+}
+
+// queueAck writes the session's current record of received chunks.
+func (p *path) queueAck() error {
+	p.eng.fillAck(&p.ackOut)
+	p.ackBuf = wire.AppendChunkAck(p.ackBuf[:0], p.ackOut)
+	p.trace("send", wire.TypeChunkAck, len(p.ackBuf))
+	return p.w.Queue(wire.TypeChunkAck, p.ackBuf, nil)
+}
+
+// release lets go of written chunks, noting when they were sent.
+func (p *path) release(batch []*outChunk, written bool) []*outChunk {
+	now := int64(p.eng.clock())
+	for i, oc := range batch {
+		n := len(oc.payload)
+		p.queued.Add(-int64(n))
+		if written {
+			oc.sentAt.Store(now)
+			p.wrote(oc, int64(n))
+			p.chunksSent.Add(1)
+			p.bytesSent.Add(uint64(n))
+		}
+		p.eng.release(oc)
+		batch[i] = nil
+	}
+	return batch[:0]
+}
+
+// lingerClose half-closes conn and discards what the peer still sends, for up to a second, so
+// that closing with unread input does not make the kernel reset the connection and destroy the
+// ERROR frame just written before the peer reads it.
+func lingerClose(conn net.Conn) {
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	// Closed after the second rather than given a read deadline: the path's reader may clear a
+	// deadline at the same moment, and a peer that then sends nothing (blackholed) would hold
+	// io.Copy, and Abort with it, forever.
+	t := time.AfterFunc(time.Second, func() { conn.Close() })
+	defer t.Stop()
+	io.Copy(io.Discard, conn)
+}

@@ -1,0 +1,208 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/braidnet/braid/internal/bufpool"
+	"github.com/braidnet/braid/internal/disperse"
+	"github.com/braidnet/braid/internal/reasm"
+	"github.com/braidnet/braid/internal/wire"
+)
+
+// The receive side. A path's reader hands each CHUNK to onChunk, which reserves the chunk's place
+// in its message and has the path read the payload straight into it; Receive pops whole messages
+// in item order. What the session owes the peer in return — a CHUNK_ACK for the chunks received,
+// CREDIT for the messages consumed — is recorded here and written by whichever path writes next.
+
+// ackEvery is how many chunks the session receives before it acknowledges at once; fewer wait up
+// to ackDelay for a frame going the other way to carry the ACK, as TCP's delayed ACK does. ACKs
+// do not pace the sender (CREDIT does), so the delay costs nothing but a little sender memory.
+const (
+	ackEvery = 8
+	ackBytes = 512 << 10 // an in-flight cap of two chunks or 1 MiB never waits out ackDelay
+	ackDelay = 5 * time.Millisecond
+)
+
+// Receive returns the next message, waiting until one is complete, ctx ends, or the session
+// does. After the peer's Close it returns io.EOF once every message sent before it has been
+// received. The returned slice is the caller's; a caller done with it may hand it back with
+// Release, so that later messages reuse its memory.
+func (s *Session) Receive(ctx context.Context) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		if msg, charge, ok := s.reasm.Pop(); ok {
+			if _, due := s.recvFlow.Take(charge); due {
+				kick(s.shared.creditKick) // a pending kick's writer sends the latest value
+			}
+			return msg, nil
+		}
+		switch {
+		case s.peerClosed && s.reasm.Next() >= s.peerItems:
+			return nil, io.EOF
+		case s.phase == phaseEnded:
+			return nil, s.err
+		case s.phase >= phaseClosing:
+			return nil, ErrSessionClosed
+		}
+		if err := s.wait(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Release hands back a message returned by Receive for reuse by later messages. It is optional
+// (a message never released is simply garbage collected), but it spares a large-message receiver
+// an allocation per message. msg must not be used afterwards.
+func (s *Session) Release(msg []byte) { bufpool.Put(msg) }
+
+// onChunk takes a CHUNK whose header p has read: it reserves the chunk's place in its message,
+// has p read the n payload bytes straight into it, and records the seq for acknowledgement.
+func (s *Session) onChunk(p *path, ch wire.ChunkHeader, n int) error {
+	s.mu.Lock()
+	dst, dup, err := s.reasm.ReserveBy(ch, n, p.index)
+	owner, busy := -1, false
+	if dup {
+		owner, busy = s.reasm.BusyOwner(ch)
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return violation(codeFor(mapReasmError(err)), mapReasmError(err))
+	}
+	if dup && busy {
+		return s.offerCopy(p, ch, n, owner)
+	}
+	if dup {
+		// Already here: acknowledge again, since the sender evidently did not hear of it (in
+		// redundant mode copies are expected, and the usual ACK will do).
+		if err := p.skipBody(n); err != nil {
+			return err
+		}
+		s.requestAck(s.mode.Kind != disperse.Redundant, n)
+		return nil
+	}
+	if err := p.readBody(dst); err != nil {
+		s.mu.Lock()
+		committed, spare := s.reasm.Cancel(ch)
+		if committed {
+			s.chunkArrived(ch, n)
+		}
+		s.mu.Unlock()
+		bufpool.Put(spare)
+		return err
+	}
+	s.mu.Lock()
+	spare := s.reasm.Commit(ch)
+	err = s.chunkArrived(ch, n)
+	s.mu.Unlock()
+	bufpool.Put(spare)
+	if err != nil {
+		return violation(wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, err))
+	}
+	return nil
+}
+
+// offerCopy reads a copy of a chunk that another path is still filling — a retransmission that
+// overtook its stalled original — into a buffer of its own and offers it to the reassembler, which
+// uses it if the original fails. If the path holding the original has received nothing for an
+// RTO, it is stuck mid-chunk (blackholed), so it is ended now rather than at PathTimeout, and the
+// copy takes its place.
+func (s *Session) offerCopy(p *path, ch wire.ChunkHeader, n, owner int) error {
+	buf := bufpool.Get(n)
+	if err := p.readBody(buf); err != nil {
+		bufpool.Put(buf)
+		return err
+	}
+	s.mu.Lock()
+	stored := s.reasm.Offer(ch, buf)
+	holder := s.pathAt(owner)
+	if !stored {
+		// The original completed or failed meanwhile. If it failed, this copy is the chunk.
+		if dst, dup, err := s.reasm.ReserveBy(ch, n, p.index); err == nil && !dup {
+			copy(dst, buf)
+			s.reasm.Commit(ch)
+			s.chunkArrived(ch, n)
+		}
+		s.mu.Unlock()
+		bufpool.Put(buf)
+		s.requestAck(true, n)
+		return nil
+	}
+	s.mu.Unlock()
+	if holder != nil && holder.path != p && s.clock()-holder.heardAt() > s.cfg.MinRTO {
+		holder.setDownReason(fmt.Errorf("stalled in the middle of chunk %d of item %d, which arrived on path %d", ch.Chunk, ch.Item, p.index))
+		holder.kill(0, "")
+	}
+	return nil
+}
+
+// chunkArrived records a chunk just committed: its seq for acknowledgement, and a wake-up for
+// Receive if its message is next. Call with s.mu held.
+func (s *Session) chunkArrived(ch wire.ChunkHeader, n int) error {
+	_, err := s.recvd.Add(ch.Seq)
+	if s.reasm.Ready() {
+		s.broadcast()
+	}
+	if err == nil {
+		s.requestAck(false, n)
+	}
+	return err
+}
+
+// requestAck notes that a CHUNK_ACK is due, for a chunk of n bytes: at once if now (a duplicate:
+// the sender did not hear of an earlier one) or after ackEvery chunks or ackBytes bytes, else
+// within ackDelay, or sooner with whatever a path writes next. Any path may carry it: it is the
+// whole session's record.
+func (s *Session) requestAck(now bool, n int) {
+	s.shared.ackDue.Store(true)
+	if now || s.unacked.Add(1) >= ackEvery || s.unackedBytes.Add(int64(n)) >= ackBytes {
+		s.unacked.Store(0)
+		s.unackedBytes.Store(0)
+		kick(s.shared.ackKick)
+		return
+	}
+	s.ackTimer.Reset(ackDelay)
+}
+
+// fillAck writes the session's record of received chunks into a.
+func (s *Session) fillAck(a *wire.ChunkAck) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recvd.Fill(a)
+}
+
+// creditValue returns the cumulative charge to report in CREDIT.
+func (s *Session) creditValue() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recvFlow.Advertised()
+}
+
+// onCredit takes the peer's CREDIT: the cumulative charge it has consumed.
+func (s *Session) onCredit(v uint64) error {
+	s.mu.Lock()
+	changed, err := s.sendFlow.Credit(v)
+	if changed {
+		s.broadcast()
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return violation(wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, err))
+	}
+	return nil
+}
+
+// mapReasmError turns a reassembly error into the session's matching sentinel.
+func mapReasmError(err error) error {
+	switch {
+	case errors.Is(err, reasm.ErrInvalidChunk):
+		return fmt.Errorf("%w: %w", ErrInvalidChunk, err)
+	case errors.Is(err, reasm.ErrOverBudget):
+		return fmt.Errorf("%w: %w", ErrOverBudget, err)
+	}
+	return err
+}

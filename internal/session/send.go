@@ -1,0 +1,324 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/braidnet/braid/internal/reasm"
+	"github.com/braidnet/braid/internal/wire"
+)
+
+// The send side. Send is the sole owner of item ids and sequence numbers (under sendMu, then mu)
+// and adds each chunk to the outstanding set before any path may carry it; routing then hands it
+// to a path's queue. What happens to it afterwards — acknowledged, abandoned, sent again — is
+// loss.go's.
+
+// outChunk is one chunk of the session's send side. It is held by the session's outstanding set
+// until acknowledged, and by each path queue it is placed on until written; the last holder to let
+// go returns it to the pool.
+//
+// In a coded mode the session's record is the chunk, and what paths carry are its pieces (kids):
+// each piece holds its own bytes and send state but shares the chunk's acknowledgement and hold
+// count.
+type outChunk struct {
+	hdr     wire.ChunkHeader
+	payload []byte // the chunk's bytes; for a piece, the piece's
+	buf     []byte
+
+	parent *outChunk  // a piece's chunk; nil for a chunk
+	piece  int        // a piece's number, which is also the slot of the only path that may carry it
+	kids   []outChunk // a coded chunk's pieces
+
+	refs atomic.Int32 // holds on a chunk (a piece's are its parent's)
+	// inflightOn is the path whose bytes-in-flight count includes this chunk (or piece): the
+	// last that wrote it, until it is acknowledged.
+	inflightOn atomic.Pointer[path]
+	acked      atomic.Bool
+	sentAt     atomic.Int64 // session clock when last written; 0 until then
+	path       int          // index of the path it was last given to, -1 for none, or pathRouting (under s.mu)
+	resent     bool         // given to more than one path (under s.mu)
+}
+
+// pathRouting marks a chunk that Send is still placing on its first path.
+const pathRouting = -2
+
+// chunk returns the chunk record oc belongs to: itself, or a piece's parent.
+func (oc *outChunk) chunk() *outChunk {
+	if oc.parent != nil {
+		return oc.parent
+	}
+	return oc
+}
+
+// eachCarried calls fn for what the paths carry of the chunk oc: its pieces, or the chunk itself.
+func (oc *outChunk) eachCarried(fn func(c *outChunk)) {
+	if oc.kids == nil {
+		fn(oc)
+		return
+	}
+	for j := range oc.kids {
+		fn(&oc.kids[j])
+	}
+}
+
+// isAcked reports whether the chunk oc is, or is a piece of, has been acknowledged.
+func (oc *outChunk) isAcked() bool { return oc.chunk().acked.Load() }
+
+// reset readies a chunk or piece record for a new send.
+func (oc *outChunk) reset() {
+	oc.acked.Store(false)
+	oc.sentAt.Store(0)
+	oc.inflightOn.Store(nil)
+	oc.resent, oc.path = false, pathRouting
+}
+
+// newOutChunk makes a chunk record for the pool: a buffer for a chunk, and in a coded mode one for
+// each of its pieces.
+func (s *Session) newOutChunk() *outChunk {
+	var oc *outChunk
+	if s.codec == nil {
+		oc = &outChunk{buf: make([]byte, s.chunkSize)}
+	} else {
+		oc = &outChunk{buf: make([]byte, s.codec.BufferSize(s.chunkSize)), kids: make([]outChunk, s.mode.N)}
+		for j := range oc.kids {
+			oc.kids[j] = outChunk{parent: oc, piece: j, buf: make([]byte, s.codec.PieceSize(s.chunkSize))}
+		}
+	}
+	if h := s.hooks; h != nil && h.newChunk != nil {
+		h.newChunk(s, oc)
+	}
+	return oc
+}
+
+// Send sends msg as one item. It blocks while the peer's receive window is full, until ctx ends
+// or the session does. ctx governs only that wait: once the first chunk is queued the whole
+// message is committed to the session. Send does not retain msg after it returns.
+func (s *Session) Send(ctx context.Context, msg []byte) error {
+	if len(msg) > s.cfg.MaxMessageSize {
+		return fmt.Errorf("%w: %d bytes, maximum %d", ErrMessageTooLarge, len(msg), s.cfg.MaxMessageSize)
+	}
+	total := reasm.Chunks(len(msg), s.chunkSize)
+	charge := reasm.Charge(total, s.unit)
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+
+	item, err := s.acquire(ctx, charge)
+	if err != nil {
+		return err
+	}
+	for c := range total {
+		lo := int(c) * s.chunkSize
+		hi := min(lo+s.chunkSize, len(msg))
+		oc := s.chunkPool.Get().(*outChunk)
+		oc.payload = oc.buf[:copy(oc.buf, msg[lo:hi])]
+		oc.hdr = wire.ChunkHeader{Item: item, Chunk: c, Total: total}
+		oc.reset()
+		if err := s.encode(oc); err != nil {
+			s.chunkPool.Put(oc)
+			s.abort(fmt.Errorf("braid: encoding a chunk: %w", err), wire.CodeInternal)
+			return err
+		}
+		// Two holds: the outstanding set's, and Send's own until route has queued the chunk
+		// (which passes it on to the queue), so that an ACK or CLOSE racing this Send cannot
+		// free the chunk in between.
+		oc.refs.Store(2)
+		s.mu.Lock()
+		oc.hdr.Seq = s.nextSeqSent
+		for j := range oc.kids {
+			oc.kids[j].hdr = oc.hdr
+		}
+		s.nextSeqSent++
+		s.out.Add(oc.hdr.Seq, oc)
+		s.mu.Unlock()
+		var err error
+		if s.mode.Coded() {
+			err = s.routeCoded(oc)
+		} else {
+			err = s.route(oc)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// encode makes a coded chunk's pieces (a no-op in the other modes). Call with sendMu held.
+func (s *Session) encode(oc *outChunk) error {
+	if s.codec == nil {
+		return nil
+	}
+	n := s.codec.PieceSize(len(oc.payload))
+	s.pieceBufs = s.pieceBufs[:0]
+	for j := range oc.kids {
+		kid := &oc.kids[j]
+		kid.payload = kid.buf[:n]
+		kid.reset()
+		s.pieceBufs = append(s.pieceBufs, kid.payload)
+	}
+	return s.codec.Encode(oc.hdr, oc.buf, len(oc.payload), s.pieceBufs)
+}
+
+// acquire waits until charge fits in the peer's window, then takes it and the next item id.
+func (s *Session) acquire(ctx context.Context, charge int64) (uint64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.sendFlow.Check(charge); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrMessageTooLarge, err)
+	}
+	for {
+		switch {
+		case s.phase == phaseEnded:
+			return 0, s.err
+		case s.phase >= phaseClosing:
+			return 0, ErrSessionClosed
+		case s.peerClosed:
+			return 0, fmt.Errorf("%w: the peer closed the session", ErrSessionClosed)
+		}
+		if s.sendFlow.TryTake(charge) {
+			item := s.nextItem
+			s.nextItem++
+			return item, nil
+		}
+		if err := s.wait(ctx); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// awaitRoute waits until ready reports that oc can be placed, and returns with s.mu held. ready
+// runs with s.mu held. While no path is ready the sender waits for the session to change or a
+// monitor tick to pass (a stalled path may have recovered); once Close has begun it gives up as
+// giveUpClosing says. On an error s.mu is released and Send's hold on oc has been let go of.
+func (s *Session) awaitRoute(oc *outChunk, since *time.Time, ready func() bool) error {
+	for {
+		s.mu.Lock()
+		if s.phase == phaseEnded {
+			err := s.err
+			s.mu.Unlock()
+			s.release(oc)
+			return err
+		}
+		if ready() {
+			return nil
+		}
+		if s.phase >= phaseClosing {
+			if err := s.giveUpClosing(oc, since); err != nil {
+				s.mu.Unlock()
+				return err
+			}
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-time.After(monitorTick):
+		}
+	}
+}
+
+// giveUpClosing decides, for a chunk that no path can take while Close has begun, whether Send
+// fails now: at once for a message's first chunk (taken back, so nothing of the message was
+// sent, and messages already sent are still delivered); for a later chunk only once it has
+// waited Linger (a path may come back; Close aborts after its own Linger if none does), leaving
+// the chunk for the path that comes next. Call with s.mu held.
+func (s *Session) giveUpClosing(oc *outChunk, since *time.Time) error {
+	if oc.hdr.Chunk == 0 {
+		s.unsend(oc)
+		return fmt.Errorf("%w: no usable path while closing", ErrSessionClosed)
+	}
+	if since.IsZero() {
+		*since = time.Now()
+	}
+	if time.Since(*since) < s.cfg.Linger {
+		return nil
+	}
+	oc.path = -1
+	for j := range oc.kids {
+		oc.kids[j].path = -1
+	}
+	s.release(oc) // Send's hold; the outstanding set keeps it
+	return fmt.Errorf("%w: no usable path while closing", ErrSessionClosed)
+}
+
+// unsend takes back the first chunk of a message that Send could not place (the session is
+// closing with no usable path): its seq, its item id and its charge, so that nothing of the
+// message was sent. Call with s.mu and sendMu held, right after the chunk was added.
+func (s *Session) unsend(oc *outChunk) {
+	if s.out.Remove(oc.hdr.Seq) {
+		s.release(oc) // the outstanding set's hold
+	}
+	s.nextSeqSent--
+	s.nextItem--
+	s.sendFlow.Return(reasm.Charge(oc.hdr.Total, s.unit))
+	s.broadcast()
+	s.release(oc) // Send's
+}
+
+// route hands a chunk to the path the scheduler picks, waiting while that path's queue is full,
+// or while the session has no usable path (a client is re-dialing; the grace period bounds it).
+// With copies (redundant mode, or a scheduler that asks for them), every other usable path whose
+// queue has room gets a copy too: the first to arrive is used.
+//
+// If the chosen path ends or stalls while route waits for room on it, the chunk may already be on
+// its way: a copy went to another path, or the path's loss moved the chunk to another path's
+// retransmission queue (requeueFrom). Route stops there; picking again would queue the chunk a
+// second time, on a path that may already carry it.
+func (s *Session) route(oc *outChunk) error {
+	var waitingSince time.Time
+	var copied []*path // the paths that took a copy
+	pick := -1
+	ready := func() bool {
+		s.view = s.view[:0]
+		for _, p := range s.paths {
+			if p != nil {
+				s.view = append(s.view, p.schedView())
+			}
+		}
+		pick = s.scheduler.Pick(s.view, len(oc.payload))
+		return pick >= 0
+	}
+	for {
+		if err := s.awaitRoute(oc, &waitingSince, ready); err != nil {
+			return err
+		}
+		p := s.paths[s.view[pick].Index].path
+		oc.path = p.index
+		var others []*path
+		if s.copies {
+			for _, q := range s.paths {
+				if q != nil && q.path != p && q.usable() {
+					others = append(others, q.path)
+				}
+			}
+		}
+		s.mu.Unlock()
+		for _, q := range others {
+			oc.refs.Add(1)
+			if q.tryEnqueue(oc) {
+				copied = append(copied, q)
+			} else {
+				s.release(oc)
+			}
+		}
+		if p.enqueue(oc) { // Send's hold is now the path queue's
+			return nil
+		}
+		// The path ended or stalled under us. requeueFrom may have moved the chunk meanwhile,
+		// to another path or, finding none, to none (-1).
+		s.mu.Lock()
+		unplaced := oc.path == p.index || oc.path == -1
+		if unplaced && len(copied) > 0 {
+			oc.path, unplaced = copied[0].index, false // the copy carries it (and is resent if that path fails)
+		}
+		if !unplaced {
+			s.mu.Unlock()
+			s.release(oc) // Send's hold; the queues that have the chunk hold it
+			return nil
+		}
+		oc.path = pathRouting // no queue has it: pick again
+		s.mu.Unlock()
+	}
+}
