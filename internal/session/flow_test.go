@@ -302,3 +302,41 @@ func TestCreditSurvivesPathLoss(t *testing.T) {
 	testutil.WaitFor(t, func() bool { return got.Load() == 40 }, "all 40 messages (got %d)", got.Load())
 	f.proxies[0].Restore()
 }
+
+// TestSmallChunkWrittenInline: a small chunk for an idle path is written by the sender itself
+// (writeNow), not handed to the path's writer through its queue; a large one goes through the
+// queue.
+func TestSmallChunkWrittenInline(t *testing.T) {
+	var queued atomic.Int32
+	hooks := &testHooks{enqueueing: func(*path, *outChunk) { queued.Add(1) }}
+	l, _ := startHookedListener(t, quietConfig(), hooks)
+	c, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Abort()
+	srv := acceptOne(t, l)
+	defer srv.Abort()
+	for _, tc := range []struct {
+		size   int
+		queued bool
+	}{{64, false}, {inlineMax + 1, true}} {
+		queued.Store(0)
+		if err := srv.Send(context.Background(), make([]byte, tc.size)); err != nil {
+			t.Fatal(err)
+		}
+		m, err := c.Receive(context.Background())
+		if err != nil || len(m) != tc.size {
+			t.Fatalf("received %d bytes, %v", len(m), err)
+		}
+		if got := queued.Load() > 0; got != tc.queued {
+			t.Errorf("%d-byte message: through the queue %v, want %v", tc.size, got, tc.queued)
+		}
+		// Wait for the acknowledgement, so that the next chunk finds nothing in flight.
+		testutil.WaitFor(t, func() bool {
+			srv.mu.Lock()
+			defer srv.mu.Unlock()
+			return srv.out.Len() == 0
+		}, "the %d-byte message to be acknowledged", tc.size)
+	}
+}

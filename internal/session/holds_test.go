@@ -256,6 +256,7 @@ func TestRedundantRouteQueuesOnce(t *testing.T) {
 		waiting = make(chan *path, 1)
 	)
 	hooks := &testHooks{
+		queueOnly: true,
 		enqueued: func(p *path, oc *outChunk) {
 			mu.Lock()
 			defer mu.Unlock()
@@ -361,7 +362,7 @@ func TestRedundantRouteQueuesOnce(t *testing.T) {
 func TestEnqueueRacingPathEndReleasesChunk(t *testing.T) {
 	paused, resume := make(chan *path), make(chan struct{})
 	var once atomic.Bool
-	hooks := &testHooks{enqueueing: func(p *path, _ *outChunk) {
+	hooks := &testHooks{queueOnly: true, enqueueing: func(p *path, _ *outChunk) {
 		if once.CompareAndSwap(false, true) {
 			paused <- p
 			<-resume

@@ -7,6 +7,9 @@ type testHooks struct {
 	// attaching runs on a server's handshake goroutine once ATTACH_OK is written, before the
 	// path is added to its session.
 	attaching func(slot int)
+	// queueOnly turns off writeNow: every chunk goes through p's queue, where the hooks below
+	// see it.
+	queueOnly bool
 	// enqueueing runs when a chunk (or piece) is about to enter p's queue of new data, p having
 	// been found alive.
 	enqueueing func(p *path, oc *outChunk)

@@ -85,9 +85,14 @@ type path struct {
 	deadline bool                        // reader: a read deadline is set
 	ackIn    wire.ChunkAck               // reader
 
-	w      *wire.Writer  // writer
-	ackOut wire.ChunkAck // writer
-	ackBuf []byte        // writer
+	// wmu is held by whoever writes on the connection: the writer goroutine, or a sender
+	// writing a small chunk itself (writeNow, which only tries it).
+	wmu    sync.Mutex
+	w      *wire.Writer  // under wmu
+	wdone  bool          // under wmu: the writer has finished or been killed; nothing more is written
+	ackOut wire.ChunkAck // under wmu
+	ackBuf []byte        // under wmu
+	inline []*outChunk   // under wmu: writeNow's batch
 
 	data    chan *outChunk
 	ctrl    chan ctrlFrame
@@ -95,6 +100,7 @@ type path struct {
 	stop    chan struct{} // closed when the path must end now
 	rtxKick chan struct{} // chunks were added to rtx
 	capKick chan struct{} // bytes in flight fell: the writer may take new data again
+	capped  atomic.Bool   // the writer holds new data back at the in-flight cap: kick capKick
 	// rearm wakes the writer when the path is no longer suspect: a writer that found it suspect
 	// (disarmed) waits without the session's ackKick and creditKick, and must listen again.
 	rearm    chan struct{}
@@ -185,7 +191,7 @@ func (p *path) suspect() bool {
 // path ended first, or stalled (its retransmission timer expired: a blackholed path drains
 // nothing, and waiting for it to be declared dead would hold up the sender for PathTimeout).
 func (p *path) enqueue(oc *outChunk) bool {
-	if p.tryEnqueue(oc) {
+	if p.writeNow(oc) || p.tryEnqueue(oc) {
 		return true
 	}
 	if p.dead.Load() {
@@ -264,6 +270,13 @@ func (p *path) retransmit(oc *outChunk) {
 	p.rtx = append(p.rtx, oc)
 	p.rtxMu.Unlock()
 	kick(p.rtxKick)
+}
+
+// rtxWaiting reports whether chunks wait to be sent again.
+func (p *path) rtxWaiting() bool {
+	p.rtxMu.Lock()
+	defer p.rtxMu.Unlock()
+	return len(p.rtx) > 0
 }
 
 func (p *path) takeRetransmits() []*outChunk {
@@ -453,8 +466,8 @@ func (p *path) wrote(oc *outChunk, n int64) {
 	p.inflight.Add(n)
 	if prev := oc.inflightOn.Swap(p); prev != nil {
 		prev.inflight.Add(-n)
-		if prev != p {
-			kick(prev.capKick) // its writer may be waiting for room under the cap
+		if prev != p && prev.capped.Load() {
+			kick(prev.capKick) // its writer is waiting for room under the cap
 		}
 	}
 	// An acknowledgement that came between the writer's check and now found nothing to
@@ -472,7 +485,9 @@ func landed(oc *outChunk, n int64, delivered bool) {
 		if delivered {
 			q.acked.Add(n)
 		}
-		kick(q.capKick)
+		if q.capped.Load() {
+			kick(q.capKick)
+		}
 	}
 }
 

@@ -27,13 +27,18 @@ func (p *path) writeLoop() {
 		}
 	}()
 	defer close(p.writerDone)
-	defer func() { p.w = nil }() // a dead path keeps no write buffer
+	defer func() { // a dead path keeps no write buffer
+		p.wmu.Lock()
+		p.wdone, p.w = true, nil
+		p.wmu.Unlock()
+	}()
 	keepalive := time.NewTimer(p.cfg.KeepAlive)
 	defer keepalive.Stop()
 	var batch []*outChunk
 	for {
 		// The deadline is armed before waiting, which can last up to KeepAlive (then a PING is
-		// written), so it covers that wait plus WriteTimeout for the write itself.
+		// written), so it covers that wait plus WriteTimeout for the write itself (and any
+		// inline write made meanwhile).
 		p.conn.SetWriteDeadline(time.Now().Add(p.cfg.KeepAlive + p.cfg.WriteTimeout))
 		select {
 		case <-p.stop: // kill may have set a short deadline just before the line above
@@ -41,13 +46,18 @@ func (p *path) writeLoop() {
 			return
 		default:
 		}
-		var err error
+		ackAsked := false // woken to send an ACK: it goes even with nothing else to write
 		ackKick, creditKick := p.shared.ackKick, p.shared.creditKick
 		sus := p.suspect()
 		if sus {
 			ackKick, creditKick = nil, nil
 		}
 		p.disarmed.Store(sus)
+		var (
+			act ctrlAct
+			oc  *outChunk
+			f   ctrlFrame
+		)
 		select {
 		case <-p.stop:
 			p.writeKill()
@@ -59,7 +69,9 @@ func (p *path) writeLoop() {
 				return
 			default:
 			}
-			err = p.writeFinish(count, batch)
+			p.wmu.Lock()
+			p.wdone = true
+			err := p.writeFinish(count, batch)
 			if cw, ok := p.conn.(interface{ CloseWrite() error }); ok {
 				cw.CloseWrite()
 			}
@@ -67,29 +79,46 @@ func (p *path) writeLoop() {
 				p.log.Debug("finishing path failed", "err", err)
 			}
 			p.closeQueues()
+			p.wmu.Unlock()
 			if h := p.hooks; h != nil && h.finishWritten != nil {
 				h.finishWritten(p)
 			}
 			return
 		case <-p.rtxKick:
-			batch, err = p.queueRetransmits(batch)
-		case oc := <-p.dataReady(0):
-			batch, err = p.queueChunk(oc, batch)
+			act = actRetransmit
+		case oc = <-p.dataReady(0):
+			act = actChunk
 		case <-p.capKick: // acknowledgements freed room under the cap; look again
 		case <-p.rearm: // no longer suspect: wait for ackKick and creditKick again
-		case f := <-p.ctrl:
-			err = p.queueCtrl(f)
+		case f = <-p.ctrl:
+			act = actCtrl
 		case <-ackKick: // an ACK is due and no write was going to carry it
 			if p.suspect() {
 				kick(p.shared.ackKick) // turned suspect while waiting: leave it to another path
+			} else {
+				ackAsked = true
 			}
 		case <-creditKick:
 			if p.suspect() {
 				kick(p.shared.creditKick)
 			} else {
-				err = p.queueCredit()
+				act = actCredit
 			}
 		case <-keepalive.C:
+			act = actPing
+		}
+		p.wmu.Lock()
+		var err error
+		switch act {
+		case actRetransmit:
+			batch, err = p.queueRetransmits(batch)
+		case actChunk:
+			batch, err = p.queueChunk(oc, batch)
+		case actCtrl:
+			err = p.queueCtrl(f)
+		case actCredit:
+			err = p.queueCredit()
+		case actPing:
 			var ts [8]byte
 			binary.BigEndian.PutUint64(ts[:], uint64(p.eng.clock()))
 			p.trace("send", wire.TypePing, 8)
@@ -106,13 +135,8 @@ func (p *path) writeLoop() {
 				break gather
 			}
 		}
-		if err == nil && !p.suspect() && p.shared.ackDue.Swap(false) {
-			err = p.queueAck() // any path may carry it; it rides with this write
-		}
-		if err == nil {
-			err = p.w.Flush()
-		}
-		batch = p.release(batch, err == nil)
+		batch, err = p.flush(batch, err, ackAsked)
+		p.wmu.Unlock()
 		if err != nil {
 			p.setDownReason(fmt.Errorf("write: %w", err))
 			p.kill(0, "")
@@ -123,12 +147,78 @@ func (p *path) writeLoop() {
 	}
 }
 
+// ctrlAct is what woke a path's writer up to write.
+type ctrlAct uint8
+
+const (
+	actNone ctrlAct = iota
+	actRetransmit
+	actChunk
+	actCtrl
+	actCredit
+	actPing
+)
+
+// flush ends a write: the session's ACK rides with it if one is due (any path may carry it) or
+// was asked for; then the frames go out in one write and the batch's chunks are let go of. A
+// write with nothing in it sends nothing: a due ACK then waits for a frame to ride with, its
+// timer or its threshold (which kick ackKick). Call with wmu held.
+func (p *path) flush(batch []*outChunk, err error, ackAsked bool) ([]*outChunk, error) {
+	if err == nil && (ackAsked || p.w.Pending() > 0) && !p.suspect() && p.shared.ackDue.Swap(false) {
+		err = p.queueAck()
+	}
+	if err == nil {
+		err = p.w.Flush()
+	}
+	return p.release(batch, err == nil), err
+}
+
+// inlineMax bounds the chunks a sender writes itself (writeNow), and the bytes in flight on the
+// path when it does: within the smallest socket send buffer Linux gives a TCP connection, so that
+// the write cannot block.
+const inlineMax = 16 << 10
+
+// writeNow writes a small chunk on the caller's goroutine, sparing the hand-off to the writer
+// goroutine (a wake-up each way, most of a small message's latency), when that cannot block: the
+// path is usable, its writer idle (its lock free, its queues empty, not finished) and little is
+// in flight. It reports whether it took the chunk (and the caller's hold on it); a failed write
+// ends the path, whose loss sends the chunk again elsewhere.
+func (p *path) writeNow(oc *outChunk) bool {
+	n := int64(len(oc.payload))
+	if n > inlineMax || p.inflight.Load()+n > inlineMax || len(p.data) > 0 || !p.usable() {
+		return false
+	}
+	if h := p.hooks; h != nil && h.queueOnly {
+		return false
+	}
+	if !p.wmu.TryLock() {
+		return false
+	}
+	defer p.wmu.Unlock()
+	if p.wdone || p.rtxWaiting() {
+		return false
+	}
+	p.queued.Add(n) // as if queued: release takes it off
+	batch, err := p.queueChunk(oc, p.inline[:0])
+	p.inline, err = p.flush(batch, err, false)
+	if err != nil {
+		p.setDownReason(fmt.Errorf("write: %w", err))
+		p.kill(0, "")
+	}
+	return true
+}
+
 // dataReady returns the path's queue of new data, or nil while its bytes in flight, with pending
 // more about to be written, are at the cap (retransmissions are not held back).
+//
+// capped tells acknowledgements to kick capKick: it is set before the count is read, and they
+// lower the count before they read it, so that one of the two always sees the other.
 func (p *path) dataReady(pending int64) chan *outChunk {
+	p.capped.Store(true)
 	if c := p.inflightCap(); c > 0 && p.inflight.Load()+pending >= c {
 		return nil
 	}
+	p.capped.Store(false)
 	return p.data
 }
 
@@ -162,6 +252,9 @@ func (p *path) writeFinish(count uint64, batch []*outChunk) error {
 // writeKill sends the ERROR frame kill asked for, briefly, closes the connection, and lets go of
 // every chunk still queued (the session resends them elsewhere).
 func (p *path) writeKill() {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	p.wdone = true
 	if p.killCode != 0 {
 		var b [2 + wire.MaxErrorMessage]byte
 		p.conn.SetWriteDeadline(time.Now().Add(min(time.Second, p.cfg.WriteTimeout)))

@@ -35,6 +35,8 @@ import (
 //
 //	Session.sendMu  serialises Send: item ids in order, an item's chunks in order, the codec and
 //	                pieceBufs. Held across a whole Send, including waits for window and paths.
+//	path.wmu        one path's wire.Writer: held by its writer goroutine while it writes, or by a
+//	                sender writing a small chunk itself (writeNow, which only ever tries it).
 //	Session.mu      the lifecycle (phase, err, peerClosed), the path table and each pathEntry's
 //	                bookkeeping, the outstanding set and nextSeqSent, outChunk.path and .resent,
 //	                reassembly, pieces, both flow-control ledgers, the changed channel.
