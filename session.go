@@ -36,6 +36,16 @@ func (s *Session) String() string { return s.s.String() }
 // message is committed to the session. Send does not retain msg after it returns.
 func (s *Session) Send(ctx context.Context, msg []byte) error { return s.s.Send(ctx, msg) }
 
+// SendNoCopy is Send without the copy Send makes of msg: the session reads msg until the peer has
+// acknowledged all of it (or the session no longer needs it: the peer closed, or the session
+// ended), then calls done, if not nil, exactly once — on one of the session's goroutines, or
+// before SendNoCopy returns. The caller must not modify msg until done has run. It spares a bulk
+// sender a copy of every byte; in a coded mode (msg is encoded at once) done runs before it
+// returns.
+func (s *Session) SendNoCopy(ctx context.Context, msg []byte, done func()) error {
+	return s.s.SendNoCopy(ctx, msg, done)
+}
+
 // Receive returns the next message, waiting until one is complete, ctx ends, or the session
 // does. After the peer's Close it returns io.EOF once every message sent before it has been
 // received. The returned slice is the caller's; a caller done with it may hand it back with

@@ -16,9 +16,10 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("bench", "[flags] [ADDR]  or  --paths 1,2,4,8 [flags]", stderr)
 	pathList := fs.String("paths", "", "measure multipath sessions with these path counts (comma-separated) on loopback, beside raw TCP")
 	chunk := fs.String("chunk-size", "256KiB", "with --paths: session chunk size")
+	copySend := fs.Bool("copy", false, "with --paths: send with Session.Send, which copies each message, instead of SendNoCopy")
 	modes := fs.String("modes", "plain", "with --paths: dispersal modes to compare (comma-separated: plain, redundant, shamir:K/N, erasure:K/N; a coded mode runs at N paths)")
 	pings := fs.Int("pings", 2000, "latency probes per side")
-	volume := fs.String("volume", "", "bytes sent per payload size and run (default 128MiB; with --paths, per transfer: 256MiB)")
+	volume := fs.String("volume", "", "bytes sent per payload size and run (default 128MiB; with --paths, per transfer: 1GiB)")
 	runs := fs.Int("runs", 3, "transfers per size and side, alternating; the median is reported")
 	sizes := fs.String("sizes", "", "comma-separated payload sizes (default 64B..4MiB in ×4 steps)")
 	maxTime := fs.Duration("max-time", time.Minute, "upper bound on one size's transfer")
@@ -32,7 +33,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *volume == "" {
 		*volume = "128MiB"
 		if *pathList != "" {
-			*volume = "256MiB"
+			*volume = "1GiB"
 		}
 	}
 	vol, err := parseSize(*volume)
@@ -56,7 +57,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usageError(fs, "--chunk-size: %v", err)
 		}
 		rep, err := bench.RunSessions(ctx, bench.SessionOptions{Paths: counts, Volume: int64(vol), Runs: *runs,
-			Pings: *pings, ChunkSize: cs, MaxTime: *maxTime, Modes: strings.Split(*modes, ",")})
+			Pings: *pings, ChunkSize: cs, MaxTime: *maxTime, Modes: strings.Split(*modes, ","), Copy: *copySend})
 		if err != nil {
 			return err
 		}

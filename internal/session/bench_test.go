@@ -42,6 +42,14 @@ func BenchmarkSessionThroughput(b *testing.B) {
 	}
 }
 
+// BenchmarkSessionThroughputNoCopy is BenchmarkSessionThroughput with SendNoCopy: the messages
+// handed back are sent again, as a bulk sender with a buffer pool would.
+func BenchmarkSessionThroughputNoCopy(b *testing.B) {
+	for _, paths := range []int{1, 4} {
+		b.Run(fmt.Sprintf("paths=%d", paths), func(b *testing.B) { benchThroughputWith(b, &Config{Paths: paths}, true) })
+	}
+}
+
 // BenchmarkSessionModes moves 1 MiB messages over 3 loopback paths in each dispersal mode; the
 // plain row is the baseline (shamir:2/3 sends 3× the bytes, erasure:2/3 1.5×, redundant up to 3×).
 func BenchmarkSessionModes(b *testing.B) {
@@ -54,7 +62,9 @@ func BenchmarkSessionModes(b *testing.B) {
 	}
 }
 
-func benchThroughput(b *testing.B, cfg *Config) {
+func benchThroughput(b *testing.B, cfg *Config) { benchThroughputWith(b, cfg, false) }
+
+func benchThroughputWith(b *testing.B, cfg *Config, noCopy bool) {
 	ctx := context.Background()
 	c, s := benchSessionConfig(b, cfg)
 	done := make(chan int64)
@@ -71,11 +81,24 @@ func benchThroughput(b *testing.B, cfg *Config) {
 		}
 	}()
 	msg := make([]byte, 1<<20)
+	free := make(chan []byte, 128)
 	b.SetBytes(int64(len(msg)))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		if err := c.Send(ctx, msg); err != nil {
+		if !noCopy {
+			if err := c.Send(ctx, msg); err != nil {
+				b.Fatal(err)
+			}
+			continue
+		}
+		buf := msg
+		select {
+		case buf = <-free:
+		default:
+			buf = make([]byte, len(msg))
+		}
+		if err := c.SendNoCopy(ctx, buf, func() { free <- buf }); err != nil {
 			b.Fatal(err)
 		}
 	}

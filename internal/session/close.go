@@ -93,14 +93,16 @@ func (s *Session) Close() error {
 		<-ended
 	}
 	s.end(ErrSessionClosed)
-	<-s.monitorDone
+	s.waitGoroutines()
 	return nil
 }
 
-// waitGoroutines waits for every goroutine of the session to stop.
+// waitGoroutines waits for every goroutine of the session to stop, then lets go of the chunks
+// left unacknowledged.
 func (s *Session) waitGoroutines() {
 	s.wg.Wait()
 	<-s.monitorDone
+	s.dropOutstanding()
 }
 
 // abort ends the session at once because of err, telling the peer with an ERROR frame of code

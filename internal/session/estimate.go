@@ -54,10 +54,10 @@ func (e rttEstimate) rto(floor time.Duration, backoff int) time.Duration {
 }
 
 // rateInterval is the shortest span a delivery-rate sample covers; with at least two round trips.
-const rateInterval = 200 * time.Millisecond
+const rateInterval = 20 * time.Millisecond
 
 // rateSampler estimates a path's delivery rate from its count of bytes acknowledged. The zero
-// value starts a sample at session time 0 with nothing measured.
+// value has measured nothing, and starts its first sample when the path is first busy.
 type rateSampler struct {
 	acked int64         // the count at the start of the current sample
 	start time.Duration // when it started
@@ -65,17 +65,24 @@ type rateSampler struct {
 	rate  float64       // smoothed bytes per second; 0 until measured
 }
 
-// sample closes the current sample at now, once it spans rateInterval and two round trips of
-// srtt, with acked the path's count of bytes acknowledged and busy whether it has data
-// outstanding, and starts the next. Only a sample over which the path was busy (at its start and
-// at its end) measures the path; one taken while the application had little to send measures the
-// application, and may only raise an estimate that exists. It reports whether a sample closed.
+// sample looks at the path at now, with acked its count of bytes acknowledged and busy whether it
+// has data outstanding, srtt its smoothed RTT. A sample that began idle restarts as soon as the
+// path is busy (its idle part would only dilute it). Otherwise, once it spans rateInterval and two
+// round trips it closes, and the next begins. Only a sample over which the path was busy (at its
+// start and at its end) measures the path; one taken while the application had little to send
+// measures the application, and may only raise an estimate that exists. It reports whether the
+// estimate changed.
 func (r *rateSampler) sample(now, srtt time.Duration, acked int64, busy bool) bool {
+	if !r.busy && busy {
+		r.acked, r.start, r.busy = acked, now, true
+		return false
+	}
 	span := max(rateInterval, 2*srtt)
 	if now-r.start < span {
 		return false
 	}
 	got := float64(acked-r.acked) / (now - r.start).Seconds()
+	old := r.rate
 	switch {
 	case r.busy && busy && r.rate == 0:
 		r.rate = got
@@ -83,7 +90,7 @@ func (r *rateSampler) sample(now, srtt time.Duration, acked int64, busy bool) bo
 		r.rate = (r.rate + got) / 2
 	}
 	r.acked, r.start, r.busy = acked, now, busy
-	return true
+	return r.rate != old
 }
 
 // initialInflight is a path's in-flight cap before its delivery rate is measured: enough for

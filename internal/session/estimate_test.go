@@ -52,37 +52,40 @@ func TestRTTEstimate(t *testing.T) {
 }
 
 func TestRateSampler(t *testing.T) {
+	const iv = rateInterval
 	var r rateSampler
-	// Too short a span: nothing closes.
-	if r.sample(100*ms, 10*ms, 1<<20, true) {
+	// Idle: nothing to measure, however long.
+	if r.sample(10*iv, ms, 0, false) || r.rate != 0 {
+		t.Fatalf("an idle path measured: %+v", r)
+	}
+	// Busy from 10 intervals on: the sample starts then, not at 0.
+	if r.sample(10*iv, ms, 0, true) || r.start != 10*iv {
+		t.Fatalf("first busy look: %+v, want a sample started at %v", r, 10*iv)
+	}
+	if r.sample(10*iv+iv/2, ms, 1<<20, true) {
 		t.Fatal("a sample closed before rateInterval")
 	}
-	// The first sample started idle (the zero value): it measures the application, and sets
-	// no estimate.
-	if !r.sample(200*ms, 10*ms, 1<<20, true) || r.rate != 0 {
-		t.Fatalf("first sample: %+v, want closed with no rate", r)
+	// Busy at both ends: 10 MiB in 10 intervals.
+	if !r.sample(20*iv, ms, 10<<20, true) || r.rate != float64(10<<20)/(10*iv).Seconds() {
+		t.Fatalf("busy sample: rate %v", r.rate)
 	}
-	// Busy at both ends: 10 MiB in 1 s.
-	if !r.sample(1200*ms, 10*ms, 11<<20, true) || r.rate != 10<<20 {
-		t.Fatalf("busy sample: rate %v, want %v", r.rate, 10<<20)
-	}
-	// Busy again at 20 MiB/s: the estimate moves halfway.
-	r.sample(2200*ms, 10*ms, 31<<20, true)
-	if r.rate != 15<<20 {
-		t.Fatalf("rate %v, want %v", r.rate, 15<<20)
+	first := r.rate
+	// Busy again at twice the rate: the estimate moves halfway.
+	r.sample(30*iv, ms, 30<<20, true)
+	if r.rate != 1.5*first {
+		t.Fatalf("rate %v, want %v", r.rate, 1.5*first)
 	}
 	// Idle at the end and slower: the application had little to send; the estimate stands.
-	r.sample(3200*ms, 10*ms, 32<<20, false)
-	if r.rate != 15<<20 {
+	if r.sample(40*iv, ms, 31<<20, false) || r.rate != 1.5*first {
 		t.Fatalf("an idle sample lowered the rate to %v", r.rate)
 	}
-	// Not busy, but faster than the estimate: it may raise it.
-	r.sample(4200*ms, 10*ms, 62<<20, false)
-	if r.rate != (15<<20+30<<20)/2 {
-		t.Fatalf("a faster idle sample: rate %v", r.rate)
+	// Starting busy again restarts the sample at once.
+	r.sample(41*iv, ms, 31<<20, true)
+	if r.start != 41*iv {
+		t.Fatalf("sample not restarted when the path became busy: %+v", r)
 	}
 	// The span is at least two round trips.
-	if r.sample(4200*ms+300*ms, 200*ms, 70<<20, true) {
+	if r.sample(41*iv+3*iv, 2*iv, 40<<20, true) {
 		t.Fatal("a sample shorter than two round trips closed")
 	}
 }

@@ -340,3 +340,76 @@ func TestSmallChunkWrittenInline(t *testing.T) {
 		}, "the %d-byte message to be acknowledged", tc.size)
 	}
 }
+
+// TestSendNoCopy: the session reads the caller's message without copying it, and hands it back
+// exactly once: after the peer acknowledged it, when the session ends with it unacknowledged, and
+// at once in a coded mode.
+func TestSendNoCopy(t *testing.T) {
+	t.Run("acknowledged", func(t *testing.T) {
+		l, _ := startListener(t, nil)
+		c, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 2, ChunkSize: 4096})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Abort()
+		srv := acceptOne(t, l)
+		defer srv.Abort()
+		msg := make([]byte, 100_000)
+		for i := range msg {
+			msg[i] = byte(i * 13)
+		}
+		want := append([]byte(nil), msg...)
+		var done atomic.Int32
+		if err := c.SendNoCopy(context.Background(), msg, func() { done.Add(1) }); err != nil {
+			t.Fatal(err)
+		}
+		got, err := srv.Receive(context.Background())
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("received %d bytes (equal %v), %v", len(got), bytes.Equal(got, want), err)
+		}
+		testutil.WaitFor(t, func() bool { return done.Load() > 0 }, "the message to be handed back")
+		c.Close()
+		if n := done.Load(); n != 1 {
+			t.Fatalf("done ran %d times", n)
+		}
+	})
+	t.Run("never acknowledged", func(t *testing.T) {
+		l, _ := startListener(t, quietConfig())
+		a, _ := openRawSession(t, l.Addr().String(), 0, 4096)
+		defer a.conn.Close()
+		srv := acceptOne(t, l)
+		var done atomic.Int32
+		if err := srv.SendNoCopy(context.Background(), make([]byte, 10_000), func() { done.Add(1) }); err != nil {
+			t.Fatal(err)
+		}
+		if n := done.Load(); n != 0 {
+			t.Fatalf("done ran before any acknowledgement")
+		}
+		srv.Abort()
+		if n := done.Load(); n != 1 {
+			t.Fatalf("done ran %d times once the session ended, want 1", n)
+		}
+	})
+	t.Run("coded", func(t *testing.T) {
+		l, _ := startListener(t, nil)
+		c, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 3, Mode: "shamir:2/3"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Abort()
+		srv := acceptOne(t, l)
+		defer srv.Abort()
+		var done atomic.Int32
+		msg := []byte("encoded at once")
+		if err := c.SendNoCopy(context.Background(), msg, func() { done.Add(1) }); err != nil {
+			t.Fatal(err)
+		}
+		if n := done.Load(); n != 1 {
+			t.Fatalf("done ran %d times by the time SendNoCopy returned, want 1", n)
+		}
+		copy(msg, "XXXXXXXXXXXXXXX")
+		if got, err := srv.Receive(context.Background()); err != nil || string(got) != "encoded at once" {
+			t.Fatalf("received %q, %v", got, err)
+		}
+	})
+}

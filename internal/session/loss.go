@@ -23,8 +23,23 @@ const monitorTick = 50 * time.Millisecond
 func (s *Session) release(oc *outChunk) {
 	oc = oc.chunk()
 	if oc.refs.Add(-1) == 0 {
+		if l := oc.lease; l != nil {
+			oc.lease, oc.payload = nil, nil
+			l.release()
+		}
 		s.chunkPool.Put(oc)
 	}
+}
+
+// dropOutstanding lets go of every chunk still unacknowledged once the session has ended and its
+// goroutines have stopped: nothing will send them again. Messages sent with SendNoCopy are
+// handed back.
+func (s *Session) dropOutstanding() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.out.Apply(&wire.ChunkAck{Cum: s.nextSeqSent}, func(_ uint64, oc *outChunk) {
+		s.settle(oc, fateAbandoned, nil, 0)
+	})
 }
 
 // fate is how a chunk leaves the outstanding set.
@@ -80,6 +95,13 @@ func (s *Session) onAck(p *path, a *wire.ChunkAck) error {
 	if sample > 0 {
 		p.sampleRTT(sample, true)
 	}
+	// Delivery rates move with acknowledgements: sampling here, not only on the monitor's
+	// ticks, gives a new path its rate (and its in-flight cap) within rateInterval.
+	for _, e := range s.paths {
+		if e != nil && !e.dead.Load() {
+			s.sampleRate(e, now)
+		}
+	}
 	if s.out.Len() == 0 || s.phase >= phaseClosing {
 		s.broadcast() // Close waits for everything to be acknowledged, and watches progress
 	}
@@ -103,6 +125,15 @@ func (s *Session) onClose(items uint64) error {
 	})
 	s.broadcast()
 	return nil
+}
+
+// sampleRate updates the delivery rate of path e at now, publishing it to the path's writer.
+// Call with s.mu held.
+func (s *Session) sampleRate(e *pathEntry, now time.Duration) {
+	busy := e.inflight.Load() > 0 || e.queued.Load() > 0
+	if e.rateEst.sample(now, e.rtt().srtt, e.acked.Load(), busy) {
+		e.path.rate.Store(math.Float64bits(e.rateEst.rate))
+	}
 }
 
 // requeueFrom sends again, on other paths, every unacknowledged chunk last sent on from (nil: on
@@ -212,10 +243,7 @@ func (s *Session) checkTimers(now time.Duration) {
 			p.lastRecv.Store(int64(now))
 			s.shared.lastHeard.Store(int64(now))
 		}
-		busy := p.inflight.Load() > 0 || p.queued.Load() > 0
-		if p.rateEst.sample(now, p.rtt().srtt, p.acked.Load(), busy) {
-			p.path.rate.Store(math.Float64bits(p.rateEst.rate))
-		}
+		s.sampleRate(p, now)
 		if now-p.heardAt() > s.cfg.PathTimeout {
 			silent = append(silent, p.path)
 			continue

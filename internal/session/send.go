@@ -31,7 +31,8 @@ type outChunk struct {
 	piece  int        // a piece's number, which is also the slot of the only path that may carry it
 	kids   []outChunk // a coded chunk's pieces
 
-	refs atomic.Int32 // holds on a chunk (a piece's are its parent's)
+	refs  atomic.Int32 // holds on a chunk (a piece's are its parent's)
+	lease *lease       // SendNoCopy: the caller's message payload points into; nil if copied
 	// inflightOn is the path whose bytes-in-flight count includes this chunk (or piece): the
 	// last that wrote it, until it is acknowledged.
 	inflightOn atomic.Pointer[path]
@@ -92,10 +93,40 @@ func (s *Session) newOutChunk() *outChunk {
 	return oc
 }
 
+// lease is a caller's message that chunks point into (SendNoCopy): done runs once the last chunk
+// lets go of it.
+type lease struct {
+	refs atomic.Int32
+	done func()
+}
+
+func (l *lease) release() {
+	if l.refs.Add(-1) == 0 && l.done != nil {
+		l.done()
+	}
+}
+
 // Send sends msg as one item. It blocks while the peer's receive window is full, until ctx ends
 // or the session does. ctx governs only that wait: once the first chunk is queued the whole
 // message is committed to the session. Send does not retain msg after it returns.
-func (s *Session) Send(ctx context.Context, msg []byte) error {
+func (s *Session) Send(ctx context.Context, msg []byte) error { return s.send(ctx, msg, nil) }
+
+// SendNoCopy is Send without the copy Send makes of msg: the session reads msg itself until the
+// peer has acknowledged every chunk of it (or the session has let go of them: the peer closed,
+// or the session ended), then calls done, if not nil, once, on one of its goroutines or before
+// SendNoCopy returns. The caller must not modify msg until done has run. In a coded mode msg is
+// encoded at once, and done runs before SendNoCopy returns.
+func (s *Session) SendNoCopy(ctx context.Context, msg []byte, done func()) error {
+	l := &lease{done: done}
+	l.refs.Store(1) // SendNoCopy's own, until it returns
+	defer l.release()
+	return s.send(ctx, msg, l)
+}
+
+func (s *Session) send(ctx context.Context, msg []byte, l *lease) error {
+	if s.codec != nil {
+		l = nil // encoded into the chunk's pieces: msg is not read afterwards
+	}
 	if len(msg) > s.cfg.MaxMessageSize {
 		return fmt.Errorf("%w: %d bytes, maximum %d", ErrMessageTooLarge, len(msg), s.cfg.MaxMessageSize)
 	}
@@ -112,11 +143,17 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 		lo := int(c) * s.chunkSize
 		hi := min(lo+s.chunkSize, len(msg))
 		oc := s.chunkPool.Get().(*outChunk)
-		oc.payload = oc.buf[:copy(oc.buf, msg[lo:hi])]
+		if l != nil {
+			l.refs.Add(1)
+			oc.payload, oc.lease = msg[lo:hi], l
+		} else {
+			oc.payload = oc.buf[:copy(oc.buf, msg[lo:hi])]
+		}
 		oc.hdr = wire.ChunkHeader{Item: item, Chunk: c, Total: total}
 		oc.reset()
 		if err := s.encode(oc); err != nil {
-			s.chunkPool.Put(oc)
+			oc.refs.Store(1)
+			s.release(oc)
 			s.abort(fmt.Errorf("braid: encoding a chunk: %w", err), wire.CodeInternal)
 			return err
 		}
@@ -125,6 +162,13 @@ func (s *Session) Send(ctx context.Context, msg []byte) error {
 		// free the chunk in between.
 		oc.refs.Store(2)
 		s.mu.Lock()
+		if s.phase == phaseEnded { // the outstanding set may have been let go of already
+			err := s.err
+			s.mu.Unlock()
+			oc.refs.Store(1)
+			s.release(oc)
+			return err
+		}
 		oc.hdr.Seq = s.nextSeqSent
 		for j := range oc.kids {
 			oc.kids[j].hdr = oc.hdr

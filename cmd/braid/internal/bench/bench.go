@@ -123,7 +123,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return nil, err
 	}
 	if raw != nil {
-		l, err := raw.latency(ctx, o.Pings)
+		l, err := raw.latency(ctx, o.Pings, wire.HeaderSize+pingPayload)
 		if err != nil {
 			return nil, err
 		}
@@ -308,8 +308,8 @@ func (p *rawPeer) close() {
 	p.sink.Close()
 }
 
-// latency runs n raw ping-pongs of a PING frame's size on the wire.
-func (p *rawPeer) latency(ctx context.Context, n int) (Latency, error) {
+// latency runs n raw ping-pongs of size bytes.
+func (p *rawPeer) latency(ctx context.Context, n, size int) (Latency, error) {
 	var d net.Dialer
 	c, err := d.DialContext(ctx, "tcp", p.echo.Addr().String())
 	if err != nil {
@@ -317,7 +317,7 @@ func (p *rawPeer) latency(ctx context.Context, n int) (Latency, error) {
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(time.Minute))
-	buf := make([]byte, wire.HeaderSize+pingPayload)
+	buf := make([]byte, size)
 	rtts := make([]time.Duration, 0, n)
 	for range n {
 		start := time.Now()

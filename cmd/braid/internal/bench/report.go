@@ -67,17 +67,17 @@ func Size(n int) string {
 
 // WriteTable prints the multipath report for people.
 func (r *SessionReport) WriteTable(w io.Writer) {
-	fmt.Fprintf(w, "multipath: one %s transfer as 1 MiB messages per run, median of %d runs; raw TCP: the same bytes on one connection\n", Size(int(r.Volume)), r.Runs)
+	fmt.Fprintf(w, "multipath: one %s transfer as 1 MiB messages (%s) per run, median of %d runs; raw TCP: the same bytes on one connection\n", Size(int(r.Volume)), r.Send, r.Runs)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "paths\tmode\tMiB/s\t÷ raw TCP\t÷ plain\tmsg rtt median\tp99\t÷ 1 path\t")
-	fmt.Fprintf(tw, "raw TCP\t\t%.1f\t1.00\t\t\t\t\t\n", r.Raw.MiBps())
+	fmt.Fprintln(tw, "paths\tmode\tMiB/s\t÷ raw TCP\t÷ plain\tmsg rtt median\tp99\t÷ raw rtt\t÷ 1 path\t")
+	fmt.Fprintf(tw, "raw TCP\t\t%.1f\t1.00\t\t%s\t%s\t1.00\t\t\n", r.Raw.MiBps(), us(r.RawLatency.Median), us(r.RawLatency.P99))
 	for _, row := range r.Rows {
 		plain := ""
 		if row.PlainRatio > 0 {
 			plain = fmt.Sprintf("%.2f", row.PlainRatio)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.2f\t%s\t%s\t%s\t%.2f\t\n", row.Paths, row.Mode, row.Throughput.MiBps(), row.RawRatio, plain, us(row.Latency.Median), us(row.Latency.P99), row.LatencyRatio)
+		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.2f\t%s\t%s\t%s\t%.2f\t%.2f\t\n", row.Paths, row.Mode, row.Throughput.MiBps(), row.RawRatio, plain, us(row.Latency.Median), us(row.Latency.P99), row.RawRTTRatio, row.LatencyRatio)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "(msg rtt: a %d-byte message, one chunk, sent and echoed back over the session)\n", r.MessageLen)
+	fmt.Fprintf(w, "(msg rtt: a %d-byte message, one chunk, sent and echoed back over the session; raw TCP: %d bytes written and echoed back on one connection)\n", r.MessageLen, r.MessageLen)
 }

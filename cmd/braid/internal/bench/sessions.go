@@ -22,6 +22,9 @@ type SessionOptions struct {
 	// Modes are the dispersal modes to measure at each path count (nil: plain only). A coded
 	// mode (shamir:K/N, erasure:K/N) runs only at N paths.
 	Modes []string
+	// Copy sends with Session.Send, which copies each message; by default the transfer uses
+	// SendNoCopy, as raw TCP's write does not copy either.
+	Copy bool
 }
 
 // SessionRow is one path count's result.
@@ -32,6 +35,7 @@ type SessionRow struct {
 	RawRatio     float64    `json:"raw_ratio"`     // throughput ÷ raw TCP
 	Latency      Latency    `json:"latency"`       // one-chunk message round trips
 	LatencyRatio float64    `json:"latency_ratio"` // median ÷ the 1-path median
+	RawRTTRatio  float64    `json:"raw_rtt_ratio"` // median ÷ the raw TCP ping-pong median
 	PlainRatio   float64    `json:"plain_ratio"`   // throughput ÷ plain mode's at the same path count (0 if not measured)
 }
 
@@ -39,8 +43,10 @@ type SessionRow struct {
 type SessionReport struct {
 	Volume     int64        `json:"volume"`
 	Runs       int          `json:"runs"`
+	Send       string       `json:"send"` // "SendNoCopy" or "Send"
 	MessageLen int          `json:"message_len"`
 	Raw        Throughput   `json:"raw"`
+	RawLatency Latency      `json:"raw_latency"` // raw TCP ping-pongs of MessageLen bytes
 	Rows       []SessionRow `json:"rows"`
 }
 
@@ -66,7 +72,10 @@ func RunSessions(ctx context.Context, o SessionOptions) (*SessionReport, error) 
 	}
 	defer raw.close()
 
-	rep := &SessionReport{Volume: o.Volume, Runs: max(o.Runs, 1), MessageLen: latencySize}
+	rep := &SessionReport{Volume: o.Volume, Runs: max(o.Runs, 1), MessageLen: latencySize, Send: "SendNoCopy"}
+	if o.Copy {
+		rep.Send = "Send"
+	}
 	frames := o.Volume / benchPiece
 	cases, err := sessionCases(o)
 	if err != nil {
@@ -90,6 +99,9 @@ func RunSessions(ctx context.Context, o SessionOptions) (*SessionReport, error) 
 		}
 	}
 	rep.Raw = medianRun(rawRuns)
+	if rep.RawLatency, err = raw.latency(ctx, o.Pings, latencySize); err != nil {
+		return nil, err
+	}
 	for i, c := range cases {
 		row := SessionRow{Paths: c.Paths, Mode: c.Mode, Throughput: medianRun(rows[i])}
 		row.RawRatio = row.Throughput.MiBps() / rep.Raw.MiBps()
@@ -112,6 +124,7 @@ func RunSessions(ctx context.Context, o SessionOptions) (*SessionReport, error) 
 	}
 	for i := range rep.Rows {
 		rep.Rows[i].LatencyRatio = float64(rep.Rows[i].Latency.Median) / float64(base)
+		rep.Rows[i].RawRTTRatio = float64(rep.Rows[i].Latency.Median) / float64(rep.RawLatency.Median)
 	}
 	return rep, nil
 }
@@ -170,7 +183,9 @@ func dialBench(ctx context.Context, addr string, c sessionCase, o SessionOptions
 	return s, nil
 }
 
-// sessionThroughput sends Volume bytes as 1 MiB messages and waits for the server's count.
+// sessionThroughput sends Volume bytes as 1 MiB messages and waits for the server's count. Each
+// message is filled from the pattern, as raw TCP's are; with SendNoCopy, the buffers the session
+// hands back are filled again.
 func sessionThroughput(ctx context.Context, addr string, c sessionCase, o SessionOptions) (Throughput, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.MaxTime)
 	defer cancel()
@@ -180,14 +195,37 @@ func sessionThroughput(ctx context.Context, addr string, c sessionCase, o Sessio
 	}
 	defer s.Close()
 	src := newPatternReader(o.Volume)
-	buf := make([]byte, benchPiece)
+	free := make(chan []byte, 256) // buffers handed back by SendNoCopy
+	take := func() []byte {
+		select {
+		case b := <-free:
+			return b
+		default:
+			return make([]byte, benchPiece)
+		}
+	}
+	copyBuf := make([]byte, benchPiece)
 	start := time.Now()
 	var sent int64
 	msgs := 0
 	for {
+		buf := copyBuf
+		if !o.Copy {
+			buf = take()
+		}
 		n, rerr := io.ReadFull(src, buf)
 		if n > 0 {
-			if err := s.Send(ctx, buf[:n]); err != nil {
+			if o.Copy {
+				err = s.Send(ctx, buf[:n])
+			} else {
+				err = s.SendNoCopy(ctx, buf[:n], func() {
+					select {
+					case free <- buf:
+					default:
+					}
+				})
+			}
+			if err != nil {
 				return Throughput{}, err
 			}
 			sent += int64(n)
