@@ -386,6 +386,23 @@ func TestRelateToBaseline(t *testing.T) {
 
 // TestByteBudgetShared: the senders of one run share its byte bound; once it is spent, each
 // stops at once rather than at the end of the duration.
+// TestLostMessagesSpendNoBudget: a baseline flow whose writes fail (a cut path that still
+// accepts connections) does not spend the byte budget the run's other flows share.
+func TestLostMessagesSpendNoBudget(t *testing.T) {
+	sc := mustParse(t, `{"duration": "1s", "paths": [{"rate": "10mbit"}], "workload": {"kind": "bulk", "message_size": "64KiB"}}`)
+	budget := new(atomic.Int64)
+	budget.Store(1 << 20)
+	var tries atomic.Int64
+	send := func(context.Context, []byte) error { tries.Add(1); time.Sleep(time.Millisecond); return errLost }
+	// Started 800 ms ago: 200 ms of the scenario are left.
+	if err := sendWorkload(context.Background(), sc, time.Now().Add(-800*time.Millisecond), budget, send); err != nil {
+		t.Fatal(err)
+	}
+	if tries.Load() < 2 || budget.Load() != 1<<20 {
+		t.Fatalf("%d lost sends left a budget of %d, want %d", tries.Load(), budget.Load(), 1<<20)
+	}
+}
+
 func TestByteBudgetShared(t *testing.T) {
 	sc := mustParse(t, `{"duration": "1m", "paths": [{"rate": "10mbit"}], "workload": {"kind": "bulk", "message_size": "64KiB"}}`)
 	budget := new(atomic.Int64)

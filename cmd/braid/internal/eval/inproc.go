@@ -288,7 +288,8 @@ func byteBudget(sc *Scenario) *atomic.Int64 {
 }
 
 // sendWorkload sends sc's workload with send from start until start+Duration, or until budget
-// (which senders of the same run share) is spent. It returns nil when it ran to the end.
+// (which senders of the same run share) is spent; a message send reports as errLost is not
+// charged. It returns nil when it ran to the end.
 func sendWorkload(ctx context.Context, sc *Scenario, start time.Time, budget *atomic.Int64, send func(context.Context, []byte) error) error {
 	end := start.Add(sc.Duration)
 	ctx, cancel := context.WithDeadline(ctx, end)
@@ -312,6 +313,9 @@ func sendWorkload(ctx context.Context, sc *Scenario, start time.Time, budget *at
 		}
 		putHeader(msg, seq, due)
 		if err := send(ctx, msg); err != nil {
+			if errors.Is(err, errLost) {
+				continue // nothing was delivered: the budget is not spent
+			}
 			if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 				break
 			}

@@ -252,10 +252,21 @@ func (f *tcpFlow) send(ctx context.Context, msg []byte) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return nil // lost; the next message dials again
+		// Lost: the next message dials again, after a pause (a cut path may accept a
+		// connection and fail its first write, which would otherwise spin).
+		select {
+		case <-time.After(redial):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		return errLost
 	}
 	return nil
 }
+
+// errLost is a message a baseline flow could not write (its connection failed): it is not
+// counted against the run's byte budget.
+var errLost = errors.New("eval: message lost with its connection")
 
 func (f *tcpFlow) close() {
 	if f.c != nil {
