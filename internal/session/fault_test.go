@@ -13,6 +13,7 @@ import (
 
 	"github.com/braidnet/braid/internal/faultproxy"
 	"github.com/braidnet/braid/internal/testutil"
+	"github.com/braidnet/braid/internal/wire"
 )
 
 // faultConfig makes failures quick to detect, so that each scenario takes seconds.
@@ -316,5 +317,53 @@ func TestWriterRearmedAfterSuspect(t *testing.T) {
 	testutil.WaitFor(t, func() bool { return acked() || cp.backoffs() > 0 }, "the message to be acknowledged")
 	if n := cp.backoffs(); n > 0 {
 		t.Fatalf("the ACK came only after %d retransmission timeout(s): the server's writer was not re-armed", n)
+	}
+}
+
+// TestStuckChunkEndedWhenItsCopyWaits: a path that stops in the middle of a chunk (blackholed)
+// after a complete copy of the chunk came by another path is ended once it has been silent for
+// MinRTO, and the copy is delivered, rather than both waiting out PathTimeout (in redundant mode
+// the copies usually arrive before the original stalls, so the check on the copy's arrival alone
+// never fired).
+func TestStuckChunkEndedWhenItsCopyWaits(t *testing.T) {
+	cfg := &Config{MinRTO: 200 * time.Millisecond, PathTimeout: time.Minute, KeepAlive: 30 * time.Second, Scheduler: "round-robin"}
+	l, _ := startListener(t, cfg)
+	addr := l.Addr().String()
+	a, acc := openRawSession(t, addr, 0, 4096)
+	srv := acceptOne(t, l)
+	defer srv.Abort()
+	b := attachRaw(t, addr, acc, 1)
+	b.conn.SetDeadline(time.Time{})
+	b.expectAttachOK()
+	var readers sync.WaitGroup
+	defer readers.Wait()
+	defer a.conn.Close()
+	defer b.conn.Close()
+	a.discard(&readers)
+	b.discard(&readers)
+
+	frame := chunkFrame(0, 0, 1, 4096)
+	ch := wire.ChunkHeader{Item: 0, Chunk: 0, Total: 1}
+	var h [wire.HeaderSize]byte
+	wire.PutHeader(h[:], wire.Header{Type: wire.TypeChunk, Length: uint32(len(frame))})
+	if _, err := a.conn.Write(append(h[:], frame[:len(frame)/2]...)); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		owner, busy := srv.reasm.BusyOwner(ch)
+		return busy && owner == 0
+	}, "path 0 to start filling the chunk")
+	b.send(wire.TypeChunk, frame) // the whole copy, at once
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // PathTimeout is a minute
+	defer cancel()
+	msg, err := srv.Receive(ctx)
+	if err != nil || len(msg) != 4096 {
+		t.Fatalf("received %d bytes, %v: the copy waited for the stuck path", len(msg), err)
+	}
+	if pathLive(srv, 0) {
+		t.Error("the stuck path is still live")
 	}
 }

@@ -285,7 +285,12 @@ func (s *Session) checkTimers(now time.Duration) {
 		}
 	}
 	expired := s.downSince > 0 && now-s.downSince > s.cfg.ResumeGrace
+	stuck := s.stuckHolders(now)
 	s.mu.Unlock()
+
+	for _, end := range stuck {
+		end()
+	}
 
 	if resendCtl {
 		s.shared.ackDue.Store(true)

@@ -132,13 +132,46 @@ func (s *Session) offerCopy(p *path, ch wire.ChunkHeader, n, owner int) error {
 		s.requestAck(true, n)
 		return nil
 	}
+	if holder != nil && holder.path != p {
+		// The monitor watches the holder from now on: a copy that overtakes an original
+		// only just stalled finds the holder still heard from.
+		s.spares[ch] = spareCopy{holder: owner, by: p.index}
+	}
 	s.mu.Unlock()
 	if holder != nil && holder.path != p && s.clock()-holder.heardAt() > s.cfg.MinRTO {
-		holder.setDownReason(fmt.Errorf("stalled in the middle of chunk %d of item %d, which arrived on path %d", ch.Chunk, ch.Item, p.index))
-		holder.kill(0, "")
+		holder.endStuck(ch, p.index)
 	}
 	return nil
 }
+
+// endStuck ends a path stuck in the middle of chunk ch, a copy of which arrived on path by.
+func (p *path) endStuck(ch wire.ChunkHeader, by int) {
+	p.setDownReason(fmt.Errorf("stalled in the middle of chunk %d of item %d, which arrived on path %d", ch.Chunk, ch.Item, by))
+	p.kill(0, "")
+}
+
+// stuckHolders returns the paths still filling a chunk of which a complete copy waits (offerCopy)
+// and that have received nothing for MinRTO at now: stuck mid-chunk, they hold up delivery until
+// PathTimeout unless ended. It forgets the copies whose chunk is no longer being filled by the
+// path that was. Call with s.mu held.
+func (s *Session) stuckHolders(now time.Duration) (stuck []func()) {
+	for ch, sc := range s.spares {
+		o, busy := s.reasm.BusyOwner(ch)
+		holder := s.pathAt(sc.holder)
+		if !busy || o != sc.holder || holder == nil || holder.dead.Load() {
+			delete(s.spares, ch)
+			continue
+		}
+		if now-holder.heardAt() > s.cfg.MinRTO {
+			delete(s.spares, ch)
+			stuck = append(stuck, func() { holder.endStuck(ch, sc.by) })
+		}
+	}
+	return stuck
+}
+
+// spareCopy is a chunk's complete copy, come by path by while path holder fills the original.
+type spareCopy struct{ holder, by int }
 
 // chunkArrived records a chunk just committed: its seq for acknowledgement, and a wake-up for
 // Receive if its message is next. Call with s.mu held.

@@ -128,11 +128,12 @@ type Session struct {
 	seqScratch   []uint64
 	recvd        *ack.Received // seqs of the chunks received
 	reasm        *reasm.Reassembler
-	pieces       map[uint64]*pieceSet // coded: pieces of chunks not yet rebuilt, by seq
-	pieceBytes   int64                // their memory, at most SessionWindow
-	sendFlow     *flow.Sender         // what the peer's window still allows
-	recvFlow     *flow.Receiver       // the credit this end owes
-	peerWindow   int64                // the peer's receive budget
+	spares       map[wire.ChunkHeader]spareCopy // chunks whose copy waits while a path fills the original
+	pieces       map[uint64]*pieceSet           // coded: pieces of chunks not yet rebuilt, by seq
+	pieceBytes   int64                          // their memory, at most SessionWindow
+	sendFlow     *flow.Sender                   // what the peer's window still allows
+	recvFlow     *flow.Receiver                 // the credit this end owes
+	peerWindow   int64                          // the peer's receive budget
 }
 
 // sharedWork is the session-wide work any path's writer may pick up: an ACK or CREDIT to send
@@ -209,6 +210,7 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 			Alloc:       bufpool.Get,
 		}),
 		pieces:     make(map[uint64]*pieceSet),
+		spares:     make(map[wire.ChunkHeader]spareCopy),
 		sendFlow:   flow.NewSender(t.peerWindow),
 		recvFlow:   flow.NewReceiver(cfg.SessionWindow),
 		peerWindow: t.peerWindow,
