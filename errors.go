@@ -44,4 +44,7 @@ var (
 	ErrMessageTooLarge = session.ErrMessageTooLarge
 	// ErrPathLost: a path failed in a way that may have lost data, so the session cannot go on.
 	ErrPathLost = session.ErrPathLost
+	// ErrUndelivered: Close could not confirm that the peer received everything sent — the
+	// linger expired, the session was lost or aborted, or the peer closed first.
+	ErrUndelivered = session.ErrUndelivered
 )

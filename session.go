@@ -61,6 +61,10 @@ func (s *Session) Release(msg []byte) { s.s.Release(msg) }
 // Receive returns io.EOF. It waits for the peer to acknowledge every chunk and then to close its
 // side of every path; if Config.Linger passes with no progress, it aborts instead. Then it
 // releases every path. Receive and Send return ErrSessionClosed afterwards.
+//
+// Close returns nil only if the peer acknowledged every chunk sent; otherwise (the linger
+// expired, the session was lost or aborted, or the peer closed first) an error matching
+// ErrUndelivered. Every call returns the same.
 func (s *Session) Close() error { return s.s.Close() }
 
 // Abort ends the session at once without delivering what is queued; the peer sees

@@ -34,12 +34,16 @@ func (s *Session) enter(to phase, err error) bool {
 // Receive returns io.EOF. It waits for the peer to acknowledge every chunk and then to close its
 // side of every path; if Config.Linger passes with no progress, it aborts instead. Then it
 // releases every path. Receive and Send return ErrSessionClosed afterwards.
+//
+// Close returns nil only if the peer acknowledged every chunk sent; otherwise (the linger
+// expired, the session was lost or aborted, or the peer closed first) an error matching
+// ErrUndelivered. Every call returns the same.
 func (s *Session) Close() error {
 	s.mu.Lock()
 	if !s.enter(phaseClosing, nil) {
 		s.mu.Unlock()
 		s.waitGoroutines()
-		return nil
+		return s.delivery()
 	}
 	s.mu.Unlock()
 
@@ -61,7 +65,7 @@ func (s *Session) Close() error {
 			s.log.Warn("linger expired with chunks unacknowledged; aborting", "linger", s.cfg.Linger)
 			s.abort(fmt.Errorf("%w: linger expired", ErrSessionClosed), wire.CodeSessionClosed)
 			s.waitGoroutines()
-			return nil
+			return s.delivery()
 		}
 		s.mu.Lock()
 		if now := s.out.Len(); now < left {
@@ -94,7 +98,7 @@ func (s *Session) Close() error {
 	}
 	s.end(ErrSessionClosed)
 	s.waitGoroutines()
-	return nil
+	return s.delivery()
 }
 
 // waitGoroutines waits for every goroutine of the session to stop, then lets go of the chunks

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -161,4 +162,58 @@ func TestKillWhileWriterReturns(t *testing.T) {
 	if !errors.Is(srv.Err(), ErrSessionClosed) {
 		t.Fatalf("session: %v", srv.Err())
 	}
+}
+
+// TestCloseReportsUndelivered: Close returns nil only when the peer acknowledged everything sent;
+// a linger that expires with chunks unacknowledged, or a peer that closes first, makes it return
+// ErrUndelivered, and every later call says the same.
+func TestCloseReportsUndelivered(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		peer func(p *rawPath) // what the raw peer does once the message is sent
+	}{
+		{"linger expires", func(*rawPath) {}},
+		{"peer closes first", func(p *rawPath) { p.send(wire.TypeClose, wire.AppendUint64(nil, 0)) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := quietConfig()
+			cfg.Linger = 300 * time.Millisecond
+			l, _ := startListener(t, cfg)
+			a, _ := openRawSession(t, l.Addr().String(), 0, 4096)
+			defer a.conn.Close()
+			var readers sync.WaitGroup
+			defer readers.Wait()
+			a.discard(&readers) // reads, never acknowledges
+			srv := acceptOne(t, l)
+			if err := srv.Send(context.Background(), []byte("never acknowledged")); err != nil {
+				t.Fatal(err)
+			}
+			tc.peer(a)
+			err := srv.Close()
+			if !errors.Is(err, ErrUndelivered) {
+				t.Fatalf("Close: %v, want ErrUndelivered", err)
+			}
+			if again := srv.Close(); !errors.Is(again, ErrUndelivered) {
+				t.Fatalf("second Close: %v", again)
+			}
+		})
+	}
+	t.Run("everything acknowledged", func(t *testing.T) {
+		l, _ := startListener(t, nil)
+		c, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := acceptOne(t, l)
+		defer srv.Abort()
+		if err := c.Send(context.Background(), make([]byte, 100_000)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := srv.Receive(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatalf("Close after delivery: %v", err)
+		}
+	})
 }

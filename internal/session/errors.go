@@ -8,7 +8,7 @@ import (
 )
 
 // The engine reports the frame protocol's sentinels (an ERROR frame's code stands for the same
-// error whichever product sent it), plus two of its own. Package braid re-exports all of them.
+// error whichever product sent it), plus three of its own. Package braid re-exports all of them.
 var (
 	ErrFrameTooLarge   = frame.ErrFrameTooLarge
 	ErrUnknownType     = frame.ErrUnknownType
@@ -30,6 +30,9 @@ var (
 	ErrMessageTooLarge = errors.New("braid: message too large")
 	// ErrPathLost: a path failed in a way that may have lost data, so the session cannot go on.
 	ErrPathLost = errors.New("braid: path lost")
+	// ErrUndelivered: Close could not confirm that the peer received everything sent — the
+	// linger expired, the session was lost or aborted, or the peer closed first.
+	ErrUndelivered = errors.New("braid: data not delivered")
 )
 
 // RemoteError is an ERROR frame received from the peer.

@@ -52,40 +52,46 @@ func TestRTTEstimate(t *testing.T) {
 }
 
 func TestRateSampler(t *testing.T) {
-	const iv = rateInterval
+	const first, iv = rateFirstInterval, rateInterval
 	var r rateSampler
 	// Idle: nothing to measure, however long.
 	if r.sample(10*iv, ms, 0, false) || r.rate != 0 {
 		t.Fatalf("an idle path measured: %+v", r)
 	}
 	// Busy from 10 intervals on: the sample starts then, not at 0.
-	if r.sample(10*iv, ms, 0, true) || r.start != 10*iv {
-		t.Fatalf("first busy look: %+v, want a sample started at %v", r, 10*iv)
+	start := 10 * iv
+	if r.sample(start, ms, 0, true) || r.start != start {
+		t.Fatalf("first busy look: %+v, want a sample started at %v", r, start)
 	}
-	if r.sample(10*iv+iv/2, ms, 1<<20, true) {
-		t.Fatal("a sample closed before rateInterval")
+	if r.sample(start+first/2, ms, 1<<20, true) {
+		t.Fatal("a first sample closed before rateFirstInterval")
 	}
-	// Busy at both ends: 10 MiB in 10 intervals.
-	if !r.sample(20*iv, ms, 10<<20, true) || r.rate != float64(10<<20)/(10*iv).Seconds() {
-		t.Fatalf("busy sample: rate %v", r.rate)
+	// The first sample needs only rateFirstInterval: 1 MiB in it.
+	if !r.sample(start+first, ms, 1<<20, true) || r.rate != float64(1<<20)/first.Seconds() {
+		t.Fatalf("first sample: rate %v", r.rate)
 	}
-	first := r.rate
-	// Busy again at twice the rate: the estimate moves halfway.
-	r.sample(30*iv, ms, 30<<20, true)
-	if r.rate != 1.5*first {
-		t.Fatalf("rate %v, want %v", r.rate, 1.5*first)
+	rate := r.rate
+	// Later samples need rateInterval.
+	if r.sample(start+first+iv/2, ms, 2<<20, true) {
+		t.Fatal("a later sample closed before rateInterval")
 	}
+	// Busy at both ends, at twice the rate: the estimate moves halfway.
+	r.sample(start+first+iv, ms, 1<<20+int64(2*rate*iv.Seconds()), true)
+	if got, want := r.rate, 1.5*rate; got < want*0.999 || got > want*1.001 {
+		t.Fatalf("rate %v, want %v", got, want)
+	}
+	est := r.rate
 	// Idle at the end and slower: the application had little to send; the estimate stands.
-	if r.sample(40*iv, ms, 31<<20, false) || r.rate != 1.5*first {
+	if r.sample(start+first+2*iv, ms, 1<<20+int64(2*rate*iv.Seconds())+1, false) || r.rate != est {
 		t.Fatalf("an idle sample lowered the rate to %v", r.rate)
 	}
 	// Starting busy again restarts the sample at once.
-	r.sample(41*iv, ms, 31<<20, true)
-	if r.start != 41*iv {
+	r.sample(start+first+2*iv+ms, ms, 0, true)
+	if r.start != start+first+2*iv+ms {
 		t.Fatalf("sample not restarted when the path became busy: %+v", r)
 	}
 	// The span is at least two round trips.
-	if r.sample(41*iv+3*iv, 2*iv, 40<<20, true) {
+	if r.sample(r.start+3*iv, 2*iv, 1<<40, true) {
 		t.Fatal("a sample shorter than two round trips closed")
 	}
 }

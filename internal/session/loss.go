@@ -38,8 +38,25 @@ func (s *Session) dropOutstanding() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.out.Apply(&wire.ChunkAck{Cum: s.nextSeqSent}, func(_ uint64, oc *outChunk) {
+		s.undelivered++
 		s.settle(oc, fateAbandoned, nil, 0)
 	})
+}
+
+// delivery reports whether the peer acknowledged everything this end sent: nil, or an error
+// matching ErrUndelivered that says how much was not and why. Call once the session's goroutines
+// have stopped.
+func (s *Session) delivery() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.undelivered == 0 {
+		return nil
+	}
+	why := "the peer closed the session first"
+	if !s.peerClosed && s.err != nil {
+		why = s.err.Error()
+	}
+	return fmt.Errorf("%w: %d chunks never acknowledged (%s)", ErrUndelivered, s.undelivered, why)
 }
 
 // fate is how a chunk leaves the outstanding set.
@@ -121,6 +138,7 @@ func (s *Session) onClose(items uint64) error {
 	s.peerClosed, s.peerItems = true, items
 	// What the peer has not acknowledged it never will.
 	s.out.Apply(&wire.ChunkAck{Cum: s.nextSeqSent}, func(_ uint64, oc *outChunk) {
+		s.undelivered++
 		s.settle(oc, fateAbandoned, nil, 0)
 	})
 	s.broadcast()

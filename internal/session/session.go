@@ -124,6 +124,7 @@ type Session struct {
 	out          *ack.Outstanding[*outChunk]
 	nextSeqSent  uint64 // seq of the next chunk sent
 	highestAcked uint64 // the highest seq acknowledged so far
+	undelivered  int    // chunks let go of unacknowledged (the peer closed, or the session ended)
 	nextItem     uint64 // id of the next item Send assigns
 	seqScratch   []uint64
 	recvd        *ack.Received // seqs of the chunks received
