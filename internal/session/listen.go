@@ -33,10 +33,38 @@ type Listener struct {
 	frames *frame.Server
 	table  *sessionTable
 
+	refusals logLimiter // one "handshake refused" warning per interval; the rest are counted
+
 	mu       sync.Mutex
 	conns    map[net.Conn]connState // connections not handed to frames
 	handlers sync.WaitGroup         // one per connection goroutine, and the accept loop
 	closed   bool
+}
+
+// refusalLogInterval is how often at most a listener logs a refused handshake: a guesser of
+// session ids or tokens must not be able to fill the log.
+const refusalLogInterval = time.Second
+
+// logLimiter lets one event a interval through and counts the others.
+type logLimiter struct {
+	mu         sync.Mutex
+	interval   time.Duration
+	next       time.Time
+	suppressed int
+}
+
+// allow reports whether an event at now may be logged and, if so, how many were not since the
+// last that was.
+func (ll *logLimiter) allow(now time.Time) (ok bool, suppressed int) {
+	ll.mu.Lock()
+	defer ll.mu.Unlock()
+	if now.Before(ll.next) {
+		ll.suppressed++
+		return false, 0
+	}
+	ll.next = now.Add(ll.interval)
+	suppressed, ll.suppressed = ll.suppressed, 0
+	return true, suppressed
 }
 
 // noDeadline clears a connection deadline.
@@ -77,7 +105,8 @@ func newListener(ln net.Listener, cfg *Config, hooks *testHooks) (*Listener, err
 		accept: make(chan *Session, c.AcceptBacklog),
 		closed: make(chan struct{}),
 	}
-	l := &Listener{cfg: c, log: c.Logger, ln: ln, frames: frames, table: t, conns: make(map[net.Conn]connState)}
+	l := &Listener{cfg: c, log: c.Logger, ln: ln, frames: frames, table: t, conns: make(map[net.Conn]connState),
+		refusals: logLimiter{interval: refusalLogInterval}}
 	l.handlers.Add(1)
 	go l.serve()
 	return l, nil
@@ -215,7 +244,9 @@ func (l *Listener) handle(c net.Conn) {
 	}
 	hc.r = wire.NewReaderSize(io.MultiReader(bytes.NewReader(hdr[:]), c), l.cfg.MaxFrameSize, pathReadBuffer)
 	if err := l.table.handshake(hc, func(c net.Conn) { l.advance(c, sessionPath) }); !errors.Is(err, errPathEnded) {
-		hc.log.Warn("handshake refused", "reason", err)
+		if ok, n := l.refusals.allow(time.Now()); ok {
+			hc.log.Warn("handshake refused", "reason", err, "others_not_logged", n)
+		}
 		c.Close()
 	}
 	// A path's connection is its own: the path closes it when it is done with it.
@@ -529,8 +560,7 @@ func (t *sessionTable) attach(sc *handshakeConn, payload []byte) (*Session, int,
 		return nil, 0, 0, fmt.Errorf("%w: %x", ErrUnknownSession, a.ID[:8])
 	}
 	if subtle.ConstantTimeCompare(a.Token[:], s.token[:]) != 1 {
-		s.log.Warn("attach refused: bad token", "remote", sc.c.RemoteAddr().String())
-		return nil, 0, 0, fmt.Errorf("%w for session %s", ErrBadToken, s.ID())
+		return nil, 0, 0, fmt.Errorf("%w for session %s", ErrBadToken, s.ID()) // logged, at a bounded rate, by handle
 	}
 	slot := int(a.Slot)
 	if limit := s.slotLimit(t.cfg.MaxPaths); slot >= limit {

@@ -3,8 +3,10 @@ package session
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,4 +88,64 @@ func TestListenerShutdownTellsWaitingConnections(t *testing.T) {
 		}
 		c.Close()
 	}
+}
+
+// TestRefusedHandshakesLoggedAtBoundedRate: a guesser's refused attaches (bad tokens, unknown
+// sessions) do not each write a warning: one gets through per interval, and the next one says how
+// many were not logged; a legitimate attach is served meanwhile.
+func TestRefusedHandshakesLoggedAtBoundedRate(t *testing.T) {
+	l, logs := startListener(t, nil)
+	l.refusals.mu.Lock()
+	l.refusals.interval = time.Hour
+	l.refusals.mu.Unlock()
+	addr := l.Addr().String()
+	first, acc := openRaw(t, addr, 4096)
+	defer first.conn.Close()
+	srv := acceptOne(t, l)
+	defer srv.Abort()
+
+	guess := func(i int) {
+		a := wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: 1}
+		code := wire.CodeBadToken
+		if i%2 == 0 {
+			a.Token[0] ^= 0xff
+		} else {
+			a.ID[0] ^= 0xff
+			code = wire.CodeUnknownSession
+		}
+		p := dialRaw(t, addr)
+		p.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, a))
+		p.expectError(code)
+		p.conn.Close()
+	}
+	const tries = 20
+	for i := range tries {
+		guess(i)
+	}
+	if n := strings.Count(logs.String(), "handshake refused"); n != 1 {
+		t.Fatalf("%d refusals logged for %d guesses, want 1:\n%s", n, tries, logs)
+	}
+	good := attachRaw(t, addr, acc, 1)
+	defer good.conn.Close()
+	good.expectAttachOK()
+
+	l.refusals.mu.Lock()
+	l.refusals.next = time.Time{} // the interval has passed
+	l.refusals.mu.Unlock()
+	guess(0)
+	if !strings.Contains(logs.String(), fmt.Sprintf("others_not_logged=%d", tries-1)) {
+		t.Fatalf("the next refusal logged does not count the %d before it:\n%s", tries-1, logs)
+	}
+}
+
+// TestPartialFirstHeaderTimesOut: a connection that sends one byte of its first frame header and
+// stalls is answered ERROR TIMEOUT and closed at HandshakeTimeout, not kept for ReadTimeout.
+func TestPartialFirstHeaderTimesOut(t *testing.T) {
+	l, _ := startListener(t, &Config{HandshakeTimeout: 300 * time.Millisecond, ReadTimeout: time.Hour})
+	p := dialRaw(t, l.Addr().String())
+	p.conn.SetDeadline(time.Now().Add(20 * time.Second)) // far below ReadTimeout
+	if _, err := p.conn.Write([]byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	p.expectError(wire.CodeTimeout)
 }
