@@ -111,6 +111,9 @@ func (s *Session) readPath(p *path) {
 	p.readLoop()
 }
 
+// onFrame records that the peer has sent a frame since the handshake.
+func (s *Session) onFrame() { s.established.Store(true) }
+
 // isClosing reports whether this end has begun to close.
 func (s *Session) isClosing() bool {
 	s.mu.Lock()
@@ -168,6 +171,11 @@ func (s *Session) pathDown(p *path, reason error) {
 	}
 	moved := s.requeueFrom(p)
 	left := s.livePaths()
+	if left == 0 && !s.client && !s.established.Load() {
+		s.mu.Unlock()
+		s.abort(fmt.Errorf("%w: its only paths ended before any frame arrived", ErrSessionClosed), 0)
+		return
+	}
 	if left == 0 && s.downSince == 0 {
 		s.downSince = s.clock()
 	}

@@ -149,3 +149,38 @@ func TestPartialFirstHeaderTimesOut(t *testing.T) {
 	}
 	p.expectError(wire.CodeTimeout)
 }
+
+// TestSilentSessionsDoNotLockOut: sessions opened with SESSION_NEW and then left silent, their
+// connections open (a squatter's), end at HandshakeTimeout, so that they cannot keep MaxSessions
+// full and lock real clients out; one whose only path closes before any frame ends at once.
+func TestSilentSessionsDoNotLockOut(t *testing.T) {
+	l, _ := startListener(t, &Config{MaxSessions: 4, HandshakeTimeout: 500 * time.Millisecond})
+	addr := l.Addr().String()
+	for range 4 {
+		p, _ := openRaw(t, addr, 4096)
+		p.conn.SetDeadline(time.Time{})
+		defer p.conn.Close()
+	}
+	full := dialRaw(t, addr)
+	full.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: 1, ChunkSize: 4096, Window: 1 << 20}))
+	full.expectError(wire.CodeTooManySessions)
+	testutil.WaitFor(t, func() bool { return l.Sessions() == 0 }, "the silent sessions to end (%d left)", l.Sessions())
+	c, err := Dial(context.Background(), addr, &Config{Paths: 2})
+	if err != nil {
+		t.Fatalf("a real client after the squatters: %v", err)
+	}
+	defer c.Abort()
+	srv := acceptOne(t, l)
+	defer srv.Abort()
+
+}
+
+// TestSilentSessionEndsWithItsPath: a session whose only path closes before any frame came over
+// it ends at once, rather than waiting ResumeGrace for a re-dial.
+func TestSilentSessionEndsWithItsPath(t *testing.T) {
+	l, _ := startListener(t, &Config{HandshakeTimeout: time.Minute, ResumeGrace: 2 * time.Minute, Linger: time.Second})
+	p, _ := openRaw(t, l.Addr().String(), 4096)
+	testutil.WaitFor(t, func() bool { return l.Sessions() == 1 }, "the session (%d)", l.Sessions())
+	p.conn.Close()
+	testutil.WaitFor(t, func() bool { return l.Sessions() == 0 }, "the session to end (%d left)", l.Sessions())
+}

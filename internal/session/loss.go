@@ -303,8 +303,14 @@ func (s *Session) checkTimers(now time.Duration) {
 		}
 	}
 	expired := s.downSince > 0 && now-s.downSince > s.cfg.ResumeGrace
+	squatted := !s.client && !s.established.Load() && now > s.cfg.HandshakeTimeout
 	stuck := s.stuckHolders(now)
 	s.mu.Unlock()
+
+	if squatted {
+		s.abort(fmt.Errorf("%w: no frame within %v of the session's start", ErrTimeout, s.cfg.HandshakeTimeout), wire.CodeTimeout)
+		return
+	}
 
 	for _, end := range stuck {
 		end()

@@ -45,6 +45,8 @@ type engine interface {
 	release(oc *outChunk)
 	// isClosing reports whether this end has begun to close (end of stream is then expected).
 	isClosing() bool
+	// onFrame is told that a frame arrived, the first time a path reads one.
+	onFrame()
 }
 
 // pathQueueBytes bounds the chunk bytes waiting for one path's writer: enough to keep a fast path
@@ -83,6 +85,7 @@ type path struct {
 	rd       atomic.Pointer[wire.Reader] // r, for its byte count; nil once the reader has stopped
 	sawClose bool                        // reader: the peer's CLOSE arrived on this path
 	deadline bool                        // reader: a read deadline is set
+	gotFrame bool                        // reader: a frame has arrived
 	ackIn    wire.ChunkAck               // reader
 
 	// wmu is held by whoever writes on the connection: the writer goroutine, or a sender

@@ -61,6 +61,10 @@ func (p *path) read() error {
 			}
 			return err
 		}
+		if !p.gotFrame {
+			p.gotFrame = true
+			p.eng.onFrame()
+		}
 		switch h.Type {
 		case wire.TypeChunk, wire.TypePiece:
 			err = p.readData(h)

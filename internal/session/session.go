@@ -103,11 +103,15 @@ type Session struct {
 	chunkPool sync.Pool    // *outChunk with ChunkSize-capacity buffers (and pieces, coded)
 
 	integrityFailures atomic.Uint64
-	ackTimer          *time.Timer // kicks a writer when an ACK has waited ackDelay
-	unacked           atomic.Int32
-	unackedBytes      atomic.Int64 // chunk bytes received since the last immediate ACK
-	monitorDone       chan struct{}
-	wg                sync.WaitGroup // every path goroutine and re-dial
+	// established: the peer has sent a frame since the handshake. Until then a server's session
+	// may be a squatter's (SESSION_NEW and silence): it ends at HandshakeTimeout, or as soon as
+	// its paths are gone, rather than holding a session slot for ResumeGrace.
+	established  atomic.Bool
+	ackTimer     *time.Timer // kicks a writer when an ACK has waited ackDelay
+	unacked      atomic.Int32
+	unackedBytes atomic.Int64 // chunk bytes received since the last immediate ACK
+	monitorDone  chan struct{}
+	wg           sync.WaitGroup // every path goroutine and re-dial
 
 	// Under mu.
 	mu           sync.Mutex
