@@ -47,6 +47,14 @@ type Config struct {
 	// MaxSessions is the most sessions a server holds at once. Default 1024.
 	MaxSessions int
 
+	// MaxConns is the most connections a Listener holds open at once (paths, handshakes in
+	// progress and single-path connections); it accepts and at once closes any beyond. Keep it
+	// below the process's open-file limit. Default 16384.
+	MaxConns int
+
+	// MaxConnsPerIP is the most of those connections from one remote IP address. Default 1024.
+	MaxConnsPerIP int
+
 	// AcceptBacklog is the most new sessions a Listener holds for Accept. Default 128.
 	AcceptBacklog int
 

@@ -20,6 +20,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	readTimeout := fs.Duration("read-timeout", 30*time.Second, "close connections that take longer to send one frame")
 	maxPaths := fs.Int("max-paths", 16, "most paths per session")
 	maxSessions := fs.Int("max-sessions", 1024, "most sessions at once")
+	maxConns := fs.Int("max-conns", 16384, "most connections open at once (keep below the open-file limit)")
+	maxConnsPerIP := fs.Int("max-conns-per-ip", 1024, "most connections open at once from one IP address")
 	window := fs.String("window", "64MiB", "receive budget per session")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, wait this long for sessions and in-flight frames")
 	lf := addLogFlags(fs)
@@ -43,7 +45,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}
 	l, err := braid.Listen(*listen, &braid.Config{MaxFrameSize: *maxFrame, IdleTimeout: *idle, ReadTimeout: *readTimeout,
-		MaxPaths: *maxPaths, MaxSessions: *maxSessions, SessionWindow: int64(win), Logger: log})
+		MaxPaths: *maxPaths, MaxSessions: *maxSessions, MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP,
+		SessionWindow: int64(win), Logger: log})
 	if err != nil {
 		return err
 	}

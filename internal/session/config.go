@@ -26,6 +26,8 @@ type Config struct {
 	ChunkSize        int
 	MaxPaths         int
 	MaxSessions      int
+	MaxConns         int
+	MaxConnsPerIP    int
 	AcceptBacklog    int
 	HandshakeTimeout time.Duration
 	SessionWindow    int64
@@ -58,6 +60,8 @@ func DefaultConfig() *Config {
 		ChunkSize:        256 << 10,
 		MaxPaths:         16,
 		MaxSessions:      1024,
+		MaxConns:         16384,
+		MaxConnsPerIP:    1024,
 		AcceptBacklog:    128,
 		HandshakeTimeout: 10 * time.Second,
 		SessionWindow:    64 << 20,
@@ -104,6 +108,8 @@ func (c *Config) checkRanges() error {
 		{c.ChunkSize != 0 && (c.ChunkSize < MinChunkSize || c.ChunkSize > MaxChunkSize), fmt.Sprintf("ChunkSize %d outside %d..%d", c.ChunkSize, MinChunkSize, MaxChunkSize)},
 		{c.MaxPaths < 0 || c.MaxPaths > maxPathsLimit, fmt.Sprintf("MaxPaths %d outside 0..%d", c.MaxPaths, maxPathsLimit)},
 		{c.MaxSessions < 0, negative("MaxSessions", c.MaxSessions)},
+		{c.MaxConns < 0, negative("MaxConns", c.MaxConns)},
+		{c.MaxConnsPerIP < 0, negative("MaxConnsPerIP", c.MaxConnsPerIP)},
 		{c.AcceptBacklog < 0, negative("AcceptBacklog", c.AcceptBacklog)},
 		{c.HandshakeTimeout < 0, negative("HandshakeTimeout", c.HandshakeTimeout)},
 		{c.SessionWindow < 0, negative("SessionWindow", c.SessionWindow)},
@@ -151,6 +157,8 @@ func (c *Config) withDefaults() (*Config, error) {
 	setDefault(&out.ChunkSize, d.ChunkSize)
 	setDefault(&out.MaxPaths, d.MaxPaths)
 	setDefault(&out.MaxSessions, d.MaxSessions)
+	setDefault(&out.MaxConns, d.MaxConns)
+	setDefault(&out.MaxConnsPerIP, d.MaxConnsPerIP)
 	setDefault(&out.AcceptBacklog, d.AcceptBacklog)
 	setDefault(&out.HandshakeTimeout, d.HandshakeTimeout)
 	winSet := out.SessionWindow != 0

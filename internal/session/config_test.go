@@ -25,6 +25,8 @@ func TestSessionConstantsPinned(t *testing.T) {
 		{"default MaxPaths", int64(d.MaxPaths), 16},
 		{"MaxPaths limit", maxPathsLimit, 1024},
 		{"default MaxSessions", int64(d.MaxSessions), 1024},
+		{"default MaxConns", int64(d.MaxConns), 16384},
+		{"default MaxConnsPerIP", int64(d.MaxConnsPerIP), 1024},
 		{"default AcceptBacklog", int64(d.AcceptBacklog), 128},
 		{"default HandshakeTimeout", int64(d.HandshakeTimeout), int64(10 * time.Second)},
 		{"default SessionWindow", d.SessionWindow, 64 << 20},
@@ -51,7 +53,7 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 	}
 	for _, bad := range []*Config{
 		{ChunkSize: 100}, {ChunkSize: 2 << 20}, {Paths: -1}, {MaxPaths: 5000}, {Scheduler: "nope"},
-		{SessionWindow: -1}, {KeepAlive: -time.Second},
+		{SessionWindow: -1}, {KeepAlive: -time.Second}, {MaxConns: -1}, {MaxConnsPerIP: -1},
 		{SessionWindow: 1 << 20}, // smaller than two 16 MiB messages
 	} {
 		if _, err := bad.withDefaults(); err == nil {

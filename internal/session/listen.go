@@ -39,32 +39,8 @@ type Listener struct {
 	conns    map[net.Conn]connState // connections not handed to frames
 	handlers sync.WaitGroup         // one per connection goroutine, and the accept loop
 	closed   bool
-}
-
-// refusalLogInterval is how often at most a listener logs a refused handshake: a guesser of
-// session ids or tokens must not be able to fill the log.
-const refusalLogInterval = time.Second
-
-// logLimiter lets one event a interval through and counts the others.
-type logLimiter struct {
-	mu         sync.Mutex
-	interval   time.Duration
-	next       time.Time
-	suppressed int
-}
-
-// allow reports whether an event at now may be logged and, if so, how many were not since the
-// last that was.
-func (ll *logLimiter) allow(now time.Time) (ok bool, suppressed int) {
-	ll.mu.Lock()
-	defer ll.mu.Unlock()
-	if now.Before(ll.next) {
-		ll.suppressed++
-		return false, 0
-	}
-	ll.next = now.Add(ll.interval)
-	suppressed, ll.suppressed = ll.suppressed, 0
-	return true, suppressed
+	open     int            // connections counted against MaxConns (admit)
+	perIP    map[string]int // and against MaxConnsPerIP, by remote IP
 }
 
 // noDeadline clears a connection deadline.
@@ -106,7 +82,7 @@ func newListener(ln net.Listener, cfg *Config, hooks *testHooks) (*Listener, err
 		closed: make(chan struct{}),
 	}
 	l := &Listener{cfg: c, log: c.Logger, ln: ln, frames: frames, table: t, conns: make(map[net.Conn]connState),
-		refusals: logLimiter{interval: refusalLogInterval}}
+		perIP: make(map[string]int), refusals: logLimiter{interval: refusalLogInterval}}
 	l.handlers.Add(1)
 	go l.serve()
 	return l, nil
@@ -135,11 +111,24 @@ func (l *Listener) serve() {
 			return
 		}
 		backoff = 0
+		ip := remoteIP(c)
+		if err := l.admit(ip); err != nil {
+			// Refused before anything is allocated for it: no goroutine, no buffer.
+			c.Close()
+			if ok, n := l.refusals.allow(time.Now()); ok {
+				l.log.Warn("connection refused", "remote", c.RemoteAddr().String(), "reason", err, "others_not_logged", n)
+			}
+			continue
+		}
 		if !l.track(c) {
+			l.unadmit(ip)
 			c.Close()
 			return
 		}
-		go l.handle(c)
+		go func() {
+			defer l.unadmit(ip)
+			l.handle(c)
+		}()
 	}
 }
 

@@ -184,3 +184,58 @@ func TestSilentSessionEndsWithItsPath(t *testing.T) {
 	p.conn.Close()
 	testutil.WaitFor(t, func() bool { return l.Sessions() == 0 }, "the session to end (%d left)", l.Sessions())
 }
+
+// TestConnectionLimits: connections beyond MaxConnsPerIP from one address, or beyond MaxConns in
+// all, are closed at accept, while clients within the limits are served, and a connection that
+// ends gives its place back.
+func TestConnectionLimits(t *testing.T) {
+	l, _ := startListener(t, &Config{MaxConns: 6, MaxConnsPerIP: 3})
+	addr := l.Addr().String()
+	open := func() int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.open
+	}
+	dialFrom := func(ip string) net.Conn {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	refused := func(c net.Conn) {
+		t.Helper()
+		c.SetReadDeadline(time.Now().Add(20 * time.Second)) // HandshakeTimeout (10 s) would answer an accepted one
+		var b [1]byte
+		if _, err := c.Read(b[:]); err == nil || isTimeout(err) {
+			t.Fatalf("a connection over the limit was kept: %v", err)
+		}
+	}
+	var idle []net.Conn
+	for range 3 {
+		idle = append(idle, dialFrom("127.0.0.1"))
+	}
+	testutil.WaitFor(t, func() bool { return open() == 3 }, "3 connections counted (%d)", open())
+	refused(dialFrom("127.0.0.1")) // a fourth from the same address
+
+	c, err := DialPaths(context.Background(), []PathSpec{{Local: "127.0.0.2", Remote: addr}, {Local: "127.0.0.2", Remote: addr}}, nil)
+	if err != nil {
+		t.Fatalf("a client from another address: %v", err)
+	}
+	defer c.Abort()
+	srv := acceptOne(t, l)
+	defer srv.Abort()
+	dialFrom("127.0.0.3")
+	testutil.WaitFor(t, func() bool { return open() == 6 }, "6 connections counted (%d)", open())
+	refused(dialFrom("127.0.0.4")) // MaxConns
+
+	for _, c := range idle {
+		c.Close()
+	}
+	testutil.WaitFor(t, func() bool { return open() == 3 }, "the closed connections to give their places back (%d)", open())
+	dialFrom("127.0.0.1")
+	testutil.WaitFor(t, func() bool { return open() == 4 }, "a new connection from 127.0.0.1 counted (%d)", open())
+}

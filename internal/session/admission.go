@@ -1,0 +1,77 @@
+package session
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+)
+
+// Admission: what a Listener lets in before it spends anything on a connection, and how often it
+// says so in the log.
+
+// refusalLogInterval is how often at most a listener logs a refused handshake: a guesser of
+// session ids or tokens must not be able to fill the log.
+const refusalLogInterval = time.Second
+
+// logLimiter lets one event a interval through and counts the others.
+type logLimiter struct {
+	mu         sync.Mutex
+	interval   time.Duration
+	next       time.Time
+	suppressed int
+}
+
+// allow reports whether an event at now may be logged and, if so, how many were not since the
+// last that was.
+func (ll *logLimiter) allow(now time.Time) (ok bool, suppressed int) {
+	ll.mu.Lock()
+	defer ll.mu.Unlock()
+	if now.Before(ll.next) {
+		ll.suppressed++
+		return false, 0
+	}
+	ll.next = now.Add(ll.interval)
+	suppressed, ll.suppressed = ll.suppressed, 0
+	return true, suppressed
+}
+
+// errConnLimit is a connection refused at accept by MaxConns or MaxConnsPerIP.
+var errConnLimit = errors.New("braid: connection limit reached")
+
+// remoteIP is the address part of c's remote address (the whole of it if it has no port).
+func remoteIP(c net.Conn) string {
+	a := c.RemoteAddr().String()
+	if host, _, err := net.SplitHostPort(a); err == nil {
+		return host
+	}
+	return a
+}
+
+// admit counts a new connection from ip against MaxConns and MaxConnsPerIP, or refuses it. Every
+// connection counted is a connection goroutine alive: a path's reader, a handshake, or a
+// single-path connection being served.
+func (l *Listener) admit(ip string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.open >= l.cfg.MaxConns:
+		return fmt.Errorf("%w: %d connections open, MaxConns %d", errConnLimit, l.open, l.cfg.MaxConns)
+	case l.perIP[ip] >= l.cfg.MaxConnsPerIP:
+		return fmt.Errorf("%w: %d connections from %s, MaxConnsPerIP %d", errConnLimit, l.perIP[ip], ip, l.cfg.MaxConnsPerIP)
+	}
+	l.open++
+	l.perIP[ip]++
+	return nil
+}
+
+// unadmit gives back what admit counted, once the connection's goroutine is done with it.
+func (l *Listener) unadmit(ip string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.open--
+	if l.perIP[ip]--; l.perIP[ip] <= 0 {
+		delete(l.perIP, ip)
+	}
+}
