@@ -48,8 +48,8 @@ type Config struct {
 	MaxSessions int
 
 	// MaxConns is the most connections a Listener holds open at once (paths, handshakes in
-	// progress and single-path connections); it accepts and at once closes any beyond. Keep it
-	// below the process's open-file limit. Default 16384.
+	// progress and single-path connections); it accepts and at once closes any beyond. A Listener
+	// lowers it to the process's open-file limit less 64 if that is smaller. Default 16384.
 	MaxConns int
 
 	// MaxConnsPerIP is the most of those connections from one remote IP address. Default 1024.

@@ -40,6 +40,19 @@ func (ll *logLimiter) allow(now time.Time) (ok bool, suppressed int) {
 // errConnLimit is a connection refused at accept by MaxConns or MaxConnsPerIP.
 var errConnLimit = errors.New("braid: connection limit reached")
 
+// fdReserve is how many open files a Listener leaves for the rest of the process (its listening
+// socket, logs, files being received) when the open-file limit is below MaxConns.
+const fdReserve = 64
+
+// connLimit is the most connections a Listener holds: MaxConns, or less if the process's
+// open-file limit would be reached first (an accept failing with EMFILE refuses everyone).
+func connLimit(maxConns int) int {
+	if fds := fdLimit(); fds > 0 && fds-fdReserve < maxConns {
+		return max(fds-fdReserve, 1)
+	}
+	return maxConns
+}
+
 // remoteIP is the address part of c's remote address (the whole of it if it has no port).
 func remoteIP(c net.Conn) string {
 	a := c.RemoteAddr().String()
@@ -56,8 +69,8 @@ func (l *Listener) admit(ip string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
-	case l.open >= l.cfg.MaxConns:
-		return fmt.Errorf("%w: %d connections open, MaxConns %d", errConnLimit, l.open, l.cfg.MaxConns)
+	case l.open >= l.maxConns:
+		return fmt.Errorf("%w: %d connections open, the most this listener holds (MaxConns and the open-file limit)", errConnLimit, l.open)
 	case l.perIP[ip] >= l.cfg.MaxConnsPerIP:
 		return fmt.Errorf("%w: %d connections from %s, MaxConnsPerIP %d", errConnLimit, l.perIP[ip], ip, l.cfg.MaxConnsPerIP)
 	}

@@ -39,7 +39,8 @@ type Listener struct {
 	conns    map[net.Conn]connState // connections not handed to frames
 	handlers sync.WaitGroup         // one per connection goroutine, and the accept loop
 	closed   bool
-	open     int            // connections counted against MaxConns (admit)
+	open     int            // connections counted against maxConns (admit)
+	maxConns int            // MaxConns, lowered to what the open-file limit allows
 	perIP    map[string]int // and against MaxConnsPerIP, by remote IP
 }
 
@@ -82,7 +83,10 @@ func newListener(ln net.Listener, cfg *Config, hooks *testHooks) (*Listener, err
 		closed: make(chan struct{}),
 	}
 	l := &Listener{cfg: c, log: c.Logger, ln: ln, frames: frames, table: t, conns: make(map[net.Conn]connState),
-		perIP: make(map[string]int), refusals: logLimiter{interval: refusalLogInterval}}
+		perIP: make(map[string]int), maxConns: connLimit(c.MaxConns), refusals: logLimiter{interval: refusalLogInterval}}
+	if l.maxConns < c.MaxConns {
+		l.log.Info("connection limit lowered to the open-file limit", "max_conns", l.maxConns, "configured", c.MaxConns)
+	}
 	l.handlers.Add(1)
 	go l.serve()
 	return l, nil

@@ -239,3 +239,18 @@ func TestConnectionLimits(t *testing.T) {
 	dialFrom("127.0.0.1")
 	testutil.WaitFor(t, func() bool { return open() == 4 }, "a new connection from 127.0.0.1 counted (%d)", open())
 }
+
+// TestConnLimitFollowsOpenFiles: a Listener holds no more connections than the open-file limit
+// allows, less a reserve, whatever MaxConns says.
+func TestConnLimitFollowsOpenFiles(t *testing.T) {
+	fds := fdLimit()
+	if fds == 0 {
+		t.Skip("the open-file limit is not known here")
+	}
+	if got := connLimit(fds * 2); got != fds-fdReserve {
+		t.Errorf("connLimit(%d) = %d with an open-file limit of %d, want %d", fds*2, got, fds, fds-fdReserve)
+	}
+	if got := connLimit(10); got != 10 {
+		t.Errorf("connLimit(10) = %d", got)
+	}
+}
