@@ -19,6 +19,20 @@ import (
 	"github.com/braidnet/braid/internal/wire"
 )
 
+// newServerListener makes a Server with cfg (nil: the defaults) and a loopback listener for it.
+func newServerListener(t *testing.T, cfg *Config) (*Server, net.Listener) {
+	t.Helper()
+	srv, err := NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv, ln
+}
+
 // startServer runs a Server on a loopback port and shuts it down when the test ends.
 func startServer(t *testing.T, cfg *Config) (*Server, string, *testutil.SyncBuffer) {
 	t.Helper()
@@ -29,14 +43,7 @@ func startServer(t *testing.T, cfg *Config) (*Server, string, *testutil.SyncBuff
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv, err := NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, ln := newServerListener(t, cfg)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -316,14 +323,7 @@ func oneClient(addr string, i int) error {
 // connections are told the server is shutting down; no goroutine survives.
 func TestGracefulShutdown(t *testing.T) {
 	testutil.CheckLeaks(t)
-	srv, err := NewServer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, ln := newServerListener(t, nil)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
@@ -416,14 +416,7 @@ func TestConfigValidate(t *testing.T) {
 // returns nil when the client hangs up between frames, and ErrServerClosed once the server is.
 func TestServeConn(t *testing.T) {
 	testutil.CheckLeaks(t)
-	srv, err := NewServer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, ln := newServerListener(t, nil)
 	defer ln.Close()
 	served := make(chan error, 1)
 	go func() {

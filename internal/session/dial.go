@@ -28,6 +28,11 @@ type PathSpec struct {
 
 // Dial opens a session of Config.Paths connections to the server at addr.
 func Dial(ctx context.Context, addr string, cfg *Config) (*Session, error) {
+	return dial(ctx, addr, cfg, nil)
+}
+
+// dial is Dial with test hooks (nil outside tests) for the session.
+func dial(ctx context.Context, addr string, cfg *Config, hooks *testHooks) (*Session, error) {
 	c, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -36,7 +41,7 @@ func Dial(ctx context.Context, addr string, cfg *Config) (*Session, error) {
 	for i := range specs {
 		specs[i].Remote = addr
 	}
-	return dialPaths(ctx, specs, c, nil)
+	return dialPaths(ctx, specs, c, hooks)
 }
 
 // DialPaths opens a session with one path per spec. The first path creates the session

@@ -43,15 +43,7 @@ func withRecording(hooks *testHooks) *testHooks {
 
 // dialRecorded is Dial for a session whose chunk records danglingHolds can check.
 func dialRecorded(ctx context.Context, addr string, cfg *Config) (*Session, error) {
-	c, err := cfg.withDefaults()
-	if err != nil {
-		return nil, err
-	}
-	specs := make([]PathSpec, c.Paths)
-	for i := range specs {
-		specs[i].Remote = addr
-	}
-	return dialPathsHooked(ctx, specs, cfg, withRecording(nil))
+	return dial(ctx, addr, cfg, withRecording(nil))
 }
 
 // danglingHolds returns the holds on s's chunks that nothing will let go of: every record its

@@ -132,14 +132,16 @@ func (s *Session) offerCopy(p *path, ch wire.ChunkHeader, n, owner int) error {
 		s.requestAck(true, n)
 		return nil
 	}
+	var stuck []func()
 	if holder != nil && holder.path != p {
-		// The monitor watches the holder from now on: a copy that overtakes an original
-		// only just stalled finds the holder still heard from.
+		// A holder silent for MinRTO already is ended now; otherwise the monitor watches it
+		// (a copy that overtakes an original only just stalled finds the holder still heard).
 		s.spares[ch] = spareCopy{holder: owner, by: p.index}
+		stuck = s.stuckHolders(s.clock())
 	}
 	s.mu.Unlock()
-	if holder != nil && holder.path != p && s.clock()-holder.heardAt() > s.cfg.MinRTO {
-		holder.endStuck(ch, p.index)
+	for _, end := range stuck {
+		end()
 	}
 	return nil
 }

@@ -283,14 +283,6 @@ func (s *Session) pathAt(i int) *pathEntry {
 	return s.paths[i]
 }
 
-// entry returns the session's record of p. Call with s.mu held.
-func (s *Session) entry(p *path) *pathEntry {
-	if e := s.pathAt(p.index); e != nil && e.path == p {
-		return e
-	}
-	return nil
-}
-
 // PathStats describes one path of a session.
 type PathStats struct {
 	Index          int

@@ -204,7 +204,10 @@ func sessionThroughput(ctx context.Context, addr string, c sessionCase, o Sessio
 			return make([]byte, benchPiece)
 		}
 	}
-	copyBuf := make([]byte, benchPiece)
+	var copyBuf []byte // Send's one buffer, reused: Send copies it
+	if o.Copy {
+		copyBuf = make([]byte, benchPiece)
+	}
 	start := time.Now()
 	var sent int64
 	msgs := 0
