@@ -53,14 +53,11 @@ func (e rttEstimate) rto(floor time.Duration, backoff int) time.Duration {
 	return r << min(max(backoff, 0), maxBackoff)
 }
 
-// rateInterval is the shortest span a delivery-rate sample covers, with at least two round trips;
-// the first sample of a path needs only rateFirstInterval, so that a new path soon leaves its
-// initial in-flight cap. Later samples are longer: a short one on a shaped link measures its
-// bursts, and an estimate too high lets the path queue more than it should.
-const (
-	rateInterval      = 200 * time.Millisecond
-	rateFirstInterval = 20 * time.Millisecond
-)
+// rateInterval is the shortest span a delivery-rate sample covers, with at least two round trips.
+// Shorter samples were tried (20 ms for a path's first): on a shaped link they measure its bursts,
+// an estimate too high lets the path queue more than it should, and the longer RTO that follows
+// misses a short cut.
+const rateInterval = 200 * time.Millisecond
 
 // rateSampler estimates a path's delivery rate from its count of bytes acknowledged. The zero
 // value has measured nothing, and starts its first sample when the path is first busy.
@@ -73,9 +70,8 @@ type rateSampler struct {
 
 // sample looks at the path at now, with acked its count of bytes acknowledged and busy whether it
 // has data outstanding, srtt its smoothed RTT. A sample that began idle restarts as soon as the
-// path is busy (its idle part would only dilute it). Otherwise, once it spans rateInterval
-// (rateFirstInterval while nothing is measured) and two round trips it closes, and the next
-// begins. Only a sample over which the path was busy (at its
+// path is busy (its idle part would only dilute it). Otherwise, once it spans rateInterval and two
+// round trips it closes, and the next begins. Only a sample over which the path was busy (at its
 // start and at its end) measures the path; one taken while the application had little to send
 // measures the application, and may only raise an estimate that exists. It reports whether the
 // estimate changed.
@@ -85,9 +81,6 @@ func (r *rateSampler) sample(now, srtt time.Duration, acked int64, busy bool) bo
 		return false
 	}
 	span := max(rateInterval, 2*srtt)
-	if r.rate == 0 {
-		span = max(rateFirstInterval, 2*srtt)
-	}
 	if now-r.start < span {
 		return false
 	}

@@ -52,7 +52,7 @@ func TestRTTEstimate(t *testing.T) {
 }
 
 func TestRateSampler(t *testing.T) {
-	const first, iv = rateFirstInterval, rateInterval
+	const iv = rateInterval
 	var r rateSampler
 	// Idle: nothing to measure, however long.
 	if r.sample(10*iv, ms, 0, false) || r.rate != 0 {
@@ -63,18 +63,15 @@ func TestRateSampler(t *testing.T) {
 	if r.sample(start, ms, 0, true) || r.start != start {
 		t.Fatalf("first busy look: %+v, want a sample started at %v", r, start)
 	}
-	if r.sample(start+first/2, ms, 1<<20, true) {
-		t.Fatal("a first sample closed before rateFirstInterval")
+	if r.sample(start+iv/2, ms, 1<<20, true) {
+		t.Fatal("a sample closed before rateInterval")
 	}
-	// The first sample needs only rateFirstInterval: 1 MiB in it.
+	// Busy at both ends: 1 MiB in rateInterval.
+	first := iv
 	if !r.sample(start+first, ms, 1<<20, true) || r.rate != float64(1<<20)/first.Seconds() {
 		t.Fatalf("first sample: rate %v", r.rate)
 	}
 	rate := r.rate
-	// Later samples need rateInterval.
-	if r.sample(start+first+iv/2, ms, 2<<20, true) {
-		t.Fatal("a later sample closed before rateInterval")
-	}
 	// Busy at both ends, at twice the rate: the estimate moves halfway.
 	r.sample(start+first+iv, ms, 1<<20+int64(2*rate*iv.Seconds()), true)
 	if got, want := r.rate, 1.5*rate; got < want*0.999 || got > want*1.001 {
