@@ -278,8 +278,10 @@ func TestNetns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := mustParse(t, `{"name": "netns-test", "duration": "2s", "paths": [{"rate": "30mbit", "delay": "2ms"}, {"rate": "20mbit", "delay": "4ms"}],
-		"events": [{"at": "800ms", "path": 1, "action": "cut"}, {"at": "1200ms", "path": 1, "action": "restore"}, {"at": "1500ms", "path": 0, "action": "delay", "delay": "1ms"}],
+	// The cut lasts a second: long enough for the path's RTO (which the queue on a shaped link
+	// stretches past 400 ms at times) to expire and the path stuck mid-chunk to be ended.
+	sc := mustParse(t, `{"name": "netns-test", "duration": "3s", "paths": [{"rate": "30mbit", "delay": "2ms"}, {"rate": "20mbit", "delay": "4ms"}],
+		"events": [{"at": "800ms", "path": 1, "action": "cut"}, {"at": "1800ms", "path": 1, "action": "restore"}, {"at": "2300ms", "path": 0, "action": "delay", "delay": "1ms"}],
 		"workload": {"kind": "bulk", "message_size": "128KiB"}}`)
 	logs := t.TempDir()
 	rs, err := Run(context.Background(), sc, Options{Backend: Netns, AgentArgv: []string{exe}, LogDir: logs})
