@@ -153,7 +153,7 @@ func (p *path) endStuck(ch wire.ChunkHeader, by int) {
 }
 
 // stuckHolders returns the paths still filling a chunk of which a complete copy waits (offerCopy)
-// and that have received nothing for MinRTO at now: stuck mid-chunk, they hold up delivery until
+// and that have received nothing for their RTO at now: stuck mid-chunk, they hold up delivery until
 // PathTimeout unless ended. It forgets the copies whose chunk is no longer being filled by the
 // path that was. Call with s.mu held.
 func (s *Session) stuckHolders(now time.Duration) (stuck []func()) {
@@ -164,7 +164,7 @@ func (s *Session) stuckHolders(now time.Duration) (stuck []func()) {
 			delete(s.spares, ch)
 			continue
 		}
-		if now-holder.heardAt() > s.cfg.MinRTO {
+		if now-holder.heardAt() > holder.rto(s.cfg.MinRTO) { // a loaded path may pause for MinRTO
 			delete(s.spares, ch)
 			stuck = append(stuck, func() { holder.endStuck(ch, sc.by) })
 		}
