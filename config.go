@@ -1,6 +1,7 @@
 package braid
 
 import (
+	"crypto/tls"
 	"log/slog"
 	"time"
 
@@ -107,6 +108,48 @@ type Config struct {
 	// Linger bounds how long Close waits without progress (an acknowledgement, a path closing)
 	// for the peer to take everything sent and close its side. Default 5 seconds.
 	Linger time.Duration
+
+	// Path security (see docs/SECURITY.md).
+
+	// TLS is the base TLS configuration of every path; Braid clones it and forces TLS 1.3 and
+	// the "braid/2" ALPN. A Listener presents its Certificates (or GetCertificate); without any
+	// it makes an ephemeral self-signed certificate, whose fingerprint Listener.Fingerprint
+	// returns. A client verifies the server's chain against RootCAs (the system's if nil) for
+	// ServerName (the dial address's host if empty), unless ServerFingerprint pins the key
+	// instead; Certificates there are its client certificate. The key exchange is Go's default,
+	// X25519MLKEM768 first. Nil means all defaults.
+	TLS *tls.Config
+
+	// Insecure turns TLS off: paths are plain TCP, readable and forgeable by anyone on them, and
+	// a path observer can attach to the session. Both ends must agree. Default false.
+	Insecure bool
+
+	// ServerFingerprint, on a client, pins the server's key: "SHA256:" and the base64 SHA-256 of
+	// its certificate's public key, as Fingerprint and `braid serve` print it. It replaces
+	// certificate chain verification.
+	ServerFingerprint string
+
+	// RequirePostQuantum refuses paths whose key exchange is not the hybrid post-quantum
+	// X25519MLKEM768 (a classical-only peer fails with ErrTLS or ErrNotPostQuantum).
+	RequirePostQuantum bool
+
+	// AuthorizedClients, on a server, lists the key fingerprints of client certificates that
+	// authenticate a client. With it (or Token, or a TLS.ClientAuth that requires a
+	// certificate) set, the server accepts sessions only from authenticated clients.
+	AuthorizedClients []string
+
+	// Token is a pre-shared secret of at most 64 bytes: a client presents it in SESSION_NEW
+	// (inside TLS); a server with it set accepts only clients that present it or authenticate
+	// by certificate.
+	Token string
+
+	// MaxHandshakes is the most connections a Listener holds that have not finished their
+	// TLS and session handshakes (they cost a goroutine and TLS buffers before anything is
+	// known of the peer); it accepts and at once closes any beyond. Default 256.
+	MaxHandshakes int
+
+	// MaxHandshakesPerIP is the most of those from one remote IP address. Default 32.
+	MaxHandshakesPerIP int
 }
 
 // Chunk size limits.

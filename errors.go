@@ -25,7 +25,7 @@ var (
 	ErrServerClosed = frame.ErrServerClosed
 	// ErrUnknownSession: no session has the given id.
 	ErrUnknownSession = frame.ErrUnknownSession
-	// ErrBadToken: the attach token does not match the session's.
+	// ErrBadToken: a path's attach proof does not verify: it has no right to join the session.
 	ErrBadToken = frame.ErrBadToken
 	// ErrTooManyPaths: the session already has its maximum number of paths.
 	ErrTooManyPaths = frame.ErrTooManyPaths
@@ -47,4 +47,18 @@ var (
 	// ErrUndelivered: Close could not confirm that the peer received everything sent — the
 	// linger expired, the session was lost or aborted, or the peer closed first.
 	ErrUndelivered = session.ErrUndelivered
+	// ErrUnauthorized: the server accepts only authenticated clients (Config.AuthorizedClients,
+	// a client certificate chain it verifies, or Config.Token) and this one was not.
+	ErrUnauthorized = frame.ErrUnauthorized
+	// ErrTLS: a path's TLS handshake failed: the peer's certificate was not trusted, the two
+	// ends share no acceptable version or key exchange, or the peer does not speak TLS.
+	ErrTLS = session.ErrTLS
+	// ErrFingerprint: the server's key is not the one Config.ServerFingerprint pins.
+	ErrFingerprint = session.ErrFingerprint
+	// ErrIdentityChanged: the server's key differs from the one recorded for its address on
+	// first use (see KnownHosts).
+	ErrIdentityChanged = session.ErrIdentityChanged
+	// ErrNotPostQuantum: a path agreed a classical key exchange although
+	// Config.RequirePostQuantum demands X25519MLKEM768.
+	ErrNotPostQuantum = session.ErrNotPostQuantum
 )

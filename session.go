@@ -107,6 +107,7 @@ type PathStats struct {
 	BytesReceived  uint64 // chunk payload bytes
 	SRTT           time.Duration
 	BadPieces      uint64 // pieces received on it that failed the integrity check (coded modes)
+	KeyExchange    string // the path's TLS key exchange, such as X25519MLKEM768; "none" without TLS
 }
 
 // Stats returns a snapshot of the session's settings and per-path counters.

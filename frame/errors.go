@@ -21,13 +21,14 @@ const (
 	CodeShuttingDown    = Code(wire.CodeShuttingDown)    // the peer is shutting down
 	CodeInternal        = Code(wire.CodeInternal)        // the peer failed in a way that is not the sender's fault
 	CodeUnknownSession  = Code(wire.CodeUnknownSession)  // SESSION_ATTACH or chunk for a session that does not exist
-	CodeBadToken        = Code(wire.CodeBadToken)        // SESSION_ATTACH with the wrong attach token
+	CodeBadToken        = Code(wire.CodeBadToken)        // SESSION_ATTACH whose proof does not verify
 	CodeTooManyPaths    = Code(wire.CodeTooManyPaths)    // the session already has its maximum number of paths
 	CodeTooManySessions = Code(wire.CodeTooManySessions) // the server already has its maximum number of sessions
 	CodeInvalidChunk    = Code(wire.CodeInvalidChunk)    // a CHUNK that breaks the chunking rules
 	CodeOverBudget      = Code(wire.CodeOverBudget)      // the peer exceeded the session's memory budget
 	CodeBadOptions      = Code(wire.CodeBadOptions)      // SESSION_NEW options outside the receiver's limits
 	CodeSessionClosed   = Code(wire.CodeSessionClosed)   // the session was closed or aborted
+	CodeUnauthorized    = Code(wire.CodeUnauthorized)    // a client the server requires to authenticate did not
 )
 
 // String returns the code's protocol name, such as "FRAME_TOO_LARGE".
@@ -56,8 +57,9 @@ var (
 
 	// ErrUnknownSession: no session has the given id.
 	ErrUnknownSession = errors.New("braid: unknown session")
-	// ErrBadToken: the attach token does not match the session's.
-	ErrBadToken = errors.New("braid: bad attach token")
+	// ErrBadToken: an attach proof does not verify: the connection has no right to join the
+	// session.
+	ErrBadToken = errors.New("braid: bad attach proof")
 	// ErrTooManyPaths: the session already has its maximum number of paths.
 	ErrTooManyPaths = errors.New("braid: too many paths")
 	// ErrTooManySessions: the server already has its maximum number of sessions.
@@ -70,6 +72,9 @@ var (
 	ErrBadOptions = errors.New("braid: session options rejected")
 	// ErrSessionClosed: the session was closed or aborted.
 	ErrSessionClosed = errors.New("braid: session closed")
+	// ErrUnauthorized: the server accepts only authenticated clients (a client certificate it
+	// trusts or its token), and this one was not.
+	ErrUnauthorized = errors.New("braid: client not authorized")
 )
 
 // codes lists each code with the sentinel it stands for, in code order, so that CodeFor is
@@ -92,6 +97,7 @@ var codes = []struct {
 	{CodeOverBudget, ErrOverBudget},
 	{CodeBadOptions, ErrBadOptions},
 	{CodeSessionClosed, ErrSessionClosed},
+	{CodeUnauthorized, ErrUnauthorized},
 }
 
 // RemoteError is an ERROR frame received from the peer. errors.Is(err, ErrX) holds when the

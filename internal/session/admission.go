@@ -62,9 +62,10 @@ func remoteIP(c net.Conn) string {
 	return a
 }
 
-// admit counts a new connection from ip against MaxConns and MaxConnsPerIP, or refuses it. Every
-// connection counted is a connection goroutine alive: a path's reader, a handshake, or a
-// single-path connection being served.
+// admit counts a new connection from ip against MaxConns and MaxConnsPerIP, and as not yet
+// authenticated against MaxHandshakes and MaxHandshakesPerIP, or refuses it. Every connection
+// counted is a connection goroutine alive: a path's reader, a handshake, or a single-path
+// connection being served.
 func (l *Listener) admit(ip string) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -73,18 +74,53 @@ func (l *Listener) admit(ip string) error {
 		return fmt.Errorf("%w: %d connections open, the most this listener holds (MaxConns and the open-file limit)", errConnLimit, l.open)
 	case l.perIP[ip] >= l.cfg.MaxConnsPerIP:
 		return fmt.Errorf("%w: %d connections from %s, MaxConnsPerIP %d", errConnLimit, l.perIP[ip], ip, l.cfg.MaxConnsPerIP)
+	case l.pending >= l.cfg.MaxHandshakes:
+		return fmt.Errorf("%w: %d handshakes in progress, MaxHandshakes %d", errConnLimit, l.pending, l.cfg.MaxHandshakes)
+	case l.pendIP[ip] >= l.cfg.MaxHandshakesPerIP:
+		return fmt.Errorf("%w: %d handshakes in progress from %s, MaxHandshakesPerIP %d", errConnLimit, l.pendIP[ip], ip, l.cfg.MaxHandshakesPerIP)
 	}
 	l.open++
 	l.perIP[ip]++
+	l.pending++
+	l.pendIP[ip]++
 	return nil
 }
 
-// unadmit gives back what admit counted, once the connection's goroutine is done with it.
-func (l *Listener) unadmit(ip string) {
+// admission is one admitted connection's claim on the Listener's limits.
+type admission struct {
+	l      *Listener
+	ip     string
+	authed bool // no longer counted as a handshake; guarded by l.mu
+}
+
+// authenticated stops counting the connection as a handshake: it has become a session's path
+// (or a single-path connection, which the frame server bounds).
+func (a *admission) authenticated() {
+	a.l.mu.Lock()
+	defer a.l.mu.Unlock()
+	a.release()
+}
+
+// release gives back the handshake count, once. Call with l.mu held.
+func (a *admission) release() {
+	if a.authed {
+		return
+	}
+	a.authed = true
+	a.l.pending--
+	if a.l.pendIP[a.ip]--; a.l.pendIP[a.ip] <= 0 {
+		delete(a.l.pendIP, a.ip)
+	}
+}
+
+// done gives back everything admit counted, once the connection's goroutine is done with it.
+func (a *admission) done() {
+	l := a.l
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	a.release()
 	l.open--
-	if l.perIP[ip]--; l.perIP[ip] <= 0 {
-		delete(l.perIP, ip)
+	if l.perIP[a.ip]--; l.perIP[a.ip] <= 0 {
+		delete(l.perIP, a.ip)
 	}
 }

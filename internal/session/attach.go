@@ -24,7 +24,8 @@ const (
 const maxAttachesPerPath = 16
 
 // reserveIndex claims the next path index for a server handshake in slot. It refuses while an
-// earlier handshake holds the slot (its path has not joined yet), and when the session would have
+// earlier handshake holds the slot (its path has not joined yet), while the slot has a healthy
+// path (one heard from within replaceAfter: a newcomer never evicts it), and when the session would have
 // more than max paths: one per slot that has a live path or a handshake in progress, the live path
 // in slot itself being the one the new path will replace. Dead paths do not count (a re-dialed
 // path replaces one). Indexes are not reused, so the total ever attached is capped as well,
@@ -37,6 +38,12 @@ func (s *Session) reserveIndex(max, slot int) (int, error) {
 	}
 	if s.attaching[slot] {
 		return 0, fmt.Errorf("%w: an attach in slot %d is in progress", ErrTooManyPaths, slot)
+	}
+	now := s.clock()
+	for _, p := range s.paths {
+		if p != nil && p.slot == slot && !p.dead.Load() && now-p.heardAt() < s.replaceAfter() {
+			return 0, fmt.Errorf("%w: slot %d has a live path, heard from %v ago", ErrTooManyPaths, slot, (now - p.heardAt()).Round(time.Millisecond))
+		}
 	}
 	n := len(s.attaching) // the handshakes in progress, none of them in slot
 	for _, p := range s.paths {
@@ -54,6 +61,12 @@ func (s *Session) reserveIndex(max, slot int) (int, error) {
 	s.attaching[slot] = true
 	return len(s.paths) - 1, nil
 }
+
+// replaceAfter is how long a path must have been silent before an attach in its slot may
+// replace it. A live peer writes at least every KeepAlive, so a path silent for two of them is
+// one the session itself doubts; a client re-dials only a path it has given up on, and retries
+// until the server agrees (or the path ends, at PathTimeout).
+func (s *Session) replaceAfter() time.Duration { return 2 * s.cfg.KeepAlive }
 
 // unreserve gives back the reservation of slot, whose path never joined; its index stays unused.
 func (s *Session) unreserve(slot int) {
@@ -90,14 +103,15 @@ func (s *Session) addPath(p *path) error {
 			}
 		}
 	}
-	s.paths[p.index] = &pathEntry{path: p}
+	// Bytes read so far (the handshake) were heard at upAt, not at the monitor's next tick.
+	s.paths[p.index] = &pathEntry{path: p, lastBytes: p.bytesRead()}
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
 		p.writeLoop()
 	}()
 	p.probe() // an RTT sample at once, for the scheduler
-	s.log.Info("path up", "path", p.index, "local", p.conn.LocalAddr().String(), "remote", p.conn.RemoteAddr().String())
+	s.log.Info("path up", "path", p.index, "local", p.conn.LocalAddr().String(), "remote", p.conn.RemoteAddr().String(), "key_exchange", p.kex)
 	s.downSince = 0
 	s.requeueFrom(nil) // chunks orphaned while no path was up
 	s.broadcast()
@@ -214,7 +228,6 @@ func (s *Session) redial(spec PathSpec, slot int) {
 		case <-ctx.Done():
 		}
 	}()
-	attach := wire.AppendSessionAttach(nil, wire.SessionAttach{ID: s.id, Token: s.token, Slot: uint16(slot)})
 	wait := redialFirst
 	for attempt := 1; ; attempt++ {
 		select {
@@ -223,7 +236,7 @@ func (s *Session) redial(spec PathSpec, slot int) {
 		case <-time.After(wait):
 		}
 		hctx, hcancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
-		hs, err := dialHandshake(hctx, spec, s.cfg, wire.TypeSessionAttach, attach)
+		hs, err := s.dialAttach(hctx, spec, slot)
 		hcancel()
 		if err == nil {
 			var idx uint16

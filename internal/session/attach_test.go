@@ -13,10 +13,10 @@ import (
 )
 
 // attachRaw sends SESSION_ATTACH for slot on a new raw connection.
-func attachRaw(t *testing.T, addr string, acc wire.SessionAccept, slot int) *rawPath {
+func attachRaw(t *testing.T, addr string, acc rawSession, slot int) *rawPath {
 	t.Helper()
 	p := dialRaw(t, addr)
-	p.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: uint16(slot)}))
+	p.send(wire.TypeSessionAttach, acc.attach(p, slot))
 	return p
 }
 
@@ -24,6 +24,10 @@ func attachRaw(t *testing.T, addr string, acc wire.SessionAccept, slot int) *raw
 func (p *rawPath) expectAttachOK() int {
 	p.t.Helper()
 	f := p.recv()
+	if f.Type == wire.TypeError {
+		e, _ := wire.ParseError(f.Payload)
+		p.t.Fatalf("attach answered with ERROR %s: %s", e.Code, e.Message)
+	}
 	if f.Type != wire.TypeAttachOK {
 		p.t.Fatalf("attach answered with %s", f.Type)
 	}
@@ -100,17 +104,20 @@ func TestRefusedAttachKeepsPath(t *testing.T) {
 	})
 	t.Run("attach limit", func(t *testing.T) {
 		// With MaxPaths 1, at most 16 paths attach over the session's life.
-		l, _ := startListener(t, &Config{MaxPaths: 1})
+		// The raw paths never write: each is replaceable once silent for two keepalives.
+		l, _ := startListener(t, &Config{MaxPaths: 1, KeepAlive: 20 * time.Millisecond})
 		addr := l.Addr().String()
 		cur, acc := openRaw(t, addr, 4096)
 		srv := acceptOne(t, l)
 		idx := 0
 		for range maxAttachesPerPath - 1 {
+			time.Sleep(3 * 20 * time.Millisecond)
 			q := attachRaw(t, addr, acc, 0)
 			idx = q.expectAttachOK()
 			cur.expectClosed() // replaced
 			cur = q
 		}
+		time.Sleep(3 * 20 * time.Millisecond)
 		q := attachRaw(t, addr, acc, 0)
 		q.expectError(wire.CodeTooManyPaths)
 		if !pathLive(srv, idx) {
@@ -132,13 +139,14 @@ func TestRefusedAttachKeepsPath(t *testing.T) {
 				<-release
 			}
 		}}
-		l, _ := startHookedListener(t, nil, hooks)
+		l, _ := startHookedListener(t, &Config{KeepAlive: testKeepAlive}, hooks)
 		addr := l.Addr().String()
 		raw, acc := openRaw(t, addr, 4096)
 		srv := acceptOne(t, l)
 		p1 := attachRaw(t, addr, acc, 1)
 		p1.expectAttachOK()
 		p1.readUntil(wire.TypePing, "the new path's probe") // added: its writer runs
+		time.Sleep(3 * testKeepAlive)                       // p1, silent, may be replaced
 		armed.Store(true)
 		q := attachRaw(t, addr, acc, 1)
 		q.expectAttachOK()
@@ -171,7 +179,7 @@ func TestConcurrentAttachOneSlot(t *testing.T) {
 			<-release
 		}
 	}}
-	l, _ := startHookedListener(t, &Config{MaxPaths: 4}, hooks)
+	l, _ := startHookedListener(t, &Config{MaxPaths: 4, KeepAlive: testKeepAlive}, hooks)
 	addr := l.Addr().String()
 	_, acc := openRaw(t, addr, 4096)
 	srv := acceptOne(t, l)
@@ -192,7 +200,8 @@ func TestConcurrentAttachOneSlot(t *testing.T) {
 	if live := liveInSlot(srv, 1); len(live) != 1 || live[0] != ia {
 		t.Fatalf("live paths in slot 1: %v, want [%d]", live, ia)
 	}
-	// Once the first has joined, a new attach in the slot replaces it.
+	// Once the first has joined, and fallen silent, a new attach in the slot replaces it.
+	time.Sleep(3 * testKeepAlive)
 	c := attachRaw(t, addr, acc, 1)
 	ic := c.expectAttachOK()
 	a.expectClosed()
@@ -215,30 +224,28 @@ func TestAttachSlotsBounded(t *testing.T) {
 		defer l.mu.Unlock()
 		return len(l.conns) == 1
 	}
-	attach := wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: 1})
 	for range 10 { // reset before reading ATTACH_OK
-		c, err := net.Dial("tcp", l.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		wire.NewWriter(c).WriteFrame(wire.TypeSessionAttach, attach)
-		c.(*net.TCPConn).SetLinger(0)
-		c.Close()
+		c := dialRaw(t, l.Addr().String())
+		c.send(wire.TypeSessionAttach, acc.attach(c, 1))
+		c.tcp.(*net.TCPConn).SetLinger(0)
+		c.tcp.Close()
 		testutil.WaitFor(t, handled, "the attach to be handled")
 	}
 	p := dialRaw(t, l.Addr().String())
-	p.send(wire.TypeSessionAttach, attach)
+	p.send(wire.TypeSessionAttach, acc.attach(p, 1))
 	if f := p.recv(); f.Type != wire.TypeAttachOK {
 		t.Fatalf("legitimate attach after failed ones: %s", f.Type)
 	}
 	p.readUntil(wire.TypePing, "the path's probe") // it has joined
+	p.conn.Close()                                 // so that the next attach in its slot does not find a live path there
+	testutil.WaitFor(t, handled, "the path to end")
 	// Attach and drop until refused: at most MaxPaths × 16 over the session's life.
 	for i := 0; ; i++ {
 		if i > 3*maxAttachesPerPath+10 {
 			t.Fatal("attaches never refused")
 		}
 		q := dialRaw(t, l.Addr().String())
-		q.send(wire.TypeSessionAttach, attach)
+		q.send(wire.TypeSessionAttach, acc.attach(q, 1))
 		f := q.recv()
 		if f.Type == wire.TypeError {
 			if e, _ := wire.ParseError(f.Payload); e.Code != wire.CodeTooManyPaths || !strings.Contains(e.Message, "over the session's life") {

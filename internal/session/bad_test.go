@@ -2,34 +2,60 @@ package session
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/braidnet/braid/internal/secure"
 	"github.com/braidnet/braid/internal/testutil"
 	"github.com/braidnet/braid/internal/wire"
 )
 
 // rawPath is a hand-driven session path for sending what a correct peer never would.
 type rawPath struct {
-	t    *testing.T
-	conn net.Conn
-	r    *wire.Reader
-	w    *wire.Writer
+	t       *testing.T
+	conn    net.Conn // the TLS connection
+	tcp     net.Conn // under it
+	r       *wire.Reader
+	w       *wire.Writer
+	key     []byte // its exported session key and binding
+	binding []byte
 }
 
+// plainAddrs holds the addresses of the tests' Insecure listeners, to which dialRaw speaks plain
+// TCP.
+var plainAddrs sync.Map
+
+// dialRaw opens a TLS connection (plain TCP to an address in plainAddrs) to addr trusting the test certificate.
 func dialRaw(t *testing.T, addr string) *rawPath {
 	t.Helper()
-	conn, err := net.Dial("tcp", addr)
+	tcp, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	return &rawPath{t: t, conn: conn, r: wire.NewReader(conn, 0), w: wire.NewWriter(conn)}
+	t.Cleanup(func() { tcp.Close() })
+	tcp.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, plain := plainAddrs.Load(addr); plain {
+		return &rawPath{t: t, conn: tcp, tcp: tcp, r: wire.NewReader(tcp, 0), w: wire.NewWriter(tcp)}
+	}
+	conf, err := secure.ClientConfig(pinned(nil).tlsOptions(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := tls.Client(tcp, conf)
+	if err := conn.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	p := &rawPath{t: t, conn: conn, tcp: tcp, r: wire.NewReader(conn, 0), w: wire.NewWriter(conn)}
+	if p.key, p.binding, err = secure.Exporters(conn.ConnectionState()); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func (p *rawPath) send(typ wire.Type, payload []byte) {
@@ -88,13 +114,13 @@ func (p *rawPath) expectError(code wire.Code) {
 }
 
 // openRaw performs SESSION_NEW by hand and returns the path and the server's terms.
-func openRaw(t *testing.T, addr string, chunk uint32) (*rawPath, wire.SessionAccept) {
+func openRaw(t *testing.T, addr string, chunk uint32) (*rawPath, rawSession) {
 	t.Helper()
-	return openRawWith(t, addr, wire.SessionNew{Version: 1, ChunkSize: chunk, Window: 1 << 20})
+	return openRawWith(t, addr, wire.SessionNew{Version: wire.ProtocolVersion, ChunkSize: chunk, Window: 1 << 20})
 }
 
 // openRawWith performs SESSION_NEW with sn by hand and returns the path and the server's terms.
-func openRawWith(t *testing.T, addr string, sn wire.SessionNew) (*rawPath, wire.SessionAccept) {
+func openRawWith(t *testing.T, addr string, sn wire.SessionNew) (*rawPath, rawSession) {
 	t.Helper()
 	p := dialRaw(t, addr)
 	p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, sn))
@@ -106,7 +132,11 @@ func openRawWith(t *testing.T, addr string, sn wire.SessionNew) (*rawPath, wire.
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p, acc
+	key := p.key
+	if key == nil { // no TLS: the token keys attach proofs
+		key = acc.Token[:]
+	}
+	return p, rawSession{SessionAccept: acc, Key: key}
 }
 
 func chunkFrame(item uint64, chunk, total uint32, n int) []byte {
@@ -118,7 +148,7 @@ func chunkFrame(item uint64, chunk, total uint32, n int) []byte {
 func healthySession(t *testing.T, l *Listener) func() {
 	t.Helper()
 	ctx := context.Background()
-	c, err := Dial(ctx, l.Addr().String(), &Config{Paths: 2, ChunkSize: 4 << 10})
+	c, err := Dial(ctx, l.Addr().String(), pinned(&Config{Paths: 2, ChunkSize: 4 << 10}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,8 +220,11 @@ func TestOverBudget(t *testing.T) {
 	healthy()
 }
 
+// testKeepAlive is the keepalive of tests in which a silent raw path must become replaceable.
+const testKeepAlive = 50 * time.Millisecond
+
 func TestHandshakeErrors(t *testing.T) {
-	l, _ := startListener(t, &Config{MaxPaths: 2, MaxSessions: 3})
+	l, _ := startListener(t, &Config{MaxPaths: 2, MaxSessions: 3, KeepAlive: testKeepAlive})
 	healthy := healthySession(t, l) // uses 1 session of 3
 	_, acc := openRaw(t, l.Addr().String(), 4096)
 	raw := acceptOne(t, l)
@@ -200,32 +233,37 @@ func TestHandshakeErrors(t *testing.T) {
 		p := dialRaw(t, l.Addr().String())
 		bad := acc
 		bad.ID[0] ^= 1
-		p.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: bad.ID, Token: acc.Token}))
+		p.send(wire.TypeSessionAttach, bad.attach(p, 0))
 		p.expectError(wire.CodeUnknownSession)
 	})
-	t.Run("wrong token", func(t *testing.T) {
+	t.Run("wrong proof", func(t *testing.T) {
 		p := dialRaw(t, l.Addr().String())
-		tok := acc.Token
-		tok[15] ^= 1
-		p.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: tok}))
+		a := acc.attach(p, 1)
+		a[len(a)-1] ^= 1
+		p.send(wire.TypeSessionAttach, a)
 		p.expectError(wire.CodeBadToken)
 	})
 	t.Run("slot out of range", func(t *testing.T) {
 		p := dialRaw(t, l.Addr().String())
-		p.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: 2}))
+		p.send(wire.TypeSessionAttach, acc.attach(p, 2))
 		p.expectError(wire.CodeBadOptions)
 	})
-	t.Run("same slot replaces", func(t *testing.T) {
-		// A client re-dials only a path it has lost: the server ends the old one in that slot.
+	t.Run("same slot replaces only a silent path", func(t *testing.T) {
+		// A client re-dials only a path it has lost; the server ends the old one in that slot,
+		// but only once it too has stopped hearing from it.
 		p := dialRaw(t, l.Addr().String())
-		p.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: 1}))
+		p.send(wire.TypeSessionAttach, acc.attach(p, 1))
 		if f := p.recv(); f.Type != wire.TypeAttachOK {
 			t.Fatalf("second path: %s", f.Type)
 		}
 		// Until the server has added it, the path holds a reservation, not its slot.
 		testutil.WaitFor(t, func() bool { return len(raw.Stats().Paths) == 2 }, "second path added")
+		early := dialRaw(t, l.Addr().String())
+		early.send(wire.TypeSessionAttach, acc.attach(early, 1))
+		early.expectError(wire.CodeTooManyPaths) // p was heard from just now
+		time.Sleep(3 * testKeepAlive)            // p never writes
 		q := dialRaw(t, l.Addr().String())
-		q.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: 1}))
+		q.send(wire.TypeSessionAttach, acc.attach(q, 1))
 		if f := q.recv(); f.Type != wire.TypeAttachOK {
 			t.Fatalf("replacing path: %s", f.Type)
 		}
@@ -244,10 +282,10 @@ func TestHandshakeErrors(t *testing.T) {
 	})
 	t.Run("bad options", func(t *testing.T) {
 		for _, m := range []wire.SessionNew{
-			{Version: 2, ChunkSize: 4096, Window: 1 << 20},
-			{Version: 1, Mode: 9, ChunkSize: 4096, Window: 1 << 20},
-			{Version: 1, ChunkSize: 100, Window: 1 << 20},
-			{Version: 1, ChunkSize: 4096, Window: 10},
+			{Version: wire.ProtocolVersion + 1, ChunkSize: 4096, Window: 1 << 20},
+			{Version: wire.ProtocolVersion, Mode: 9, ChunkSize: 4096, Window: 1 << 20},
+			{Version: wire.ProtocolVersion, ChunkSize: 100, Window: 1 << 20},
+			{Version: wire.ProtocolVersion, ChunkSize: 4096, Window: 10},
 		} {
 			p := dialRaw(t, l.Addr().String())
 			p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, m))
@@ -258,7 +296,7 @@ func TestHandshakeErrors(t *testing.T) {
 		p := dialRaw(t, l.Addr().String())
 		p.send(wire.TypePing, nil)
 		p.recv()
-		p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: 1, ChunkSize: 4096, Window: 1 << 20}))
+		p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: wire.ProtocolVersion, ChunkSize: 4096, Window: 1 << 20}))
 		p.expectError(wire.CodeProtocol)
 	})
 	t.Run("too many sessions", func(t *testing.T) {
@@ -268,10 +306,10 @@ func TestHandshakeErrors(t *testing.T) {
 			acceptOne(t, l)
 		}
 		p := dialRaw(t, l.Addr().String())
-		p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: 1, ChunkSize: 4096, Window: 1 << 20}))
+		p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: wire.ProtocolVersion, ChunkSize: 4096, Window: 1 << 20}))
 		p.expectError(wire.CodeTooManySessions)
 		// The client API reports it as a matchable error.
-		if _, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 1}); !errors.Is(err, ErrTooManySessions) {
+		if _, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{Paths: 1})); !errors.Is(err, ErrTooManySessions) {
 			t.Fatalf("Dial: %v", err)
 		}
 	})
@@ -285,10 +323,10 @@ func TestHandshakeErrors(t *testing.T) {
 
 func TestDialErrorsAreMatchable(t *testing.T) {
 	l, _ := startListener(t, &Config{MaxPaths: 2})
-	if _, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 3}); !errors.Is(err, ErrTooManyPaths) {
+	if _, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{Paths: 3})); !errors.Is(err, ErrTooManyPaths) {
 		t.Fatalf("Dial with too many paths: %v", err)
 	}
-	if _, err := Dial(context.Background(), l.Addr().String(), &Config{MaxMessageSize: 1 << 30}); err == nil {
+	if _, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{MaxMessageSize: 1 << 30})); err == nil {
 		t.Fatal("window smaller than twice the largest message accepted")
 	}
 }

@@ -15,13 +15,13 @@ func benchSession(b *testing.B, paths int) (client, server *Session) {
 
 // benchSessionConfig opens a loopback session dialed with cfg and returns both ends.
 func benchSessionConfig(b *testing.B, cfg *Config) (client, server *Session) {
-	l, err := Listen("127.0.0.1:0", nil)
+	l, err := Listen("127.0.0.1:0", serving(nil))
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { l.Close() })
 	ctx := context.Background()
-	c, err := Dial(ctx, l.Addr().String(), cfg)
+	c, err := Dial(ctx, l.Addr().String(), pinned(cfg))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func TestPeerCloseDuringSend(t *testing.T) {
 	testutil.CheckLeaks(t)
 	l, _ := startListener(t, &Config{ChunkSize: 1 << 10, Linger: 2 * time.Second})
 	for range 10 {
-		c, err := Dial(context.Background(), l.Addr().String(), &Config{ChunkSize: 1 << 10, Paths: 2, Linger: 2 * time.Second})
+		c, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{ChunkSize: 1 << 10, Paths: 2, Linger: 2 * time.Second}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -60,12 +60,13 @@ func TestListenerWithoutCloseWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := NewListener(hideCloseWrite{ln}, nil)
+	// Without TLS: a TLS connection always has CloseWrite (it sends close_notify).
+	l, err := NewListener(hideCloseWrite{ln}, &Config{Insecure: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	c, err := Dial(context.Background(), ln.Addr().String(), &Config{Paths: 2})
+	c, err := Dial(context.Background(), ln.Addr().String(), &Config{Paths: 2, Insecure: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +201,7 @@ func TestCloseReportsUndelivered(t *testing.T) {
 	}
 	t.Run("everything acknowledged", func(t *testing.T) {
 		l, _ := startListener(t, nil)
-		c, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 2})
+		c, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{Paths: 2}))
 		if err != nil {
 			t.Fatal(err)
 		}

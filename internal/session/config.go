@@ -1,6 +1,7 @@
 package session
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"github.com/braidnet/braid/internal/disperse"
 	"github.com/braidnet/braid/internal/reasm"
 	"github.com/braidnet/braid/internal/sched"
+	"github.com/braidnet/braid/internal/secure"
 	"github.com/braidnet/braid/internal/wire"
 )
 
@@ -39,6 +41,15 @@ type Config struct {
 	MinRTO           time.Duration
 	ResumeGrace      time.Duration
 	Linger           time.Duration
+
+	TLS                *tls.Config
+	Insecure           bool
+	ServerFingerprint  string
+	RequirePostQuantum bool
+	AuthorizedClients  []string
+	Token              string
+	MaxHandshakes      int
+	MaxHandshakesPerIP int
 }
 
 // Chunk size limits.
@@ -72,6 +83,9 @@ func DefaultConfig() *Config {
 		MinRTO:           200 * time.Millisecond,
 		ResumeGrace:      30 * time.Second,
 		Linger:           5 * time.Second,
+
+		MaxHandshakes:      256,
+		MaxHandshakesPerIP: 32,
 	}
 }
 
@@ -92,9 +106,17 @@ const maxPathsLimit = 1024
 func (c *Config) checkRanges() error {
 	negative := func(name string, v any) string { return fmt.Sprintf("%s %v is negative", name, v) }
 	mode, modeErr := disperse.Parse(c.Mode)
-	var schedErr error
+	var schedErr, fpErr, authErr error
 	if c.Scheduler != "" {
 		_, schedErr = sched.New(c.Scheduler)
+	}
+	if c.ServerFingerprint != "" {
+		_, fpErr = secure.ParseFingerprint(c.ServerFingerprint)
+	}
+	for _, fp := range c.AuthorizedClients {
+		if _, err := secure.ParseFingerprint(fp); err != nil && authErr == nil {
+			authErr = err
+		}
 	}
 	for _, rule := range []struct {
 		broken bool
@@ -123,6 +145,14 @@ func (c *Config) checkRanges() error {
 		{c.MinRTO < 0, negative("MinRTO", c.MinRTO)},
 		{c.ResumeGrace < 0, negative("ResumeGrace", c.ResumeGrace)},
 		{c.Linger < 0, negative("Linger", c.Linger)},
+		{c.Insecure && (c.TLS != nil || c.ServerFingerprint != "" || c.RequirePostQuantum || len(c.AuthorizedClients) > 0),
+			"Insecure turns TLS off; TLS, ServerFingerprint, RequirePostQuantum and AuthorizedClients need it"},
+		{fpErr != nil, fmt.Sprintf("ServerFingerprint: %v", fpErr)},
+		{authErr != nil, fmt.Sprintf("AuthorizedClients: %v", authErr)},
+		{len(c.Token) > wire.MaxAuthToken, fmt.Sprintf("Token of %d bytes, at most %d", len(c.Token), wire.MaxAuthToken)},
+		{c.Insecure && c.Token != "", "Token needs TLS: without it the token would cross the path in the clear"},
+		{c.MaxHandshakes < 0, negative("MaxHandshakes", c.MaxHandshakes)},
+		{c.MaxHandshakesPerIP < 0, negative("MaxHandshakesPerIP", c.MaxHandshakesPerIP)},
 	} {
 		if rule.broken {
 			return fmt.Errorf("%w: %s", ErrBadOptions, rule.msg)
@@ -170,6 +200,8 @@ func (c *Config) withDefaults() (*Config, error) {
 	setDefault(&out.MinRTO, d.MinRTO)
 	setDefault(&out.ResumeGrace, d.ResumeGrace)
 	setDefault(&out.Linger, d.Linger)
+	setDefault(&out.MaxHandshakes, d.MaxHandshakes)
+	setDefault(&out.MaxHandshakesPerIP, d.MaxHandshakesPerIP)
 	if out.PathTimeout <= out.KeepAlive {
 		return nil, fmt.Errorf("%w: PathTimeout %v must exceed KeepAlive %v", ErrBadOptions, out.PathTimeout, out.KeepAlive)
 	}
@@ -191,6 +223,16 @@ func (c *Config) withDefaults() (*Config, error) {
 		return nil, fmt.Errorf("%w: SessionWindow %d below twice the largest message's charge (%d)", ErrBadOptions, out.SessionWindow, minWin)
 	}
 	return &out, nil
+}
+
+// tlsOptions is the configuration's TLS part, for package secure.
+func (c *Config) tlsOptions() secure.Options {
+	return secure.Options{Base: c.TLS, ServerFingerprint: c.ServerFingerprint, RequirePQ: c.RequirePostQuantum, AuthorizedClients: c.AuthorizedClients}
+}
+
+// requiresClientAuth reports whether a server accepts only authenticated clients.
+func (c *Config) requiresClientAuth() bool {
+	return c.Token != "" || len(c.AuthorizedClients) > 0 || c.TLS != nil && c.TLS.ClientAuth >= tls.RequireAnyClientCert
 }
 
 func setDefault[T comparable](field *T, def T) {

@@ -98,10 +98,10 @@ func TestValidateIsWhatDialAccepts(t *testing.T) {
 				}
 			}
 			cfg := tc.cfg
-			if _, err := Listen("127.0.0.1:0", &cfg); !errors.Is(err, ErrBadOptions) {
+			if _, err := Listen("127.0.0.1:0", serving(&cfg)); !errors.Is(err, ErrBadOptions) {
 				t.Fatalf("Listen accepted what Validate rejects: %v", err)
 			}
-			if _, err := Dial(context.Background(), "127.0.0.1:1", &cfg); !errors.Is(err, ErrBadOptions) {
+			if _, err := Dial(context.Background(), "127.0.0.1:1", pinned(&cfg)); !errors.Is(err, ErrBadOptions) {
 				t.Fatalf("Dial: %v, want ErrBadOptions before dialling", err)
 			}
 		})

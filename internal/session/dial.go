@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/braidnet/braid/internal/disperse"
 	"github.com/braidnet/braid/internal/reasm"
+	"github.com/braidnet/braid/internal/secure"
 	"github.com/braidnet/braid/internal/wire"
 )
 
@@ -17,6 +19,18 @@ import (
 // straight into their message), so it only batches small frames; it is most of a path's idle
 // memory.
 const pathReadBuffer = 16 << 10
+
+// tlsReadBuffer replaces pathReadBuffer on a TLS path: crypto/tls already holds a whole record
+// and hands it out in one Read, so a second large buffer on top would only cost idle memory.
+const tlsReadBuffer = 4 << 10
+
+// readBufferSize is the read buffer of a path over conn.
+func readBufferSize(conn net.Conn) int {
+	if _, ok := conn.(*tls.Conn); ok {
+		return tlsReadBuffer
+	}
+	return pathReadBuffer
+}
 
 // PathSpec says how to open one path: from which local address (empty for any) to which remote
 // one. Giving each path its own local address makes the paths leave through different
@@ -77,9 +91,12 @@ func dialPaths(ctx context.Context, specs []PathSpec, c *Config, hooks *testHook
 	ctx, cancel := context.WithTimeout(ctx, c.HandshakeTimeout)
 	defer cancel()
 	m, k, n := mode.Wire()
-	hs, err := dialHandshake(ctx, specs[0], c, wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{
-		Version: wire.ProtocolVersion, Mode: m, K: k, N: n, ChunkSize: uint32(c.ChunkSize), Window: uint64(c.SessionWindow),
-	}))
+	hs, err := dialHandshake(ctx, specs[0], c, wire.TypeSessionNew, func([]byte) []byte {
+		return wire.AppendSessionNew(nil, wire.SessionNew{
+			Version: wire.ProtocolVersion, Mode: m, K: k, N: n, ChunkSize: uint32(c.ChunkSize), Window: uint64(c.SessionWindow),
+			Token: []byte(c.Token),
+		})
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +114,7 @@ func dialPaths(ctx context.Context, specs []PathSpec, c *Config, hooks *testHook
 		hs.conn.Close()
 		return nil, err
 	}
-	s, err := newSession(c, sessionTerms{id: acc.ID, token: acc.Token, chunkSize: int(acc.ChunkSize), peerWindow: int64(acc.Window), client: true, mode: mode})
+	s, err := newSession(c, sessionTerms{id: acc.ID, token: acc.Token, key: hs.sec.key, chunkSize: int(acc.ChunkSize), peerWindow: int64(acc.Window), client: true, mode: mode})
 	if err != nil {
 		hs.conn.Close()
 		return nil, err
@@ -114,8 +131,7 @@ func dialPaths(ctx context.Context, specs []PathSpec, c *Config, hooks *testHook
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			attach := wire.AppendSessionAttach(nil, wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: uint16(i)})
-			hs, err := dialHandshake(ctx, specs[i], c, wire.TypeSessionAttach, attach)
+			hs, err := s.dialAttach(ctx, specs[i], i)
 			if err != nil {
 				errs[i] = fmt.Errorf("path %d: %w", i, err)
 				return
@@ -137,36 +153,43 @@ func dialPaths(ctx context.Context, specs []PathSpec, c *Config, hooks *testHook
 	return s, nil
 }
 
+// dialAttach dials a path for slot of s and attaches it (SESSION_ATTACH, with the proof bound
+// to the new connection).
+func (s *Session) dialAttach(ctx context.Context, spec PathSpec, slot int) (*handshake, error) {
+	return dialHandshake(ctx, spec, s.cfg, wire.TypeSessionAttach, func(binding []byte) []byte {
+		return wire.AppendSessionAttach(nil, wire.SessionAttach{ID: s.id, Slot: uint16(slot), Proof: secure.Proof(s.key, s.id[:], uint16(slot), binding)})
+	})
+}
+
+// pathSecurity is what a connection's TLS handshake established (all zero without TLS).
+type pathSecurity struct {
+	kex        string // the key exchange, or "none"
+	key        []byte // the exported session key: the attach key if the path is a session's first
+	binding    []byte // the exported binding: what an attach proof on this path covers
+	clientCert bool   // server side: the client authenticated with a certificate
+}
+
 // handshake is a connection that has sent its first frame and read the answer.
 type handshake struct {
-	conn  net.Conn
+	conn  net.Conn // a *tls.Conn, or the TCP connection with Insecure
 	r     *wire.Reader
 	w     *wire.Writer
 	reply wire.Frame
 	rtt   time.Duration // from sending the first frame to reading the answer
+	sec   pathSecurity
 }
 
-// dialHandshake connects as spec says, sends one frame and reads the answer, which must be the
-// type that follows t (SESSION_ACCEPT or ATTACH_OK); an ERROR answer becomes a RemoteError.
-func dialHandshake(ctx context.Context, spec PathSpec, c *Config, t wire.Type, payload []byte) (*handshake, error) {
-	var d net.Dialer
-	if spec.Local != "" {
-		local, err := resolveLocal(spec.Local)
-		if err != nil {
-			return nil, err
-		}
-		d.LocalAddr = local
-	}
-	conn, err := d.DialContext(ctx, "tcp", spec.Remote)
+// dialHandshake connects as spec says, runs TLS, sends one frame (built knowing the connection's
+// binding) and reads the answer, which must be the type that follows t (SESSION_ACCEPT or
+// ATTACH_OK); an ERROR answer becomes a RemoteError.
+func dialHandshake(ctx context.Context, spec PathSpec, c *Config, t wire.Type, build func(binding []byte) []byte) (*handshake, error) {
+	conn, sec, err := dialConn(ctx, spec, c)
 	if err != nil {
-		return nil, fmt.Errorf("braid: dial %s: %w", spec.Remote, err)
+		return nil, err
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	hs := &handshake{conn: conn, r: wire.NewReaderSize(conn, c.MaxFrameSize, pathReadBuffer), w: wire.NewWriter(conn)}
+	hs := &handshake{conn: conn, r: wire.NewReaderSize(conn, c.MaxFrameSize, readBufferSize(conn)), w: wire.NewWriter(conn), sec: sec}
 	start := time.Now()
-	err = hs.w.WriteFrame(t, payload)
+	err = hs.w.WriteFrame(t, build(sec.binding))
 	if err == nil {
 		hs.reply, err = hs.r.ReadFrame()
 		hs.rtt = time.Since(start)
@@ -194,6 +217,59 @@ func dialHandshake(ctx context.Context, spec PathSpec, c *Config, t wire.Type, p
 	return hs, nil
 }
 
+// dialConn opens the TCP connection spec describes and, unless Insecure, runs the TLS client
+// handshake on it, all within ctx's deadline (which stays set on the connection).
+func dialConn(ctx context.Context, spec PathSpec, c *Config) (net.Conn, pathSecurity, error) {
+	sec := pathSecurity{kex: "none"}
+	var d net.Dialer
+	if spec.Local != "" {
+		local, err := resolveLocal(spec.Local)
+		if err != nil {
+			return nil, sec, err
+		}
+		d.LocalAddr = local
+	}
+	raw, err := d.DialContext(ctx, "tcp", spec.Remote)
+	if err != nil {
+		return nil, sec, fmt.Errorf("braid: dial %s: %w", spec.Remote, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		raw.SetDeadline(dl)
+	}
+	if c.Insecure {
+		return raw, sec, nil
+	}
+	tc, err := clientTLS(ctx, raw, spec.Remote, c)
+	if err != nil {
+		raw.Close()
+		return nil, sec, err
+	}
+	cs := tc.ConnectionState()
+	sec.kex = secure.KexName(cs.CurveID)
+	if sec.key, sec.binding, err = secure.Exporters(cs); err != nil {
+		tc.Close()
+		return nil, sec, fmt.Errorf("%w with %s: %w", ErrTLS, spec.Remote, err)
+	}
+	return tc, sec, nil
+}
+
+// clientTLS runs a client TLS handshake on raw and checks what it agreed.
+func clientTLS(ctx context.Context, raw net.Conn, addr string, c *Config) (*tls.Conn, error) {
+	conf, err := secure.ClientConfig(c.tlsOptions(), addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadOptions, err)
+	}
+	tc := tls.Client(raw, conf)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, fmt.Errorf("%w with %s: %w", ErrTLS, addr, err)
+	}
+	if err := secure.Check(tc.ConnectionState(), c.RequirePostQuantum); err != nil {
+		tc.Close()
+		return nil, fmt.Errorf("%w with %s: %w", ErrTLS, addr, err)
+	}
+	return tc, nil
+}
+
 // resolveLocal accepts "host:port" or a bare host for a local bind address.
 func resolveLocal(s string) (*net.TCPAddr, error) {
 	if _, _, err := net.SplitHostPort(s); err != nil {
@@ -209,6 +285,7 @@ func resolveLocal(s string) (*net.TCPAddr, error) {
 // startPath makes a handshaken client connection path idx, in slot, of s and runs its reader.
 func (s *Session) startPath(hs *handshake, idx, slot int, spec PathSpec) error {
 	p := newPath(s, idx, slot, spec, hs.conn, hs.r, hs.w)
+	p.kex = hs.sec.kex
 	p.sampleRTT(hs.rtt, false) // the handshake was a round trip: the scheduler has a first estimate
 	if err := s.addPath(p); err != nil {
 		hs.conn.Close()

@@ -4,6 +4,7 @@ import (
 	"errors"
 
 	"github.com/braidnet/braid/frame"
+	"github.com/braidnet/braid/internal/secure"
 	"github.com/braidnet/braid/internal/wire"
 )
 
@@ -25,6 +26,7 @@ var (
 	ErrOverBudget      = frame.ErrOverBudget
 	ErrBadOptions      = frame.ErrBadOptions
 	ErrSessionClosed   = frame.ErrSessionClosed
+	ErrUnauthorized    = frame.ErrUnauthorized
 
 	// ErrMessageTooLarge: a message above MaxMessageSize, or above half the peer's window.
 	ErrMessageTooLarge = errors.New("braid: message too large")
@@ -33,6 +35,17 @@ var (
 	// ErrUndelivered: Close could not confirm that the peer received everything sent — the
 	// linger expired, the session was lost or aborted, or the peer closed first.
 	ErrUndelivered = errors.New("braid: data not delivered")
+
+	// ErrTLS: a path's TLS handshake failed (the peer's certificate was not trusted, no key
+	// exchange or version was acceptable to both, the peer does not speak TLS, ...).
+	ErrTLS = errors.New("braid: TLS handshake failed")
+	// ErrFingerprint: the server's key is not the one pinned (ServerFingerprint).
+	ErrFingerprint = secure.ErrFingerprint
+	// ErrIdentityChanged: the server's key is not the one recorded for its address on first use.
+	ErrIdentityChanged = secure.ErrIdentityChanged
+	// ErrNotPostQuantum: a path agreed a classical key exchange where RequirePostQuantum demands
+	// X25519MLKEM768.
+	ErrNotPostQuantum = secure.ErrClassical
 )
 
 // RemoteError is an ERROR frame received from the peer.

@@ -57,7 +57,7 @@ func runFailover(b *testing.B, fault string, defaults bool) {
 	if testing.Verbose() {
 		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	l, err := Listen("127.0.0.1:0", cfg)
+	l, err := Listen("127.0.0.1:0", serving(cfg))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -78,7 +78,7 @@ func runFailover(b *testing.B, fault string, defaults bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := DialPaths(ctx, specs, cfg)
+	c, err := DialPaths(ctx, specs, pinned(cfg))
 	if err != nil {
 		b.Fatal(err)
 	}

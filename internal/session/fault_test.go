@@ -60,7 +60,7 @@ func newFaultSetup(t *testing.T, paths int, tweak func(*Config)) *faultSetup {
 		specs = append(specs, PathSpec{Remote: p.Addr()})
 	}
 	var err error
-	if f.client, err = dialPathsHooked(context.Background(), specs, ccfg, withRecording(nil)); err != nil {
+	if f.client, err = dialPathsHooked(context.Background(), specs, pinned(ccfg), withRecording(nil)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.client.Abort() })
@@ -259,7 +259,7 @@ func TestWriteTimeoutShorterThanKeepAlive(t *testing.T) {
 	logs := &testutil.SyncBuffer{}
 	ccfg := faultConfig(logs)
 	ccfg.WriteTimeout, ccfg.KeepAlive, ccfg.PathTimeout = cfg.WriteTimeout, cfg.KeepAlive, cfg.PathTimeout
-	c, err := Dial(context.Background(), l.Addr().String(), ccfg)
+	c, err := Dial(context.Background(), l.Addr().String(), pinned(ccfg))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,7 +82,7 @@ func TestReorderingSlowPath(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	specs := []PathSpec{{Remote: l.Addr().String()}, {Remote: slow}, {Remote: l.Addr().String()}}
-	c, err := DialPaths(ctx, specs, &Config{ChunkSize: 4 << 10})
+	c, err := DialPaths(ctx, specs, pinned(&Config{ChunkSize: 4 << 10}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +126,7 @@ func TestBackpressure(t *testing.T) {
 	const window = 1 << 20
 	cfg := &Config{ChunkSize: 16 << 10, SessionWindow: window, MaxMessageSize: 256 << 10, Paths: 2}
 	l, _ := startListener(t, cfg)
-	c, err := Dial(context.Background(), l.Addr().String(), cfg)
+	c, err := Dial(context.Background(), l.Addr().String(), pinned(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,7 +195,7 @@ func TestBackpressure(t *testing.T) {
 func TestConnView(t *testing.T) {
 	testutil.CheckLeaks(t)
 	l, _ := startListener(t, nil)
-	c, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 3})
+	c, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{Paths: 3}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +243,7 @@ func TestCloseReleasesEverything(t *testing.T) {
 	l, _ := startHookedListener(t, nil, withRecording(nil))
 	before := runtime.NumGoroutine()
 	for range 5 {
-		c, err := dialRecorded(context.Background(), l.Addr().String(), &Config{Paths: 4})
+		c, err := dialRecorded(context.Background(), l.Addr().String(), pinned(&Config{Paths: 4}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -265,7 +265,7 @@ func TestCloseReleasesEverything(t *testing.T) {
 	testutil.WaitFor(t, func() bool { return l.Sessions() == 0 && runtime.NumGoroutine() <= before }, "sessions and goroutines released (%d > %d)", runtime.NumGoroutine(), before)
 
 	// An aborted session is released too, and its peer sees a matchable error.
-	c, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 2})
+	c, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{Paths: 2}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +310,7 @@ func TestSmallChunkWrittenInline(t *testing.T) {
 	var queued atomic.Int32
 	hooks := &testHooks{enqueueing: func(*path, *outChunk) { queued.Add(1) }}
 	l, _ := startHookedListener(t, quietConfig(), hooks)
-	c, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 1})
+	c, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{Paths: 1}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -347,7 +347,7 @@ func TestSmallChunkWrittenInline(t *testing.T) {
 func TestSendNoCopy(t *testing.T) {
 	t.Run("acknowledged", func(t *testing.T) {
 		l, _ := startListener(t, nil)
-		c, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 2, ChunkSize: 4096})
+		c, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{Paths: 2, ChunkSize: 4096}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -392,7 +392,7 @@ func TestSendNoCopy(t *testing.T) {
 	})
 	t.Run("coded", func(t *testing.T) {
 		l, _ := startListener(t, nil)
-		c, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 3, Mode: "shamir:2/3"})
+		c, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{Paths: 3, Mode: "shamir:2/3"}))
 		if err != nil {
 			t.Fatal(err)
 		}

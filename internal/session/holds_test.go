@@ -43,7 +43,7 @@ func withRecording(hooks *testHooks) *testHooks {
 
 // dialRecorded is Dial for a session whose chunk records danglingHolds can check.
 func dialRecorded(ctx context.Context, addr string, cfg *Config) (*Session, error) {
-	return dial(ctx, addr, cfg, withRecording(nil))
+	return dial(ctx, addr, pinned(cfg), withRecording(nil))
 }
 
 // danglingHolds returns the holds on s's chunks that nothing will let go of: every record its
@@ -132,21 +132,29 @@ func startGateListener(t *testing.T, cfg *Config, hooks *testHooks) (*Listener, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The gate counts the server's writes on the TCP connection: without TLS each is a frame
+	// write of the path's.
 	gl := &gateListener{Listener: ln}
-	l, err := newListener(gl, cfg, hooks)
+	c := Config{}
+	if cfg != nil {
+		c = *cfg
+	}
+	c.Insecure = true
+	l, err := newListener(gl, &c, hooks)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
+	plainAddrs.Store(l.Addr().String(), true)
+	t.Cleanup(func() { l.Close(); plainAddrs.Delete(l.Addr().String()) })
 	return l, gl
 }
 
 // openRawSession performs SESSION_NEW by hand with a window large enough for the test's
 // messages, without deadlines, and returns the path and the server's terms.
-func openRawSession(t *testing.T, addr string, mode uint8, chunk uint32) (*rawPath, wire.SessionAccept) {
+func openRawSession(t *testing.T, addr string, mode uint8, chunk uint32) (*rawPath, rawSession) {
 	t.Helper()
-	p, acc := openRawWith(t, addr, wire.SessionNew{Version: 1, Mode: mode, ChunkSize: chunk, Window: 1 << 30})
-	p.conn.SetDeadline(time.Time{})
+	p, acc := openRawWith(t, addr, wire.SessionNew{Version: wire.ProtocolVersion, Mode: mode, ChunkSize: chunk, Window: 1 << 30})
+	p.tcp.SetDeadline(time.Time{})
 	return p, acc
 }
 
@@ -165,8 +173,8 @@ func (p *rawPath) discard(wg *sync.WaitGroup) {
 
 // reset ends the raw connection with a TCP reset.
 func (p *rawPath) reset() {
-	p.conn.(*net.TCPConn).SetLinger(0)
-	p.conn.Close()
+	p.tcp.(*net.TCPConn).SetLinger(0)
+	p.tcp.Close()
 }
 
 // quietConfig keeps the timers out of the way: nothing is resent, and no path declared dead,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/braidnet/braid/frame"
 	"github.com/braidnet/braid/internal/disperse"
 	"github.com/braidnet/braid/internal/reasm"
+	"github.com/braidnet/braid/internal/secure"
 	"github.com/braidnet/braid/internal/wire"
 )
 
@@ -35,6 +37,9 @@ type Listener struct {
 
 	refusals logLimiter // one "handshake refused" warning per interval; the rest are counted
 
+	tlsConf     *tls.Config // nil with Insecure
+	fingerprint string      // of the certificate presented, if known
+
 	mu       sync.Mutex
 	conns    map[net.Conn]connState // connections not handed to frames
 	handlers sync.WaitGroup         // one per connection goroutine, and the accept loop
@@ -42,6 +47,8 @@ type Listener struct {
 	open     int            // connections counted against maxConns (admit)
 	maxConns int            // MaxConns, lowered to what the open-file limit allows
 	perIP    map[string]int // and against MaxConnsPerIP, by remote IP
+	pending  int            // connections not yet authenticated, against MaxHandshakes
+	pendIP   map[string]int // and against MaxHandshakesPerIP
 }
 
 // noDeadline clears a connection deadline.
@@ -83,9 +90,12 @@ func newListener(ln net.Listener, cfg *Config, hooks *testHooks) (*Listener, err
 		closed: make(chan struct{}),
 	}
 	l := &Listener{cfg: c, log: c.Logger, ln: ln, frames: frames, table: t, conns: make(map[net.Conn]connState),
-		perIP: make(map[string]int), maxConns: connLimit(c.MaxConns), refusals: logLimiter{interval: refusalLogInterval}}
+		perIP: make(map[string]int), pendIP: make(map[string]int), maxConns: connLimit(c.MaxConns), refusals: logLimiter{interval: refusalLogInterval}}
 	if l.maxConns < c.MaxConns {
 		l.log.Info("connection limit lowered to the open-file limit", "max_conns", l.maxConns, "configured", c.MaxConns)
+	}
+	if err := l.setupTLS(); err != nil {
+		return nil, err
 	}
 	l.handlers.Add(1)
 	go l.serve()
@@ -116,6 +126,7 @@ func (l *Listener) serve() {
 		}
 		backoff = 0
 		ip := remoteIP(c)
+		a := &admission{l: l, ip: ip}
 		if err := l.admit(ip); err != nil {
 			// Refused before anything is allocated for it: no goroutine, no buffer.
 			c.Close()
@@ -125,13 +136,13 @@ func (l *Listener) serve() {
 			continue
 		}
 		if !l.track(c) {
-			l.unadmit(ip)
+			a.done()
 			c.Close()
 			return
 		}
 		go func() {
-			defer l.unadmit(ip)
-			l.handle(c)
+			defer a.done()
+			l.handle(c, a)
 		}()
 	}
 }
@@ -156,7 +167,7 @@ func (l *Listener) track(c net.Conn) bool {
 	if l.closed {
 		return false
 	}
-	l.conns[c] = awaitingFirst
+	l.conns[c] = accepted
 	l.handlers.Add(1)
 	return true
 }
@@ -171,7 +182,9 @@ func (l *Listener) forget(c net.Conn) {
 type connState uint8
 
 const (
-	awaitingFirst connState = iota // its first frame header has not arrived; Shutdown interrupts it
+	accepted      connState = iota // its handler has not started
+	tlsHandshake                   // in the TLS handshake, bounded by HandshakeTimeout
+	awaitingFirst                  // its first frame header has not arrived; Shutdown interrupts it
 	handshaking                    // in the session handshake, bounded by HandshakeTimeout
 	sessionPath                    // a session's path: its session closes it
 )
@@ -179,16 +192,16 @@ const (
 // errListenerShutdown refuses connections whose first frame arrives during Shutdown.
 var errListenerShutdown = fmt.Errorf("%w: server shutting down", ErrShuttingDown)
 
-// advance moves c to its next state, arming the handshake deadline on the first step. It reports
-// false once the listener is closing, when a connection that has not started its handshake is
-// refused instead.
+// advance moves c to its next state, arming the handshake deadline (which covers TLS and the
+// session handshake) on the first step. It reports false once the listener is closing, when a
+// connection that has not started its session handshake is refused instead.
 func (l *Listener) advance(c net.Conn, to connState) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed && to != sessionPath {
 		return false
 	}
-	if to == awaitingFirst {
+	if to == tlsHandshake {
 		c.SetDeadline(time.Now().Add(l.cfg.HandshakeTimeout))
 	}
 	if _, ok := l.conns[c]; ok {
@@ -197,24 +210,38 @@ func (l *Listener) advance(c net.Conn, to connState) bool {
 	return true
 }
 
-// handle reads c's first frame header and dispatches: a session handshake here, anything else
-// to the frame server (with the header replayed in front of the stream).
-func (l *Listener) handle(c net.Conn) {
+// handle runs c's TLS handshake, reads its first frame header and dispatches: a session
+// handshake here, anything else to the frame server (with the header replayed in front of the
+// stream).
+func (l *Listener) handle(raw net.Conn, a *admission) {
 	defer l.handlers.Done()
-	defer l.forget(c)
-	hc := &handshakeConn{
-		cfg: l.cfg,
-		c:   c,
-		w:   wire.NewWriter(c),
-		log: l.log.With("remote", c.RemoteAddr().String()),
+	defer l.forget(raw)
+	log := l.log.With("remote", raw.RemoteAddr().String())
+	if !l.advance(raw, tlsHandshake) {
+		if l.tlsConf == nil {
+			(&handshakeConn{cfg: l.cfg, c: raw, w: wire.NewWriter(raw), log: log}).fail(errListenerShutdown)
+		}
+		raw.Close()
+		return
 	}
-	var hdr [wire.HeaderSize]byte
-	if !l.advance(c, awaitingFirst) {
+	// The TLS handshake is not interrupted by Shutdown (so that the refusal can be sent inside
+	// TLS); HandshakeTimeout bounds it.
+	c, sec, err := l.serverTLS(raw)
+	if err != nil {
+		if ok, n := l.refusals.allow(time.Now()); ok {
+			log.Warn("TLS handshake failed", "reason", err, "others_not_logged", n)
+		}
+		raw.Close()
+		return
+	}
+	hc := &handshakeConn{cfg: l.cfg, c: c, w: wire.NewWriter(c), log: log, sec: sec}
+	if !l.advance(raw, awaitingFirst) {
 		hc.fail(errListenerShutdown)
 		c.Close()
 		return
 	}
-	_, err := io.ReadFull(c, hdr[:])
+	var hdr [wire.HeaderSize]byte
+	_, err = io.ReadFull(c, hdr[:])
 	switch {
 	case err == nil && !l.advance(c, handshaking):
 		err = hc.fail(errListenerShutdown)
@@ -231,12 +258,21 @@ func (l *Listener) handle(c net.Conn) {
 	if t := wire.Type(hdr[4]); t != wire.TypeSessionNew && t != wire.TypeSessionAttach {
 		// The frame server owns it from here: its own deadlines, Shutdown and Close.
 		c.SetDeadline(noDeadline)
-		l.forget(c)
+		l.forget(raw)
+		a.authenticated()
 		l.frames.ServeConn(&replayConn{Conn: c, r: io.MultiReader(bytes.NewReader(hdr[:]), c)})
 		return
 	}
-	hc.r = wire.NewReaderSize(io.MultiReader(bytes.NewReader(hdr[:]), c), l.cfg.MaxFrameSize, pathReadBuffer)
-	if err := l.table.handshake(hc, func(c net.Conn) { l.advance(c, sessionPath) }); !errors.Is(err, errPathEnded) {
+	// Before the session handshake succeeds a frame is read only if it is small: handshake
+	// frames are, and nobody may make the server allocate much before it knows who they are.
+	hc.r = wire.NewReaderSize(io.MultiReader(bytes.NewReader(hdr[:]), c), l.cfg.MaxFrameSize, readBufferSize(c))
+	hc.r.SetMaxPayload(maxHandshakeFrame)
+	markPath := func() {
+		l.advance(raw, sessionPath)
+		a.authenticated()
+		hc.r.SetMaxPayload(l.cfg.MaxFrameSize)
+	}
+	if err := l.table.handshake(hc, markPath); !errors.Is(err, errPathEnded) {
 		if ok, n := l.refusals.allow(time.Now()); ok {
 			hc.log.Warn("handshake refused", "reason", err, "others_not_logged", n)
 		}
@@ -256,10 +292,11 @@ func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 // handshakeConn is a connection running the session handshake.
 type handshakeConn struct {
 	cfg *Config
-	c   net.Conn
+	c   net.Conn // the *tls.Conn, or the TCP connection with Insecure
 	r   *wire.Reader
 	w   *wire.Writer
 	log *slog.Logger
+	sec pathSecurity
 }
 
 // writeNow writes one frame at once, within the write timeout.
@@ -419,7 +456,7 @@ var errPathEnded = errors.New("session path ended")
 
 // handshake handles a connection whose first frame is SESSION_NEW or SESSION_ATTACH. On success
 // the connection becomes a path and this call runs its reader until the path ends.
-func (t *sessionTable) handshake(sc *handshakeConn, markPath func(net.Conn)) error {
+func (t *sessionTable) handshake(sc *handshakeConn, markPath func()) error {
 	f, err := sc.r.ReadFrame()
 	if err != nil {
 		if isTimeout(err) {
@@ -442,9 +479,10 @@ func (t *sessionTable) handshake(sc *handshakeConn, markPath func(net.Conn)) err
 	if h := t.hooks; h != nil && h.attaching != nil && f.Type == wire.TypeSessionAttach {
 		h.attaching(slot)
 	}
-	markPath(sc.c)
+	markPath()
 	p := newPath(s, idx, slot, PathSpec{}, sc.c, sc.r, sc.w)
 	p.reserved = true
+	p.kex = sc.sec.kex
 	if err := s.addPath(p); err != nil {
 		s.unreserve(slot)
 		if f.Type == wire.TypeSessionNew {
@@ -481,10 +519,14 @@ func (t *sessionTable) open(sc *handshakeConn, payload []byte) (*Session, error)
 		return nil, fmt.Errorf("%w: chunk size %d outside %d..%d", ErrBadOptions, cs, MinChunkSize, min(MaxChunkSize, t.cfg.MaxFrameSize-wire.ChunkHeaderSize))
 	case m.Window < uint64(2*reasm.Charge(1, mode.ChunkCharge(cs))):
 		return nil, fmt.Errorf("%w: window %d below two chunks", ErrBadOptions, m.Window)
+	case t.cfg.requiresClientAuth() && !sc.sec.clientCert &&
+		(t.cfg.Token == "" || subtle.ConstantTimeCompare(m.Token, []byte(t.cfg.Token)) != 1):
+		return nil, fmt.Errorf("%w: no trusted client certificate or token", ErrUnauthorized)
 	}
 	var terms sessionTerms
 	rand.Read(terms.id[:])
 	rand.Read(terms.token[:])
+	terms.key = sc.sec.key // nil without TLS: the token keys attach proofs
 	terms.chunkSize, terms.peerWindow, terms.mode = cs, int64(min(m.Window, 1<<62)), mode
 	s, err := newSession(t.cfg, terms)
 	if err != nil {
@@ -496,7 +538,7 @@ func (t *sessionTable) open(sc *handshakeConn, payload []byte) (*Session, error)
 		s.end(err) // stops its monitor and forgets it
 		return nil, err
 	}
-	s.log.Info("session opened", "remote", sc.c.RemoteAddr().String(), "chunk_size", cs, "mode", mode.String())
+	s.log.Info("session opened", "remote", sc.c.RemoteAddr().String(), "chunk_size", cs, "mode", mode.String(), "key_exchange", sc.sec.kex)
 	return s, nil
 }
 
@@ -552,7 +594,7 @@ func (t *sessionTable) attach(sc *handshakeConn, payload []byte) (*Session, int,
 	if s == nil {
 		return nil, 0, 0, fmt.Errorf("%w: %x", ErrUnknownSession, a.ID[:8])
 	}
-	if subtle.ConstantTimeCompare(a.Token[:], s.token[:]) != 1 {
+	if !secure.CheckProof(a.Proof[:], s.key, a.ID[:], a.Slot, sc.sec.binding) {
 		return nil, 0, 0, fmt.Errorf("%w for session %s", ErrBadToken, s.ID()) // logged, at a bounded rate, by handle
 	}
 	slot := int(a.Slot)

@@ -19,7 +19,7 @@ import (
 // session whose graceful close cannot finish (its only path is blackholed).
 func TestListenerShutdownHonoursContext(t *testing.T) {
 	testutil.CheckLeaks(t)
-	l, err := Listen("127.0.0.1:0", &Config{Linger: time.Minute, ResumeGrace: time.Minute, PathTimeout: time.Minute})
+	l, err := Listen("127.0.0.1:0", serving(&Config{Linger: time.Minute, ResumeGrace: time.Minute, PathTimeout: time.Minute}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,7 +28,7 @@ func TestListenerShutdownHonoursContext(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer proxy.Close()
-	c, err := DialPaths(context.Background(), []PathSpec{{Remote: proxy.Addr()}}, &Config{PathTimeout: time.Minute})
+	c, err := DialPaths(context.Background(), []PathSpec{{Remote: proxy.Addr()}}, pinned(&Config{PathTimeout: time.Minute}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestListenerShutdownHonoursContext(t *testing.T) {
 // SHUTTING_DOWN at once, not left to its handshake timeout, and Shutdown does not wait for it.
 func TestListenerShutdownTellsWaitingConnections(t *testing.T) {
 	testutil.CheckLeaks(t)
-	l, err := Listen("127.0.0.1:0", &Config{HandshakeTimeout: time.Minute})
+	l, err := Listen("127.0.0.1:0", serving(&Config{HandshakeTimeout: time.Minute}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,16 +105,16 @@ func TestRefusedHandshakesLoggedAtBoundedRate(t *testing.T) {
 	defer srv.Abort()
 
 	guess := func(i int) {
-		a := wire.SessionAttach{ID: acc.ID, Token: acc.Token, Slot: 1}
+		p := dialRaw(t, addr)
+		a := acc.attach(p, 1)
 		code := wire.CodeBadToken
 		if i%2 == 0 {
-			a.Token[0] ^= 0xff
+			a[len(a)-1] ^= 0xff
 		} else {
-			a.ID[0] ^= 0xff
+			a[0] ^= 0xff
 			code = wire.CodeUnknownSession
 		}
-		p := dialRaw(t, addr)
-		p.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, a))
+		p.send(wire.TypeSessionAttach, a)
 		p.expectError(code)
 		p.conn.Close()
 	}
@@ -162,10 +162,10 @@ func TestSilentSessionsDoNotLockOut(t *testing.T) {
 		defer p.conn.Close()
 	}
 	full := dialRaw(t, addr)
-	full.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: 1, ChunkSize: 4096, Window: 1 << 20}))
+	full.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: wire.ProtocolVersion, ChunkSize: 4096, Window: 1 << 20}))
 	full.expectError(wire.CodeTooManySessions)
 	testutil.WaitFor(t, func() bool { return l.Sessions() == 0 }, "the silent sessions to end (%d left)", l.Sessions())
-	c, err := Dial(context.Background(), addr, &Config{Paths: 2})
+	c, err := Dial(context.Background(), addr, pinned(&Config{Paths: 2}))
 	if err != nil {
 		t.Fatalf("a real client after the squatters: %v", err)
 	}
@@ -221,7 +221,7 @@ func TestConnectionLimits(t *testing.T) {
 	testutil.WaitFor(t, func() bool { return open() == 3 }, "3 connections counted (%d)", open())
 	refused(dialFrom("127.0.0.1")) // a fourth from the same address
 
-	c, err := DialPaths(context.Background(), []PathSpec{{Local: "127.0.0.2", Remote: addr}, {Local: "127.0.0.2", Remote: addr}}, nil)
+	c, err := DialPaths(context.Background(), []PathSpec{{Local: "127.0.0.2", Remote: addr}, {Local: "127.0.0.2", Remote: addr}}, pinned(nil))
 	if err != nil {
 		t.Fatalf("a client from another address: %v", err)
 	}

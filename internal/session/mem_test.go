@@ -9,7 +9,7 @@ import (
 // idleSessionBytes opens n idle 4-path sessions (both ends in this process) and returns the heap
 // and stack growth per session end, after a message each way has warmed every path.
 func idleSessionBytes(t testing.TB, n int) float64 {
-	l, err := Listen("127.0.0.1:0", nil)
+	l, err := Listen("127.0.0.1:0", serving(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func idleSessionBytes(t testing.TB, n int) float64 {
 	before := measure()
 	var all []*Session
 	for range n {
-		c, err := Dial(ctx, l.Addr().String(), &Config{Paths: 4})
+		c, err := Dial(ctx, l.Addr().String(), pinned(&Config{Paths: 4}))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -114,7 +114,7 @@ func sendOneWay(t *testing.T, l *Listener, cfg *Config, msgs [][]byte) (*Session
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, err := Dial(ctx, l.Addr().String(), cfg)
+	c, err := Dial(ctx, l.Addr().String(), pinned(cfg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,13 +163,15 @@ func TestShamirPathLooksRandom(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Without TLS, which would hide everything from the tap: this is the dispersal's
+			// own secrecy.
 			tl := &tap.Listener{Listener: ln, Limit: 16 << 20}
-			l, err := NewListener(tl, nil)
+			l, err := NewListener(tl, &Config{Insecure: true})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer l.Close()
-			sendOneWay(t, l, &Config{Mode: c.mode, Paths: 3}, [][]byte{zeros, text})
+			sendOneWay(t, l, &Config{Mode: c.mode, Paths: 3, Insecure: true}, [][]byte{zeros, text})
 			taps := tl.Conns()
 			if len(taps) != 3 {
 				t.Fatalf("%d connections, want 3", len(taps))
@@ -351,15 +353,20 @@ func TestCorruptedPieceNeverDelivered(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Without TLS, whose record MAC would catch the corruption first: this is the coded
+			// modes' own integrity check (TestCorruptTLSRecord covers TLS).
 			cl := &corruptListener{Listener: ln, nth: 3}
 			logs := &testutil.SyncBuffer{}
-			l, err := NewListener(cl, faultConfig(logs))
+			scfg := faultConfig(logs)
+			scfg.Insecure = true
+			l, err := NewListener(cl, scfg)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer l.Close()
 			cfg := faultConfig(&testutil.SyncBuffer{})
 			cfg.Mode = c.mode
+			cfg.Insecure = true
 			var msgs [][]byte
 			g := newMessageGen(3, 1<<20)
 			for range 8 {
@@ -389,7 +396,7 @@ func TestCodedModeRules(t *testing.T) {
 	open := func(t *testing.T, mode disperse.Mode) (*rawPath, *Session) {
 		p := dialRaw(t, l.Addr().String())
 		m, k, n := mode.Wire()
-		p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: 1, Mode: m, K: k, N: n, ChunkSize: 4096, Window: 1 << 24}))
+		p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: wire.ProtocolVersion, Mode: m, K: k, N: n, ChunkSize: 4096, Window: 1 << 24}))
 		if f := p.recv(); f.Type != wire.TypeSessionAccept {
 			t.Fatalf("got %s", f.Type)
 		}
@@ -430,7 +437,7 @@ func TestCodedModeRules(t *testing.T) {
 	t.Run("bad mode", func(t *testing.T) {
 		for _, b := range [][3]uint8{{2, 1, 3}, {2, 3, 2}, {9, 0, 0}, {0, 2, 3}, {2, 2, 17}} {
 			p := dialRaw(t, l.Addr().String())
-			p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: 1, Mode: b[0], K: b[1], N: b[2], ChunkSize: 4096, Window: 1 << 24}))
+			p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: wire.ProtocolVersion, Mode: b[0], K: b[1], N: b[2], ChunkSize: 4096, Window: 1 << 24}))
 			p.expectError(wire.CodeBadOptions)
 		}
 		healthy()
@@ -455,7 +462,7 @@ func TestModeConfig(t *testing.T) {
 	if c.SessionWindow < 2*(16<<20)*2 {
 		t.Errorf("shamir:2/3 window %d", c.SessionWindow)
 	}
-	if _, err := DialPaths(context.Background(), []PathSpec{{Remote: "127.0.0.1:1"}}, &Config{Mode: "erasure:2/3"}); !errors.Is(err, ErrBadOptions) {
+	if _, err := DialPaths(context.Background(), []PathSpec{{Remote: "127.0.0.1:1"}}, pinned(&Config{Mode: "erasure:2/3"})); !errors.Is(err, ErrBadOptions) {
 		t.Errorf("erasure:2/3 over one path: %v", err)
 	}
 }

@@ -77,6 +77,7 @@ type path struct {
 	index     int           // its place in the session's table; never reused
 	slot      int           // its place in the client's list (SESSION_ATTACH); coded modes send piece j only on slot j
 	spec      PathSpec      // how to dial it again (client side)
+	kex       string        // its TLS key exchange, for stats and logs ("none" without TLS)
 	reserved  bool          // its index was reserved by the server's handshake
 	conn      net.Conn
 	upAt      time.Duration // session clock when the path was made
@@ -507,6 +508,7 @@ func (p *path) stats() PathStats {
 		ChunksReceived: p.chunksRecv.Load(),
 		BytesReceived:  p.bytesRecv.Load(),
 		SRTT:           p.rtt().srtt,
+		KeyExchange:    p.kex,
 	}
 }
 

@@ -80,6 +80,7 @@ type Session struct {
 	// Set at construction, read-only after.
 	id        wire.SessionID
 	token     wire.Token
+	key       []byte // keys attach proofs: the first path's exported session key, or (no TLS) the token
 	cfg       *Config
 	hooks     *testHooks // nil outside tests
 	log       *slog.Logger
@@ -167,6 +168,7 @@ type pathEntry struct {
 type sessionTerms struct {
 	id         wire.SessionID
 	token      wire.Token
+	key        []byte // the attach proof key; nil means the token
 	chunkSize  int
 	peerWindow int64
 	client     bool
@@ -188,6 +190,7 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 	s := &Session{
 		id:          t.id,
 		token:       t.token,
+		key:         t.key,
 		cfg:         cfg,
 		client:      t.client,
 		chunkSize:   t.chunkSize,
@@ -223,6 +226,9 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 	side := "server"
 	if t.client {
 		side = "client"
+	}
+	if s.key == nil {
+		s.key = s.token[:]
 	}
 	s.log = cfg.Logger.With("session", s.ID(), "side", side)
 	s.chunkPool.New = func() any { return s.newOutChunk() }
@@ -295,6 +301,7 @@ type PathStats struct {
 	BytesReceived  uint64 // chunk payload bytes
 	SRTT           time.Duration
 	BadPieces      uint64 // pieces received on it that failed the integrity check (coded modes)
+	KeyExchange    string // the TLS key exchange, such as X25519MLKEM768; "none" without TLS
 }
 
 // Stats is a snapshot of a session's settings and counters.

@@ -37,7 +37,7 @@ func startHookedListener(t *testing.T, cfg *Config, hooks *testHooks) (*Listener
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := newListener(ln, cfg, hooks)
+	l, err := newListener(ln, serving(cfg), hooks)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestSessionBasic(t *testing.T) {
 	testutil.CheckLeaks(t)
 	l, _ := startListener(t, nil)
 	ctx := context.Background()
-	cs, err := Dial(ctx, l.Addr().String(), &Config{Paths: 4, ChunkSize: 4 << 10})
+	cs, err := Dial(ctx, l.Addr().String(), pinned(&Config{Paths: 4, ChunkSize: 4 << 10}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,9 @@ func TestSessionConcurrentBothWays(t *testing.T) {
 		// 400 sessions' worth of goroutines on two cores (under the race detector) can leave a
 		// path unread, or a close unacknowledged, for seconds; this test is about exactness at
 		// scale, so liveness and linger are lenient.
-		HandshakeTimeout: time.Minute, PathTimeout: time.Minute, MinRTO: 10 * time.Second, Linger: 30 * time.Second}
+		HandshakeTimeout: time.Minute, PathTimeout: time.Minute, MinRTO: 10 * time.Second, Linger: 30 * time.Second,
+		// Every session dials at once, from one address.
+		MaxHandshakes: 4 * sessions, MaxHandshakesPerIP: 4 * sessions}
 	l, _ := startListener(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -211,7 +213,7 @@ func TestSessionConcurrentBothWays(t *testing.T) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			s, err := Dial(ctx, l.Addr().String(), cfg)
+			s, err := Dial(ctx, l.Addr().String(), pinned(cfg))
 			if err != nil {
 				errs <- err
 				return

@@ -46,6 +46,7 @@ func TestConstantsPinned(t *testing.T) {
 		{"CodeOverBudget", int(CodeOverBudget), 0x0106},
 		{"CodeBadOptions", int(CodeBadOptions), 0x0107},
 		{"CodeSessionClosed", int(CodeSessionClosed), 0x0108},
+		{"CodeUnauthorized", int(CodeUnauthorized), 0x0109},
 	}
 	for _, p := range pins {
 		if p.got != p.want {

@@ -57,13 +57,14 @@ const (
 	CodeInternal      Code = 0x0006 // the peer failed in a way that is not the sender's fault
 
 	CodeUnknownSession  Code = 0x0101 // SESSION_ATTACH or chunk for a session that does not exist
-	CodeBadToken        Code = 0x0102 // SESSION_ATTACH with the wrong attach token
+	CodeBadToken        Code = 0x0102 // SESSION_ATTACH whose proof does not verify
 	CodeTooManyPaths    Code = 0x0103 // the session already has its maximum number of paths
 	CodeTooManySessions Code = 0x0104 // the server already has its maximum number of sessions
 	CodeInvalidChunk    Code = 0x0105 // a CHUNK that breaks the chunking rules
 	CodeOverBudget      Code = 0x0106 // the peer exceeded the session's memory budget
 	CodeBadOptions      Code = 0x0107 // SESSION_NEW options outside the receiver's limits
 	CodeSessionClosed   Code = 0x0108 // the session was closed or aborted
+	CodeUnauthorized    Code = 0x0109 // SESSION_NEW from a client the server requires to authenticate
 )
 
 var codeNames = map[Code]string{
@@ -81,6 +82,7 @@ var codeNames = map[Code]string{
 	CodeOverBudget:      "OVER_BUDGET",
 	CodeBadOptions:      "BAD_OPTIONS",
 	CodeSessionClosed:   "SESSION_CLOSED",
+	CodeUnauthorized:    "UNAUTHORIZED",
 }
 
 // String returns the code's protocol name, such as "FRAME_TOO_LARGE".

@@ -74,6 +74,11 @@ func (r *Reader) BytesRead() int64 { return r.src.n.Load() }
 // MaxPayload returns the largest payload the Reader accepts.
 func (r *Reader) MaxPayload() int { return r.max }
 
+// SetMaxPayload changes the largest payload the Reader accepts (n ≤ 0 means the default), for
+// the frames it reads from now on: a server accepts only small frames before a connection has
+// authenticated.
+func (r *Reader) SetMaxPayload(n int) { r.max = ClampMaxPayload(n) }
+
 // Wait blocks until at least one byte of the next frame is available, without consuming it. A
 // server uses it to tell an idle connection (waiting here) from one with a frame in flight.
 func (r *Reader) Wait() error {

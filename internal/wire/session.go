@@ -31,12 +31,14 @@ func init() {
 
 // Sizes of the session-layer payloads.
 const (
-	ProtocolVersion   = 1  // the session-layer version carried in SESSION_NEW
-	SessionIDSize     = 16 // bytes of a session id
-	TokenSize         = 16 // bytes of an attach token
-	SessionNewSize    = 16
+	ProtocolVersion   = 2                    // the session-layer version carried in SESSION_NEW
+	SessionIDSize     = 16                   // bytes of a session id
+	TokenSize         = 16                   // bytes of a session token
+	ProofSize         = 32                   // bytes of an attach proof
+	MaxAuthToken      = 64                   // most bytes of the client token in SESSION_NEW
+	SessionNewSize    = 17                   // without the client token
 	SessionAcceptSize = 2*SessionIDSize + 16 // id, token, path index, max paths, chunk size, window
-	SessionAttachSize = SessionIDSize + TokenSize + 2
+	SessionAttachSize = SessionIDSize + 2 + ProofSize
 	AttachOKSize      = 2
 	ChunkHeaderSize   = 24
 	PieceHeaderSize   = ChunkHeaderSize + 8
@@ -55,36 +57,55 @@ const (
 // SessionID identifies a session; the server draws it from crypto/rand.
 type SessionID [SessionIDSize]byte
 
-// Token is the secret that a connection presents to attach to a session.
+// Token is the session token the server draws for each session. Without TLS it keys the attach
+// proof; with TLS the first path's exported session key does.
 type Token [TokenSize]byte
+
+// Proof is what a connection presents to attach to a session (see "Attaching" in
+// docs/PROTOCOL.md).
+type Proof [ProofSize]byte
 
 // SessionNew is the payload of SESSION_NEW: the terms the client asks for.
 //
-//	| version u8 | mode u8 | k u8 | n u8 | chunk size u32 | window u64 |
+//	| version u8 | mode u8 | k u8 | n u8 | chunk size u32 | window u64 | token len u8 | token |
 //
-// K and N are the coded modes' threshold and piece count; they are zero for the others.
+// K and N are the coded modes' threshold and piece count; they are zero for the others. The
+// token (at most MaxAuthToken bytes, none if its length is 0) authenticates the client to a
+// server that requires it.
 type SessionNew struct {
 	Version   uint8
 	Mode      uint8
 	K, N      uint8
 	ChunkSize uint32 // bytes per chunk the client proposes
 	Window    uint64 // bytes the client is prepared to buffer for the server (its receive budget)
+	Token     []byte // the client's pre-shared token, or nil
 }
 
-// AppendSessionNew appends the encoding of m to b.
+// AppendSessionNew appends the encoding of m to b. A token longer than MaxAuthToken is cut to it.
 func AppendSessionNew(b []byte, m SessionNew) []byte {
 	b = append(b, m.Version, m.Mode, m.K, m.N)
 	b = binary.BigEndian.AppendUint32(b, m.ChunkSize)
-	return binary.BigEndian.AppendUint64(b, m.Window)
+	b = binary.BigEndian.AppendUint64(b, m.Window)
+	tok := m.Token[:min(len(m.Token), MaxAuthToken)]
+	b = append(b, uint8(len(tok)))
+	return append(b, tok...)
 }
 
 // ParseSessionNew decodes a SESSION_NEW payload. Whether the mode and its K and N are acceptable
-// is the server's to judge.
+// is the server's to judge. The token aliases p.
 func ParseSessionNew(p []byte) (SessionNew, error) {
-	if len(p) != SessionNewSize {
-		return SessionNew{}, malformed(TypeSessionNew, "length %d, want %d", len(p), SessionNewSize)
+	if len(p) < SessionNewSize {
+		return SessionNew{}, malformed(TypeSessionNew, "length %d, want at least %d", len(p), SessionNewSize)
 	}
-	return SessionNew{Version: p[0], Mode: p[1], K: p[2], N: p[3], ChunkSize: binary.BigEndian.Uint32(p[4:]), Window: binary.BigEndian.Uint64(p[8:])}, nil
+	n := int(p[16])
+	if n > MaxAuthToken || len(p) != SessionNewSize+n {
+		return SessionNew{}, malformed(TypeSessionNew, "length %d with a %d-byte token (at most %d)", len(p), n, MaxAuthToken)
+	}
+	m := SessionNew{Version: p[0], Mode: p[1], K: p[2], N: p[3], ChunkSize: binary.BigEndian.Uint32(p[4:]), Window: binary.BigEndian.Uint64(p[8:])}
+	if n > 0 {
+		m.Token = p[SessionNewSize:]
+	}
+	return m, nil
 }
 
 // SessionAccept is the payload of SESSION_ACCEPT: the session's identity and the terms in force.
@@ -126,22 +147,23 @@ func ParseSessionAccept(p []byte) (SessionAccept, error) {
 
 // SessionAttach is the payload of SESSION_ATTACH.
 //
-//	| session id [16] | token [16] | slot u16 |
+//	| session id [16] | slot u16 | proof [32] |
 //
 // Slot is the path's place in the client's list of paths (the first, which sent SESSION_NEW, is
 // slot 0). A re-dialed path attaches with the slot of the one it replaces; coded modes send piece
-// j of every chunk only on the path in slot j.
+// j of every chunk only on the path in slot j. Proof shows the right to join: an HMAC of id and
+// slot keyed by the session key, and, with TLS, bound to this connection.
 type SessionAttach struct {
 	ID    SessionID
-	Token Token
 	Slot  uint16
+	Proof Proof
 }
 
 // AppendSessionAttach appends the encoding of a to b.
 func AppendSessionAttach(b []byte, a SessionAttach) []byte {
 	b = append(b, a.ID[:]...)
-	b = append(b, a.Token[:]...)
-	return binary.BigEndian.AppendUint16(b, a.Slot)
+	b = binary.BigEndian.AppendUint16(b, a.Slot)
+	return append(b, a.Proof[:]...)
 }
 
 // ParseSessionAttach decodes a SESSION_ATTACH payload.
@@ -151,8 +173,8 @@ func ParseSessionAttach(p []byte) (SessionAttach, error) {
 	}
 	var a SessionAttach
 	copy(a.ID[:], p)
-	copy(a.Token[:], p[16:])
-	a.Slot = binary.BigEndian.Uint16(p[32:])
+	a.Slot = binary.BigEndian.Uint16(p[16:])
+	copy(a.Proof[:], p[18:])
 	return a, nil
 }
 

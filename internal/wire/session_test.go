@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math/rand/v2"
+	"reflect"
 	"testing"
 )
 
@@ -21,12 +22,14 @@ func TestSessionConstantsPinned(t *testing.T) {
 		{"CHUNK", int(TypeChunk), 0x20},
 		{"CREDIT", int(TypeCredit), 0x21},
 		{"CLOSE", int(TypeClose), 0x22},
-		{"ProtocolVersion", ProtocolVersion, 1},
+		{"ProtocolVersion", ProtocolVersion, 2},
 		{"SessionIDSize", SessionIDSize, 16},
 		{"TokenSize", TokenSize, 16},
-		{"SessionNewSize", SessionNewSize, 16},
+		{"SessionNewSize", SessionNewSize, 17},
+		{"ProofSize", ProofSize, 32},
+		{"MaxAuthToken", MaxAuthToken, 64},
 		{"SessionAcceptSize", SessionAcceptSize, 48},
-		{"SessionAttachSize", SessionAttachSize, 34},
+		{"SessionAttachSize", SessionAttachSize, 50},
 		{"TypePiece", int(TypePiece), 0x24},
 		{"PieceHeaderSize", PieceHeaderSize, 32},
 		{"AttachOKSize", AttachOKSize, 2},
@@ -83,6 +86,8 @@ func TestSessionLayouts(t *testing.T) {
 	var tok Token
 	copy(id[:], seq(0xa0, 16))
 	copy(tok[:], seq(0xc0, 16))
+	var proof Proof
+	copy(proof[:], seq(0xd0, 32))
 	cat := func(parts ...[]byte) []byte { return bytes.Join(parts, nil) }
 	cases := []struct {
 		name string
@@ -91,16 +96,19 @@ func TestSessionLayouts(t *testing.T) {
 	}{
 		{"SessionNew",
 			AppendSessionNew(nil, SessionNew{Version: 1, Mode: ModePlain, ChunkSize: 0x01020304, Window: 0x1112131415161718}),
-			[]byte{1, 0, 0, 0, 1, 2, 3, 4, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18}},
+			[]byte{1, 0, 0, 0, 1, 2, 3, 4, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0}},
 		{"SessionNew mode",
 			AppendSessionNew(nil, SessionNew{Version: 0xfe, Mode: 0x7f, K: 2, N: 3}),
-			[]byte{0xfe, 0x7f, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+			[]byte{0xfe, 0x7f, 2, 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+		{"SessionNew token",
+			AppendSessionNew(nil, SessionNew{Version: 2, Token: []byte("tok")}),
+			[]byte{2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 't', 'o', 'k'}},
 		{"SessionAccept",
 			AppendSessionAccept(nil, SessionAccept{ID: id, Token: tok, PathIndex: 0x0102, MaxPaths: 0x0304, ChunkSize: 0x05060708, Window: 0x090a0b0c0d0e0f10}),
 			cat(seq(0xa0, 16), seq(0xc0, 16), []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 0xa, 0xb, 0xc, 0xd, 0xe, 0xf, 0x10})},
 		{"SessionAttach",
-			AppendSessionAttach(nil, SessionAttach{ID: id, Token: tok, Slot: 0x0102}),
-			cat(seq(0xa0, 16), seq(0xc0, 16), []byte{1, 2})},
+			AppendSessionAttach(nil, SessionAttach{ID: id, Slot: 0x0102, Proof: proof}),
+			cat(seq(0xa0, 16), []byte{1, 2}, seq(0xd0, 32))},
 		{"PieceHeader",
 			AppendPieceHeader(nil, PieceHeader{ChunkHeader: ChunkHeader{Item: 0x0102030405060708, Chunk: 0x090a0b0c, Total: 0x0d0e0f10, Seq: 0x1112131415161718}, Index: 0x19, Length: 0x1d1e1f20}),
 			cat(seq(1, 24), []byte{0x19, 0, 0, 0}, seq(0x1d, 4))},
@@ -132,8 +140,14 @@ func TestSessionRoundTrip(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 6))
 	for range 200 {
 		sn := SessionNew{Version: uint8(r.Uint32()), Mode: uint8(r.Uint32()), K: uint8(r.Uint32()), N: uint8(r.Uint32()), ChunkSize: r.Uint32(), Window: r.Uint64()}
+		if n := r.IntN(MaxAuthToken + 1); n > 0 {
+			sn.Token = make([]byte, n)
+			for i := range sn.Token {
+				sn.Token[i] = byte(r.Uint32())
+			}
+		}
 		b := AppendSessionNew(nil, sn)
-		if got, err := ParseSessionNew(b); err != nil || got != sn || len(b) != SessionNewSize {
+		if got, err := ParseSessionNew(b); err != nil || !reflect.DeepEqual(got, sn) || len(b) != SessionNewSize+len(sn.Token) {
 			t.Fatalf("SessionNew %+v: got %+v, %v (%d bytes)", sn, got, err, len(b))
 		}
 
@@ -144,7 +158,10 @@ func TestSessionRoundTrip(t *testing.T) {
 			t.Fatalf("SessionAccept %+v: got %+v, %v (%d bytes)", sa, got, err, len(b))
 		}
 
-		at := SessionAttach{ID: randSessionID(r), Token: Token(randSessionID(r)), Slot: uint16(r.Uint32())}
+		at := SessionAttach{ID: randSessionID(r), Slot: uint16(r.Uint32())}
+		for i := range at.Proof {
+			at.Proof[i] = byte(r.Uint32())
+		}
 		b = AppendSessionAttach(nil, at)
 		if got, err := ParseSessionAttach(b); err != nil || got != at || len(b) != SessionAttachSize {
 			t.Fatalf("SessionAttach %+v: got %+v, %v (%d bytes)", at, got, err, len(b))
@@ -189,7 +206,6 @@ func TestSessionWrongLengths(t *testing.T) {
 		exact bool // false: longer inputs are accepted (CHUNK carries its payload after the header)
 		parse func([]byte) error
 	}{
-		{"SessionNew", SessionNewSize, true, func(p []byte) error { _, err := ParseSessionNew(p); return err }},
 		{"SessionAccept", SessionAcceptSize, true, func(p []byte) error { _, err := ParseSessionAccept(p); return err }},
 		{"SessionAttach", SessionAttachSize, true, func(p []byte) error { _, err := ParseSessionAttach(p); return err }},
 		{"AttachOK", AttachOKSize, true, func(p []byte) error { _, err := ParseAttachOK(p); return err }},
@@ -227,6 +243,40 @@ func TestSessionWrongLengths(t *testing.T) {
 	}
 }
 
+// TestSessionNewLengths: SESSION_NEW is 17 bytes and then exactly the token its length byte
+// announces, at most MaxAuthToken.
+func TestSessionNewLengths(t *testing.T) {
+	withToken := func(declared, actual int) []byte {
+		p := make([]byte, SessionNewSize+actual)
+		p[16] = byte(declared)
+		return p
+	}
+	for _, c := range []struct {
+		name string
+		p    []byte
+		ok   bool
+	}{
+		{"no token", withToken(0, 0), true},
+		{"token", withToken(5, 5), true},
+		{"longest token", withToken(MaxAuthToken, MaxAuthToken), true},
+		{"nil", nil, false},
+		{"short", make([]byte, SessionNewSize-1), false},
+		{"v1 length", make([]byte, 16), false},
+		{"token too long", withToken(MaxAuthToken+1, MaxAuthToken+1), false},
+		{"token truncated", withToken(5, 4), false},
+		{"trailing bytes", withToken(5, 6), false},
+		{"length byte 255", withToken(255, 0), false},
+	} {
+		_, err := ParseSessionNew(c.p)
+		if c.ok != (err == nil) || err != nil && !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v", c.name, err)
+		}
+	}
+	if got := len(AppendSessionNew(nil, SessionNew{Token: make([]byte, 100)})); got != SessionNewSize+MaxAuthToken {
+		t.Errorf("a 100-byte token encodes to %d bytes, want it cut to %d", got, SessionNewSize+MaxAuthToken)
+	}
+}
+
 func TestPieceHeaderReservedRejected(t *testing.T) {
 	good := AppendPieceHeader(nil, PieceHeader{ChunkHeader: ChunkHeader{Total: 1}, Index: 2, Length: 100})
 	for _, i := range []int{25, 26, 27} {
@@ -248,10 +298,11 @@ func TestPieceHeaderReservedRejected(t *testing.T) {
 func FuzzSessionFrames(f *testing.F) {
 	var id SessionID
 	copy(id[:], "0123456789abcdef")
-	f.Add(AppendSessionNew(nil, SessionNew{Version: 1, ChunkSize: 1 << 16, Window: 1 << 24}))
-	f.Add([]byte{1, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0})
+	f.Add(AppendSessionNew(nil, SessionNew{Version: 2, ChunkSize: 1 << 16, Window: 1 << 24}))
+	f.Add(AppendSessionNew(nil, SessionNew{Version: 2, ChunkSize: 1 << 16, Window: 1 << 24, Token: []byte("secret")}))
+	f.Add([]byte{2, 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 9, 1})
 	f.Add(AppendSessionAccept(nil, SessionAccept{ID: id, Token: Token(id), MaxPaths: 8, ChunkSize: 1 << 16, Window: 1 << 24}))
-	f.Add(AppendSessionAttach(nil, SessionAttach{ID: id, Token: Token(id)}))
+	f.Add(AppendSessionAttach(nil, SessionAttach{ID: id, Slot: 3, Proof: Proof(append(id[:], id[:]...))}))
 	f.Add(AppendAttachOK(nil, 3))
 	f.Add(append(AppendChunkHeader(nil, ChunkHeader{Item: 7, Chunk: 1, Total: 2, Seq: 9}), "payload"...))
 	f.Add(AppendChunkAck(nil, ChunkAck{Cum: 5, Ranges: []SeqRange{{7, 9}, {12, 20}}}))

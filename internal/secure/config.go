@@ -1,0 +1,151 @@
+package secure
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+)
+
+// Options are the TLS settings of one end of a session.
+type Options struct {
+	// Base is the caller's TLS configuration (certificates, roots, server name, client
+	// authentication); it is cloned, never modified. Nil means none.
+	Base *tls.Config
+	// ServerFingerprint, on a client, accepts exactly the server whose key has this fingerprint,
+	// instead of verifying its certificate chain.
+	ServerFingerprint string
+	// RequirePQ refuses a connection whose key exchange is not X25519MLKEM768.
+	RequirePQ bool
+	// AuthorizedClients, on a server, lists the fingerprints of client keys that authenticate a
+	// client.
+	AuthorizedClients []string
+}
+
+// PostQuantum is the key exchange Braid prefers and, with RequirePQ, demands.
+const PostQuantum = tls.X25519MLKEM768
+
+// ClientConfig returns the TLS configuration of a client path to addr ("host:port").
+func ClientConfig(o Options, addr string) (*tls.Config, error) {
+	c := baseClone(o)
+	if c.ServerName == "" && !c.InsecureSkipVerify && o.ServerFingerprint == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		c.ServerName = host
+	}
+	if o.ServerFingerprint != "" {
+		want, err := ParseFingerprint(o.ServerFingerprint)
+		if err != nil {
+			return nil, err
+		}
+		// The pin replaces chain verification; a VerifyConnection the caller set still runs.
+		c.InsecureSkipVerify = true
+		next := c.VerifyConnection
+		c.VerifyConnection = func(cs tls.ConnectionState) error {
+			got, err := leafFingerprint(cs)
+			if err != nil {
+				return err
+			}
+			if got != want {
+				return fmt.Errorf("%w: server presented %s, expected %s", ErrFingerprint, got, want)
+			}
+			if next != nil {
+				return next(cs)
+			}
+			return nil
+		}
+	}
+	return c, nil
+}
+
+// ServerConfig returns the TLS configuration of a server presenting cert.
+func ServerConfig(o Options, cert tls.Certificate) (*tls.Config, error) {
+	c := baseClone(o)
+	if len(c.Certificates) == 0 && c.GetCertificate == nil && c.GetConfigForClient == nil {
+		c.Certificates = []tls.Certificate{cert}
+	}
+	if len(o.AuthorizedClients) > 0 && c.ClientAuth < tls.RequestClientCert {
+		c.ClientAuth = tls.RequestClientCert
+	}
+	for _, fp := range o.AuthorizedClients {
+		if _, err := ParseFingerprint(fp); err != nil {
+			return nil, fmt.Errorf("authorized client: %w", err)
+		}
+	}
+	// Every path runs a full handshake: its key exchange is fresh and checked, and no ticket
+	// outlives the server's view of who may attach.
+	c.SessionTicketsDisabled = true
+	return c, nil
+}
+
+// baseClone copies the caller's configuration and fixes what every Braid path needs: TLS 1.3
+// only, the braid ALPN, and (with RequirePQ) the post-quantum key exchange alone.
+func baseClone(o Options) *tls.Config {
+	var c *tls.Config
+	if o.Base != nil {
+		c = o.Base.Clone()
+	} else {
+		c = &tls.Config{}
+	}
+	c.MinVersion = tls.VersionTLS13
+	c.MaxVersion = 0
+	c.NextProtos = []string{ALPN}
+	if o.RequirePQ {
+		c.CurvePreferences = []tls.CurveID{PostQuantum}
+	}
+	return c
+}
+
+// Check verifies a finished handshake: TLS 1.3, the braid ALPN, and, with requirePQ, the
+// post-quantum key exchange.
+func Check(cs tls.ConnectionState, requirePQ bool) error {
+	switch {
+	case cs.Version != tls.VersionTLS13:
+		return fmt.Errorf("TLS version %s, want TLS 1.3", tls.VersionName(cs.Version))
+	case cs.NegotiatedProtocol != ALPN:
+		return fmt.Errorf("application protocol %q, want %q", cs.NegotiatedProtocol, ALPN)
+	case requirePQ && cs.CurveID != PostQuantum:
+		return fmt.Errorf("%w: %s", ErrClassical, KexName(cs.CurveID))
+	}
+	return nil
+}
+
+// KexName names a key exchange for stats and logs.
+func KexName(id tls.CurveID) string {
+	if id == 0 {
+		return "none"
+	}
+	return id.String()
+}
+
+// ClientAuthenticated reports whether a server-side handshake authenticated the client by
+// certificate: a chain verified against the configuration's ClientCAs, or a key in authorized.
+func ClientAuthenticated(cs tls.ConnectionState, authorized []string) bool {
+	if len(cs.VerifiedChains) > 0 {
+		return true
+	}
+	if len(cs.PeerCertificates) == 0 {
+		return false
+	}
+	fp := Fingerprint(cs.PeerCertificates[0])
+	return slices.ContainsFunc(authorized, func(a string) bool {
+		n, err := ParseFingerprint(a)
+		return err == nil && n == fp
+	})
+}
+
+// Exporters returns a path's two exported secrets: the session key (used when the path is a
+// session's first) and the binding (used when it attaches).
+func Exporters(cs tls.ConnectionState) (key, binding []byte, err error) {
+	key, err = cs.ExportKeyingMaterial(SessionKeyLabel, nil, ExportSize)
+	if err == nil {
+		binding, err = cs.ExportKeyingMaterial(BindingLabel, nil, ExportSize)
+	}
+	if err != nil {
+		return nil, nil, errors.Join(errors.New("TLS exporter"), err)
+	}
+	return key, binding, nil
+}

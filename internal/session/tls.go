@@ -1,0 +1,81 @@
+package session
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+
+	"github.com/braidnet/braid/internal/secure"
+)
+
+// Path security on the server side: the certificate a Listener presents, and the TLS handshake
+// each accepted connection runs before its first frame (see "Path security" in
+// docs/PROTOCOL.md).
+
+// maxHandshakeFrame is the largest frame a server reads on a connection before its session
+// handshake has succeeded: SESSION_NEW (with its token) and SESSION_ATTACH are far smaller.
+const maxHandshakeFrame = 256
+
+// setupTLS prepares the Listener's TLS configuration, making an ephemeral self-signed
+// certificate if the configuration names none.
+func (l *Listener) setupTLS() error {
+	if l.cfg.Insecure {
+		l.log.Warn("TLS is off (Insecure): paths are plain TCP, readable and forgeable by anyone on them, and an observer of one path can join its session")
+		return nil
+	}
+	var cert tls.Certificate
+	base := l.cfg.TLS
+	if base == nil || len(base.Certificates) == 0 && base.GetCertificate == nil && base.GetConfigForClient == nil {
+		var err error
+		if cert, err = secure.SelfSigned(); err != nil {
+			return fmt.Errorf("braid: server certificate: %w", err)
+		}
+		l.log.Info("no certificate configured: using an ephemeral self-signed one")
+	} else if len(base.Certificates) > 0 {
+		cert = base.Certificates[0]
+	}
+	conf, err := secure.ServerConfig(l.cfg.tlsOptions(), cert)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadOptions, err)
+	}
+	if cert.Certificate != nil {
+		if l.fingerprint, err = secure.CertFingerprint(cert); err != nil {
+			return fmt.Errorf("%w: server certificate: %w", ErrBadOptions, err)
+		}
+		l.log.Info("server identity", "fingerprint", l.fingerprint)
+	}
+	l.tlsConf = conf
+	return nil
+}
+
+// Fingerprint returns the fingerprint of the key the Listener's certificate carries (the value
+// a client pins with ServerFingerprint), or "" without TLS or when the certificate is chosen
+// per connection (GetCertificate).
+func (l *Listener) Fingerprint() string { return l.fingerprint }
+
+// serverTLS runs the TLS server handshake on raw (within the deadline already set on it) and
+// checks what it agreed. Without TLS it returns raw itself.
+func (l *Listener) serverTLS(raw net.Conn) (net.Conn, pathSecurity, error) {
+	sec := pathSecurity{kex: "none"}
+	if l.tlsConf == nil {
+		return raw, sec, nil
+	}
+	tc := tls.Server(raw, l.tlsConf)
+	if err := tc.HandshakeContext(context.Background()); err != nil {
+		return nil, sec, fmt.Errorf("%w: %w", ErrTLS, err)
+	}
+	cs := tc.ConnectionState()
+	if err := secure.Check(cs, l.cfg.RequirePostQuantum); err != nil {
+		tc.Close()
+		return nil, sec, fmt.Errorf("%w: %w", ErrTLS, err)
+	}
+	sec.kex = secure.KexName(cs.CurveID)
+	sec.clientCert = secure.ClientAuthenticated(cs, l.cfg.AuthorizedClients)
+	var err error
+	if sec.key, sec.binding, err = secure.Exporters(cs); err != nil {
+		tc.Close()
+		return nil, sec, fmt.Errorf("%w: %w", ErrTLS, err)
+	}
+	return tc, sec, nil
+}
