@@ -46,7 +46,7 @@ func TestPublicAPI(t *testing.T) {
 			s.Release(msg)
 		}
 	}()
-	s, err := braid.Dial(ctx, l.Addr().String(), &braid.Config{Paths: 4, ChunkSize: 4 << 10})
+	s, err := braid.Dial(ctx, l.Addr().String(), &braid.Config{Paths: 4, ChunkSize: 4 << 10, ServerFingerprint: l.Fingerprint()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,11 @@ func TestListenerServesFrames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := frame.Dial(ctx, l.Addr().String(), nil)
+	pin, err := braid.PinnedTLS(l.Fingerprint())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := frame.Dial(ctx, l.Addr().String(), &frame.Config{TLS: pin})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +134,7 @@ func TestPublicErrors(t *testing.T) {
 	}
 	defer l.Close()
 	// The server refuses more paths than it allows: a remote error, matched by the sentinel.
-	_, err = braid.Dial(ctx, l.Addr().String(), &braid.Config{Paths: 3})
+	_, err = braid.Dial(ctx, l.Addr().String(), &braid.Config{Paths: 3, ServerFingerprint: l.Fingerprint()})
 	if !errors.Is(err, braid.ErrTooManyPaths) {
 		t.Fatalf("Dial with 3 paths to a 2-path server: %v, want ErrTooManyPaths", err)
 	}

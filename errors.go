@@ -55,9 +55,6 @@ var (
 	ErrTLS = session.ErrTLS
 	// ErrFingerprint: the server's key is not the one Config.ServerFingerprint pins.
 	ErrFingerprint = session.ErrFingerprint
-	// ErrIdentityChanged: the server's key differs from the one recorded for its address on
-	// first use (see KnownHosts).
-	ErrIdentityChanged = session.ErrIdentityChanged
 	// ErrNotPostQuantum: a path agreed a classical key exchange although
 	// Config.RequirePostQuantum demands X25519MLKEM768.
 	ErrNotPostQuantum = session.ErrNotPostQuantum

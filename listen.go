@@ -49,3 +49,8 @@ func (l *Listener) Shutdown(ctx context.Context) error { return l.l.Shutdown(ctx
 
 // Sessions returns the number of sessions the Listener holds, accepted or not.
 func (l *Listener) Sessions() int { return l.l.Sessions() }
+
+// Fingerprint returns the fingerprint of the key the Listener's certificate carries, which a
+// client pins with Config.ServerFingerprint; "" without TLS (Config.Insecure) or when the
+// certificate is chosen per connection (TLS.GetCertificate).
+func (l *Listener) Fingerprint() string { return l.l.Fingerprint() }

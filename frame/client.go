@@ -3,6 +3,7 @@ package frame
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/braidnet/braid/internal/secure"
 	"github.com/braidnet/braid/internal/wire"
 )
 
@@ -36,6 +38,19 @@ func Dial(ctx context.Context, addr string, cfg *Config) (*Client, error) {
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("braid: dial %s: %w", addr, err)
+	}
+	if cfg != nil && cfg.TLS != nil {
+		conf := cfg.TLS.Clone()
+		conf.MinVersion = tls.VersionTLS13
+		if len(conf.NextProtos) == 0 {
+			conf.NextProtos = []string{secure.ALPN}
+		}
+		tc := tls.Client(conn, conf)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("braid: TLS with %s: %w", addr, err)
+		}
+		conn = tc
 	}
 	c, err := NewClient(conn, cfg)
 	if err != nil {

@@ -1,6 +1,7 @@
 package frame
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,6 +35,11 @@ type Config struct {
 	// Logger receives connection events; frame-level tracing is logged at slog.LevelDebug.
 	// Default: discard.
 	Logger *slog.Logger
+
+	// TLS, if set, makes Dial run a TLS 1.3 client handshake with it before the first frame, as
+	// a braid.Listener (unless Insecure) requires. Dial offers the "braid/2" ALPN if NextProtos
+	// is empty. A Server ignores it (a braid.Listener terminates TLS itself).
+	TLS *tls.Config
 }
 
 // DefaultConfig returns the configuration used when none is given.

@@ -24,6 +24,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sizes := fs.String("sizes", "", "comma-separated payload sizes (default 64B..4MiB in ×4 steps)")
 	maxTime := fs.Duration("max-time", time.Minute, "upper bound on one size's transfer")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	security := fs.String("security", "tls,insecure", "with --paths: path security to measure (comma-separated: tls, insecure); both give TLS ÷ plaintext")
+	setups := fs.Int("setups", 20, "with --paths: session setups timed per case")
+	ct := addClientTrustFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -57,7 +60,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usageError(fs, "--chunk-size: %v", err)
 		}
 		rep, err := bench.RunSessions(ctx, bench.SessionOptions{Paths: counts, Volume: int64(vol), Runs: *runs,
-			Pings: *pings, ChunkSize: cs, MaxTime: *maxTime, Modes: strings.Split(*modes, ","), Copy: *copySend})
+			Pings: *pings, ChunkSize: cs, MaxTime: *maxTime, Modes: strings.Split(*modes, ","), Copy: *copySend,
+			Security: strings.Split(*security, ","), Setups: *setups})
 		if err != nil {
 			return err
 		}
@@ -76,6 +80,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *pings < 1 {
 		return usageError(fs, "--pings must be at least 1")
+	}
+	if opts.Addr != "" { // a braid serve: its frame protocol runs inside TLS unless --insecure
+		if opts.TLS, err = ct.frameTLS(opts.Addr, stderr); err != nil {
+			return usageError(fs, "%v", err)
+		}
 	}
 	rep, err := bench.Run(ctx, opts)
 	if err != nil {

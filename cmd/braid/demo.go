@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,6 +27,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	paths := fs.Int("paths", 4, "paths in the session (a coded mode uses N)")
 	mode := fs.String("mode", "plain", "dispersal mode: plain, redundant, shamir:K/N or erasure:K/N")
 	quiet := fs.Bool("q", false, "do not trace frames and path events")
+	insecure := fs.Bool("insecure", false, "plain TCP instead of TLS, to see what the dispersal mode alone hides")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -72,18 +74,26 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	taps := &tap.Listener{Listener: ln, Limit: 1 << 20}
-	l, err := braid.NewListener(taps, &braid.Config{Logger: serverLog})
+	l, err := braid.NewListener(taps, &braid.Config{Logger: serverLog, Insecure: *insecure})
 	if err != nil {
 		ln.Close()
 		return err
 	}
 	defer l.Close()
 	addr := l.Addr().String()
-	fmt.Fprintf(out, "== braid demo: server on %s\n", addr)
+	var pin *tls.Config
+	if *insecure {
+		fmt.Fprintf(out, "== braid demo: server on %s, plain TCP (--insecure)\n", addr)
+	} else {
+		fmt.Fprintf(out, "== braid demo: server on %s, TLS 1.3, ephemeral identity %s (the client pins it)\n", addr, l.Fingerprint())
+		if pin, err = braid.PinnedTLS(l.Fingerprint()); err != nil {
+			return err
+		}
+	}
 
 	// Part 1: the frame protocol on one connection, every frame traced.
 	fmt.Fprintln(out, "\n== one path: ping and a text message, frame by frame")
-	c, err := frame.Dial(ctx, addr, &frame.Config{Logger: clientLog})
+	c, err := frame.Dial(ctx, addr, &frame.Config{Logger: clientLog, TLS: pin})
 	if err != nil {
 		return err
 	}
@@ -118,11 +128,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		serveErr = receiveTransfers(ctx, s, "", serverLog.With("session", s.ID()))
 		s.Close()
 	}()
-	s, err := braid.Dial(ctx, addr, &braid.Config{Paths: *paths, Mode: m.String(), Logger: clientLog})
+	before := len(taps.Conns()) // part 1's connection
+	s, err := braid.Dial(ctx, addr, &braid.Config{Paths: *paths, Mode: m.String(), Logger: clientLog,
+		Insecure: *insecure, ServerFingerprint: l.Fingerprint()})
 	if err != nil {
 		return err
 	}
 	defer s.Close()
+	fmt.Fprintf(out, "session %s: key exchange %s\n", s.ID(), keyExchange(s.Stats()))
 
 	msg := "a message, chunked and striped across the paths"
 	if _, digest, err := sendTransfer(ctx, s, transferHeader{Kind: "message", Size: int64(len(msg))}, bytes.NewReader([]byte(msg))); err != nil {
@@ -155,7 +168,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(out, "\n== chunks and bytes per path (client side; the file is %d chunks of %d bytes%s)\n", (n+cs-1)/cs, cs, how)
 	writePathTable(out, s.Stats().Paths)
 	fmt.Fprintf(out, "\n== what each path carried: the first %s the server read on each connection\n", bench.Size(taps.Limit))
-	writeTapTable(out, sessionTaps(taps))
+	writeTapTable(out, sessionTaps(taps, before, !*insecure), !*insecure)
 	fmt.Fprintln(out, "\n== done")
 	return nil
 }

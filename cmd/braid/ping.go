@@ -16,6 +16,7 @@ func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	count := fs.Int("c", 5, "number of probes (0: until interrupted)")
 	interval := fs.Duration("i", time.Second, "time between probes")
 	size := fs.Int("s", 8, "probe payload size, bytes (8..64)")
+	ct := addClientTrustFlags(fs)
 	lf := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -31,7 +32,11 @@ func runPing(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageError(fs, "%v", err)
 	}
 	addr := fs.Arg(0)
-	c, err := frame.Dial(ctx, addr, &frame.Config{Logger: log})
+	conf, err := ct.frameTLS(addr, stderr)
+	if err != nil {
+		return usageError(fs, "%v", err)
+	}
+	c, err := frame.Dial(ctx, addr, &frame.Config{Logger: log, TLS: conf})
 	if err != nil {
 		return err
 	}

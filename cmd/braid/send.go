@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"io"
@@ -54,6 +55,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	single := fs.Bool("single", false, "use the single-path frame protocol (TEXT/DATA answered by ACK) instead of a session")
 	frame := fs.Int("frame-size", 1<<20, "with --single: DATA frame payload size for --file, bytes")
 	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
+	ct := addClientTrustFlags(fs)
 	lf := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -78,7 +80,11 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if len(specs) > 0 {
 			return usageError(fs, "--single takes an address, not --path")
 		}
-		return sendSingle(ctx, fs.Arg(0), *message, *file, *frame, log, stdout)
+		conf, err := ct.frameTLS(fs.Arg(0), stderr)
+		if err != nil {
+			return usageError(fs, "%v", err)
+		}
+		return sendSingle(ctx, fs.Arg(0), *message, *file, *frame, conf, log, stdout)
 	}
 
 	m, err := disperse.Parse(*mode)
@@ -99,13 +105,17 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if m.Coded() && len(specs) != m.N {
 		return usageError(fs, "--mode %s needs %d paths, got %d", m, m.N, len(specs))
 	}
-	s, err := braid.DialPaths(ctx, specs, &braid.Config{ChunkSize: cs, Mode: m.String(), Paths: len(specs), Logger: log})
+	cfg := &braid.Config{ChunkSize: cs, Mode: m.String(), Paths: len(specs), Logger: log}
+	if err := ct.apply(cfg, specs[0].Remote, stderr); err != nil {
+		return usageError(fs, "%v", err)
+	}
+	s, err := braid.DialPaths(ctx, specs, cfg)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
 	st := s.Stats()
-	fmt.Fprintf(stdout, "session %s: %d paths, %s chunks, mode %s\n", st.ID, len(st.Paths), bench.Size(st.ChunkSize), st.Mode)
+	fmt.Fprintf(stdout, "session %s: %d paths, %s chunks, mode %s, key exchange %s\n", st.ID, len(st.Paths), bench.Size(st.ChunkSize), st.Mode, keyExchange(st))
 
 	start := time.Now()
 	var h transferHeader
@@ -168,9 +178,22 @@ func writePathTable(w io.Writer, paths []braid.PathStats) {
 	tw.Flush()
 }
 
+// keyExchange names the key exchange of a session's paths: one name if they all agree.
+func keyExchange(st braid.Stats) string {
+	seen := map[string]bool{}
+	var names []string
+	for _, p := range st.Paths {
+		if !seen[p.KeyExchange] {
+			seen[p.KeyExchange] = true
+			names = append(names, p.KeyExchange)
+		}
+	}
+	return strings.Join(names, "/")
+}
+
 // sendSingle is the single-path frame protocol: TEXT or DATA frames, each answered by ACK.
-func sendSingle(ctx context.Context, addr, message, file string, frameSize int, log *slog.Logger, stdout io.Writer) error {
-	c, err := frame.Dial(ctx, addr, &frame.Config{Logger: log})
+func sendSingle(ctx context.Context, addr, message, file string, frameSize int, conf *tls.Config, log *slog.Logger, stdout io.Writer) error {
+	c, err := frame.Dial(ctx, addr, &frame.Config{Logger: log, TLS: conf})
 	if err != nil {
 		return err
 	}

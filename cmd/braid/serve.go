@@ -23,7 +23,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxConns := fs.Int("max-conns", 16384, "most connections open at once (keep below the open-file limit)")
 	maxConnsPerIP := fs.Int("max-conns-per-ip", 1024, "most connections open at once from one IP address")
 	window := fs.String("window", "64MiB", "receive budget per session")
+	maxHandshakes := fs.Int("max-handshakes", 256, "most connections at once that have not finished their TLS and session handshakes")
+	maxHandshakesPerIP := fs.Int("max-handshakes-per-ip", 32, "most of those from one IP address")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, wait this long for sessions and in-flight frames")
+	st := addServerTrustFlags(fs)
 	lf := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -44,9 +47,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usageError(fs, "--out %q is not a directory", *out)
 		}
 	}
-	l, err := braid.Listen(*listen, &braid.Config{MaxFrameSize: *maxFrame, IdleTimeout: *idle, ReadTimeout: *readTimeout,
+	cfg := &braid.Config{MaxFrameSize: *maxFrame, IdleTimeout: *idle, ReadTimeout: *readTimeout,
 		MaxPaths: *maxPaths, MaxSessions: *maxSessions, MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP,
-		SessionWindow: int64(win), Logger: log})
+		MaxHandshakes: *maxHandshakes, MaxHandshakesPerIP: *maxHandshakesPerIP, SessionWindow: int64(win), Logger: log}
+	if err := st.apply(cfg, stdout); err != nil {
+		return usageError(fs, "%v", err)
+	}
+	l, err := braid.Listen(*listen, cfg)
 	if err != nil {
 		return err
 	}

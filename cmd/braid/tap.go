@@ -20,11 +20,17 @@ type pathTap struct {
 	payload []byte // the CHUNK or PIECE payloads in it, without frame or chunk headers
 }
 
-// sessionTaps returns the recordings of connections that were session paths, parsed.
-func sessionTaps(l *tap.Listener) []pathTap {
+// sessionTaps returns the recordings of connections that were session paths, parsed, skipping
+// the first skip connections. With TLS the recordings cannot be parsed (which is the point): each
+// is taken whole, numbered in the order the server accepted them.
+func sessionTaps(l *tap.Listener, skip int, overTLS bool) []pathTap {
 	var out []pathTap
-	for _, tc := range l.Conns() {
+	for i, tc := range l.Conns()[skip:] {
 		stream := tc.Bytes()
+		if overTLS {
+			out = append(out, pathTap{slot: i, stream: stream, payload: stream})
+			continue
+		}
 		r := wire.NewReader(bytes.NewReader(stream), 0)
 		t := pathTap{slot: -1, stream: stream}
 		for {
@@ -52,12 +58,16 @@ func sessionTaps(l *tap.Listener) []pathTap {
 	return out
 }
 
-// writeTapTable prints, per path, how random its payload bytes look and whether the demo's
-// plaintext can be read in them.
-func writeTapTable(w io.Writer, taps []pathTap) {
+// writeTapTable prints, per path, how random its payload bytes look (its whole stream, over TLS)
+// and whether the demo's plaintext can be read in them.
+func writeTapTable(w io.Writer, taps []pathTap, overTLS bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	slices.SortFunc(taps, func(a, b pathTap) int { return a.slot - b.slot })
-	fmt.Fprintln(tw, "slot\trecorded\tof which payload\tchi-square\tplaintext visible\tfirst payload bytes")
+	if overTLS {
+		fmt.Fprintln(tw, "connection\trecorded\tof which TLS records\tchi-square\tplaintext visible\tfirst bytes")
+	} else {
+		fmt.Fprintln(tw, "slot\trecorded\tof which payload\tchi-square\tplaintext visible\tfirst payload bytes")
+	}
 	for _, t := range taps {
 		head := t.payload[:min(len(t.payload), 16)]
 		visible := bytes.Contains(t.stream, []byte("quick brown fox"))

@@ -26,7 +26,7 @@ const tlsReadBuffer = 4 << 10
 
 // readBufferSize is the read buffer of a path over conn.
 func readBufferSize(conn net.Conn) int {
-	if _, ok := conn.(*tls.Conn); ok {
+	if _, ok := conn.(*tlsConn); ok {
 		return tlsReadBuffer
 	}
 	return pathReadBuffer
@@ -239,7 +239,8 @@ func dialConn(ctx context.Context, spec PathSpec, c *Config) (net.Conn, pathSecu
 	if c.Insecure {
 		return raw, sec, nil
 	}
-	tc, err := clientTLS(ctx, raw, spec.Remote, c)
+	bc := &batchConn{Conn: raw}
+	tc, err := clientTLS(ctx, bc, spec.Remote, c)
 	if err != nil {
 		raw.Close()
 		return nil, sec, err
@@ -250,7 +251,7 @@ func dialConn(ctx context.Context, spec PathSpec, c *Config) (net.Conn, pathSecu
 		tc.Close()
 		return nil, sec, fmt.Errorf("%w with %s: %w", ErrTLS, spec.Remote, err)
 	}
-	return tc, sec, nil
+	return &tlsConn{Conn: tc, batch: bc}, sec, nil
 }
 
 // clientTLS runs a client TLS handshake on raw and checks what it agreed.

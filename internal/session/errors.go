@@ -41,8 +41,6 @@ var (
 	ErrTLS = errors.New("braid: TLS handshake failed")
 	// ErrFingerprint: the server's key is not the one pinned (ServerFingerprint).
 	ErrFingerprint = secure.ErrFingerprint
-	// ErrIdentityChanged: the server's key is not the one recorded for its address on first use.
-	ErrIdentityChanged = secure.ErrIdentityChanged
 	// ErrNotPostQuantum: a path agreed a classical key exchange where RequirePostQuantum demands
 	// X25519MLKEM768.
 	ErrNotPostQuantum = secure.ErrClassical

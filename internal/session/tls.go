@@ -61,7 +61,8 @@ func (l *Listener) serverTLS(raw net.Conn) (net.Conn, pathSecurity, error) {
 	if l.tlsConf == nil {
 		return raw, sec, nil
 	}
-	tc := tls.Server(raw, l.tlsConf)
+	bc := &batchConn{Conn: raw}
+	tc := tls.Server(bc, l.tlsConf)
 	if err := tc.HandshakeContext(context.Background()); err != nil {
 		return nil, sec, fmt.Errorf("%w: %w", ErrTLS, err)
 	}
@@ -77,5 +78,5 @@ func (l *Listener) serverTLS(raw net.Conn) (net.Conn, pathSecurity, error) {
 		tc.Close()
 		return nil, sec, fmt.Errorf("%w: %w", ErrTLS, err)
 	}
-	return tc, sec, nil
+	return &tlsConn{Conn: tc, batch: bc}, sec, nil
 }

@@ -22,6 +22,7 @@ const flushThreshold = 4 << 20
 // A Writer is not safe for concurrent use; deadlines are the caller's to set on the connection.
 type Writer struct {
 	w       io.Writer
+	batch   Batcher
 	vector  bool // w is a net.Conn, whose Write never returns short without an error
 	pending []byte
 	segs    []segment // what Flush writes, in order
@@ -37,10 +38,18 @@ type segment struct {
 	from, to int
 }
 
-// NewWriter returns a Writer on w.
+// Batcher is a writer that can gather several writes into one system call: Flush calls Hold
+// before its writes and Release after them (a TLS connection writes each record separately).
+type Batcher interface {
+	Hold()
+	Release() error
+}
+
+// NewWriter returns a Writer on w. If w is a Batcher, each Flush is one batch.
 func NewWriter(w io.Writer) *Writer {
 	_, isConn := w.(net.Conn)
-	return &Writer{w: w, vector: isConn, pending: make([]byte, 0, 4<<10)}
+	b, _ := w.(Batcher)
+	return &Writer{w: w, batch: b, vector: isConn, pending: make([]byte, 0, 4<<10)}
 }
 
 // WriteFrame writes one frame and flushes it, together with anything queued before it.
@@ -101,12 +110,19 @@ func (w *Writer) closeRun() {
 func (w *Writer) Pending() int { return len(w.pending) + w.large }
 
 // Flush writes every queued frame, in one vectored write where the connection allows.
-func (w *Writer) Flush() error {
+func (w *Writer) Flush() (err error) {
 	if w.Pending() == 0 {
 		return nil
 	}
 	w.closeRun()
-	var err error
+	if w.batch != nil {
+		w.batch.Hold()
+		defer func() {
+			if rerr := w.batch.Release(); err == nil {
+				err = rerr
+			}
+		}()
+	}
 	if w.vector && len(w.segs) > 1 {
 		w.vec = w.vec[:0]
 		for _, s := range w.segs {

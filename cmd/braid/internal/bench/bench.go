@@ -9,6 +9,7 @@ package bench
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -29,6 +30,7 @@ type Options struct {
 	MinFrames int           // lower bound on frames per size
 	MaxTime   time.Duration // upper bound on time per size and side
 	Runs      int           // transfers per size and side, alternating; the median is reported
+	TLS       *tls.Config   // for Addr: the TLS to speak to it (nil: plain TCP)
 }
 
 // DefaultSizes are 64 B to 4 MiB in steps of ×4.
@@ -113,7 +115,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		defer raw.close()
 	}
-	c, err := frame.Dial(ctx, o.Addr, nil)
+	c, err := frame.Dial(ctx, o.Addr, &frame.Config{TLS: o.TLS})
 	if err != nil {
 		return nil, err
 	}

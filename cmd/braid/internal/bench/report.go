@@ -3,6 +3,9 @@ package bench
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -69,15 +72,25 @@ func Size(n int) string {
 func (r *SessionReport) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "multipath: one %s transfer as 1 MiB messages (%s) per run, median of %d runs; raw TCP: the same bytes on one connection\n", Size(int(r.Volume)), r.Send, r.Runs)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "paths\tmode\tMiB/s\t÷ raw TCP\t÷ plain\tmsg rtt median\tp99\t÷ raw rtt\t÷ 1 path\t")
-	fmt.Fprintf(tw, "raw TCP\t\t%.1f\t1.00\t\t%s\t%s\t1.00\t\t\n", r.Raw.MiBps(), us(r.RawLatency.Median), us(r.RawLatency.P99))
-	for _, row := range r.Rows {
-		plain := ""
-		if row.PlainRatio > 0 {
-			plain = fmt.Sprintf("%.2f", row.PlainRatio)
+	fmt.Fprintln(tw, "paths\tmode\tsecurity\tMiB/s\t÷ raw TCP\t÷ plain\t÷ insecure\tsetup\tmsg rtt median\tp99\t÷ raw rtt\t÷ 1 path\t")
+	fmt.Fprintf(tw, "raw TCP\t\t\t%.1f\t1.00\t\t\t\t%s\t%s\t1.00\t\t\n", r.Raw.MiBps(), us(r.RawLatency.Median), us(r.RawLatency.P99))
+	ratio := func(v float64) string {
+		if v > 0 {
+			return fmt.Sprintf("%.2f", v)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.2f\t%s\t%s\t%s\t%.2f\t%.2f\t\n", row.Paths, row.Mode, row.Throughput.MiBps(), row.RawRatio, plain, us(row.Latency.Median), us(row.Latency.P99), row.RawRTTRatio, row.LatencyRatio)
+		return ""
+	}
+	kexes := map[string]bool{}
+	for _, row := range r.Rows {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.1f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t\n", row.Paths, row.Mode, row.Security, row.Throughput.MiBps(), row.RawRatio,
+			ratio(row.PlainRatio), ratio(row.TLSRatio), us(row.Setup.Median), us(row.Latency.Median), us(row.Latency.P99), row.RawRTTRatio, row.LatencyRatio)
+		if row.Security == "tls" {
+			kexes[row.KeyExchange] = true
+		}
 	}
 	tw.Flush()
+	if len(kexes) > 0 {
+		fmt.Fprintf(w, "(tls: TLS 1.3 on every path, key exchange %s; setup: Dial until every path has attached, median of the setups timed)\n", strings.Join(slices.Sorted(maps.Keys(kexes)), ", "))
+	}
 	fmt.Fprintf(w, "(msg rtt: a %d-byte message, one chunk, sent and echoed back over the session; raw TCP: %d bytes written and echoed back on one connection)\n", r.MessageLen, r.MessageLen)
 }

@@ -25,18 +25,27 @@ type SessionOptions struct {
 	// Copy sends with Session.Send, which copies each message; by default the transfer uses
 	// SendNoCopy, as raw TCP's write does not copy either.
 	Copy bool
+	// Security lists the path security to measure each case with: "tls" (the default TLS 1.3)
+	// and "insecure" (plain TCP). Nil means both, so that TLS is reported ÷ plaintext.
+	Security []string
+	// Setups is how many dials time session setup per case (0: 20).
+	Setups int
 }
 
 // SessionRow is one path count's result.
 type SessionRow struct {
 	Paths        int        `json:"paths"`
 	Mode         string     `json:"mode"`
+	Security     string     `json:"security"`     // "tls" or "insecure"
+	KeyExchange  string     `json:"key_exchange"` // the paths' TLS key exchange, "none" without TLS
+	Setup        Latency    `json:"setup"`        // Dial until every path has attached
+	TLSRatio     float64    `json:"tls_ratio"`    // throughput ÷ the insecure row's of the same case (0 if not measured)
 	Throughput   Throughput `json:"throughput"`
 	RawRatio     float64    `json:"raw_ratio"`     // throughput ÷ raw TCP
 	Latency      Latency    `json:"latency"`       // one-chunk message round trips
 	LatencyRatio float64    `json:"latency_ratio"` // median ÷ the 1-path median
 	RawRTTRatio  float64    `json:"raw_rtt_ratio"` // median ÷ the raw TCP ping-pong median
-	PlainRatio   float64    `json:"plain_ratio"`   // throughput ÷ plain mode's at the same path count (0 if not measured)
+	PlainRatio   float64    `json:"plain_ratio"`   // throughput ÷ plain mode's at the same path count and security (0 if not measured)
 }
 
 // SessionReport is a multipath run.
@@ -60,12 +69,16 @@ const (
 // RunSessions measures sessions of each path count on loopback beside one raw TCP connection
 // moving the same bytes in the same write sizes.
 func RunSessions(ctx context.Context, o SessionOptions) (*SessionReport, error) {
-	l, err := braid.Listen("127.0.0.1:0", &braid.Config{MaxPaths: 64})
-	if err != nil {
-		return nil, err
+	servers := map[bool]*benchServer{}
+	for _, tls := range []bool{true, false} {
+		l, err := braid.Listen("127.0.0.1:0", &braid.Config{MaxPaths: 64, Insecure: !tls, MaxHandshakesPerIP: 256})
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		go serveBenchSessions(ctx, l)
+		servers[tls] = &benchServer{addr: l.Addr().String(), fingerprint: l.Fingerprint()}
 	}
-	defer l.Close()
-	go serveBenchSessions(ctx, l)
 	raw, err := startRawPeer()
 	if err != nil {
 		return nil, err
@@ -91,9 +104,9 @@ func RunSessions(ctx context.Context, o SessionOptions) (*SessionReport, error) 
 		}
 		rawRuns = append(rawRuns, t)
 		for i, c := range cases {
-			t, err := sessionThroughput(ctx, l.Addr().String(), c, o)
+			t, err := sessionThroughput(ctx, servers[c.TLS], c, o)
 			if err != nil {
-				return nil, fmt.Errorf("bench: %d paths, %s: %w", c.Paths, c.Mode, err)
+				return nil, fmt.Errorf("bench: %s: %w", c, err)
 			}
 			rows[i] = append(rows[i], t)
 		}
@@ -103,36 +116,61 @@ func RunSessions(ctx context.Context, o SessionOptions) (*SessionReport, error) 
 		return nil, err
 	}
 	for i, c := range cases {
-		row := SessionRow{Paths: c.Paths, Mode: c.Mode, Throughput: medianRun(rows[i])}
+		row := SessionRow{Paths: c.Paths, Mode: c.Mode, Security: c.security(), Throughput: medianRun(rows[i])}
 		row.RawRatio = row.Throughput.MiBps() / rep.Raw.MiBps()
-		if row.Latency, err = sessionLatency(ctx, l.Addr().String(), c, o); err != nil {
+		if row.Latency, row.KeyExchange, err = sessionLatency(ctx, servers[c.TLS], c, o); err != nil {
+			return nil, err
+		}
+		if row.Setup, err = sessionSetup(ctx, servers[c.TLS], c, o); err != nil {
 			return nil, err
 		}
 		rep.Rows = append(rep.Rows, row)
 	}
 	for i, row := range rep.Rows {
 		for _, p := range rep.Rows {
-			if p.Paths == row.Paths && p.Mode == "plain" {
+			if p.Paths == row.Paths && p.Security == row.Security && p.Mode == "plain" {
 				rep.Rows[i].PlainRatio = row.Throughput.MiBps() / p.Throughput.MiBps()
+			}
+			if row.Security == "tls" && p.Paths == row.Paths && p.Mode == row.Mode && p.Security == "insecure" {
+				rep.Rows[i].TLSRatio = row.Throughput.MiBps() / p.Throughput.MiBps()
 			}
 		}
 	}
-	// Latency is compared with the single-path session (the first row if 1 path was not asked).
-	base := rep.Rows[0].Latency.Median
-	if one := findRow(rep.Rows, 1); one != nil {
-		base = one.Latency.Median
-	}
+	// Latency is compared with the single-path session of the same security (the first row if
+	// 1 path was not asked).
 	for i := range rep.Rows {
+		base := rep.Rows[0].Latency.Median
+		if one := findRow(rep.Rows, 1, rep.Rows[i].Security); one != nil {
+			base = one.Latency.Median
+		}
 		rep.Rows[i].LatencyRatio = float64(rep.Rows[i].Latency.Median) / float64(base)
 		rep.Rows[i].RawRTTRatio = float64(rep.Rows[i].Latency.Median) / float64(rep.RawLatency.Median)
 	}
 	return rep, nil
 }
 
-// sessionCase is one measured configuration: a path count and a mode.
+// benchServer is one of the benchmark's loopback servers.
+type benchServer struct {
+	addr        string
+	fingerprint string // "" without TLS
+}
+
+// sessionCase is one measured configuration: a path count, a mode and the path security.
 type sessionCase struct {
 	Paths int
 	Mode  string
+	TLS   bool
+}
+
+func (c sessionCase) security() string {
+	if c.TLS {
+		return "tls"
+	}
+	return "insecure"
+}
+
+func (c sessionCase) String() string {
+	return fmt.Sprintf("%d paths, %s, %s", c.Paths, c.Mode, c.security())
 }
 
 // sessionCases lists the path count and mode pairs to measure: every mode at every path count,
@@ -141,6 +179,10 @@ func sessionCases(o SessionOptions) ([]sessionCase, error) {
 	modes := o.Modes
 	if len(modes) == 0 {
 		modes = []string{"plain"}
+	}
+	security := o.Security
+	if len(security) == 0 {
+		security = []string{"tls", "insecure"}
 	}
 	var cases []sessionCase
 	for _, m := range modes {
@@ -151,7 +193,12 @@ func sessionCases(o SessionOptions) ([]sessionCase, error) {
 		found := false
 		for _, n := range o.Paths {
 			if !mode.Coded() || mode.N == n {
-				cases = append(cases, sessionCase{Paths: n, Mode: mode.String()})
+				for _, sec := range security {
+					if sec != "tls" && sec != "insecure" {
+						return nil, fmt.Errorf("bench: security %q: want tls or insecure", sec)
+					}
+					cases = append(cases, sessionCase{Paths: n, Mode: mode.String(), TLS: sec == "tls"})
+				}
 				found = true
 			}
 		}
@@ -162,17 +209,23 @@ func sessionCases(o SessionOptions) ([]sessionCase, error) {
 	return cases, nil
 }
 
-func findRow(rows []SessionRow, paths int) *SessionRow {
+func findRow(rows []SessionRow, paths int, security string) *SessionRow {
 	for i := range rows {
-		if rows[i].Paths == paths && rows[i].Mode == "plain" {
+		if rows[i].Paths == paths && rows[i].Mode == "plain" && rows[i].Security == security {
 			return &rows[i]
 		}
 	}
 	return nil
 }
 
-func dialBench(ctx context.Context, addr string, c sessionCase, o SessionOptions, mode byte) (*braid.Session, error) {
-	s, err := braid.Dial(ctx, addr, &braid.Config{Paths: c.Paths, Mode: c.Mode, ChunkSize: o.ChunkSize})
+// dialOnly opens a session of case c to srv.
+func dialOnly(ctx context.Context, srv *benchServer, c sessionCase, o SessionOptions) (*braid.Session, error) {
+	return braid.Dial(ctx, srv.addr, &braid.Config{Paths: c.Paths, Mode: c.Mode, ChunkSize: o.ChunkSize,
+		Insecure: !c.TLS, ServerFingerprint: srv.fingerprint})
+}
+
+func dialBench(ctx context.Context, srv *benchServer, c sessionCase, o SessionOptions, mode byte) (*braid.Session, error) {
+	s, err := dialOnly(ctx, srv, c, o)
 	if err != nil {
 		return nil, err
 	}
@@ -186,10 +239,10 @@ func dialBench(ctx context.Context, addr string, c sessionCase, o SessionOptions
 // sessionThroughput sends Volume bytes as 1 MiB messages and waits for the server's count. Each
 // message is filled from the pattern, as raw TCP's are; with SendNoCopy, the buffers the session
 // hands back are filled again.
-func sessionThroughput(ctx context.Context, addr string, c sessionCase, o SessionOptions) (Throughput, error) {
+func sessionThroughput(ctx context.Context, srv *benchServer, c sessionCase, o SessionOptions) (Throughput, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.MaxTime)
 	defer cancel()
-	s, err := dialBench(ctx, addr, c, o, modeSink)
+	s, err := dialBench(ctx, srv, c, o, modeSink)
 	if err != nil {
 		return Throughput{}, err
 	}
@@ -252,27 +305,56 @@ func sessionThroughput(ctx context.Context, addr string, c sessionCase, o Sessio
 	return Throughput{Bytes: sent, Frames: msgs, Duration: dur}, nil
 }
 
-// sessionLatency times round trips of one-chunk messages echoed by the server.
-func sessionLatency(ctx context.Context, addr string, c sessionCase, o SessionOptions) (Latency, error) {
-	s, err := dialBench(ctx, addr, c, o, modeEcho)
+// sessionSetup times Dial (until every path has attached) o.Setups times; each session is then
+// aborted.
+func sessionSetup(ctx context.Context, srv *benchServer, c sessionCase, o SessionOptions) (Latency, error) {
+	n := o.Setups
+	if n <= 0 {
+		n = 20
+	}
+	times := make([]time.Duration, 0, n)
+	for range n {
+		start := time.Now()
+		s, err := dialOnly(ctx, srv, c, o)
+		if err != nil {
+			return Latency{}, err
+		}
+		times = append(times, time.Since(start))
+		s.Abort()
+	}
+	return Summarize(times), nil
+}
+
+// sessionLatency times round trips of one-chunk messages echoed by the server, and reports the
+// key exchange the session's paths used.
+func sessionLatency(ctx context.Context, srv *benchServer, c sessionCase, o SessionOptions) (Latency, string, error) {
+	s, err := dialBench(ctx, srv, c, o, modeEcho)
 	if err != nil {
-		return Latency{}, err
+		return Latency{}, "", err
 	}
 	defer s.Close()
+	kex := ""
+	for _, p := range s.Stats().Paths {
+		if kex != "" && kex != p.KeyExchange {
+			kex += "/" + p.KeyExchange
+		} else {
+			kex = p.KeyExchange
+		}
+	}
 	msg := make([]byte, latencySize)
 	rtts := make([]time.Duration, 0, o.Pings)
 	for i := range o.Pings {
 		binary.BigEndian.PutUint64(msg, uint64(i))
 		start := time.Now()
 		if err := s.Send(ctx, msg); err != nil {
-			return Latency{}, err
+			return Latency{}, "", err
 		}
 		if _, err := s.Receive(ctx); err != nil {
-			return Latency{}, err
+			return Latency{}, "", err
 		}
 		rtts = append(rtts, time.Since(start))
 	}
-	return Summarize(rtts), nil
+	return Summarize(rtts), kex, nil
 }
 
 // serveBenchSessions answers benchmark sessions: a sink counts bytes until an empty message and
