@@ -8,10 +8,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/braidnet/braid/internal/testutil"
 )
 
 func runCmd(t *testing.T, ctx context.Context, args ...string) (int, string, string) {
@@ -52,21 +55,32 @@ func TestUsageAndExitCodes(t *testing.T) {
 	}
 }
 
-// TestDemoShamir: in shamir:2/3 the demo's file arrives intact and no path's bytes show the
-// plaintext or depart from uniform; in plain mode every path shows it.
+// TestDemoShamir: without TLS, in shamir:2/3 the demo's file arrives intact and no path's bytes
+// show the plaintext or depart from uniform, while in plain mode every path shows it; with TLS
+// (the default) no path shows it in either mode.
 func TestDemoShamir(t *testing.T) {
 	for _, c := range []struct {
-		mode    string
-		visible string
-	}{{"shamir:2/3", "no"}, {"plain", "yes"}} {
-		code, out, errOut := runCmd(t, context.Background(), "demo", "-q", "--mode", c.mode, "--size", "2000000")
+		mode     string
+		insecure bool
+		visible  string
+	}{{"shamir:2/3", true, "no"}, {"plain", true, "yes"}, {"plain", false, "no"}, {"shamir:2/3", false, "no"}} {
+		args := []string{"demo", "-q", "--mode", c.mode, "--size", "2000000"}
+		header := "first bytes\n"
+		if c.insecure {
+			args = append(args, "--insecure")
+			header = "first payload bytes\n"
+		}
+		code, out, errOut := runCmd(t, context.Background(), args...)
 		if code != 0 {
 			t.Fatalf("%s: exit %d: %s", c.mode, code, errOut)
 		}
 		if !strings.Contains(out, "receiver verified sha256") || !strings.Contains(out, "what each path carried") {
 			t.Fatalf("%s: output lacks the transfer or the path table:\n%s", c.mode, out)
 		}
-		_, table, _ := strings.Cut(out, "first payload bytes\n")
+		if !c.insecure && !strings.Contains(out, "key exchange X25519MLKEM768") {
+			t.Fatalf("%s: no post-quantum key exchange reported:\n%s", c.mode, out)
+		}
+		_, table, _ := strings.Cut(out, header)
 		rows := 0
 		for _, line := range strings.Split(table, "\n") {
 			f := strings.Fields(line)
@@ -112,7 +126,12 @@ func TestServeSendPingShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan int, 1)
 	var serveErr bytes.Buffer
-	go func() { served <- run(ctx, []string{"serve", "--listen", addr}, &bytes.Buffer{}, &serveErr) }()
+	var serveOut testutil.SyncBuffer
+	dir := t.TempDir()
+	identity := filepath.Join(dir, "identity")
+	go func() {
+		served <- run(ctx, []string{"serve", "--listen", addr, "--identity", identity}, &serveOut, &serveErr)
+	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		if c, err := net.Dial("tcp", addr); err == nil {
@@ -124,27 +143,50 @@ func TestServeSendPingShutdown(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if code, out, e := runCmd(t, context.Background(), "send", "--single", "--message", "hello", addr); code != 0 || !strings.Contains(out, "TEXT #1, 5 bytes received") {
+	// The server made an identity and printed its fingerprint.
+	fp := regexp.MustCompile(`server fingerprint (SHA256:\S+)`).FindStringSubmatch(serveOut.String())
+	if !strings.Contains(serveOut.String(), "created a new server identity") || fp == nil {
+		t.Fatalf("serve output: %q", serveOut.String())
+	}
+	known := filepath.Join(dir, "known_hosts")
+	// First use of the known-hosts file records the server; the next uses match it.
+	if code, out, e := runCmd(t, context.Background(), "send", "--single", "--known-hosts", known, "--message", "hello", addr); code != 0 ||
+		!strings.Contains(out, "TEXT #1, 5 bytes received") || !strings.Contains(e, "trusting "+addr+" on first use: fingerprint "+fp[1]) {
 		t.Fatalf("send --single: %d %q %q", code, out, e)
 	}
-	dir := t.TempDir()
+	if b, err := os.ReadFile(known); err != nil || string(b) != addr+" "+fp[1]+"\n" {
+		t.Fatalf("known_hosts: %q, %v", b, err)
+	}
+	// A pinned key that is not the server's is refused, with a clear error.
+	other := "SHA256:" + strings.Repeat("A", 43)
+	if code, _, e := runCmd(t, context.Background(), "send", "--server-fingerprint", other, "--message", "x", addr); code == 0 ||
+		!strings.Contains(e, "certificate fingerprint mismatch") {
+		t.Fatalf("wrong fingerprint: %d %q", code, e)
+	}
+	// So is a server whose key changed since first use.
+	changed := filepath.Join(dir, "changed_hosts")
+	os.WriteFile(changed, []byte(addr+" "+other+"\n"), 0o600)
+	if code, _, e := runCmd(t, context.Background(), "send", "--known-hosts", changed, "--message", "x", addr); code == 0 ||
+		!strings.Contains(e, "server identity changed") {
+		t.Fatalf("changed identity: %d %q", code, e)
+	}
 	file := filepath.Join(dir, "in.bin")
 	data := bytes.Repeat([]byte("braid "), 500_000)
 	os.WriteFile(file, data, 0o644)
 	sum := sha256.Sum256(data)
 	for _, args := range [][]string{
-		{"send", "--paths", "3", "--file", file, addr},
-		{"send", "--path", "127.0.0.1=" + addr, "--path", addr, "--message", "hi"},
+		{"send", "--known-hosts", known, "--paths", "3", "--file", file, addr},
+		{"send", "--server-fingerprint", fp[1], "--path", "127.0.0.1=" + addr, "--path", addr, "--message", "hi"},
 	} {
 		code, out, e := runCmd(t, context.Background(), args...)
 		if code != 0 || !strings.Contains(out, "receiver verified sha256") {
 			t.Fatalf("%q: %d %q %q", args, code, out, e)
 		}
-		if args[1] == "--paths" && (!strings.Contains(out, hex.EncodeToString(sum[:])) || strings.Count(out, addr) != 3) {
+		if args[3] == "--paths" && (!strings.Contains(out, hex.EncodeToString(sum[:])) || strings.Count(out, addr) != 3 || !strings.Contains(out, "key exchange X25519MLKEM768")) {
 			t.Fatalf("%q: wrong digest or path table:\n%s", args, out)
 		}
 	}
-	if code, out, e := runCmd(t, context.Background(), "ping", "-c", "3", "-i", "1ms", addr); code != 0 || !strings.Contains(out, "3 probes transmitted, 3 received, 0% loss") || !strings.Contains(out, "rtt min/avg/median/p99/max") {
+	if code, out, e := runCmd(t, context.Background(), "ping", "--server-fingerprint", fp[1], "-c", "3", "-i", "1ms", addr); code != 0 || !strings.Contains(out, "3 probes transmitted, 3 received, 0% loss") || !strings.Contains(out, "rtt min/avg/median/p99/max") {
 		t.Fatalf("ping: %d %q %q", code, out, e)
 	}
 	cancel()

@@ -317,27 +317,38 @@ func TestSmallChunkWrittenInline(t *testing.T) {
 	defer c.Abort()
 	srv := acceptOne(t, l)
 	defer srv.Abort()
+	// The writer may hold the path for a moment (a keepalive, a credit) when the small chunk
+	// comes, on a loaded machine: it then rightly goes through the queue, so the small size has
+	// a few tries to show the inline write; a large chunk must never be written inline.
 	for _, tc := range []struct {
 		size   int
 		queued bool
-	}{{64, false}, {inlineMax + 1, true}} {
-		queued.Store(0)
-		if err := srv.Send(context.Background(), make([]byte, tc.size)); err != nil {
-			t.Fatal(err)
+		tries  int
+	}{{64, false, 5}, {inlineMax + 1, true, 1}} {
+		got := !tc.queued
+		for range tc.tries {
+			queued.Store(0)
+			if err := srv.Send(context.Background(), make([]byte, tc.size)); err != nil {
+				t.Fatal(err)
+			}
+			m, err := c.Receive(context.Background())
+			if err != nil || len(m) != tc.size {
+				t.Fatalf("received %d bytes, %v", len(m), err)
+			}
+			got = queued.Load() > 0
+			// Wait for the acknowledgement, so that the next chunk finds nothing in flight.
+			testutil.WaitFor(t, func() bool {
+				srv.mu.Lock()
+				defer srv.mu.Unlock()
+				return srv.out.Len() == 0
+			}, "the %d-byte message to be acknowledged", tc.size)
+			if got == tc.queued {
+				break
+			}
 		}
-		m, err := c.Receive(context.Background())
-		if err != nil || len(m) != tc.size {
-			t.Fatalf("received %d bytes, %v", len(m), err)
-		}
-		if got := queued.Load() > 0; got != tc.queued {
+		if got != tc.queued {
 			t.Errorf("%d-byte message: through the queue %v, want %v", tc.size, got, tc.queued)
 		}
-		// Wait for the acknowledgement, so that the next chunk finds nothing in flight.
-		testutil.WaitFor(t, func() bool {
-			srv.mu.Lock()
-			defer srv.mu.Unlock()
-			return srv.out.Len() == 0
-		}, "the %d-byte message to be acknowledged", tc.size)
 	}
 }
 

@@ -33,7 +33,9 @@ type agentJob struct {
 	Ifaces []string         `json:"ifaces,omitempty"`
 	Delays []int64          `json:"delays,omitempty"`
 	Specs  []braid.PathSpec `json:"specs,omitempty"` // clients: where to connect
-	Log    string           `json:"log,omitempty"`   // Braid roles: the session log's file, if any
+	// Braid clients: the server's key fingerprint, which the server agent reported.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Log         string `json:"log,omitempty"` // Braid roles: the session log's file, if any
 }
 
 // agentCtl is a later input line: the workload's start time, or a path's new delay.
@@ -45,12 +47,13 @@ type agentCtl struct {
 
 // agentOut is an output line.
 type agentOut struct {
-	Ready     bool       `json:"ready,omitempty"`
-	Addrs     []string   `json:"addrs,omitempty"`
-	Recording *Recording `json:"recording,omitempty"`
-	Done      bool       `json:"done,omitempty"`
-	Info      string     `json:"info,omitempty"`
-	Error     string     `json:"error,omitempty"`
+	Ready       bool       `json:"ready,omitempty"`
+	Addrs       []string   `json:"addrs,omitempty"`
+	Fingerprint string     `json:"fingerprint,omitempty"` // a Braid server's key
+	Recording   *Recording `json:"recording,omitempty"`
+	Done        bool       `json:"done,omitempty"`
+	Info        string     `json:"info,omitempty"`
+	Error       string     `json:"error,omitempty"`
 }
 
 // RunAgent runs one side of a netns run: it reads a job from in (one JSON line), reports on out
@@ -214,7 +217,7 @@ func (a *agent) braidServer(ctx context.Context) error {
 		return err
 	}
 	defer l.Close()
-	a.emit(agentOut{Ready: true, Addrs: []string{l.Addr().String()}})
+	a.emit(agentOut{Ready: true, Addrs: []string{l.Addr().String()}, Fingerprint: l.Fingerprint()})
 	s, err := l.Accept(ctx)
 	if err != nil {
 		return err
@@ -252,6 +255,7 @@ func (a *agent) braidClient(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cfg.ServerFingerprint = a.job.Fingerprint
 	s, err := braid.DialPaths(ctx, a.job.Specs, cfg)
 	if err != nil {
 		return err

@@ -115,7 +115,9 @@ func runInproc(ctx context.Context, sc *Scenario, scheduler, mode, logBase strin
 		return nil, err
 	}
 	defer closeProxies()
-	client, err := braid.DialPaths(ctx, specs, cfg)
+	pinned := *cfg
+	pinned.ServerFingerprint = l.Fingerprint()
+	client, err := braid.DialPaths(ctx, specs, &pinned)
 	if err != nil {
 		return nil, err
 	}

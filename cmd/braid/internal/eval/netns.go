@@ -433,6 +433,7 @@ func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, trans
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	cliJob.Fingerprint = ready.Fingerprint
 	for k, i := range used {
 		spec := braid.PathSpec{Local: clientAddr(i)}
 		switch transport {
