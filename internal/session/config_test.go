@@ -80,6 +80,13 @@ func TestValidateIsWhatDialAccepts(t *testing.T) {
 		{"bad scheduler", Config{Scheduler: "nope"}, "Scheduler"},
 		{"negative linger", Config{Linger: -1}, "Linger"},
 		{"frame above the limit", Config{MaxFrameSize: 1 << 30}, "MaxFrameSize"},
+		{"insecure with a pin", Config{Insecure: true, ServerFingerprint: testFingerprint()}, "Insecure"},
+		{"insecure requiring PQ", Config{Insecure: true, RequirePostQuantum: true}, "Insecure"},
+		{"insecure with a token", Config{Insecure: true, Token: "t"}, "clear"},
+		{"bad fingerprint", Config{ServerFingerprint: "SHA256:short"}, "ServerFingerprint"},
+		{"bad authorized client", Config{AuthorizedClients: []string{"md5:x"}}, "AuthorizedClients"},
+		{"long token", Config{Token: strings.Repeat("t", 65)}, "Token"},
+		{"negative handshakes", Config{MaxHandshakesPerIP: -1}, "MaxHandshakesPerIP"},
 		// Several rules broken: the first field in declaration order is the one reported.
 		{"first of several", Config{ReadTimeout: -1, Paths: -1, Linger: -1, Scheduler: "nope"}, "ReadTimeout"},
 		{"paths before scheduler", Config{Paths: -1, Scheduler: "nope"}, "Paths"},

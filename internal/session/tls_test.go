@@ -1,0 +1,371 @@
+package session
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/braidnet/braid/internal/secure"
+	"github.com/braidnet/braid/internal/testutil"
+	"github.com/braidnet/braid/internal/wire"
+)
+
+// testCA is a certificate authority for the chain-verification tests.
+type testCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pool *x509.CertPool
+}
+
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &testCA{cert: cert, key: key, pool: pool}
+}
+
+// issue makes a leaf certificate for ip, valid until notAfter.
+func (ca *testCA) issue(t *testing.T, ip string, notAfter time.Time) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: ip},
+		NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: notAfter, IPAddresses: []net.IP{net.ParseIP(ip)},
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}
+
+// echoOnce checks that a session carries a message to its peer.
+func echoOnce(t *testing.T, c, s *Session) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Send(ctx, []byte("over TLS")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := s.Receive(ctx); err != nil || string(m) != "over TLS" {
+		t.Fatalf("received %q, %v", m, err)
+	}
+}
+
+// TestTLSKeyExchangeRecorded: by default every path, at both ends, runs TLS 1.3 with the hybrid
+// post-quantum key exchange, and says so in its stats.
+func TestTLSKeyExchangeRecorded(t *testing.T) {
+	l, logs := startListener(t, nil)
+	c, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{Paths: 3}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Abort()
+	s := acceptOne(t, l)
+	defer s.Abort()
+	echoOnce(t, c, s)
+	testutil.WaitFor(t, func() bool { return len(s.Stats().Paths) == 3 }, "three server paths")
+	for _, end := range []*Session{c, s} {
+		for _, p := range end.Stats().Paths {
+			if p.KeyExchange != "X25519MLKEM768" {
+				t.Errorf("%s path %d: key exchange %q", end, p.Index, p.KeyExchange)
+			}
+		}
+	}
+	expectLog(t, logs, "key_exchange=X25519MLKEM768")
+}
+
+// TestTLSServerIdentityRefused: a client refuses a server it cannot trust, with an error it can
+// match, and the server keeps serving others.
+func TestTLSServerIdentityRefused(t *testing.T) {
+	ca := newTestCA(t)
+	ctx := context.Background()
+	dialWith := func(l *Listener, cfg *Config) error {
+		c, err := Dial(ctx, l.Addr().String(), cfg)
+		if err == nil {
+			c.Abort()
+		}
+		return err
+	}
+	t.Run("wrong fingerprint", func(t *testing.T) {
+		l, _ := startListener(t, nil)
+		other, _ := secure.SelfSigned()
+		fp, _ := secure.CertFingerprint(other)
+		err := dialWith(l, &Config{Paths: 2, ServerFingerprint: fp})
+		if !errors.Is(err, ErrTLS) || !errors.Is(err, ErrFingerprint) || !strings.Contains(err.Error(), testFingerprint()) {
+			t.Fatalf("Dial: %v, want ErrTLS and ErrFingerprint naming the key presented", err)
+		}
+		if err := dialWith(l, pinned(&Config{Paths: 2})); err != nil {
+			t.Fatalf("the right fingerprint: %v", err)
+		}
+	})
+	t.Run("no trust anchor", func(t *testing.T) {
+		l, _ := startListener(t, nil) // self-signed, and the client pins nothing
+		if err := dialWith(l, &Config{Paths: 1}); !errors.Is(err, ErrTLS) || !strings.Contains(err.Error(), "certificate") {
+			t.Fatalf("Dial: %v, want ErrTLS (unknown authority)", err)
+		}
+	})
+	t.Run("chain verified", func(t *testing.T) {
+		l, _ := startListener(t, &Config{TLS: &tls.Config{Certificates: []tls.Certificate{ca.issue(t, "127.0.0.1", time.Now().Add(time.Hour))}}})
+		if err := dialWith(l, &Config{Paths: 2, TLS: &tls.Config{RootCAs: ca.pool}}); err != nil {
+			t.Fatalf("a CA-issued certificate for the address: %v", err)
+		}
+	})
+	t.Run("expired", func(t *testing.T) {
+		l, _ := startListener(t, &Config{TLS: &tls.Config{Certificates: []tls.Certificate{ca.issue(t, "127.0.0.1", time.Now().Add(-time.Minute))}}})
+		if err := dialWith(l, &Config{Paths: 1, TLS: &tls.Config{RootCAs: ca.pool}}); !errors.Is(err, ErrTLS) || !strings.Contains(err.Error(), "expired") {
+			t.Fatalf("Dial: %v, want ErrTLS (expired)", err)
+		}
+	})
+	t.Run("mismatched name", func(t *testing.T) {
+		l, _ := startListener(t, &Config{TLS: &tls.Config{Certificates: []tls.Certificate{ca.issue(t, "10.9.9.9", time.Now().Add(time.Hour))}}})
+		if err := dialWith(l, &Config{Paths: 1, TLS: &tls.Config{RootCAs: ca.pool}}); !errors.Is(err, ErrTLS) || !strings.Contains(err.Error(), "127.0.0.1") {
+			t.Fatalf("Dial: %v, want ErrTLS (not valid for 127.0.0.1)", err)
+		}
+	})
+	t.Run("plaintext client, TLS server", func(t *testing.T) {
+		l, _ := startListener(t, nil)
+		if err := dialWith(l, &Config{Paths: 1, Insecure: true, HandshakeTimeout: 2 * time.Second}); err == nil {
+			t.Fatal("an insecure client was served by a TLS listener")
+		}
+	})
+	t.Run("TLS client, plaintext server", func(t *testing.T) {
+		l, _ := startListener(t, &Config{Insecure: true})
+		if err := dialWith(l, pinned(&Config{Paths: 1, HandshakeTimeout: 2 * time.Second})); !errors.Is(err, ErrTLS) {
+			t.Fatalf("Dial: %v, want ErrTLS", err)
+		}
+	})
+}
+
+// TestTLSDowngradeRefused: a server that requires the post-quantum key exchange refuses a
+// classical-only client, and a client that requires it refuses a classical-only server; without
+// the requirement the classical exchange is used and reported as such.
+func TestTLSDowngradeRefused(t *testing.T) {
+	classical := func(c *tls.Config) *tls.Config { c.CurvePreferences = []tls.CurveID{tls.X25519}; return c }
+	ctx := context.Background()
+
+	pq, _ := startListener(t, &Config{RequirePostQuantum: true})
+	_, err := Dial(ctx, pq.Addr().String(), pinned(&Config{Paths: 1, TLS: classical(&tls.Config{})}))
+	if !errors.Is(err, ErrTLS) {
+		t.Fatalf("classical client to a PQ-only server: %v, want ErrTLS", err)
+	}
+	c, err := Dial(ctx, pq.Addr().String(), pinned(&Config{Paths: 2}))
+	if err != nil {
+		t.Fatalf("default client to a PQ-only server: %v", err)
+	}
+	c.Abort()
+
+	old, _ := startListener(t, &Config{TLS: classical(&tls.Config{Certificates: []tls.Certificate{testCert()}})})
+	_, err = Dial(ctx, old.Addr().String(), pinned(&Config{Paths: 1, RequirePostQuantum: true}))
+	if !errors.Is(err, ErrTLS) {
+		t.Fatalf("PQ-only client to a classical server: %v, want ErrTLS", err)
+	}
+	c, err = Dial(ctx, old.Addr().String(), pinned(&Config{Paths: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Abort()
+	if kex := c.Stats().Paths[0].KeyExchange; kex != "X25519" {
+		t.Fatalf("classical server: key exchange %q, want X25519", kex)
+	}
+}
+
+// TestTLSAttachForgedOrReplayed: over TLS an attach proof is bound to the connection that carries
+// it. A proof replayed on another connection, a forged one, and one keyed by the session token
+// (what suffices without TLS) are all refused; the session's paths are untouched and a proof
+// made for its own connection joins.
+func TestTLSAttachForgedOrReplayed(t *testing.T) {
+	l, logs := startListener(t, nil)
+	addr := l.Addr().String()
+	first, acc := openRaw(t, addr, 4096)
+	srv := acceptOne(t, l)
+	defer srv.Abort()
+
+	a := dialRaw(t, addr)
+	proofForA := acc.attach(a, 1)
+	b := dialRaw(t, addr)
+	b.send(wire.TypeSessionAttach, proofForA) // replayed on another connection
+	b.expectError(wire.CodeBadToken)
+
+	forged := dialRaw(t, addr)
+	f := wire.SessionAttach{ID: acc.ID, Slot: 1}
+	rand.Read(f.Proof[:])
+	forged.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, f))
+	forged.expectError(wire.CodeBadToken)
+
+	tokenKeyed := dialRaw(t, addr)
+	tk := rawSession{SessionAccept: acc.SessionAccept, Key: acc.Token[:]}
+	tokenKeyed.send(wire.TypeSessionAttach, tk.attach(tokenKeyed, 1))
+	tokenKeyed.expectError(wire.CodeBadToken)
+
+	if live := liveInSlot(srv, 0); len(live) != 1 {
+		t.Fatalf("live paths in slot 0 after the refused attaches: %v", live)
+	}
+	a.send(wire.TypeSessionAttach, proofForA) // on its own connection
+	a.expectAttachOK()
+	testutil.WaitFor(t, func() bool { return len(liveInSlot(srv, 1)) == 1 }, "the legitimate path to join")
+	expectLog(t, logs, "bad attach proof")
+	first.conn.Close()
+}
+
+// TestTLSCorruptRecord: a byte flipped in one path's TLS stream fails that record's
+// authentication: the path drops, the client re-dials it, and every message arrives intact.
+func TestTLSCorruptRecord(t *testing.T) {
+	f := newFaultSetup(t, 2, nil)
+	f.proxies[0].Corrupt(256 << 10) // well past the handshake, inside the data
+	clientErr, serverErr := f.run(t, 40, 10, func() {})
+	if clientErr != nil || serverErr != nil {
+		t.Fatalf("client: %v; server: %v", clientErr, serverErr)
+	}
+	expectLog(t, f.serverLogs, "path down", "bad record MAC")
+	f.proxies[0].Restore()
+	f.closeBoth(t)
+}
+
+// TestTLSClientAuthentication: a server with a token or authorized client keys accepts only
+// clients that present one, and refuses the others with ErrUnauthorized.
+func TestTLSClientAuthentication(t *testing.T) {
+	ctx := context.Background()
+	clientCert, _ := secure.SelfSigned()
+	clientFP, _ := secure.CertFingerprint(clientCert)
+	strangerCert, _ := secure.SelfSigned()
+	l, _ := startListener(t, &Config{Token: "s3cret", AuthorizedClients: []string{clientFP}})
+	for _, c := range []struct {
+		name string
+		cfg  *Config
+		ok   bool
+	}{
+		{"nothing", &Config{}, false},
+		{"wrong token", &Config{Token: "guess"}, false},
+		{"token", &Config{Token: "s3cret"}, true},
+		{"authorized certificate", &Config{TLS: &tls.Config{Certificates: []tls.Certificate{clientCert}}}, true},
+		{"unknown certificate", &Config{TLS: &tls.Config{Certificates: []tls.Certificate{strangerCert}}}, false},
+	} {
+		cfg := pinned(c.cfg)
+		cfg.Paths = 2
+		s, err := Dial(ctx, l.Addr().String(), cfg)
+		if c.ok != (err == nil) || !c.ok && !errors.Is(err, ErrUnauthorized) {
+			t.Errorf("%s: Dial: %v", c.name, err)
+		}
+		if err == nil {
+			srv := acceptOne(t, l)
+			echoOnce(t, s, srv)
+			s.Abort()
+			srv.Abort()
+		}
+	}
+}
+
+// TestPreAuthFlood: connections that never finish their handshake are held only up to
+// MaxHandshakesPerIP per address (and MaxHandshakes in all); beyond that they are closed at once,
+// and a client from another address is served meanwhile. Once past its handshake a connection no
+// longer counts, so established sessions are never refused by the flood.
+func TestPreAuthFlood(t *testing.T) {
+	testutil.CheckLeaks(t)
+	l, logs := startListener(t, &Config{MaxHandshakesPerIP: 8, MaxHandshakes: 12, HandshakeTimeout: time.Minute})
+	addr := l.Addr().String()
+	// A session from 127.0.0.3, established before the flood.
+	est, err := DialPaths(context.Background(), []PathSpec{{Local: "127.0.0.3", Remote: addr}, {Local: "127.0.0.3", Remote: addr}}, pinned(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer est.Abort()
+	estSrv := acceptOne(t, l)
+	defer estSrv.Abort()
+
+	var flood []net.Conn
+	defer func() {
+		for _, c := range flood {
+			c.Close()
+		}
+	}()
+	dialFrom := func(local string) net.Conn {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+		c, err := d.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		flood = append(flood, c)
+		return c
+	}
+	pending := func() int {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.pending
+	}
+	for range 8 { // silent: no ClientHello
+		dialFrom("127.0.0.1")
+	}
+	testutil.WaitFor(t, func() bool { return pending() == 8 }, "8 handshakes pending")
+	// The ninth from the same address is closed at once.
+	over := dialFrom("127.0.0.1")
+	over.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := over.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("a handshake over the per-address limit: read %v, want the connection closed", err)
+	}
+	expectLog(t, logs, "MaxHandshakesPerIP 8")
+	// Another address is served, and the established session still carries data.
+	c, err := DialPaths(context.Background(), []PathSpec{{Local: "127.0.0.2", Remote: addr}, {Local: "127.0.0.2", Remote: addr}}, pinned(nil))
+	if err != nil {
+		t.Fatalf("a client from another address during the flood: %v", err)
+	}
+	srv := acceptOne(t, l)
+	echoOnce(t, c, srv)
+	c.Abort()
+	srv.Abort()
+	echoOnce(t, est, estSrv)
+	// The total is bounded too: 4 more silent ones from 127.0.0.4 fill MaxHandshakes (12).
+	for range 4 {
+		dialFrom("127.0.0.4")
+	}
+	testutil.WaitFor(t, func() bool { return pending() == 12 }, "12 handshakes pending")
+	total := dialFrom("127.0.0.5")
+	total.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := total.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("a handshake over the total limit: read %v, want the connection closed", err)
+	}
+	echoOnce(t, est, estSrv)
+	// As the flood ends, the counts return to zero.
+	for _, c := range flood {
+		c.Close()
+	}
+	testutil.WaitFor(t, func() bool { return pending() == 0 }, "no handshake pending")
+}
+
+// TestPreAuthFrameBounded: before its session handshake succeeds, a connection cannot make the
+// server read (or allocate for) more than a small frame, whatever MaxFrameSize allows.
+func TestPreAuthFrameBounded(t *testing.T) {
+	l, _ := startListener(t, nil)
+	p := dialRaw(t, l.Addr().String())
+	var hdr [wire.HeaderSize]byte
+	wire.PutHeader(hdr[:], wire.Header{Length: 8 << 20, Type: wire.TypeSessionNew})
+	if _, err := p.conn.Write(hdr[:]); err != nil {
+		t.Fatal(err)
+	}
+	p.expectError(wire.CodeFrameTooLarge)
+}
