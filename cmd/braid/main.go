@@ -32,6 +32,7 @@ func commands() []command {
 		{"ping", "measure round-trip time to a server", runPing},
 		{"bench", "measure latency and throughput beside raw TCP", runBench},
 		{"demo", "run a server and a client on loopback and show the traffic", runDemo},
+		{"identity", "show or create a key and certificate (a server's, or a client's)", runIdentity},
 		{"eval", "run evaluation scenarios over emulated paths and report", runEval},
 	}
 }

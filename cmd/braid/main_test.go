@@ -157,6 +157,10 @@ func TestServeSendPingShutdown(t *testing.T) {
 	if b, err := os.ReadFile(known); err != nil || string(b) != addr+" "+fp[1]+"\n" {
 		t.Fatalf("known_hosts: %q, %v", b, err)
 	}
+	// braid identity shows the same key the server uses.
+	if code, out, e := runCmd(t, context.Background(), "identity", "--dir", identity); code != 0 || !strings.Contains(out, "fingerprint "+fp[1]) || strings.Contains(out, "created") {
+		t.Fatalf("identity: %d %q %q", code, out, e)
+	}
 	// A pinned key that is not the server's is refused, with a clear error.
 	other := "SHA256:" + strings.Repeat("A", 43)
 	if code, _, e := runCmd(t, context.Background(), "send", "--server-fingerprint", other, "--message", "x", addr); code == 0 ||
@@ -211,4 +215,49 @@ func TestParseSize(t *testing.T) {
 			t.Errorf("parseSize(%q) accepted", bad)
 		}
 	}
+}
+
+// TestServeAuthorizedClients: a server given --authorized-clients serves only clients that
+// present a listed key (made with braid identity), and tells the others why it refuses them.
+func TestServeAuthorizedClients(t *testing.T) {
+	dir := t.TempDir()
+	clientDir := filepath.Join(dir, "client")
+	code, out, _ := runCmd(t, context.Background(), "identity", "--dir", clientDir)
+	cfp := regexp.MustCompile(`fingerprint (SHA256:\S+)`).FindStringSubmatch(out)
+	if code != 0 || !strings.Contains(out, "created a new identity") || cfp == nil {
+		t.Fatalf("client identity: %d %q", code, out)
+	}
+	authorized := filepath.Join(dir, "authorized")
+	os.WriteFile(authorized, []byte("# the one client\n"+cfp[1]+" laptop\n"), 0o600)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var serveOut testutil.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--listen", addr, "--identity", filepath.Join(dir, "server"), "--authorized-clients", authorized}, &serveOut, &bytes.Buffer{})
+	}()
+	var fp []string
+	testutil.WaitFor(t, func() bool {
+		fp = regexp.MustCompile(`server fingerprint (SHA256:\S+)`).FindStringSubmatch(serveOut.String())
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return fp != nil && err == nil
+	}, "the server to start")
+	if code, _, e := runCmd(t, context.Background(), "send", "--server-fingerprint", fp[1], "--message", "x", addr); code == 0 || !strings.Contains(e, "not authorized") {
+		t.Fatalf("a client without a key: %d %q", code, e)
+	}
+	if code, out, e := runCmd(t, context.Background(), "send", "--server-fingerprint", fp[1], "--cert", filepath.Join(clientDir, "cert.pem"),
+		"--key", filepath.Join(clientDir, "key.pem"), "--message", "x", addr); code != 0 || !strings.Contains(out, "receiver verified") {
+		t.Fatalf("the authorized client: %d %q %q", code, out, e)
+	}
+	cancel()
+	<-done
 }
