@@ -1,0 +1,183 @@
+package secure
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+func TestFingerprintForms(t *testing.T) {
+	cert, err := SelfSigned("127.0.0.1", "example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := Fingerprint(cert.Leaf)
+	if !strings.HasPrefix(fp, "SHA256:") || len(fp) != len("SHA256:")+43 {
+		t.Fatalf("fingerprint %q", fp)
+	}
+	if got, _ := CertFingerprint(cert); got != fp {
+		t.Fatalf("CertFingerprint %q, Fingerprint %q", got, fp)
+	}
+	body := strings.TrimPrefix(fp, "SHA256:")
+	for _, in := range []string{fp, "sha256:" + body, body, " " + fp + "\n", fp + "="} {
+		if got, err := ParseFingerprint(in); err != nil || got != fp {
+			t.Errorf("ParseFingerprint(%q) = %q, %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"", "SHA256:", "SHA256:" + body[:40], "MD5:" + body, "SHA256:" + body + "AAAA", "SHA256:!!!"} {
+		if _, err := ParseFingerprint(bad); err == nil {
+			t.Errorf("ParseFingerprint(%q) accepted", bad)
+		}
+	}
+	if cert.Leaf.IPAddresses[0].String() != "127.0.0.1" || cert.Leaf.DNSNames[0] != "example.test" {
+		t.Fatalf("names: %v %v", cert.Leaf.IPAddresses, cert.Leaf.DNSNames)
+	}
+}
+
+// FuzzParseFingerprint: whatever it accepts it returns in the canonical form, which parses to
+// itself.
+func FuzzParseFingerprint(f *testing.F) {
+	f.Add("SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU")
+	f.Add("sha256:x")
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		fp, err := ParseFingerprint(s)
+		if err != nil {
+			return
+		}
+		if again, err := ParseFingerprint(fp); err != nil || again != fp {
+			t.Fatalf("%q → %q → %q, %v", s, fp, again, err)
+		}
+	})
+}
+
+func TestLoadOrCreate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "id")
+	a, created, err := LoadOrCreate(dir)
+	if err != nil || !created {
+		t.Fatalf("first: created %v, %v", created, err)
+	}
+	if st, err := os.Stat(filepath.Join(dir, KeyFile)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v, %v", st, err)
+	}
+	b, created, err := LoadOrCreate(dir)
+	if err != nil || created {
+		t.Fatalf("second: created %v, %v", created, err)
+	}
+	fa, _ := CertFingerprint(a)
+	fb, _ := CertFingerprint(b)
+	if fa != fb {
+		t.Fatalf("identity changed across loads: %s, %s", fa, fb)
+	}
+	os.Remove(filepath.Join(dir, CertFile))
+	if _, _, err := LoadOrCreate(dir); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("key without certificate: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, KeyFile)); err != nil {
+		t.Fatal("the lone key was removed or overwritten")
+	}
+}
+
+func TestKnownHosts(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "sub", "known_hosts")
+	var added []string
+	kh := &KnownHosts{File: file, Added: func(a, fp string) { added = append(added, a) }}
+	a, _ := SelfSigned()
+	b, _ := SelfSigned()
+	fa, fb := Fingerprint(a.Leaf), Fingerprint(b.Leaf)
+	if err := kh.Verify("h:1", fa); err != nil {
+		t.Fatal(err)
+	}
+	if err := kh.Verify("h:1", fa); err != nil {
+		t.Fatal(err)
+	}
+	if err := kh.Verify("h:2", fb); err != nil {
+		t.Fatal(err)
+	}
+	err := kh.Verify("h:1", fb)
+	if !errors.Is(err, ErrIdentityChanged) || !strings.Contains(err.Error(), file+":1") {
+		t.Fatalf("changed key: %v", err)
+	}
+	if len(added) != 2 {
+		t.Fatalf("added %v, want h:1 and h:2 once each", added)
+	}
+	// Many paths verifying at once record the address once.
+	kh2 := &KnownHosts{File: filepath.Join(t.TempDir(), "kh")}
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Add(1)
+		go func() { defer wg.Done(); kh2.Verify("h:3", fa) }()
+	}
+	wg.Wait()
+	if data, _ := os.ReadFile(kh2.File); strings.Count(string(data), "\n") != 1 {
+		t.Fatalf("concurrent first use wrote %q", data)
+	}
+	os.WriteFile(kh2.File, []byte("# comment\nh:4 not-a-fingerprint\n"), 0o600)
+	if err := kh2.Verify("h:4", fa); err == nil || !strings.Contains(err.Error(), ":2:") {
+		t.Fatalf("malformed line: %v", err)
+	}
+}
+
+func TestProof(t *testing.T) {
+	key, id, binding := make([]byte, 32), make([]byte, 16), make([]byte, 32)
+	rand.Read(key)
+	rand.Read(id)
+	rand.Read(binding)
+	p := Proof(key, id, 3, binding)
+	if !CheckProof(p[:], key, id, 3, binding) {
+		t.Fatal("a proof does not check")
+	}
+	flip := func(b []byte) []byte { c := append([]byte(nil), b...); c[0] ^= 1; return c }
+	for name, ok := range map[string]bool{
+		"other key":     CheckProof(p[:], flip(key), id, 3, binding),
+		"other session": CheckProof(p[:], key, flip(id), 3, binding),
+		"other slot":    CheckProof(p[:], key, id, 4, binding),
+		"other conn":    CheckProof(p[:], key, id, 3, flip(binding)),
+		"no binding":    CheckProof(p[:], key, id, 3, nil),
+		"short proof":   CheckProof(p[:16], key, id, 3, binding),
+	} {
+		if ok {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestCheckAndConfigs(t *testing.T) {
+	ok := tls.ConnectionState{Version: tls.VersionTLS13, NegotiatedProtocol: ALPN, CurveID: tls.X25519MLKEM768}
+	if err := Check(ok, true); err != nil {
+		t.Fatal(err)
+	}
+	for name, cs := range map[string]tls.ConnectionState{
+		"TLS 1.2":   {Version: tls.VersionTLS12, NegotiatedProtocol: ALPN, CurveID: tls.X25519MLKEM768},
+		"no ALPN":   {Version: tls.VersionTLS13, CurveID: tls.X25519MLKEM768},
+		"classical": {Version: tls.VersionTLS13, NegotiatedProtocol: ALPN, CurveID: tls.X25519},
+	} {
+		if err := Check(cs, true); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+	if err := Check(tls.ConnectionState{Version: tls.VersionTLS13, NegotiatedProtocol: ALPN, CurveID: tls.X25519}, false); err != nil {
+		t.Errorf("classical without the requirement: %v", err)
+	}
+	base := &tls.Config{ServerName: "keep", MinVersion: tls.VersionTLS10}
+	c, err := ClientConfig(Options{Base: base, RequirePQ: true}, "10.0.0.1:7878")
+	if err != nil || c.MinVersion != tls.VersionTLS13 || c.ServerName != "keep" || len(c.CurvePreferences) != 1 || base.MinVersion != tls.VersionTLS10 {
+		t.Fatalf("client config %+v, %v (base changed: %v)", c, err, base.MinVersion != tls.VersionTLS10)
+	}
+	if c, _ := ClientConfig(Options{}, "10.0.0.1:7878"); c.ServerName != "10.0.0.1" || c.InsecureSkipVerify {
+		t.Fatalf("default client verifies the address's host: %q %v", c.ServerName, c.InsecureSkipVerify)
+	}
+	if _, err := ClientConfig(Options{ServerFingerprint: "nope"}, "x:1"); err == nil {
+		t.Fatal("a malformed pin accepted")
+	}
+	cert, _ := SelfSigned()
+	s, err := ServerConfig(Options{AuthorizedClients: []string{Fingerprint(cert.Leaf)}}, cert)
+	if err != nil || s.ClientAuth != tls.RequestClientCert || !s.SessionTicketsDisabled || len(s.Certificates) != 1 {
+		t.Fatalf("server config %+v, %v", s, err)
+	}
+}
