@@ -1,7 +1,9 @@
 package secure
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"os"
@@ -179,5 +181,33 @@ func TestCheckAndConfigs(t *testing.T) {
 	s, err := ServerConfig(Options{AuthorizedClients: []string{Fingerprint(cert.Leaf)}}, cert)
 	if err != nil || s.ClientAuth != tls.RequestClientCert || !s.SessionTicketsDisabled || len(s.Certificates) != 1 {
 		t.Fatalf("server config %+v, %v", s, err)
+	}
+}
+
+// TestConstantsPinned ties the code to docs/PROTOCOL.md, section 6: changing any value here is
+// a wire change.
+func TestConstantsPinned(t *testing.T) {
+	for _, c := range []struct{ name, got, want string }{
+		{"ALPN", ALPN, "braid/2"},
+		{"SessionKeyLabel", SessionKeyLabel, "EXPORTER-braid-session-key"},
+		{"BindingLabel", BindingLabel, "EXPORTER-braid-path-binding"},
+		{"fingerprintPrefix", fingerprintPrefix, "SHA256:"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
+		}
+	}
+	if ExportSize != 32 || ProofSize != 32 || PostQuantum != tls.X25519MLKEM768 {
+		t.Errorf("ExportSize %d, ProofSize %d, PostQuantum %v", ExportSize, ProofSize, PostQuantum)
+	}
+	// The proof's layout: HMAC-SHA256 over the label, id, slot and binding, in that order.
+	key, id, binding := []byte("k"), []byte("0123456789abcdef"), []byte("b")
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("braid attach v2\x00"))
+	m.Write(id)
+	m.Write([]byte{0x01, 0x02})
+	m.Write(binding)
+	if p := Proof(key, id, 0x0102, binding); !hmac.Equal(p[:], m.Sum(nil)) {
+		t.Error("Proof does not follow the documented layout")
 	}
 }

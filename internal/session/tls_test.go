@@ -369,3 +369,19 @@ func TestPreAuthFrameBounded(t *testing.T) {
 	}
 	p.expectError(wire.CodeFrameTooLarge)
 }
+
+// TestSecurityConstantsPinned ties the engine's pre-authentication and replacement rules to
+// docs/PROTOCOL.md (5.2, 5.9).
+func TestSecurityConstantsPinned(t *testing.T) {
+	if maxHandshakeFrame != 256 {
+		t.Errorf("maxHandshakeFrame = %d, want 256", maxHandshakeFrame)
+	}
+	s := &Session{cfg: &Config{KeepAlive: 3 * time.Second}}
+	if got := s.replaceAfter(); got != 6*time.Second {
+		t.Errorf("replaceAfter = %v, want 2 × KeepAlive", got)
+	}
+	d := DefaultConfig()
+	if d.MaxHandshakes != 256 || d.MaxHandshakesPerIP != 32 {
+		t.Errorf("MaxHandshakes %d, MaxHandshakesPerIP %d, want 256 and 32", d.MaxHandshakes, d.MaxHandshakesPerIP)
+	}
+}
