@@ -31,7 +31,8 @@ type batchConn struct {
 	wn      int
 
 	// Read state, used only by the TLS connection's reader (crypto/tls serialises its reads).
-	rbuf *[]byte // borrowed while busy
+	batching bool    // set once the TLS handshake is done: a peer not yet authenticated gets no big buffer
+	rbuf     *[]byte // borrowed while busy
 	r, n int     // (*rbuf)[r:n] is unread
 	busy bool    // the last read filled what it was given: more is probably waiting
 }
@@ -107,7 +108,7 @@ func (b *batchConn) Read(p []byte) (int, error) {
 	}
 	if !b.busy || len(p) >= batchSize {
 		n, err := b.Conn.Read(p)
-		b.busy = n == len(p) && n > 0
+		b.busy = b.batching && n == len(p) && n > 0
 		return n, err
 	}
 	if b.rbuf == nil {

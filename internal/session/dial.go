@@ -251,6 +251,7 @@ func dialConn(ctx context.Context, spec PathSpec, c *Config) (net.Conn, pathSecu
 		tc.Close()
 		return nil, sec, fmt.Errorf("%w with %s: %w", ErrTLS, spec.Remote, err)
 	}
+	bc.batching = true
 	return &tlsConn{Conn: tc, batch: bc}, sec, nil
 }
 

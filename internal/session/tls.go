@@ -78,5 +78,6 @@ func (l *Listener) serverTLS(raw net.Conn) (net.Conn, pathSecurity, error) {
 		tc.Close()
 		return nil, sec, fmt.Errorf("%w: %w", ErrTLS, err)
 	}
+	bc.batching = true // authenticated as far as TLS goes: the server knows its key
 	return &tlsConn{Conn: tc, batch: bc}, sec, nil
 }
