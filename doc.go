@@ -15,13 +15,23 @@
 //		msg, _ := s.Receive(ctx) // whole, in order, exactly once
 //		s.Send(ctx, msg)         // either end may send
 //	}()
-//	s, _ := braid.Dial(ctx, "127.0.0.1:7878", &braid.Config{Paths: 4})
+//	s, _ := braid.Dial(ctx, "127.0.0.1:7878", &braid.Config{Paths: 4, ServerFingerprint: l.Fingerprint()})
 //	s.Send(ctx, []byte("hello"))
 //	reply, _ := s.Receive(ctx)
 //	s.Close() // the peer's Receive returns io.EOF after every message sent before it
 //
 // Session.Conn returns a net.Conn view of a session, a byte stream, so that io.Copy and other
 // stream code work unchanged. Session.Stats reports the session's settings and per-path counters.
+//
+// # Path security
+//
+// Every path runs TLS 1.3 with the X25519MLKEM768 key exchange unless both ends set
+// Config.Insecure. A Listener presents Config.TLS's certificate (an ephemeral self-signed one if
+// none; see LoadOrCreateIdentity for a lasting one) and a client checks it by
+// Config.ServerFingerprint (see Fingerprint and Listener.Fingerprint) or a CA chain
+// (Config.TLS.RootCAs). Paths after the first join with a proof keyed by a secret exported from the
+// first path's TLS connection. Config.AuthorizedClients, Config.Token and a client-certificate
+// requirement in Config.TLS make a server accept only authenticated clients. See docs/SECURITY.md.
 //
 // # Flow control and limits
 //
