@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/braidnet/braid/internal/secure"
+	"github.com/braidnet/braid/internal/tap"
 	"github.com/braidnet/braid/internal/testutil"
 	"github.com/braidnet/braid/internal/wire"
 )
@@ -202,6 +204,7 @@ func TestTLSDowngradeRefused(t *testing.T) {
 func TestTLSAttachForgedOrReplayed(t *testing.T) {
 	l, logs := startListener(t, nil)
 	addr := l.Addr().String()
+	healthy := healthySession(t, l) // a legitimate client, served throughout
 	first, acc := openRaw(t, addr, 4096)
 	srv := acceptOne(t, l)
 	defer srv.Abort()
@@ -230,6 +233,7 @@ func TestTLSAttachForgedOrReplayed(t *testing.T) {
 	a.expectAttachOK()
 	testutil.WaitFor(t, func() bool { return len(liveInSlot(srv, 1)) == 1 }, "the legitimate path to join")
 	expectLog(t, logs, "bad attach proof")
+	healthy()
 	first.conn.Close()
 }
 
@@ -383,5 +387,40 @@ func TestSecurityConstantsPinned(t *testing.T) {
 	d := DefaultConfig()
 	if d.MaxHandshakes != 256 || d.MaxHandshakesPerIP != 32 {
 		t.Errorf("MaxHandshakes %d, MaxHandshakesPerIP %d, want 256 and 32", d.MaxHandshakes, d.MaxHandshakesPerIP)
+	}
+}
+
+// TestTLSObserverLearnsNothing: what a passive observer of every path records contains neither
+// the session id, nor its token, nor the data — the attack of issue 18 started by reading the
+// id and token off one path. Without TLS (the contrast) all three are there.
+func TestTLSObserverLearnsNothing(t *testing.T) {
+	secret := bytes.Repeat([]byte("the quick brown fox "), 4096)
+	for _, insecure := range []bool{false, true} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		taps := &tap.Listener{Listener: ln, Limit: 4 << 20}
+		l, err := NewListener(taps, serving(&Config{Insecure: insecure}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, s := sendOneWay(t, l, &Config{Paths: 3, Insecure: insecure}, [][]byte{secret})
+		id, token := s.id, s.token
+		seen := map[string]bool{}
+		for _, tc := range taps.Conns() {
+			stream := append(tc.Bytes(), tc.Written()...) // both directions
+			seen["id"] = seen["id"] || bytes.Contains(stream, id[:])
+			seen["token"] = seen["token"] || bytes.Contains(stream, token[:])
+			seen["data"] = seen["data"] || bytes.Contains(stream, []byte("quick brown fox"))
+		}
+		for _, what := range []string{"id", "token", "data"} {
+			if seen[what] == !insecure {
+				t.Errorf("insecure %v: the %s on the wire: %v", insecure, what, seen[what])
+			}
+		}
+		c.Abort()
+		s.Abort()
+		l.Close()
 	}
 }

@@ -1,5 +1,5 @@
-// Package tap records what connections read: the first bytes each accepted connection brings, as
-// an eavesdropper on that one path would see them. The demo and the confidentiality tests use it
+// Package tap records what connections carry: the first bytes each accepted connection brings
+// (and, separately, the first it sends), as an eavesdropper on that one path would see them. The demo and the confidentiality tests use it
 // on a server's listener.
 package tap
 
@@ -18,12 +18,13 @@ type Listener struct {
 	conns []*Conn
 }
 
-// Conn is an accepted connection whose reads are recorded.
+// Conn is an accepted connection whose reads and writes are recorded.
 type Conn struct {
 	net.Conn
-	mu  sync.Mutex
-	buf []byte
-	max int
+	mu   sync.Mutex
+	buf  []byte // read
+	wbuf []byte // written
+	max  int
 }
 
 // Accept accepts the next connection and starts recording it.
@@ -57,7 +58,24 @@ func (c *Conn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Bytes returns a copy of what has been recorded.
+// Write writes to the connection, recording what it sends.
+func (c *Conn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	if keep := min(len(p), c.max-len(c.wbuf)); keep > 0 {
+		c.wbuf = append(c.wbuf, p[:keep]...)
+	}
+	c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// Written returns a copy of what the connection has sent, up to the limit.
+func (c *Conn) Written() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return bytes.Clone(c.wbuf)
+}
+
+// Bytes returns a copy of what has been read.
 func (c *Conn) Bytes() []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
