@@ -15,7 +15,9 @@ func Fingerprint(cert *x509.Certificate) string { return secure.Fingerprint(cert
 
 // SelfSignedCertificate makes a new ECDSA P-256 key and a self-signed certificate for it, valid
 // for ten years and naming hosts (DNS names or IP addresses), for a Listener's Config.TLS.
-func SelfSignedCertificate(hosts ...string) (tls.Certificate, error) { return secure.SelfSigned(hosts...) }
+func SelfSignedCertificate(hosts ...string) (tls.Certificate, error) {
+	return secure.SelfSigned(hosts...)
+}
 
 // LoadOrCreateIdentity loads the server identity kept in dir (key.pem and cert.pem) or, if dir
 // holds neither, creates dir, a new key (mode 0600) and a self-signed certificate, and reports

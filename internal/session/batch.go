@@ -33,8 +33,8 @@ type batchConn struct {
 	// Read state, used only by the TLS connection's reader (crypto/tls serialises its reads).
 	batching bool    // set once the TLS handshake is done: a peer not yet authenticated gets no big buffer
 	rbuf     *[]byte // borrowed while busy
-	r, n int     // (*rbuf)[r:n] is unread
-	busy bool    // the last read filled what it was given: more is probably waiting
+	r, n     int     // (*rbuf)[r:n] is unread
+	busy     bool    // the last read filled what it was given: more is probably waiting
 }
 
 // hold starts gathering writes.
