@@ -13,9 +13,10 @@ func benchSession(b *testing.B, paths int) (client, server *Session) {
 	return benchSessionConfig(b, &Config{Paths: paths})
 }
 
-// benchSessionConfig opens a loopback session dialed with cfg and returns both ends.
+// benchSessionConfig opens a loopback session dialed with cfg and returns both ends (over TLS
+// unless cfg is Insecure, which the server then is too).
 func benchSessionConfig(b *testing.B, cfg *Config) (client, server *Session) {
-	l, err := Listen("127.0.0.1:0", serving(nil))
+	l, err := Listen("127.0.0.1:0", serving(&Config{Insecure: cfg.Insecure}))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -43,10 +44,16 @@ func BenchmarkSessionThroughput(b *testing.B) {
 }
 
 // BenchmarkSessionThroughputNoCopy is BenchmarkSessionThroughput with SendNoCopy: the messages
-// handed back are sent again, as a bulk sender with a buffer pool would.
+// handed back are sent again, as a bulk sender with a buffer pool would. Each path count runs over
+// TLS and over plain TCP, so that TLS ÷ plaintext can be read off the same run.
 func BenchmarkSessionThroughputNoCopy(b *testing.B) {
 	for _, paths := range []int{1, 4} {
-		b.Run(fmt.Sprintf("paths=%d", paths), func(b *testing.B) { benchThroughputWith(b, &Config{Paths: paths}, true) })
+		for _, insecure := range []bool{false, true} {
+			sec := map[bool]string{false: "tls", true: "insecure"}[insecure]
+			b.Run(fmt.Sprintf("paths=%d/%s", paths, sec), func(b *testing.B) {
+				benchThroughputWith(b, &Config{Paths: paths, Insecure: insecure}, true)
+			})
+		}
 	}
 }
 
