@@ -117,12 +117,7 @@ func TestDemo(t *testing.T) {
 // TestServeSendPingShutdown runs the server subcommand, talks to it with send and ping, then
 // cancels it as SIGINT would and expects a clean exit.
 func TestServeSendPingShutdown(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan int, 1)
 	var serveErr bytes.Buffer
@@ -229,12 +224,7 @@ func TestServeAuthorizedClients(t *testing.T) {
 	}
 	authorized := filepath.Join(dir, "authorized")
 	os.WriteFile(authorized, []byte("# the one client\n"+cfp[1]+" laptop\n"), 0o600)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var serveOut testutil.SyncBuffer
@@ -260,4 +250,15 @@ func TestServeAuthorizedClients(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// freeAddr returns a loopback address with a port that was free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }

@@ -73,13 +73,9 @@ func (ct *clientTrust) apply(cfg *braid.Config, addr string, stderr io.Writer) e
 	case ct.fingerprint != "":
 		cfg.ServerFingerprint = ct.fingerprint
 	case ct.ca != "":
-		pem, err := os.ReadFile(ct.ca)
+		pool, err := loadCAs("--ca", ct.ca)
 		if err != nil {
 			return err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("--ca %s: no PEM certificate in it", ct.ca)
 		}
 		conf.RootCAs = pool
 	default:
@@ -127,6 +123,19 @@ func (ct *clientTrust) frameTLS(addr string, stderr io.Writer) (*tls.Config, err
 	}
 	conf, err := secure.ClientConfig(secure.Options{Base: cfg.TLS, ServerFingerprint: cfg.ServerFingerprint, RequirePQ: cfg.RequirePostQuantum}, addr)
 	return conf, err
+}
+
+// loadCAs reads a PEM bundle of CA certificates named by flag.
+func loadCAs(flag, name string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s %s: no PEM certificate in it", flag, name)
+	}
+	return pool, nil
 }
 
 // readToken reads a token file: its first line, without surrounding space.
@@ -201,13 +210,9 @@ func (st *serverTrust) apply(cfg *braid.Config, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "server fingerprint %s (clients: --server-fingerprint %s)\n", fp, fp)
 	conf := &tls.Config{Certificates: []tls.Certificate{cert}}
 	if st.clientCA != "" {
-		pem, err := os.ReadFile(st.clientCA)
+		pool, err := loadCAs("--client-ca", st.clientCA)
 		if err != nil {
 			return err
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("--client-ca %s: no PEM certificate in it", st.clientCA)
 		}
 		conf.ClientCAs = pool
 		conf.ClientAuth = tls.VerifyClientCertIfGiven
