@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/braidnet/braid"
 	"github.com/braidnet/braid/internal/testutil"
 )
 
@@ -224,14 +226,29 @@ func TestServeAuthorizedClients(t *testing.T) {
 	}
 	authorized := filepath.Join(dir, "authorized")
 	os.WriteFile(authorized, []byte("# the one client\n"+cfp[1]+" laptop\n"), 0o600)
-	addr := freeAddr(t)
+	addr, fp := startServe(t, "--identity", filepath.Join(dir, "server"), "--authorized-clients", authorized)
+	if code, _, e := runCmd(t, context.Background(), "send", "--server-fingerprint", fp, "--message", "x", addr); code == 0 || !strings.Contains(e, "not authorized") {
+		t.Fatalf("a client without a key: %d %q", code, e)
+	}
+	if code, out, e := runCmd(t, context.Background(), "send", "--server-fingerprint", fp, "--cert", filepath.Join(clientDir, "cert.pem"),
+		"--key", filepath.Join(clientDir, "key.pem"), "--message", "x", addr); code != 0 || !strings.Contains(out, "receiver verified") {
+		t.Fatalf("the authorized client: %d %q %q", code, out, e)
+	}
+}
+
+// startServe runs braid serve with args on a free loopback port until the test ends, and returns
+// its address and server fingerprint.
+func startServe(t *testing.T, args ...string) (addr, fingerprint string) {
+	t.Helper()
+	addr = freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var serveOut testutil.SyncBuffer
+	var serveOut, serveErr testutil.SyncBuffer
 	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "--listen", addr, "--identity", filepath.Join(dir, "server"), "--authorized-clients", authorized}, &serveOut, &bytes.Buffer{})
-	}()
+	go func() { done <- run(ctx, append([]string{"serve", "--listen", addr}, args...), &serveOut, &serveErr) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
 	var fp []string
 	testutil.WaitFor(t, func() bool {
 		fp = regexp.MustCompile(`server fingerprint (SHA256:\S+)`).FindStringSubmatch(serveOut.String())
@@ -240,16 +257,40 @@ func TestServeAuthorizedClients(t *testing.T) {
 			c.Close()
 		}
 		return fp != nil && err == nil
-	}, "the server to start")
-	if code, _, e := runCmd(t, context.Background(), "send", "--server-fingerprint", fp[1], "--message", "x", addr); code == 0 || !strings.Contains(e, "not authorized") {
-		t.Fatalf("a client without a key: %d %q", code, e)
+	}, "the server to start (%s)", serveErr.String())
+	return addr, fp[1]
+}
+
+// TestServePartialFile: a file whose sender vanishes part way through never appears under its
+// final name (nor is its .part left behind); one that arrives whole and verified does.
+func TestServePartialFile(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o755)
+	addr, fp := startServe(t, "--identity", filepath.Join(dir, "server"), "--out", out)
+	ctx := context.Background()
+	s, err := braid.Dial(ctx, addr, &braid.Config{Paths: 2, ServerFingerprint: fp})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if code, out, e := runCmd(t, context.Background(), "send", "--server-fingerprint", fp[1], "--cert", filepath.Join(clientDir, "cert.pem"),
-		"--key", filepath.Join(clientDir, "key.pem"), "--message", "x", addr); code != 0 || !strings.Contains(out, "receiver verified") {
-		t.Fatalf("the authorized client: %d %q %q", code, out, e)
+	hdr, _ := json.Marshal(transferHeader{Kind: "file", Name: "cut.bin", Size: 8 << 20})
+	s.Send(ctx, hdr)
+	s.Send(ctx, make([]byte, 1<<20))
+	testutil.WaitFor(t, func() bool { _, err := os.Stat(filepath.Join(out, "cut.bin.part")); return err == nil }, "the partial file")
+	s.Abort() // the sender is gone after 1 of 8 MiB
+	testutil.WaitFor(t, func() bool {
+		entries, _ := os.ReadDir(out)
+		return len(entries) == 0
+	}, "the partial file to be removed")
+	file := filepath.Join(dir, "whole.bin")
+	os.WriteFile(file, bytes.Repeat([]byte("whole "), 200_000), 0o644)
+	if code, o, e := runCmd(t, ctx, "send", "--server-fingerprint", fp, "--file", file, addr); code != 0 || !strings.Contains(o, "saved by the receiver as "+filepath.Join(out, "whole.bin")) {
+		t.Fatalf("send: %d %q %q", code, o, e)
 	}
-	cancel()
-	<-done
+	entries, _ := os.ReadDir(out)
+	if len(entries) != 1 || entries[0].Name() != "whole.bin" {
+		t.Fatalf("output directory: %v", entries)
+	}
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.

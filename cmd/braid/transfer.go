@@ -17,8 +17,11 @@ import (
 )
 
 // The CLI's transfer convention on a session: each transfer is a JSON header message, then its
-// bytes as messages of up to transferPiece bytes; the receiver answers each transfer with a JSON
-// receipt carrying the byte count and SHA-256 it computed, which the sender checks.
+// bytes as messages of up to transferPiece bytes, then a JSON trailer with the sender's SHA-256;
+// the receiver answers each transfer with a JSON receipt carrying the byte count and SHA-256 it
+// computed, which the sender checks. A saved file is written as NAME.part and renamed to NAME
+// only once every byte has arrived and the two digests agree, so a transfer cut short (a killed
+// sender or receiver, a lost session) never leaves a file under its final name.
 
 const transferPiece = 1 << 20
 
@@ -26,6 +29,10 @@ type transferHeader struct {
 	Kind string `json:"kind"` // "file" or "message"
 	Name string `json:"name,omitempty"`
 	Size int64  `json:"size"`
+}
+
+type transferTrailer struct {
+	SHA256 string `json:"sha256"`
 }
 
 type transferReceipt struct {
@@ -56,6 +63,10 @@ func sendTransfer(ctx context.Context, s *braid.Session, h transferHeader, r io.
 		sent += int64(n)
 	}
 	digest := hex.EncodeToString(sum.Sum(nil))
+	trailer, _ := json.Marshal(transferTrailer{SHA256: digest})
+	if err := s.Send(ctx, trailer); err != nil {
+		return transferReceipt{}, digest, err
+	}
 	msg, err := s.Receive(ctx)
 	if err != nil {
 		return transferReceipt{}, digest, fmt.Errorf("waiting for the receipt: %w", err)
@@ -110,20 +121,30 @@ func receiveTransfers(ctx context.Context, s *braid.Session, outDir string, log 
 	}
 }
 
+// partSuffix marks a file still being received.
+const partSuffix = ".part"
+
 func receiveOne(ctx context.Context, s *braid.Session, h transferHeader, outDir string) (transferReceipt, error) {
 	var rc transferReceipt
 	var dst io.Writer = io.Discard
 	var f *os.File
+	var final string
 	if h.Kind == "file" && outDir != "" {
 		name, err := safeName(h.Name)
 		if err == nil {
-			rc.Saved = filepath.Join(outDir, name)
-			f, err = os.Create(rc.Saved)
+			final = filepath.Join(outDir, name)
+			f, err = os.Create(final + partSuffix)
 		}
 		if err != nil {
-			rc.Error, rc.Saved = err.Error(), ""
+			rc.Error = err.Error()
 		} else {
-			defer f.Close()
+			// Whatever goes wrong before the rename, the partial file goes.
+			defer func() {
+				f.Close()
+				if rc.Saved == "" {
+					os.Remove(f.Name())
+				}
+			}()
 			dst = f
 		}
 	}
@@ -133,6 +154,9 @@ func receiveOne(ctx context.Context, s *braid.Session, h transferHeader, outDir 
 		if err != nil {
 			return rc, fmt.Errorf("after %d of %d bytes: %w", rc.Bytes, h.Size, err)
 		}
+		if rc.Bytes+int64(len(msg)) > h.Size {
+			return rc, fmt.Errorf("more than the %d bytes announced", h.Size)
+		}
 		sum.Write(msg)
 		if _, err := dst.Write(msg); err != nil && rc.Error == "" {
 			rc.Error, dst = err.Error(), io.Discard
@@ -140,9 +164,29 @@ func receiveOne(ctx context.Context, s *braid.Session, h transferHeader, outDir 
 		rc.Bytes += int64(len(msg))
 	}
 	rc.SHA256 = hex.EncodeToString(sum.Sum(nil))
-	if f != nil {
-		if err := f.Close(); err != nil && rc.Error == "" {
+	msg, err := s.Receive(ctx)
+	if err != nil {
+		return rc, fmt.Errorf("waiting for the trailer: %w", err)
+	}
+	var tr transferTrailer
+	if err := json.Unmarshal(msg, &tr); err != nil {
+		return rc, fmt.Errorf("not a transfer trailer (%d bytes)", len(msg))
+	}
+	if tr.SHA256 != rc.SHA256 && rc.Error == "" {
+		rc.Error = fmt.Sprintf("sender's SHA-256 %s, received %s", tr.SHA256, rc.SHA256)
+	}
+	if f != nil && rc.Error == "" {
+		err := f.Sync()
+		if err == nil {
+			err = f.Close()
+		}
+		if err == nil {
+			err = os.Rename(f.Name(), final)
+		}
+		if err != nil {
 			rc.Error = err.Error()
+		} else {
+			rc.Saved = final
 		}
 	}
 	return rc, nil

@@ -88,6 +88,9 @@ func dialPaths(ctx context.Context, specs []PathSpec, c *Config, hooks *testHook
 	if mode.Coded() && len(specs) != mode.N {
 		return nil, fmt.Errorf("%w: mode %s needs %d paths, %d given", ErrBadOptions, mode, mode.N, len(specs))
 	}
+	if c.Insecure {
+		c.Logger.Warn("TLS is off (Insecure): paths are plain TCP, readable and forgeable by anyone on them, and an observer of the first path can join the session", "remote", specs[0].Remote)
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.HandshakeTimeout)
 	defer cancel()
 	m, k, n := mode.Wire()
