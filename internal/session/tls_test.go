@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"io"
 	"math/big"
 	"net"
 	"strings"
@@ -423,4 +424,30 @@ func TestTLSObserverLearnsNothing(t *testing.T) {
 		s.Abort()
 		l.Close()
 	}
+}
+
+// TestPreAuthHandshakeTimeout: a connection that starts a TLS handshake and stalls (here, half a
+// ClientHello) is closed at HandshakeTimeout, and a client connecting meanwhile is served.
+func TestPreAuthHandshakeTimeout(t *testing.T) {
+	l, logs := startListener(t, &Config{HandshakeTimeout: 300 * time.Millisecond})
+	stall, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stall.Close()
+	stall.Write([]byte{0x16, 0x03, 0x01, 0x02, 0x00, 0x01}) // a record header and one byte of ClientHello
+	c, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{Paths: 2}))
+	if err != nil {
+		t.Fatalf("a client during the stalled handshake: %v", err)
+	}
+	s := acceptOne(t, l)
+	echoOnce(t, c, s)
+	c.Abort()
+	s.Abort()
+	// Closed by the handshake deadline, not left to ReadTimeout (30 s, beyond this wait).
+	stall.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, stall); err != nil {
+		t.Fatalf("the stalled connection was not closed: %v", err)
+	}
+	expectLog(t, logs, "TLS handshake failed")
 }
