@@ -150,6 +150,12 @@ type Config struct {
 
 	// MaxHandshakesPerIP is the most of those from one remote IP address. Default 32.
 	MaxHandshakesPerIP int
+
+	// MaxPendingSessionsPerIP is the most sessions a server holds from one remote IP address
+	// that are not yet established (no frame has arrived since SESSION_ACCEPT); a SESSION_NEW
+	// beyond is refused with ErrTooManySessions. Established sessions do not count, and are
+	// never pushed out. Default 16.
+	MaxPendingSessionsPerIP int
 }
 
 // Chunk size limits.

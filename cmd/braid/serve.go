@@ -25,6 +25,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	window := fs.String("window", "64MiB", "receive budget per session")
 	maxHandshakes := fs.Int("max-handshakes", 256, "most connections at once that have not finished their TLS and session handshakes")
 	maxHandshakesPerIP := fs.Int("max-handshakes-per-ip", 32, "most of those from one IP address")
+	maxPendingPerIP := fs.Int("max-pending-sessions-per-ip", 16, "most sessions from one IP address not yet established (no frame since opening)")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, wait this long for sessions and in-flight frames")
 	st := addServerTrustFlags(fs)
 	lf := addLogFlags(fs)
@@ -49,7 +50,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg := &braid.Config{MaxFrameSize: *maxFrame, IdleTimeout: *idle, ReadTimeout: *readTimeout,
 		MaxPaths: *maxPaths, MaxSessions: *maxSessions, MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP,
-		MaxHandshakes: *maxHandshakes, MaxHandshakesPerIP: *maxHandshakesPerIP, SessionWindow: int64(win), Logger: log}
+		MaxHandshakes: *maxHandshakes, MaxHandshakesPerIP: *maxHandshakesPerIP, MaxPendingSessionsPerIP: *maxPendingPerIP,
+		SessionWindow: int64(win), Logger: log}
 	if err := st.apply(cfg, stdout); err != nil {
 		return usageError(fs, "%v", err)
 	}

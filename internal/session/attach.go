@@ -126,7 +126,11 @@ func (s *Session) readPath(p *path) {
 }
 
 // onFrame records that the peer has sent a frame since the handshake.
-func (s *Session) onFrame() { s.established.Store(true) }
+func (s *Session) onFrame() {
+	if s.established.CompareAndSwap(false, true) && s.onEstablished != nil {
+		s.onEstablished()
+	}
+}
 
 // isClosing reports whether this end has begun to close.
 func (s *Session) isClosing() bool {

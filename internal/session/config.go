@@ -50,6 +50,8 @@ type Config struct {
 	Token              string
 	MaxHandshakes      int
 	MaxHandshakesPerIP int
+
+	MaxPendingSessionsPerIP int
 }
 
 // Chunk size limits.
@@ -86,6 +88,8 @@ func DefaultConfig() *Config {
 
 		MaxHandshakes:      256,
 		MaxHandshakesPerIP: 32,
+
+		MaxPendingSessionsPerIP: 16,
 	}
 }
 
@@ -153,6 +157,7 @@ func (c *Config) checkRanges() error {
 		{c.Insecure && c.Token != "", "Token needs TLS: without it the token would cross the path in the clear"},
 		{c.MaxHandshakes < 0, negative("MaxHandshakes", c.MaxHandshakes)},
 		{c.MaxHandshakesPerIP < 0, negative("MaxHandshakesPerIP", c.MaxHandshakesPerIP)},
+		{c.MaxPendingSessionsPerIP < 0, negative("MaxPendingSessionsPerIP", c.MaxPendingSessionsPerIP)},
 	} {
 		if rule.broken {
 			return fmt.Errorf("%w: %s", ErrBadOptions, rule.msg)
@@ -202,6 +207,7 @@ func (c *Config) withDefaults() (*Config, error) {
 	setDefault(&out.Linger, d.Linger)
 	setDefault(&out.MaxHandshakes, d.MaxHandshakes)
 	setDefault(&out.MaxHandshakesPerIP, d.MaxHandshakesPerIP)
+	setDefault(&out.MaxPendingSessionsPerIP, d.MaxPendingSessionsPerIP)
 	if out.PathTimeout <= out.KeepAlive {
 		return nil, fmt.Errorf("%w: PathTimeout %v must exceed KeepAlive %v", ErrBadOptions, out.PathTimeout, out.KeepAlive)
 	}

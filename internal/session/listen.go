@@ -83,11 +83,12 @@ func newListener(ln net.Listener, cfg *Config, hooks *testHooks) (*Listener, err
 		return nil, err
 	}
 	t := &sessionTable{
-		cfg:    c,
-		hooks:  hooks,
-		byID:   make(map[wire.SessionID]*Session),
-		accept: make(chan *Session, c.AcceptBacklog),
-		closed: make(chan struct{}),
+		cfg:       c,
+		hooks:     hooks,
+		byID:      make(map[wire.SessionID]*Session),
+		pendingIP: make(map[string]int),
+		accept:    make(chan *Session, c.AcceptBacklog),
+		closed:    make(chan struct{}),
 	}
 	l := &Listener{cfg: c, log: c.Logger, ln: ln, frames: frames, table: t, conns: make(map[net.Conn]connState),
 		perIP: make(map[string]int), pendIP: make(map[string]int), maxConns: connLimit(c.MaxConns), refusals: logLimiter{interval: refusalLogInterval}}
@@ -427,13 +428,14 @@ func (l *Listener) Sessions() int {
 
 // sessionTable is a server's sessions, by id.
 type sessionTable struct {
-	cfg      *Config
-	hooks    *testHooks // for each session; nil outside tests
-	mu       sync.Mutex
-	byID     map[wire.SessionID]*Session
-	accept   chan *Session
-	closed   chan struct{}
-	isClosed bool
+	cfg       *Config
+	hooks     *testHooks // for each session; nil outside tests
+	mu        sync.Mutex
+	byID      map[wire.SessionID]*Session
+	pendingIP map[string]int // sessions not yet established, by source address
+	accept    chan *Session
+	closed    chan struct{}
+	isClosed  bool
 }
 
 // shut stops new sessions and returns the existing ones.
@@ -532,9 +534,14 @@ func (t *sessionTable) open(sc *handshakeConn, payload []byte) (*Session, error)
 	if err != nil {
 		return nil, err
 	}
-	s.onEnd = func() { t.remove(s) }
+	claim := &pendingClaim{t: t, ip: remoteIP(sc.c)}
+	s.onEstablished = claim.release
+	s.onEnd = func() {
+		claim.release()
+		t.remove(s)
+	}
 	s.hooks = t.hooks
-	if err := t.register(sc, s, cs); err != nil {
+	if err := t.register(sc, s, cs, claim); err != nil {
 		s.end(err) // stops its monitor and forgets it
 		return nil, err
 	}
@@ -543,7 +550,7 @@ func (t *sessionTable) open(sc *handshakeConn, payload []byte) (*Session, error)
 }
 
 // register makes a new session attachable and answers SESSION_ACCEPT.
-func (t *sessionTable) register(sc *handshakeConn, s *Session, cs int) error {
+func (t *sessionTable) register(sc *handshakeConn, s *Session, cs int, claim *pendingClaim) error {
 	if _, err := s.reserveIndex(1, 0); err != nil { // index 0, slot 0: this connection's
 		return err
 	}
@@ -557,12 +564,40 @@ func (t *sessionTable) register(sc *handshakeConn, s *Session, cs int) error {
 	case len(t.byID) >= t.cfg.MaxSessions:
 		t.mu.Unlock()
 		return fmt.Errorf("%w: %d sessions", ErrTooManySessions, t.cfg.MaxSessions)
+	case t.pendingIP[claim.ip] >= t.cfg.MaxPendingSessionsPerIP:
+		n := t.pendingIP[claim.ip]
+		t.mu.Unlock()
+		return fmt.Errorf("%w: %d sessions from %s not yet established, MaxPendingSessionsPerIP %d", ErrTooManySessions, n, claim.ip, t.cfg.MaxPendingSessionsPerIP)
 	}
 	t.byID[s.id] = s
+	t.pendingIP[claim.ip]++
+	claim.counted = true
 	t.mu.Unlock()
 	acc := wire.AppendSessionAccept(nil, wire.SessionAccept{ID: s.id, Token: s.token, PathIndex: 0,
 		MaxPaths: uint16(t.cfg.MaxPaths), ChunkSize: uint32(cs), Window: uint64(t.cfg.SessionWindow)})
 	return sc.writeNow(wire.TypeSessionAccept, acc)
+}
+
+// pendingClaim is a new session's place in its source address's count of sessions not yet
+// established (no frame since SESSION_ACCEPT), given back once, when the first frame arrives or
+// the session ends, whichever is first. Established sessions do not count, so a flood of
+// SESSION_NEW from one address can neither fill MaxSessions nor push anyone out.
+type pendingClaim struct {
+	t       *sessionTable
+	ip      string
+	counted bool // guarded by t.mu
+}
+
+func (c *pendingClaim) release() {
+	c.t.mu.Lock()
+	defer c.t.mu.Unlock()
+	if !c.counted {
+		return
+	}
+	c.counted = false
+	if c.t.pendingIP[c.ip]--; c.t.pendingIP[c.ip] <= 0 {
+		delete(c.t.pendingIP, c.ip)
+	}
 }
 
 // offer hands a new session, its first path running, to Accept; with the backlog full the

@@ -254,3 +254,52 @@ func TestConnLimitFollowsOpenFiles(t *testing.T) {
 		t.Errorf("connLimit(10) = %d", got)
 	}
 }
+
+// TestPendingSessionsPerIP: one address may hold only MaxPendingSessionsPerIP sessions that are
+// not yet established; beyond that its SESSION_NEW is refused, while other addresses are served
+// and established sessions keep working. A session leaves the count when its first frame arrives
+// or when it ends.
+func TestPendingSessionsPerIP(t *testing.T) {
+	l, _ := startListener(t, &Config{MaxPendingSessionsPerIP: 3})
+	addr := l.Addr().String()
+	newSession := func() *rawPath {
+		p := dialRaw(t, addr)
+		p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: wire.ProtocolVersion, ChunkSize: 4096, Window: 1 << 20}))
+		return p
+	}
+	var squat []*rawPath
+	for range 3 {
+		p, _ := openRaw(t, addr, 4096)
+		squat = append(squat, p)
+		acceptOne(t, l)
+	}
+	newSession().expectError(wire.CodeTooManySessions)
+	// Another address is served, and stays so.
+	c, err := DialPaths(context.Background(), []PathSpec{{Local: "127.0.0.2", Remote: addr}}, pinned(nil))
+	if err != nil {
+		t.Fatalf("a client from another address: %v", err)
+	}
+	defer c.Abort()
+	srv := acceptOne(t, l)
+	defer srv.Abort()
+	echoOnce(t, c, srv)
+	// A frame establishes a squatter's session: it no longer counts.
+	squat[0].send(wire.TypePing, make([]byte, 8))
+	squat[0].readUntil(wire.TypePong, "the PONG")
+	p := newSession()
+	if f := p.recv(); f.Type != wire.TypeSessionAccept {
+		t.Fatalf("after one session was established: %s", f.Type)
+	}
+	acceptOne(t, l)
+	// A session that ends gives its place back.
+	squat[1].conn.Close()
+	testutil.WaitFor(t, func() bool {
+		l.table.mu.Lock()
+		defer l.table.mu.Unlock()
+		return l.table.pendingIP["127.0.0.1"] == 2
+	}, "the ended session's place back")
+	if f := newSession().recv(); f.Type != wire.TypeSessionAccept {
+		t.Fatalf("after one session ended: %s", f.Type)
+	}
+	echoOnce(t, c, srv)
+}

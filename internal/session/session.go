@@ -91,8 +91,10 @@ type Session struct {
 	unit      int             // what a chunk costs against the peer's window (mode.ChunkCharge)
 	copies    bool            // every chunk also goes to every other usable path with room
 	onEnd     func()          // called once when the session ends; set before any path is added
-	endOnce   sync.Once
-	epoch     time.Time // origin of the session clock
+	// onEstablished is called once, when the first frame after the handshake arrives (server).
+	onEstablished func()
+	endOnce       sync.Once
+	epoch         time.Time // origin of the session clock
 
 	shared sharedWork // what every path's writer may act on
 

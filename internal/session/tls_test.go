@@ -386,7 +386,7 @@ func TestSecurityConstantsPinned(t *testing.T) {
 		t.Errorf("replaceAfter = %v, want 2 × KeepAlive", got)
 	}
 	d := DefaultConfig()
-	if d.MaxHandshakes != 256 || d.MaxHandshakesPerIP != 32 {
+	if d.MaxHandshakes != 256 || d.MaxHandshakesPerIP != 32 || d.MaxPendingSessionsPerIP != 16 {
 		t.Errorf("MaxHandshakes %d, MaxHandshakesPerIP %d, want 256 and 32", d.MaxHandshakes, d.MaxHandshakesPerIP)
 	}
 }
