@@ -149,7 +149,7 @@ type held struct {
 func runProgram(t *testing.T, data []byte) {
 	p := &program{b: data}
 	cs := 1 + int(p.next()%16)
-	maxTotal := 1 + uint32(p.next()%6)
+	maxTotal := 1 + uint32(p.next()%24) // beyond LazyFactor: chunks held on their own, then moved
 	nmsg := 1 + int(p.next()%6)
 	seed := p.next()
 

@@ -12,6 +12,11 @@
 // ErrOverBudget. The sender computes the same charge, so a sender that respects the receiver's
 // advertised window never triggers it.
 //
+// Memory is allocated no faster than chunks arrive: an item's message buffer (total × chunk
+// size) is allocated only once the chunks reserved for it, times LazyFactor, reach its total;
+// until then each chunk gets a buffer of its own, copied into the message buffer when that is
+// made. So a peer that sends one small chunk of a large item costs that chunk, not the item.
+//
 // A Reassembler is not safe for concurrent use; the session serialises calls.
 package reasm
 
@@ -27,6 +32,10 @@ var (
 	ErrInvalidChunk = errors.New("reasm: invalid chunk")
 	ErrOverBudget   = errors.New("reasm: memory budget exceeded")
 )
+
+// LazyFactor bounds how far allocation may run ahead of arrival: an item's message buffer is
+// allocated once at least 1/LazyFactor of its chunks have been reserved.
+const LazyFactor = 8
 
 // ItemOverhead is charged per item on top of its chunk bytes, so that even empty messages use up
 // budget and cannot be sent without bound.
@@ -59,9 +68,13 @@ type Config struct {
 	// enough of them to be rebuilt.
 	ChunkCharge int
 
-	// Alloc returns a buffer of length n for a message being reassembled; its contents need not
-	// be zero, since every byte is overwritten before the message is delivered. Nil means make.
+	// Alloc returns a buffer of length n for a message being reassembled, or for one chunk of
+	// it; its contents need not be zero, since every byte is overwritten before the message is
+	// delivered. Nil means make.
 	Alloc func(n int) []byte
+
+	// Free takes back a chunk buffer from Alloc that is no longer needed. Nil means drop it.
+	Free func([]byte)
 }
 
 // Reassembler collects chunks into messages. The zero value is not usable; see New.
@@ -75,7 +88,8 @@ type Reassembler struct {
 type item struct {
 	total   uint32
 	charge  int64
-	buf     []byte
+	buf     []byte            // the message; nil until enough chunks have come (LazyFactor)
+	parts   map[uint32][]byte // chunks held on their own while buf is nil, or being filled when it was made
 	lastLen int               // payload length of the last chunk; -1 until it is reserved
 	have    []uint64          // bitmap of committed chunks
 	busy    []uint64          // bitmap of reserved chunks being filled
@@ -89,6 +103,9 @@ type item struct {
 func New(cfg Config) *Reassembler {
 	if cfg.Alloc == nil {
 		cfg.Alloc = func(n int) []byte { return make([]byte, n) }
+	}
+	if cfg.Free == nil {
+		cfg.Free = func([]byte) {}
 	}
 	if cfg.ChunkCharge == 0 {
 		cfg.ChunkCharge = cfg.ChunkSize
@@ -161,8 +178,6 @@ func (r *Reassembler) ReserveBy(h wire.ChunkHeader, n, owner int) (dst []byte, d
 		it = &item{total: h.Total, charge: charge, lastLen: -1, have: make([]uint64, words), busy: make([]uint64, words)}
 		if h.Total == 1 {
 			it.buf = r.cfg.Alloc(n)
-		} else {
-			it.buf = r.cfg.Alloc(int(h.Total) * cs)
 		}
 		r.items[h.Item] = it
 	} else if it.total != h.Total {
@@ -187,8 +202,33 @@ func (r *Reassembler) ReserveBy(h wire.ChunkHeader, n, owner int) (dst []byte, d
 	if last {
 		it.lastLen = n
 	}
+	if it.buf == nil && uint64(it.count+it.pending)*LazyFactor >= uint64(it.total) {
+		r.makeBuffer(it)
+	}
+	if it.buf == nil {
+		part := r.cfg.Alloc(n)[:n:n]
+		if it.parts == nil {
+			it.parts = make(map[uint32][]byte)
+		}
+		it.parts[h.Chunk] = part
+		return part, false, nil
+	}
 	off := int(h.Chunk) * cs
 	return it.buf[off : off+n : off+n], false, nil
+}
+
+// makeBuffer allocates an item's message buffer and moves into it the chunks held on their own
+// that are complete; those still being filled move when they are committed.
+func (r *Reassembler) makeBuffer(it *item) {
+	cs := r.cfg.ChunkSize
+	it.buf = r.cfg.Alloc(int(it.total) * cs)
+	for c, part := range it.parts {
+		if it.have[c/64]&(uint64(1)<<(c%64)) != 0 {
+			copy(it.buf[int(c)*cs:], part)
+			r.cfg.Free(part)
+			delete(it.parts, c)
+		}
+	}
 }
 
 // Commit records that the chunk reserved for h has been filled. It returns the substitute
@@ -207,6 +247,11 @@ func (r *Reassembler) Commit(h wire.ChunkHeader) (spare []byte) {
 	it.pending--
 	it.count++
 	delete(it.owners, h.Chunk)
+	if part, ok := it.parts[h.Chunk]; ok && it.buf != nil { // filled on its own, the buffer made meanwhile
+		copy(it.buf[int(h.Chunk)*r.cfg.ChunkSize:], part)
+		r.cfg.Free(part)
+		delete(it.parts, h.Chunk)
+	}
 	spare = it.subst[h.Chunk]
 	delete(it.subst, h.Chunk)
 	return spare
@@ -228,15 +273,25 @@ func (r *Reassembler) Cancel(h wire.ChunkHeader) (committed bool, spare []byte) 
 	it.busy[w] &^= bit
 	it.pending--
 	delete(it.owners, h.Chunk)
+	if part, ok := it.parts[h.Chunk]; ok { // the failed read's own buffer
+		r.cfg.Free(part)
+		delete(it.parts, h.Chunk)
+	}
 	sub, ok := it.subst[h.Chunk]
 	if !ok {
 		return false, nil
 	}
 	delete(it.subst, h.Chunk)
-	off := int(h.Chunk) * r.cfg.ChunkSize
-	copy(it.buf[off:], sub)
 	it.have[w] |= bit
 	it.count++
+	if it.buf == nil { // the copy becomes the chunk's own buffer
+		if it.parts == nil {
+			it.parts = make(map[uint32][]byte)
+		}
+		it.parts[h.Chunk] = sub
+		return true, nil
+	}
+	copy(it.buf[int(h.Chunk)*r.cfg.ChunkSize:], sub)
 	return true, sub
 }
 
@@ -298,6 +353,9 @@ func (r *Reassembler) Pop() (msg []byte, charge int64, ok bool) {
 	it := r.items[r.next]
 	if it == nil || it.count != it.total {
 		return nil, 0, false
+	}
+	if it.buf == nil { // not reached: the reservation of the chunks made it; kept safe anyway
+		r.makeBuffer(it)
 	}
 	delete(r.items, r.next)
 	r.next++

@@ -34,6 +34,12 @@ var plainAddrs sync.Map
 // dialRaw opens a TLS connection (plain TCP to an address in plainAddrs) to addr trusting the test certificate.
 func dialRaw(t *testing.T, addr string) *rawPath {
 	t.Helper()
+	return dialRawPinned(t, addr, testFingerprint())
+}
+
+// dialRawPinned is dialRaw trusting the server key with fingerprint fp.
+func dialRawPinned(t *testing.T, addr, fp string) *rawPath {
+	t.Helper()
 	tcp, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -43,7 +49,7 @@ func dialRaw(t *testing.T, addr string) *rawPath {
 	if _, plain := plainAddrs.Load(addr); plain {
 		return &rawPath{t: t, conn: tcp, tcp: tcp, r: wire.NewReader(tcp, 0), w: wire.NewWriter(tcp)}
 	}
-	conf, err := secure.ClientConfig(pinned(nil).tlsOptions(), addr)
+	conf, err := secure.ClientConfig(secure.Options{ServerFingerprint: fp}, addr)
 	if err != nil {
 		t.Fatal(err)
 	}

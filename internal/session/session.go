@@ -218,6 +218,7 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 			MaxTotal:    uint32(min(cfg.SessionWindow/int64(t.chunkSize), 1<<31)),
 			Budget:      cfg.SessionWindow,
 			Alloc:       bufpool.Get,
+			Free:        bufpool.Put,
 		}),
 		pieces:     make(map[uint64]*pieceSet),
 		spares:     make(map[wire.ChunkHeader]spareCopy),

@@ -198,7 +198,7 @@ func TestSessionConcurrentBothWays(t *testing.T) {
 		// scale, so liveness and linger are lenient.
 		HandshakeTimeout: time.Minute, PathTimeout: time.Minute, MinRTO: 10 * time.Second, Linger: 30 * time.Second,
 		// Every session dials at once, from one address.
-		MaxHandshakes: 4 * sessions, MaxHandshakesPerIP: 4 * sessions}
+		MaxHandshakes: 4 * sessions, MaxHandshakesPerIP: 4 * sessions, MaxPendingSessionsPerIP: sessions}
 	l, _ := startListener(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
