@@ -11,8 +11,9 @@ import (
 // system call per 16 KiB where a plaintext path makes one per 2 MiB batch; on loopback those
 // calls, not the cipher, were half the CPU time (docs/EVALUATION.md, "TLS"). batchConn sits
 // between the TLS connection and the TCP connection and gathers both directions into large
-// system calls, with buffers borrowed from a pool only while a path is busy, so that an idle path
-// holds none.
+// system calls, with buffers borrowed from a pool only while a path is busy. An idle path holds
+// none, except that a path whose last read of a burst was large keeps its read buffer until its
+// next bytes arrive (the peer's keepalive, within KeepAlive), which that read then ends.
 
 // batchSize is the size of a borrowed batch buffer.
 const batchSize = 256 << 10
