@@ -156,6 +156,14 @@ type Config struct {
 	// beyond is refused with ErrTooManySessions. Established sessions do not count, and are
 	// never pushed out. Default 16.
 	MaxPendingSessionsPerIP int
+
+	// MaxMemory is a server's memory budget for all its sessions' receive windows together
+	// (what they may hold being reassembled or waiting for Receive). Each new session is granted
+	// SessionWindow, or what is left of the budget if that is less (its client then sends
+	// messages of at most half of it); a session is refused with ErrTooManySessions when what
+	// is left is below the smallest usable window. Windows already granted are never taken
+	// back. Default: half the machine's RAM (MaxSessions × SessionWindow where RAM is unknown).
+	MaxMemory int64
 }
 
 // Chunk size limits.

@@ -23,6 +23,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxConns := fs.Int("max-conns", 16384, "most connections open at once (keep below the open-file limit)")
 	maxConnsPerIP := fs.Int("max-conns-per-ip", 1024, "most connections open at once from one IP address")
 	window := fs.String("window", "64MiB", "receive budget per session")
+	maxMemory := fs.String("max-memory", "", "memory budget for all sessions' receive windows together (default: half the RAM)")
 	maxHandshakes := fs.Int("max-handshakes", 256, "most connections at once that have not finished their TLS and session handshakes")
 	maxHandshakesPerIP := fs.Int("max-handshakes-per-ip", 32, "most of those from one IP address")
 	maxPendingPerIP := fs.Int("max-pending-sessions-per-ip", 16, "most sessions from one IP address not yet established (no frame since opening)")
@@ -43,6 +44,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return usageError(fs, "--window: %v", err)
 	}
+	var mem int
+	if *maxMemory != "" {
+		if mem, err = parseSize(*maxMemory); err != nil {
+			return usageError(fs, "--max-memory: %v", err)
+		}
+	}
 	if *out != "" {
 		if st, err := os.Stat(*out); err != nil || !st.IsDir() {
 			return usageError(fs, "--out %q is not a directory", *out)
@@ -51,7 +58,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg := &braid.Config{MaxFrameSize: *maxFrame, IdleTimeout: *idle, ReadTimeout: *readTimeout,
 		MaxPaths: *maxPaths, MaxSessions: *maxSessions, MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP,
 		MaxHandshakes: *maxHandshakes, MaxHandshakesPerIP: *maxHandshakesPerIP, MaxPendingSessionsPerIP: *maxPendingPerIP,
-		SessionWindow: int64(win), Logger: log}
+		SessionWindow: int64(win), MaxMemory: int64(mem), Logger: log}
 	if err := st.apply(cfg, stdout); err != nil {
 		return usageError(fs, "%v", err)
 	}

@@ -166,9 +166,9 @@ func (s *Session) onPiece(p *path, ph wire.PieceHeader, n int) error {
 	if set == nil {
 		cost += pieceSetOverhead
 	}
-	if s.pieceBytes+cost > s.cfg.SessionWindow {
+	if s.pieceBytes+cost > s.window {
 		s.mu.Unlock()
-		return violation(wire.CodeOverBudget, fmt.Errorf("%w: pieces held would take %d bytes, limit %d", ErrOverBudget, s.pieceBytes+cost, s.cfg.SessionWindow))
+		return violation(wire.CodeOverBudget, fmt.Errorf("%w: pieces held would take %d bytes, limit %d", ErrOverBudget, s.pieceBytes+cost, s.window))
 	}
 	if set == nil {
 		set = &pieceSet{hdr: ch, length: length, bufs: make([][]byte, s.mode.N), from: make([]int, s.mode.N)}

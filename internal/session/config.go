@@ -52,6 +52,7 @@ type Config struct {
 	MaxHandshakesPerIP int
 
 	MaxPendingSessionsPerIP int
+	MaxMemory               int64
 }
 
 // Chunk size limits.
@@ -158,6 +159,7 @@ func (c *Config) checkRanges() error {
 		{c.MaxHandshakes < 0, negative("MaxHandshakes", c.MaxHandshakes)},
 		{c.MaxHandshakesPerIP < 0, negative("MaxHandshakesPerIP", c.MaxHandshakesPerIP)},
 		{c.MaxPendingSessionsPerIP < 0, negative("MaxPendingSessionsPerIP", c.MaxPendingSessionsPerIP)},
+		{c.MaxMemory < 0, negative("MaxMemory", c.MaxMemory)},
 	} {
 		if rule.broken {
 			return fmt.Errorf("%w: %s", ErrBadOptions, rule.msg)

@@ -87,6 +87,7 @@ func newListener(ln net.Listener, cfg *Config, hooks *testHooks) (*Listener, err
 		hooks:     hooks,
 		byID:      make(map[wire.SessionID]*Session),
 		pendingIP: make(map[string]int),
+		memLimit:  memoryBudget(c),
 		accept:    make(chan *Session, c.AcceptBacklog),
 		closed:    make(chan struct{}),
 	}
@@ -107,7 +108,7 @@ func newListener(ln net.Listener, cfg *Config, hooks *testHooks) (*Listener, err
 // are retried with backoff instead of ending the listener.
 func (l *Listener) serve() {
 	defer l.handlers.Done()
-	l.log.Info("listening", "addr", l.ln.Addr().String())
+	l.log.Info("listening", "addr", l.ln.Addr().String(), "memory_budget", l.table.memLimit)
 	var backoff time.Duration
 	for {
 		c, err := l.ln.Accept()
@@ -428,14 +429,16 @@ func (l *Listener) Sessions() int {
 
 // sessionTable is a server's sessions, by id.
 type sessionTable struct {
-	cfg       *Config
-	hooks     *testHooks // for each session; nil outside tests
-	mu        sync.Mutex
-	byID      map[wire.SessionID]*Session
-	pendingIP map[string]int // sessions not yet established, by source address
-	accept    chan *Session
-	closed    chan struct{}
-	isClosed  bool
+	cfg        *Config
+	hooks      *testHooks // for each session; nil outside tests
+	mu         sync.Mutex
+	byID       map[wire.SessionID]*Session
+	pendingIP  map[string]int // sessions not yet established, by source address
+	memLimit   int64          // the memory budget for receive windows (memoryBudget)
+	memGranted int64          // the windows granted to sessions held
+	accept     chan *Session
+	closed     chan struct{}
+	isClosed   bool
 }
 
 // shut stops new sessions and returns the existing ones.
@@ -530,14 +533,21 @@ func (t *sessionTable) open(sc *handshakeConn, payload []byte) (*Session, error)
 	rand.Read(terms.token[:])
 	terms.key = sc.sec.key // nil without TLS: the token keys attach proofs
 	terms.chunkSize, terms.peerWindow, terms.mode = cs, int64(min(m.Window, 1<<62)), mode
+	grant, err := t.grantWindow(2 * reasm.Charge(1, mode.ChunkCharge(cs)))
+	if err != nil {
+		return nil, err
+	}
+	terms.window = grant
 	s, err := newSession(t.cfg, terms)
 	if err != nil {
+		t.returnWindow(grant)
 		return nil, err
 	}
 	claim := &pendingClaim{t: t, ip: remoteIP(sc.c)}
 	s.onEstablished = claim.release
 	s.onEnd = func() {
 		claim.release()
+		t.returnWindow(grant)
 		t.remove(s)
 	}
 	s.hooks = t.hooks
@@ -574,8 +584,40 @@ func (t *sessionTable) register(sc *handshakeConn, s *Session, cs int, claim *pe
 	claim.counted = true
 	t.mu.Unlock()
 	acc := wire.AppendSessionAccept(nil, wire.SessionAccept{ID: s.id, Token: s.token, PathIndex: 0,
-		MaxPaths: uint16(t.cfg.MaxPaths), ChunkSize: uint32(cs), Window: uint64(t.cfg.SessionWindow)})
+		MaxPaths: uint16(t.cfg.MaxPaths), ChunkSize: uint32(cs), Window: uint64(s.window)})
 	return sc.writeNow(wire.TypeSessionAccept, acc)
+}
+
+// grantWindow takes a new session's receive window from the memory budget: SessionWindow, or
+// what is left if less, and at least least; otherwise the session is refused.
+func (t *sessionTable) grantWindow(least int64) (int64, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w := min(t.cfg.SessionWindow, t.memLimit-t.memGranted)
+	if w < least {
+		return 0, fmt.Errorf("%w: the memory budget (MaxMemory %d bytes) is granted to the sessions held", ErrTooManySessions, t.memLimit)
+	}
+	t.memGranted += w
+	return w, nil
+}
+
+// returnWindow gives a session's window back to the budget.
+func (t *sessionTable) returnWindow(w int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.memGranted -= w
+}
+
+// memoryBudget is MaxMemory, or its default: half the machine's RAM, or, where that is not
+// known, what MaxSessions full windows need.
+func memoryBudget(c *Config) int64 {
+	if c.MaxMemory > 0 {
+		return c.MaxMemory
+	}
+	if ram := physicalMemory(); ram > 0 {
+		return ram / 2
+	}
+	return int64(c.MaxSessions) * c.SessionWindow
 }
 
 // pendingClaim is a new session's place in its source address's count of sessions not yet

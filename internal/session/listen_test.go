@@ -303,3 +303,45 @@ func TestPendingSessionsPerIP(t *testing.T) {
 	}
 	echoOnce(t, c, srv)
 }
+
+// TestMemoryBudget: the receive windows a server grants never add up to more than MaxMemory. A
+// session gets SessionWindow while the budget allows, then what is left, and is refused when
+// less than the smallest usable window is left; sessions already held keep their windows and
+// keep working, and a session that ends gives its window back.
+func TestMemoryBudget(t *testing.T) {
+	const win = 1 << 20
+	l, _ := startListener(t, &Config{SessionWindow: win, MaxMessageSize: 256 << 10, MaxMemory: 2*win + win/2})
+	addr := l.Addr().String()
+	granted := func() int64 {
+		l.table.mu.Lock()
+		defer l.table.mu.Unlock()
+		return l.table.memGranted
+	}
+	var windows []uint64
+	var raws []*rawPath
+	for range 3 {
+		p, acc := openRaw(t, addr, 4096)
+		acceptOne(t, l)
+		windows = append(windows, acc.Window)
+		raws = append(raws, p)
+	}
+	if windows[0] != win || windows[1] != win || windows[2] != win/2 {
+		t.Fatalf("windows granted %v, want %d, %d, %d", windows, win, win, win/2)
+	}
+	if g := granted(); g != 2*win+win/2 {
+		t.Fatalf("granted %d, budget %d", g, 2*win+win/2)
+	}
+	p := dialRaw(t, addr)
+	p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: wire.ProtocolVersion, ChunkSize: 4096, Window: 1 << 20}))
+	p.expectError(wire.CodeTooManySessions)
+	// The session with half a window works within it: its client's messages are at most half.
+	raws[2].send(wire.TypePing, make([]byte, 8))
+	raws[2].readUntil(wire.TypePong, "the PONG")
+	// One ends: its window returns, and the next session gets a full one.
+	raws[0].conn.Close()
+	testutil.WaitFor(t, func() bool { return granted() == win+win/2 }, "the window back (granted %d)", granted())
+	_, acc := openRaw(t, addr, 4096)
+	if acc.Window != win {
+		t.Fatalf("after a session ended: window %d, want %d", acc.Window, win)
+	}
+}

@@ -81,6 +81,7 @@ type Session struct {
 	id        wire.SessionID
 	token     wire.Token
 	key       []byte // keys attach proofs: the first path's exported session key, or (no TLS) the token
+	window    int64  // this end's receive window: SessionWindow, or less as a server's memory budget grants
 	cfg       *Config
 	hooks     *testHooks // nil outside tests
 	log       *slog.Logger
@@ -138,7 +139,7 @@ type Session struct {
 	reasm        *reasm.Reassembler
 	spares       map[wire.ChunkHeader]spareCopy // chunks whose copy waits while a path fills the original
 	pieces       map[uint64]*pieceSet           // coded: pieces of chunks not yet rebuilt, by seq
-	pieceBytes   int64                          // their memory, at most SessionWindow
+	pieceBytes   int64                          // their memory, at most the receive window
 	sendFlow     *flow.Sender                   // what the peer's window still allows
 	recvFlow     *flow.Receiver                 // the credit this end owes
 	peerWindow   int64                          // the peer's receive budget
@@ -171,6 +172,7 @@ type sessionTerms struct {
 	id         wire.SessionID
 	token      wire.Token
 	key        []byte // the attach proof key; nil means the token
+	window     int64  // this end's receive window; 0 means Config.SessionWindow
 	chunkSize  int
 	peerWindow int64
 	client     bool
@@ -189,7 +191,12 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 		}
 	}
 	unit := t.mode.ChunkCharge(t.chunkSize)
+	window := t.window
+	if window == 0 {
+		window = cfg.SessionWindow
+	}
 	s := &Session{
+		window:      window,
 		id:          t.id,
 		token:       t.token,
 		key:         t.key,
@@ -211,19 +218,19 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 		out:         ack.NewOutstanding[*outChunk](),
 		// A sender within the window has at most window ÷ chunk size chunks unconsumed, and
 		// every chunk not yet received is unconsumed.
-		recvd: ack.NewReceived(uint64(cfg.SessionWindow/int64(t.chunkSize)) + 1),
+		recvd: ack.NewReceived(uint64(window/int64(t.chunkSize)) + 1),
 		reasm: reasm.New(reasm.Config{
 			ChunkSize:   t.chunkSize,
 			ChunkCharge: unit,
-			MaxTotal:    uint32(min(cfg.SessionWindow/int64(t.chunkSize), 1<<31)),
-			Budget:      cfg.SessionWindow,
+			MaxTotal:    uint32(min(window/int64(t.chunkSize), 1<<31)),
+			Budget:      window,
 			Alloc:       bufpool.Get,
 			Free:        bufpool.Put,
 		}),
 		pieces:     make(map[uint64]*pieceSet),
 		spares:     make(map[wire.ChunkHeader]spareCopy),
 		sendFlow:   flow.NewSender(t.peerWindow),
-		recvFlow:   flow.NewReceiver(cfg.SessionWindow),
+		recvFlow:   flow.NewReceiver(window),
 		peerWindow: t.peerWindow,
 	}
 	side := "server"
