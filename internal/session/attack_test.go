@@ -43,3 +43,37 @@ func TestAttackOneChunkPerSession(t *testing.T) {
 	t.Logf("%d sessions each holding one 25-byte chunk of a %d-chunk item; holding for %v", n, total, hold)
 	time.Sleep(hold)
 }
+
+// TestAttackSessionSquat reproduces, against a running server, the session-table lockout of
+// issue 18: BRAID_ATTACK_SESSIONS (default 1100) connections from one address each send
+// SESSION_NEW and then nothing, held for BRAID_ATTACK_HOLD (default 10s). It reports how many
+// the server accepted and refused; run a legitimate client meanwhile to time it. Same
+// environment as TestAttackOneChunkPerSession.
+func TestAttackSessionSquat(t *testing.T) {
+	addr, fp := os.Getenv("BRAID_ATTACK_ADDR"), os.Getenv("BRAID_ATTACK_FINGERPRINT")
+	if addr == "" || fp == "" {
+		t.Skip("a measurement against a running server: set BRAID_ATTACK_ADDR and BRAID_ATTACK_FINGERPRINT")
+	}
+	n, _ := strconv.Atoi(os.Getenv("BRAID_ATTACK_SESSIONS"))
+	if n <= 0 {
+		n = 1100
+	}
+	hold, _ := time.ParseDuration(os.Getenv("BRAID_ATTACK_HOLD"))
+	if hold <= 0 {
+		hold = 10 * time.Second
+	}
+	accepted, refused := 0, 0
+	for range n {
+		p := dialRawPinned(t, addr, fp)
+		p.tcp.SetDeadline(time.Now().Add(hold + 30*time.Second))
+		p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: wire.ProtocolVersion, ChunkSize: 4096, Window: 1 << 20}))
+		if f := p.recv(); f.Type == wire.TypeSessionAccept {
+			accepted++
+		} else {
+			refused++
+			p.conn.Close()
+		}
+	}
+	t.Logf("%d SESSION_NEW: %d accepted, %d refused; holding for %v", n, accepted, refused, hold)
+	time.Sleep(hold)
+}
