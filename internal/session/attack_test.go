@@ -15,18 +15,7 @@ import (
 // /proc. It runs only when BRAID_ATTACK_ADDR and BRAID_ATTACK_FINGERPRINT name the server (and
 // BRAID_ATTACK_SESSIONS, default 1000, and BRAID_ATTACK_HOLD, default 10s, shape it).
 func TestAttackOneChunkPerSession(t *testing.T) {
-	addr, fp := os.Getenv("BRAID_ATTACK_ADDR"), os.Getenv("BRAID_ATTACK_FINGERPRINT")
-	if addr == "" || fp == "" {
-		t.Skip("a measurement against a running server: set BRAID_ATTACK_ADDR and BRAID_ATTACK_FINGERPRINT")
-	}
-	n, _ := strconv.Atoi(os.Getenv("BRAID_ATTACK_SESSIONS"))
-	if n <= 0 {
-		n = 1000
-	}
-	hold, _ := time.ParseDuration(os.Getenv("BRAID_ATTACK_HOLD"))
-	if hold <= 0 {
-		hold = 10 * time.Second
-	}
+	addr, fp, n, hold := attackEnv(t, 1000)
 	t.Setenv("BRAID_TEST_FINGERPRINT", fp)
 	const chunk, total = 256 << 10, 200
 	for i := range n {
@@ -50,18 +39,7 @@ func TestAttackOneChunkPerSession(t *testing.T) {
 // the server accepted and refused; run a legitimate client meanwhile to time it. Same
 // environment as TestAttackOneChunkPerSession.
 func TestAttackSessionSquat(t *testing.T) {
-	addr, fp := os.Getenv("BRAID_ATTACK_ADDR"), os.Getenv("BRAID_ATTACK_FINGERPRINT")
-	if addr == "" || fp == "" {
-		t.Skip("a measurement against a running server: set BRAID_ATTACK_ADDR and BRAID_ATTACK_FINGERPRINT")
-	}
-	n, _ := strconv.Atoi(os.Getenv("BRAID_ATTACK_SESSIONS"))
-	if n <= 0 {
-		n = 1100
-	}
-	hold, _ := time.ParseDuration(os.Getenv("BRAID_ATTACK_HOLD"))
-	if hold <= 0 {
-		hold = 10 * time.Second
-	}
+	addr, fp, n, hold := attackEnv(t, 1100)
 	accepted, refused := 0, 0
 	for range n {
 		p := dialRawPinned(t, addr, fp)
@@ -76,4 +54,19 @@ func TestAttackSessionSquat(t *testing.T) {
 	}
 	t.Logf("%d SESSION_NEW: %d accepted, %d refused; holding for %v", n, accepted, refused, hold)
 	time.Sleep(hold)
+}
+
+// attackEnv reads the attack tests' environment, skipping the test when no server is named.
+func attackEnv(t *testing.T, defaultSessions int) (addr, fingerprint string, sessions int, hold time.Duration) {
+	addr, fingerprint = os.Getenv("BRAID_ATTACK_ADDR"), os.Getenv("BRAID_ATTACK_FINGERPRINT")
+	if addr == "" || fingerprint == "" {
+		t.Skip("a measurement against a running server: set BRAID_ATTACK_ADDR and BRAID_ATTACK_FINGERPRINT")
+	}
+	if sessions, _ = strconv.Atoi(os.Getenv("BRAID_ATTACK_SESSIONS")); sessions <= 0 {
+		sessions = defaultSessions
+	}
+	if hold, _ = time.ParseDuration(os.Getenv("BRAID_ATTACK_HOLD")); hold <= 0 {
+		hold = 10 * time.Second
+	}
+	return addr, fingerprint, sessions, hold
 }
