@@ -218,6 +218,7 @@ func TestSessionConcurrentBothWays(t *testing.T) {
 			s, err := Dial(ctx, l.Addr().String(), pinned(cfg))
 			if err != nil {
 				errs <- err
+				cancel() // its server side would wait in Accept for the whole timeout
 				return
 			}
 			err = exchange(s, uint64(i))
