@@ -3,6 +3,7 @@ package braid_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"testing"
@@ -143,5 +144,40 @@ func TestPublicErrors(t *testing.T) {
 	}
 	if err := braid.DefaultConfig().Validate(); err != nil {
 		t.Fatalf("DefaultConfig does not validate: %v", err)
+	}
+}
+
+// TestPublicIdentity: a server identity made with LoadOrCreateIdentity (kept, and loaded again
+// the same) is what a client pins with its Fingerprint; another key is refused with ErrFingerprint.
+func TestPublicIdentity(t *testing.T) {
+	dir := t.TempDir()
+	cert, created, err := braid.LoadOrCreateIdentity(dir)
+	if err != nil || !created {
+		t.Fatalf("created %v, %v", created, err)
+	}
+	again, created, err := braid.LoadOrCreateIdentity(dir)
+	if err != nil || created || braid.Fingerprint(again.Leaf) != braid.Fingerprint(cert.Leaf) {
+		t.Fatalf("reload: created %v, %v", created, err)
+	}
+	l, err := braid.Listen("127.0.0.1:0", &braid.Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if l.Fingerprint() != braid.Fingerprint(cert.Leaf) {
+		t.Fatalf("Listener.Fingerprint %s, the identity's %s", l.Fingerprint(), braid.Fingerprint(cert.Leaf))
+	}
+	ctx := context.Background()
+	s, err := braid.Dial(ctx, l.Addr().String(), &braid.Config{Paths: 2, ServerFingerprint: braid.Fingerprint(cert.Leaf)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Abort()
+	other, err := braid.SelfSignedCertificate("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := braid.Dial(ctx, l.Addr().String(), &braid.Config{Paths: 1, ServerFingerprint: braid.Fingerprint(other.Leaf)}); !errors.Is(err, braid.ErrFingerprint) || !errors.Is(err, braid.ErrTLS) {
+		t.Fatalf("Dial pinning another key: %v, want ErrFingerprint and ErrTLS", err)
 	}
 }

@@ -135,7 +135,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer s.Close()
-	fmt.Fprintf(out, "session %s: key exchange %s\n", s.ID(), keyExchange(s.Stats()))
+	fmt.Fprintf(out, "session %s: key exchange %s\n", s.ID(), bench.KeyExchanges(s.Stats().Paths))
 
 	msg := "a message, chunked and striped across the paths"
 	if _, digest, err := sendTransfer(ctx, s, transferHeader{Kind: "message", Size: int64(len(msg))}, bytes.NewReader([]byte(msg))); err != nil {

@@ -115,7 +115,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer s.Close()
 	st := s.Stats()
-	fmt.Fprintf(stdout, "session %s: %d paths, %s chunks, mode %s, key exchange %s\n", st.ID, len(st.Paths), bench.Size(st.ChunkSize), st.Mode, keyExchange(st))
+	fmt.Fprintf(stdout, "session %s: %d paths, %s chunks, mode %s, key exchange %s\n", st.ID, len(st.Paths), bench.Size(st.ChunkSize), st.Mode, bench.KeyExchanges(st.Paths))
 
 	start := time.Now()
 	var h transferHeader
@@ -176,19 +176,6 @@ func writePathTable(w io.Writer, paths []braid.PathStats) {
 	}
 	fmt.Fprintf(tw, "all\t\t\t%d\t%d\t%d\t%d\t\n", cs, bs, cr, br)
 	tw.Flush()
-}
-
-// keyExchange names the key exchange of a session's paths: one name if they all agree.
-func keyExchange(st braid.Stats) string {
-	seen := map[string]bool{}
-	var names []string
-	for _, p := range st.Paths {
-		if !seen[p.KeyExchange] {
-			seen[p.KeyExchange] = true
-			names = append(names, p.KeyExchange)
-		}
-	}
-	return strings.Join(names, "/")
 }
 
 // sendSingle is the single-path frame protocol: TEXT or DATA frames, each answered by ACK.

@@ -22,7 +22,8 @@ type KnownHosts struct {
 	// Added, if not nil, is called when a new address is recorded.
 	Added func(addr, fingerprint string)
 
-	mu sync.Mutex // one process adds an address once, however many paths dial it at once
+	mu       sync.Mutex        // one process adds an address once, however many paths dial it at once
+	verified map[string]string // address → fingerprint already checked: a session's other paths do not read the file again
 }
 
 // Verify accepts fingerprint for addr if the store has it, records it if the store has nothing
@@ -30,12 +31,16 @@ type KnownHosts struct {
 func (k *KnownHosts) Verify(addr, fingerprint string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	if k.verified[addr] == fingerprint {
+		return nil
+	}
 	known, line, err := k.lookup(addr)
 	if err != nil {
 		return err
 	}
 	switch {
 	case known == fingerprint:
+		k.remember(addr, fingerprint)
 		return nil
 	case known != "":
 		return fmt.Errorf("%w: %s presented %s, but %s:%d records %s for it; if the change is expected, delete that line",
@@ -55,10 +60,18 @@ func (k *KnownHosts) Verify(addr, fingerprint string) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
+	k.remember(addr, fingerprint)
 	if k.Added != nil {
 		k.Added(addr, fingerprint)
 	}
 	return nil
+}
+
+func (k *KnownHosts) remember(addr, fingerprint string) {
+	if k.verified == nil {
+		k.verified = make(map[string]string)
+	}
+	k.verified[addr] = fingerprint
 }
 
 // lookup returns the fingerprint recorded for addr and its line number, or "" if none.

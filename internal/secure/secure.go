@@ -103,7 +103,7 @@ func SelfSigned(hosts ...string) (tls.Certificate, error) {
 		BasicConstraintsValid: true,
 	}
 	for _, h := range hosts {
-		if ip := parseIP(h); ip != nil {
+		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
 		} else if h != "" {
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
@@ -224,6 +224,3 @@ func CheckProof(proof []byte, key []byte, id []byte, slot uint16, binding []byte
 	want := Proof(key, id, slot, binding)
 	return hmac.Equal(proof, want[:])
 }
-
-// parseIP parses an IP address, or returns nil.
-func parseIP(s string) net.IP { return net.ParseIP(s) }

@@ -108,9 +108,7 @@ func (a *admission) release() {
 	}
 	a.authed = true
 	a.l.pending--
-	if a.l.pendIP[a.ip]--; a.l.pendIP[a.ip] <= 0 {
-		delete(a.l.pendIP, a.ip)
-	}
+	uncount(a.l.pendIP, a.ip)
 }
 
 // done gives back everything admit counted, once the connection's goroutine is done with it.
@@ -120,7 +118,12 @@ func (a *admission) done() {
 	defer l.mu.Unlock()
 	a.release()
 	l.open--
-	if l.perIP[a.ip]--; l.perIP[a.ip] <= 0 {
-		delete(l.perIP, a.ip)
+	uncount(l.perIP, a.ip)
+}
+
+// uncount takes one off key's count in m, forgetting keys that reach zero.
+func uncount(m map[string]int, key string) {
+	if m[key]--; m[key] <= 0 {
+		delete(m, key)
 	}
 }

@@ -128,7 +128,6 @@ func (l *Listener) serve() {
 		}
 		backoff = 0
 		ip := remoteIP(c)
-		a := &admission{l: l, ip: ip}
 		if err := l.admit(ip); err != nil {
 			// Refused before anything is allocated for it: no goroutine, no buffer.
 			c.Close()
@@ -137,6 +136,7 @@ func (l *Listener) serve() {
 			}
 			continue
 		}
+		a := &admission{l: l, ip: ip}
 		if !l.track(c) {
 			a.done()
 			c.Close()
@@ -637,9 +637,7 @@ func (c *pendingClaim) release() {
 		return
 	}
 	c.counted = false
-	if c.t.pendingIP[c.ip]--; c.t.pendingIP[c.ip] <= 0 {
-		delete(c.t.pendingIP, c.ip)
-	}
+	uncount(c.t.pendingIP, c.ip)
 }
 
 // offer hands a new session, its first path running, to Accept; with the backlog full the

@@ -3,7 +3,6 @@ package session
 import (
 	"crypto/tls"
 	"sync"
-	"testing"
 
 	"github.com/braidnet/braid/internal/secure"
 	"github.com/braidnet/braid/internal/wire"
@@ -64,12 +63,4 @@ type rawSession struct {
 // attach is a SESSION_ATTACH payload for slot, with the proof bound to p's connection.
 func (rs rawSession) attach(p *rawPath, slot int) []byte {
 	return wire.AppendSessionAttach(nil, wire.SessionAttach{ID: rs.ID, Slot: uint16(slot), Proof: secure.Proof(rs.Key, rs.ID[:], uint16(slot), p.binding)})
-}
-
-// dialTLS runs a TLS client handshake trusting the test certificate, failing the test if it fails.
-func dialTLS(t *testing.T, raw *tls.Conn) {
-	t.Helper()
-	if err := raw.Handshake(); err != nil {
-		t.Fatal(err)
-	}
 }

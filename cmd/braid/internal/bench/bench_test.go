@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/braidnet/braid"
 )
 
 func TestSummarize(t *testing.T) {
@@ -50,5 +52,15 @@ func TestRunSmall(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+func TestKeyExchanges(t *testing.T) {
+	paths := []braid.PathStats{{KeyExchange: "X25519MLKEM768"}, {KeyExchange: "X25519"}, {KeyExchange: "X25519MLKEM768"}}
+	if got := KeyExchanges(paths); got != "X25519MLKEM768/X25519" {
+		t.Fatalf("KeyExchanges = %q", got)
+	}
+	if got := KeyExchanges(paths[:1]); got != "X25519MLKEM768" {
+		t.Fatalf("one path: %q", got)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/braidnet/braid"
@@ -333,14 +335,7 @@ func sessionLatency(ctx context.Context, srv *benchServer, c sessionCase, o Sess
 		return Latency{}, "", err
 	}
 	defer s.Close()
-	kex := ""
-	for _, p := range s.Stats().Paths {
-		if kex != "" && kex != p.KeyExchange {
-			kex += "/" + p.KeyExchange
-		} else {
-			kex = p.KeyExchange
-		}
-	}
+	kex := KeyExchanges(s.Stats().Paths)
 	msg := make([]byte, latencySize)
 	rtts := make([]time.Duration, 0, o.Pings)
 	for i := range o.Pings {
@@ -355,6 +350,18 @@ func sessionLatency(ctx context.Context, srv *benchServer, c sessionCase, o Sess
 		rtts = append(rtts, time.Since(start))
 	}
 	return Summarize(rtts), kex, nil
+}
+
+// KeyExchanges names the key exchanges of a session's paths, each once, in path order: one name
+// when they all agree.
+func KeyExchanges(paths []braid.PathStats) string {
+	var names []string
+	for _, p := range paths {
+		if !slices.Contains(names, p.KeyExchange) {
+			names = append(names, p.KeyExchange)
+		}
+	}
+	return strings.Join(names, "/")
 }
 
 // serveBenchSessions answers benchmark sessions: a sink counts bytes until an empty message and
