@@ -29,6 +29,12 @@ import "time"
 //     with the lowest wait, ties going to the lowest linger, then in turn by Index as
 //     [RoundRobin] does; with none eligible, e (the sender waits for room there).
 //
+// One exception keeps light traffic in place: if the path picked last has an RTT sample, is idle
+// (nothing ahead of the chunk: wait is 0) and not Full, and its linger is within stickyFactor ×
+// the earliest's plus stickySlack, the chunk goes there again. Paths whose estimates differ by
+// noise would otherwise take turns; a message stream kept on one connection keeps its TCP state
+// warm, and lets the receiver read it on the goroutine waiting for it.
+//
 // So light traffic always goes to the earliest path and gets the lowest latency (a slow or long
 // path is fed only when it is really the earliest), as with ECF's "wait for the fast path". Under
 // load, once the earliest path is full, a path that would start on the chunk sooner (it is idle,
@@ -84,6 +90,11 @@ const (
 	// larger MSS (loopback) ramps up faster; the estimate is then conservative, and scales with
 	// the RTT, which is tiny there.
 	initialWindow = 10 * 1448
+	// stickyFactor and stickySlack bound how much later than the earliest path an idle path
+	// used last may deliver a chunk and still take it (Adaptive's affinity): within a quarter,
+	// plus 100 µs of measurement noise on the shortest paths.
+	stickyFactor = 1.25
+	stickySlack  = 100 * time.Microsecond
 )
 
 // pickEarliest is the adaptive rule, shared by Adaptive and Redundant.
@@ -116,6 +127,16 @@ func pickEarliest(paths []Path, size int, rot *rotation) int {
 	}
 	if first < 0 {
 		return -1
+	}
+	if k := rot.lastAt(paths); k >= 0 && k != first && !paths[k].Full && paths[k].SRTT > 0 {
+		// Affinity: light traffic stays on the measured path it used last while that path is
+		// idle and about as early as the earliest (stickySlack): a message stream keeps to one
+		// connection, whose TCP state stays warm, and whose receiver can read it in the
+		// application's own goroutine (internal/session, inline reading), instead of hopping
+		// between paths on measurement noise.
+		if wait, t, ok := e.estimate(&paths[k]); ok && wait == 0 && t <= firstT*stickyFactor+stickySlack.Seconds() {
+			return k
+		}
 	}
 	if !paths[first].Full {
 		rot.picked(paths[first].Index)
@@ -234,3 +255,16 @@ func (r *rotation) before(a, b int) bool {
 
 // picked records the Index of the path just picked.
 func (r *rotation) picked(index int) { r.last, r.used = index, true }
+
+// lastAt returns the position in paths of the path picked last, or -1.
+func (r *rotation) lastAt(paths []Path) int {
+	if !r.used {
+		return -1
+	}
+	for i := range paths {
+		if paths[i].Index == r.last {
+			return i
+		}
+	}
+	return -1
+}

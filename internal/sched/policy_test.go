@@ -174,7 +174,7 @@ func TestTiesTakeTurns(t *testing.T) {
 		paths []Path
 		want  []int // positions
 	}{
-		{"identical measured paths", []Path{
+		{"identical paths with RTT samples, all idle, lowest-rtt only", []Path{
 			{Index: 0, Live: true, SRTT: 10 * ms, DeliveryRate: r100},
 			{Index: 1, Live: true, SRTT: 10 * ms, DeliveryRate: r100},
 			{Index: 2, Live: true, SRTT: 10 * ms, DeliveryRate: r100}}, []int{0, 1, 2, 0, 1, 2, 0}},
@@ -185,9 +185,47 @@ func TestTiesTakeTurns(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, name := range []string{AdaptiveName, LowestRTTName, RedundantName} {
+			if strings.HasSuffix(tt.name, "lowest-rtt only") && name != LowestRTTName {
+				continue // the adaptive rule keeps to the path it used last (TestAffinity)
+			}
 			s := newPolicy(t, name)
 			if got := pickPositions(t, s, tt.paths, chunk, len(tt.want), false); !slices.Equal(got, tt.want) {
 				t.Errorf("%s: %s: picked %v, want %v", name, tt.name, got, tt.want)
+			}
+		}
+	}
+}
+
+// TestAffinity: the adaptive rule keeps light traffic on the path it used last while that path
+// has an RTT sample, is idle, and delivers within stickyFactor × the earliest + stickySlack; it
+// moves when the path falls behind by more, has a backlog, or is full.
+func TestAffinity(t *testing.T) {
+	idle := func(i int, srtt time.Duration) Path {
+		return Path{Index: i, Live: true, SRTT: srtt, DeliveryRate: r100}
+	}
+	tests := []struct {
+		name  string
+		first []Path // the view of the first pick, which sets the path used last
+		then  []Path
+		want  int // position picked from then
+	}{
+		{"identical idle paths: stay", []Path{idle(0, 10*ms), idle(1, 10*ms)}, []Path{idle(0, 10*ms), idle(1, 10*ms)}, 0},
+		{"slightly later: stay", []Path{idle(0, 10*ms), idle(1, 11*ms)}, []Path{idle(0, 12*ms), idle(1, 11*ms)}, 0},
+		{"much later: move", []Path{idle(0, 10*ms), idle(1, 11*ms)}, []Path{idle(0, 30*ms), idle(1, 11*ms)}, 1},
+		{"a backlog: move", []Path{idle(0, 10*ms), idle(1, 10*ms)},
+			[]Path{{Index: 0, Live: true, SRTT: 10 * ms, DeliveryRate: r100, QueuedBytes: 4 * chunk}, idle(1, 10*ms)}, 1},
+		{"no RTT sample: no affinity", []Path{{Index: 0, Live: true}, {Index: 1, Live: true}},
+			[]Path{{Index: 0, Live: true}, {Index: 1, Live: true}}, 1},
+		{"dead: move", []Path{idle(0, 10*ms), idle(1, 10*ms)}, []Path{{Index: 0, SRTT: 10 * ms}, idle(1, 10*ms)}, 1},
+	}
+	for _, tt := range tests {
+		for _, name := range []string{AdaptiveName, RedundantName} {
+			s := newPolicy(t, name)
+			if got := s.Pick(tt.first, chunk); got != 0 {
+				t.Fatalf("%s: %s: first Pick = %d, want 0", name, tt.name, got)
+			}
+			if got := s.Pick(tt.then, chunk); got != tt.want {
+				t.Errorf("%s: %s: Pick = %d, want %d", name, tt.name, got, tt.want)
 			}
 		}
 	}

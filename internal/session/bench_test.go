@@ -49,8 +49,7 @@ func BenchmarkSessionThroughput(b *testing.B) {
 func BenchmarkSessionThroughputNoCopy(b *testing.B) {
 	for _, paths := range []int{1, 4} {
 		for _, insecure := range []bool{false, true} {
-			sec := map[bool]string{false: "tls", true: "insecure"}[insecure]
-			b.Run(fmt.Sprintf("paths=%d/%s", paths, sec), func(b *testing.B) {
+			b.Run(fmt.Sprintf("paths=%d/%s", paths, securityName(insecure)), func(b *testing.B) {
 				benchThroughputWith(b, &Config{Paths: paths, Insecure: insecure}, true)
 			})
 		}
@@ -118,27 +117,41 @@ func benchThroughputWith(b *testing.B, cfg *Config, noCopy bool) {
 // BenchmarkSessionMessageRTT times a one-chunk message echoed back over a session of N paths.
 func BenchmarkSessionMessageRTT(b *testing.B) {
 	for _, paths := range []int{1, 4} {
-		b.Run(fmt.Sprintf("paths=%d", paths), func(b *testing.B) {
-			ctx := context.Background()
-			c, s := benchSession(b, paths)
-			go func() {
-				for {
-					msg, err := s.Receive(ctx)
-					if err != nil || s.Send(ctx, msg) != nil {
-						return
-					}
-				}
-			}()
-			msg := make([]byte, 64)
-			b.ReportAllocs()
-			for b.Loop() {
-				if err := c.Send(ctx, msg); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := c.Receive(ctx); err != nil && err != io.EOF {
-					b.Fatal(err)
-				}
+		for _, insecure := range []bool{false, true} {
+			b.Run(fmt.Sprintf("paths=%d/%s", paths, securityName(insecure)), func(b *testing.B) {
+				benchRTT(b, &Config{Paths: paths, Insecure: insecure})
+			})
+		}
+	}
+}
+
+// securityName names a benchmark case by its path security.
+func securityName(insecure bool) string {
+	if insecure {
+		return "insecure"
+	}
+	return "tls"
+}
+
+func benchRTT(b *testing.B, cfg *Config) {
+	ctx := context.Background()
+	c, s := benchSessionConfig(b, cfg)
+	go func() {
+		for {
+			msg, err := s.Receive(ctx)
+			if err != nil || s.Send(ctx, msg) != nil {
+				return
 			}
-		})
+		}
+	}()
+	msg := make([]byte, 64)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := c.Send(ctx, msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Receive(ctx); err != nil && err != io.EOF {
+			b.Fatal(err)
+		}
 	}
 }

@@ -19,6 +19,11 @@ func (s *Session) enter(to phase, err error) bool {
 		return false
 	}
 	s.phase = to
+	for _, p := range s.paths {
+		if p != nil {
+			p.wakeParked() // a parked reader takes its path back: the end must be read
+		}
+	}
 	switch to {
 	case phaseFinishing:
 		close(s.finished)

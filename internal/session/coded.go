@@ -272,7 +272,7 @@ func (s *Session) rebuild(p *path, set *pieceSet) error {
 		}
 		if derr == nil {
 			s.reasm.Commit(set.hdr)
-			err := s.chunkArrived(set.hdr, set.length)
+			err := s.chunkArrived(p, set.hdr, set.length)
 			s.dropSet(set)
 			s.mu.Unlock()
 			if res.Failed > 0 {

@@ -47,6 +47,11 @@ type engine interface {
 	isClosing() bool
 	// onFrame is told that a frame arrived, the first time a path reads one.
 	onFrame()
+	// yieldRead asks whether p's reader goroutine should leave the path to Receive now
+	// (inline.go); on true p's read role is free.
+	yieldRead(p *path) bool
+	// reclaimed is told that p's reader goroutine holds its read role again.
+	reclaimed(p *path)
 }
 
 // pathQueueBytes bounds the chunk bytes waiting for one path's writer: enough to keep a fast path
@@ -82,12 +87,26 @@ type path struct {
 	conn      net.Conn
 	upAt      time.Duration // session clock when the path was made
 
+	// "reader" fields belong to whoever holds the path's read role (inline.go): its reader
+	// goroutine, or a Receive reading the path itself.
 	r        *wire.Reader                // reader
 	rd       atomic.Pointer[wire.Reader] // r, for its byte count; nil once the reader has stopped
 	sawClose bool                        // reader: the peer's CLOSE arrived on this path
-	deadline bool                        // reader: a read deadline is set
 	gotFrame bool                        // reader: a frame has arrived
 	ackIn    wire.ChunkAck               // reader
+
+	role     atomic.Int32  // who holds the read role: roleReader, roleFree or roleApp
+	resume   chan struct{} // wakes the reader goroutine parked while the role is not its own
+	handBack handback      // what a Receive handing the role back leaves (written before role)
+	freedAt  atomic.Int64  // session clock when the role was last left free
+	lease    *time.Timer   // wakes the parked reader once the role has been free for a lease
+	// leaseArmed: lease is running
+	leaseArmed atomic.Bool
+	intMu      sync.Mutex // guards the three below and the read deadline
+	deadline   bool       // under intMu: a control frame's read deadline is set
+	idle       bool       // under intMu: the role holder waits for a frame header
+	// interrupted: under intMu: the role holder must return from its header wait (interrupt)
+	interrupted bool
 
 	// wmu is held by whoever writes on the connection: the writer goroutine, or a sender
 	// writing a small chunk itself (writeNow, which only tries it).
@@ -139,6 +158,8 @@ type path struct {
 	bytesSent  atomic.Uint64
 	chunksRecv atomic.Uint64
 	bytesRecv  atomic.Uint64
+	// framesInline counts the frames a Receive read itself (inline.go)
+	framesInline atomic.Uint64
 }
 
 func newPath(s *Session, index, slot int, spec PathSpec, conn net.Conn, r *wire.Reader, w *wire.Writer) *path {
@@ -164,10 +185,13 @@ func newPath(s *Session, index, slot int, spec PathSpec, conn net.Conn, r *wire.
 		rtxKick:    make(chan struct{}, 1),
 		capKick:    make(chan struct{}, 1),
 		rearm:      make(chan struct{}, 1),
+		resume:     make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 	}
 	p.rd.Store(r)
 	p.lastRecv.Store(int64(p.upAt))
+	p.lease = time.AfterFunc(time.Hour, p.leaseExpired)
+	p.lease.Stop()
 	return p
 }
 

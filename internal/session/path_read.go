@@ -28,6 +28,7 @@ var errPeerClosedPath = errors.New("peer closed the path")
 // readLoop reads the path's frames until it ends, then reports why to the session.
 func (p *path) readLoop() {
 	err := p.read()
+	p.lease.Stop()
 	p.dead.Store(true)
 	p.downMu.Lock()
 	if p.downReason != nil {
@@ -45,36 +46,52 @@ func (p *path) readLoop() {
 
 func (p *path) read() error {
 	for {
-		// Liveness is the session monitor's job (PathTimeout); a read deadline only bounds the
-		// payload of a control frame once its header has arrived.
-		if p.deadline {
-			p.conn.SetReadDeadline(noDeadline)
-			p.deadline = false
+		h, err := p.nextHeader()
+		if err == errInterrupted {
+			continue // meant for a Receive that held the role before us
 		}
-		h, err := p.r.ReadHeader()
-		if err != nil {
-			if err == io.EOF && (p.sawClose || p.eng.isClosing()) {
-				return errPeerClosedPath
-			}
-			if errors.Is(err, wire.ErrFrameTooLarge) || errors.Is(err, wire.ErrUnknownType) {
-				return violation(codeFor(err), err)
-			}
-			return err
-		}
-		if !p.gotFrame {
-			p.gotFrame = true
-			p.eng.onFrame()
-		}
-		switch h.Type {
-		case wire.TypeChunk, wire.TypePiece:
-			err = p.readData(h)
-		default:
-			err = p.readControl(h)
+		if err == nil {
+			err = p.frame(h)
 		}
 		if err != nil {
-			return err
+			return p.readError(err)
+		}
+		if p.r.Buffered() > 0 || !p.eng.yieldRead(p) {
+			continue
+		}
+		// A Receive reads the path itself for a while (inline.go).
+		hb := p.park()
+		if hb.err == nil && hb.has {
+			hb.err = p.frame(hb.h)
+		}
+		if hb.err != nil {
+			return p.readError(hb.err)
 		}
 	}
+}
+
+// readError maps an error from reading frames to why the path ends: end of stream once the peer
+// (or this end) has closed is a clean end, a header over the limits a violation.
+func (p *path) readError(err error) error {
+	if err == io.EOF && (p.sawClose || p.eng.isClosing()) {
+		return errPeerClosedPath
+	}
+	if errors.Is(err, wire.ErrFrameTooLarge) || errors.Is(err, wire.ErrUnknownType) {
+		return violation(codeFor(err), err)
+	}
+	return err
+}
+
+// frame reads the rest of the frame whose header h was just read, and acts on it.
+func (p *path) frame(h wire.Header) error {
+	if !p.gotFrame {
+		p.gotFrame = true
+		p.eng.onFrame()
+	}
+	if h.Type == wire.TypeChunk || h.Type == wire.TypePiece {
+		return p.readData(h)
+	}
+	return p.readControl(h)
 }
 
 // readData reads the header of a CHUNK or PIECE and hands the frame to the session, which has
@@ -130,7 +147,7 @@ func (p *path) skipBody(n int) error {
 // readControl reads a control frame, within ReadTimeout once its header has come, and acts on it:
 // PING and PONG here, the rest in the session.
 func (p *path) readControl(h wire.Header) error {
-	if h.Length > 0 {
+	if h.Length > 0 && int(h.Length) > p.r.Buffered() {
 		p.conn.SetReadDeadline(time.Now().Add(p.cfg.ReadTimeout))
 		p.deadline = true
 	}

@@ -49,7 +49,20 @@ func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 		case s.phase >= phaseClosing:
 			return nil, ErrSessionClosed
 		}
-		if err := s.wait(ctx); err != nil {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if p := s.takeInline(); p != nil {
+			s.mu.Unlock()
+			s.readInline(ctx, p)
+			s.mu.Lock()
+			s.inlineOn = nil
+			continue
+		}
+		s.recvWaiting++
+		err := s.wait(ctx)
+		s.recvWaiting--
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -89,7 +102,7 @@ func (s *Session) onChunk(p *path, ch wire.ChunkHeader, n int) error {
 		s.mu.Lock()
 		committed, spare := s.reasm.Cancel(ch)
 		if committed {
-			s.chunkArrived(ch, n)
+			s.chunkArrived(p, ch, n)
 		}
 		s.mu.Unlock()
 		bufpool.Put(spare)
@@ -97,7 +110,7 @@ func (s *Session) onChunk(p *path, ch wire.ChunkHeader, n int) error {
 	}
 	s.mu.Lock()
 	spare := s.reasm.Commit(ch)
-	err = s.chunkArrived(ch, n)
+	err = s.chunkArrived(p, ch, n)
 	s.mu.Unlock()
 	bufpool.Put(spare)
 	if err != nil {
@@ -125,7 +138,7 @@ func (s *Session) offerCopy(p *path, ch wire.ChunkHeader, n, owner int) error {
 		if dst, dup, err := s.reasm.ReserveBy(ch, n, p.index); err == nil && !dup {
 			copy(dst, buf)
 			s.reasm.Commit(ch)
-			s.chunkArrived(ch, n)
+			s.chunkArrived(p, ch, n)
 		}
 		s.mu.Unlock()
 		bufpool.Put(buf)
@@ -175,11 +188,15 @@ func (s *Session) stuckHolders(now time.Duration) (stuck []func()) {
 // spareCopy is a chunk's complete copy, come by path by while path holder fills the original.
 type spareCopy struct{ holder, by int }
 
-// chunkArrived records a chunk just committed: its seq for acknowledgement, and a wake-up for
-// Receive if its message is next. Call with s.mu held.
-func (s *Session) chunkArrived(ch wire.ChunkHeader, n int) error {
+// chunkArrived records a chunk just committed by p's reader: its seq for acknowledgement, and a
+// wake-up for Receive if its message is next. A one-chunk message that a Receive waits for makes
+// p's reader a candidate to yield its read role to it (inline.go). Call with s.mu held.
+func (s *Session) chunkArrived(p *path, ch wire.ChunkHeader, n int) error {
 	_, err := s.recvd.Add(ch.Seq)
 	if s.reasm.Ready() {
+		if s.recvWaiting > 0 && ch.Total == 1 {
+			s.inlineHint.Store(p)
+		}
 		s.broadcast()
 	}
 	if err == nil {
@@ -192,6 +209,11 @@ func (s *Session) chunkArrived(ch wire.ChunkHeader, n int) error {
 // the sender did not hear of an earlier one) or after ackEvery chunks or ackBytes bytes, else
 // within ackDelay, or sooner with whatever a path writes next. Any path may carry it: it is the
 // whole session's record.
+//
+// The timer is armed once and left to run, not pushed back by every chunk: an ACK waits at most
+// ackDelay from the first chunk it covers, and a message stream (where replies carry the ACKs)
+// does not restart a runtime timer per message, which can wake a thread sleeping in the
+// network poller each time.
 func (s *Session) requestAck(now bool, n int) {
 	s.shared.ackDue.Store(true)
 	if now || s.unacked.Add(1) >= ackEvery || s.unackedBytes.Add(int64(n)) >= ackBytes {
@@ -200,14 +222,19 @@ func (s *Session) requestAck(now bool, n int) {
 		kick(s.shared.ackKick)
 		return
 	}
-	s.ackTimer.Reset(ackDelay)
+	if s.ackArmed.CompareAndSwap(false, true) {
+		s.ackTimer.Reset(ackDelay)
+	}
 }
 
-// fillAck writes the session's record of received chunks into a.
+// fillAck writes the session's record of received chunks into a, for a CHUNK_ACK about to be
+// written: the chunks it covers no longer count towards the next immediate one.
 func (s *Session) fillAck(a *wire.ChunkAck) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.recvd.Fill(a)
+	s.unacked.Store(0)
+	s.unackedBytes.Store(0)
 }
 
 // creditValue returns the cumulative charge to report in CREDIT.

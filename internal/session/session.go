@@ -43,6 +43,8 @@ import (
 //	path.rtxMu      one path's retransmission queue and closed flag.
 //	path.estMu      one path's RTT estimate and RTO backoff.
 //	path.downMu     why one path ended.
+//	path.intMu      one path's read deadline and interrupt state (inline.go); taken under
+//	                Session.mu by broadcast.
 //
 // Paths take none of the session's locks: they call the engine interface, whose methods take mu
 // themselves and never call back into a path while holding it except to queue (retransmit,
@@ -106,12 +108,16 @@ type Session struct {
 	pieceBufs [][]byte     // Encode's destinations
 	chunkPool sync.Pool    // *outChunk with ChunkSize-capacity buffers (and pieces, coded)
 
+	// inlineHint is the path whose reader just completed a one-chunk message that a Receive waits
+	// for (set under mu, read without it by every reader after every frame).
+	inlineHint        atomic.Pointer[path]
 	integrityFailures atomic.Uint64
 	// established: the peer has sent a frame since the handshake. Until then a server's session
 	// may be a squatter's (SESSION_NEW and silence): it ends at HandshakeTimeout, or as soon as
 	// its paths are gone, rather than holding a session slot for ResumeGrace.
 	established  atomic.Bool
 	ackTimer     *time.Timer // kicks a writer when an ACK has waited ackDelay
+	ackArmed     atomic.Bool // ackTimer is running
 	unacked      atomic.Int32
 	unackedBytes atomic.Int64 // chunk bytes received since the last immediate ACK
 	monitorDone  chan struct{}
@@ -143,6 +149,10 @@ type Session struct {
 	sendFlow     *flow.Sender                   // what the peer's window still allows
 	recvFlow     *flow.Receiver                 // the credit this end owes
 	peerWindow   int64                          // the peer's receive budget
+	// Inline reading (inline.go).
+	recvWaiting int   // Receive calls waiting in wait
+	inlinePath  *path // the path whose reader has yielded its read role, if any
+	inlineOn    *path // the path a Receive is reading inline, if any: broadcast interrupts it
 }
 
 // sharedWork is the session-wide work any path's writer may pick up: an ACK or CREDIT to send
@@ -242,7 +252,12 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 	}
 	s.log = cfg.Logger.With("session", s.ID(), "side", side)
 	s.chunkPool.New = func() any { return s.newOutChunk() }
-	s.ackTimer = time.AfterFunc(time.Hour, func() { kick(s.shared.ackKick) })
+	s.ackTimer = time.AfterFunc(time.Hour, func() {
+		s.ackArmed.Store(false)
+		if s.shared.ackDue.Load() {
+			kick(s.shared.ackKick)
+		}
+	})
 	s.ackTimer.Stop()
 	go s.monitor()
 	return s, nil
@@ -277,10 +292,13 @@ func (s *Session) wait(ctx context.Context) error {
 	}
 }
 
-// broadcast wakes every waiter. Call with s.mu held.
+// broadcast wakes every waiter, including a Receive reading a path inline. Call with s.mu held.
 func (s *Session) broadcast() {
 	close(s.changed)
 	s.changed = make(chan struct{})
+	if s.inlineOn != nil {
+		s.inlineOn.interrupt()
+	}
 }
 
 // kick wakes whoever waits on c, unless a wake-up is already pending.

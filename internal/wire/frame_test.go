@@ -169,6 +169,61 @@ func TestPartialReads(t *testing.T) {
 	}
 }
 
+// timeoutEveryOther is a stream that returns a timeout error before every second byte, as a
+// connection whose read deadline keeps being used to interrupt its reader would.
+type timeoutEveryOther struct {
+	r    io.Reader
+	next bool
+}
+
+var errTestTimeout = errors.New("test timeout")
+
+func (t *timeoutEveryOther) Read(p []byte) (int, error) {
+	if t.next = !t.next; t.next {
+		return 0, errTestTimeout
+	}
+	return t.r.Read(p[:min(len(p), 1)])
+}
+
+// TestHeaderSurvivesTimeouts: a read error before a header is whole consumes nothing, so reading
+// again after a timeout (an interrupted reader) decodes the same frames. Payloads are read only
+// once their header is in, with no timeout in between here.
+func TestHeaderSurvivesTimeouts(t *testing.T) {
+	frames := sampleFrames(rand.New(rand.NewPCG(5, 6)), 40)
+	stream := encodeAll(t, frames)
+	src := &timeoutEveryOther{r: bytes.NewReader(stream)}
+	r := NewReader(src, 0)
+	timeouts := 0
+	for i, want := range frames {
+		var h Header
+		for {
+			var err error
+			if h, err = r.ReadHeader(); err == nil {
+				break
+			}
+			if !errors.Is(err, errTestTimeout) {
+				t.Fatalf("frame %d: %v", i, err)
+			}
+			timeouts++
+		}
+		src.next = true // no timeout inside the payload
+		p := make([]byte, h.Length)
+		for n := 0; n < len(p); {
+			m, err := r.br.Read(p[n:])
+			if err != nil && !errors.Is(err, errTestTimeout) {
+				t.Fatalf("frame %d payload: %v", i, err)
+			}
+			n += m
+		}
+		if h.Type != want.typ || !bytes.Equal(p, want.payload) {
+			t.Fatalf("frame %d: got %v %x, want %v %x", i, h.Type, p, want.typ, want.payload)
+		}
+	}
+	if timeouts < len(frames) {
+		t.Fatalf("only %d timeouts for %d frames", timeouts, len(frames))
+	}
+}
+
 // TestCoalescedFrames puts many small frames into one read: one Read call returns them all.
 func TestCoalescedFrames(t *testing.T) {
 	var frames []testFrame

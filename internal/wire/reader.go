@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -26,7 +25,6 @@ type Reader struct {
 	br  *bufio.Reader
 	src *countingReader
 	max int
-	hdr [HeaderSize]byte
 	buf []byte
 }
 
@@ -119,14 +117,19 @@ func (r *Reader) ReadPayload(h Header) ([]byte, error) {
 
 // ReadHeader reads and validates the next header only. The caller must then consume exactly
 // Length payload bytes with ReadPayload, or ReadFull and Discard, before the next header.
+//
+// A read error before the whole header has arrived consumes nothing: after a timeout (a read
+// deadline used to interrupt a waiting reader) the next ReadHeader starts where this one did.
 func (r *Reader) ReadHeader() (Header, error) {
-	if _, err := io.ReadFull(r.br, r.hdr[:]); err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return Header{}, fmt.Errorf("wire: truncated frame header: %w", err)
+	b, err := r.br.Peek(HeaderSize)
+	if err != nil {
+		if err == io.EOF && len(b) > 0 {
+			return Header{}, fmt.Errorf("wire: truncated frame header: %w", io.ErrUnexpectedEOF)
 		}
 		return Header{}, err
 	}
-	h := ParseHeader(r.hdr[:])
+	h := ParseHeader(b)
+	r.br.Discard(HeaderSize)
 	if int64(h.Length) > int64(r.max) {
 		return h, &TooLargeError{Length: h.Length, Max: r.max}
 	}

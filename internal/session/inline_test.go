@@ -1,0 +1,236 @@
+package session
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/braidnet/braid/internal/testutil"
+)
+
+// inlinePair opens a session of paths loopback paths (TLS unless insecure) whose server end
+// echoes every message, with the server's scheduler sched.
+func inlinePair(t *testing.T, paths int, insecure bool, sched string) (client, server *Session) {
+	t.Helper()
+	l, _ := startListener(t, &Config{Insecure: insecure, Scheduler: sched})
+	c, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{Paths: paths, Insecure: insecure}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Abort)
+	s := acceptOne(t, l)
+	t.Cleanup(s.Abort)
+	for len(s.Stats().Paths) < paths && s.Err() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	return c, s
+}
+
+// echo returns every message s receives to its sender, until s ends.
+func echo(s *Session) {
+	for {
+		msg, err := s.Receive(context.Background())
+		if err != nil || s.Send(context.Background(), msg) != nil {
+			return
+		}
+		s.Release(msg)
+	}
+}
+
+// pingPong sends n one-chunk messages over c, each numbered, and checks each echo.
+func pingPong(ctx context.Context, c *Session, n int) error {
+	msg := make([]byte, 64)
+	for i := range n {
+		binary.BigEndian.PutUint64(msg, uint64(i))
+		if err := c.Send(ctx, msg); err != nil {
+			return fmt.Errorf("send %d: %w", i, err)
+		}
+		got, err := c.Receive(ctx)
+		if err != nil {
+			return fmt.Errorf("receive %d: %w", i, err)
+		}
+		if !bytes.Equal(got, msg) {
+			return fmt.Errorf("echo %d: got %x", i, got)
+		}
+		c.Release(got)
+	}
+	return nil
+}
+
+// framesInline sums the frames a Receive read itself on s's paths.
+func framesInline(s *Session) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n uint64
+	for _, p := range s.paths {
+		if p != nil {
+			n += p.framesInline.Load()
+		}
+	}
+	return n
+}
+
+// TestInlineReceive: in a request/response exchange the receiving application reads its path
+// itself (inline.go) on both ends, over 1 and 4 paths, with and without TLS, and every echo is
+// exact.
+func TestInlineReceive(t *testing.T) {
+	testutil.CheckLeaks(t)
+	for _, paths := range []int{1, 4} {
+		for _, insecure := range []bool{false, true} {
+			t.Run(fmt.Sprintf("paths=%d/%s", paths, securityName(insecure)), func(t *testing.T) {
+				c, s := inlinePair(t, paths, insecure, "")
+				go echo(s)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				defer cancel()
+				if err := pingPong(ctx, c, 300); err != nil {
+					t.Fatal(err)
+				}
+				if framesInline(c) == 0 || framesInline(s) == 0 {
+					t.Errorf("no frame read inline: client %d, server %d", framesInline(c), framesInline(s))
+				}
+			})
+		}
+	}
+}
+
+// TestInlineInterruptedByOtherPath: the server answers on each path in turn (round-robin), so a
+// client Receive reading one path inline must be interrupted by the reply that another path's
+// reader completes. A lost wake-up would hang the exchange.
+func TestInlineInterruptedByOtherPath(t *testing.T) {
+	testutil.CheckLeaks(t)
+	c, s := inlinePair(t, 3, true, "round-robin")
+	go echo(s)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := pingPong(ctx, c, 1000); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range s.Stats().Paths {
+		if p.ChunksSent == 0 {
+			t.Errorf("server path %d sent nothing: the replies did not take turns", p.Index)
+		}
+	}
+	if framesInline(c) == 0 {
+		t.Error("the client read no frame inline")
+	}
+}
+
+// TestInlineReceiveContext: a Receive reading its path inline returns when its context ends,
+// and the session carries on.
+func TestInlineReceiveContext(t *testing.T) {
+	testutil.CheckLeaks(t)
+	c, s := inlinePair(t, 1, true, "")
+	go echo(s)
+	ctx := context.Background()
+	if err := pingPong(ctx, c, 50); err != nil {
+		t.Fatal(err)
+	}
+	before := framesInline(c)
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.Receive(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Receive with nothing sent: %v, want context.DeadlineExceeded", err)
+	}
+	if err := pingPong(ctx, c, 50); err != nil {
+		t.Fatalf("after a timed-out Receive: %v", err)
+	}
+	if framesInline(c) == before {
+		t.Error("no frame read inline after the timed-out Receive")
+	}
+}
+
+// TestInlineReceiveSessionEnds: a Receive reading its path inline returns when the session ends
+// under it — aborted here, or closed by the peer.
+func TestInlineReceiveSessionEnds(t *testing.T) {
+	testutil.CheckLeaks(t)
+	for _, how := range []string{"abort", "peer close"} {
+		t.Run(how, func(t *testing.T) {
+			c, s := inlinePair(t, 2, true, "")
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				echo(s)
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if err := pingPong(ctx, c, 50); err != nil {
+				t.Fatal(err)
+			}
+			errc := make(chan error, 1)
+			go func() {
+				_, err := c.Receive(ctx)
+				errc <- err
+			}()
+			time.Sleep(20 * time.Millisecond) // let it settle into its read
+			want := error(ErrSessionClosed)
+			if how == "abort" {
+				c.Abort()
+			} else {
+				s.Close()
+				want = io.EOF
+			}
+			if err := <-errc; !errors.Is(err, want) {
+				t.Fatalf("Receive: %v, want %v", err, want)
+			}
+			if how == "peer close" {
+				c.Close()
+			}
+			<-done
+		})
+	}
+}
+
+// TestInlineRoleReclaimed: once the application stops calling Receive, the path's reader takes
+// the path back, so that acknowledgements and data still flow: the server's messages are all
+// acknowledged (its Close succeeds) while the client receives nothing, then the client receives
+// every one.
+func TestInlineRoleReclaimed(t *testing.T) {
+	testutil.CheckLeaks(t)
+	c, s := inlinePair(t, 1, true, "")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		echo(s)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := pingPong(ctx, c, 50); err != nil {
+		t.Fatal(err)
+	}
+	if framesInline(c) == 0 {
+		t.Fatal("the client read no frame inline")
+	}
+	// The client stops receiving; the server sends 12 MiB (within the window) and closes.
+	big := bytes.Repeat([]byte{7}, 3<<20)
+	for range 4 {
+		if err := s.Send(ctx, big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- s.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatalf("server Close: %v (chunks unacknowledged while the client was not receiving)", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("server Close did not return: the client's path was left unread")
+	}
+	for i := range 4 {
+		got, err := c.Receive(ctx)
+		if err != nil || !bytes.Equal(got, big) {
+			t.Fatalf("message %d: %d bytes, %v", i, len(got), err)
+		}
+	}
+	if _, err := c.Receive(ctx); err != io.EOF {
+		t.Fatalf("after the last message: %v, want io.EOF", err)
+	}
+	c.Close()
+	<-done
+}
