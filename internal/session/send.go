@@ -75,12 +75,13 @@ func (oc *outChunk) reset() {
 	oc.resent, oc.path = false, pathRouting
 }
 
-// newOutChunk makes a chunk record for the pool: a buffer for a chunk, and in a coded mode one for
-// each of its pieces.
+// newOutChunk makes a chunk record for the pool: in a coded mode with a buffer for the chunk and
+// one for each of its pieces. A plain record gets its buffer when Send first copies into it
+// (SendNoCopy's records point into the caller's message and need none).
 func (s *Session) newOutChunk() *outChunk {
 	var oc *outChunk
 	if s.codec == nil {
-		oc = &outChunk{buf: make([]byte, s.chunkSize)}
+		oc = &outChunk{}
 	} else {
 		oc = &outChunk{buf: make([]byte, s.codec.BufferSize(s.chunkSize)), kids: make([]outChunk, s.mode.N)}
 		for j := range oc.kids {
@@ -147,6 +148,9 @@ func (s *Session) send(ctx context.Context, msg []byte, l *lease) error {
 			l.refs.Add(1)
 			oc.payload, oc.lease = msg[lo:hi], l
 		} else {
+			if oc.buf == nil {
+				oc.buf = make([]byte, s.chunkSize)
+			}
 			oc.payload = oc.buf[:copy(oc.buf, msg[lo:hi])]
 		}
 		oc.hdr = wire.ChunkHeader{Item: item, Chunk: c, Total: total}
