@@ -299,6 +299,7 @@ func publish(part, final string, overwrite bool) (string, error) {
 	}
 	return "", fmt.Errorf("%s: %d files of that name exist", final, maxNumbered)
 }
+
 // safeName keeps only the last element of a sender's file name, so a transfer cannot write
 // outside the output directory.
 func safeName(name string) (string, error) {

@@ -45,9 +45,9 @@ var (
 	descPathRecvCh   = prometheus.NewDesc(ns+"_path_received_chunks_total", "Chunks (or pieces) received on the path.", pathLabels, nil)
 	descPathBad      = prometheus.NewDesc(ns+"_path_bad_pieces_total", "Pieces received on the path that failed the integrity check (coded modes).", pathLabels, nil)
 
-	descSessAcked    = prometheus.NewDesc(ns+"_session_acked_bytes_total", "Message bytes the peer acknowledged.", sessionLabels, nil)
-	descSessChanges  = prometheus.NewDesc(ns+"_session_path_changes_total", "Paths that came up (joined, re-dialed) and went down (lost) in the session.", append(sessionLabels, "change"), nil)
-	descSessRedials  = prometheus.NewDesc(ns+"_session_redials_total", "Paths the client re-dialed and attached again.", sessionLabels, nil)
+	descSessAcked     = prometheus.NewDesc(ns+"_session_acked_bytes_total", "Message bytes the peer acknowledged.", sessionLabels, nil)
+	descSessChanges   = prometheus.NewDesc(ns+"_session_path_changes_total", "Paths that came up (joined, re-dialed) and went down (lost) in the session.", append(sessionLabels, "change"), nil)
+	descSessRedials   = prometheus.NewDesc(ns+"_session_redials_total", "Paths the client re-dialed and attached again.", sessionLabels, nil)
 	descSessIntegrity = prometheus.NewDesc(ns+"_session_integrity_failures_total", "Sets of K pieces that failed the integrity check (coded modes).", sessionLabels, nil)
 
 	descOpen       = prometheus.NewDesc(ns+"_sessions_open", "Sessions running now.", nil, nil)
