@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/braidnet/braid"
@@ -13,8 +12,9 @@ import (
 // A transfer's live figures: the session's counters sampled over time, for the progress
 // display (progress.go), the interval reports and the summary (summary.go).
 
-// direction says which counters measure a transfer: what the peer acknowledged (this end
-// sends) or what arrived (this end receives).
+// direction says which counters measure a transfer on each path: what was written on it (this
+// end sends; resent chunks included) or what arrived on it (this end receives). The whole
+// transfer's progress is what the peer acknowledged (Stats.BytesAcked), each byte once.
 type direction bool
 
 const (
@@ -27,7 +27,7 @@ func pathBytes(p braid.PathStats, d direction) uint64 {
 	if d == receiving {
 		return p.BytesReceived
 	}
-	return p.BytesAcked
+	return p.BytesSent
 }
 
 // pathState names a path's state for people: up, stalled (its retransmission timer expired
@@ -128,14 +128,16 @@ func (iv *intervals) run(every time.Duration, stop <-chan struct{}, done chan<- 
 	}
 }
 
+// intervalLine is the layout of one report line.
+const intervalLine = "[%3s]  %-15s  %10s  %13s  %6s  %9s  %s\n"
+
 // report prints the interval from the last report to now.
 func (iv *intervals) report() {
 	st := iv.stats()
 	now := time.Since(iv.start)
 	dt := (now - iv.prevAt).Seconds()
-	tw := tabwriter.NewWriter(iv.w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if !iv.header {
-		fmt.Fprintln(tw, "[ ID]\tinterval\ttransfer\tbitrate\tresent\trtt\tstate\t")
+		fmt.Fprintf(iv.w, intervalLine, " ID", "interval", "transfer", "bitrate", "resent", "rtt", "state")
 		iv.header = true
 	}
 	span := fmt.Sprintf("%.2f-%.2f s", iv.prevAt.Seconds(), now.Seconds())
@@ -145,14 +147,13 @@ func (iv *intervals) report() {
 		n := pathBytes(p, iv.dir) - pathBytes(old, iv.dir)
 		r := p.ChunksResent - old.ChunksResent
 		sum, resent = sum+n, resent+r
-		if n == 0 && !p.Live && !old.Live {
+		if n == 0 && !p.Live && !old.Live && old.Index == p.Index {
 			continue // long gone
 		}
-		fmt.Fprintf(tw, "[%3d]\t%s\t%s\t%s\t%d\t%s\t%s\t\n", p.Index, span, sizeText(n), bitrate(float64(n)*8/dt), r, rttText(p.SRTT), pathState(p))
+		fmt.Fprintf(iv.w, intervalLine, fmt.Sprint(p.Index), span, sizeText(n), bitrate(float64(n)*8/dt), fmt.Sprint(r), rttText(p.SRTT), pathState(p))
 		iv.prev[p.Index] = p
 	}
-	fmt.Fprintf(tw, "[SUM]\t%s\t%s\t%s\t%d\t\t\t\n", span, sizeText(sum), bitrate(float64(sum)*8/dt), resent)
-	tw.Flush()
+	fmt.Fprintf(iv.w, intervalLine, "SUM", span, sizeText(sum), bitrate(float64(sum)*8/dt), fmt.Sprint(resent), "", "")
 	iv.prevAt = now
 }
 

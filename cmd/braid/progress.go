@@ -39,6 +39,7 @@ type progress struct {
 	rate  float64 // the whole transfer, bits per second, smoothed
 	prev  uint64
 	at    time.Time
+	start time.Time
 
 	stop    chan struct{}
 	stopped chan struct{}
@@ -54,6 +55,7 @@ func startProgress(w io.Writer, name string, size int64, stats func() braid.Stat
 		size:  size,
 		paths: map[int]*mpb.Bar{},
 		at:    time.Now(),
+		start: time.Now(),
 		stop:  make(chan struct{}), stopped: make(chan struct{}),
 	}
 	total := max(size, 0)
@@ -159,10 +161,16 @@ func (pr *progress) pathText(idx int) string {
 	return fmt.Sprintf("  path %-2d %-7s %12s  rtt %-9s share %3.0f%%  %s", idx, pathState(p), bitrate(pr.watch.rate(idx)), rttText(p.SRTT), share, p.Remote)
 }
 
-// finish stops the display, leaving its last state on the screen.
+// finish stops the display, leaving its last state on the screen: complete, with the average
+// rate over the whole transfer.
 func (pr *progress) finish(complete bool) {
 	close(pr.stop)
 	<-pr.stopped
+	if complete {
+		pr.mu.Lock()
+		pr.rate = float64(pr.done()) * 8 / max(time.Since(pr.start).Seconds(), 1e-9)
+		pr.mu.Unlock()
+	}
 	pr.mu.Lock()
 	bars := make([]*mpb.Bar, 0, len(pr.paths))
 	for _, b := range pr.paths {

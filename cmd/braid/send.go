@@ -264,10 +264,11 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	stopLive := of.liveReport(stdout, stderr, h.Name, h.Size, s.Stats, sending, delivered)
 	start := time.Now()
 	rc, digest, err := sendTransfer(tctx, s, h, src, &read)
+	stopLive(err == nil)
+	states := pathStates(s.Stats())
 	if err == nil {
 		err = s.Close()
 	}
-	stopLive(err == nil)
 	el := time.Since(start)
 	sm := &sendSummary{Command: "send", Session: st.ID, Mode: st.Mode, Scheduler: cfg.Scheduler, KeyExchange: bench.KeyExchanges(st.Paths),
 		Kind: h.Kind, Name: h.Name, Size: h.Size, Seconds: el.Seconds(), SHA256: digest, Saved: rc.Saved}
@@ -281,7 +282,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		s.Abort()
 	}
 	sm.BitsPerSecond = float64(sm.Delivered) * 8 / max(el.Seconds(), 1e-9)
-	sm.Paths = pathSummaries(s.Stats(), sending)
+	sm.Paths = pathSummaries(s.Stats(), sending, states)
 	switch {
 	case *of.json:
 		printJSON(stdout, sm)
@@ -343,6 +344,15 @@ func writePathTable(w io.Writer, paths []braid.PathStats) {
 
 // sendSingle is the single-path frame protocol: TEXT or DATA frames, each answered by ACK.
 func sendSingle(ctx context.Context, addr, message, file string, frameSize int, conf *tls.Config, log *slog.Logger, stdout io.Writer) error {
+	var in io.ReadCloser
+	if message == "" { // the file is checked before connecting
+		f, _, err := openInput(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
 	c, err := frame.Dial(ctx, addr, &frame.Config{Logger: log, TLS: conf})
 	if err != nil {
 		return err
@@ -356,12 +366,7 @@ func sendSingle(ctx context.Context, addr, message, file string, frameSize int, 
 		fmt.Fprintf(stdout, "ack from %s: %s #%d, %d bytes received\n", addr, ack.Acked, ack.Seq, ack.Bytes)
 		return nil
 	}
-	f, _, err := openInput(file)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	res, err := c.Upload(ctx, f, frameSize)
+	res, err := c.Upload(ctx, in, frameSize)
 	if err != nil {
 		return err
 	}

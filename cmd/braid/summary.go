@@ -25,7 +25,7 @@ type pathSummary struct {
 	ChunksSent     uint64  `json:"chunks_sent"`
 	BytesSent      uint64  `json:"bytes_sent"`
 	ChunksResent   uint64  `json:"chunks_resent"`
-	BytesAcked     uint64  `json:"bytes_acked"` // sent on it and acknowledged by the peer
+	BytesAcked     uint64  `json:"bytes_acked"` // written on it and acknowledged by the peer (an acknowledgement that overtakes the writer's own bookkeeping is credited to no path)
 	ChunksReceived uint64  `json:"chunks_received"`
 	BytesReceived  uint64  `json:"bytes_received"`
 	RTTms          float64 `json:"rtt_ms"`
@@ -33,8 +33,9 @@ type pathSummary struct {
 	KeyExchange    string  `json:"key_exchange"`
 }
 
-// pathSummaries describes each path of st, its share counted in direction d.
-func pathSummaries(st braid.Stats, d direction) []pathSummary {
+// pathSummaries describes each path of st, its share counted in direction d. states, if not
+// nil, gives each path's state as it was before the session closed (after, every path is down).
+func pathSummaries(st braid.Stats, d direction, states map[int]string) []pathSummary {
 	var all uint64
 	for _, p := range st.Paths {
 		all += pathBytes(p, d)
@@ -47,31 +48,41 @@ func pathSummaries(st braid.Stats, d direction) []pathSummary {
 		if all > 0 {
 			ps.Share = float64(pathBytes(p, d)) / float64(all)
 		}
+		if s, ok := states[p.Index]; ok {
+			ps.State = s
+		}
 		out = append(out, ps)
 	}
 	return out
 }
 
-// writeShareTable prints what each path carried in direction d: bytes, chunks sent again, its
-// share, RTT and state.
+// writeShareTable prints what each path carried in direction d: chunks and bytes written on it
+// (resent ones included) and how many it was given to send again, or, receiving, what arrived
+// on it; its share of the bytes, RTT and state.
 func writeShareTable(w io.Writer, paths []pathSummary, d direction) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	moved := "bytes acked"
 	if d == receiving {
-		moved = "bytes received"
+		fmt.Fprintln(tw, "path\tlocal\tremote\tstate\tchunks received\tbytes received\tshare\trtt\t")
+	} else {
+		fmt.Fprintln(tw, "path\tlocal\tremote\tstate\tchunks sent\tbytes sent\tresent\tshare\trtt\t")
 	}
-	fmt.Fprintf(tw, "path\tlocal\tremote\tstate\tchunks sent\tbytes sent\tresent\t%s\tshare\trtt\t\n", moved)
-	var cs, bs, rs, m uint64
+	var cs, bs, rs uint64
 	for _, p := range paths {
-		n := p.BytesAcked
 		if d == receiving {
-			n = p.BytesReceived
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%.0f%%\t%.2f ms\t\n", p.Index, p.Local, p.Remote, p.State,
+				p.ChunksReceived, p.BytesReceived, 100*p.Share, p.RTTms)
+			cs, bs = cs+p.ChunksReceived, bs+p.BytesReceived
+			continue
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%.0f%%\t%.2f ms\t\n", p.Index, p.Local, p.Remote, p.State,
-			p.ChunksSent, p.BytesSent, p.ChunksResent, n, 100*p.Share, p.RTTms)
-		cs, bs, rs, m = cs+p.ChunksSent, bs+p.BytesSent, rs+p.ChunksResent, m+n
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%.0f%%\t%.2f ms\t\n", p.Index, p.Local, p.Remote, p.State,
+			p.ChunksSent, p.BytesSent, p.ChunksResent, 100*p.Share, p.RTTms)
+		cs, bs, rs = cs+p.ChunksSent, bs+p.BytesSent, rs+p.ChunksResent
 	}
-	fmt.Fprintf(tw, "all\t\t\t\t%d\t%d\t%d\t%d\t\t\t\n", cs, bs, rs, m)
+	if d == receiving {
+		fmt.Fprintf(tw, "all\t\t\t\t%d\t%d\t\t\t\n", cs, bs)
+	} else {
+		fmt.Fprintf(tw, "all\t\t\t\t%d\t%d\t%d\t\t\t\n", cs, bs, rs)
+	}
 	tw.Flush()
 }
 
@@ -188,4 +199,13 @@ func (t *serveTally) summary(addr string, ls braid.ListenerStats) serveSummary {
 // sessionLine is the line a client prints once its session is up.
 func sessionLine(st braid.Stats) string {
 	return fmt.Sprintf("session %s: %d paths, %s chunks, mode %s, key exchange %s", st.ID, len(st.Paths), bench.Size(st.ChunkSize), st.Mode, bench.KeyExchanges(st.Paths))
+}
+
+// pathStates is each path's state now, to report after the session has closed.
+func pathStates(st braid.Stats) map[int]string {
+	m := make(map[int]string, len(st.Paths))
+	for _, p := range st.Paths {
+		m[p.Index] = pathState(p)
+	}
+	return m
 }
