@@ -152,8 +152,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	el := time.Since(start)
-	fmt.Fprintf(out, "file: %d bytes in %v (%.0f MiB/s), receiver verified sha256 %s\n",
-		rc.Bytes, el.Round(time.Microsecond), float64(rc.Bytes)/(1<<20)/max(el.Seconds(), 1e-9), digest)
+	fmt.Fprintf(out, "file: %d bytes in %v (%s), receiver verified sha256 %s\n",
+		rc.Bytes, el.Round(time.Microsecond), bitrate(float64(rc.Bytes)*8/max(el.Seconds(), 1e-9)), digest)
 	if err := s.Close(); err != nil {
 		return err
 	}

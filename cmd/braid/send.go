@@ -370,8 +370,8 @@ func sendSingle(ctx context.Context, addr, message, file string, frameSize int, 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "ack from %s: %s sent as %d DATA frames of up to %s; %d bytes acknowledged in %v (%.1f MiB/s)\n",
+	fmt.Fprintf(stdout, "ack from %s: %s sent as %d DATA frames of up to %s; %d bytes acknowledged in %v (%s)\n",
 		addr, file, res.Frames, bench.Size(frameSize), res.Bytes, res.Duration.Round(time.Microsecond),
-		float64(res.Bytes)/(1<<20)/max(res.Duration.Seconds(), 1e-9))
+		bitrate(float64(res.Bytes)*8/max(res.Duration.Seconds(), 1e-9)))
 	return nil
 }
