@@ -199,4 +199,3 @@ func transient(err error) bool {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.3f ms", float64(d)/1e6) }
-

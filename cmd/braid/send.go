@@ -263,7 +263,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	stopLive := of.liveReport(stdout, stderr, h.Name, h.Size, s.Stats, sending, delivered)
 	start := time.Now()
-	rc, digest, err := sendTransfer(tctx, s, h, src, &read)
+	rc, digest, err := sendInterruptible(tctx, s, h, src, &read)
 	stopLive(err == nil)
 	states := pathStates(s.Stats())
 	if err == nil {
@@ -295,13 +295,43 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return err
 }
 
+// sendInterruptible is sendTransfer, ended when ctx is: a sender blocked reading its input
+// (standard input with nothing to read) is not waited for beyond a moment.
+func sendInterruptible(ctx context.Context, s *braid.Session, h transferHeader, src io.Reader, read *atomic.Int64) (transferReceipt, string, error) {
+	type result struct {
+		rc     transferReceipt
+		digest string
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		rc, digest, err := sendTransfer(ctx, s, h, src, read)
+		done <- result{rc, digest, err}
+	}()
+	select {
+	case r := <-done:
+		return r.rc, r.digest, r.err
+	case <-ctx.Done():
+	}
+	s.Abort()
+	select {
+	case r := <-done:
+		return r.rc, r.digest, r.err
+	case <-time.After(time.Second):
+		return transferReceipt{}, "", ctx.Err()
+	}
+}
+
+// stdin is what --file - reads (tests replace it).
+var stdin io.Reader = os.Stdin
+
 // openInput opens a file to send and says how many bytes it has: a regular file's size, or
 // unknownSize for standard input ("-") and other streams (pipes, devices), which are sent as
 // they are read. A directory, or a file that cannot be opened, is refused here, before any
 // connection is made.
 func openInput(name string) (io.ReadCloser, int64, error) {
 	if name == "-" {
-		return io.NopCloser(os.Stdin), unknownSize, nil
+		return io.NopCloser(stdin), unknownSize, nil
 	}
 	f, err := os.Open(name)
 	if err != nil {
