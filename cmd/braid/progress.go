@@ -48,8 +48,12 @@ type progress struct {
 // startProgress draws the display on w for a transfer named name of size bytes (-1: unknown),
 // whose bytes so far done reports, until finish.
 func startProgress(w io.Writer, name string, size int64, stats func() braid.Stats, dir direction, done func() uint64, extra ...mpb.ContainerOption) *progress {
+	opts := []mpb.ContainerOption{mpb.WithOutput(w), mpb.WithWidth(32), mpb.WithRefreshRate(progressRefresh)}
+	if _, ok := w.(*os.File); !ok {
+		opts = append(opts, mpb.WithAutoRefresh(), mpb.WithWidth(160)) // isTerminal said it is one (a test's writer): draw all the same, 160 columns wide
+	}
 	pr := &progress{
-		p:     mpb.New(append([]mpb.ContainerOption{mpb.WithOutput(w), mpb.WithWidth(32), mpb.WithRefreshRate(progressRefresh)}, extra...)...),
+		p:     mpb.New(append(opts, extra...)...),
 		watch: newWatch(stats, dir),
 		done:  done,
 		size:  size,
