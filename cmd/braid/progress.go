@@ -63,7 +63,11 @@ func startProgress(w io.Writer, name string, size int64, stats func() braid.Stat
 		stop:  make(chan struct{}), stopped: make(chan struct{}),
 	}
 	total := max(size, 0)
-	pr.total = pr.p.New(total, mpb.BarStyle().Lbound("[").Rbound("]"),
+	var style mpb.BarFillerBuilder = mpb.BarStyle().Lbound("[").Rbound("]")
+	if size < 0 {
+		style = mpb.NopStyle() // no end to show the way to
+	}
+	pr.total = pr.p.New(total, style,
 		mpb.PrependDecorators(decor.Name(name, decor.WCSyncSpaceR)),
 		mpb.AppendDecorators(decor.Any(pr.totalText)),
 	)

@@ -249,7 +249,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	metrics.track(s)
 	st := s.Stats()
 	if of.text() {
-		fmt.Fprintln(stdout, sessionLine(st))
+		fmt.Fprintln(stdout, sessionLine(st, len(specs)))
 	}
 	hdr, _ := json.Marshal(h)
 	base := st.BytesAcked + uint64(len(hdr)) // what the header costs of the acknowledged count

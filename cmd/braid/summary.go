@@ -196,9 +196,13 @@ func (t *serveTally) summary(addr string, ls braid.ListenerStats) serveSummary {
 	return serveSummary{Command: "serve", Address: addr, Seconds: time.Since(t.start).Seconds(), Received: t, Listener: ls}
 }
 
-// sessionLine is the line a client prints once its session is up.
-func sessionLine(st braid.Stats) string {
-	return fmt.Sprintf("session %s: %d paths, %s chunks, mode %s, key exchange %s", st.ID, len(st.Paths), bench.Size(st.ChunkSize), st.Mode, bench.KeyExchanges(st.Paths))
+// sessionLine is the line a client prints once its session of wanted paths is up.
+func sessionLine(st braid.Stats, wanted int) string {
+	paths := fmt.Sprintf("%d paths", len(st.Paths))
+	if len(st.Paths) < wanted {
+		paths = fmt.Sprintf("%d of %d paths up (the others are re-dialed)", len(st.Paths), wanted)
+	}
+	return fmt.Sprintf("session %s: %s, %s chunks, mode %s, key exchange %s", st.ID, paths, bench.Size(st.ChunkSize), st.Mode, bench.KeyExchanges(st.Paths))
 }
 
 // pathStates is each path's state now, to report after the session has closed.
