@@ -132,9 +132,9 @@ func (rx *receiver) receiveTransfers(ctx context.Context, s *braid.Session) erro
 		if err != nil {
 			return err
 		}
-		var h transferHeader
-		if err := json.Unmarshal(msg, &h); err != nil || h.Size < unknownSize || (h.Kind != "file" && h.Kind != "message" && h.Kind != "bench") {
-			return fmt.Errorf("not a transfer header (%d bytes)", len(msg))
+		h, err := parseHeader(msg)
+		if err != nil {
+			return err
 		}
 		var rc transferReceipt
 		if h.Kind == "bench" {
@@ -165,6 +165,15 @@ func (rx *receiver) receiveTransfers(ctx context.Context, s *braid.Session) erro
 			return err
 		}
 	}
+}
+
+// parseHeader reads a transfer header from the peer and checks what the receiver relies on.
+func parseHeader(msg []byte) (transferHeader, error) {
+	var h transferHeader
+	if err := json.Unmarshal(msg, &h); err != nil || h.Size < unknownSize || (h.Kind != "file" && h.Kind != "message" && h.Kind != "bench") {
+		return h, fmt.Errorf("not a transfer header (%d bytes)", len(msg))
+	}
+	return h, nil
 }
 
 // partSuffix marks a file still being received.
