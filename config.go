@@ -164,6 +164,16 @@ type Config struct {
 	// is left is below the smallest usable window. Windows already granted are never taken
 	// back. Default: half the machine's RAM (MaxSessions × SessionWindow where RAM is unknown).
 	MaxMemory int64
+
+	// MinPaths is how many of a client's paths must attach for Dial (or DialPaths) to succeed.
+	// A path that cannot be reached at the start (its connection refused, unreachable or timed
+	// out) does not fail the session while at least MinPaths others attach: it is re-dialed in
+	// the background, with backoff, like a path lost later. The first path to answer opens the
+	// session (path specs are tried in order for it). A refusal by the server (an ERROR frame:
+	// unauthorized, too many paths, ...) or a failed TLS verification still fails Dial. Default
+	// 1, or K in a coded mode (fewer paths rebuild nothing); at most Paths (DialPaths: the
+	// number of specs).
+	MinPaths int
 }
 
 // Chunk size limits.

@@ -92,6 +92,11 @@ type Stats struct {
 	Mode              string      // the dispersal mode: plain, redundant, shamir:K/N or erasure:K/N
 	ChunkSize         int         // agreed in the handshake, in bytes
 	IntegrityFailures uint64      // sets of K pieces that failed the integrity check (coded modes)
+	BytesAcked        uint64      // message bytes the peer has acknowledged (each byte once, whatever the mode)
+	PathsUp           uint64      // paths that joined the session, re-dialed ones included
+	PathsDown         uint64      // paths lost while the session ran (not those closed at its end)
+	Redials           uint64      // paths re-dialed and attached again (client), including paths down at the start
+	RedialFailures    uint64      // re-dial attempts that failed (client)
 	Paths             []PathStats // by path index, dead paths included
 }
 
@@ -106,14 +111,20 @@ type PathStats struct {
 	ChunksReceived uint64
 	BytesReceived  uint64 // chunk payload bytes
 	SRTT           time.Duration
-	BadPieces      uint64 // pieces received on it that failed the integrity check (coded modes)
-	KeyExchange    string // the path's TLS key exchange, such as X25519MLKEM768; "none" without TLS
+	BadPieces      uint64  // pieces received on it that failed the integrity check (coded modes)
+	KeyExchange    string  // the path's TLS key exchange, such as X25519MLKEM768; "none" without TLS
+	BytesAcked     uint64  // payload bytes written on it that the peer acknowledged
+	DeliveryRate   float64 // bytes per second the peer acknowledged while the path was busy, as last measured (0 before the first sample)
+	Stalled        bool    // its retransmission timer expired and no round trip has completed since: it takes no new data
+	ChunksResent   uint64  // chunks (or pieces) given to it to send again, after a path lost them or timed out
+	BytesResent    uint64  // their payload bytes
 }
 
 // Stats returns a snapshot of the session's settings and per-path counters.
 func (s *Session) Stats() Stats {
 	st := s.s.Stats()
-	out := Stats{ID: st.ID, Mode: st.Mode, ChunkSize: st.ChunkSize, IntegrityFailures: st.IntegrityFailures}
+	out := Stats{ID: st.ID, Mode: st.Mode, ChunkSize: st.ChunkSize, IntegrityFailures: st.IntegrityFailures,
+		BytesAcked: st.BytesAcked, PathsUp: st.PathsUp, PathsDown: st.PathsDown, Redials: st.Redials, RedialFailures: st.RedialFailures}
 	for _, p := range st.Paths {
 		out.Paths = append(out.Paths, PathStats(p))
 	}

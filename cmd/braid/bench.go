@@ -9,12 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/braidnet/braid"
 	"github.com/braidnet/braid/cmd/braid/internal/bench"
+	"github.com/braidnet/braid/internal/disperse"
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", "[flags] [ADDR]  or  --paths 1,2,4,8 [flags]", stderr)
-	pathList := fs.String("paths", "", "measure multipath sessions with these path counts (comma-separated) on loopback, beside raw TCP")
+	fs := newFlagSet("bench", "[flags] [ADDR]  or  --paths 1,2,4,8 [flags] [ADDR]", stderr)
+	pathList := fs.String("paths", "", "measure multipath sessions with these path counts (comma-separated): on loopback beside raw TCP, or to ADDR (a braid serve) beside one path")
 	chunk := fs.String("chunk-size", "256KiB", "with --paths: session chunk size")
 	copySend := fs.Bool("copy", false, "with --paths: send with Session.Send, which copies each message, instead of SendNoCopy")
 	modes := fs.String("modes", "plain", "with --paths: dispersal modes to compare (comma-separated: plain, redundant, shamir:K/N, erasure:K/N; a coded mode runs at N paths)")
@@ -26,7 +28,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	security := fs.String("security", "tls,insecure", "with --paths: path security to measure (comma-separated: tls, insecure); both give TLS ÷ plaintext")
 	setups := fs.Int("setups", 20, "with --paths: session setups timed per case")
+	scheduler := fs.String("scheduler", "adaptive", "with --paths: how chunks are spread over the paths: adaptive, lowest-rtt, round-robin or redundant")
+	duration := fs.Duration("time", 10*time.Second, "with --paths and ADDR: how long each case sends")
+	byteCount := fs.String("bytes", "", "with --paths and ADDR: send this many bytes per case instead of for --time")
+	reverse := fs.Bool("reverse", false, "with --paths and ADDR: the server sends and this end receives")
+	every := fs.Duration("i", 0, "with --paths and ADDR: print a report per path every interval (e.g. 1s), iperf3 style")
+	grace := fs.Duration("grace", 30*time.Second, "with --paths and ADDR: how long a session survives with every path down")
+	metricsAddr := fs.String("metrics", "", "with --paths and ADDR: serve Prometheus metrics of the sessions at http://ADDR/metrics")
 	ct := addClientTrustFlags(fs)
+	lf := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -44,9 +54,6 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError(fs, "--volume: %v", err)
 	}
 	if *pathList != "" {
-		if fs.NArg() != 0 {
-			return usageError(fs, "--paths runs on loopback and takes no address")
-		}
 		var counts []int
 		for _, s := range strings.Split(*pathList, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -59,9 +66,70 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return usageError(fs, "--chunk-size: %v", err)
 		}
+		if err := (&braid.Config{Scheduler: *scheduler}).Validate(); err != nil {
+			return usageError(fs, "--scheduler: %s", errorText(err))
+		}
+		if fs.NArg() == 1 {
+			ro := remoteOptions{counts: counts, reverse: *reverse, time: *duration, bytes: unknownSize, every: *every, out: stdout, runs: 1}
+			if flagSet(fs, "runs") {
+				ro.runs = max(*runs, 1)
+			}
+			if *byteCount != "" {
+				n, err := parseSize(*byteCount)
+				if err != nil || n == 0 {
+					return usageError(fs, "--bytes: bad size %q", *byteCount)
+				}
+				ro.bytes, ro.time = int64(n), 0
+			} else if *duration < 100*time.Millisecond || *duration > maxBenchSeconds*time.Second {
+				return usageError(fs, "--time must be 100ms..%v", maxBenchSeconds*time.Second)
+			}
+			if *every < 0 || *every > 0 && *every < 10*time.Millisecond {
+				return usageError(fs, "-i must be at least 10ms")
+			}
+			if *grace <= 0 {
+				return usageError(fs, "--grace must be positive")
+			}
+			for _, name := range strings.Split(*modes, ",") {
+				m, err := disperse.Parse(strings.TrimSpace(name))
+				if err != nil {
+					return usageError(fs, "--modes: %v", err)
+				}
+				ro.modes = append(ro.modes, m)
+			}
+			log, err := lf.logger(stderr)
+			if err != nil {
+				return usageError(fs, "%v", err)
+			}
+			addr := fs.Arg(0)
+			ro.cfg = braid.Config{ChunkSize: cs, Scheduler: *scheduler, ResumeGrace: *grace, Logger: log}
+			if err := ct.apply(&ro.cfg, addr, stderr); err != nil {
+				return usageError(fs, "%v", err)
+			}
+			ro.specs = func(n int) []braid.PathSpec {
+				specs := make([]braid.PathSpec, n)
+				for i := range specs {
+					specs[i].Remote = addr
+				}
+				return specs
+			}
+			if *metricsAddr != "" {
+				if ro.metrics, err = startMetrics(*metricsAddr, log); err != nil {
+					return err
+				}
+				defer ro.metrics.close()
+			}
+			rep, err := benchRemote(ctx, addr, ro)
+			if err != nil {
+				if ctx.Err() != nil {
+					return errInterrupted
+				}
+				return err
+			}
+			return printReport(stdout, *asJSON, rep, rep.writeText)
+		}
 		rep, err := bench.RunSessions(ctx, bench.SessionOptions{Paths: counts, Volume: int64(vol), Runs: *runs,
 			Pings: *pings, ChunkSize: cs, MaxTime: *maxTime, Modes: strings.Split(*modes, ","), Copy: *copySend,
-			Security: strings.Split(*security, ","), Setups: *setups})
+			Security: strings.Split(*security, ","), Setups: *setups, Scheduler: *scheduler})
 		if err != nil {
 			return err
 		}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/braidnet/braid"
@@ -125,7 +126,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			serveErr = err
 			return
 		}
-		serveErr = receiveTransfers(ctx, s, "", serverLog.With("session", s.ID()))
+		serveErr = (&receiver{log: serverLog}).receiveTransfers(ctx, s)
 		s.Close()
 	}()
 	before := len(taps.Conns()) // part 1's connection
@@ -138,7 +139,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(out, "session %s: key exchange %s\n", s.ID(), bench.KeyExchanges(s.Stats().Paths))
 
 	msg := "a message, chunked and striped across the paths"
-	if _, digest, err := sendTransfer(ctx, s, transferHeader{Kind: "message", Size: int64(len(msg))}, bytes.NewReader([]byte(msg))); err != nil {
+	if _, digest, err := sendTransfer(ctx, s, transferHeader{Kind: "message", Size: int64(len(msg))}, bytes.NewReader([]byte(msg)), new(atomic.Int64)); err != nil {
 		return err
 	} else {
 		fmt.Fprintf(out, "message: %d bytes, receiver verified sha256 %s\n", len(msg), digest)
@@ -146,13 +147,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// A plaintext as structured as can be, so that what the paths carry is easy to judge.
 	file := bytes.Repeat([]byte(demoLine), n/len(demoLine)+1)[:n]
 	start := time.Now()
-	rc, digest, err := sendTransfer(ctx, s, transferHeader{Kind: "file", Name: "demo.bin", Size: int64(n)}, bytes.NewReader(file))
+	rc, digest, err := sendTransfer(ctx, s, transferHeader{Kind: "file", Name: "demo.bin", Size: int64(n)}, bytes.NewReader(file), new(atomic.Int64))
 	if err != nil {
 		return err
 	}
 	el := time.Since(start)
-	fmt.Fprintf(out, "file: %d bytes in %v (%.0f MiB/s), receiver verified sha256 %s\n",
-		rc.Bytes, el.Round(time.Microsecond), float64(rc.Bytes)/(1<<20)/max(el.Seconds(), 1e-9), digest)
+	fmt.Fprintf(out, "file: %d bytes in %v (%s), receiver verified sha256 %s\n",
+		rc.Bytes, el.Round(time.Microsecond), bitrate(float64(rc.Bytes)*8/max(el.Seconds(), 1e-9)), digest)
 	if err := s.Close(); err != nil {
 		return err
 	}

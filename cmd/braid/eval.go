@@ -5,19 +5,22 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/braidnet/braid/cmd/braid/internal/eval"
+	"github.com/braidnet/braid/scenarios"
 )
 
 func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("eval", "[flags] SCENARIO...  or  --all [flags]", stderr)
-	dir := fs.String("scenarios", "scenarios", "directory of scenario files (a SCENARIO may also be a file path)")
-	all := fs.Bool("all", false, "run every scenario in --scenarios")
+	dir := fs.String("scenarios", "", "directory of scenario files to use instead of those built into braid (a SCENARIO may also be a file path)")
+	all := fs.Bool("all", false, "run every scenario (built in, or in --scenarios)")
+	list := fs.Bool("list", false, "list the scenarios (built in, or in --scenarios) and exit")
 	backends := fs.String("backend", eval.Inproc, "comma-separated backends: inproc (faultproxy per path on loopback) and/or netns (namespaces, veth, tbf, MPTCP beside; root)")
-	schedulers := fs.String("scheduler", "round-robin", "comma-separated Config.Scheduler names; each is run on every scenario")
+	schedulers := fs.String("scheduler", "adaptive", "comma-separated Config.Scheduler names (adaptive, lowest-rtt, round-robin, redundant); each is run on every scenario")
 	mode := fs.String("mode", "plain", "dispersal mode: plain, redundant, shamir:K/N or erasure:K/N (run only over N paths), or shamir:K or erasure:K (K of every path the run has)")
 	noMPTCP := fs.Bool("no-mptcp", false, "netns: skip the MPTCP comparison runs")
 	noTCP := fs.Bool("no-tcp", false, "skip the TCP baseline runs (one plain TCP connection per path, bulk scenarios)")
@@ -31,13 +34,31 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *agent {
 		return eval.RunAgent(ctx, os.Stdin, stdout)
 	}
+	var fsys iofs.FS = scenarios.FS
+	if *dir != "" {
+		fsys = os.DirFS(*dir)
+	}
+	if *list {
+		names, err := eval.List(fsys)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			sc, err := eval.Load(fsys, n)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%-14s %d paths, %v, %s workload\n", n, len(sc.Paths), sc.Duration, sc.Workload.Kind)
+		}
+		return nil
+	}
 	var names []string
 	switch {
 	case *all && fs.NArg() > 0:
 		return usageError(fs, "give scenarios or --all, not both")
 	case *all:
 		var err error
-		if names, err = eval.List(*dir); err != nil {
+		if names, err = eval.List(fsys); err != nil {
 			return err
 		}
 		if len(names) == 0 {
@@ -66,7 +87,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	var scenarios []*eval.Scenario
 	for _, n := range names {
-		sc, err := eval.Load(*dir, n)
+		sc, err := eval.Load(fsys, n)
 		if err != nil {
 			return err
 		}

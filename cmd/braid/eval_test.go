@@ -51,24 +51,24 @@ func TestEvalRun(t *testing.T) {
 		t.Fatalf("JSON output: %v, %d results:\n%s", err, len(results), stdout)
 	}
 	r := results[0]
-	if r["scenario"] != "tiny" || r["backend"] != "inproc" || r["scheduler"] != "round-robin" || r["goodput_mbit"].(float64) <= 0 {
+	if r["scenario"] != "tiny" || r["backend"] != "inproc" || r["scheduler"] != "adaptive" || r["goodput_mbit"].(float64) <= 0 {
 		t.Errorf("result %v", r)
 	}
 	if b := results[1]; b["transport"] != "tcp" || b["goodput_mbit"].(float64) <= 0 || r["baseline_mbit"] != b["goodput_mbit"] {
 		t.Errorf("baseline %v", b)
 	}
-	for _, f := range []string{"results.json", "report.md", "tiny-inproc-braid-round-robin.png", "tiny-inproc-tcp.png"} {
+	for _, f := range []string{"results.json", "report.md", "tiny-inproc-braid-adaptive.png", "tiny-inproc-tcp.png"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
 		}
 	}
 	for _, role := range []string{"client", "server"} {
-		if b, err := os.ReadFile(filepath.Join(logs, "tiny-inproc-braid-round-robin-"+role+".log")); err != nil || strings.Count(string(b), "path up") != 2 {
+		if b, err := os.ReadFile(filepath.Join(logs, "tiny-inproc-braid-adaptive-"+role+".log")); err != nil || strings.Count(string(b), "path up") != 2 {
 			t.Errorf("%s log: %v\n%s", role, err, b)
 		}
 	}
 	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
-	if !strings.Contains(string(md), "![braid round-robin, inproc](tiny-inproc-braid-round-robin.png)") || !strings.Contains(string(md), "500ms throttle path 1 to 5mbit") {
+	if !strings.Contains(string(md), "![braid adaptive, inproc](tiny-inproc-braid-adaptive.png)") || !strings.Contains(string(md), "500ms throttle path 1 to 5mbit") {
 		t.Errorf("report.md:\n%s", md)
 	}
 }
@@ -87,12 +87,12 @@ func TestEvalModeWithoutN(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s%s", code, stdout, stderr)
 	}
-	if !strings.Contains(stdout, "braid round-robin shamir:2/2") || !strings.Contains(stdout, "skipped braid round-robin shamir:2 (first alone)") ||
+	if !strings.Contains(stdout, "braid adaptive shamir:2/2") || !strings.Contains(stdout, "skipped braid adaptive shamir:2 (first alone)") ||
 		!strings.Contains(stdout, "K <= N") || strings.Contains(stdout, "FAILED") {
 		t.Errorf("output:\n%s", stdout)
 	}
 	md, _ := os.ReadFile(filepath.Join(out, "report.md"))
-	if !strings.Contains(string(md), "Skipped: braid round-robin shamir:2 (first alone), inproc:") || strings.Count(string(md), ".png)") != 1 {
+	if !strings.Contains(string(md), "Skipped: braid adaptive shamir:2 (first alone), inproc:") || strings.Count(string(md), ".png)") != 1 {
 		t.Errorf("report.md:\n%s", md)
 	}
 }

@@ -28,6 +28,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxHandshakesPerIP := fs.Int("max-handshakes-per-ip", 32, "most of those from one IP address")
 	maxPendingPerIP := fs.Int("max-pending-sessions-per-ip", 16, "most sessions from one IP address not yet established (no frame since opening)")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, wait this long for sessions and in-flight frames")
+	resume := fs.Duration("grace", 30*time.Second, "how long a session survives with every path down, waiting for the client to re-dial, before it fails")
+	overwrite := fs.Bool("overwrite", false, "replace an existing file of the name a sender gives (default: save as NAME.1, NAME.2, ... before the extension)")
+	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9090)")
+	asJSON := fs.Bool("json", false, "on exit, print a summary of what was received as JSON")
 	st := addServerTrustFlags(fs)
 	lf := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -36,7 +40,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if fs.NArg() != 0 {
 		return usageError(fs, "unexpected arguments %q", fs.Args())
 	}
-	log, err := lf.logger(stderr)
+	log, err := lf.serverLogger(stderr)
 	if err != nil {
 		return usageError(fs, "%v", err)
 	}
@@ -55,17 +59,30 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usageError(fs, "--out %q is not a directory", *out)
 		}
 	}
+	if *resume <= 0 {
+		return usageError(fs, "--grace must be positive")
+	}
 	cfg := &braid.Config{MaxFrameSize: *maxFrame, IdleTimeout: *idle, ReadTimeout: *readTimeout,
 		MaxPaths: *maxPaths, MaxSessions: *maxSessions, MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP,
 		MaxHandshakes: *maxHandshakes, MaxHandshakesPerIP: *maxHandshakesPerIP, MaxPendingSessionsPerIP: *maxPendingPerIP,
-		SessionWindow: int64(win), MaxMemory: int64(mem), Logger: log}
+		SessionWindow: int64(win), MaxMemory: int64(mem), ResumeGrace: *resume, Logger: log}
 	if err := st.apply(cfg, stdout); err != nil {
 		return usageError(fs, "%v", err)
+	}
+	var metrics *metricsServer
+	if *metricsAddr != "" {
+		if metrics, err = startMetrics(*metricsAddr, log); err != nil {
+			return err
+		}
+		defer metrics.close()
 	}
 	l, err := braid.Listen(*listen, cfg)
 	if err != nil {
 		return err
 	}
+	metrics.setListener(l)
+	tally := newServeTally()
+	rx := &receiver{outDir: *out, overwrite: *overwrite, log: log, tally: tally}
 	var wg sync.WaitGroup
 	for {
 		s, err := l.Accept(ctx)
@@ -75,12 +92,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}
 			break
 		}
+		metrics.track(s)
+		tally.session()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			slog := log.With("session", s.ID())
-			if err := receiveTransfers(ctx, s, *out, slog); err != nil && ctx.Err() == nil {
-				slog.Warn("session ended with an error", "err", err)
+			if err := rx.receiveTransfers(ctx, s); err != nil && ctx.Err() == nil {
+				log.Warn("session ended with an error", "session", s.ID(), "err", err)
 			}
 			s.Close()
 		}()
@@ -90,6 +108,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cancel()
 	err = l.Shutdown(sctx)
 	wg.Wait()
+	if *asJSON {
+		printJSON(stdout, tally.summary(l.Addr().String(), l.Stats()))
+	}
 	if err != nil {
 		return err
 	}

@@ -111,6 +111,7 @@ func (s *Session) addPath(p *path) error {
 		p.writeLoop()
 	}()
 	p.probe() // an RTT sample at once, for the scheduler
+	s.ctr.pathsUp.Add(1)
 	s.log.Info("path up", "path", p.index, "local", p.conn.LocalAddr().String(), "remote", p.conn.RemoteAddr().String(), "key_exchange", p.kex)
 	s.downSince = 0
 	s.requeueFrom(nil) // chunks orphaned while no path was up
@@ -162,6 +163,9 @@ func (s *Session) onPathEnded(p *path, err error) {
 	case errors.Is(err, errPeerClosedPath):
 		p.log.Info("path closed")
 	case errors.As(err, &se):
+		if s.onViolation != nil {
+			s.onViolation(se.code)
+		}
 		s.abort(se.err, se.code)
 	case errors.As(err, &re):
 		s.abort(re, 0)
@@ -189,6 +193,7 @@ func (s *Session) pathDown(p *path, reason error) {
 	}
 	moved := s.requeueFrom(p)
 	left := s.livePaths()
+	s.ctr.pathsDown.Add(1)
 	if left == 0 && !s.client && !s.established.Load() {
 		s.mu.Unlock()
 		s.abort(fmt.Errorf("%w: its only paths ended before any frame arrived", ErrSessionClosed), 0)
@@ -246,6 +251,7 @@ func (s *Session) redial(spec PathSpec, slot int) {
 			var idx uint16
 			if idx, err = wire.ParseAttachOK(hs.reply.Payload); err == nil {
 				if err = s.startPath(hs, int(idx), slot, spec); err == nil {
+					s.ctr.redials.Add(1)
 					s.log.Info("path re-dialed", "path", idx, "remote", spec.Remote, "attempt", attempt)
 					return
 				}
@@ -261,6 +267,7 @@ func (s *Session) redial(spec PathSpec, slot int) {
 		if errors.Is(err, ErrSessionClosed) {
 			return
 		}
+		s.ctr.redialFail.Add(1)
 		s.log.Debug("re-dial failed", "remote", spec.Remote, "attempt", attempt, "err", err)
 		wait = min(2*wait, redialMax)
 	}

@@ -1,7 +1,9 @@
 package session
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -116,7 +118,10 @@ func (s *Session) waitGoroutines() {
 
 // abort ends the session at once because of err, telling the peer with an ERROR frame of code
 // on every path.
-func (s *Session) abort(err error, code wire.Code) {
+func (s *Session) abort(err error, code wire.Code) { s.abortLogged(err, code, slog.LevelWarn) }
+
+// abortLogged is abort, logging at level.
+func (s *Session) abortLogged(err error, code wire.Code, level slog.Level) {
 	s.mu.Lock()
 	if !s.enter(phaseEnded, err) {
 		s.mu.Unlock()
@@ -124,7 +129,7 @@ func (s *Session) abort(err error, code wire.Code) {
 	}
 	paths := slices.Clone(s.paths)
 	s.mu.Unlock()
-	s.log.Warn("session aborted", "reason", err, "code", code.String())
+	s.log.Log(context.Background(), level, "session aborted", "reason", err, "code", code.String())
 	for _, p := range paths {
 		if p != nil {
 			p.kill(code, err.Error())
@@ -151,7 +156,8 @@ func (s *Session) ended() {
 // Abort ends the session at once without delivering what is queued; the peer sees
 // ErrSessionClosed from Receive and Send rather than io.EOF.
 func (s *Session) Abort() {
-	s.abort(fmt.Errorf("%w: aborted", ErrSessionClosed), wire.CodeSessionClosed)
+	// The application's own decision: not a warning.
+	s.abortLogged(fmt.Errorf("%w: aborted", ErrSessionClosed), wire.CodeSessionClosed, slog.LevelInfo)
 	s.waitGoroutines()
 }
 

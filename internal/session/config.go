@@ -53,6 +53,7 @@ type Config struct {
 
 	MaxPendingSessionsPerIP int
 	MaxMemory               int64
+	MinPaths                int
 }
 
 // Chunk size limits.
@@ -160,6 +161,8 @@ func (c *Config) checkRanges() error {
 		{c.MaxHandshakesPerIP < 0, negative("MaxHandshakesPerIP", c.MaxHandshakesPerIP)},
 		{c.MaxPendingSessionsPerIP < 0, negative("MaxPendingSessionsPerIP", c.MaxPendingSessionsPerIP)},
 		{c.MaxMemory < 0, negative("MaxMemory", c.MaxMemory)},
+		{c.MinPaths < 0 || c.MinPaths > maxPathsLimit, fmt.Sprintf("MinPaths %d outside 0..%d", c.MinPaths, maxPathsLimit)},
+		{c.MinPaths > 0 && c.Paths > 0 && c.MinPaths > c.Paths, fmt.Sprintf("MinPaths %d above Paths %d", c.MinPaths, c.Paths)},
 	} {
 		if rule.broken {
 			return fmt.Errorf("%w: %s", ErrBadOptions, rule.msg)
@@ -210,6 +213,10 @@ func (c *Config) withDefaults() (*Config, error) {
 	setDefault(&out.MaxHandshakes, d.MaxHandshakes)
 	setDefault(&out.MaxHandshakesPerIP, d.MaxHandshakesPerIP)
 	setDefault(&out.MaxPendingSessionsPerIP, d.MaxPendingSessionsPerIP)
+	if mode.Coded() && out.MinPaths == 0 {
+		out.MinPaths = mode.K // fewer pieces rebuild nothing
+	}
+	setDefault(&out.MinPaths, 1)
 	if out.PathTimeout <= out.KeepAlive {
 		return nil, fmt.Errorf("%w: PathTimeout %v must exceed KeepAlive %v", ErrBadOptions, out.PathTimeout, out.KeepAlive)
 	}

@@ -5,8 +5,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/braidnet/braid/internal/disperse"
@@ -88,21 +91,20 @@ func dialPaths(ctx context.Context, specs []PathSpec, c *Config, hooks *testHook
 	if mode.Coded() && len(specs) != mode.N {
 		return nil, fmt.Errorf("%w: mode %s needs %d paths, %d given", ErrBadOptions, mode, mode.N, len(specs))
 	}
+	if c.MinPaths > len(specs) {
+		return nil, fmt.Errorf("%w: MinPaths %d, but %d paths given", ErrBadOptions, c.MinPaths, len(specs))
+	}
 	if c.Insecure {
 		c.Logger.Warn("TLS is off (Insecure): paths are plain TCP, readable and forgeable by anyone on them, and an observer of the first path can join the session", "remote", specs[0].Remote)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.HandshakeTimeout)
-	defer cancel()
-	m, k, n := mode.Wire()
-	hs, err := dialHandshake(ctx, specs[0], c, wire.TypeSessionNew, func([]byte) []byte {
-		return wire.AppendSessionNew(nil, wire.SessionNew{
-			Version: wire.ProtocolVersion, Mode: m, K: k, N: n, ChunkSize: uint32(c.ChunkSize), Window: uint64(c.SessionWindow),
-			Token: []byte(c.Token),
-		})
-	})
+	first, hs, down, err := dialFirst(ctx, specs, c, mode)
 	if err != nil {
 		return nil, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, c.HandshakeTimeout)
+	defer cancel()
+	// The path that opened the session is slot 0; the others keep their order after it.
+	specs = append([]PathSpec{specs[first]}, append(slices.Clone(specs[:first]), specs[first+1:]...)...)
 	acc, err := wire.ParseSessionAccept(hs.reply.Payload)
 	if err == nil && (acc.ChunkSize != uint32(c.ChunkSize) || acc.PathIndex != 0) {
 		err = fmt.Errorf("%w: server answered chunk size %d, path %d", ErrProtocol, acc.ChunkSize, acc.PathIndex)
@@ -131,6 +133,10 @@ func dialPaths(ctx context.Context, specs []PathSpec, c *Config, hooks *testHook
 	var wg sync.WaitGroup
 	errs := make([]error, len(specs))
 	for i := 1; i < len(specs); i++ {
+		if slices.Contains(down, specs[i]) {
+			errs[i] = fmt.Errorf("path %d: %w", i, errSpecDown)
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -149,11 +155,98 @@ func dialPaths(ctx context.Context, specs []PathSpec, c *Config, hooks *testHook
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	// A path that could not be reached is re-dialed later, if enough others are up; any other
+	// failure (a refusal, an untrusted server) fails the session.
+	var fatal, unreached []error
+	for _, err := range errs {
+		switch {
+		case err == nil:
+		case unreachable(err):
+			unreached = append(unreached, err)
+		default:
+			fatal = append(fatal, err)
+		}
+	}
+	if up := len(specs) - len(unreached); len(fatal) == 0 && up < c.MinPaths {
+		fatal = append(unreached, fmt.Errorf("braid: %d of %d paths attached, MinPaths is %d", up, len(specs), c.MinPaths))
+	}
+	if err := errors.Join(fatal...); err != nil {
 		s.Abort()
 		return nil, err
 	}
+	for i, err := range errs {
+		if err != nil {
+			s.log.Warn("path down at the start; re-dialing it", "slot", i, "remote", specs[i].Remote, "reason", err)
+			s.ctr.pathsDown.Add(1)
+			s.wg.Add(1)
+			go s.redial(specs[i], i)
+		}
+	}
 	return s, nil
+}
+
+// errSpecDown stands for a path not dialed at the start because the same spec had just failed
+// to open the session.
+var errSpecDown = &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("the same path failed to open the session")}
+
+// dialFirst opens the session (SESSION_NEW) on the first spec that can be reached, trying them
+// in order but each distinct spec once, each within HandshakeTimeout. It returns which spec did, its handshake, and the specs
+// found unreachable on the way. A failure other than an unreachable path, or fewer reachable
+// paths left than c.MinPaths, ends the attempt.
+func dialFirst(ctx context.Context, specs []PathSpec, c *Config, mode disperse.Mode) (int, *handshake, []PathSpec, error) {
+	m, k, n := mode.Wire()
+	var down []PathSpec
+	var errs []error
+	for i, spec := range specs {
+		if slices.Contains(down, spec) {
+			continue
+		}
+		hctx, cancel := context.WithTimeout(ctx, c.HandshakeTimeout)
+		hs, err := dialHandshake(hctx, spec, c, wire.TypeSessionNew, func([]byte) []byte {
+			return wire.AppendSessionNew(nil, wire.SessionNew{
+				Version: wire.ProtocolVersion, Mode: m, K: k, N: n, ChunkSize: uint32(c.ChunkSize), Window: uint64(c.SessionWindow),
+				Token: []byte(c.Token),
+			})
+		})
+		cancel()
+		if err == nil {
+			return i, hs, down, nil
+		}
+		errs = append(errs, err)
+		if !unreachable(err) || ctx.Err() != nil {
+			break
+		}
+		down = append(down, spec)
+		reachable := 0
+		for _, sp := range specs {
+			if !slices.Contains(down, sp) {
+				reachable++
+			}
+		}
+		if reachable < c.MinPaths {
+			break
+		}
+		c.Logger.Warn("path down at the start; opening the session on the next", "remote", spec.Remote, "reason", err)
+	}
+	return 0, nil, nil, errors.Join(errs...)
+}
+
+// unreachable reports whether err, from dialing a path, says that the path could not be reached
+// (its connection refused or unreachable, a timeout, the connection cut during the handshake)
+// rather than that the server refused it or could not be trusted.
+func unreachable(err error) bool {
+	var re *RemoteError
+	var oe *net.OpError
+	switch {
+	case errors.As(err, &re), errors.Is(err, ErrFingerprint), errors.Is(err, ErrNotPostQuantum),
+		errors.Is(err, ErrBadOptions), errors.Is(err, ErrProtocol):
+		return false
+	case errors.As(err, &oe) && oe.Op == "remote error": // a TLS alert from the peer
+		return false
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, syscall.ECONNRESET)
 }
 
 // dialAttach dials a path for slot of s and attaches it (SESSION_ATTACH, with the proof bound

@@ -36,6 +36,7 @@ type Listener struct {
 	table  *sessionTable
 
 	refusals logLimiter // one "handshake refused" warning per interval; the rest are counted
+	counters listenerCounters
 
 	tlsConf     *tls.Config // nil with Insecure
 	fingerprint string      // of the certificate presented, if known
@@ -82,8 +83,11 @@ func newListener(ln net.Listener, cfg *Config, hooks *testHooks) (*Listener, err
 	if err != nil {
 		return nil, err
 	}
-	t := &sessionTable{
+	l := &Listener{cfg: c, log: c.Logger, ln: ln, frames: frames, conns: make(map[net.Conn]connState),
+		perIP: make(map[string]int), pendIP: make(map[string]int), maxConns: connLimit(c.MaxConns), refusals: logLimiter{interval: refusalLogInterval}}
+	l.table = &sessionTable{
 		cfg:       c,
+		counters:  &l.counters,
 		hooks:     hooks,
 		byID:      make(map[wire.SessionID]*Session),
 		pendingIP: make(map[string]int),
@@ -91,8 +95,6 @@ func newListener(ln net.Listener, cfg *Config, hooks *testHooks) (*Listener, err
 		accept:    make(chan *Session, c.AcceptBacklog),
 		closed:    make(chan struct{}),
 	}
-	l := &Listener{cfg: c, log: c.Logger, ln: ln, frames: frames, table: t, conns: make(map[net.Conn]connState),
-		perIP: make(map[string]int), pendIP: make(map[string]int), maxConns: connLimit(c.MaxConns), refusals: logLimiter{interval: refusalLogInterval}}
 	if l.maxConns < c.MaxConns {
 		l.log.Info("connection limit lowered to the open-file limit", "max_conns", l.maxConns, "configured", c.MaxConns)
 	}
@@ -131,6 +133,7 @@ func (l *Listener) serve() {
 		if err := l.admit(ip); err != nil {
 			// Refused before anything is allocated for it: no goroutine, no buffer.
 			c.Close()
+			l.counters.connLimit.Add(1)
 			if ok, n := l.refusals.allow(time.Now()); ok {
 				l.log.Warn("connection refused", "remote", c.RemoteAddr().String(), "reason", err, "others_not_logged", n)
 			}
@@ -230,6 +233,7 @@ func (l *Listener) handle(raw net.Conn, a *admission) {
 	// TLS); HandshakeTimeout bounds it.
 	c, sec, err := l.serverTLS(raw)
 	if err != nil {
+		l.counters.tls.Add(1)
 		if ok, n := l.refusals.allow(time.Now()); ok {
 			log.Warn("TLS handshake failed", "reason", err, "others_not_logged", n)
 		}
@@ -430,7 +434,8 @@ func (l *Listener) Sessions() int {
 // sessionTable is a server's sessions, by id.
 type sessionTable struct {
 	cfg        *Config
-	hooks      *testHooks // for each session; nil outside tests
+	counters   *listenerCounters // the Listener's
+	hooks      *testHooks        // for each session; nil outside tests
 	mu         sync.Mutex
 	byID       map[wire.SessionID]*Session
 	pendingIP  map[string]int // sessions not yet established, by source address
@@ -467,7 +472,7 @@ func (t *sessionTable) handshake(sc *handshakeConn, markPath func()) error {
 		if isTimeout(err) {
 			err = fmt.Errorf("%w: no handshake within %v", ErrTimeout, t.cfg.HandshakeTimeout)
 		}
-		return sc.fail(err)
+		return t.refuse(sc, f.Type, err)
 	}
 	var (
 		s         *Session
@@ -479,7 +484,7 @@ func (t *sessionTable) handshake(sc *handshakeConn, markPath func()) error {
 		s, idx, slot, err = t.attach(sc, f.Payload)
 	}
 	if err != nil {
-		return sc.fail(err)
+		return t.refuse(sc, f.Type, err)
 	}
 	if h := t.hooks; h != nil && h.attaching != nil && f.Type == wire.TypeSessionAttach {
 		h.attaching(slot)
@@ -493,7 +498,7 @@ func (t *sessionTable) handshake(sc *handshakeConn, markPath func()) error {
 		if f.Type == wire.TypeSessionNew {
 			s.end(err)
 		}
-		return sc.fail(err)
+		return t.refuse(sc, f.Type, err)
 	}
 	sc.c.SetDeadline(noDeadline)
 	if f.Type == wire.TypeSessionNew {
@@ -501,6 +506,16 @@ func (t *sessionTable) handshake(sc *handshakeConn, markPath func()) error {
 	}
 	s.readPath(p)
 	return errPathEnded
+}
+
+// refuse tells the peer why its handshake (a frame of type t) is refused, counts it by its code
+// (and as a refused session if it was SESSION_NEW), and returns cause.
+func (t *sessionTable) refuse(sc *handshakeConn, typ wire.Type, cause error) error {
+	t.counters.refuse(codeFor(cause))
+	if typ == wire.TypeSessionNew {
+		t.counters.refused.Add(1)
+	}
+	return sc.fail(cause)
 }
 
 // open creates a session from a SESSION_NEW payload and answers SESSION_ACCEPT.
@@ -551,10 +566,12 @@ func (t *sessionTable) open(sc *handshakeConn, payload []byte) (*Session, error)
 		t.remove(s)
 	}
 	s.hooks = t.hooks
+	s.onViolation = t.counters.refuse
 	if err := t.register(sc, s, cs, claim); err != nil {
 		s.end(err) // stops its monitor and forgets it
 		return nil, err
 	}
+	t.counters.opened.Add(1)
 	s.log.Info("session opened", "remote", sc.c.RemoteAddr().String(), "chunk_size", cs, "mode", mode.String(), "key_exchange", sc.sec.kex)
 	return s, nil
 }

@@ -75,6 +75,9 @@ const (
 // with s.mu held.
 func (s *Session) settle(oc *outChunk, f fate, by *path, now time.Duration) (sample time.Duration) {
 	oc.acked.Store(true)
+	if f == fateAcked {
+		s.ctr.bytesAcked.Add(uint64(len(oc.payload)))
+	}
 	oc.eachCarried(func(c *outChunk) {
 		landed(c, int64(len(c.payload)), f == fateAcked)
 		if f != fateAcked {

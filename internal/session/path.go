@@ -160,6 +160,9 @@ type path struct {
 	bytesRecv  atomic.Uint64
 	// framesInline counts the frames a Receive read itself (inline.go)
 	framesInline atomic.Uint64
+	// Chunks (or pieces) queued on it to be sent again, and their bytes (retransmit).
+	chunksResent atomic.Uint64
+	bytesResent  atomic.Uint64
 }
 
 func newPath(s *Session, index, slot int, spec PathSpec, conn net.Conn, r *wire.Reader, w *wire.Writer) *path {
@@ -295,6 +298,8 @@ func (p *path) retransmit(oc *outChunk) {
 		return
 	}
 	p.queued.Add(int64(len(oc.payload)))
+	p.chunksResent.Add(1)
+	p.bytesResent.Add(uint64(len(oc.payload)))
 	p.rtx = append(p.rtx, oc)
 	p.rtxMu.Unlock()
 	kick(p.rtxKick)
@@ -533,6 +538,11 @@ func (p *path) stats() PathStats {
 		BytesReceived:  p.bytesRecv.Load(),
 		SRTT:           p.rtt().srtt,
 		KeyExchange:    p.kex,
+		BytesAcked:     uint64(p.acked.Load()),
+		DeliveryRate:   math.Float64frombits(p.rate.Load()),
+		Stalled:        p.stalled.Load(),
+		ChunksResent:   p.chunksResent.Load(),
+		BytesResent:    p.bytesResent.Load(),
 	}
 }
 

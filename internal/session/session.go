@@ -112,6 +112,8 @@ type Session struct {
 	// for (set under mu, read without it by every reader after every frame).
 	inlineHint        atomic.Pointer[path]
 	integrityFailures atomic.Uint64
+	ctr               sessionCounters // lifetime events, for Stats (counters.go)
+	onViolation       func(wire.Code) // server: counts a violation the session is ended for
 	// established: the peer has sent a frame since the handshake. Until then a server's session
 	// may be a squatter's (SESSION_NEW and silence): it ends at HandshakeTimeout, or as soon as
 	// its paths are gone, rather than holding a session slot for ResumeGrace.
@@ -328,8 +330,13 @@ type PathStats struct {
 	ChunksReceived uint64
 	BytesReceived  uint64 // chunk payload bytes
 	SRTT           time.Duration
-	BadPieces      uint64 // pieces received on it that failed the integrity check (coded modes)
-	KeyExchange    string // the TLS key exchange, such as X25519MLKEM768; "none" without TLS
+	BadPieces      uint64  // pieces received on it that failed the integrity check (coded modes)
+	KeyExchange    string  // the TLS key exchange, such as X25519MLKEM768; "none" without TLS
+	BytesAcked     uint64  // payload bytes written on it that the peer acknowledged
+	DeliveryRate   float64 // bytes per second acknowledged while busy, as last measured; 0 before a sample
+	Stalled        bool    // its retransmission timer expired and no round trip has completed since
+	ChunksResent   uint64  // chunks (or pieces) given to it to send again after another path, or itself, lost them
+	BytesResent    uint64  // their payload bytes
 }
 
 // Stats is a snapshot of a session's settings and counters.
@@ -338,6 +345,11 @@ type Stats struct {
 	Mode              string // as Config.Mode spells it
 	ChunkSize         int    // the negotiated chunk size
 	IntegrityFailures uint64 // sets of K pieces that failed the integrity check (coded modes)
+	BytesAcked        uint64 // message bytes the peer has acknowledged
+	PathsUp           uint64 // paths that joined, re-dialed ones included
+	PathsDown         uint64 // paths lost while the session ran
+	Redials           uint64 // paths re-dialed and attached again (client)
+	RedialFailures    uint64 // re-dial attempts that failed (client)
 	Paths             []PathStats
 }
 
@@ -346,7 +358,9 @@ func (s *Session) Stats() Stats {
 	s.mu.Lock()
 	paths := slices.Clone(s.paths)
 	s.mu.Unlock()
-	st := Stats{ID: s.ID(), Mode: s.mode.String(), ChunkSize: s.chunkSize, IntegrityFailures: s.integrityFailures.Load()}
+	st := Stats{ID: s.ID(), Mode: s.mode.String(), ChunkSize: s.chunkSize, IntegrityFailures: s.integrityFailures.Load(),
+		BytesAcked: s.ctr.bytesAcked.Load(), PathsUp: s.ctr.pathsUp.Load(), PathsDown: s.ctr.pathsDown.Load(),
+		Redials: s.ctr.redials.Load(), RedialFailures: s.ctr.redialFail.Load()}
 	for _, p := range paths {
 		if p != nil {
 			st.Paths = append(st.Paths, p.stats())

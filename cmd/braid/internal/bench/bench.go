@@ -67,6 +67,14 @@ func (t Throughput) MiBps() float64 {
 	return float64(t.Bytes) / (1 << 20) / t.Duration.Seconds()
 }
 
+// Mbps returns the rate in megabits (10^6 bits) per second, the unit of the rate columns.
+func (t Throughput) Mbps() float64 {
+	if t.Duration <= 0 {
+		return 0
+	}
+	return float64(t.Bytes) * 8 / 1e6 / t.Duration.Seconds()
+}
+
 // FramesPerSec returns the frame rate.
 func (t Throughput) FramesPerSec() float64 {
 	if t.Duration <= 0 {

@@ -31,14 +31,14 @@ func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "\nthroughput: DATA frames, each acknowledged; median of %d alternating runs per side\n", r.Runs)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	if r.RawLatency != nil {
-		fmt.Fprintln(tw, "payload\tframes\tbraid MiB/s\tframes/s\traw TCP MiB/s\tbraid ÷ raw\t")
+		fmt.Fprintln(tw, "payload\tframes\tbraid Mbit/s\tframes/s\traw TCP Mbit/s\tbraid ÷ raw\t")
 	} else {
-		fmt.Fprintln(tw, "payload\tframes\tbraid MiB/s\tframes/s\t")
+		fmt.Fprintln(tw, "payload\tframes\tbraid Mbit/s\tframes/s\t")
 	}
 	for _, s := range r.Throughput {
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%.0f\t", Size(s.Size), s.Braid.Frames, s.Braid.MiBps(), s.Braid.FramesPerSec())
+		fmt.Fprintf(tw, "%s\t%d\t%.0f\t%.0f\t", Size(s.Size), s.Braid.Frames, s.Braid.Mbps(), s.Braid.FramesPerSec())
 		if s.Raw != nil {
-			fmt.Fprintf(tw, "%.1f\t%.2f\t", s.Raw.MiBps(), s.Ratio)
+			fmt.Fprintf(tw, "%.0f\t%.2f\t", s.Raw.Mbps(), s.Ratio)
 		}
 		fmt.Fprintln(tw)
 	}
@@ -72,8 +72,8 @@ func Size(n int) string {
 func (r *SessionReport) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "multipath: one %s transfer as 1 MiB messages (%s) per run, median of %d runs; raw TCP: the same bytes on one connection\n", Size(int(r.Volume)), r.Send, r.Runs)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "paths\tmode\tsecurity\tMiB/s\t÷ raw TCP\t÷ plain\t÷ insecure\tsetup\tmsg rtt median\tp99\t÷ raw rtt\t÷ 1 path\t")
-	fmt.Fprintf(tw, "raw TCP\t\t\t%.1f\t1.00\t\t\t\t%s\t%s\t1.00\t\t\n", r.Raw.MiBps(), us(r.RawLatency.Median), us(r.RawLatency.P99))
+	fmt.Fprintln(tw, "paths\tmode\tsecurity\tMbit/s\t÷ raw TCP\t÷ plain\t÷ insecure\tsetup\tmsg rtt median\tp99\t÷ raw rtt\t÷ 1 path\t")
+	fmt.Fprintf(tw, "raw TCP\t\t\t%.0f\t1.00\t\t\t\t%s\t%s\t1.00\t\t\n", r.Raw.Mbps(), us(r.RawLatency.Median), us(r.RawLatency.P99))
 	ratio := func(v float64) string {
 		if v > 0 {
 			return fmt.Sprintf("%.2f", v)
@@ -82,7 +82,7 @@ func (r *SessionReport) WriteTable(w io.Writer) {
 	}
 	kexes := map[string]bool{}
 	for _, row := range r.Rows {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.1f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t\n", row.Paths, row.Mode, row.Security, row.Throughput.MiBps(), row.RawRatio,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t\n", row.Paths, row.Mode, row.Security, row.Throughput.Mbps(), row.RawRatio,
 			ratio(row.PlainRatio), ratio(row.TLSRatio), us(row.Setup.Median), us(row.Latency.Median), us(row.Latency.P99), row.RawRTTRatio, row.LatencyRatio)
 		if row.Security == "tls" {
 			kexes[row.KeyExchange] = true

@@ -32,6 +32,8 @@ type SessionOptions struct {
 	Security []string
 	// Setups is how many dials time session setup per case (0: 20).
 	Setups int
+	// Scheduler is the sessions' Config.Scheduler ("": the default, adaptive).
+	Scheduler string
 }
 
 // SessionRow is one path count's result.
@@ -223,7 +225,7 @@ func findRow(rows []SessionRow, paths int, security string) *SessionRow {
 // dialOnly opens a session of case c to srv.
 func dialOnly(ctx context.Context, srv *benchServer, c sessionCase, o SessionOptions) (*braid.Session, error) {
 	return braid.Dial(ctx, srv.addr, &braid.Config{Paths: c.Paths, Mode: c.Mode, ChunkSize: o.ChunkSize,
-		Insecure: !c.TLS, ServerFingerprint: srv.fingerprint})
+		Insecure: !c.TLS, ServerFingerprint: srv.fingerprint, Scheduler: o.Scheduler})
 }
 
 func dialBench(ctx context.Context, srv *benchServer, c sessionCase, o SessionOptions, mode byte) (*braid.Session, error) {

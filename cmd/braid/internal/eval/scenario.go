@@ -14,8 +14,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -388,16 +390,16 @@ func jsonError(data []byte, err error) error {
 	return fmt.Errorf("line %d, column %d: %w", line, col, err)
 }
 
-// Load reads and parses a scenario. name is a file path, or the name of a scenario in dir
-// (with or without ".json"). The scenario's Name defaults to the file's base name.
-func Load(dir, name string) (*Scenario, error) {
+// Load reads the scenario called name: the file at that path if there is one, else NAME.json
+// (".json" optional) in fsys (a directory, os.DirFS, or the scenarios built into braid).
+func Load(fsys fs.FS, name string) (*Scenario, error) {
 	path := name
-	if _, err := os.Stat(path); err != nil {
-		path = filepath.Join(dir, strings.TrimSuffix(name, ".json")+".json")
-	}
-	data, err := os.ReadFile(path)
+	data, err := os.ReadFile(name)
 	if err != nil {
-		return nil, err
+		path = strings.TrimSuffix(name, ".json") + ".json"
+		if data, err = fs.ReadFile(fsys, path); err != nil {
+			return nil, fmt.Errorf("scenario %q: not a file, nor %s among the scenarios (braid eval --list)", name, path)
+		}
 	}
 	sc, err := Parse(data)
 	if err != nil {
@@ -409,15 +411,15 @@ func Load(dir, name string) (*Scenario, error) {
 	return sc, nil
 }
 
-// List returns the scenario names (file base names without ".json") in dir, sorted.
-func List(dir string) ([]string, error) {
-	m, err := filepath.Glob(filepath.Join(dir, "*.json"))
+// List returns the scenario names (file base names without ".json") in fsys, sorted.
+func List(fsys fs.FS) ([]string, error) {
+	m, err := fs.Glob(fsys, "*.json")
 	if err != nil {
 		return nil, err
 	}
 	var names []string
 	for _, p := range m {
-		names = append(names, strings.TrimSuffix(filepath.Base(p), ".json"))
+		names = append(names, strings.TrimSuffix(path.Base(p), ".json"))
 	}
 	slices.Sort(names)
 	return names, nil

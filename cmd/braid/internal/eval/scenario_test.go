@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"github.com/braidnet/braid/scenarios"
 	"strings"
 	"testing"
 	"time"
@@ -163,12 +164,12 @@ func TestParseRate(t *testing.T) {
 }
 
 func TestShippedScenarios(t *testing.T) {
-	names, err := List("../../../../scenarios")
+	names, err := List(scenarios.FS)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"cut-path", "four-rates", "rtt-mismatch", "smoke"} {
-		sc, err := Load("../../../../scenarios", want)
+		sc, err := Load(scenarios.FS, want)
 		if err != nil {
 			t.Errorf("%s: %v", want, err)
 			continue
@@ -180,7 +181,7 @@ func TestShippedScenarios(t *testing.T) {
 	if len(names) < 4 {
 		t.Errorf("scenarios: %v", names)
 	}
-	if sc, err := Load("../../../../scenarios", "smoke"); err == nil && sc.Duration > 5*time.Second {
+	if sc, err := Load(scenarios.FS, "smoke"); err == nil && sc.Duration > 5*time.Second {
 		t.Errorf("smoke lasts %v; CI needs it short", sc.Duration)
 	}
 }
