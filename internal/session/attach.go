@@ -249,7 +249,10 @@ func (s *Session) redial(spec PathSpec, slot int) {
 		hcancel()
 		if err == nil {
 			var idx uint16
-			if idx, err = wire.ParseAttachOK(hs.reply.Payload); err == nil {
+			if idx, err = wire.ParseAttachOK(hs.reply.Payload); err != nil {
+				err = fmt.Errorf("%w: ATTACH_OK: %w", ErrProtocol, err)
+			}
+			if err == nil {
 				if err = s.startPath(hs, int(idx), slot, spec); err == nil {
 					s.ctr.redials.Add(1)
 					s.log.Info("path re-dialed", "path", idx, "remote", spec.Remote, "attempt", attempt)

@@ -210,6 +210,53 @@ func TestInvalidChunks(t *testing.T) {
 	}
 }
 
+// TestMalformedControlFrames: a control frame whose payload does not parse aborts the session
+// with PROTOCOL, and the session's error matches ErrProtocol; other sessions carry on.
+func TestMalformedControlFrames(t *testing.T) {
+	cases := []struct {
+		name    string
+		t       wire.Type
+		payload []byte
+	}{
+		{"CHUNK_ACK cut short", wire.TypeChunkAck, []byte{1, 2, 3}},
+		{"CREDIT of 3 bytes", wire.TypeCredit, []byte{0, 0, 1}},
+		{"CLOSE of 9 bytes", wire.TypeClose, make([]byte, 9)},
+		{"ERROR without a code", wire.TypeError, nil},
+		{"PING too long", wire.TypePing, make([]byte, wire.MaxPingPayload+1)},
+		{"unexpected SESSION_NEW", wire.TypeSessionNew, make([]byte, 8)},
+	}
+	l, _ := startListener(t, nil)
+	healthy := healthySession(t, l)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p, _ := openRaw(t, l.Addr().String(), 4096)
+			s := acceptOne(t, l)
+			p.send(c.t, c.payload)
+			p.expectError(wire.CodeProtocol)
+			if err := s.Err(); !errors.Is(err, ErrProtocol) {
+				t.Fatalf("session error %v, want one matching ErrProtocol", err)
+			}
+			healthy()
+		})
+	}
+	// A control frame announcing more than its type can hold is refused on its header, without
+	// waiting for (or buffering) the payload.
+	t.Run("CREDIT announcing 1 MiB", func(t *testing.T) {
+		p, _ := openRaw(t, l.Addr().String(), 4096)
+		s := acceptOne(t, l)
+		var h [wire.HeaderSize]byte
+		wire.PutHeader(h[:], wire.Header{Type: wire.TypeCredit, Length: 1 << 20})
+		if _, err := p.conn.Write(h[:]); err != nil {
+			t.Fatal(err)
+		}
+		p.expectError(wire.CodeProtocol)
+		if err := s.Err(); !errors.Is(err, ErrProtocol) {
+			t.Fatalf("session error %v, want one matching ErrProtocol", err)
+		}
+		healthy()
+	})
+}
+
 func TestOverBudget(t *testing.T) {
 	l, _ := startListener(t, &Config{ChunkSize: 4096, SessionWindow: 64 << 10, MaxMessageSize: 16 << 10})
 	healthy := healthySession(t, l)

@@ -143,9 +143,9 @@ func (s *Session) onPiece(p *path, ph wire.PieceHeader, n int) error {
 		s.mu.Unlock()
 		return violation(wire.CodeInvalidChunk, mapReasmError(err))
 	}
-	if err := s.recvd.Allowed(ch.Seq); err != nil {
+	if err := s.admitSeq(ch.Seq); err != nil {
 		s.mu.Unlock()
-		return violation(wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, err))
+		return err
 	}
 	set := s.pieces[ch.Seq]
 	switch {
@@ -280,7 +280,7 @@ func (s *Session) rebuild(p *path, set *pieceSet) error {
 					"item", set.hdr.Item, "chunk", set.hdr.Chunk, "failed_sets", res.Failed, "used", res.Used, "suspect_pieces", res.Suspects)
 			}
 			if err != nil {
-				return violation(wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, err))
+				return protocolViolation(err)
 			}
 			return nil
 		}

@@ -75,7 +75,7 @@ func dialPathsHooked(ctx context.Context, specs []PathSpec, cfg *Config, hooks *
 		return nil, err
 	}
 	if len(specs) == 0 {
-		return nil, errors.New("braid: DialPaths needs at least one path")
+		return nil, fmt.Errorf("%w: DialPaths needs at least one path", ErrBadOptions)
 	}
 	if len(specs) > maxPathsLimit {
 		return nil, fmt.Errorf("%w: %d requested, at most %d", ErrTooManyPaths, len(specs), maxPathsLimit)
@@ -106,6 +106,9 @@ func dialPaths(ctx context.Context, specs []PathSpec, c *Config, hooks *testHook
 	// The path that opened the session is slot 0; the others keep their order after it.
 	specs = append([]PathSpec{specs[first]}, append(slices.Clone(specs[:first]), specs[first+1:]...)...)
 	acc, err := wire.ParseSessionAccept(hs.reply.Payload)
+	if err != nil {
+		err = fmt.Errorf("%w: SESSION_ACCEPT: %w", ErrProtocol, err)
+	}
 	if err == nil && (acc.ChunkSize != uint32(c.ChunkSize) || acc.PathIndex != 0) {
 		err = fmt.Errorf("%w: server answered chunk size %d, path %d", ErrProtocol, acc.ChunkSize, acc.PathIndex)
 	}
@@ -148,7 +151,7 @@ func dialPaths(ctx context.Context, specs []PathSpec, c *Config, hooks *testHook
 			idx, err := wire.ParseAttachOK(hs.reply.Payload)
 			if err != nil {
 				hs.conn.Close()
-				errs[i] = err
+				errs[i] = fmt.Errorf("path %d: %w: ATTACH_OK: %w", i, ErrProtocol, err)
 				return
 			}
 			errs[i] = s.startPath(hs, int(idx), i, specs[i])

@@ -401,6 +401,44 @@ func TestSendNoCopy(t *testing.T) {
 			t.Fatalf("done ran %d times once the session ended, want 1", n)
 		}
 	})
+	t.Run("done calls the session", func(t *testing.T) {
+		// done runs holding none of the session's locks: it may ask for Stats, or send the
+		// next message, as a sender recycling its buffers does.
+		l, _ := startListener(t, nil)
+		c, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{Paths: 2, ChunkSize: 4096}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Abort()
+		srv := acceptOne(t, l)
+		defer srv.Abort()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		sent := make(chan error, 1)
+		var acked atomic.Uint64
+		if err := c.SendNoCopy(ctx, make([]byte, 50_000), func() {
+			acked.Store(c.Stats().Paths[0].BytesAcked + c.Stats().Paths[1].BytesAcked)
+			sent <- c.Send(ctx, []byte("after done"))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 2 {
+			if _, err := srv.Receive(ctx); err != nil {
+				t.Fatalf("message %d: %v", i, err)
+			}
+		}
+		select {
+		case err := <-sent:
+			if err != nil {
+				t.Fatalf("Send from done: %v", err)
+			}
+		case <-ctx.Done():
+			t.Fatal("done never finished: it blocked on the session")
+		}
+		if acked.Load() == 0 {
+			t.Error("Stats from done saw nothing acknowledged")
+		}
+	})
 	t.Run("coded", func(t *testing.T) {
 		l, _ := startListener(t, nil)
 		c, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{Paths: 3, Mode: "shamir:2/3"}))

@@ -25,7 +25,7 @@ import (
 //
 //	roleReader  the path's reader goroutine (the usual state)
 //	roleFree    nobody: the reader goroutine is parked, and takes the role back once it has been
-//	            free for inlineLease (or the session leaves phaseOpen), so that a path is never
+//	            free for reclaimAfter (or the session leaves phaseOpen), so that a path is never
 //	            left unread for long
 //	roleApp     a Receive call, which gives the role back (roleFree) when it returns, or hands
 //	            it to the reader goroutine (roleReader, with resume) when it meets a frame it
@@ -115,7 +115,7 @@ func (p *path) interrupt() {
 
 // park is the reader goroutine's wait after yielding its role (roleFree). It returns when the
 // reader holds the role again: handed back by a Receive (with what it left), or taken back when
-// it has been free for a lease (leaseExpired), the session leaves phaseOpen, or the path is
+// it has been free for reclaimAfter (reclaimDue), the session leaves phaseOpen, or the path is
 // ending.
 func (p *path) park() handback {
 	stop := p.stop
@@ -141,33 +141,33 @@ func (p *path) park() handback {
 	}
 }
 
-// inlineLease is how long a path's read role may stay free before its reader goroutine takes it
+// reclaimAfter is how long a path's read role may stay free before its reader goroutine takes it
 // back: the longest a path goes unread while its application is not in Receive (up to twice
 // this, as the timer is not pushed back by every release).
-const inlineLease = 2 * time.Millisecond
+const reclaimAfter = 2 * time.Millisecond
 
-// armLease starts p's lease timer unless it runs. It is armed when the role is left free, and
-// not again until it has fired: a message stream re-arms it at most once per lease, never per
+// armReclaim starts p's reclaim timer unless it runs. It is armed when the role is left free, and
+// not again until it has fired: a message stream re-arms it at most once per reclaimAfter, never per
 // message (restarting a runtime timer can wake a thread sleeping in the network poller).
-func (p *path) armLease() {
-	if p.leaseArmed.CompareAndSwap(false, true) {
-		p.lease.Reset(inlineLease)
+func (p *path) armReclaim() {
+	if p.reclaimArmed.CompareAndSwap(false, true) {
+		p.reclaimTimer.Reset(reclaimAfter)
 	}
 }
 
-// leaseExpired runs when p's lease timer fires: a role free for a lease goes back to the reader
-// goroutine; one freed more recently is looked at again a lease later; one a Receive holds is
+// reclaimDue runs when p's reclaim timer fires: a role free for reclaimAfter goes back to the
+// reader goroutine; one freed more recently is looked at again reclaimAfter later; one a Receive holds is
 // left alone (its release arms the timer again).
-func (p *path) leaseExpired() {
-	p.leaseArmed.Store(false)
+func (p *path) reclaimDue() {
+	p.reclaimArmed.Store(false)
 	if p.role.Load() != roleFree {
 		return
 	}
-	if p.eng.clock()-time.Duration(p.freedAt.Load()) >= inlineLease {
+	if p.eng.clock()-time.Duration(p.freedAt.Load()) >= reclaimAfter {
 		kick(p.resume)
 		return
 	}
-	p.armLease()
+	p.armReclaim()
 }
 
 // wakeParked wakes p's reader goroutine if its read role is free, so that it takes it back.
@@ -187,7 +187,7 @@ func (p *path) reclaim() bool {
 }
 
 // giveBack ends a Receive's hold on p's read role. With nothing to hand over the role is left
-// free (the reader goroutine takes it back after a lease, or at the session's end);
+// free (the reader goroutine takes it back after reclaimAfter, or at the session's end);
 // otherwise the reader goroutine gets it now, with hb.
 func (p *path) giveBack(hb handback) {
 	p.intMu.Lock()
@@ -207,7 +207,7 @@ func (p *path) giveBack(hb handback) {
 		kick(p.resume) // the path is ending: its reader must take the role back to finish
 		return
 	}
-	p.armLease()
+	p.armReclaim()
 }
 
 // readInline reads frames from p as a Receive holding its read role, until a message is ready or
@@ -255,7 +255,7 @@ func (s *Session) yieldRead(p *path) bool {
 		return false
 	}
 	p.freedAt.Store(int64(s.clock()))
-	p.armLease()
+	p.armReclaim()
 	s.inlinePath = p
 	return true
 }

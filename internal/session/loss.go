@@ -35,8 +35,16 @@ func (s *Session) release(oc *outChunk) {
 // goroutines have stopped: nothing will send them again. Messages sent with SendNoCopy are
 // handed back.
 func (s *Session) dropOutstanding() {
+	defer s.runCompletions()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.abandonAll()
+}
+
+// abandonAll settles every chunk still unacknowledged as abandoned: the peer will never
+// acknowledge it (it closed), or nothing will send it again (the session ended). Call with s.mu
+// held.
+func (s *Session) abandonAll() {
 	s.out.Apply(&wire.ChunkAck{Cum: s.nextSeqSent}, func(_ uint64, oc *outChunk) {
 		s.undelivered++
 		s.settle(oc, fateAbandoned, nil, 0)
@@ -97,6 +105,7 @@ func (s *Session) settle(oc *outChunk, f fate, by *path, now time.Duration) (sam
 // onAck releases the chunks a CHUNK_ACK from path p acknowledges, taking an RTT sample for p.
 func (s *Session) onAck(p *path, a *wire.ChunkAck) error {
 	now := s.clock()
+	defer s.runCompletions()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if a.Cum > s.nextSeqSent || (len(a.Ranges) > 0 && a.Ranges[len(a.Ranges)-1].To > s.nextSeqSent) {
@@ -130,6 +139,7 @@ func (s *Session) onAck(p *path, a *wire.ChunkAck) error {
 
 // onClose takes the peer's CLOSE: it has sent its last item, and reads nothing more.
 func (s *Session) onClose(items uint64) error {
+	defer s.runCompletions()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.peerClosed {
@@ -139,11 +149,7 @@ func (s *Session) onClose(items uint64) error {
 		return nil
 	}
 	s.peerClosed, s.peerItems = true, items
-	// What the peer has not acknowledged it never will.
-	s.out.Apply(&wire.ChunkAck{Cum: s.nextSeqSent}, func(_ uint64, oc *outChunk) {
-		s.undelivered++
-		s.settle(oc, fateAbandoned, nil, 0)
-	})
+	s.abandonAll() // what the peer has not acknowledged it never will
 	s.broadcast()
 	return nil
 }
@@ -239,6 +245,7 @@ func (s *Session) monitor() {
 			return
 		case <-t.C:
 			s.checkTimers(s.clock())
+			s.runCompletions()
 		}
 	}
 }

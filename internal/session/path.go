@@ -43,6 +43,9 @@ type engine interface {
 	creditValue() uint64
 	// release lets go of a hold on a chunk the path was given.
 	release(oc *outChunk)
+	// runCompletions runs what letting go of chunks has made due (SendNoCopy's done); the path
+	// calls it holding none of its locks.
+	runCompletions()
 	// isClosing reports whether this end has begun to close (end of stream is then expected).
 	isClosing() bool
 	// onFrame is told that a frame arrived, the first time a path reads one.
@@ -99,12 +102,12 @@ type path struct {
 	resume   chan struct{} // wakes the reader goroutine parked while the role is not its own
 	handBack handback      // what a Receive handing the role back leaves (written before role)
 	freedAt  atomic.Int64  // session clock when the role was last left free
-	lease    *time.Timer   // wakes the parked reader once the role has been free for a lease
-	// leaseArmed: lease is running
-	leaseArmed atomic.Bool
-	intMu      sync.Mutex // guards the three below and the read deadline
-	deadline   bool       // under intMu: a control frame's read deadline is set
-	idle       bool       // under intMu: the role holder waits for a frame header
+	// reclaimTimer wakes the parked reader once the role has been free for reclaimAfter
+	reclaimTimer *time.Timer
+	reclaimArmed atomic.Bool // reclaimTimer is running
+	intMu        sync.Mutex  // guards idle, interrupted and the read deadline's changes
+	deadline     bool        // reader: a control frame's read deadline is set
+	idle         bool        // under intMu: the role holder waits for a frame header
 	// interrupted: under intMu: the role holder must return from its header wait (interrupt)
 	interrupted bool
 
@@ -193,8 +196,8 @@ func newPath(s *Session, index, slot int, spec PathSpec, conn net.Conn, r *wire.
 	}
 	p.rd.Store(r)
 	p.lastRecv.Store(int64(p.upAt))
-	p.lease = time.AfterFunc(time.Hour, p.leaseExpired)
-	p.lease.Stop()
+	p.reclaimTimer = time.AfterFunc(time.Hour, p.reclaimDue)
+	p.reclaimTimer.Stop()
 	return p
 }
 

@@ -21,6 +21,15 @@ func (e *sessionError) Unwrap() error { return e.err }
 
 func violation(code wire.Code, err error) error { return &sessionError{code: code, err: err} }
 
+// protocolViolation is a violation with code PROTOCOL whose error matches ErrProtocol as well as
+// err (a malformed payload's wire error, say).
+func protocolViolation(err error) error {
+	if !errors.Is(err, ErrProtocol) {
+		err = fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	return violation(wire.CodeProtocol, err)
+}
+
 // errPeerClosedPath is how a path ends normally: end of stream after the peer's CLOSE, or after
 // our own.
 var errPeerClosedPath = errors.New("peer closed the path")
@@ -28,7 +37,7 @@ var errPeerClosedPath = errors.New("peer closed the path")
 // readLoop reads the path's frames until it ends, then reports why to the session.
 func (p *path) readLoop() {
 	err := p.read()
-	p.lease.Stop()
+	p.reclaimTimer.Stop()
 	p.dead.Store(true)
 	p.downMu.Lock()
 	if p.downReason != nil {
@@ -119,7 +128,7 @@ func (p *path) readData(h wire.Header) error {
 	}
 	ph, err := wire.ParsePieceHeader(hb[:size])
 	if err != nil {
-		return violation(wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, err))
+		return protocolViolation(err)
 	}
 	return p.eng.onPiece(p, ph, n)
 }
@@ -147,6 +156,13 @@ func (p *path) skipBody(n int) error {
 // readControl reads a control frame, within ReadTimeout once its header has come, and acts on it:
 // PING and PONG here, the rest in the session.
 func (p *path) readControl(h wire.Header) error {
+	limit, ok := wire.MaxPathControlPayload(h.Type)
+	if !ok {
+		return protocolViolation(fmt.Errorf("unexpected %s on a session path", h.Type))
+	}
+	if int(h.Length) > limit {
+		return protocolViolation(fmt.Errorf("%s of %d bytes, at most %d", h.Type, h.Length, limit))
+	}
 	if h.Length > 0 && int(h.Length) > p.r.Buffered() {
 		p.conn.SetReadDeadline(time.Now().Add(p.cfg.ReadTimeout))
 		p.deadline = true
@@ -158,9 +174,6 @@ func (p *path) readControl(h wire.Header) error {
 	p.trace("recv", h.Type, len(payload))
 	switch t := h.Type; t {
 	case wire.TypePing, wire.TypePong:
-		if len(payload) > wire.MaxPingPayload {
-			return violation(wire.CodeProtocol, fmt.Errorf("%w: %s payload of %d bytes", ErrProtocol, t, len(payload)))
-		}
 		if t == wire.TypePing {
 			p.sendCtrl(wire.TypePong, payload)
 		} else if len(payload) == 8 {
@@ -171,26 +184,26 @@ func (p *path) readControl(h wire.Header) error {
 		}
 	case wire.TypeChunkAck:
 		if err := wire.ParseChunkAck(payload, &p.ackIn); err != nil {
-			return violation(wire.CodeProtocol, err)
+			return protocolViolation(err)
 		}
 		return p.eng.onAck(p, &p.ackIn)
 	case wire.TypeCredit:
 		v, err := wire.ParseUint64(t, payload)
 		if err != nil {
-			return violation(wire.CodeProtocol, err)
+			return protocolViolation(err)
 		}
 		return p.eng.onCredit(v)
 	case wire.TypeClose:
 		v, err := wire.ParseUint64(t, payload)
 		if err != nil {
-			return violation(wire.CodeProtocol, err)
+			return protocolViolation(err)
 		}
 		p.sawClose = true
 		return p.eng.onClose(v)
 	case wire.TypeError:
 		e, err := wire.ParseError(payload)
 		if err != nil {
-			return violation(wire.CodeProtocol, err)
+			return protocolViolation(err)
 		}
 		return remoteError(e)
 	default:

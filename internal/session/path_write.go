@@ -137,6 +137,7 @@ func (p *path) writeLoop() {
 		}
 		batch, err = p.flush(batch, err, ackAsked)
 		p.wmu.Unlock()
+		p.eng.runCompletions()
 		if err != nil {
 			p.setDownReason(fmt.Errorf("write: %w", err))
 			p.kill(0, "")

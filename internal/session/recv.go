@@ -77,6 +77,10 @@ func (s *Session) Release(msg []byte) { bufpool.Put(msg) }
 // has p read the n payload bytes straight into it, and records the seq for acknowledgement.
 func (s *Session) onChunk(p *path, ch wire.ChunkHeader, n int) error {
 	s.mu.Lock()
+	if err := s.admitSeq(ch.Seq); err != nil {
+		s.mu.Unlock()
+		return err
+	}
 	dst, dup, err := s.reasm.ReserveBy(ch, n, p.index)
 	owner, busy := -1, false
 	if dup {
@@ -114,7 +118,7 @@ func (s *Session) onChunk(p *path, ch wire.ChunkHeader, n int) error {
 	s.mu.Unlock()
 	bufpool.Put(spare)
 	if err != nil {
-		return violation(wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, err))
+		return protocolViolation(err)
 	}
 	return nil
 }
@@ -188,6 +192,15 @@ func (s *Session) stuckHolders(now time.Duration) (stuck []func()) {
 // spareCopy is a chunk's complete copy, come by path by while path holder fills the original.
 type spareCopy struct{ holder, by int }
 
+// admitSeq checks, before anything of a data frame is stored, that its seq is one the session
+// can record: a sender within the window never sends one too far ahead. Call with s.mu held.
+func (s *Session) admitSeq(seq uint64) error {
+	if err := s.recvd.Allowed(seq); err != nil {
+		return protocolViolation(err)
+	}
+	return nil
+}
+
 // chunkArrived records a chunk just committed by p's reader: its seq for acknowledgement, and a
 // wake-up for Receive if its message is next. A one-chunk message that a Receive waits for makes
 // p's reader a candidate to yield its read role to it (inline.go). Call with s.mu held.
@@ -253,7 +266,7 @@ func (s *Session) onCredit(v uint64) error {
 	}
 	s.mu.Unlock()
 	if err != nil {
-		return violation(wire.CodeProtocol, fmt.Errorf("%w: %w", ErrProtocol, err))
+		return protocolViolation(err)
 	}
 	return nil
 }

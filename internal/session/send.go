@@ -99,27 +99,57 @@ func (s *Session) newOutChunk() *outChunk {
 type lease struct {
 	refs atomic.Int32
 	done func()
+	s    *Session
 }
 
+// release drops a hold on the message. The last one does not call done there and then: holds
+// are let go of under the session's locks, and done is the caller's code, which may call back
+// into the session. It is queued, and run by runCompletions once those locks are released.
 func (l *lease) release() {
 	if l.refs.Add(-1) == 0 && l.done != nil {
-		l.done()
+		l.s.compMu.Lock()
+		l.s.completions = append(l.s.completions, l.done)
+		l.s.compMu.Unlock()
+		l.s.compPending.Store(true)
+	}
+}
+
+// runCompletions runs the queued done functions of SendNoCopy messages let go of. Every place
+// that may let go of a chunk calls it once it holds no session lock; the monitor does too, so
+// none waits longer than a tick.
+func (s *Session) runCompletions() {
+	if !s.compPending.Load() {
+		return
+	}
+	s.compMu.Lock()
+	done := s.completions
+	s.completions = nil
+	s.compPending.Store(false)
+	s.compMu.Unlock()
+	for _, f := range done {
+		f()
 	}
 }
 
 // Send sends msg as one item. It blocks while the peer's receive window is full, until ctx ends
 // or the session does. ctx governs only that wait: once the first chunk is queued the whole
 // message is committed to the session. Send does not retain msg after it returns.
-func (s *Session) Send(ctx context.Context, msg []byte) error { return s.send(ctx, msg, nil) }
+func (s *Session) Send(ctx context.Context, msg []byte) error {
+	defer s.runCompletions() // earlier SendNoCopy messages it may have let go of
+	return s.send(ctx, msg, nil)
+}
 
 // SendNoCopy is Send without the copy Send makes of msg: the session reads msg itself until the
 // peer has acknowledged every chunk of it (or the session has let go of them: the peer closed,
 // or the session ended), then calls done, if not nil, once, on one of its goroutines or before
-// SendNoCopy returns. The caller must not modify msg until done has run. In a coded mode msg is
-// encoded at once, and done runs before SendNoCopy returns.
+// SendNoCopy returns, holding none of the session's locks (done may call the session's methods,
+// but should not block: it may run on a path's reader or writer). The caller must not modify
+// msg until done has run. In a coded mode msg is encoded at once, and done runs before
+// SendNoCopy returns.
 func (s *Session) SendNoCopy(ctx context.Context, msg []byte, done func()) error {
-	l := &lease{done: done}
+	l := &lease{done: done, s: s}
 	l.refs.Store(1) // SendNoCopy's own, until it returns
+	defer s.runCompletions()
 	defer l.release()
 	return s.send(ctx, msg, l)
 }

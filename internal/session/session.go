@@ -45,6 +45,7 @@ import (
 //	path.downMu     why one path ended.
 //	path.intMu      one path's read deadline and interrupt state (inline.go); taken under
 //	                Session.mu by broadcast.
+//	Session.compMu  the queue of SendNoCopy done functions (lease.release, runCompletions).
 //
 // Paths take none of the session's locks: they call the engine interface, whose methods take mu
 // themselves and never call back into a path while holding it except to queue (retransmit,
@@ -111,6 +112,11 @@ type Session struct {
 	// inlineHint is the path whose reader just completed a one-chunk message that a Receive waits
 	// for (set under mu, read without it by every reader after every frame).
 	inlineHint        atomic.Pointer[path]
+	// SendNoCopy messages let go of, whose done functions wait to run outside the session's
+	// locks (runCompletions). compMu is a leaf lock.
+	compMu            sync.Mutex
+	completions       []func()
+	compPending       atomic.Bool
 	integrityFailures atomic.Uint64
 	ctr               sessionCounters // lifetime events, for Stats (counters.go)
 	onViolation       func(wire.Code) // server: counts a violation the session is ended for

@@ -258,6 +258,30 @@ func ParsePieceHeader(p []byte) (PieceHeader, error) {
 // MaxAckRanges bounds the ranges one CHUNK_ACK carries; later ranges wait for a later ACK.
 const MaxAckRanges = 64
 
+// MaxChunkAckSize is the largest CHUNK_ACK payload: the cumulative point, the count and
+// MaxAckRanges ranges.
+const MaxChunkAckSize = 10 + 16*MaxAckRanges
+
+// MaxPathControlPayload returns the largest payload a control frame of type t may carry on a
+// session path once the session is open, and false for a type that has no place there (data
+// frames and handshake frames included). A reader checks a header against it before reading
+// the payload, so that a peer cannot make it buffer MaxFrameSize for a CREDIT.
+func MaxPathControlPayload(t Type) (int, bool) {
+	switch t {
+	case TypePing, TypePong:
+		return MaxPingPayload, true
+	case TypeChunkAck:
+		return MaxChunkAckSize, true
+	case TypeCredit:
+		return CreditSize, true
+	case TypeClose:
+		return CloseSize, true
+	case TypeError:
+		return 2 + MaxErrorMessage, true
+	}
+	return 0, false
+}
+
 // SeqRange is the chunk sequence numbers From up to, not including, To.
 type SeqRange struct{ From, To uint64 }
 
