@@ -111,7 +111,7 @@ type Session struct {
 
 	// inlineHint is the path whose reader just completed a one-chunk message that a Receive waits
 	// for (set under mu, read without it by every reader after every frame).
-	inlineHint        atomic.Pointer[path]
+	inlineHint atomic.Pointer[path]
 	// SendNoCopy messages let go of, whose done functions wait to run outside the session's
 	// locks (runCompletions). compMu is a leaf lock.
 	compMu            sync.Mutex
