@@ -1,6 +1,7 @@
 package session
 
 import (
+	"cmp"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -107,12 +108,22 @@ func (c *Config) Validate() error {
 // costs two goroutines and buffers.
 const maxPathsLimit = 1024
 
+// Upper bounds of the memory settings, so that every configuration that validates can be
+// built: a receiver's record of chunks received is a bitmap of SessionWindow ÷ ChunkSize bits
+// (maxWindowChunks bounds it at 128 KiB), and a message's chunk count is 32 bits on the wire.
+const (
+	maxSessionWindow = 1 << 40 // 1 TiB
+	maxWindowChunks  = 1 << 20
+	maxMessageSize   = 1 << 40
+	maxMemory        = 1 << 50
+)
+
 // checkRanges checks each field on its own, in declaration order, and reports the first that is
 // out of range.
 func (c *Config) checkRanges() error {
 	negative := func(name string, v any) string { return fmt.Sprintf("%s %v is negative", name, v) }
 	mode, modeErr := disperse.Parse(c.Mode)
-	var schedErr, fpErr, authErr error
+	var schedErr, fpErr, authErr, certErr error
 	if c.Scheduler != "" {
 		_, schedErr = sched.New(c.Scheduler)
 	}
@@ -124,6 +135,14 @@ func (c *Config) checkRanges() error {
 			authErr = err
 		}
 	}
+	if c.TLS != nil {
+		for i, cert := range c.TLS.Certificates {
+			if _, err := secure.CertFingerprint(cert); err != nil && certErr == nil {
+				certErr = fmt.Errorf("certificate %d: %w", i, err)
+			}
+		}
+	}
+	chunk := cmp.Or(c.ChunkSize, DefaultConfig().ChunkSize)
 	for _, rule := range []struct {
 		broken bool
 		msg    string
@@ -140,8 +159,9 @@ func (c *Config) checkRanges() error {
 		{c.MaxConnsPerIP < 0, negative("MaxConnsPerIP", c.MaxConnsPerIP)},
 		{c.AcceptBacklog < 0, negative("AcceptBacklog", c.AcceptBacklog)},
 		{c.HandshakeTimeout < 0, negative("HandshakeTimeout", c.HandshakeTimeout)},
-		{c.SessionWindow < 0, negative("SessionWindow", c.SessionWindow)},
-		{c.MaxMessageSize < 0, negative("MaxMessageSize", c.MaxMessageSize)},
+		{c.SessionWindow < 0 || c.SessionWindow > maxSessionWindow, fmt.Sprintf("SessionWindow %d outside 0..%d", c.SessionWindow, int64(maxSessionWindow))},
+		{c.SessionWindow/int64(chunk) > maxWindowChunks, fmt.Sprintf("SessionWindow %d holds more than %d chunks of %d bytes", c.SessionWindow, maxWindowChunks, chunk)},
+		{c.MaxMessageSize < 0 || c.MaxMessageSize > maxMessageSize, fmt.Sprintf("MaxMessageSize %d outside 0..%d", c.MaxMessageSize, int64(maxMessageSize))},
 		{modeErr != nil, fmt.Sprintf("Mode: %v", modeErr)},
 		// Share j travels only on path j: a coded session has exactly N paths.
 		{modeErr == nil && mode.Coded() && c.Paths != 0 && c.Paths != mode.N, fmt.Sprintf("Mode %s needs %d paths, Paths is %d", mode, mode.N, c.Paths)},
@@ -160,7 +180,8 @@ func (c *Config) checkRanges() error {
 		{c.MaxHandshakes < 0, negative("MaxHandshakes", c.MaxHandshakes)},
 		{c.MaxHandshakesPerIP < 0, negative("MaxHandshakesPerIP", c.MaxHandshakesPerIP)},
 		{c.MaxPendingSessionsPerIP < 0, negative("MaxPendingSessionsPerIP", c.MaxPendingSessionsPerIP)},
-		{c.MaxMemory < 0, negative("MaxMemory", c.MaxMemory)},
+		{c.MaxMemory < 0 || c.MaxMemory > maxMemory, fmt.Sprintf("MaxMemory %d outside 0..%d", c.MaxMemory, int64(maxMemory))},
+		{certErr != nil, fmt.Sprintf("TLS: %v", certErr)},
 		{c.MinPaths < 0 || c.MinPaths > maxPathsLimit, fmt.Sprintf("MinPaths %d outside 0..%d", c.MinPaths, maxPathsLimit)},
 		{c.MinPaths > 0 && c.Paths > 0 && c.MinPaths > c.Paths, fmt.Sprintf("MinPaths %d above Paths %d", c.MinPaths, c.Paths)},
 	} {
@@ -236,6 +257,10 @@ func (c *Config) withDefaults() (*Config, error) {
 	}
 	if out.SessionWindow < minWin {
 		return nil, fmt.Errorf("%w: SessionWindow %d below twice the largest message's charge (%d)", ErrBadOptions, out.SessionWindow, minWin)
+	}
+	if out.SessionWindow > maxSessionWindow || out.SessionWindow/int64(out.ChunkSize) > maxWindowChunks {
+		// The default window, raised to hold two of the largest messages.
+		return nil, fmt.Errorf("%w: MaxMessageSize %d needs a window of %d bytes: more than %d bytes, or %d chunks of %d bytes", ErrBadOptions, out.MaxMessageSize, out.SessionWindow, int64(maxSessionWindow), maxWindowChunks, out.ChunkSize)
 	}
 	return &out, nil
 }

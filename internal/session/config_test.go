@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"strings"
 	"testing"
@@ -87,6 +88,13 @@ func TestValidateIsWhatDialAccepts(t *testing.T) {
 		{"bad authorized client", Config{AuthorizedClients: []string{"md5:x"}}, "AuthorizedClients"},
 		{"long token", Config{Token: strings.Repeat("t", 65)}, "Token"},
 		{"negative handshakes", Config{MaxHandshakesPerIP: -1}, "MaxHandshakesPerIP"},
+		{"window beyond the limit", Config{SessionWindow: 1 << 62, ChunkSize: 1 << 20}, "SessionWindow"},
+		{"window of too many chunks", Config{SessionWindow: 1 << 31, ChunkSize: 1 << 10}, "chunks"},
+		{"message beyond the limit", Config{MaxMessageSize: 1 << 50}, "MaxMessageSize"},
+		{"message whose window would be too large", Config{MaxMessageSize: 1 << 40, ChunkSize: 1 << 20}, "needs a window"},
+		{"message whose window holds too many chunks", Config{MaxMessageSize: 1 << 30, ChunkSize: 1 << 10}, "needs a window"},
+		{"memory beyond the limit", Config{MaxMemory: 1 << 62}, "MaxMemory"},
+		{"certificate that does not parse", Config{TLS: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{{1, 2, 3}}}}}}, "certificate 0"},
 		// Several rules broken: the first field in declaration order is the one reported.
 		{"first of several", Config{ReadTimeout: -1, Paths: -1, Linger: -1, Scheduler: "nope"}, "ReadTimeout"},
 		{"paths before scheduler", Config{Paths: -1, Scheduler: "nope"}, "Paths"},
@@ -117,5 +125,51 @@ func TestValidateIsWhatDialAccepts(t *testing.T) {
 		if err := good.Validate(); err != nil {
 			t.Errorf("Validate(%+v): %v", good, err)
 		}
+	}
+}
+
+// TestValidConfigsAccepted: a configuration that validates is accepted by Listen and Dial, up to
+// the limits of every memory setting, and the session it makes carries a message.
+func TestValidConfigsAccepted(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"largest window", Config{SessionWindow: maxSessionWindow, ChunkSize: MaxChunkSize}},
+		{"most chunks in the window", Config{SessionWindow: maxWindowChunks * MinChunkSize, ChunkSize: MinChunkSize, MaxMessageSize: 1 << 20}},
+		{"largest memory budget", Config{MaxMemory: maxMemory}},
+		{"large messages", Config{MaxMessageSize: 1 << 30, ChunkSize: MaxChunkSize}},
+		{"smallest window for the messages", Config{SessionWindow: 2 * reasm.Charge(16, 1<<10), ChunkSize: 1 << 10, MaxMessageSize: 16 << 10}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.Insecure = true
+			if err := cfg.Validate(); err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			l, err := Listen("127.0.0.1:0", &cfg)
+			if err != nil {
+				t.Fatalf("Listen: %v", err)
+			}
+			defer l.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := Dial(ctx, l.Addr().String(), &cfg)
+			if err != nil {
+				t.Fatalf("Dial: %v", err)
+			}
+			defer c.Abort()
+			s, err := l.Accept(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Abort()
+			if err := c.Send(ctx, []byte("fits")); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.Receive(ctx); err != nil || string(got) != "fits" {
+				t.Fatalf("received %q, %v", got, err)
+			}
+		})
 	}
 }
