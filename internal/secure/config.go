@@ -2,6 +2,7 @@ package secure
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -29,6 +30,13 @@ const PostQuantum = tls.X25519MLKEM768
 // ClientConfig returns the TLS configuration of a client path to addr ("host:port").
 func ClientConfig(o Options, addr string) (*tls.Config, error) {
 	c := baseClone(o)
+	if len(c.Certificates) == 1 && c.GetClientCertificate == nil {
+		// A client presents its one certificate whenever the server asks, as ssh presents its
+		// key: crypto/tls would send none to a server naming CAs that did not issue it, though
+		// the server may accept the key itself (AuthorizedClients).
+		cert := &c.Certificates[0]
+		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+	}
 	if c.ServerName == "" && !c.InsecureSkipVerify && o.ServerFingerprint == "" {
 		host, _, err := net.SplitHostPort(addr)
 		if err != nil {
@@ -73,6 +81,31 @@ func ServerConfig(o Options, cert tls.Certificate) (*tls.Config, error) {
 	for _, fp := range o.AuthorizedClients {
 		if _, err := ParseFingerprint(fp); err != nil {
 			return nil, fmt.Errorf("authorized client: %w", err)
+		}
+	}
+	if len(o.AuthorizedClients) > 0 && c.ClientCAs != nil &&
+		(c.ClientAuth == tls.VerifyClientCertIfGiven || c.ClientAuth == tls.RequireAndVerifyClientCert) {
+		// A client key on the list authenticates without a chain to ClientCAs (it is usually
+		// self-signed), which crypto/tls's own verification would refuse: verify here instead,
+		// accepting either.
+		c.ClientAuth = map[tls.ClientAuthType]tls.ClientAuthType{
+			tls.VerifyClientCertIfGiven:    tls.RequestClientCert,
+			tls.RequireAndVerifyClientCert: tls.RequireAnyClientCert,
+		}[c.ClientAuth]
+		roots, authorized := c.ClientCAs, o.AuthorizedClients
+		// Nor may the server name its CAs in the certificate request: a client holding only a
+		// listed self-signed key would then send none (crypto/tls picks a certificate issued by
+		// one of those CAs).
+		c.ClientCAs = nil
+		next := c.VerifyConnection
+		c.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) > 0 && !ClientAuthenticated(cs, authorized, roots) {
+				return fmt.Errorf("%w: client certificate neither authorized nor issued by a trusted CA", ErrUntrustedClient)
+			}
+			if next != nil {
+				return next(cs)
+			}
+			return nil
 		}
 	}
 	// Every path runs a full handshake: its key exchange is fresh and checked, and no ticket
@@ -122,19 +155,32 @@ func KexName(id tls.CurveID) string {
 }
 
 // ClientAuthenticated reports whether a server-side handshake authenticated the client by
-// certificate: a chain verified against the configuration's ClientCAs, or a key in authorized.
-func ClientAuthenticated(cs tls.ConnectionState, authorized []string) bool {
+// certificate: a chain verified (by crypto/tls, or here against roots if not nil) to a trusted
+// CA, or a key in authorized.
+func ClientAuthenticated(cs tls.ConnectionState, authorized []string, roots *x509.CertPool) bool {
 	if len(cs.VerifiedChains) > 0 {
 		return true
 	}
 	if len(cs.PeerCertificates) == 0 {
 		return false
 	}
-	fp := Fingerprint(cs.PeerCertificates[0])
-	return slices.ContainsFunc(authorized, func(a string) bool {
+	leaf := cs.PeerCertificates[0]
+	fp := Fingerprint(leaf)
+	if slices.ContainsFunc(authorized, func(a string) bool {
 		n, err := ParseFingerprint(a)
 		return err == nil && n == fp
-	})
+	}) {
+		return true
+	}
+	if roots == nil {
+		return false
+	}
+	inter := x509.NewCertPool()
+	for _, c := range cs.PeerCertificates[1:] {
+		inter.AddCert(c)
+	}
+	_, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	return err == nil
 }
 
 // Exporters returns a path's two exported secrets: the session key (used when the path is a

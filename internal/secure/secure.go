@@ -47,6 +47,10 @@ var ErrFingerprint = errors.New("certificate fingerprint mismatch")
 // was required.
 var ErrClassical = errors.New("key exchange is not post-quantum")
 
+// ErrUntrustedClient reports a client certificate that is neither on the server's list of
+// authorized keys nor issued by a CA it trusts.
+var ErrUntrustedClient = errors.New("untrusted client certificate")
+
 // fingerprintPrefix starts every fingerprint, as in ssh-keygen -l.
 const fingerprintPrefix = "SHA256:"
 

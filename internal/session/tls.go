@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 
@@ -72,7 +73,11 @@ func (l *Listener) serverTLS(raw net.Conn) (net.Conn, pathSecurity, error) {
 		return nil, sec, fmt.Errorf("%w: %w", ErrTLS, err)
 	}
 	sec.kex = secure.KexName(cs.CurveID)
-	sec.clientCert = secure.ClientAuthenticated(cs, l.cfg.AuthorizedClients)
+	var roots *x509.CertPool // the configured client CAs (ServerConfig may hide them from TLS)
+	if l.cfg.TLS != nil {
+		roots = l.cfg.TLS.ClientCAs
+	}
+	sec.clientCert = secure.ClientAuthenticated(cs, l.cfg.AuthorizedClients, roots)
 	var err error
 	if sec.key, sec.binding, err = secure.Exporters(cs); err != nil {
 		tc.Close()

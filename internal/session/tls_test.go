@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"github.com/braidnet/braid/frame"
 	"io"
 	"math/big"
 	"net"
@@ -283,6 +284,72 @@ func TestTLSClientAuthentication(t *testing.T) {
 			s.Abort()
 			srv.Abort()
 		}
+	}
+}
+
+// TestClientCAAndAuthorizedKeys: a server that trusts both a client CA and a list of client
+// keys accepts a CA-issued certificate and a listed self-signed key, and refuses a stranger.
+func TestClientCAAndAuthorizedKeys(t *testing.T) {
+	ctx := context.Background()
+	ca := newTestCA(t)
+	issued := ca.issue(t, "127.0.0.1", time.Now().Add(time.Hour))
+	listed, _ := secure.SelfSigned()
+	listedFP, _ := secure.CertFingerprint(listed)
+	stranger, _ := secure.SelfSigned()
+	for _, auth := range []tls.ClientAuthType{tls.VerifyClientCertIfGiven, tls.RequireAndVerifyClientCert} {
+		l, _ := startListener(t, &Config{AuthorizedClients: []string{listedFP},
+			TLS: &tls.Config{Certificates: []tls.Certificate{testCert()}, ClientCAs: ca.pool, ClientAuth: auth}})
+		for _, c := range []struct {
+			name string
+			cert tls.Certificate
+			ok   bool
+		}{{"CA-issued", issued, true}, {"listed key", listed, true}, {"stranger", stranger, false}} {
+			cfg := pinned(&Config{Paths: 2, TLS: &tls.Config{Certificates: []tls.Certificate{c.cert}}})
+			s, err := Dial(ctx, l.Addr().String(), cfg)
+			if c.ok != (err == nil) {
+				t.Errorf("%v, %s: Dial: %v", auth, c.name, err)
+			}
+			if err == nil {
+				srv := acceptOne(t, l)
+				echoOnce(t, s, srv)
+				s.Abort()
+				srv.Abort()
+			}
+		}
+	}
+}
+
+// TestFrameProtocolNeedsClientAuth: a server that accepts only authenticated clients serves the
+// single-path frame protocol (which carries no token) only to a client with a trusted
+// certificate; anyone else is refused with UNAUTHORIZED before a frame is answered.
+func TestFrameProtocolNeedsClientAuth(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	clientCert, _ := secure.SelfSigned()
+	clientFP, _ := secure.CertFingerprint(clientCert)
+	l, logs := startListener(t, &Config{Token: "s3cret", AuthorizedClients: []string{clientFP}})
+	base, err := secure.ClientConfig(secure.Options{ServerFingerprint: testFingerprint()}, l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger := base.Clone()
+	c, err := frame.Dial(ctx, l.Addr().String(), &frame.Config{TLS: stranger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Ping(ctx, []byte("hi")); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("PING without a certificate: %v, want ErrUnauthorized", err)
+	}
+	c.Close()
+	testutil.WaitFor(t, func() bool { return strings.Contains(logs.String(), "frame connection refused") }, "the refusal logged")
+	known := base.Clone()
+	known.Certificates = []tls.Certificate{clientCert}
+	if c, err = frame.Dial(ctx, l.Addr().String(), &frame.Config{TLS: known}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Ping(ctx, []byte("hi")); err != nil {
+		t.Fatalf("PING with an authorized certificate: %v", err)
 	}
 }
 
