@@ -362,6 +362,11 @@ func clientTLS(ctx context.Context, raw net.Conn, addr string, c *Config) (*tls.
 	}
 	tc := tls.Client(raw, conf)
 	if err := tc.HandshakeContext(ctx); err != nil {
+		if noSharedGroup(err, conf) {
+			// TLS 1.3 between Braid ends fails this way only when the key exchanges offered and
+			// accepted do not meet: one end insists on X25519MLKEM768, the other lacks it.
+			return nil, fmt.Errorf("%w with %s: %w (one end requires the post-quantum key exchange, the other does not offer it): %w", ErrTLS, addr, ErrNotPostQuantum, err)
+		}
 		return nil, fmt.Errorf("%w with %s: %w", ErrTLS, addr, err)
 	}
 	if err := secure.Check(tc.ConnectionState(), c.RequirePostQuantum); err != nil {
@@ -369,6 +374,20 @@ func clientTLS(ctx context.Context, raw net.Conn, addr string, c *Config) (*tls.
 		return nil, fmt.Errorf("%w with %s: %w", ErrTLS, addr, err)
 	}
 	return tc, nil
+}
+
+// noSharedGroup reports whether a client handshake under conf failed with the server's
+// handshake_failure alert where the key exchange is the likely cause: conf offers only the
+// post-quantum one, or does not offer it.
+func noSharedGroup(err error, conf *tls.Config) bool {
+	// crypto/tls reports the peer's alert as a net.OpError "remote error" around its own
+	// (unexported) alert type, whose text is the alert's name.
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "remote error" || op.Err == nil || op.Err.Error() != "tls: handshake failure" {
+		return false
+	}
+	prefs := conf.CurvePreferences
+	return len(prefs) > 0 && (slices.Equal(prefs, []tls.CurveID{secure.PostQuantum}) || !slices.Contains(prefs, secure.PostQuantum))
 }
 
 // resolveLocal accepts "host:port" or a bare host for a local bind address.

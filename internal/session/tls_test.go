@@ -12,6 +12,7 @@ import (
 	"errors"
 	"github.com/braidnet/braid/frame"
 	"io"
+	"log/slog"
 	"math/big"
 	"net"
 	"strings"
@@ -175,8 +176,8 @@ func TestTLSDowngradeRefused(t *testing.T) {
 
 	pq, _ := startListener(t, &Config{RequirePostQuantum: true})
 	_, err := Dial(ctx, pq.Addr().String(), pinned(&Config{Paths: 1, TLS: classical(&tls.Config{})}))
-	if !errors.Is(err, ErrTLS) {
-		t.Fatalf("classical client to a PQ-only server: %v, want ErrTLS", err)
+	if !errors.Is(err, ErrTLS) || !errors.Is(err, ErrNotPostQuantum) {
+		t.Fatalf("classical client to a PQ-only server: %v, want ErrTLS and ErrNotPostQuantum", err)
 	}
 	c, err := Dial(ctx, pq.Addr().String(), pinned(&Config{Paths: 2}))
 	if err != nil {
@@ -186,8 +187,8 @@ func TestTLSDowngradeRefused(t *testing.T) {
 
 	old, _ := startListener(t, &Config{TLS: classical(&tls.Config{Certificates: []tls.Certificate{testCert()}})})
 	_, err = Dial(ctx, old.Addr().String(), pinned(&Config{Paths: 1, RequirePostQuantum: true}))
-	if !errors.Is(err, ErrTLS) {
-		t.Fatalf("PQ-only client to a classical server: %v, want ErrTLS", err)
+	if !errors.Is(err, ErrTLS) || !errors.Is(err, ErrNotPostQuantum) {
+		t.Fatalf("PQ-only client to a classical server: %v, want ErrTLS and ErrNotPostQuantum", err)
 	}
 	c, err = Dial(ctx, old.Addr().String(), pinned(&Config{Paths: 1}))
 	if err != nil {
@@ -283,6 +284,24 @@ func TestTLSClientAuthentication(t *testing.T) {
 			echoOnce(t, s, srv)
 			s.Abort()
 			srv.Abort()
+		}
+	}
+}
+
+// TestInsecureWarns: turning TLS off is logged as a warning at both ends.
+func TestInsecureWarns(t *testing.T) {
+	l, serverLogs := startListener(t, &Config{Insecure: true})
+	clientLogs := &testutil.SyncBuffer{}
+	c, err := Dial(context.Background(), l.Addr().String(), &Config{Insecure: true,
+		Logger: slog.New(slog.NewTextHandler(clientLogs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Abort()
+	acceptOne(t, l).Abort()
+	for end, logs := range map[string]*testutil.SyncBuffer{"client": clientLogs, "server": serverLogs} {
+		if out := logs.String(); !strings.Contains(out, "level=WARN") || !strings.Contains(out, "TLS is off") {
+			t.Errorf("%s log has no warning that TLS is off:\n%s", end, out)
 		}
 	}
 }
