@@ -12,46 +12,6 @@ import (
 	"github.com/braidnet/braid/internal/wire"
 )
 
-// attachRaw sends SESSION_ATTACH for slot on a new raw connection.
-func attachRaw(t *testing.T, addr string, acc rawSession, slot int) *rawPath {
-	t.Helper()
-	p := dialRaw(t, addr)
-	p.send(wire.TypeSessionAttach, acc.attach(p, slot))
-	return p
-}
-
-// expectAttachOK reads the server's answer to SESSION_ATTACH and returns the path index.
-func (p *rawPath) expectAttachOK() int {
-	p.t.Helper()
-	f := p.recv()
-	if f.Type == wire.TypeError {
-		e, _ := wire.ParseError(f.Payload)
-		p.t.Fatalf("attach answered with ERROR %s: %s", e.Code, e.Message)
-	}
-	if f.Type != wire.TypeAttachOK {
-		p.t.Fatalf("attach answered with %s", f.Type)
-	}
-	idx, err := wire.ParseAttachOK(f.Payload)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	return int(idx)
-}
-
-// readUntil reads frames until one of type want, failing if the connection ends first.
-func (p *rawPath) readUntil(want wire.Type, why string) {
-	p.t.Helper()
-	for {
-		f, err := p.r.ReadFrame()
-		if err != nil {
-			p.t.Fatalf("%s: connection ended before %s: %v", why, want, err)
-		}
-		if f.Type == want {
-			return
-		}
-	}
-}
-
 // liveInSlot returns the indexes of s's live paths in slot.
 func liveInSlot(s *Session, slot int) []int {
 	var live []int

@@ -116,13 +116,6 @@ func (f *faultSetup) closeBoth(t *testing.T) {
 	}
 }
 
-func expectLog(t *testing.T, logs *testutil.SyncBuffer, want ...string) {
-	t.Helper()
-	for _, w := range want {
-		testutil.WaitFor(t, func() bool { return strings.Contains(logs.String(), w) }, "log line %q", w)
-	}
-}
-
 // TestFaultResetOnePath: one of four paths is reset mid-transfer; every message arrives intact, in
 // order, exactly once, and the client re-dials the path.
 func TestFaultResetOnePath(t *testing.T) {

@@ -149,41 +149,6 @@ func startGateListener(t *testing.T, cfg *Config, hooks *testHooks) (*Listener, 
 	return l, gl
 }
 
-// openRawSession performs SESSION_NEW by hand with a window large enough for the test's
-// messages, without deadlines, and returns the path and the server's terms.
-func openRawSession(t *testing.T, addr string, mode uint8, chunk uint32) (*rawPath, rawSession) {
-	t.Helper()
-	p, acc := openRawWith(t, addr, wire.SessionNew{Version: wire.ProtocolVersion, Mode: mode, ChunkSize: chunk, Window: 1 << 30})
-	p.tcp.SetDeadline(time.Time{})
-	return p, acc
-}
-
-// discard reads and drops everything the path receives until it ends.
-func (p *rawPath) discard(wg *sync.WaitGroup) {
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			if _, err := p.r.ReadFrame(); err != nil {
-				return
-			}
-		}
-	}()
-}
-
-// reset ends the raw connection with a TCP reset.
-func (p *rawPath) reset() {
-	p.tcp.(*net.TCPConn).SetLinger(0)
-	p.tcp.Close()
-}
-
-// quietConfig keeps the timers out of the way: nothing is resent, and no path declared dead,
-// except as the test makes happen.
-func quietConfig() *Config {
-	return &Config{MinRTO: time.Minute, PathTimeout: 2 * time.Minute, WriteTimeout: 2 * time.Minute,
-		Scheduler: "round-robin"}
-}
-
 // TestRetransmitWriteErrorReleasesChunks: a path's writer that fails in the middle of a batch of
 // retransmissions (a write error while it gathers more than the wire writer holds) lets go of
 // every chunk of the batch, those it had not reached included.

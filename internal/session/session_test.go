@@ -3,129 +3,14 @@ package session
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"io"
-	"log/slog"
-	"math/rand/v2"
-	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/braidnet/braid/internal/testutil"
 )
-
-// startListener runs a Listener on loopback for the test.
-func startListener(t *testing.T, cfg *Config) (*Listener, *testutil.SyncBuffer) {
-	t.Helper()
-	return startHookedListener(t, cfg, nil)
-}
-
-// startHookedListener runs a Listener on loopback whose sessions run the given test hooks.
-func startHookedListener(t *testing.T, cfg *Config, hooks *testHooks) (*Listener, *testutil.SyncBuffer) {
-	t.Helper()
-	logs := &testutil.SyncBuffer{}
-	if cfg == nil {
-		cfg = &Config{}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := newListener(ln, serving(cfg), hooks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l, logs
-}
-
-func acceptOne(t *testing.T, l *Listener) *Session {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	s, err := l.Accept(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func randomMessage(r *rand.Rand, max int) []byte {
-	n := r.IntN(max + 1)
-	if r.IntN(8) == 0 {
-		n = 0
-	}
-	b := make([]byte, n)
-	for i := 0; i < n; i += 8 {
-		v := r.Uint64()
-		for j := 0; j < 8 && i+j < n; j++ {
-			b[i+j] = byte(v >> (8 * j))
-		}
-	}
-	return b
-}
-
-// exchangeMessages announces a seed, then sends n messages derived from it, while it receives
-// the peer's seed and checks each of the peer's n messages, regenerated from that seed, byte for
-// byte. Nothing is held beyond the message in hand. afterSend, if set, runs after each message
-// sent (fault tests inject their faults from it, mid-transfer).
-func exchangeMessages(ctx context.Context, s *Session, seed uint64, n, maxSize int, afterSend func(i int)) error {
-	errc := make(chan error, 1)
-	go func() {
-		if err := s.Send(ctx, binary.BigEndian.AppendUint64(nil, seed)); err != nil {
-			errc <- err
-			return
-		}
-		g := newMessageGen(seed, maxSize)
-		for i := range n {
-			if err := s.Send(ctx, g.next()); err != nil {
-				errc <- fmt.Errorf("sending message %d: %w", i, err)
-				return
-			}
-			if afterSend != nil {
-				afterSend(i)
-			}
-		}
-		errc <- nil
-	}()
-	first, err := s.Receive(ctx)
-	if err != nil || len(first) != 8 {
-		return fmt.Errorf("seed message: %d bytes, %w", len(first), err)
-	}
-	g := newMessageGen(binary.BigEndian.Uint64(first), maxSize)
-	for i := range n {
-		got, err := s.Receive(ctx)
-		if err != nil {
-			return fmt.Errorf("receiving message %d: %w", i, err)
-		}
-		if want := g.next(); !bytes.Equal(got, want) {
-			return fmt.Errorf("message %d: got %d bytes, want %d: corrupted or out of order", i, len(got), len(want))
-		}
-		s.Release(got)
-	}
-	return <-errc
-}
-
-// messageGen derives a sequence of messages from a seed: mostly small and medium, sometimes up
-// to max bytes, and sometimes empty.
-type messageGen struct {
-	r   *rand.Rand
-	max int
-}
-
-func newMessageGen(seed uint64, max int) *messageGen {
-	return &messageGen{r: rand.New(rand.NewPCG(seed, 7)), max: max}
-}
-
-func (g *messageGen) next() []byte {
-	return randomMessage(g.r, []int{0, 100, 70_000, g.max}[g.r.IntN(4)])
-}
 
 func TestSessionBasic(t *testing.T) {
 	testutil.CheckLeaks(t)
@@ -256,17 +141,5 @@ func TestSessionConcurrentBothWays(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Fatal(err)
-	}
-}
-
-// drain receives and releases messages until the session ends, counting them.
-func drain(s *Session, n *atomic.Int64) {
-	for {
-		m, err := s.Receive(context.Background())
-		if err != nil {
-			return
-		}
-		n.Add(1)
-		s.Release(m)
 	}
 }

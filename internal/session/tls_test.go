@@ -3,84 +3,23 @@ package session
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"github.com/braidnet/braid/frame"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/braidnet/braid/frame"
 
 	"github.com/braidnet/braid/internal/secure"
 	"github.com/braidnet/braid/internal/tap"
 	"github.com/braidnet/braid/internal/testutil"
 	"github.com/braidnet/braid/internal/wire"
 )
-
-// testCA is a certificate authority for the chain-verification tests.
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pool *x509.CertPool
-}
-
-func newTestCA(t *testing.T) *testCA {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &testCA{cert: cert, key: key, pool: pool}
-}
-
-// issue makes a leaf certificate for ip, valid until notAfter.
-func (ca *testCA) issue(t *testing.T, ip string, notAfter time.Time) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: ip},
-		NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: notAfter, IPAddresses: []net.IP{net.ParseIP(ip)},
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, _ := x509.ParseCertificate(der)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
-}
-
-// echoOnce checks that a session carries a message to its peer.
-func echoOnce(t *testing.T, c, s *Session) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := c.Send(ctx, []byte("over TLS")); err != nil {
-		t.Fatal(err)
-	}
-	if m, err := s.Receive(ctx); err != nil || string(m) != "over TLS" {
-		t.Fatalf("received %q, %v", m, err)
-	}
-}
 
 // TestTLSKeyExchangeRecorded: by default every path, at both ends, runs TLS 1.3 with the hybrid
 // post-quantum key exchange, and says so in its stats.
@@ -536,4 +475,108 @@ func TestPreAuthHandshakeTimeout(t *testing.T) {
 		t.Fatalf("the stalled connection was not closed: %v", err)
 	}
 	expectLog(t, logs, "TLS handshake failed")
+}
+
+// TestFrameBadInputThroughTLS: the single-path frame protocol's bad-input cases, sent inside TLS
+// to a Listener (after a valid PING, so that the frame server reads them): each connection gets
+// its ERROR code and is closed, while a client pinging throughout is served.
+func TestFrameBadInputThroughTLS(t *testing.T) {
+	l, _ := startListener(t, &Config{MaxFrameSize: 1 << 20, ReadTimeout: 300 * time.Millisecond})
+	addr := l.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	conf, err := secure.ClientConfig(secure.Options{ServerFingerprint: testFingerprint()}, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := frame.Dial(ctx, addr, &frame.Config{TLS: conf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	stop, goodDone := make(chan struct{}), make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				goodDone <- nil
+				return
+			default:
+			}
+			if _, err := good.Ping(ctx, []byte{byte(i)}); err != nil {
+				goodDone <- err
+				return
+			}
+		}
+	}()
+	header := func(n uint32, typ wire.Type) []byte {
+		b := make([]byte, wire.HeaderSize)
+		wire.PutHeader(b, wire.Header{Length: n, Type: typ})
+		return b
+	}
+	for _, c := range []struct {
+		name string
+		send []byte
+		half bool // close the write side after sending
+		code wire.Code
+	}{
+		{"oversize length", header(1<<20+1, wire.TypeData), false, wire.CodeFrameTooLarge},
+		{"max length", header(0xffffffff, wire.TypeData), false, wire.CodeFrameTooLarge},
+		{"unknown type", header(3, 0x7e), false, wire.CodeUnknownType},
+		{"truncated header then EOF", []byte{0, 0}, true, wire.CodeProtocol},
+		{"header then EOF", header(100, wire.TypeData), true, wire.CodeProtocol},
+		{"header then stall", append(header(100, wire.TypeData), 1, 2, 3), false, wire.CodeTimeout},
+		{"invalid UTF-8 text", append(header(2, wire.TypeText), 0xff, 0xfe), false, wire.CodeProtocol},
+		{"oversize ping", append(header(65, wire.TypePing), make([]byte, 65)...), false, wire.CodeProtocol},
+		{"unexpected PONG", header(0, wire.TypePong), false, wire.CodeProtocol},
+		{"malformed ERROR", append(header(1, wire.TypeError), 0), false, wire.CodeProtocol},
+		{"chunk with no session", header(0, wire.TypeChunk), false, wire.CodeUnknownSession},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			raw, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			conn := tls.Client(raw, conf)
+			if err := conn.HandshakeContext(ctx); err != nil {
+				t.Fatal(err)
+			}
+			w, r := wire.NewWriter(conn), wire.NewReader(conn, 0)
+			if err := w.WriteFrame(wire.TypePing, []byte("ok")); err != nil {
+				t.Fatal(err)
+			}
+			if f, err := r.ReadFrame(); err != nil || f.Type != wire.TypePong {
+				t.Fatalf("the valid PING: %v %v", f.Type, err)
+			}
+			if _, err := conn.Write(c.send); err != nil {
+				t.Fatal(err)
+			}
+			if c.half {
+				conn.CloseWrite()
+			}
+			conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			for {
+				f, err := r.ReadFrame()
+				if err != nil {
+					t.Fatalf("no ERROR frame: %v", err)
+				}
+				if f.Type != wire.TypeError {
+					continue
+				}
+				e, err := wire.ParseError(f.Payload)
+				if err != nil || e.Code != c.code {
+					t.Fatalf("ERROR %v (%v), want %s", e, err, c.code)
+				}
+				break
+			}
+			if _, err := r.ReadFrame(); err == nil {
+				t.Fatal("the connection stayed open after ERROR")
+			}
+		})
+	}
+	close(stop)
+	if err := <-goodDone; err != nil {
+		t.Fatalf("the good client was disturbed: %v", err)
+	}
 }
