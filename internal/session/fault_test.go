@@ -66,9 +66,7 @@ func newFaultSetup(t *testing.T, paths int, tweak func(*Config)) *faultSetup {
 	t.Cleanup(func() { f.client.Abort() })
 	f.server = acceptOne(t, l)
 	t.Cleanup(func() { f.server.Abort() })
-	for len(f.server.Stats().Paths) < paths {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, func() bool { return len(f.server.Stats().Paths) >= paths }, "every path at the server")
 	return f
 }
 

@@ -25,9 +25,7 @@ func inlinePair(t *testing.T, paths int, insecure bool, sched string) (client, s
 	t.Cleanup(c.Abort)
 	s := acceptOne(t, l)
 	t.Cleanup(s.Abort)
-	for len(s.Stats().Paths) < paths && s.Err() == nil {
-		time.Sleep(time.Millisecond)
-	}
+	testutil.WaitFor(t, func() bool { return len(s.Stats().Paths) >= paths || s.Err() != nil }, "every path at the server")
 	return c, s
 }
 
