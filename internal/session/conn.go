@@ -21,8 +21,9 @@ const maxConnWrite = 1 << 20
 // sends its bytes as one or more messages; Read returns them in order, ignoring message
 // boundaries, and io.EOF after the peer's Close.
 //
-// Deadlines apply to calls that start after they are set; a call already blocked keeps the
-// deadline it started with. Close closes the whole session.
+// Deadlines apply to pending calls as well as later ones, as net.Conn requires: setting one
+// wakes a blocked Read or Write, which then waits until the new deadline. Close closes the
+// whole session.
 func (s *Session) Conn() net.Conn {
 	return &sessionConn{s: s}
 }
@@ -35,21 +36,33 @@ type sessionConn struct {
 	rest []byte     // unread part of msg
 	wmu  sync.Mutex // one Write at a time, so that concurrent writes do not interleave
 
-	dmu           sync.Mutex
-	readDeadline  time.Time
-	writeDeadline time.Time
+	dmu   sync.Mutex // guards both deadlines
+	read  deadline
+	write deadline
+}
+
+// deadline is one direction's deadline, and the cancel of the call waiting under it.
+type deadline struct {
+	at     time.Time
+	gen    uint64             // changes with at
+	cancel context.CancelFunc // of the call waiting, if any
 }
 
 func (c *sessionConn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
+	if c.expired(&c.read) {
+		return 0, os.ErrDeadlineExceeded // even with data at hand, as a socket does
+	}
 	for len(c.rest) == 0 {
 		if len(p) == 0 {
 			return 0, nil
 		}
-		ctx, cancel := c.context(&c.readDeadline)
+		ctx, gen := c.context(&c.read)
 		msg, err := c.s.Receive(ctx)
-		cancel()
+		if c.done(&c.read, gen) && errors.Is(err, context.Canceled) {
+			continue // the deadline moved while it waited: wait again, under the new one
+		}
 		if err != nil {
 			return 0, connError(err)
 		}
@@ -67,13 +80,19 @@ func (c *sessionConn) Read(p []byte) (int, error) {
 func (c *sessionConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	ctx, cancel := c.context(&c.writeDeadline)
-	defer cancel()
+	if c.expired(&c.write) {
+		return 0, os.ErrDeadlineExceeded // even with room in the window, as a socket does
+	}
 	max := c.maxWrite()
 	written := 0
 	for written < len(p) {
 		n := min(len(p)-written, max)
-		if err := c.s.Send(ctx, p[written:written+n]); err != nil {
+		ctx, gen := c.context(&c.write)
+		err := c.s.Send(ctx, p[written:written+n])
+		if c.done(&c.write, gen) && errors.Is(err, context.Canceled) {
+			continue // the deadline moved while it waited (nothing of the message was sent)
+		}
+		if err != nil {
 			return written, connError(err)
 		}
 		written += n
@@ -92,15 +111,47 @@ func (c *sessionConn) maxWrite() int {
 	return int(max(1, min(chunks*int64(s.chunkSize), int64(s.cfg.MaxMessageSize), maxConnWrite)))
 }
 
-// context turns a deadline into a context for one call.
-func (c *sessionConn) context(deadline *time.Time) (context.Context, context.CancelFunc) {
+// context returns the context of one call under d, which a change of d cancels, and d's
+// generation.
+func (c *sessionConn) context(d *deadline) (context.Context, uint64) {
 	c.dmu.Lock()
-	d := *deadline
-	c.dmu.Unlock()
-	if d.IsZero() {
-		return context.Background(), func() {}
+	defer c.dmu.Unlock()
+	var ctx context.Context
+	if d.at.IsZero() {
+		ctx, d.cancel = context.WithCancel(context.Background())
+	} else {
+		ctx, d.cancel = context.WithDeadline(context.Background(), d.at)
 	}
-	return context.WithDeadline(context.Background(), d)
+	return ctx, d.gen
+}
+
+// done ends a call under d, and reports whether d changed since the call began at generation
+// gen (a change cancels the call's context).
+func (c *sessionConn) done(d *deadline, gen uint64) bool {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if d.cancel != nil {
+		d.cancel()
+		d.cancel = nil
+	}
+	return d.gen != gen
+}
+
+// expired reports whether d has passed.
+func (c *sessionConn) expired(d *deadline) bool {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	return !d.at.IsZero() && !time.Now().Before(d.at)
+}
+
+// set moves d to t, waking the call waiting under it.
+func (d *deadline) set(t time.Time) {
+	d.at = t
+	d.gen++
+	if d.cancel != nil {
+		d.cancel()
+		d.cancel = nil
+	}
 }
 
 // connError maps a session error to what net.Conn callers expect: a deadline as
@@ -154,20 +205,21 @@ func (a sessionAddr) String() string  { return string(a) }
 func (c *sessionConn) SetDeadline(t time.Time) error {
 	c.dmu.Lock()
 	defer c.dmu.Unlock()
-	c.readDeadline, c.writeDeadline = t, t
+	c.read.set(t)
+	c.write.set(t)
 	return nil
 }
 
 func (c *sessionConn) SetReadDeadline(t time.Time) error {
 	c.dmu.Lock()
 	defer c.dmu.Unlock()
-	c.readDeadline = t
+	c.read.set(t)
 	return nil
 }
 
 func (c *sessionConn) SetWriteDeadline(t time.Time) error {
 	c.dmu.Lock()
 	defer c.dmu.Unlock()
-	c.writeDeadline = t
+	c.write.set(t)
 	return nil
 }

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/nettest"
+
 	"github.com/braidnet/braid/internal/testutil"
 )
 
@@ -460,5 +462,23 @@ func TestSendNoCopy(t *testing.T) {
 		if got, err := srv.Receive(context.Background()); err != nil || string(got) != "encoded at once" {
 			t.Fatalf("received %q, %v", got, err)
 		}
+	})
+}
+
+// TestConnConformance runs golang.org/x/net/nettest's net.Conn conformance tests (I/O, deadlines
+// on pending calls, concurrent use, close) on a session's Conn view.
+func TestConnConformance(t *testing.T) {
+	nettest.TestConn(t, func() (c1, c2 net.Conn, stop func(), err error) {
+		l, _ := startListener(t, &Config{Insecure: true})
+		c, err := Dial(context.Background(), l.Addr().String(), &Config{Paths: 2, Insecure: true})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		s, err := l.Accept(context.Background())
+		if err != nil {
+			c.Abort()
+			return nil, nil, nil, err
+		}
+		return c.Conn(), s.Conn(), func() { c.Abort(); s.Abort() }, nil
 	})
 }
