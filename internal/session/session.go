@@ -46,6 +46,12 @@ import (
 //	path.intMu      one path's read deadline and interrupt state (inline.go); taken under
 //	                Session.mu by broadcast.
 //	Session.compMu  the queue of SendNoCopy done functions (lease.release, runCompletions).
+//	batchConn.wmu   a TLS path's gathered writes (batch.go), under path.wmu.
+//
+// The server's own locks are taken with none of the above held, and none is held while another
+// is taken: Listener.mu (its connections and their states, and the connection and handshake
+// counts of admission.go), sessionTable.mu (sessions by id, pending sessions per address, the
+// memory granted) and logLimiter.mu.
 //
 // Paths take none of the session's locks: they call the engine interface, whose methods take mu
 // themselves and never call back into a path while holding it except to queue (retransmit,
