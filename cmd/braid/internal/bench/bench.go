@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/braidnet/braid/frame"
+	"github.com/braidnet/braid/internal/secure"
 	"github.com/braidnet/braid/internal/wire"
 )
 
@@ -257,6 +258,8 @@ func (p *patternReader) Read(b []byte) (int, error) {
 // rawPeer is the baseline: an echo server for ping-pong and a sink for throughput, plain TCP.
 type rawPeer struct {
 	echo, sink net.Listener
+	tlsSink    net.Listener // raw TLS: crypto/tls on one TCP connection, as any Go program gets it
+	tlsClient  *tls.Config  // trusts tlsSink's certificate
 }
 
 func startRawPeer() (*rawPeer, error) {
@@ -269,7 +272,28 @@ func startRawPeer() (*rawPeer, error) {
 		echo.Close()
 		return nil, err
 	}
-	p := &rawPeer{echo: echo, sink: sink}
+	cert, err := secure.SelfSigned("127.0.0.1")
+	if err != nil {
+		echo.Close()
+		sink.Close()
+		return nil, err
+	}
+	tlsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		echo.Close()
+		sink.Close()
+		return nil, err
+	}
+	fp, _ := secure.CertFingerprint(cert)
+	clientConf, err := secure.ClientConfig(secure.Options{ServerFingerprint: fp}, tlsLn.Addr().String())
+	if err != nil {
+		return nil, err
+	}
+	serverConf, err := secure.ServerConfig(secure.Options{}, cert)
+	if err != nil {
+		return nil, err
+	}
+	p := &rawPeer{echo: echo, sink: sink, tlsSink: tls.NewListener(tlsLn, serverConf), tlsClient: clientConf}
 	go acceptLoop(echo, func(c net.Conn) {
 		buf := make([]byte, 64<<10)
 		for {
@@ -282,22 +306,26 @@ func startRawPeer() (*rawPeer, error) {
 			}
 		}
 	})
-	go acceptLoop(sink, func(c net.Conn) {
-		buf := make([]byte, 64<<10)
-		var total uint64
-		for {
-			n, err := c.Read(buf)
-			total += uint64(n)
-			if err == io.EOF {
-				c.Write(binary.BigEndian.AppendUint64(nil, total))
-				return
-			}
-			if err != nil {
-				return
-			}
-		}
-	})
+	go acceptLoop(p.tlsSink, countBytes)
+	go acceptLoop(sink, countBytes)
 	return p, nil
+}
+
+// countBytes reads c to its end and answers with the count, as a bulk transfer's sink.
+func countBytes(c net.Conn) {
+	buf := make([]byte, 64<<10)
+	var total uint64
+	for {
+		n, err := c.Read(buf)
+		total += uint64(n)
+		if err == io.EOF {
+			c.Write(binary.BigEndian.AppendUint64(nil, total))
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 func acceptLoop(ln net.Listener, serve func(net.Conn)) {
@@ -316,6 +344,7 @@ func acceptLoop(ln net.Listener, serve func(net.Conn)) {
 func (p *rawPeer) close() {
 	p.echo.Close()
 	p.sink.Close()
+	p.tlsSink.Close()
 }
 
 // latency runs n raw ping-pongs of size bytes.
@@ -349,6 +378,23 @@ func (p *rawPeer) throughput(ctx context.Context, size int, frames int64, limit 
 	if err != nil {
 		return Throughput{}, err
 	}
+	return transfer(c, size, frames, limit)
+}
+
+// tlsThroughput is throughput over one crypto/tls connection (TLS 1.3, the default key
+// exchange, AES-GCM): the most a Go program gets from TLS on one connection here.
+func (p *rawPeer) tlsThroughput(ctx context.Context, size int, frames int64, limit time.Duration) (Throughput, error) {
+	d := tls.Dialer{Config: p.tlsClient}
+	c, err := d.DialContext(ctx, "tcp", p.tlsSink.Addr().String())
+	if err != nil {
+		return Throughput{}, err
+	}
+	return transfer(c, size, frames, limit)
+}
+
+// transfer sends frames×size bytes on c in writes of size bytes, half-closes it, and waits for
+// the sink's count.
+func transfer(c net.Conn, size int, frames int64, limit time.Duration) (Throughput, error) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(limit))
 	src := newPatternReader(int64(size) * frames)
@@ -369,7 +415,7 @@ func (p *rawPeer) throughput(ctx context.Context, size int, frames int64, limit 
 			break
 		}
 	}
-	c.(*net.TCPConn).CloseWrite()
+	c.(interface{ CloseWrite() error }).CloseWrite()
 	var count [8]byte
 	if _, err := io.ReadFull(c, count[:]); err != nil {
 		return Throughput{}, fmt.Errorf("bench: raw sink: %w", err)

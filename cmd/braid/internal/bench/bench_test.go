@@ -55,6 +55,33 @@ func TestRunSmall(t *testing.T) {
 	}
 }
 
+// TestRunSessionsSmall runs a tiny multipath benchmark over TLS and plain TCP and checks the
+// report: every case measured, TLS rows compared with raw TLS and with plaintext.
+func TestRunSessionsSmall(t *testing.T) {
+	rep, err := RunSessions(context.Background(), SessionOptions{Paths: []int{1, 2}, Volume: 8 << 20, Runs: 1, Pings: 20, Setups: 2, MaxTime: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.RawTLS == nil || rep.RawTLS.Bytes != 8<<20 || len(rep.Rows) != 4 {
+		t.Fatalf("%+v", rep)
+	}
+	for _, row := range rep.Rows {
+		if row.Throughput.Bytes != 8<<20 || row.RawRatio <= 0 || row.Latency.Samples != 20 {
+			t.Errorf("%+v", row)
+		}
+		if tls := row.Security == "tls"; tls != (row.RawTLSRatio > 0) || tls != (row.TLSRatio > 0) || tls != (row.KeyExchange == "X25519MLKEM768") {
+			t.Errorf("%s row: ratio to raw TLS %v, to plaintext %v, key exchange %q", row.Security, row.RawTLSRatio, row.TLSRatio, row.KeyExchange)
+		}
+	}
+	var out bytes.Buffer
+	rep.WriteTable(&out)
+	for _, want := range []string{"raw TCP", "raw TLS", "÷ raw TLS", "X25519MLKEM768"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
 func TestKeyExchanges(t *testing.T) {
 	paths := []braid.PathStats{{KeyExchange: "X25519MLKEM768"}, {KeyExchange: "X25519"}, {KeyExchange: "X25519MLKEM768"}}
 	if got := KeyExchanges(paths); got != "X25519MLKEM768/X25519" {

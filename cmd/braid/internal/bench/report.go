@@ -72,25 +72,28 @@ func Size(n int) string {
 func (r *SessionReport) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "multipath: one %s transfer as 1 MiB messages (%s) per run, median of %d runs; raw TCP: the same bytes on one connection\n", Size(int(r.Volume)), r.Send, r.Runs)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "paths\tmode\tsecurity\tMbit/s\t÷ raw TCP\t÷ plain\t÷ insecure\tsetup\tmsg rtt median\tp99\t÷ raw rtt\t÷ 1 path\t")
-	fmt.Fprintf(tw, "raw TCP\t\t\t%.0f\t1.00\t\t\t\t%s\t%s\t1.00\t\t\n", r.Raw.Mbps(), us(r.RawLatency.Median), us(r.RawLatency.P99))
 	ratio := func(v float64) string {
 		if v > 0 {
 			return fmt.Sprintf("%.2f", v)
 		}
 		return ""
 	}
+	fmt.Fprintln(tw, "paths\tmode\tsecurity\tMbit/s\t÷ raw TCP\t÷ raw TLS\t÷ plain\t÷ insecure\tsetup\tmsg rtt median\tp99\t÷ raw rtt\t÷ 1 path\t")
+	fmt.Fprintf(tw, "raw TCP\t\t\t%.0f\t1.00\t\t\t\t\t%s\t%s\t1.00\t\t\n", r.Raw.Mbps(), us(r.RawLatency.Median), us(r.RawLatency.P99))
+	if r.RawTLS != nil {
+		fmt.Fprintf(tw, "raw TLS\t\t\t%.0f\t%.2f\t1.00\t\t\t\t\t\t\t\t\n", r.RawTLS.Mbps(), r.RawTLS.MiBps()/r.Raw.MiBps())
+	}
 	kexes := map[string]bool{}
 	for _, row := range r.Rows {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t\n", row.Paths, row.Mode, row.Security, row.Throughput.Mbps(), row.RawRatio,
-			ratio(row.PlainRatio), ratio(row.TLSRatio), us(row.Setup.Median), us(row.Latency.Median), us(row.Latency.P99), row.RawRTTRatio, row.LatencyRatio)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.0f\t%.2f\t%s\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\t\n", row.Paths, row.Mode, row.Security, row.Throughput.Mbps(), row.RawRatio,
+			ratio(row.RawTLSRatio), ratio(row.PlainRatio), ratio(row.TLSRatio), us(row.Setup.Median), us(row.Latency.Median), us(row.Latency.P99), row.RawRTTRatio, row.LatencyRatio)
 		if row.Security == "tls" {
 			kexes[row.KeyExchange] = true
 		}
 	}
 	tw.Flush()
 	if len(kexes) > 0 {
-		fmt.Fprintf(w, "(tls: TLS 1.3 on every path, key exchange %s; setup: Dial until every path has attached, median of the setups timed)\n", strings.Join(slices.Sorted(maps.Keys(kexes)), ", "))
+		fmt.Fprintf(w, "(tls: TLS 1.3 on every path, key exchange %s; raw TLS: the same bytes on one crypto/tls connection; setup: Dial until every path has attached, median of the setups timed)\n", strings.Join(slices.Sorted(maps.Keys(kexes)), ", "))
 	}
 	fmt.Fprintf(w, "(msg rtt: a %d-byte message, one chunk, sent and echoed back over the session; raw TCP: %d bytes written and echoed back on one connection)\n", r.MessageLen, r.MessageLen)
 }

@@ -46,6 +46,7 @@ type SessionRow struct {
 	TLSRatio     float64    `json:"tls_ratio"`    // throughput ÷ the insecure row's of the same case (0 if not measured)
 	Throughput   Throughput `json:"throughput"`
 	RawRatio     float64    `json:"raw_ratio"`     // throughput ÷ raw TCP
+	RawTLSRatio  float64    `json:"raw_tls_ratio"` // TLS rows: throughput ÷ raw TLS (0 otherwise)
 	Latency      Latency    `json:"latency"`       // one-chunk message round trips
 	LatencyRatio float64    `json:"latency_ratio"` // median ÷ the 1-path median
 	RawRTTRatio  float64    `json:"raw_rtt_ratio"` // median ÷ the raw TCP ping-pong median
@@ -59,6 +60,7 @@ type SessionReport struct {
 	Send       string       `json:"send"` // "SendNoCopy" or "Send"
 	MessageLen int          `json:"message_len"`
 	Raw        Throughput   `json:"raw"`
+	RawTLS     *Throughput  `json:"raw_tls,omitempty"` // one crypto/tls connection, when a case runs TLS
 	RawLatency Latency      `json:"raw_latency"` // raw TCP ping-pongs of MessageLen bytes
 	Rows       []SessionRow `json:"rows"`
 }
@@ -98,7 +100,8 @@ func RunSessions(ctx context.Context, o SessionOptions) (*SessionReport, error) 
 	if err != nil {
 		return nil, err
 	}
-	var rawRuns []Throughput
+	anyTLS := slices.ContainsFunc(cases, func(c sessionCase) bool { return c.TLS })
+	var rawRuns, rawTLSRuns []Throughput
 	rows := make([][]Throughput, len(cases))
 	// Alternate raw and every case within each round, so drift affects all alike.
 	for range rep.Runs {
@@ -107,6 +110,12 @@ func RunSessions(ctx context.Context, o SessionOptions) (*SessionReport, error) 
 			return nil, err
 		}
 		rawRuns = append(rawRuns, t)
+		if anyTLS {
+			if t, err = raw.tlsThroughput(ctx, benchPiece, frames, o.MaxTime); err != nil {
+				return nil, fmt.Errorf("bench: raw TLS: %w", err)
+			}
+			rawTLSRuns = append(rawTLSRuns, t)
+		}
 		for i, c := range cases {
 			t, err := sessionThroughput(ctx, servers[c.TLS], c, o)
 			if err != nil {
@@ -116,12 +125,19 @@ func RunSessions(ctx context.Context, o SessionOptions) (*SessionReport, error) 
 		}
 	}
 	rep.Raw = medianRun(rawRuns)
+	if anyTLS {
+		t := medianRun(rawTLSRuns)
+		rep.RawTLS = &t
+	}
 	if rep.RawLatency, err = raw.latency(ctx, o.Pings, latencySize); err != nil {
 		return nil, err
 	}
 	for i, c := range cases {
 		row := SessionRow{Paths: c.Paths, Mode: c.Mode, Security: c.security(), Throughput: medianRun(rows[i])}
 		row.RawRatio = row.Throughput.MiBps() / rep.Raw.MiBps()
+		if c.TLS {
+			row.RawTLSRatio = row.Throughput.MiBps() / rep.RawTLS.MiBps()
+		}
 		if row.Latency, row.KeyExchange, err = sessionLatency(ctx, servers[c.TLS], c, o); err != nil {
 			return nil, err
 		}
