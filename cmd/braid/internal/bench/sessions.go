@@ -61,7 +61,7 @@ type SessionReport struct {
 	MessageLen int          `json:"message_len"`
 	Raw        Throughput   `json:"raw"`
 	RawTLS     *Throughput  `json:"raw_tls,omitempty"` // one crypto/tls connection, when a case runs TLS
-	RawLatency Latency      `json:"raw_latency"` // raw TCP ping-pongs of MessageLen bytes
+	RawLatency Latency      `json:"raw_latency"`       // raw TCP ping-pongs of MessageLen bytes
 	Rows       []SessionRow `json:"rows"`
 }
 
