@@ -40,6 +40,12 @@ func echo(s *Session) {
 	}
 }
 
+// echoing runs echo(s) on a goroutine of its own, and returns a channel closed when it returns.
+func echoing(s *Session) <-chan struct{} {
+	done := echoing(s)
+	return done
+}
+
 // pingPong sends n one-chunk messages over c, each numbered, and checks each echo.
 func pingPong(ctx context.Context, c *Session, n int) error {
 	msg := make([]byte, 64)
@@ -149,11 +155,7 @@ func TestInlineReceiveSessionEnds(t *testing.T) {
 	for _, how := range []string{"abort", "peer close"} {
 		t.Run(how, func(t *testing.T) {
 			c, s := inlinePair(t, 2, true, "")
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				echo(s)
-			}()
+			done := echoing(s)
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
 			if err := pingPong(ctx, c, 50); err != nil {
@@ -190,11 +192,7 @@ func TestInlineReceiveSessionEnds(t *testing.T) {
 func TestInlineRoleReclaimed(t *testing.T) {
 	testutil.CheckLeaks(t)
 	c, s := inlinePair(t, 1, true, "")
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		echo(s)
-	}()
+	done := echoing(s)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := pingPong(ctx, c, 50); err != nil {
