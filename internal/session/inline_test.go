@@ -42,7 +42,11 @@ func echo(s *Session) {
 
 // echoing runs echo(s) on a goroutine of its own, and returns a channel closed when it returns.
 func echoing(s *Session) <-chan struct{} {
-	done := echoing(s)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		echo(s)
+	}()
 	return done
 }
 
