@@ -359,14 +359,7 @@ func TestSmallChunkWrittenInline(t *testing.T) {
 // at once in a coded mode.
 func TestSendNoCopy(t *testing.T) {
 	t.Run("acknowledged", func(t *testing.T) {
-		l, _ := startListener(t, nil)
-		c, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{Paths: 2, ChunkSize: 4096}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Abort()
-		srv := acceptOne(t, l)
-		defer srv.Abort()
+		c, srv := dialPair(t, nil, &Config{Paths: 2, ChunkSize: 4096})
 		msg := make([]byte, 100_000)
 		for i := range msg {
 			msg[i] = byte(i * 13)
@@ -406,14 +399,7 @@ func TestSendNoCopy(t *testing.T) {
 	t.Run("done calls the session", func(t *testing.T) {
 		// done runs holding none of the session's locks: it may ask for Stats, or send the
 		// next message, as a sender recycling its buffers does.
-		l, _ := startListener(t, nil)
-		c, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{Paths: 2, ChunkSize: 4096}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Abort()
-		srv := acceptOne(t, l)
-		defer srv.Abort()
+		c, srv := dialPair(t, nil, &Config{Paths: 2, ChunkSize: 4096})
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		sent := make(chan error, 1)

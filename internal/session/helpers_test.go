@@ -505,3 +505,19 @@ func echoOnce(t *testing.T, c, s *Session) {
 		t.Fatalf("received %q, %v", m, err)
 	}
 }
+
+// dialPair opens a session from a client with ccfg to a loopback server with scfg (nil for the
+// defaults; TLS with the test identity unless Insecure) and returns both ends, aborted when the
+// test ends.
+func dialPair(t *testing.T, scfg, ccfg *Config) (client, server *Session) {
+	t.Helper()
+	l, _ := startListener(t, scfg)
+	c, err := Dial(context.Background(), l.Addr().String(), pinned(ccfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Abort)
+	s := acceptOne(t, l)
+	t.Cleanup(s.Abort)
+	return c, s
+}

@@ -17,14 +17,7 @@ import (
 // echoes every message, with the server's scheduler sched.
 func inlinePair(t *testing.T, paths int, insecure bool, sched string) (client, server *Session) {
 	t.Helper()
-	l, _ := startListener(t, &Config{Insecure: insecure, Scheduler: sched})
-	c, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{Paths: paths, Insecure: insecure}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Abort)
-	s := acceptOne(t, l)
-	t.Cleanup(s.Abort)
+	c, s := dialPair(t, &Config{Insecure: insecure, Scheduler: sched}, &Config{Paths: paths, Insecure: insecure})
 	testutil.WaitFor(t, func() bool { return len(s.Stats().Paths) >= paths || s.Err() != nil }, "every path at the server")
 	return c, s
 }
