@@ -107,6 +107,7 @@ type RemoteError struct {
 	Message string
 }
 
+// Error describes the peer's ERROR: its code and message.
 func (e *RemoteError) Error() string {
 	return fmt.Sprintf("braid: peer reported %s: %s", e.Code, e.Message)
 }

@@ -23,6 +23,7 @@ type TooLargeError struct {
 	Max    int    // configured maximum
 }
 
+// Error says how large the frame was and what the maximum is.
 func (e *TooLargeError) Error() string {
 	return fmt.Sprintf("wire: frame too large: payload %d bytes exceeds maximum %d", e.Length, e.Max)
 }
@@ -33,6 +34,7 @@ func (e *TooLargeError) Is(target error) bool { return target == ErrFrameTooLarg
 // UnknownTypeError is the detailed form of ErrUnknownType.
 type UnknownTypeError struct{ Type Type }
 
+// Error names the unknown type byte.
 func (e *UnknownTypeError) Error() string {
 	return fmt.Sprintf("wire: unknown frame type %#02x", uint8(e.Type))
 }
