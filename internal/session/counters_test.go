@@ -60,8 +60,10 @@ func TestDialWithPathDownAtStart(t *testing.T) {
 			testutil.WaitFor(t, func() bool { return c.Stats().RedialFailures > 0 }, "a re-dial to fail")
 			proxies[down].Restore()
 			testutil.WaitFor(t, func() bool { return livePathCount(c.Stats()) == 3 }, "the path down at the start to join")
-			if st := c.Stats(); st.Redials != 1 {
-				t.Errorf("redials %d, want 1", st.Redials)
+			// At least the one that brought the path in (on a loaded machine a fresh path may be
+			// judged silent and re-dialed once more).
+			if st := c.Stats(); st.Redials < 1 {
+				t.Errorf("redials %d, want at least 1", st.Redials)
 			}
 		})
 	}

@@ -88,23 +88,36 @@ func TestModesExact(t *testing.T) {
 }
 
 // pieceBodies parses a recorded stream and returns the bytes of its PIECE and CHUNK payloads
-// (without their headers), and the frame types seen.
+// (without their headers), each seq once (a retransmission repeats the same bytes, which would
+// skew a test of how random they look), and the frame types seen.
 func pieceBodies(t *testing.T, stream []byte) ([]byte, map[wire.Type]int) {
 	t.Helper()
 	r := wire.NewReader(bytes.NewReader(stream), 0)
 	var body []byte
 	types := map[wire.Type]int{}
+	seen := map[uint64]bool{}
 	for {
 		f, err := r.ReadFrame()
 		if err != nil {
 			break // the recording may end mid-frame
 		}
 		types[f.Type]++
+		var hdr int
 		switch f.Type {
 		case wire.TypePiece:
-			body = append(body, f.Payload[wire.PieceHeaderSize:]...)
+			hdr = wire.PieceHeaderSize
 		case wire.TypeChunk:
-			body = append(body, f.Payload[wire.ChunkHeaderSize:]...)
+			hdr = wire.ChunkHeaderSize
+		default:
+			continue
+		}
+		ch, err := wire.ParseChunkHeader(f.Payload[:wire.ChunkHeaderSize])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !seen[ch.Seq] {
+			seen[ch.Seq] = true
+			body = append(body, f.Payload[hdr:]...)
 		}
 	}
 	return body, types
