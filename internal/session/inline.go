@@ -32,9 +32,10 @@ import (
 //	            will not finish: one whose payload has not all arrived, or a read error
 //
 // The role moves only by compare-and-swap, and by a send on resume; either orders the holders'
-// use of the reader state. At most one path per session yields (Session.inlinePath, under
-// Session.mu): Receive can wait on one connection only, and the other paths' readers keep
-// reading theirs.
+// use of the reader state. A session has one inline path (Session.inlinePath, under
+// Session.mu), the one whose reader last yielded: Receive can wait on one connection only, and
+// the other paths' readers keep reading theirs. When the messages move to another path, so does
+// the inline path, and the one left behind goes back to its reader.
 //
 // A Receive reading inline must leave when its message is ready elsewhere, its context ends or
 // the session changes. Every broadcast (a message completed on another path, the session
@@ -240,15 +241,17 @@ func (s *Session) readInline(ctx context.Context, p *path) {
 }
 
 // yieldRead reports whether p's reader goroutine should yield its read role to Receive now: it has
-// just completed a one-chunk message that a Receive is waiting for (inlineHint), it has nothing
-// buffered, and no other path of the session has yielded. On true the role is free.
+// just completed a one-chunk message that a Receive is waiting for, or that a Receive reading
+// another path inline was interrupted for (inlineHint), and it has nothing buffered. On true the
+// role is free and p is the session's inline path; the path that was, if any, goes back to its
+// reader (at once if free, else when the Receive holding it lets go): the messages now come on p.
 func (s *Session) yieldRead(p *path) bool {
 	if s.inlineHint.Load() != p {
 		return false
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.inlineHint.CompareAndSwap(p, nil) || (s.inlinePath != nil && s.inlinePath != p) || s.phase != phaseOpen {
+	if !s.inlineHint.CompareAndSwap(p, nil) || s.phase != phaseOpen {
 		return false
 	}
 	if !p.role.CompareAndSwap(roleReader, roleFree) {
@@ -256,6 +259,9 @@ func (s *Session) yieldRead(p *path) bool {
 	}
 	p.freedAt.Store(int64(s.clock()))
 	p.armReclaim()
+	if q := s.inlinePath; q != nil && q != p {
+		q.wakeParked()
+	}
 	s.inlinePath = p
 	return true
 }

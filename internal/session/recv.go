@@ -207,7 +207,7 @@ func (s *Session) admitSeq(seq uint64) error {
 func (s *Session) chunkArrived(p *path, ch wire.ChunkHeader, n int) error {
 	_, err := s.recvd.Add(ch.Seq)
 	if s.reasm.Ready() {
-		if s.recvWaiting > 0 && ch.Total == 1 {
+		if ch.Total == 1 && (s.recvWaiting > 0 || s.inlineOn != nil && s.inlineOn != p) {
 			s.inlineHint.Store(p)
 		}
 		s.broadcast()
