@@ -69,6 +69,9 @@ var (
 	ErrProtocol = errors.New("mux: protocol violation")
 	// ErrClosed: the stream, or the whole mux, was closed on this side. It matches net.ErrClosed.
 	ErrClosed = fmt.Errorf("mux: %w", net.ErrClosed)
+	// ErrSessionEnded: the mux ended (its session closed or failed, or a protocol violation)
+	// while the stream was open; the error also wraps the cause.
+	ErrSessionEnded = errors.New("mux: session ended")
 	// ErrNotMux: the peer's first message was not a mux HELLO.
 	ErrNotMux = errors.New("mux: peer does not speak the mux protocol")
 )

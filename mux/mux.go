@@ -257,10 +257,14 @@ func (m *Mux) fail(err error) {
 func (m *Mux) endErr() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.endErrLocked()
+}
+
+func (m *Mux) endErrLocked() error {
 	if errors.Is(m.err, ErrClosed) {
 		return ErrClosed
 	}
-	return fmt.Errorf("mux: session ended: %w", m.err)
+	return fmt.Errorf("%w: %w", ErrSessionEnded, m.err)
 }
 
 // Open opens a stream to target, waiting for the peer's answer. A refusal is an *OpenError
@@ -312,7 +316,7 @@ func (m *Mux) newLocal(target string) (*Stream, error) {
 	defer m.mu.Unlock()
 	switch {
 	case m.err != nil:
-		return nil, fmt.Errorf("mux: %w", m.err)
+		return nil, m.endErrLocked()
 	case m.nextID > 1<<32-3:
 		return nil, fmt.Errorf("%w: stream ids exhausted", ErrTooManyStreams)
 	case len(m.streams) >= m.cfg.MaxStreams:

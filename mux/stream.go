@@ -70,6 +70,15 @@ func (m *Mux) newStream(id uint32, target string, sendWindow int, accepted bool)
 // ID returns the stream's id: odd for streams the dialing end opened, even for the other end's.
 func (s *Stream) ID() uint32 { return s.id }
 
+// Err returns why the stream ended: a *ResetError (the peer reset it), an error matching
+// ErrClosed (this end closed or reset it), or one matching ErrSessionEnded (the mux ended). It
+// is nil while the stream is open, including after both ends' FINs until Close.
+func (s *Stream) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
 // Target returns what the opener asked to reach ("host:port", or empty for the default).
 func (s *Stream) Target() string { return s.target }
 
