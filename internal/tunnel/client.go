@@ -123,7 +123,7 @@ func ParseForwarding(s string) (Forwarding, error) {
 // address.
 func ParseDynamic(s string) (string, error) {
 	parts, err := splitSpec(s)
-	if err != nil || len(parts) > 2 {
+	if err != nil || len(parts) < 1 || len(parts) > 2 {
 		return "", fmt.Errorf("-D %q: want [bind:]port", s)
 	}
 	bind := ""
