@@ -34,6 +34,8 @@ func commands() []command {
 		{"demo", "run a server and a client on loopback and show the traffic", runDemo},
 		{"identity", "show or create a key and certificate (a server's, or a client's)", runIdentity},
 		{"eval", "run evaluation scenarios over emulated paths and report", runEval},
+		{"tunnel", "carry TCP connections over a session: -L port forwarding, -D SOCKS5", runTunnel},
+		{"cat", "join standard input and output to one stream over a session (like nc)", runCat},
 	}
 }
 

@@ -29,6 +29,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxPendingPerIP := fs.Int("max-pending-sessions-per-ip", 16, "most sessions from one IP address not yet established (no frame since opening)")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, wait this long for sessions and in-flight frames")
 	st := addServerTrustFlags(fs)
+	tf := addTunnelServeFlags(fs)
 	lf := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -59,7 +60,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MaxPaths: *maxPaths, MaxSessions: *maxSessions, MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP,
 		MaxHandshakes: *maxHandshakes, MaxHandshakesPerIP: *maxHandshakesPerIP, MaxPendingSessionsPerIP: *maxPendingPerIP,
 		SessionWindow: int64(win), MaxMemory: int64(mem), Logger: log}
-	if err := st.apply(cfg, stdout); err != nil {
+	info := stdout
+	if tf.stdout {
+		info = stderr // standard output carries tunnel streams
+	}
+	if err := st.apply(cfg, info); err != nil {
+		return usageError(fs, "%v", err)
+	}
+	tsv, err := tf.server(stdout, log)
+	if err != nil {
 		return usageError(fs, "%v", err)
 	}
 	l, err := braid.Listen(*listen, cfg)
@@ -79,7 +88,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		go func() {
 			defer wg.Done()
 			slog := log.With("session", s.ID())
-			if err := receiveTransfers(ctx, s, *out, slog); err != nil && ctx.Err() == nil {
+			if err := serveSession(ctx, s, *out, tf, tsv, slog); err != nil && ctx.Err() == nil {
 				slog.Warn("session ended with an error", "err", err)
 			}
 			s.Close()

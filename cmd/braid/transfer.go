@@ -87,8 +87,18 @@ func sendTransfer(ctx context.Context, s *braid.Session, h transferHeader, r io.
 // receiveTransfers serves one session: it takes transfers until the peer closes, saving files
 // under outDir when it is set, and answers each with a receipt.
 func receiveTransfers(ctx context.Context, s *braid.Session, outDir string, log *slog.Logger) error {
+	return receiveTransfersFrom(ctx, s, nil, outDir, log)
+}
+
+// receiveTransfersFrom is receiveTransfers for a session whose first message, first, the caller
+// has already received (nil: none).
+func receiveTransfersFrom(ctx context.Context, s *braid.Session, first []byte, outDir string, log *slog.Logger) error {
 	for {
-		msg, err := s.Receive(ctx)
+		msg, err := first, error(nil)
+		if first == nil {
+			msg, err = s.Receive(ctx)
+		}
+		first = nil
 		if err == io.EOF {
 			return nil
 		}

@@ -102,6 +102,19 @@ func (a *AllowList) String() string {
 	return strings.Join(parts, ",")
 }
 
+// AnyHost returns the rules whose host is *: each makes the server an open proxy on its ports.
+func (a *AllowList) AnyHost() []string {
+	var out []string
+	if a != nil {
+		for _, r := range a.rules {
+			if r.any {
+				out = append(out, r.text)
+			}
+		}
+	}
+	return out
+}
+
 func parseRule(s string) (rule, error) {
 	r := rule{text: s}
 	i := strings.LastIndexByte(s, ':')
