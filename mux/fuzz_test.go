@@ -30,7 +30,7 @@ func (h *peerHarness) check() {
 	}
 	// Every byte of budget belongs to a stream: the open ones and those the application holds.
 	seen := map[*Stream]bool{}
-	var sum int64
+	var sum, grown int64
 	add := func(s *Stream) {
 		if seen[s] {
 			return
@@ -39,6 +39,7 @@ func (h *peerHarness) check() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		sum += s.charged
+		grown += s.grown
 		if s.buffered < 0 || int64(s.buffered) > s.charged && !s.closed {
 			h.t.Fatalf("stream %d: buffered %d, charged %d", s.id, s.buffered, s.charged)
 		}
@@ -60,6 +61,9 @@ func (h *peerHarness) check() {
 	}
 	if sum != b {
 		h.t.Fatalf("streams hold %d bytes of budget, the mux counts %d", sum, b)
+	}
+	if g := h.m.grown.Load(); grown != g || g > h.m.cfg.MaxBuffered/2 {
+		h.t.Fatalf("streams have grown by %d, the mux counts %d (at most %d)", grown, g, h.m.cfg.MaxBuffered/2)
 	}
 }
 

@@ -69,9 +69,8 @@ type Config struct {
 	// Default 16 MiB.
 	MaxWindow int
 	// MaxBuffered bounds, across all streams, the receive windows granted and not yet read: the
-	// most stream data the peer can make this end hold. Windows grow only while the initial
-	// windows of MaxStreams streams still fit beside them, so growth never crowds out a new
-	// stream. Default 128 MiB.
+	// most stream data the peer can make this end hold. Windows grow beyond InitialWindow into
+	// at most half of it, so that the other half always admits new streams. Default 128 MiB.
 	MaxBuffered int64
 	// MaxStreams is the most streams open at once on this end, whoever opened them, including
 	// those waiting for Accept; the peer's OPEN beyond is refused with CodeTooManyStreams, and
@@ -150,6 +149,7 @@ type Mux struct {
 	openMu sync.Mutex
 
 	budget     atomic.Int64  // receive windows granted and not yet read, all streams
+	grown      atomic.Int64  // of which windows grown beyond InitialWindow (at most MaxBuffered/2)
 	acceptKick chan struct{} // a stream joined pending
 	hello      chan struct{} // closed when the peer's HELLO has arrived
 	done       chan struct{} // closed when the mux has ended
@@ -358,13 +358,10 @@ func (m *Mux) Accept(ctx context.Context) (*Stream, error) {
 }
 
 // take reserves n bytes of the receive budget, or reports that they do not fit.
-func (m *Mux) take(n int64) bool { return m.takeLeaving(n, 0) }
-
-// takeLeaving reserves n bytes of the receive budget if room bytes remain free beside them.
-func (m *Mux) takeLeaving(n, room int64) bool {
+func (m *Mux) take(n int64) bool {
 	for {
 		used := m.budget.Load()
-		if used+n+room > m.cfg.MaxBuffered {
+		if used+n > m.cfg.MaxBuffered {
 			return false
 		}
 		if m.budget.CompareAndSwap(used, used+n) {
@@ -379,13 +376,23 @@ func (m *Mux) give(n int64) {
 	}
 }
 
-// grow reserves n bytes of budget for a window to grow by, if that leaves room for the initial
-// windows of every stream that may still open.
+// grow reserves n bytes of budget for a window to grow by. Windows grow into at most half of
+// MaxBuffered, so that the other half always admits new streams at their initial window.
 func (m *Mux) grow(n int64) bool {
-	m.mu.Lock()
-	room := int64(m.cfg.MaxStreams-len(m.streams)) * int64(m.cfg.InitialWindow)
-	m.mu.Unlock()
-	return m.takeLeaving(n, room)
+	for {
+		g := m.grown.Load()
+		if g+n > m.cfg.MaxBuffered/2 {
+			return false
+		}
+		if m.grown.CompareAndSwap(g, g+n) {
+			break
+		}
+	}
+	if !m.take(n) {
+		m.grown.Add(-n)
+		return false
+	}
+	return true
 }
 
 // remove forgets stream s: no more frames are expected for it, and it no longer waits for

@@ -42,6 +42,7 @@ type Stream struct {
 	recvWindow int   // what the peer may still send
 	credit     int   // read since the last WINDOW
 	charged    int64 // this stream's share of the mux's receive budget (settleLocked)
+	grown      int64 // of which its window's growth beyond InitialWindow (Mux.grown)
 	sendWindow int   // what we may still send
 	finRecv    bool
 	finSent    bool
@@ -200,24 +201,29 @@ func (s *Stream) endLocked(err error) {
 // whole window while the peer may send, what it holds once the peer can send nothing more, and
 // nothing once closed. It is the only place budget is handed back.
 func (s *Stream) settleLocked() {
+	receiving := !s.closed && !s.finRecv && s.err == nil
 	var want int64
 	switch {
-	case s.closed:
-	case s.finRecv || s.err != nil:
-		want = int64(s.buffered)
-	default:
+	case receiving:
 		want = int64(s.window)
+	case !s.closed:
+		want = int64(s.buffered)
 	}
 	if want > s.charged {
 		panic(fmt.Sprintf("mux: stream %d needs %d bytes of budget, holds %d", s.id, want, s.charged))
 	}
 	s.m.give(s.charged - want)
 	s.charged = want
+	if !receiving && s.grown > 0 { // the window is over, and its growth with it
+		s.m.grown.Add(-s.grown)
+		s.grown = 0
+	}
 }
 
 // consumeLocked accounts for n bytes read out of the buffer, granting the peer more window once
-// half of it has been read. A reader that has emptied the buffer by then doubles the window
-// (up to MaxWindow, as the budget allows): it keeps up, so the window, not the reader, limits.
+// half of it has been read. A reader that has nearly emptied the buffer by then (a quarter of
+// the window or less left) doubles the window (up to MaxWindow, as the budget allows): it keeps
+// up, so the window, not the reader, limits.
 func (s *Stream) consumeLocked(n int) {
 	if s.closed {
 		return // Close dropped the buffer and its budget already
@@ -232,11 +238,12 @@ func (s *Stream) consumeLocked(n int) {
 		return
 	}
 	inc := s.credit
-	if s.buffered == 0 && s.window < s.m.cfg.MaxWindow {
+	if s.buffered <= s.window/4 && s.window < s.m.cfg.MaxWindow {
 		grow := min(s.window, s.m.cfg.MaxWindow-s.window)
 		if s.m.grow(int64(grow)) {
 			s.window += grow
 			s.charged += int64(grow)
+			s.grown += int64(grow)
 			inc += grow
 		}
 	}
