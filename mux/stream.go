@@ -46,8 +46,9 @@ type Stream struct {
 	sendWindow int   // what we may still send
 	finRecv    bool
 	finSent    bool
-	closed     bool  // Close or Refuse was called
-	err        error // why the stream ended (reset, refusal, mux end), nil while it is open
+	closed     bool    // Close or Refuse was called
+	out        *output // CopyTo's destination, or nil
+	err        error   // why the stream ended (reset, refusal, mux end), nil while it is open
 	readable   chan struct{}
 	writable   chan struct{}
 	rdl, wdl   time.Time
@@ -140,14 +141,22 @@ func (s *Stream) onFrame(f frame, keep []byte) (took bool, err error) {
 		if s.closed {
 			return false, nil // closed here, its reset on the way: nobody will read it
 		}
-		g := segment{data: f.body, msg: keep}
+		s.buffered += n
+		body := f.body
+		if k := s.writeDirectLocked(body); k > 0 {
+			s.consumeLocked(k)
+			if body = body[k:]; len(body) == 0 {
+				return false, nil
+			}
+		}
+		g := segment{data: body, msg: keep}
 		if keep == nil {
-			g.buf = bufpool.Get(n)
-			g.data = g.buf[:copy(g.buf, f.body)]
+			g.buf = bufpool.Get(len(body))
+			g.data = g.buf[:copy(g.buf, body)]
 		}
 		s.segs = append(s.segs, g)
-		s.buffered += n
 		kick(s.readable)
+		s.startPumpLocked()
 		return keep != nil, nil
 	case typeWindow:
 		if int64(s.sendWindow)+int64(f.increment()) > MaxWindowLimit {
@@ -166,6 +175,7 @@ func (s *Stream) onFrame(f frame, keep []byte) (took bool, err error) {
 			s.m.remove(s)
 		}
 		kick(s.readable)
+		s.startPumpLocked()
 	case typeRst:
 		s.endLocked(&ResetError{Code: f.code(), Reason: f.reason()})
 	}
@@ -195,6 +205,7 @@ func (s *Stream) endLocked(err error) {
 	s.m.remove(s)
 	kick(s.readable)
 	kick(s.writable)
+	s.startPumpLocked()
 }
 
 // settleLocked makes the stream's share of the mux's receive budget what it can still need: its
@@ -527,28 +538,17 @@ func (s *Stream) ReadFrom(r io.Reader) (int64, error) {
 	}
 	var total int64
 	for {
-		avail, err := waitReadable(r)
+		n, err := s.reserve(s.m.maxPayload)
 		if err != nil {
 			return total, err
 		}
-		want := s.m.maxPayload
-		if avail >= 0 {
-			want = min(want, max(avail, 4<<10))
-		}
-		n, err := s.reserve(want)
-		if err != nil {
-			return total, err
-		}
-		buf := bufpool.Get(headerLen + n)
-		k, rerr := r.Read(buf[headerLen : headerLen+n])
+		buf, k, rerr := readInto(r, n)
 		s.unreserve(n - k)
 		if k > 0 {
 			if err := s.sendData(buf, k); err != nil {
 				return total, err
 			}
 			total += int64(k)
-		} else {
-			bufpool.Put(buf)
 		}
 		if rerr == io.EOF {
 			return total, nil
@@ -619,6 +619,7 @@ func (s *Stream) Close() error {
 		s.m.free(g)
 	}
 	s.segs, s.buffered = nil, 0
+	s.startPumpLocked() // a CopyTo hears of the end
 	switch {
 	case s.err != nil:
 		s.settleLocked()

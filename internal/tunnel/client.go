@@ -48,15 +48,25 @@ func (cl *Client) Open(ctx context.Context, target string) (*mux.Stream, error) 
 // closing them if ctx has ended. A connection the server refuses is closed at once (reset).
 func (cl *Client) Forward(ctx context.Context, ln net.Listener, target string) error {
 	return cl.serve(ctx, ln, func(ctx context.Context, c net.Conn) {
-		st, err := cl.Open(ctx, target)
-		if err != nil {
-			cl.log().Info("tunnel: connection refused by the server", "local", ln.Addr(), "from", c.RemoteAddr(), "target", target, "err", err)
-			abort(c)
-			return
+		if st := cl.openFor(ctx, c, target, ln.Addr()); st != nil {
+			Pipe(st, c)
 		}
-		cl.log().Debug("tunnel: stream opened", "stream", st.ID(), "target", target, "from", c.RemoteAddr())
-		Pipe(st, c)
 	})
+}
+
+// openFor opens a stream to target for connection c (accepted on local), or resets c and
+// returns nil if the server refuses. Not inlined: see Server.connect.
+//
+//go:noinline
+func (cl *Client) openFor(ctx context.Context, c net.Conn, target string, local net.Addr) *mux.Stream {
+	st, err := cl.Open(ctx, target)
+	if err != nil {
+		cl.log().Info("tunnel: connection refused by the server", "local", local, "from", c.RemoteAddr(), "target", target, "err", err)
+		abort(c)
+		return nil
+	}
+	cl.log().Debug("tunnel: stream opened", "stream", st.ID(), "target", target, "from", c.RemoteAddr())
+	return st
 }
 
 // serve runs handle for each connection ln accepts until ctx ends or ln fails.

@@ -19,41 +19,38 @@ type closeWriter interface {
 // failure, or nil if both directions ended cleanly.
 func Pipe(st *mux.Stream, c net.Conn) error {
 	var (
-		wg       sync.WaitGroup
 		once     sync.Once
 		firstErr error
 	)
 	// failed ends both directions after err: a reset goes to whichever side did not cause it.
 	failed := func(err error) {
 		once.Do(func() { firstErr = err })
-		if st.Err() != nil {
-			abort(c) // the stream ended (reset by the far end, or the session is gone): reset c
-		} else {
+		if st.Err() == nil {
 			st.Reset(mux.CodeReset, err.Error())
-			abort(c)
 		}
+		abort(c) // on c's side, a reset too
 	}
-	wg.Add(1)
-	go func() { // c → st
-		defer wg.Done()
-		_, err := st.ReadFrom(c)
+	// st → c runs by itself (a goroutine only while data waits to be written); c → st here.
+	down := make(chan struct{})
+	st.CopyTo(c, func(_ int64, err error) {
+		defer close(down)
 		if err == nil {
-			err = st.CloseWrite()
+			if cw, ok := c.(closeWriter); ok {
+				err = cw.CloseWrite()
+			}
 		}
 		if err != nil {
 			failed(err)
 		}
-	}()
-	_, err := st.WriteTo(c) // st → c
+	})
+	_, err := st.ReadFrom(c)
 	if err == nil {
-		if cw, ok := c.(closeWriter); ok {
-			err = cw.CloseWrite()
-		}
+		err = st.CloseWrite()
 	}
 	if err != nil {
 		failed(err)
 	}
-	wg.Wait()
+	<-down
 	st.Close()
 	c.Close()
 	return firstErr

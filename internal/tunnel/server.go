@@ -10,6 +10,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,16 +54,24 @@ func (sv *Server) Serve(ctx context.Context, m *mux.Mux, attrs ...any) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			sv.serveStream(ctx, st, log)
+			if c := sv.connect(ctx, st, log); c != nil {
+				pipeLogged(st, c, log)
+			}
 		}()
 	}
 }
 
-func (sv *Server) serveStream(ctx context.Context, st *mux.Stream, log *slog.Logger) {
+// connect answers stream st: it connects it to its target and returns the connection, or
+// refuses it, or serves it to Stdout, and returns nil. It is apart from Pipe (and not inlined)
+// so that the goroutine that then waits on an idle stream parks with a shallow stack, which the
+// garbage collector shrinks: each idle stream costs that goroutine's stack.
+//
+//go:noinline
+func (sv *Server) connect(ctx context.Context, st *mux.Stream, log *slog.Logger) net.Conn {
 	target := st.Target()
 	if target == "" {
 		sv.serveStdout(st, log)
-		return
+		return nil
 	}
 	start := time.Now()
 	c, err := sv.Dialer.Dial(ctx, target)
@@ -73,16 +82,27 @@ func (sv *Server) serveStream(ctx context.Context, st *mux.Stream, log *slog.Log
 		}
 		sv.limiter.log(log, "tunnel: stream refused", "stream", st.ID(), "target", target, "code", re.Code.String(), "reason", re.Reason)
 		st.Refuse(re.Code, re.Reason)
-		return
+		return nil
 	}
 	if err := st.Confirm(); err != nil {
 		c.Close()
 		st.Close()
-		return
+		return nil
 	}
 	log.Debug("tunnel: stream connected", "stream", st.ID(), "target", target, "remote", c.RemoteAddr(), "dial", time.Since(start))
-	err = Pipe(st, c)
-	log.Debug("tunnel: stream done", "stream", st.ID(), "target", target, "err", err)
+	return c
+}
+
+// pipeLogged is Pipe, and a debug line when it is done.
+func pipeLogged(st *mux.Stream, c net.Conn, log *slog.Logger) {
+	if err := Pipe(st, c); log.Enabled(context.Background(), slog.LevelDebug) {
+		logPipeDone(st, err, log)
+	}
+}
+
+//go:noinline
+func logPipeDone(st *mux.Stream, err error, log *slog.Logger) {
+	log.Debug("tunnel: stream done", "stream", st.ID(), "target", st.Target(), "err", err)
 }
 
 // serveStdout writes a target-less stream to Stdout, then answers with FIN.

@@ -104,27 +104,37 @@ func (u SOCKSUsers) check(user, pass string) bool {
 // (SOCKSReply).
 func (cl *Client) SOCKS(ctx context.Context, ln net.Listener, users SOCKSUsers) error {
 	return cl.serve(ctx, ln, func(ctx context.Context, c net.Conn) {
-		c.SetDeadline(time.Now().Add(socksHandshakeTimeout))
-		target, err := socksHandshake(c, users)
-		if err != nil {
-			cl.log().Debug("tunnel: SOCKS handshake failed", "from", c.RemoteAddr(), "err", err)
-			return
+		if st := cl.socksOpen(ctx, c, users, ln.Addr()); st != nil {
+			Pipe(st, c)
 		}
-		st, err := cl.Open(ctx, target)
-		if err != nil {
-			cl.log().Info("tunnel: connection refused by the server", "local", ln.Addr(), "from", c.RemoteAddr(), "target", target, "err", err)
-			c.Write(socksReply(SOCKSReply(err)))
-			return
-		}
-		if _, err := c.Write(socksReply(SOCKSSucceeded)); err != nil {
-			st.Reset(mux.CodeReset, "the SOCKS client went away")
-			st.Close()
-			return
-		}
-		c.SetDeadline(time.Time{})
-		cl.log().Debug("tunnel: stream opened", "stream", st.ID(), "target", target, "from", c.RemoteAddr())
-		Pipe(st, c)
 	})
+}
+
+// socksOpen runs the SOCKS handshake on c and opens its stream, answering the client; nil if
+// it fails. Not inlined: see Server.connect.
+//
+//go:noinline
+func (cl *Client) socksOpen(ctx context.Context, c net.Conn, users SOCKSUsers, local net.Addr) *mux.Stream {
+	c.SetDeadline(time.Now().Add(socksHandshakeTimeout))
+	target, err := socksHandshake(c, users)
+	if err != nil {
+		cl.log().Debug("tunnel: SOCKS handshake failed", "from", c.RemoteAddr(), "err", err)
+		return nil
+	}
+	st, err := cl.Open(ctx, target)
+	if err != nil {
+		cl.log().Info("tunnel: connection refused by the server", "local", local, "from", c.RemoteAddr(), "target", target, "err", err)
+		c.Write(socksReply(SOCKSReply(err)))
+		return nil
+	}
+	if _, err := c.Write(socksReply(SOCKSSucceeded)); err != nil {
+		st.Reset(mux.CodeReset, "the SOCKS client went away")
+		st.Close()
+		return nil
+	}
+	c.SetDeadline(time.Time{})
+	cl.log().Debug("tunnel: stream opened", "stream", st.ID(), "target", target, "from", c.RemoteAddr())
+	return st
 }
 
 // SOCKSReply maps an Open error to the SOCKS reply code that reports it.
