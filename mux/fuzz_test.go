@@ -129,7 +129,7 @@ func FuzzMuxPeer(f *testing.F) {
 		for i := 0; i+1 < len(ops); i += 2 {
 			op, arg := ops[i], ops[i+1]
 			var msg []byte
-			switch op % 14 {
+			switch op % 15 {
 			case 0:
 				msg = appendHello(nil, MinWindow+uint32(arg)*64)
 			case 1: // raw bytes: the rest of the input as one message
@@ -185,6 +185,15 @@ func FuzzMuxPeer(f *testing.F) {
 						s.Close()
 					case 2:
 						s.Reset(CodeCancel, "app")
+					}
+				}
+			case 14: // the application copies a stream out
+				if s := h.pickStream(arg); s != nil {
+					s.mu.Lock()
+					started := s.out != nil
+					s.mu.Unlock()
+					if !started {
+						s.CopyTo(io.Discard, func(int64, error) {})
 					}
 				}
 			case 13: // the application opens a stream (the peer may then REPLY to it)

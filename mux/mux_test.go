@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
+	"runtime"
 	"os"
 	"sync"
 	"testing"
@@ -546,5 +548,81 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if _, err := (*Config)(nil).withDefaults(); err != nil {
 		t.Errorf("defaults: %v", err)
+	}
+}
+
+// CopyTo delivers a stream to a socket exactly, small frames written by the reader itself and
+// large ones by a pump, with no goroutine left while the stream is idle; done reports the end.
+func TestCopyTo(t *testing.T) {
+	ctx := testCtx(t)
+	for _, reset := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reset=%v", reset), func(t *testing.T) {
+			c, s, _, _ := pair(t, nil, nil)
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			out, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer out.Close()
+			in, err := ln.Accept()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer in.Close()
+			accepted := make(chan *Stream, 1)
+			go func() {
+				st, err := s.Accept(ctx)
+				if err == nil {
+					st.Confirm()
+					accepted <- st
+				}
+			}()
+			cs, err := c.Open(ctx, "x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ss := <-accepted
+			type result struct {
+				n   int64
+				err error
+			}
+			done := make(chan result, 1)
+			g0 := runtime.NumGoroutine()
+			ss.CopyTo(out, func(n int64, err error) { done <- result{n, err} })
+			if g := runtime.NumGoroutine(); g != g0 {
+				t.Errorf("%d goroutines for an idle CopyTo", g-g0)
+			}
+			var want bytes.Buffer
+			for i := range 300 {
+				p := make([]byte, []int{1, 100, 5000, 70 << 10}[i%4])
+				for j := range p {
+					p[j] = byte(i + j)
+				}
+				want.Write(p)
+				if _, err := cs.Write(p); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if reset {
+				cs.Reset(CodeReset, "gone")
+			} else {
+				cs.CloseWrite()
+			}
+			got := make([]byte, want.Len())
+			in.SetReadDeadline(time.Now().Add(20 * time.Second))
+			if _, err := io.ReadFull(in, got); err != nil || !bytes.Equal(got, want.Bytes()) {
+				t.Fatalf("socket got %d bytes (%v), different from the %d sent", len(got), err, want.Len())
+			}
+			r := <-done
+			if r.n != int64(want.Len()) || reset != (r.err != nil) || reset && !errors.Is(r.err, ErrReset) {
+				t.Errorf("done(%d, %v); sent %d", r.n, r.err, want.Len())
+			}
+			ss.Close()
+			cs.Close()
+		})
 	}
 }
