@@ -124,10 +124,10 @@ func pick[T int | int64](dst *T, v T) {
 // Mux is one end of a multiplexed session. Its methods are safe for concurrent use.
 //
 // Locks, outermost first: Stream.wmu (one writer per stream), Mux.openMu (from choosing a
-// stream id to sending its OPEN, so that OPENs leave in id order), Stream.mu (one stream's
-// state), Mux.mu (streams, pending, nextID, lastPeer, peerWindow, err), ctrlMu (ctrlBuf).
-// Mux.mu and ctrlMu are leaves: nothing else is taken while either is held. The receive
-// budget is atomic.
+// stream id to queueing its OPEN, so that OPENs leave in id order), Stream.mu (one stream's
+// state), Mux.mu (streams, pending, nextID, lastPeer, peerWindow, err), outMu (the send queue,
+// writer.go). Mux.mu and outMu are leaves: nothing else is taken while either is held. The
+// receive budget is atomic.
 type Mux struct {
 	t      Transport
 	cfg    Config
@@ -154,10 +154,17 @@ type Mux struct {
 	hello      chan struct{} // closed when the peer's HELLO has arrived
 	done       chan struct{} // closed when the mux has ended
 
-	ctrlMu   sync.Mutex
-	ctrlBuf  []byte        // control frames waiting for the control writer
-	ctrlKick chan struct{} // wakes the control writer
-	stopped  sync.WaitGroup
+	outMu       sync.Mutex
+	outBuf      []byte        // frames waiting to be sent (writer.go), from bufpool
+	outSending  bool          // a goroutine is sending outBuf
+	outClosed   bool          // the mux has ended: nothing more is queued
+	outQueued   int64         // bytes ever queued
+	outSent     int64         // bytes ever handed to the transport
+	outProgress chan struct{} // closed and replaced each time a message is sent
+	outKick     chan struct{} // wakes the writer goroutine
+	maxMessage  int           // the largest message of queued frames (MessageSize)
+
+	stopped sync.WaitGroup
 }
 
 // Client starts a Mux on the dialing end of t (it opens odd stream ids).
@@ -186,7 +193,8 @@ func start(t Transport, first []byte, cfg *Config, odd bool) (*Mux, error) {
 	}
 	m := &Mux{t: t, cfg: c, log: c.Logger, odd: odd, streams: make(map[uint32]*Stream),
 		acceptKick: make(chan struct{}, 1), hello: make(chan struct{}), done: make(chan struct{}),
-		ctrlKick: make(chan struct{}, 1), nextID: 2, maxPayload: c.MessageSize - headerLen}
+		outKick: make(chan struct{}, 1), outProgress: make(chan struct{}), nextID: 2,
+		maxPayload: c.MessageSize - headerLen, maxMessage: c.MessageSize}
 	if odd {
 		m.nextID = 1
 	}
@@ -197,7 +205,7 @@ func start(t Transport, first []byte, cfg *Config, odd bool) (*Mux, error) {
 		return nil, fmt.Errorf("mux: sending HELLO: %w", err)
 	}
 	m.stopped.Add(2)
-	go m.writeControl()
+	go m.writeLoop()
 	go m.readLoop(first)
 	return m, nil
 }
@@ -287,15 +295,10 @@ func (m *Mux) Open(ctx context.Context, target string) (*Stream, error) {
 		m.openMu.Unlock()
 		return nil, err
 	}
-	err = m.t.Send(ctx, appendOpen(nil, s.id, target))
+	err = m.queue(s, appendOpen(nil, s.id, target), nil, true)
 	m.openMu.Unlock()
 	if err != nil {
-		// Not sent (the transport sends nothing of a message whose ctx ends first), or the
-		// session is gone: either way the peer never hears of the stream, so no RST.
 		s.end(err)
-		if ctx.Err() == nil {
-			m.fail(err)
-		}
 		return nil, err
 	}
 	select {
@@ -408,41 +411,9 @@ func (m *Mux) remove(s *Stream) {
 	m.mu.Unlock()
 }
 
-// maxCtrlMessage bounds one control message, far below any session's largest message.
-const maxCtrlMessage = 64 << 10
-
-// ctrl queues frames for the control writer: frames whose order against a stream's data does
-// not matter (WINDOW, RST, refusals, the FIN of Close), sent from goroutines that must not
-// block on the transport.
-func (m *Mux) ctrl(frames []byte) {
-	m.ctrlMu.Lock()
-	m.ctrlBuf = append(m.ctrlBuf, frames...)
-	m.ctrlMu.Unlock()
-	kick(m.ctrlKick)
-}
-
-func (m *Mux) writeControl() {
-	defer m.stopped.Done()
-	var buf []byte
-	for {
-		select {
-		case <-m.ctrlKick:
-		case <-m.done:
-			return
-		}
-		m.ctrlMu.Lock()
-		buf, m.ctrlBuf = m.ctrlBuf, buf[:0]
-		m.ctrlMu.Unlock()
-		for rest := buf; len(rest) > 0; {
-			n := frameBoundary(rest, maxCtrlMessage)
-			if err := m.t.Send(m.ctx, rest[:n]); err != nil {
-				m.fail(err)
-				return
-			}
-			rest = rest[n:]
-		}
-	}
-}
+// ctrl queues frames that must not wait for the transport (WINDOW, RST, refusals, the FIN of
+// Close), from goroutines that may hold a stream's lock.
+func (m *Mux) ctrl(s *Stream, frames []byte) { m.queue(s, frames, nil, false) }
 
 func (m *Mux) readLoop(msg []byte) {
 	defer m.stopped.Done()
@@ -560,7 +531,7 @@ func (m *Mux) onOpen(f frame) error {
 		n := len(m.streams)
 		m.mu.Unlock()
 		m.log.Info("mux: stream refused", "stream", f.stream, "target", target, "open", n, "budget", m.budget.Load())
-		m.ctrl(appendCoded(nil, typeReply, f.stream, CodeTooManyStreams, fmt.Sprintf("%d streams open", n)))
+		m.ctrl(nil, appendCoded(nil, typeReply, f.stream, CodeTooManyStreams, fmt.Sprintf("%d streams open", n)))
 		return nil
 	}
 	s := m.newStream(f.stream, target, m.peerWindow, true)

@@ -42,6 +42,7 @@ type Stream struct {
 	recvWindow int   // what the peer may still send
 	credit     int   // read since the last WINDOW
 	charged    int64 // this stream's share of the mux's receive budget (settleLocked)
+	lastQueued int64 // Mux.outQueued after this stream's last queued frame (under Mux.outMu)
 	grown      int64 // of which its window's growth beyond InitialWindow (Mux.grown)
 	sendWindow int   // what we may still send
 	finRecv    bool
@@ -260,7 +261,7 @@ func (s *Stream) consumeLocked(n int) {
 	}
 	s.recvWindow += inc
 	s.credit = 0
-	s.m.ctrl(appendWindow(nil, s.id, uint32(inc)))
+	s.m.ctrl(s, appendWindow(nil, s.id, uint32(inc)))
 }
 
 // wait blocks until ch is kicked, the deadline passes or the stream's context ends.
@@ -384,7 +385,7 @@ func (s *Stream) confirmLocked() error {
 	}
 	s.confirmed = true
 	s.mu.Unlock()
-	return s.send(s.ctx, appendCoded(nil, typeReply, s.id, CodeOK, ""), nil)
+	return s.m.queue(s, appendCoded(nil, typeReply, s.id, CodeOK, ""), nil, true)
 }
 
 // Confirm accepts a stream the peer opened: the opener's Open returns it. Write, ReadFrom and
@@ -409,7 +410,7 @@ func (s *Stream) Refuse(code Code, reason string) {
 	s.closed = true
 	s.endLocked(ErrClosed)
 	s.mu.Unlock()
-	s.m.ctrl(appendCoded(nil, typeReply, s.id, code, reason))
+	s.m.ctrl(s, appendCoded(nil, typeReply, s.id, code, reason))
 }
 
 func (s *Stream) writeStateLocked() error {
@@ -454,19 +455,31 @@ func (s *Stream) unreserve(n int) {
 	}
 }
 
-// send hands one message to the transport under ctx; done, if not nil, makes it a SendNoCopy.
-// A failure because ctx ended (nothing was sent) becomes the stream's own error if it has one,
-// or os.ErrDeadlineExceeded for a write deadline.
-func (s *Stream) send(ctx context.Context, msg []byte, done func()) error {
-	var err error
-	if done != nil {
-		err = s.m.t.SendNoCopy(ctx, msg, done)
-	} else {
-		err = s.m.t.Send(ctx, msg)
+// sendLarge hands a large DATA frame to the transport without a copy, once the frames the
+// stream queued before it have been sent, under its write deadline; done recycles buf. A
+// failure because the deadline or the stream ended first (nothing was sent) becomes the
+// stream's own error if it has one, or os.ErrDeadlineExceeded; the window it would have used
+// is handed back.
+func (s *Stream) sendLarge(buf []byte, n int) error {
+	putHeader(buf, typeData, s.id, n)
+	if err := s.waitQueued(); err != nil {
+		bufpool.Put(buf)
+		return err
 	}
+	ctx := s.ctx
+	s.mu.Lock()
+	dl := s.wdl
+	s.mu.Unlock()
+	if !dl.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl)
+		defer cancel()
+	}
+	err := s.m.t.SendNoCopy(ctx, buf[:headerLen+n], func() { bufpool.Put(buf) })
 	if err == nil || ctx.Err() == nil {
 		return err
 	}
+	s.unreserve(n) // not sent
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if e := s.writeStateLocked(); e != nil {
@@ -478,30 +491,22 @@ func (s *Stream) send(ctx context.Context, msg []byte, done func()) error {
 	return err
 }
 
-// sendData sends buf (a buffer from bufpool holding a DATA header's room and n bytes), then
-// recycles it once the transport is done with it.
-func (s *Stream) sendData(buf []byte, n int) error {
-	putHeader(buf, typeData, s.id, n)
-	ctx := s.ctx
-	s.mu.Lock()
-	dl := s.wdl
-	s.mu.Unlock()
-	if !dl.IsZero() {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, dl)
-		defer cancel()
+// sendData sends data (at most a frame's worth) as one DATA frame: a small one through the
+// send queue (a copy), a large one from buf (from bufpool, data after a header's room), which
+// it then owns and recycles; buf may be nil for a small one.
+func (s *Stream) sendData(buf, data []byte) error {
+	if len(data) < copyBelow {
+		err := s.m.queue(s, appendHeader(nil, typeData, s.id, len(data)), data, true)
+		if buf != nil {
+			bufpool.Put(buf)
+		}
+		return err
 	}
-	var err error
-	if n < copyBelow {
-		err = s.send(ctx, buf[:headerLen+n], nil)
-		bufpool.Put(buf)
-	} else {
-		err = s.send(ctx, buf[:headerLen+n], func() { bufpool.Put(buf) })
+	if buf == nil {
+		buf = bufpool.Get(headerLen + len(data))
+		copy(buf[headerLen:], data)
 	}
-	if err != nil && ctx.Err() != nil {
-		s.unreserve(n) // not sent
-	}
-	return err
+	return s.sendLarge(buf, len(data))
 }
 
 // Write writes p to the stream, blocking while the peer's window for it is full.
@@ -517,9 +522,7 @@ func (s *Stream) Write(p []byte) (int, error) {
 		if err != nil {
 			return written, err
 		}
-		buf := bufpool.Get(headerLen + n)
-		copy(buf[headerLen:], p[written:written+n])
-		if err := s.sendData(buf, n); err != nil {
+		if err := s.sendData(nil, p[written:written+n]); err != nil {
 			return written, err
 		}
 		written += n
@@ -545,7 +548,7 @@ func (s *Stream) ReadFrom(r io.Reader) (int64, error) {
 		buf, k, rerr := readInto(r, n)
 		s.unreserve(n - k)
 		if k > 0 {
-			if err := s.sendData(buf, k); err != nil {
+			if err := s.sendData(buf, buf[headerLen:headerLen+k]); err != nil {
 				return total, err
 			}
 			total += int64(k)
@@ -577,7 +580,7 @@ func (s *Stream) CloseWrite() error {
 	s.finSent = true
 	both := s.finRecv
 	s.mu.Unlock()
-	if err := s.send(s.ctx, appendHeader(nil, typeFin, s.id, 0), nil); err != nil {
+	if err := s.m.queue(s, appendHeader(nil, typeFin, s.id, 0), nil, true); err != nil {
 		return err
 	}
 	if both {
@@ -600,7 +603,7 @@ func (s *Stream) Reset(code Code, reason string) error {
 	}
 	s.endLocked(fmt.Errorf("%w: reset here (%v)", ErrClosed, code))
 	s.mu.Unlock()
-	s.m.ctrl(appendCoded(nil, typeRst, s.id, code, reason))
+	s.m.ctrl(s, appendCoded(nil, typeRst, s.id, code, reason))
 	return nil
 }
 
@@ -628,12 +631,12 @@ func (s *Stream) Close() error {
 	case unconfirmed:
 		s.endLocked(ErrClosed)
 		s.mu.Unlock()
-		s.m.ctrl(appendCoded(nil, typeReply, s.id, CodeFailure, "closed without an answer"))
+		s.m.ctrl(s, appendCoded(nil, typeReply, s.id, CodeFailure, "closed without an answer"))
 		return nil
 	case !s.finRecv:
 		s.endLocked(ErrClosed)
 		s.mu.Unlock()
-		s.m.ctrl(appendCoded(nil, typeRst, s.id, CodeCancel, "closed before the end of the stream"))
+		s.m.ctrl(s, appendCoded(nil, typeRst, s.id, CodeCancel, "closed before the end of the stream"))
 		return nil
 	}
 	s.settleLocked()
@@ -647,7 +650,7 @@ func (s *Stream) Close() error {
 	s.mu.Unlock()
 	s.wmu.Unlock()
 	if fin {
-		s.m.ctrl(appendHeader(nil, typeFin, s.id, 0))
+		s.m.ctrl(s, appendHeader(nil, typeFin, s.id, 0))
 	}
 	return nil
 }
