@@ -160,6 +160,9 @@ func (s *Stream) onFrame(f frame, keep []byte) (took bool, err error) {
 		s.startPumpLocked()
 		return keep != nil, nil
 	case typeWindow:
+		if !s.confirmed {
+			return false, protoErr("WINDOW before the stream was confirmed")
+		}
 		if int64(s.sendWindow)+int64(f.increment()) > MaxWindowLimit {
 			return false, protoErr("WINDOW takes the send window beyond %d", MaxWindowLimit)
 		}

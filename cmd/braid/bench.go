@@ -26,9 +26,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	security := fs.String("security", "tls,insecure", "with --paths: path security to measure (comma-separated: tls, insecure); both give TLS ÷ plaintext")
 	setups := fs.Int("setups", 20, "with --paths: session setups timed per case")
+	tb := addTunnelBenchFlags(fs)
 	ct := addClientTrustFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if tb.on {
+		return tb.run(ctx, fs, *volume, *runs, *security, *asJSON, stdout)
 	}
 	if fs.NArg() > 1 {
 		return usageError(fs, "at most one server address")
