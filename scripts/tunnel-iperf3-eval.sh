@@ -33,6 +33,11 @@ work=$(mktemp -d /tmp/braid-tunnel-eval.XXXXXX)
 pids=()
 cleanup() {
   local rc=$?
+  # Everything this script started runs in one of its two namespaces: stop those processes,
+  # and nothing else, then remove the namespaces.
+  for ns in "$C" "$S"; do
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+  done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   ip netns del "$C" 2>/dev/null || true
@@ -42,8 +47,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-inc() { ip netns exec "$C" "$@"; }
-ins() { ip netns exec "$S" "$@"; }
 mbits() { # the receiver's bits/s from iperf3 -J, in Mbit/s
   grep -A8 '"sum_received"' "$1" | grep -m1 bits_per_second | sed -E 's/.*:[[:space:]]*([0-9.e+]+).*/\1/' |
     awk '{ printf "%.1f", $1 / 1e6 }'
@@ -78,16 +81,16 @@ done
 # Servers: an iperf3 per direct path, one for MPTCP, one on the server's loopback for the tunnel,
 # and braid serve allowing only that one.
 for i in $(seq 0 $((paths - 1))); do
-  ins iperf3 -s -B "10.250.$i.2" -p $((5201 + i)) >"$work/iperf-$i.log" 2>&1 & pids+=($!)
+  ip netns exec "$S" iperf3 -s -B "10.250.$i.2" -p $((5201 + i)) >"$work/iperf-$i.log" 2>&1 & pids+=($!)
 done
-ins mptcpize run iperf3 -s -p 5300 >"$work/iperf-mptcp.log" 2>&1 & pids+=($!)
-ins iperf3 -s -B 127.0.0.1 -p 5301 >"$work/iperf-tunnel.log" 2>&1 & pids+=($!)
-ins "$work/braid" serve --listen 0.0.0.0:7878 --identity "$work/id" --allow 127.0.0.1:5301 >"$work/serve.out" 2>"$work/serve.log" & pids+=($!)
+ip netns exec "$S" mptcpize run iperf3 -s -p 5300 >"$work/iperf-mptcp.log" 2>&1 & pids+=($!)
+ip netns exec "$S" iperf3 -s -B 127.0.0.1 -p 5301 >"$work/iperf-tunnel.log" 2>&1 & pids+=($!)
+ip netns exec "$S" "$work/braid" serve --listen 0.0.0.0:7878 --identity "$work/id" --allow 127.0.0.1:5301 >"$work/serve.out" 2>"$work/serve.log" & pids+=($!)
 for _ in $(seq 100); do grep -q 'server fingerprint' "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
 fp=$(grep -o 'SHA256:[^ ]*' "$work/serve.out" | head -1)
 specs=()
 for i in $(seq 0 $((paths - 1))); do specs+=(--path "10.250.$i.1=10.250.$i.2:7878"); done
-inc "$work/braid" tunnel --server-fingerprint "$fp" "${specs[@]}" -L 127.0.0.1:5301:127.0.0.1:5301 \
+ip netns exec "$C" "$work/braid" tunnel --server-fingerprint "$fp" "${specs[@]}" -L 127.0.0.1:5301:127.0.0.1:5301 \
   >"$work/tunnel.out" 2>"$work/tunnel.log" & pids+=($!)
 for _ in $(seq 100); do grep -q forwarding "$work/tunnel.out" 2>/dev/null && break; sleep 0.1; done
 grep -q forwarding "$work/tunnel.out" || { echo "the tunnel did not start" >&2; exit 1; }
