@@ -687,8 +687,8 @@ func (s *Stream) SetWriteDeadline(t time.Time) error {
 
 // Addr is a stream's address as a net.Addr: its id and target.
 type Addr struct {
-	ID     uint32
-	Target string
+	ID     uint32 // the stream's id
+	Target string // what its opener asked to reach
 }
 
 // Network returns "braid-mux".

@@ -224,7 +224,7 @@ func (r rule) port(p uint16) bool { return p >= r.lo && p <= r.hi }
 type Target struct {
 	Name string     // the host name, normalised, if it was given by name
 	Addr netip.Addr // the address, if it was given by address
-	Port uint16
+	Port uint16     // the port
 }
 
 // String returns the target as host:port.

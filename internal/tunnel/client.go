@@ -16,7 +16,7 @@ import (
 
 // Client feeds local connections into streams of one mux.
 type Client struct {
-	Mux *mux.Mux
+	Mux *mux.Mux // the client end of the tunnel session's mux
 	// OpenTimeout bounds waiting for the server's answer to an OPEN (its dial included).
 	// Default 30 s.
 	OpenTimeout time.Duration

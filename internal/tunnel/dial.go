@@ -14,8 +14,8 @@ import (
 // RefusedError is why a server did not connect a stream to its target: the code the opener
 // receives, and a reason for it and for the server's log.
 type RefusedError struct {
-	Code   mux.Code
-	Reason string
+	Code   mux.Code // what the opener's OPEN is answered with
+	Reason string   // why, for the opener and the log
 }
 
 // Error returns the reason.
@@ -27,7 +27,7 @@ func refused(code mux.Code, format string, args ...any) *RefusedError {
 
 // Dialer connects streams to their targets under an AllowList.
 type Dialer struct {
-	Allow   *AllowList
+	Allow   *AllowList    // the targets that may be reached; nil allows nothing
 	Timeout time.Duration // for resolving and connecting, all addresses together; default 10 s
 	// LookupNetIP resolves names; default net.DefaultResolver.LookupNetIP.
 	LookupNetIP func(ctx context.Context, network, host string) ([]netip.Addr, error)

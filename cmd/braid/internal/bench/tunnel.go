@@ -70,8 +70,8 @@ type TunnelFigures struct {
 
 // TunnelRow is the tunnel at one path security, beside the direct figures.
 type TunnelRow struct {
-	Security      string        `json:"security"`
-	Tunnel        TunnelFigures `json:"tunnel"`
+	Security      string        `json:"security"`       // the tunnel session's paths: "tls" or "insecure"
+	Tunnel        TunnelFigures `json:"tunnel"`         // the figures through the tunnel
 	BulkRatio     float64       `json:"bulk_ratio"`     // tunnel ÷ direct
 	ParallelRatio float64       `json:"parallel_ratio"` // tunnel ÷ direct
 	RTT1Ratio     float64       `json:"rtt_1_ratio"`    // median, tunnel ÷ direct
@@ -84,9 +84,9 @@ type TunnelRow struct {
 
 // TunnelReport is a RunTunnel result.
 type TunnelReport struct {
-	Options TunnelOptions `json:"options"`
-	Direct  TunnelFigures `json:"direct"`
-	Rows    []TunnelRow   `json:"rows"`
+	Options TunnelOptions `json:"options"` // what was measured, defaults filled in
+	Direct  TunnelFigures `json:"direct"`  // the application straight to the target
+	Rows    []TunnelRow   `json:"rows"`    // through the tunnel, per path security
 }
 
 // RunTunnel measures carrying TCP through a tunnel on loopback beside TCP direct.
