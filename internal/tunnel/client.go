@@ -87,9 +87,6 @@ func (cl *Client) serve(ctx context.Context, ln net.Listener, handle func(contex
 			}
 			return err
 		}
-		if tc, ok := c.(*net.TCPConn); ok {
-			tc.SetNoDelay(true)
-		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -62,6 +62,7 @@ func (o *TunnelOptions) defaults() {
 // TunnelFigures is one side's measurements.
 type TunnelFigures struct {
 	Bulk      Throughput `json:"bulk"`       // one stream
+	BulkCPU   float64    `json:"bulk_cpu"`   // CPU seconds (the whole process: application, tunnel, target) per GiB of it
 	Parallel  Throughput `json:"parallel"`   // Streams streams at once
 	RTT1      Latency    `json:"rtt_1"`      // 64-byte request/response, one client
 	RTTN      Latency    `json:"rtt_n"`      // the same with Clients clients at once
@@ -86,7 +87,7 @@ type TunnelRow struct {
 type TunnelReport struct {
 	Options TunnelOptions `json:"options"` // what was measured, defaults filled in
 	Direct  TunnelFigures `json:"direct"`  // the application straight to the target
-	Rows    []TunnelRow   `json:"rows"`    // through the tunnel, per path security
+	Rows    []TunnelRow   `json:"rows"`    // through a plain TCP relay (one extra hop), then the tunnel per path security
 }
 
 // RunTunnel measures carrying TCP through a tunnel on loopback beside TCP direct.
@@ -98,7 +99,12 @@ func RunTunnel(ctx context.Context, o TunnelOptions) (*TunnelReport, error) {
 	}
 	defer targets.close()
 	direct := &tunnelSide{sink: targets.sink.Addr().String(), echo: targets.echo.Addr().String(), targets: targets}
-	var sides []*tunnelSide
+	relay, err := startRelay(targets)
+	if err != nil {
+		return nil, err
+	}
+	defer relay.close()
+	sides := []*tunnelSide{relay}
 	for _, sec := range o.Security {
 		if sec != "tls" && sec != "insecure" {
 			return nil, fmt.Errorf("bench: unknown security %q (tls or insecure)", sec)
@@ -112,14 +118,17 @@ func RunTunnel(ctx context.Context, o TunnelOptions) (*TunnelReport, error) {
 	}
 	all := append([]*tunnelSide{direct}, sides...)
 	bulk := make([][]Throughput, len(all))
+	cpu := make([][]float64, len(all))
 	par := make([][]Throughput, len(all))
 	for range o.Runs { // alternate, so that drift affects every side alike
 		for i, s := range all {
+			c0 := processCPU()
 			t, err := s.bulk(ctx, o.Volume, 1, o.MaxTime)
 			if err != nil {
 				return nil, fmt.Errorf("bench: bulk: %w", err)
 			}
 			bulk[i] = append(bulk[i], t)
+			cpu[i] = append(cpu[i], (processCPU()-c0).Seconds()/(float64(o.Volume)/(1<<30)))
 			if t, err = s.bulk(ctx, o.Volume, o.Streams, o.MaxTime); err != nil {
 				return nil, fmt.Errorf("bench: %d streams: %w", o.Streams, err)
 			}
@@ -129,6 +138,8 @@ func RunTunnel(ctx context.Context, o TunnelOptions) (*TunnelReport, error) {
 	figs := make([]TunnelFigures, len(all))
 	for i, s := range all {
 		figs[i].Bulk, figs[i].Parallel = medianRun(bulk[i]), medianRun(par[i])
+		slices.Sort(cpu[i])
+		figs[i].BulkCPU = cpu[i][len(cpu[i])/2]
 		if figs[i].RTT1, err = s.requests(ctx, o.Requests, 1); err != nil {
 			return nil, err
 		}
@@ -317,6 +328,79 @@ func startTunnel(ctx context.Context, paths int, insecure bool, tg *targets) (*t
 	return side, nil
 }
 
+// startRelay starts a plain TCP relay in front of each target: one extra loopback hop and
+// nothing else (io.Copy, which splices on Linux), the least any user-space tunnel adds.
+func startRelay(tg *targets) (*tunnelSide, error) {
+	side := &tunnelSide{security: "relay", targets: tg}
+	var lns []net.Listener
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	track := func(c net.Conn, add bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if add {
+			conns[c] = true
+		} else {
+			delete(conns, c)
+		}
+	}
+	side.close = func() {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	}
+	for _, target := range []string{tg.sink.Addr().String(), tg.echo.Addr().String()} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			side.close()
+			return nil, err
+		}
+		lns = append(lns, ln)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer c.Close()
+					up, err := net.Dial("tcp", target)
+					if err != nil {
+						return
+					}
+					defer up.Close()
+					track(c, true)
+					track(up, true)
+					defer track(c, false)
+					defer track(up, false)
+					done := make(chan struct{})
+					go func() {
+						io.Copy(up, c)
+						up.(*net.TCPConn).CloseWrite()
+						close(done)
+					}()
+					io.Copy(c, up)
+					c.(*net.TCPConn).CloseWrite()
+					<-done
+				}()
+			}
+		}()
+	}
+	side.sink, side.echo = lns[0].Addr().String(), lns[1].Addr().String()
+	return side, nil
+}
+
 var bulkBuf = func() []byte {
 	b := make([]byte, 256<<10)
 	rand.Read(b)
@@ -461,17 +545,23 @@ func (r *TunnelReport) WriteTable(w io.Writer) {
 	o := r.Options
 	fmt.Fprintf(w, "tunnel on loopback (%d paths) beside direct TCP; median of %d alternating runs\n\n", o.Paths, o.Runs)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "\tbulk, 1 stream\t÷ direct\t%d streams\t÷ direct\trequest/response p50, 1 client\t÷ direct\tp50, %d clients\t÷ direct\tidle stream, both ends\tper end\t\n", o.Streams, o.Clients)
+	fmt.Fprintf(tw, "\tbulk, 1 stream\t÷ direct\tCPU s/GiB\t%d streams\t÷ direct\trequest/response p50, 1 client\t÷ direct\tp50, %d clients\t÷ direct\tidle stream, both ends\tper end\t\n", o.Streams, o.Clients)
 	d := r.Direct
-	fmt.Fprintf(tw, "direct TCP\t%.1f MiB/s\t\t%.1f MiB/s\t\t%s\t\t%s\t\t\t\t\n", d.Bulk.MiBps(), d.Parallel.MiBps(), us(d.RTT1.Median), us(d.RTTN.Median))
+	fmt.Fprintf(tw, "direct TCP\t%.1f MiB/s\t\t%.2f\t%.1f MiB/s\t\t%s\t\t%s\t\t\t\t\n", d.Bulk.MiBps(), d.BulkCPU, d.Parallel.MiBps(), us(d.RTT1.Median), us(d.RTTN.Median))
 	for _, row := range r.Rows {
 		f := row.Tunnel
-		fmt.Fprintf(tw, "tunnel, %s\t%.1f MiB/s\t%.2f\t%.1f MiB/s\t%.2f\t%s\t%.2f\t%s\t%.2f\t%.1f KiB\t%.1f KiB\t\n", row.Security,
-			f.Bulk.MiBps(), row.BulkRatio, f.Parallel.MiBps(), row.ParallelRatio, us(f.RTT1.Median), row.RTT1Ratio,
-			us(f.RTTN.Median), row.RTTNRatio, row.IdleStreamBytes/1024, row.IdleStreamBytes/2048)
+		name, idle, idleEnd := "tunnel, "+row.Security, fmt.Sprintf("%.1f KiB", row.IdleStreamBytes/1024), fmt.Sprintf("%.1f KiB", row.IdleStreamBytes/2048)
+		if row.Security == "relay" {
+			name, idleEnd = "TCP relay (no tunnel)", ""
+		}
+		fmt.Fprintf(tw, "%s\t%.1f MiB/s\t%.2f\t%.2f\t%.1f MiB/s\t%.2f\t%s\t%.2f\t%s\t%.2f\t%s\t%s\t\n", name,
+			f.Bulk.MiBps(), row.BulkRatio, f.BulkCPU, f.Parallel.MiBps(), row.ParallelRatio, us(f.RTT1.Median), row.RTT1Ratio,
+			us(f.RTTN.Median), row.RTTNRatio, idle, idleEnd)
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nbulk: %s through one connection; %d streams: the same volume split across them at once.\n", Size(int(o.Volume)), o.Streams)
 	fmt.Fprintf(w, "request/response: 64-byte request, 64-byte answer, %d round trips per figure.\n", o.Requests)
-	fmt.Fprintf(w, "idle stream: Go heap and stacks per idle tunneled connection beyond a direct one (both tunnel ends, %d connections).\n", o.Idle)
+	fmt.Fprintf(w, "CPU s/GiB: CPU time of the whole process (application, relay or tunnel, target) per GiB of the bulk transfer.\n")
+	fmt.Fprintf(w, "TCP relay: the application through a plain loopback relay (io.Copy each way) to the target: one extra hop, no tunnel.\n")
+	fmt.Fprintf(w, "idle stream: Go heap and stacks per idle connection beyond a direct one (both tunnel ends, %d connections).\n", o.Idle)
 }

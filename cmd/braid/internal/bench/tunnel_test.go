@@ -15,7 +15,7 @@ func TestRunTunnelSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rep.Rows) != 2 || rep.Direct.Bulk.Bytes != 8<<20 || rep.Direct.RTT1.Samples != 200 {
+	if len(rep.Rows) != 3 || rep.Rows[0].Security != "relay" || rep.Direct.Bulk.Bytes != 8<<20 || rep.Direct.RTT1.Samples != 200 {
 		t.Fatalf("%+v", rep)
 	}
 	for _, r := range rep.Rows {
@@ -25,7 +25,7 @@ func TestRunTunnelSmall(t *testing.T) {
 	}
 	var out bytes.Buffer
 	rep.WriteTable(&out)
-	for _, want := range []string{"direct TCP", "tunnel, tls", "tunnel, insecure", "÷ direct"} {
+	for _, want := range []string{"direct TCP", "TCP relay", "tunnel, tls", "tunnel, insecure", "÷ direct", "CPU s/GiB"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, out.String())
 		}
