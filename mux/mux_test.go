@@ -94,6 +94,29 @@ func roundTrip(ctx context.Context, c *Mux, n int, seed uint64) error {
 	return nil
 }
 
+// openPair opens a stream from c and returns it with its other end, accepted and confirmed
+// on s.
+func openPair(t *testing.T, ctx context.Context, c, s *Mux) (*Stream, *Stream) {
+	t.Helper()
+	acc := make(chan *Stream, 1)
+	go func() {
+		st, err := s.Accept(ctx)
+		if err == nil {
+			st.Confirm()
+		}
+		acc <- st
+	}()
+	cs, err := c.Open(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ss := <-acc
+	if ss == nil {
+		t.Fatal("the stream was not accepted")
+	}
+	return cs, ss
+}
+
 func commonPrefix(a, b []byte) int {
 	i := 0
 	for i < len(a) && i < len(b) && a[i] == b[i] {
@@ -211,19 +234,7 @@ func TestResetBothWays(t *testing.T) {
 	c, s, _, _ := pair(t, nil, nil)
 	for _, fromClient := range []bool{true, false} {
 		t.Run(fmt.Sprintf("fromClient=%v", fromClient), func(t *testing.T) {
-			acc := make(chan *Stream, 1)
-			go func() {
-				st, err := s.Accept(ctx)
-				if err == nil {
-					st.Confirm()
-					acc <- st
-				}
-			}()
-			cs, err := c.Open(ctx, "x")
-			if err != nil {
-				t.Fatal(err)
-			}
-			ss := <-acc
+			cs, ss := openPair(t, ctx, c, s)
 			from, to := cs, ss
 			if !fromClient {
 				from, to = ss, cs
@@ -255,20 +266,10 @@ func TestResetBothWays(t *testing.T) {
 func TestCloseWithUnreadDataResets(t *testing.T) {
 	ctx := testCtx(t)
 	c, s, _, _ := pair(t, nil, nil)
-	acc := make(chan *Stream, 1)
-	go func() {
-		st, _ := s.Accept(ctx)
-		st.Confirm()
-		acc <- st
-	}()
-	cs, err := c.Open(ctx, "x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ss := <-acc
+	cs, ss := openPair(t, ctx, c, s)
 	ss.Write([]byte("unread"))
 	cs.Close() // the peer has not finished sending: this resets
-	_, err = ss.Write([]byte("more"))
+	_, err := ss.Write([]byte("more"))
 	for err == nil {
 		time.Sleep(time.Millisecond)
 		_, err = ss.Write([]byte("more"))
@@ -573,19 +574,7 @@ func TestCopyTo(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer in.Close()
-			accepted := make(chan *Stream, 1)
-			go func() {
-				st, err := s.Accept(ctx)
-				if err == nil {
-					st.Confirm()
-					accepted <- st
-				}
-			}()
-			cs, err := c.Open(ctx, "x")
-			if err != nil {
-				t.Fatal(err)
-			}
-			ss := <-accepted
+			cs, ss := openPair(t, ctx, c, s)
 			type result struct {
 				n   int64
 				err error

@@ -28,7 +28,7 @@ func runCat(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(sf.specs) == 0 && len(rest) == 2 || len(sf.specs) > 0 && len(rest) == 1 {
 		rest, target = rest[:len(rest)-1], rest[len(rest)-1]
 	}
-	log, err := catLogger(lf, stderr)
+	log, err := lf.loggerAt(stderr, slog.LevelWarn) // a pipe stays quiet unless -v
 	if err != nil {
 		return usageError(fs, "%v", err)
 	}
@@ -81,19 +81,4 @@ func runCat(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("closing the session: %w", err)
 	}
 	return nil
-}
-
-// catLogger logs warnings and errors only unless -v asks for more, so that a pipe stays quiet.
-func catLogger(lf *logFlags, w io.Writer) (*slog.Logger, error) {
-	if lf.verbose {
-		return lf.logger(w)
-	}
-	opts := &slog.HandlerOptions{Level: slog.LevelWarn}
-	switch lf.format {
-	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
-	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
-	}
-	return nil, fmt.Errorf("unknown --log-format %q (want text or json)", lf.format)
 }

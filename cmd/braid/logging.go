@@ -21,8 +21,11 @@ func addLogFlags(fs *flag.FlagSet) *logFlags {
 }
 
 // logger builds the logger the flags ask for, writing to w.
-func (lf *logFlags) logger(w io.Writer) (*slog.Logger, error) {
-	opts := &slog.HandlerOptions{Level: slog.LevelInfo}
+func (lf *logFlags) logger(w io.Writer) (*slog.Logger, error) { return lf.loggerAt(w, slog.LevelInfo) }
+
+// loggerAt is logger with level in place of Info (-v still means Debug).
+func (lf *logFlags) loggerAt(w io.Writer, level slog.Level) (*slog.Logger, error) {
+	opts := &slog.HandlerOptions{Level: level}
 	if lf.verbose {
 		opts.Level = slog.LevelDebug
 	}

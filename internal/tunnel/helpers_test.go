@@ -151,23 +151,17 @@ func dialServer(t *testing.T, ts *tunnelServer, cfg *braid.Config, proxies ...*f
 
 // forward starts a -L listener on loopback to target; it stops at cleanup.
 func (tc *tunnelClient) forward(t *testing.T, target string) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tc.cl.Forward(ctx, ln, target)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	return ln.Addr().String()
+	return listenLoopback(t, func(ctx context.Context, ln net.Listener) { tc.cl.Forward(ctx, ln, target) })
 }
 
 // socks starts a SOCKS listener on loopback; it stops at cleanup.
 func (tc *tunnelClient) socks(t *testing.T, users SOCKSUsers) string {
+	return listenLoopback(t, func(ctx context.Context, ln net.Listener) { tc.cl.SOCKS(ctx, ln, users) })
+}
+
+// listenLoopback runs serve on a new loopback listener until the test ends, and returns its
+// address.
+func listenLoopback(t *testing.T, serve func(context.Context, net.Listener)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -177,39 +171,14 @@ func (tc *tunnelClient) socks(t *testing.T, users SOCKSUsers) string {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tc.cl.SOCKS(ctx, ln, users)
+		serve(ctx, ln)
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	return ln.Addr().String()
 }
 
 // target is a local TCP server with a per-connection handler.
-func target(t *testing.T, handle func(*net.TCPConn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				handle(c.(*net.TCPConn))
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String()
-}
+func target(t *testing.T, handle func(*net.TCPConn)) string { return testutil.TCPServer(t, handle) }
 
 // echoTarget sends back what it reads, and half-closes after the client's FIN.
 func echoTarget(t *testing.T) string {

@@ -313,19 +313,31 @@ func startTunnel(ctx context.Context, paths int, insecure bool, tg *targets) (*t
 		l.Close()
 		wg.Wait()
 	}
+	if _, err := side.listen(&wg, func(ln net.Listener, target string) { cl.Forward(sctx, ln, target) }); err != nil {
+		side.close()
+		return nil, err
+	}
+	return side, nil
+}
+
+// listen starts, for the sink and for the echo, a loopback listener served by serve (on a
+// goroutine counted in wg) with that target, and sets the side's addresses to them.
+func (s *tunnelSide) listen(wg *sync.WaitGroup, serve func(ln net.Listener, target string)) ([]net.Listener, error) {
 	var lns []net.Listener
-	for _, target := range []string{tg.sink.Addr().String(), tg.echo.Addr().String()} {
+	for _, target := range []string{s.targets.sink.Addr().String(), s.targets.echo.Addr().String()} {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			side.close()
+			for _, l := range lns {
+				l.Close()
+			}
 			return nil, err
 		}
 		lns = append(lns, ln)
 		wg.Add(1)
-		go func() { defer wg.Done(); cl.Forward(sctx, ln, target) }()
+		go func() { defer wg.Done(); serve(ln, target) }()
 	}
-	side.sink, side.echo = lns[0].Addr().String(), lns[1].Addr().String()
-	return side, nil
+	s.sink, s.echo = lns[0].Addr().String(), lns[1].Addr().String()
+	return lns, nil
 }
 
 // startRelay starts a plain TCP relay in front of each target: one extra loopback hop and
@@ -356,48 +368,41 @@ func startRelay(tg *targets) (*tunnelSide, error) {
 		mu.Unlock()
 		wg.Wait()
 	}
-	for _, target := range []string{tg.sink.Addr().String(), tg.echo.Addr().String()} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			side.close()
-			return nil, err
-		}
-		lns = append(lns, ln)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				c, err := ln.Accept()
+	var err error
+	lns, err = side.listen(&wg, func(ln net.Listener, target string) {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				up, err := net.Dial("tcp", target)
 				if err != nil {
 					return
 				}
-				wg.Add(1)
+				defer up.Close()
+				track(c, true)
+				track(up, true)
+				defer track(c, false)
+				defer track(up, false)
+				done := make(chan struct{})
 				go func() {
-					defer wg.Done()
-					defer c.Close()
-					up, err := net.Dial("tcp", target)
-					if err != nil {
-						return
-					}
-					defer up.Close()
-					track(c, true)
-					track(up, true)
-					defer track(c, false)
-					defer track(up, false)
-					done := make(chan struct{})
-					go func() {
-						io.Copy(up, c)
-						up.(*net.TCPConn).CloseWrite()
-						close(done)
-					}()
-					io.Copy(c, up)
-					c.(*net.TCPConn).CloseWrite()
-					<-done
+					io.Copy(up, c)
+					up.(*net.TCPConn).CloseWrite()
+					close(done)
 				}()
-			}
-		}()
+				io.Copy(c, up)
+				c.(*net.TCPConn).CloseWrite()
+				<-done
+			}()
+		}
+	})
+	if err != nil {
+		return nil, err
 	}
-	side.sink, side.echo = lns[0].Addr().String(), lns[1].Addr().String()
 	return side, nil
 }
 
