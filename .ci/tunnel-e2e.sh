@@ -106,7 +106,7 @@ for p in "$HTTP" "$REDIS" "$IPERF" "$ECHO"; do wait_port "$p" 20; done
 say "braid serve (allows the four services on 127.0.0.1 only) and braid tunnel (4 paths, TLS)"
 "$braid" serve --listen "127.0.0.1:$BRAID" --identity "$work/id" \
   --allow "127.0.0.1:$HTTP,127.0.0.1:$REDIS,127.0.0.1:$IPERF,127.0.0.1:$ECHO" >"$work/serve.out" 2>"$work/serve.log" & pids+=($!)
-wait_for "$work/serve.out" 'server fingerprint' 30
+wait_for "$work/serve.log" 'msg=listening' 30 # the fingerprint is printed before the port is open
 fp=$(grep -o 'SHA256:[^ ]*' "$work/serve.out" | head -1)
 "$braid" tunnel --server-fingerprint "$fp" --paths 4 \
   -L "$L_HTTP:127.0.0.1:$HTTP" -L "$L_REDIS:127.0.0.1:$REDIS" -L "$L_IPERF:127.0.0.1:$IPERF" \
@@ -186,7 +186,7 @@ catwant=$(sha256sum <"$work/cat.in" | cut -d' ' -f1)
 got=$(timeout 60 "$braid" cat -q --server-fingerprint "$fp" "127.0.0.1:$BRAID" "127.0.0.1:$ECHO" <"$work/cat.in" | sha256sum | cut -d' ' -f1)
 [ "$got" = "$catwant" ] || fail "braid cat through an echo: sha256 $got, want $catwant"
 "$braid" serve --listen "127.0.0.1:$BRAID2" --identity "$work/id2" --stdout >"$work/stdout.bin" 2>"$work/serve2.log" & pids+=($!)
-wait_for "$work/serve2.log" 'server fingerprint' 30
+wait_for "$work/serve2.log" 'msg=listening' 30
 fp2=$(grep -o 'SHA256:[^ ]*' "$work/serve2.log" | head -1)
 timeout 60 "$braid" cat -q --server-fingerprint "$fp2" --paths 3 "127.0.0.1:$BRAID2" <"$work/cat.in" || fail "braid cat to serve --stdout"
 got=$(sha256sum <"$work/stdout.bin" | cut -d' ' -f1)

@@ -86,7 +86,7 @@ done
 ip netns exec "$S" mptcpize run iperf3 -s -p 5300 >"$work/iperf-mptcp.log" 2>&1 & pids+=($!)
 ip netns exec "$S" iperf3 -s -B 127.0.0.1 -p 5301 >"$work/iperf-tunnel.log" 2>&1 & pids+=($!)
 ip netns exec "$S" "$work/braid" serve --listen 0.0.0.0:7878 --identity "$work/id" --allow 127.0.0.1:5301 >"$work/serve.out" 2>"$work/serve.log" & pids+=($!)
-for _ in $(seq 100); do grep -q 'server fingerprint' "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do grep -q 'msg=listening' "$work/serve.log" 2>/dev/null && break; sleep 0.1; done
 fp=$(grep -o 'SHA256:[^ ]*' "$work/serve.out" | head -1)
 specs=()
 for i in $(seq 0 $((paths - 1))); do specs+=(--path "10.250.$i.1=10.250.$i.2:7878"); done
