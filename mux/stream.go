@@ -534,8 +534,8 @@ func (s *Stream) Write(p []byte) (int, error) {
 }
 
 // ReadFrom sends what it reads from r until io.EOF (which it does not turn into a FIN: call
-// CloseWrite). Reading from a socket, it waits for the socket to be readable before taking a
-// buffer, and sizes the buffer to what is there, so that an idle stream holds none.
+// CloseWrite). Reading from a socket, it holds a buffer only while a read succeeds: an idle
+// stream holds none.
 func (s *Stream) ReadFrom(r io.Reader) (int64, error) {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()

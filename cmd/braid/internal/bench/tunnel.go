@@ -528,7 +528,7 @@ func (s *tunnelSide) idle(ctx context.Context, n int) (float64, error) {
 	}
 	time.Sleep(200 * time.Millisecond) // let the streams settle
 	after := memInUse()
-	return float64(after-before) / float64(n), nil
+	return (float64(after) - float64(before)) / float64(n), nil
 }
 
 // memInUse is the heap in use plus goroutine stacks after garbage collection (run several

@@ -1,3 +1,5 @@
+//go:build unix
+
 package mux
 
 import (
@@ -7,38 +9,22 @@ import (
 	"syscall"
 
 	"github.com/braidnet/braid/internal/bufpool"
-	"golang.org/x/sys/unix"
 )
 
 // readInto reads once from r, as io.Reader.Read does, into a buffer from bufpool of headerLen +
 // at most limit bytes, the data after the header's room (buf is nil when n is 0). For a socket
-// it takes the buffer only once data is waiting, and sizes it to what is waiting (SIOCINQ), so
-// that an idle stream holds no buffer; for other readers it takes a full-size buffer.
+// it takes the buffer only while it reads: when the socket has nothing yet, the buffer goes back
+// to the pool before the goroutine waits, so that an idle stream holds none. For other readers
+// it takes a full-size buffer.
 func readInto(r io.Reader, limit int) (buf []byte, n int, err error) {
 	raw := socketOf(r)
 	if raw == nil {
 		return readPlain(r, limit)
 	}
-	var probe [1]byte
 	var rerr error
 	err = raw.Read(func(fd uintptr) bool {
-		avail, e := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-		if e != nil || avail == 0 {
-			// Nothing queued: not yet, or the end, or an error. A peek tells them apart (and
-			// takes a pending error, which is then reported from here).
-			_, _, e := unix.Recvfrom(int(fd), probe[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-			switch e {
-			case unix.EAGAIN, unix.EINTR:
-				return false
-			case nil:
-			default:
-				rerr = os.NewSyscallError("read", e)
-				return true
-			}
-		}
-		size := min(limit, max(avail, 4<<10))
-		buf = bufpool.Get(headerLen + size)
-		k, e := syscall.Read(int(fd), buf[headerLen:headerLen+size])
+		buf = bufpool.Get(headerLen + limit)
+		k, e := syscall.Read(int(fd), buf[headerLen:headerLen+limit])
 		switch {
 		case e == syscall.EAGAIN || e == syscall.EINTR:
 			bufpool.Put(buf)
