@@ -6,6 +6,7 @@
 #
 #   sudo scripts/tunnel-iperf3-eval.sh                 # 4 x 50 Mbit/s, 10 s per run
 #   sudo RATES="20 40 60 80" DURATION=15 scripts/tunnel-iperf3-eval.sh
+#   sudo BRAID=/path/to/braid scripts/tunnel-iperf3-eval.sh   # a given binary instead of building
 #
 # Topology: namespaces bte-PID-c (client) and bte-PID-s (server), joined by one veth pair per
 # path: c<i> 10.250.<i>.1/24 to s<i> 10.250.<i>.2/24, each end shaped by tbf to the path's rate
@@ -52,7 +53,7 @@ mbits() { # the receiver's bits/s from iperf3 -J, in Mbit/s
     awk '{ printf "%.1f", $1 / 1e6 }'
 }
 
-go build -o "$work/braid" ./cmd/braid
+if [ -n "${BRAID:-}" ]; then cp "$BRAID" "$work/braid"; else go build -o "$work/braid" ./cmd/braid; fi
 ip netns add "$C"
 ip netns add "$S"
 for ns in "$C" "$S"; do
