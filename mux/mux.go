@@ -35,7 +35,6 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
-	"time"
 	"unicode/utf8"
 )
 
@@ -77,12 +76,6 @@ type Config struct {
 	// those waiting for Accept; the peer's OPEN beyond is refused with CodeTooManyStreams, and
 	// Open beyond fails with ErrTooManyStreams. Default 1024.
 	MaxStreams int
-	// RTT, if not nil, returns the transport's round-trip time. A window then grows only while
-	// it is smaller than what its reader's rate needs for four round trips (of at least 2 ms),
-	// so that a fast reader behind slow paths does not have its peer queue a window of up to
-	// MaxWindow in the session ahead of every other stream. Nil: a window grows whenever its
-	// reader keeps up.
-	RTT func() time.Duration
 	// MessageSize is the largest session message the mux sends with stream data, frame header
 	// included: writes are cut into DATA frames that fit. Set it to the session's chunk size, so
 	// that a DATA message is one chunk (and never more than half a small session window).
@@ -103,7 +96,6 @@ func (c *Config) withDefaults() (Config, error) {
 		pick(&out.MaxBuffered, c.MaxBuffered)
 		pick(&out.MaxStreams, c.MaxStreams)
 		pick(&out.MessageSize, c.MessageSize)
-		out.RTT = c.RTT
 		if c.Logger != nil {
 			out.Logger = c.Logger
 		}
@@ -404,21 +396,6 @@ func (m *Mux) grow(n int64) bool {
 		return false
 	}
 	return true
-}
-
-// minWindowRTT is the least round trip a window is sized for: below it, goroutine scheduling,
-// not the network, sets how soon a WINDOW takes effect.
-const minWindowRTT = 2 * time.Millisecond
-
-// windowLimits reports whether a window of window bytes, of which n were read in elapsed, is
-// smaller than its reader's rate needs (Config.RTT); without an RTT, always.
-func (m *Mux) windowLimits(window, n int, elapsed time.Duration) bool {
-	if m.cfg.RTT == nil {
-		return true
-	}
-	rtt := max(m.cfg.RTT(), minWindowRTT)
-	need := 4 * float64(n) * rtt.Seconds() / max(elapsed.Seconds(), 1e-6)
-	return float64(window) < need
 }
 
 // remove forgets stream s: no more frames are expected for it, and it no longer waits for

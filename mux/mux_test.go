@@ -620,29 +620,3 @@ func TestCopyTo(t *testing.T) {
 		})
 	}
 }
-
-func TestWindowLimits(t *testing.T) {
-	m := &Mux{}
-	if !m.windowLimits(16<<20, 1, time.Hour) {
-		t.Error("without an RTT every window limits")
-	}
-	m.cfg.RTT = func() time.Duration { return 10 * time.Millisecond }
-	for _, c := range []struct {
-		window, n int
-		elapsed   time.Duration
-		want      bool
-	}{
-		{1 << 20, 512 << 10, 100 * time.Millisecond, false}, // 5 MB/s: 4 RTTs need 210 kB
-		{128 << 10, 512 << 10, 100 * time.Millisecond, true},
-		{16 << 20, 8 << 20, time.Millisecond, true}, // 8 GB/s: 335 MB
-		{1 << 20, 512 << 10, 0, true},
-	} {
-		if got := m.windowLimits(c.window, c.n, c.elapsed); got != c.want {
-			t.Errorf("window %d, %d read in %v: %v", c.window, c.n, c.elapsed, got)
-		}
-	}
-	m.cfg.RTT = func() time.Duration { return 0 } // below minWindowRTT: 2 ms counts
-	if m.windowLimits(1<<20, 256<<10, 100*time.Millisecond) {
-		t.Error("a 1 MiB window limits a 2.6 MB/s reader at 2 ms")
-	}
-}

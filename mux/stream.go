@@ -37,15 +37,14 @@ type Stream struct {
 	mu         sync.Mutex
 	confirmed  bool // REPLY OK sent (accepted stream) or received (opened stream)
 	segs       []segment
-	buffered   int       // bytes in segs, unread
-	window     int       // the receive window this stream keeps granted (grows while the reader keeps up)
-	recvWindow int       // what the peer may still send
-	credit     int       // read since the last WINDOW
-	granted    time.Time // when the last WINDOW was granted (or the stream opened)
-	charged    int64     // this stream's share of the mux's receive budget (settleLocked)
-	lastQueued int64     // Mux.outQueued after this stream's last queued frame (under Mux.outMu)
-	grown      int64     // of which its window's growth beyond InitialWindow (Mux.grown)
-	sendWindow int       // what we may still send
+	buffered   int   // bytes in segs, unread
+	window     int   // the receive window this stream keeps granted (grows while the reader keeps up)
+	recvWindow int   // what the peer may still send
+	credit     int   // read since the last WINDOW
+	charged    int64 // this stream's share of the mux's receive budget (settleLocked)
+	lastQueued int64 // Mux.outQueued after this stream's last queued frame (under Mux.outMu)
+	grown      int64 // of which its window's growth beyond InitialWindow (Mux.grown)
+	sendWindow int   // what we may still send
 	finRecv    bool
 	finSent    bool
 	closed     bool    // Close or Refuse was called
@@ -61,8 +60,7 @@ type Stream struct {
 func (m *Mux) newStream(id uint32, target string, sendWindow int, accepted bool) *Stream {
 	w := m.cfg.InitialWindow
 	s := &Stream{m: m, id: id, target: target, accepted: accepted, window: w, recvWindow: w,
-		charged: int64(w), sendWindow: sendWindow, readable: make(chan struct{}, 1), writable: make(chan struct{}, 1),
-		granted: time.Now()}
+		charged: int64(w), sendWindow: sendWindow, readable: make(chan struct{}, 1), writable: make(chan struct{}, 1)}
 	if !accepted {
 		s.opened = make(chan error, 1)
 	}
@@ -239,9 +237,8 @@ func (s *Stream) settleLocked() {
 
 // consumeLocked accounts for n bytes read out of the buffer, granting the peer more window once
 // half of it has been read. A reader that has nearly emptied the buffer by then (a quarter of
-// the window or less left) doubles the window (up to MaxWindow, as the budget allows, and with
-// Config.RTT only while the window is below what the reader's rate needs): it keeps up, so the
-// window, not the reader, limits.
+// the window or less left) doubles the window (up to MaxWindow, as the budget allows): it keeps
+// up, so the window, not the reader, limits.
 func (s *Stream) consumeLocked(n int) {
 	if s.closed {
 		return // Close dropped the buffer and its budget already
@@ -256,10 +253,7 @@ func (s *Stream) consumeLocked(n int) {
 		return
 	}
 	inc := s.credit
-	now := time.Now()
-	elapsed := now.Sub(s.granted)
-	s.granted = now
-	if s.buffered <= s.window/4 && s.window < s.m.cfg.MaxWindow && s.m.windowLimits(s.window, s.credit, elapsed) {
+	if s.buffered <= s.window/4 && s.window < s.m.cfg.MaxWindow {
 		grow := min(s.window, s.m.cfg.MaxWindow-s.window)
 		if s.m.grow(int64(grow)) {
 			s.window += grow

@@ -3,15 +3,13 @@ package tunnel
 import (
 	"context"
 	"fmt"
-	"sync"
-	"time"
 
 	"github.com/braidnet/braid"
 	"github.com/braidnet/braid/mux"
 )
 
 // muxConfig returns mcfg (nil for defaults) with its message size set to s's chunk size, so that
-// every DATA message is one chunk, and its RTT taken from s's paths.
+// every DATA message is one chunk.
 func muxConfig(s *braid.Session, mcfg *mux.Config) *mux.Config {
 	c := mux.Config{}
 	if mcfg != nil {
@@ -20,34 +18,7 @@ func muxConfig(s *braid.Session, mcfg *mux.Config) *mux.Config {
 	if c.MessageSize == 0 {
 		c.MessageSize = min(s.Stats().ChunkSize, mux.MaxData)
 	}
-	if c.RTT == nil {
-		c.RTT = sessionRTT(s)
-	}
 	return &c
-}
-
-// sessionRTT returns a function giving the largest smoothed RTT of s's live paths (a stream's
-// data is spread over all of them, so its window waits for the slowest), read from s's
-// statistics at most every 100 ms.
-func sessionRTT(s *braid.Session) func() time.Duration {
-	var (
-		mu   sync.Mutex
-		at   time.Time
-		last time.Duration
-	)
-	return func() time.Duration {
-		mu.Lock()
-		defer mu.Unlock()
-		if now := time.Now(); now.Sub(at) >= 100*time.Millisecond {
-			at, last = now, 0
-			for _, p := range s.Stats().Paths {
-				if p.Live {
-					last = max(last, p.SRTT)
-				}
-			}
-		}
-		return last
-	}
 }
 
 // Dial opens a session over specs and starts the client end of a mux on it.
