@@ -35,10 +35,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	every := fs.Duration("i", 0, "with --paths and ADDR: print a report per path every interval (e.g. 1s), iperf3 style")
 	grace := fs.Duration("grace", 30*time.Second, "with --paths and ADDR: how long a session survives with every path down")
 	metricsAddr := fs.String("metrics", "", "with --paths and ADDR: serve Prometheus metrics of the sessions at http://ADDR/metrics")
+	tb := addTunnelBenchFlags(fs)
 	ct := addClientTrustFlags(fs)
 	lf := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if tb.on {
+		return tb.run(ctx, fs, *volume, *runs, *security, *asJSON, stdout)
 	}
 	if fs.NArg() > 1 {
 		return usageError(fs, "at most one server address")

@@ -37,6 +37,8 @@ func commands() []command {
 		{"demo", "run a server and a client on loopback and show the traffic", runDemo},
 		{"identity", "show or create a key and certificate (a server's, or a client's)", runIdentity},
 		{"eval", "run evaluation scenarios over emulated paths and report", runEval},
+		{"tunnel", "carry TCP connections over a session: -L port forwarding, -D SOCKS5", runTunnel},
+		{"cat", "join standard input and output to one stream over a session (like nc)", runCat},
 		{"version", "print the version of braid and how it was built", runVersion},
 		{"help", "show the commands, or a command's usage and flags", nil},
 	}

@@ -36,19 +36,23 @@ func readmeCommands(readme string) [][]string {
 				i++
 				line = strings.TrimSuffix(line, "\\") + " " + strings.TrimSpace(lines[i])
 			}
-			var rest string
-			switch {
-			case strings.HasPrefix(line, "braid "):
-				rest = strings.TrimPrefix(line, "braid ")
-			case strings.HasPrefix(line, "go run ./cmd/braid "):
-				rest = strings.TrimPrefix(line, "go run ./cmd/braid ")
-			default:
-				continue
+			// Each command of a pipeline (printf ... | braid cat ...) on its own.
+			for _, part := range strings.Split(line, "|") {
+				part = strings.TrimSpace(part)
+				var rest string
+				switch {
+				case strings.HasPrefix(part, "braid "):
+					rest = strings.TrimPrefix(part, "braid ")
+				case strings.HasPrefix(part, "go run ./cmd/braid "):
+					rest = strings.TrimPrefix(part, "go run ./cmd/braid ")
+				default:
+					continue
+				}
+				if j := strings.IndexAny(rest, "#<>"); j >= 0 {
+					rest = rest[:j]
+				}
+				cmds = append(cmds, shellFields(rest))
 			}
-			if j := strings.IndexAny(rest, "|#>"); j >= 0 {
-				rest = rest[:j]
-			}
-			cmds = append(cmds, shellFields(rest))
 		}
 	}
 	return cmds

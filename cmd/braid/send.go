@@ -45,7 +45,7 @@ func (p *pathFlags) Set(v string) error {
 	return nil
 }
 
-// sessionFlags are the flags that shape a client's session, shared by send and bench.
+// sessionFlags are the flags that shape a client's session, shared by send, tunnel and cat.
 type sessionFlags struct {
 	paths     *int
 	specs     pathFlags
@@ -70,9 +70,9 @@ func addSessionFlags(fs *flag.FlagSet) *sessionFlags {
 
 // config checks the flags against the arguments (one address, or --path flags) and returns the
 // paths to dial and the session's configuration; a mistake is a usage error, already printed.
-func (sf *sessionFlags) config(fs *flag.FlagSet) ([]braid.PathSpec, *braid.Config, error) {
+func (sf *sessionFlags) config(fs *flag.FlagSet, args []string) ([]braid.PathSpec, *braid.Config, error) {
 	specs := []braid.PathSpec(sf.specs)
-	if len(specs) == 0 && fs.NArg() != 1 || len(specs) > 0 && fs.NArg() != 0 {
+	if len(specs) == 0 && len(args) != 1 || len(specs) > 0 && len(args) != 0 {
 		return nil, nil, usageError(fs, "need exactly one server address, or --path flags")
 	}
 	cs, err := parseSize(*sf.chunk)
@@ -91,7 +91,7 @@ func (sf *sessionFlags) config(fs *flag.FlagSet) ([]braid.PathSpec, *braid.Confi
 			return nil, nil, usageError(fs, "--paths must be at least 1")
 		}
 		for range *sf.paths {
-			specs = append(specs, braid.PathSpec{Remote: fs.Arg(0)})
+			specs = append(specs, braid.PathSpec{Remote: args[0]})
 		}
 	}
 	if m.Coded() && len(specs) != m.N {
@@ -199,7 +199,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer cancel()
 		return sendSingle(tctx, fs.Arg(0), *message, *file, *frame, conf, log, stdout)
 	}
-	specs, cfg, err := sf.config(fs)
+	specs, cfg, err := sf.config(fs, fs.Args())
 	if err != nil {
 		return err
 	}
@@ -322,7 +322,7 @@ func sendInterruptible(ctx context.Context, s *braid.Session, h transferHeader, 
 	}
 }
 
-// stdin is what --file - reads (tests replace it).
+// stdin is what send --file - and cat read (tests replace it).
 var stdin io.Reader = os.Stdin
 
 // openInput opens a file to send and says how many bytes it has: a regular file's size, or

@@ -33,6 +33,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9090)")
 	asJSON := fs.Bool("json", false, "on exit, print a summary of what was received as JSON")
 	st := addServerTrustFlags(fs)
+	tf := addTunnelServeFlags(fs)
 	lf := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -66,7 +67,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MaxPaths: *maxPaths, MaxSessions: *maxSessions, MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP,
 		MaxHandshakes: *maxHandshakes, MaxHandshakesPerIP: *maxHandshakesPerIP, MaxPendingSessionsPerIP: *maxPendingPerIP,
 		SessionWindow: int64(win), MaxMemory: int64(mem), ResumeGrace: *resume, Logger: log}
-	if err := st.apply(cfg, stdout); err != nil {
+	info := stdout
+	if tf.stdout {
+		info = stderr // standard output carries tunnel streams
+	}
+	if err := st.apply(cfg, info); err != nil {
+		return usageError(fs, "%v", err)
+	}
+	tsv, err := tf.server(stdout, log)
+	if err != nil {
 		return usageError(fs, "%v", err)
 	}
 	var metrics *metricsServer
@@ -97,7 +106,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := rx.receiveTransfers(ctx, s); err != nil && ctx.Err() == nil {
+			if err := serveSession(ctx, s, rx, tf, tsv, log.With("session", s.ID())); err != nil && ctx.Err() == nil {
 				log.Warn("session ended with an error", "session", s.ID(), "err", err)
 			}
 			s.Close()

@@ -121,11 +121,16 @@ type receiver struct {
 }
 
 // receiveTransfers serves one session: it takes transfers until the peer closes, saving files
-// as rx says, and answers each with a receipt.
-func (rx *receiver) receiveTransfers(ctx context.Context, s *braid.Session) error {
+// as rx says, and answers each with a receipt. first, if not nil, is the session's first
+// message, already received by the caller.
+func (rx *receiver) receiveTransfers(ctx context.Context, s *braid.Session, first []byte) error {
 	log := rx.log.With("session", s.ID())
 	for {
-		msg, err := s.Receive(ctx)
+		msg, err := first, error(nil)
+		if first == nil {
+			msg, err = s.Receive(ctx)
+		}
+		first = nil
 		if err == io.EOF {
 			return nil
 		}

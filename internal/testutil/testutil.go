@@ -1,9 +1,11 @@
 // Package testutil holds the helpers the packages' tests share: a log sink safe for concurrent
-// writers, a goroutine-leak check and a polling wait. Only tests import it.
+// writers, a goroutine-leak check, a polling wait and a loopback TCP server. Only tests import
+// it.
 package testutil
 
 import (
 	"bytes"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -35,6 +37,35 @@ func (s *SyncBuffer) String() string {
 // goroutine behind.
 func CheckLeaks(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) })
+}
+
+// TCPServer serves loopback TCP connections with handle, one goroutine each, until the test
+// ends (then it closes the listener and waits for the handlers), and returns its address.
+func TCPServer(t testing.TB, handle func(*net.TCPConn)) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				handle(c.(*net.TCPConn))
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return ln.Addr().String()
 }
 
 // WaitFor polls cond until it holds, failing the test after 30 s (generous: under the race

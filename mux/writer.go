@@ -1,0 +1,159 @@
+package mux
+
+import (
+	"github.com/braidnet/braid/internal/bufpool"
+)
+
+// The mux sends every frame but large DATA through one queue, whose contents leave together as
+// one session message: under load, the small frames of many streams (requests, answers,
+// WINDOW updates) share a message, a chunk and a write, instead of one each. Whoever queues a
+// frame while nobody is sending sends the queue itself (flat combining): at low load a frame
+// leaves at once, on its writer's goroutine, with no hand-off; a writer that finds a send in
+// progress leaves its frame to it and returns. Frames queued where the transport must not be
+// waited on (under a stream's lock: WINDOW, RST) are sent by the writer goroutine if nobody is
+// sending. A large DATA frame goes to the transport by itself, without a copy, once every frame
+// its stream queued before it has been sent, so that a stream's frames keep their order.
+//
+// Locks: outMu (a leaf) guards outBuf, outSending, outQueued, outSent, outProgress and every
+// stream's lastQueued.
+
+// flushRounds is how many messages a writer that became the sender sends for others before it
+// hands the rest to the writer goroutine and returns to its own work.
+const flushRounds = 2
+
+// queue appends frames, then body (the rest of the last frame, or nil), of stream s (or nil)
+// to the send queue. With send, it sends the queue itself if nobody is sending; otherwise it
+// leaves that to the sender in progress or the writer goroutine. It fails only once the mux has
+// ended.
+func (m *Mux) queue(s *Stream, frames, body []byte, send bool) error {
+	m.outMu.Lock()
+	if m.outClosed {
+		m.outMu.Unlock()
+		return m.endErr()
+	}
+	n := len(frames) + len(body)
+	if m.outBuf == nil {
+		m.outBuf = bufpool.Get(max(n, 4<<10))[:0]
+	}
+	m.outBuf = append(append(m.outBuf, frames...), body...)
+	m.outQueued += int64(n)
+	if s != nil {
+		s.lastQueued = m.outQueued
+	}
+	if m.outSending {
+		m.outMu.Unlock()
+		return nil
+	}
+	if !send {
+		m.outMu.Unlock()
+		kick(m.outKick)
+		return nil
+	}
+	m.outSending = true
+	m.outMu.Unlock()
+	return m.flush(flushRounds)
+}
+
+// flush sends the queue, message by message, while it has frames, for at most rounds messages
+// (0: without limit); then, if frames remain, it hands them to the writer goroutine. The caller
+// has set outSending.
+func (m *Mux) flush(rounds int) error {
+	for i := 0; ; i++ {
+		m.outMu.Lock()
+		if len(m.outBuf) == 0 || rounds > 0 && i == rounds {
+			more := len(m.outBuf) > 0
+			m.outSending = false
+			m.outMu.Unlock()
+			if more {
+				kick(m.outKick)
+			}
+			return nil
+		}
+		n := frameBoundary(m.outBuf, m.maxMessage)
+		batch := m.outBuf
+		if n == len(batch) {
+			m.outBuf = nil
+		} else { // the rest waits for the next round, in a buffer of its own
+			rest := bufpool.Get(max(len(batch)-n, 4<<10))[:0]
+			m.outBuf = append(rest, batch[n:]...)
+			batch = batch[:n]
+		}
+		m.outMu.Unlock()
+		err := m.t.SendNoCopy(m.ctx, batch, func() { bufpool.Put(batch) })
+		m.outMu.Lock()
+		m.outSent += int64(n)
+		close(m.outProgress)
+		m.outProgress = make(chan struct{})
+		if err != nil {
+			m.outSending = false
+			m.outClosed = true
+			m.outMu.Unlock()
+			m.fail(err)
+			return m.endErr()
+		}
+		m.outMu.Unlock()
+	}
+}
+
+// writeLoop sends what is queued while nobody else does.
+func (m *Mux) writeLoop() {
+	defer m.stopped.Done()
+	for {
+		select {
+		case <-m.outKick:
+		case <-m.done:
+			m.outMu.Lock()
+			m.outClosed = true
+			m.outMu.Unlock()
+			return
+		}
+		m.outMu.Lock()
+		if m.outSending || len(m.outBuf) == 0 {
+			m.outMu.Unlock()
+			continue
+		}
+		m.outSending = true
+		m.outMu.Unlock()
+		if m.flush(0) != nil {
+			return
+		}
+	}
+}
+
+// waitQueued returns once every frame s has queued has been handed to the transport, sending
+// the queue itself if nobody is; it fails if s ends first.
+func (s *Stream) waitQueued() error {
+	m := s.m
+	for {
+		m.outMu.Lock()
+		if m.outSent >= s.lastQueued {
+			m.outMu.Unlock()
+			return nil
+		}
+		if m.outClosed {
+			m.outMu.Unlock()
+			return m.endErr()
+		}
+		if !m.outSending {
+			m.outSending = true
+			m.outMu.Unlock()
+			if err := m.flush(flushRounds); err != nil {
+				return err
+			}
+			continue
+		}
+		progress := m.outProgress
+		m.outMu.Unlock()
+		select {
+		case <-progress:
+		case <-s.ctx.Done():
+			s.mu.Lock()
+			err := s.writeStateLocked()
+			s.mu.Unlock()
+			if err == nil {
+				err = ErrClosed
+			}
+			return err
+		}
+	}
+}
