@@ -157,11 +157,18 @@ func (s *Session) livePaths() int {
 func (s *Session) onPathEnded(p *path, err error) {
 	var se *sessionError
 	var re *RemoteError
+	s.mu.Lock()
+	peerClosed := s.peerClosed
+	s.mu.Unlock()
 	switch {
 	case s.Err() != nil:
 		// Already over; this path is just going down with it.
 	case errors.Is(err, errPeerClosedPath):
 		p.log.Info("path closed")
+	case peerClosed && !errors.As(err, &se) && !errors.As(err, &re):
+		// The peer has closed the session: it reads nothing more and will drop its end of
+		// every path, perhaps with a reset. Not a path lost, nor one to re-dial.
+		p.log.Info("path closed after the peer's CLOSE", "reason", err)
 	case errors.As(err, &se):
 		if s.onViolation != nil {
 			s.onViolation(se.code)

@@ -225,8 +225,12 @@ func (s *Session) readInline(ctx context.Context, p *path) {
 			p.giveBack(handback{})
 			return
 		}
-		if err == nil && int(h.Length) > p.r.Buffered() {
-			p.giveBack(handback{h: h, has: true}) // its payload is on the way: not ours to wait for
+		if err == nil && int(h.Length) > p.r.Buffered() && ctx.Done() != nil {
+			// Its payload is on the way, and a wait for it could not be cut short when ctx
+			// ends: not ours to wait for. (A Receive whose context cannot end reads whole
+			// frames itself, as a bulk reader of a socket does; the path's end, closing the
+			// connection, ends such a read.)
+			p.giveBack(handback{h: h, has: true})
 			return
 		}
 		if err == nil {

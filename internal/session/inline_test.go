@@ -227,3 +227,52 @@ func TestInlineRoleReclaimed(t *testing.T) {
 	c.Close()
 	<-done
 }
+
+// TestInlineBulkSurvivesFault: a Receive whose context cannot end reads whole chunks inline (a
+// bulk reader), and a path reset or blackholed under it mid-transfer neither loses nor corrupts
+// a message: the blocked read fails as the path ends, and the chunks come again on the others.
+func TestInlineBulkSurvivesFault(t *testing.T) {
+	for _, fault := range []string{"reset", "blackhole"} {
+		t.Run(fault, func(t *testing.T) {
+			f := newFaultSetup(t, 2, func(c *Config) { c.Insecure = true })
+			const n = 120
+			sent := make(chan error, 1)
+			go func() {
+				g := newMessageGen(42, 1<<20)
+				for i := range n {
+					if err := f.client.Send(context.Background(), g.next()); err != nil {
+						sent <- fmt.Errorf("send %d: %w", i, err)
+						return
+					}
+					if i == n/3 {
+						if fault == "reset" {
+							f.proxies[1].Reset()
+						} else {
+							f.proxies[1].Blackhole()
+						}
+					}
+				}
+				sent <- nil
+			}()
+			g := newMessageGen(42, 1<<20)
+			for i := range n {
+				got, err := f.server.Receive(context.Background()) // no deadline: bulk inline
+				if err != nil {
+					t.Fatalf("receive %d: %v", i, err)
+				}
+				if want := g.next(); !bytes.Equal(got, want) {
+					t.Fatalf("message %d: %d bytes, want %d", i, len(got), len(want))
+				}
+				f.server.Release(got)
+			}
+			if err := <-sent; err != nil {
+				t.Fatal(err)
+			}
+			if framesInline(f.server) == 0 {
+				t.Error("the receiver read no frame inline")
+			}
+			f.proxies[1].Restore()
+			f.closeBoth(t)
+		})
+	}
+}

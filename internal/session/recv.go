@@ -60,8 +60,14 @@ func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 			continue
 		}
 		s.recvWaiting++
+		if ctx.Done() == nil {
+			s.recvWaitingBulk++
+		}
 		err := s.wait(ctx)
 		s.recvWaiting--
+		if ctx.Done() == nil {
+			s.recvWaitingBulk--
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -207,7 +213,7 @@ func (s *Session) admitSeq(seq uint64) error {
 func (s *Session) chunkArrived(p *path, ch wire.ChunkHeader, n int) error {
 	_, err := s.recvd.Add(ch.Seq)
 	if s.reasm.Ready() {
-		if ch.Total == 1 && (s.recvWaiting > 0 || s.inlineOn != nil && s.inlineOn != p) {
+		if (ch.Total == 1 || s.recvWaitingBulk > 0) && (s.recvWaiting > 0 || s.inlineOn != nil && s.inlineOn != p) {
 			s.inlineHint.Store(p)
 		}
 		s.broadcast()

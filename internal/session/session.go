@@ -165,6 +165,8 @@ type Session struct {
 	peerWindow   int64                          // the peer's receive budget
 	// Inline reading (inline.go).
 	recvWaiting int   // Receive calls waiting in wait
+	// recvWaitingBulk: those of them whose context cannot end, which may read whole chunks inline
+	recvWaitingBulk int
 	inlinePath  *path // the path whose reader has yielded its read role, if any
 	inlineOn    *path // the path a Receive is reading inline, if any: broadcast interrupts it
 }
