@@ -29,11 +29,13 @@ import "time"
 //     with the lowest wait, ties going to the lowest linger, then in turn by Index as
 //     [RoundRobin] does; with none eligible, e (the sender waits for room there).
 //
-// One exception keeps light traffic in place: if the path picked last has an RTT sample, is idle
-// (nothing ahead of the chunk: wait is 0) and not Full, and its linger is within stickyFactor ×
-// the earliest's plus stickySlack, the chunk goes there again. Paths whose estimates differ by
-// noise would otherwise take turns; a message stream kept on one connection keeps its TCP state
-// warm, and lets the receiver read it on the goroutine waiting for it.
+// One exception keeps light traffic in place: if the path the peer's data last arrived on
+// (Answer), or else the path picked last, has an RTT sample, is idle (nothing ahead of the chunk:
+// wait is 0) and not Full, and its linger is within stickyFactor × the earliest's plus
+// stickySlack, the chunk goes there. Paths whose estimates differ by noise would otherwise take
+// turns; a request and its reply kept on one connection, as with TCP, let each TCP
+// acknowledgement ride on the reply, keep the connection's state warm, and let the receiver read
+// it on the goroutine waiting for it.
 //
 // So light traffic always goes to the earliest path and gets the lowest latency (a slow or long
 // path is fed only when it is really the earliest), as with ECF's "wait for the fast path". Under
@@ -128,7 +130,7 @@ func pickEarliest(paths []Path, size int, rot *rotation) int {
 	if first < 0 {
 		return -1
 	}
-	if k := rot.lastAt(paths); k >= 0 && k != first && !paths[k].Full && paths[k].SRTT > 0 {
+	if k := affinity(paths, rot); k >= 0 && k != first && !paths[k].Full && paths[k].SRTT > 0 {
 		// Affinity: light traffic stays on the measured path it used last while that path is
 		// idle and about as early as the earliest (stickySlack): a message stream keeps to one
 		// connection, whose TCP state stays warm, and whose receiver can read it in the
@@ -255,6 +257,17 @@ func (r *rotation) before(a, b int) bool {
 
 // picked records the Index of the path just picked.
 func (r *rotation) picked(index int) { r.last, r.used = index, true }
+
+// affinity returns the position in paths of the path light traffic should keep to: the one the
+// peer's data last arrived on (Answer), else the one picked last; -1 if neither.
+func affinity(paths []Path, rot *rotation) int {
+	for i := range paths {
+		if paths[i].Answer {
+			return i
+		}
+	}
+	return rot.lastAt(paths)
+}
 
 // lastAt returns the position in paths of the path picked last, or -1.
 func (r *rotation) lastAt(paths []Path) int {

@@ -196,9 +196,10 @@ func TestTiesTakeTurns(t *testing.T) {
 	}
 }
 
-// TestAffinity: the adaptive rule keeps light traffic on the path it used last while that path
-// has an RTT sample, is idle, and delivers within stickyFactor × the earliest + stickySlack; it
-// moves when the path falls behind by more, has a backlog, or is full.
+// TestAffinity: the adaptive rule keeps light traffic on the path the peer's data last came on
+// (Answer), or else the path it used last, while that path has an RTT sample, is idle, and
+// delivers within stickyFactor × the earliest + stickySlack; it moves when the path falls behind
+// by more, has a backlog, or is full.
 func TestAffinity(t *testing.T) {
 	idle := func(i int, srtt time.Duration) Path {
 		return Path{Index: i, Live: true, SRTT: srtt, DeliveryRate: r100}
@@ -217,6 +218,10 @@ func TestAffinity(t *testing.T) {
 		{"no RTT sample: no affinity", []Path{{Index: 0, Live: true}, {Index: 1, Live: true}},
 			[]Path{{Index: 0, Live: true}, {Index: 1, Live: true}}, 1},
 		{"dead: move", []Path{idle(0, 10*ms), idle(1, 10*ms)}, []Path{{Index: 0, SRTT: 10 * ms}, idle(1, 10*ms)}, 1},
+		{"the peer's data came on another path: answer there", []Path{idle(0, 10*ms), idle(1, 10*ms)},
+			[]Path{idle(0, 10*ms), {Index: 1, Live: true, SRTT: 11 * ms, DeliveryRate: r100, Answer: true}}, 1},
+		{"answer path much later: the earliest", []Path{idle(0, 10*ms), idle(1, 10*ms)},
+			[]Path{idle(0, 10*ms), {Index: 1, Live: true, SRTT: 40 * ms, DeliveryRate: r100, Answer: true}}, 0},
 	}
 	for _, tt := range tests {
 		for _, name := range []string{AdaptiveName, RedundantName} {

@@ -41,6 +41,9 @@ type Path struct {
 	// Full reports that the path's queue has no room for another chunk now: a chunk given to it
 	// would wait for room (the sender is ahead of the path).
 	Full bool
+	// Answer marks the path the peer's data last arrived on: light traffic answered there keeps
+	// a request and its reply on one connection, as TCP would ([Adaptive]'s affinity).
+	Answer bool
 }
 
 // Scheduler picks a path for each piece of data. Implementations need not be safe for concurrent

@@ -161,6 +161,9 @@ type path struct {
 	bytesSent  atomic.Uint64
 	chunksRecv atomic.Uint64
 	bytesRecv  atomic.Uint64
+	// lastDataIn: the session's latest chunk (or piece) arrived on this path (the scheduler's
+	// Answer; set and cleared under Session.mu)
+	lastDataIn atomic.Bool
 	// framesInline counts the frames a Receive read itself (inline.go)
 	framesInline atomic.Uint64
 	// Chunks (or pieces) queued on it to be sent again, and their bytes (retransmit).
@@ -488,6 +491,7 @@ func (p *path) schedView() sched.Path {
 		SRTT:         srtt,
 		DeliveryRate: math.Float64frombits(p.rate.Load()),
 		Full:         len(p.data) == cap(p.data),
+		Answer:       p.lastDataIn.Load(),
 	}
 }
 

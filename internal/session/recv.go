@@ -212,6 +212,13 @@ func (s *Session) admitSeq(seq uint64) error {
 // p's reader a candidate to yield its read role to it (inline.go). Call with s.mu held.
 func (s *Session) chunkArrived(p *path, ch wire.ChunkHeader, n int) error {
 	_, err := s.recvd.Add(ch.Seq)
+	if s.lastDataIn != p {
+		if s.lastDataIn != nil {
+			s.lastDataIn.lastDataIn.Store(false)
+		}
+		p.lastDataIn.Store(true)
+		s.lastDataIn = p
+	}
 	if s.reasm.Ready() {
 		if (ch.Total == 1 || s.recvWaitingBulk > 0) && (s.recvWaiting > 0 || s.inlineOn != nil && s.inlineOn != p) {
 			s.inlineHint.Store(p)

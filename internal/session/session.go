@@ -164,11 +164,12 @@ type Session struct {
 	recvFlow     *flow.Receiver                 // the credit this end owes
 	peerWindow   int64                          // the peer's receive budget
 	// Inline reading (inline.go).
-	recvWaiting int   // Receive calls waiting in wait
+	recvWaiting int // Receive calls waiting in wait
 	// recvWaitingBulk: those of them whose context cannot end, which may read whole chunks inline
 	recvWaitingBulk int
-	inlinePath  *path // the path whose reader has yielded its read role, if any
-	inlineOn    *path // the path a Receive is reading inline, if any: broadcast interrupts it
+	inlinePath      *path // the path whose reader has yielded its read role, if any
+	inlineOn        *path // the path a Receive is reading inline, if any: broadcast interrupts it
+	lastDataIn      *path // the path the latest chunk arrived on (its lastDataIn is set)
 }
 
 // sharedWork is the session-wide work any path's writer may pick up: an ACK or CREDIT to send
