@@ -52,14 +52,19 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 fail() { echo "tunnel-e2e: FAIL: $*" >&2; exit 1; }
 
-# A free loopback TCP port, not handed out twice in this run.
+# A free loopback TCP port, not handed out twice in this run. It is drawn
+# from below the kernel's ephemeral range, so no outgoing connection (the
+# tunnel's own paths, the tests' clients) can hold it by the time we bind it,
+# and no socket in any state may use it now.
 taken=" "
+eph_lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
+port_lo=10000 port_hi=$((eph_lo > 20000 ? eph_lo : 30000))
 free_port() {
   local p
   while :; do
-    p=$((20000 + RANDOM % 40000))
+    p=$((port_lo + RANDOM % (port_hi - port_lo)))
     case "$taken" in *" $p "*) continue ;; esac
-    if ! ss -Htln "sport = :$p" | grep -q .; then
+    if ! ss -Htan "( sport = :$p or dport = :$p )" | grep -q .; then
       taken="$taken$p "
       echo "$p"
       return
