@@ -52,6 +52,7 @@ const (
 	ModeRedundant uint8 = 1 // each chunk on every live path; the first copy to arrive is used
 	ModeShamir    uint8 = 2 // each chunk becomes N Shamir shares (PIECE frames), any K recover it
 	ModeErasure   uint8 = 3 // each chunk becomes N Reed–Solomon shards (PIECE frames), any K recover it
+	ModeAONT      uint8 = 4 // each chunk is AONT-RS packaged, then cut into N Reed–Solomon shards (PIECE frames), any K recover it
 )
 
 // SessionID identifies a session; the server draws it from crypto/rand.
