@@ -223,7 +223,8 @@ func ParseChunkHeader(p []byte) (ChunkHeader, error) {
 
 // PieceHeader is the fixed prefix of a PIECE payload; the piece's bytes follow it. A piece is one
 // of the N pieces a coded mode makes of a chunk (a Shamir share or a Reed–Solomon shard, each with
-// its part of the chunk's integrity key).
+// its part of the chunk's integrity key; or, in aont, a Reed–Solomon shard of the chunk's
+// all-or-nothing package).
 //
 //	| item id u64 | chunk id u32 | total chunks u32 | seq u64 | index u8 | reserved [3] | length u32 | piece ... |
 //
