@@ -17,13 +17,20 @@ import (
 // Systems", FAST 2011), as mode aont:K/N makes it of one chunk of L bytes:
 //
 //	key     = 32 fresh random bytes
-//	C       = AES-256-CTR(key, counter block 0)(chunk ‖ canary)     L + CanarySize bytes
-//	package = C ‖ (SHA-256(C) XOR key)                              L + CanarySize + DiffSize bytes
+//	C       = AES-256-CTR(key, counter block 0)(chunk ‖ zeros ‖ canary)
+//	package = C ‖ (SHA-256(C) XOR key)                                   K × s bytes
 //
-// and the package, zero-padded to K shards, is Reed–Solomon coded into N pieces. Whoever holds
-// the whole package (K pieces) hashes C, unfolds the key and decrypts; whoever holds less lacks
-// part of C, so its hash, so the key. The canary is the chunk's identity, known to the receiver:
-// a package altered anywhere hashes to another key, and then the canary does not decrypt right.
+// cut into K shards of s bytes, then Reed–Solomon coded into N pieces. Whoever holds the whole
+// package (K pieces) hashes C, unfolds the key and decrypts; whoever holds less lacks part of C,
+// so its hash, so the key. The canary is the chunk's identity, known to the receiver: a package
+// altered anywhere hashes to another key, and then the canary does not decrypt right.
+//
+// The padding that makes the package K equal shards is inside the encryption, not after it: K−1
+// pieces leave exactly s bytes of the package undetermined (the code is MDS), and only if none of
+// those bytes is a known zero is that s bytes of the attacker's uncertainty. A zero pad after
+// the package could fill most of the last shard, leaving a few bytes to guess and the canary to
+// confirm the guess. For the same reason s is at least AONTMinShard, so that even a tiny chunk
+// leaves 256 bits to guess.
 //
 // The cipher is AES-256 in counter mode rather than ChaCha20 because it is in the standard
 // library (ChaCha20 alone is not: it would add golang.org/x/crypto) and runs on the AES
@@ -37,8 +44,16 @@ const (
 	CanarySize  = 20          // item id (64) ‖ chunk id (32) ‖ total (32) ‖ L (32), encrypted after the chunk
 	DiffSize    = sha256.Size // the difference block: SHA-256 of the ciphertext XOR the key
 
+	// AONTMinShard is the least shard (piece) length: what K−1 pieces leave undetermined of a
+	// package is one shard's worth, and 32 bytes of it are as hard to guess as the key.
+	AONTMinShard = 32
+
 	aontOverhead = CanarySize + DiffSize
 )
+
+// aontPad is the number of zero bytes encrypted between a chunk of length bytes and its canary,
+// for shards of s bytes: what fills the package to K × s.
+func (m Mode) aontPad(length, s int) int { return m.K*s - length - aontOverhead }
 
 // canary returns the known plaintext an aont package ends its ciphertext with: the chunk's
 // identity, so that a package moved to another chunk does not verify either.
@@ -122,16 +137,22 @@ func (c *Codec) encodeAONT(h wire.ChunkHeader, buf []byte, length int, pieces []
 	c.hash.Reset()
 	cn := canary(h, length)
 	p.encrypt(stream, c.hash, 0, buf[:length])
-	p.encrypt(stream, c.hash, length, cn[:])
+	pad := c.mode.aontPad(length, s)
+	p.each(length, length+pad, func(seg []byte) {
+		clear(seg)
+		stream.XORKeyStream(seg, seg)
+		c.hash.Write(seg)
+	})
+	p.encrypt(stream, c.hash, length+pad, cn[:])
 	var diff [DiffSize]byte
 	c.hash.Sum(diff[:0])
 	subtle.XORBytes(diff[:], diff[:], key[:])
-	off := length + CanarySize
-	p.each(off, off+DiffSize, func(seg []byte) {
-		copy(seg, diff[off-length-CanarySize:])
+	cend := k*s - DiffSize
+	off := cend
+	p.each(cend, k*s, func(seg []byte) {
+		copy(seg, diff[off-cend:])
 		off += len(seg)
 	})
-	p.each(length+aontOverhead, k*s, func(seg []byte) { clear(seg) })
 	if c.mode.N > k {
 		c.rsMu.Lock()
 		err := c.rs.Encode(c.shards)
@@ -174,7 +195,7 @@ func (c *Codec) tryAONT(h wire.ChunkHeader, length int, pieces [][]byte, use []i
 	}
 	p := spread{shards: shards[:k], s: s}
 	hs := sha256.New()
-	cend := length + CanarySize
+	cend := k*s - DiffSize
 	p.each(0, cend, func(seg []byte) { hs.Write(seg) })
 	var key [AONTKeySize]byte
 	hs.Sum(key[:0])
@@ -189,8 +210,17 @@ func (c *Codec) tryAONT(h wire.ChunkHeader, length int, pieces [][]byte, use []i
 		return false, err
 	}
 	p.decrypt(stream, 0, dst[:length])
-	var got [CanarySize]byte
-	p.decrypt(stream, length, got[:])
-	want := canary(h, length)
-	return subtle.ConstantTimeCompare(got[:], want[:]) == 1, nil
+	// What follows the chunk must decrypt to the zero pad and the canary.
+	var tailArr, wantArr [256]byte
+	n := cend - length
+	tail, want := tailArr[:0], wantArr[:0]
+	if n <= len(tailArr) {
+		tail, want = tailArr[:n], wantArr[:n]
+	} else {
+		tail, want = make([]byte, n), make([]byte, n)
+	}
+	p.decrypt(stream, length, tail)
+	cn := canary(h, length)
+	copy(want[len(want)-CanarySize:], cn[:])
+	return subtle.ConstantTimeCompare(tail, want) == 1, nil
 }

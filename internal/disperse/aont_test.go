@@ -24,12 +24,13 @@ const maxChunk = 1 << 20
 // AES-256-CTR(key, counter 0) of chunk ‖ canary followed by SHA-256 of that ciphertext XOR key,
 // the padding is zeros and the parity pieces are klauspost/reedsolomon's.
 func TestAONTFormatPinned(t *testing.T) {
-	if AONTKeySize != 32 || CanarySize != 20 || DiffSize != 32 {
-		t.Fatalf("AONTKeySize %d, CanarySize %d, DiffSize %d; docs/PROTOCOL.md says 32, 20 and 32", AONTKeySize, CanarySize, DiffSize)
+	if AONTKeySize != 32 || CanarySize != 20 || DiffSize != 32 || AONTMinShard != 32 {
+		t.Fatalf("AONTKeySize %d, CanarySize %d, DiffSize %d, AONTMinShard %d; docs/PROTOCOL.md says 32, 20, 32 and 32",
+			AONTKeySize, CanarySize, DiffSize, AONTMinShard)
 	}
 	m := Mode{Kind: AONT, K: 3, N: 5}
 	for _, c := range []struct{ got, want int }{
-		{m.PieceSize(1000), (1000 + 52 + 2) / 3}, {m.PieceSize(0), 18}, {m.PieceSize(1), 18},
+		{m.PieceSize(1000), (1000 + 52 + 2) / 3}, {m.PieceSize(0), 32}, {m.PieceSize(44), 32}, {m.PieceSize(45), 33},
 		{m.ChunkCharge(1024), 1024 + 2*((1024+52+2)/3)},
 	} {
 		if c.got != c.want {
@@ -42,10 +43,10 @@ func TestAONTFormatPinned(t *testing.T) {
 	l := len(payload)
 	pieces := encode(t, c, h, payload)
 	pkg := bytes.Join(pieces[:m.K], nil)
-	ct, diff, pad := pkg[:l+20], pkg[l+20:l+52], pkg[l+52:]
-	if !bytes.Equal(pad, make([]byte, len(pad))) {
-		t.Fatalf("padding % x, want zeros", pad)
+	if len(pkg) != m.K*m.PieceSize(l) {
+		t.Fatalf("package of %d bytes", len(pkg))
 	}
+	ct, diff := pkg[:len(pkg)-32], pkg[len(pkg)-32:]
 	sum := sha256.Sum256(ct)
 	key := make([]byte, 32)
 	for i := range key {
@@ -61,8 +62,11 @@ func TestAONTFormatPinned(t *testing.T) {
 	want = binary.BigEndian.AppendUint32(want, h.Chunk)
 	want = binary.BigEndian.AppendUint32(want, h.Total)
 	want = binary.BigEndian.AppendUint32(want, uint32(l))
-	if !bytes.Equal(plain[l:], want) {
-		t.Fatalf("canary % x, the spec's is % x", plain[l:], want)
+	if pad := plain[l : len(plain)-20]; !bytes.Equal(pad, make([]byte, len(pad))) {
+		t.Fatalf("padding decrypts to % x, want zeros", pad)
+	}
+	if !bytes.Equal(plain[len(plain)-20:], want) {
+		t.Fatalf("canary % x, the spec's is % x", plain[len(plain)-20:], want)
 	}
 	rs, _ := reedsolomon.New(m.K, m.N-m.K)
 	shards := make([][]byte, m.N)
@@ -107,6 +111,12 @@ func TestAONTQuick(t *testing.T) {
 		for i := range payload {
 			payload[i] = byte(r.Uint32())
 		}
+		// The package is K shards of at least AONTMinShard bytes, padded by less than K bytes
+		// beyond that minimum.
+		if s := m.PieceSize(n); s < AONTMinShard || m.K*s < n+aontOverhead || s > AONTMinShard && m.K*s >= n+aontOverhead+m.K {
+			t.Logf("%v, %d bytes: pieces of %d", m, n, s)
+			return false
+		}
 		h := wire.ChunkHeader{Item: item, Chunk: chunk, Total: chunk + 1}
 		pieces := encode(t, c, h, payload)
 		given := make([][]byte, m.N)
@@ -127,9 +137,8 @@ func TestAONTQuick(t *testing.T) {
 }
 
 // TestAONTEveryByteTampered: with N = K, a change to any one byte of any piece — in the
-// ciphertext, the canary, the difference block or the padding's parity — fails with ErrIntegrity,
-// unless it is in the zero padding, which carries nothing; with one spare piece the chunk comes
-// back exactly without the changed piece.
+// chunk's ciphertext, the padding's, the canary's or the difference block — fails with
+// ErrIntegrity; with one spare piece the chunk comes back exactly without the changed piece.
 func TestAONTEveryByteTampered(t *testing.T) {
 	payload := []byte("a short chunk whose every byte of every piece gets tampered with")
 	h := wire.ChunkHeader{Item: 3, Chunk: 1, Total: 2}
@@ -137,7 +146,6 @@ func TestAONTEveryByteTampered(t *testing.T) {
 		c, _ := New(m)
 		pieces := encode(t, c, h, payload)
 		s := len(pieces[0])
-		pkgLen := len(payload) + aontOverhead
 		for bad := range m.N {
 			for pos := range s {
 				given := make([][]byte, m.N)
@@ -150,9 +158,8 @@ func TestAONTEveryByteTampered(t *testing.T) {
 				if err == nil && !bytes.Equal(dst, payload) {
 					t.Fatalf("%v: piece %d byte %d changed: wrong bytes delivered", m, bad, pos)
 				}
-				inPadding := bad < m.K && bad*s+pos >= pkgLen
 				switch {
-				case m.N == m.K && !inPadding:
+				case m.N == m.K:
 					if !errors.Is(err, ErrIntegrity) {
 						t.Fatalf("%v: piece %d byte %d changed: %+v %v", m, bad, pos, res, err)
 					}

@@ -142,10 +142,11 @@ func FromWire(mode, k, n uint8) (Mode, error) {
 func (m Mode) Wire() (mode, k, n uint8) { return uint8(m.Kind), uint8(m.K), uint8(m.N) }
 
 // shardSize is the Reed–Solomon shard length for a chunk of length bytes: in erasure its payload
-// and tag, in aont its package, cut into K equal parts (the last padded with zeros).
+// and tag cut into K equal parts (the last padded with zeros); in aont its package, whose
+// encrypted padding makes it K shards of at least AONTMinShard bytes.
 func (m Mode) shardSize(length int) int {
 	if m.Kind == AONT {
-		return (length + aontOverhead + m.K - 1) / m.K
+		return max((length+aontOverhead+m.K-1)/m.K, AONTMinShard)
 	}
 	return (length + TagSize + m.K - 1) / m.K
 }
