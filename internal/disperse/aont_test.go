@@ -243,3 +243,29 @@ func FuzzAONTJoin(f *testing.F) {
 		}
 	})
 }
+
+// TestAONTNoKnownShardBytes: no byte of any piece is predictable — in particular not a padding
+// byte, which K−1 holders could otherwise subtract from the one shard they lack. Two encodings of
+// the same all-zero chunk agree on a byte position by chance alone (1 in 256); a pad in the clear
+// would make whole runs agree. Lengths cover every remainder modulo K and the smallest chunks.
+func TestAONTNoKnownShardBytes(t *testing.T) {
+	for _, m := range []Mode{{Kind: AONT, K: 2, N: 3}, {Kind: AONT, K: 3, N: 3}, {Kind: AONT, K: 5, N: 7}} {
+		c, _ := New(m)
+		for n := range 200 {
+			zero := make([]byte, n)
+			a := encode(t, c, wire.ChunkHeader{Total: 1}, zero)
+			b := encode(t, c, wire.ChunkHeader{Total: 1}, zero)
+			for j := range a {
+				same := 0
+				for i := range a[j] {
+					if a[j][i] == b[j][i] {
+						same++
+					}
+				}
+				if len(a[j]) < AONTMinShard || same > len(a[j])/4 {
+					t.Fatalf("%v, %d-byte chunk: piece %d of %d bytes, %d the same in two encodings", m, n, j, len(a[j]), same)
+				}
+			}
+		}
+	}
+}
