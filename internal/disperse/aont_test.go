@@ -269,3 +269,26 @@ func TestAONTNoKnownShardBytes(t *testing.T) {
 		}
 	}
 }
+
+// TestAONTLargeN: the widest modes (up to 255 pieces) rebuild from their last K pieces, parity
+// only where N > K.
+func TestAONTLargeN(t *testing.T) {
+	for _, m := range []Mode{{Kind: AONT, K: 255, N: 255}, {Kind: AONT, K: 2, N: 255}, {Kind: AONT, K: 128, N: 255}} {
+		c, err := New(m)
+		if err != nil {
+			t.Fatal(m, err)
+		}
+		for _, n := range []int{0, 1, 5000} {
+			p := bytes.Repeat([]byte{7}, n)
+			pieces := encode(t, c, wire.ChunkHeader{Total: 1}, p)
+			given := make([][]byte, m.N)
+			for j := m.N - m.K; j < m.N; j++ {
+				given[j] = pieces[j]
+			}
+			dst := make([]byte, n)
+			if _, err := c.Decode(wire.ChunkHeader{Total: 1}, n, given, dst); err != nil || !bytes.Equal(dst, p) {
+				t.Fatal(m, n, err)
+			}
+		}
+	}
+}
