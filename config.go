@@ -75,9 +75,11 @@ type Config struct {
 	// Mode is the dispersal mode a client asks for in SESSION_NEW: "plain" (each chunk on one
 	// path), "redundant" (each chunk on every live path; the first copy wins), "shamir:K/N" (each
 	// chunk becomes N Shamir shares, share j only ever on path j, any K rebuild it, fewer reveal
-	// nothing) or "erasure:K/N" (N Reed–Solomon shards, any K rebuild it). The coded modes need
-	// exactly N paths (Dial opens N when Paths is left zero) and carry an integrity tag whose key
-	// is secret-shared across the paths. A server accepts any mode its MaxPaths allows; this field
+	// nothing), "erasure:K/N" (N Reed–Solomon shards, any K rebuild it) or "aont:K/N" (AONT-RS:
+	// the chunk encrypted under a fresh key folded into it, then N Reed–Solomon shards; any K
+	// rebuild it, fewer reveal nothing short of breaking AES-256 or SHA-256). The coded modes need
+	// exactly N paths (Dial opens N when Paths is left zero) and carry an integrity check: a tag
+	// whose key is secret-shared across the paths, or in aont a canary inside the package. A server accepts any mode its MaxPaths allows; this field
 	// is ignored there. Default "plain". See docs/SECURITY.md.
 	Mode string
 

@@ -89,7 +89,7 @@ func (s *Session) Conn() net.Conn { return s.s.Conn() }
 // Stats is a snapshot of a session's settings and counters.
 type Stats struct {
 	ID                string      // as ID returns
-	Mode              string      // the dispersal mode: plain, redundant, shamir:K/N or erasure:K/N
+	Mode              string      // the dispersal mode: plain, redundant, shamir:K/N, erasure:K/N or aont:K/N
 	ChunkSize         int         // agreed in the handshake, in bytes
 	IntegrityFailures uint64      // sets of K pieces that failed the integrity check (coded modes)
 	BytesAcked        uint64      // message bytes the peer has acknowledged (each byte once, whatever the mode)

@@ -19,7 +19,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	pathList := fs.String("paths", "", "measure multipath sessions with these path counts (comma-separated): on loopback beside raw TCP, or to ADDR (a braid serve) beside one path")
 	chunk := fs.String("chunk-size", "256KiB", "with --paths: session chunk size")
 	copySend := fs.Bool("copy", false, "with --paths: send with Session.Send, which copies each message, instead of SendNoCopy")
-	modes := fs.String("modes", "plain", "with --paths: dispersal modes to compare (comma-separated: plain, redundant, shamir:K/N, erasure:K/N; a coded mode runs at N paths)")
+	modes := fs.String("modes", "plain", "with --paths: dispersal modes to compare (comma-separated: plain, redundant, shamir:K/N, erasure:K/N, aont:K/N; a coded mode runs at N paths)")
 	pings := fs.Int("pings", 2000, "latency probes per side")
 	volume := fs.String("volume", "", "bytes sent per payload size and run (default 128MiB; with --paths, per transfer: 1GiB)")
 	runs := fs.Int("runs", 3, "transfers per size and side, alternating; the median is reported")

@@ -26,7 +26,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlagSet("demo", "[flags]", stderr)
 	size := fs.String("size", "16MiB", "size of the file sent over the session")
 	paths := fs.Int("paths", 4, "paths in the session (a coded mode uses N)")
-	mode := fs.String("mode", "plain", "dispersal mode: plain, redundant, shamir:K/N or erasure:K/N")
+	mode := fs.String("mode", "plain", "dispersal mode: plain, redundant, shamir:K/N, erasure:K/N or aont:K/N")
 	quiet := fs.Bool("q", false, "do not trace frames and path events")
 	insecure := fs.Bool("insecure", false, "plain TCP instead of TLS, to see what the dispersal mode alone hides")
 	if err := parseFlags(fs, args); err != nil {

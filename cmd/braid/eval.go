@@ -21,7 +21,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	list := fs.Bool("list", false, "list the scenarios (built in, or in --scenarios) and exit")
 	backends := fs.String("backend", eval.Inproc, "comma-separated backends: inproc (faultproxy per path on loopback) and/or netns (namespaces, veth, tbf, MPTCP beside; root)")
 	schedulers := fs.String("scheduler", "adaptive", "comma-separated Config.Scheduler names (adaptive, lowest-rtt, round-robin, redundant); each is run on every scenario")
-	mode := fs.String("mode", "plain", "dispersal mode: plain, redundant, shamir:K/N or erasure:K/N (run only over N paths), or shamir:K or erasure:K (K of every path the run has)")
+	mode := fs.String("mode", "plain", "dispersal mode: plain, redundant, shamir:K/N, erasure:K/N or aont:K/N (run only over N paths), or shamir:K, erasure:K or aont:K (K of every path the run has)")
 	noMPTCP := fs.Bool("no-mptcp", false, "netns: skip the MPTCP comparison runs")
 	noTCP := fs.Bool("no-tcp", false, "skip the TCP baseline runs (one plain TCP connection per path, bulk scenarios)")
 	asJSON := fs.Bool("json", false, "print the results as JSON instead of tables")

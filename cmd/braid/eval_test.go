@@ -21,6 +21,8 @@ func TestEvalUsage(t *testing.T) {
 		{[]string{"eval", "--backend", "pigeon", "smoke"}, 2, `unknown backend "pigeon"`},
 		{[]string{"eval", "--scheduler", ",", "smoke"}, 2, "--scheduler: no scheduler named"},
 		{[]string{"eval", "--scenarios", "../../scenarios", "--mode", "shamir:2/3", "smoke"}, 1, "needs 3 paths"},
+		{[]string{"eval", "--scenarios", "../../scenarios", "--mode", "aont:2/3", "smoke"}, 1, "needs 3 paths"},
+		{[]string{"eval", "--mode", "aont:1", "smoke"}, 2, "--mode"},
 		{[]string{"eval", "--scenarios", "../../scenarios", "no-such-scenario"}, 1, "no-such-scenario.json"},
 		{[]string{"eval", "--mode", "nonsense", "smoke"}, 2, "--mode"},
 		{[]string{"eval", "-h"}, 0, "Usage: braid eval"},

@@ -310,22 +310,22 @@ func TestBenchRemote(t *testing.T) {
 		strings.Count(out, "[SUM]") < 4 {
 		t.Errorf("bench output:\n%s", out)
 	}
-	code, out, e = runCmd(t, context.Background(), "bench", "--paths", "3", "--reverse", "--bytes", "5MiB", "--modes", "plain,erasure:2/3",
+	code, out, e = runCmd(t, context.Background(), "bench", "--paths", "3", "--reverse", "--bytes", "5MiB", "--modes", "plain,erasure:2/3,aont:2/3",
 		"--scheduler", "round-robin", "--json", "--server-fingerprint", fp, addr)
 	var rep remoteReport
 	if err := json.Unmarshal([]byte(out), &rep); code != 0 || err != nil {
 		t.Fatalf("bench --reverse: %d %v %s %s", code, err, out, e)
 	}
-	if rep.Direction != "reverse" || len(rep.Rows) != 3 {
+	if rep.Direction != "reverse" || len(rep.Rows) != 4 {
 		t.Fatalf("report %+v", rep)
 	}
 	for i, row := range rep.Rows {
-		wantPaths := []int{1, 3, 3}[i]
+		wantPaths := []int{1, 3, 3, 3}[i]
 		if row.Bytes != 5<<20 || row.Paths != wantPaths || len(row.PathRows) != wantPaths || row.BitsPerSecond <= 0 || row.Scheduler != "round-robin" {
 			t.Errorf("row %d: %+v", i, row)
 		}
 	}
-	if rep.Rows[2].Mode != "erasure:2/3" {
+	if rep.Rows[2].Mode != "erasure:2/3" || rep.Rows[3].Mode != "aont:2/3" {
 		t.Errorf("modes: %+v", rep.Rows)
 	}
 }

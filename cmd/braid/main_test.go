@@ -46,6 +46,8 @@ func TestUsageAndExitCodes(t *testing.T) {
 		{[]string{"send", "--message", "x", "127.0.0.1:1"}, 1, "connection refused"},
 		{[]string{"send", "--message", "x", "--mode", "shamir:3/2", "127.0.0.1:1"}, 2, "--mode"},
 		{[]string{"send", "--message", "x", "--mode", "shamir:2/3", "--paths", "2", "127.0.0.1:1"}, 2, "needs 3 paths"},
+		{[]string{"send", "--message", "x", "--mode", "aont:3/2", "127.0.0.1:1"}, 2, "--mode"},
+		{[]string{"send", "--message", "x", "--mode", "aont:2/3", "--paths", "2", "127.0.0.1:1"}, 2, "needs 3 paths"},
 		{[]string{"demo", "--mode", "stripes"}, 2, "--mode"},
 		{[]string{"bench", "--paths", "2", "--modes", "shamir:2/3"}, 1, "needs 3 paths"},
 	}

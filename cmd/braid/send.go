@@ -61,7 +61,7 @@ func addSessionFlags(fs *flag.FlagSet) *sessionFlags {
 	sf.paths = fs.Int("paths", 4, "number of paths (connections) to ADDR")
 	fs.Var(&sf.specs, "path", "a path as LOCAL=REMOTE (local bind address, server address); repeat for each path")
 	sf.chunk = fs.String("chunk-size", "256KiB", "chunk size to propose")
-	sf.mode = fs.String("mode", "plain", "dispersal mode: plain, redundant, shamir:K/N or erasure:K/N (coded modes use N paths)")
+	sf.mode = fs.String("mode", "plain", "dispersal mode: plain, redundant, shamir:K/N, erasure:K/N or aont:K/N (coded modes use N paths)")
 	sf.scheduler = fs.String("scheduler", "adaptive", "how chunks are spread over the paths: adaptive, lowest-rtt, round-robin or redundant")
 	sf.minPaths = fs.Int("min-paths", 0, "paths that must attach for the session to start; the others are re-dialed in the background (0: 1, or K in a coded mode)")
 	sf.grace = fs.Duration("grace", 30*time.Second, "how long the session survives with every path down, re-dialing, before it fails")

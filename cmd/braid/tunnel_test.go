@@ -179,6 +179,7 @@ func TestTunnelUsage(t *testing.T) {
 		{[]string{"tunnel", "-D", "x", "127.0.0.1:1"}, "bad port"},
 		{[]string{"tunnel", "-D", "0"}, "need exactly one server address"},
 		{[]string{"tunnel", "-D", "0", "--mode", "shamir:2/3", "--paths", "2", "127.0.0.1:1"}, "needs 3 paths"},
+		{[]string{"tunnel", "-D", "0", "--mode", "aont:2/3", "--paths", "2", "127.0.0.1:1"}, "needs 3 paths"},
 		{[]string{"tunnel", "-D", "0", "--scheduler", "fastest", "127.0.0.1:1"}, "scheduler"},
 		{[]string{"serve", "--allow", "10.0.0.1"}, "want HOST:PORTS"},
 		{[]string{"cat", "a", "b", "c"}, "need exactly one server address"},

@@ -4,10 +4,12 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
 	"sync"
 
 	"github.com/braidnet/braid/sss"
@@ -24,7 +26,7 @@ const (
 
 // Errors of Decode.
 var (
-	// ErrIntegrity: no set of K pieces tried rebuilt a chunk whose tag verifies — a piece was
+	// ErrIntegrity: no set of K pieces tried rebuilt a chunk whose tag (in aont, canary) verifies — a piece was
 	// corrupted or forged.
 	ErrIntegrity = errors.New("disperse: integrity check failed")
 	// ErrTooFewPieces: fewer than K pieces were given.
@@ -45,6 +47,8 @@ type Codec struct {
 	combMu   sync.Mutex
 	combs    map[string]*sss.Combiner // by the x coordinates of a K-set
 	keyShare [][]byte                 // Encode scratch (erasure)
+	shards   [][]byte                 // Encode scratch (aont)
+	hash     hash.Hash                // Encode scratch (aont): SHA-256
 }
 
 // New returns a Codec for a coded mode.
@@ -55,16 +59,22 @@ func New(m Mode) (*Codec, error) {
 	if !m.Coded() {
 		return nil, fmt.Errorf("%w: %s makes no pieces", ErrBadMode, m)
 	}
-	sp, err := sss.NewSplitter(m.K, sss.SeqX(m.N))
-	if err != nil {
-		return nil, err
-	}
-	c := &Codec{mode: m, split: sp, combs: make(map[string]*sss.Combiner)}
-	if m.Kind == Erasure {
+	c := &Codec{mode: m, combs: make(map[string]*sss.Combiner)}
+	var err error
+	if m.Kind != Shamir {
 		if c.rs, err = reedsolomon.New(m.K, m.N-m.K); err != nil {
 			return nil, err
 		}
+	}
+	switch m.Kind {
+	case AONT:
+		c.shards, c.hash = make([][]byte, m.N), sha256.New()
+		return c, nil // no Shamir: the package holds its key
+	case Erasure:
 		c.keyShare = make([][]byte, m.N)
+	}
+	if c.split, err = sss.NewSplitter(m.K, sss.SeqX(m.N)); err != nil {
+		return nil, err
 	}
 	return c, nil
 }
@@ -80,8 +90,11 @@ func (c *Codec) PieceSize(length int) int { return c.mode.PieceSize(length) }
 
 // BufferSize returns the capacity Encode needs in the buffer holding a chunk of length bytes.
 func (c *Codec) BufferSize(length int) int {
-	if c.mode.Kind == Shamir {
+	switch c.mode.Kind {
+	case Shamir:
 		return length + TagSize + KeySize
+	case AONT:
+		return length // Encode writes the package into the pieces
 	}
 	return c.mode.K * c.shardSize(length)
 }
@@ -122,6 +135,9 @@ func (c *Codec) Encode(h wire.ChunkHeader, buf []byte, length int, pieces [][]by
 		if len(p) != ps {
 			return fmt.Errorf("disperse: piece %d has %d bytes, want %d", j, len(p), ps)
 		}
+	}
+	if c.mode.Kind == AONT {
+		return c.encodeAONT(h, buf, length, pieces)
 	}
 	buf = buf[:c.BufferSize(length)]
 	var key [KeySize]byte
@@ -328,6 +344,9 @@ func (c *Codec) combiner(use []int) (*sss.Combiner, error) {
 
 // try rebuilds the chunk from the pieces use and reports whether its tag verifies.
 func (c *Codec) try(h wire.ChunkHeader, length int, pieces [][]byte, use []int, dst []byte) (bool, error) {
+	if c.mode.Kind == AONT {
+		return c.tryAONT(h, length, pieces, use, dst)
+	}
 	cb, err := c.combiner(use)
 	if err != nil {
 		return false, err

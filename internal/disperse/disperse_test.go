@@ -23,6 +23,8 @@ func TestParse(t *testing.T) {
 		"shamir:255/255": {Kind: Shamir, K: 255, N: 255},
 		"erasure:2/2":    {Kind: Erasure, K: 2, N: 2},
 		" erasure:4/6 ":  {Kind: Erasure, K: 4, N: 6},
+		"aont:2/3":       {Kind: AONT, K: 2, N: 3},
+		"AONT:255/255":   {Kind: AONT, K: 255, N: 255},
 	}
 	for s, want := range good {
 		m, err := Parse(s)
@@ -35,7 +37,7 @@ func TestParse(t *testing.T) {
 		}
 	}
 	for _, s := range []string{"stripe", "plain:2/3", "redundant:1/1", "shamir", "shamir:", "shamir:2",
-		"shamir:3/2", "shamir:1/3", "shamir:0/0", "shamir:2/256", "erasure:1/2", "shamir:a/b", "shamir:2/3/4", "shamir:-2/3"} {
+		"shamir:3/2", "shamir:1/3", "shamir:0/0", "shamir:2/256", "erasure:1/2", "aont:1/3", "aont:3/2", "aont:2/256", "aont", "aont:2", "aont:/3", "shamir:a/b", "shamir:2/3/4", "shamir:-2/3"} {
 		if m, err := Parse(s); !errors.Is(err, ErrBadMode) {
 			t.Errorf("Parse(%q) = %+v, %v; want ErrBadMode", s, m, err)
 		}
@@ -43,13 +45,13 @@ func TestParse(t *testing.T) {
 }
 
 func TestFromWire(t *testing.T) {
-	for _, m := range []Mode{{Kind: Plain}, {Kind: Redundant}, {Kind: Shamir, K: 3, N: 5}, {Kind: Erasure, K: 2, N: 4}} {
+	for _, m := range []Mode{{Kind: Plain}, {Kind: Redundant}, {Kind: Shamir, K: 3, N: 5}, {Kind: Erasure, K: 2, N: 4}, {Kind: AONT, K: 2, N: 3}} {
 		got, err := FromWire(m.Wire())
 		if err != nil || got != m {
 			t.Errorf("FromWire(%v.Wire()) = %+v, %v", m, got, err)
 		}
 	}
-	for _, b := range [][3]uint8{{0, 1, 0}, {1, 0, 2}, {2, 1, 3}, {2, 4, 3}, {3, 0, 0}, {4, 2, 3}, {0xff, 0, 0}} {
+	for _, b := range [][3]uint8{{0, 1, 0}, {1, 0, 2}, {2, 1, 3}, {2, 4, 3}, {3, 0, 0}, {4, 1, 3}, {4, 3, 2}, {5, 2, 3}, {0xff, 0, 0}} {
 		if _, err := FromWire(b[0], b[1], b[2]); !errors.Is(err, ErrBadMode) {
 			t.Errorf("FromWire(%v) accepted", b)
 		}
@@ -78,6 +80,7 @@ func modes() []Mode {
 	return []Mode{
 		{Kind: Shamir, K: 2, N: 2}, {Kind: Shamir, K: 2, N: 3}, {Kind: Shamir, K: 3, N: 5}, {Kind: Shamir, K: 5, N: 5},
 		{Kind: Erasure, K: 2, N: 2}, {Kind: Erasure, K: 2, N: 3}, {Kind: Erasure, K: 3, N: 5}, {Kind: Erasure, K: 4, N: 7},
+		{Kind: AONT, K: 2, N: 2}, {Kind: AONT, K: 2, N: 3}, {Kind: AONT, K: 3, N: 5}, {Kind: AONT, K: 4, N: 7},
 	}
 }
 
@@ -176,12 +179,18 @@ func TestCorruptionDetected(t *testing.T) {
 
 // TestHeaderBound: pieces moved to another chunk's identity do not verify.
 func TestHeaderBound(t *testing.T) {
-	c, _ := New(Mode{Kind: Shamir, K: 2, N: 3})
-	h := wire.ChunkHeader{Item: 5, Chunk: 1, Total: 4, Seq: 10}
-	pieces := encode(t, c, h, []byte("a chunk of some message"))
-	for _, other := range []wire.ChunkHeader{{Item: 6, Chunk: 1, Total: 4}, {Item: 5, Chunk: 2, Total: 4}, {Item: 5, Chunk: 1, Total: 5}} {
-		if _, err := c.Decode(other, 23, pieces, make([]byte, 23)); !errors.Is(err, ErrIntegrity) {
-			t.Errorf("pieces of %+v accepted as %+v: %v", h, other, err)
+	for _, m := range []Mode{{Kind: Shamir, K: 2, N: 3}, {Kind: Erasure, K: 2, N: 3}, {Kind: AONT, K: 2, N: 3}} {
+		c, _ := New(m)
+		h := wire.ChunkHeader{Item: 5, Chunk: 1, Total: 4, Seq: 10}
+		pieces := encode(t, c, h, []byte("a chunk of some message"))
+		for _, other := range []wire.ChunkHeader{{Item: 6, Chunk: 1, Total: 4}, {Item: 5, Chunk: 2, Total: 4}, {Item: 5, Chunk: 1, Total: 5}} {
+			if _, err := c.Decode(other, 23, pieces, make([]byte, 23)); !errors.Is(err, ErrIntegrity) {
+				t.Errorf("%v: pieces of %+v accepted as %+v: %v", m, h, other, err)
+			}
+		}
+		// The same pieces read as a chunk of another length (one whose pieces are as long).
+		if _, err := c.Decode(h, 24, pieces, make([]byte, 24)); m.PieceSize(24) == m.PieceSize(23) && !errors.Is(err, ErrIntegrity) {
+			t.Errorf("%v: a 23-byte chunk accepted as 24 bytes: %v", m, err)
 		}
 	}
 }
@@ -235,9 +244,13 @@ func TestEncodeRejectsBadBuffers(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	f.Add(uint8(2), uint8(3), uint16(10), []byte("some piece bytes to play with"), false)
 	f.Add(uint8(3), uint8(5), uint16(0), []byte{}, true)
+	f.Add(uint8(0x82), uint8(4), uint16(1), []byte("aont"), false)
 	f.Fuzz(func(t *testing.T, k, n uint8, length uint16, data []byte, erasure bool) {
-		m := Mode{Kind: Shamir, K: int(k%6) + 2}
-		if erasure {
+		m := Mode{Kind: Shamir, K: int(k&0x7f%6) + 2}
+		switch {
+		case k&0x80 != 0:
+			m.Kind = AONT
+		case erasure:
 			m.Kind = Erasure
 		}
 		m.N = m.K + int(n%3)
@@ -270,8 +283,10 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
+// BenchmarkCodec: encode (split) and decode (join) of a 64 KiB chunk in each coded mode, side by
+// side in one run; MB/s is chunk bytes per second.
 func BenchmarkCodec(b *testing.B) {
-	for _, m := range []Mode{{Kind: Shamir, K: 2, N: 3}, {Kind: Erasure, K: 2, N: 3}} {
+	for _, m := range []Mode{{Kind: Shamir, K: 2, N: 3}, {Kind: Erasure, K: 2, N: 3}, {Kind: AONT, K: 2, N: 3}} {
 		c, _ := New(m)
 		payload := make([]byte, 64<<10)
 		h := wire.ChunkHeader{Total: 1}
@@ -294,6 +309,16 @@ func BenchmarkCodec(b *testing.B) {
 			b.SetBytes(int64(len(payload)))
 			for b.Loop() {
 				if _, err := c.Decode(h, len(payload), pieces, dst); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		// Piece 0 lost: the erasure and aont data are rebuilt from a parity piece.
+		lost := append([][]byte{nil}, pieces[1:]...)
+		b.Run(m.String()+"/decode-without-0", func(b *testing.B) {
+			b.SetBytes(int64(len(payload)))
+			for b.Loop() {
+				if _, err := c.Decode(h, len(payload), lost, dst); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -366,7 +391,8 @@ func FuzzParse(f *testing.F) {
 // it is, even where a lexicographic search would spend every attempt on sets that include it.
 func TestOneBadPieceAnywhere(t *testing.T) {
 	r := rand.New(rand.NewPCG(7, 8))
-	for _, m := range []Mode{{Kind: Shamir, K: 4, N: 10}, {Kind: Erasure, K: 5, N: 10}, {Kind: Shamir, K: 16, N: 32}, {Kind: Shamir, K: 2, N: 3}} {
+	for _, m := range []Mode{{Kind: Shamir, K: 4, N: 10}, {Kind: Erasure, K: 5, N: 10}, {Kind: Shamir, K: 16, N: 32}, {Kind: Shamir, K: 2, N: 3},
+		{Kind: AONT, K: 5, N: 10}, {Kind: AONT, K: 2, N: 3}} {
 		c, err := New(m)
 		if err != nil {
 			t.Fatal(err)

@@ -5,11 +5,17 @@
 //   - shamir:K/N — each piece is a Shamir share (package sss): fewer than K pieces reveal nothing
 //     about the chunk;
 //   - erasure:K/N — the pieces are Reed–Solomon shards (N/K of the chunk's size in all): no
-//     secrecy, but any N−K pieces may be lost.
+//     secrecy, but any N−K pieces may be lost;
+//   - aont:K/N — AONT-RS (Resch and Plank, FAST 2011): the chunk is encrypted under a fresh
+//     random key, the key is folded into the package (XOR the SHA-256 of the ciphertext), and
+//     the package is cut into Reed–Solomon shards: N/K of the chunk's size like erasure, and,
+//     computationally, fewer than K pieces reveal nothing of the chunk.
 //
-// Every coded chunk carries an integrity tag: a GMAC under a fresh AES-128 key per chunk,
-// the key itself secret-shared K-of-N across the pieces, so that whoever holds fewer than K paths
-// can neither read the key nor forge a tag. A Codec is a pure transform (chunk in, pieces out, and
+// Every shamir or erasure chunk carries an integrity tag: a GMAC under a fresh AES-128 key per
+// chunk, the key itself secret-shared K-of-N across the pieces, so that whoever holds fewer than
+// K paths can neither read the key nor forge a tag. An aont chunk carries instead a canary, the
+// chunk's identity encrypted after its payload, which decrypts right only from the package as it
+// was made. A Codec is a pure transform (chunk in, pieces out, and
 // back) that the session drives; it knows nothing of paths or frames.
 package disperse
 
@@ -31,9 +37,10 @@ const (
 	Redundant = Kind(wire.ModeRedundant)
 	Shamir    = Kind(wire.ModeShamir)
 	Erasure   = Kind(wire.ModeErasure)
+	AONT      = Kind(wire.ModeAONT)
 )
 
-var kindNames = map[Kind]string{Plain: "plain", Redundant: "redundant", Shamir: "shamir", Erasure: "erasure"}
+var kindNames = map[Kind]string{Plain: "plain", Redundant: "redundant", Shamir: "shamir", Erasure: "erasure", AONT: "aont"}
 
 // String returns the kind's name as --mode spells it.
 func (k Kind) String() string {
@@ -56,7 +63,7 @@ type Mode struct {
 }
 
 // Coded reports whether the mode turns chunks into pieces.
-func (m Mode) Coded() bool { return m.Kind == Shamir || m.Kind == Erasure }
+func (m Mode) Coded() bool { return m.Kind == Shamir || m.Kind == Erasure || m.Kind == AONT }
 
 // String returns the mode as Parse accepts it.
 func (m Mode) String() string {
@@ -67,7 +74,8 @@ func (m Mode) String() string {
 }
 
 // Validate reports whether the mode is well formed: a known kind, and for the coded kinds
-// 2 ≤ K ≤ N ≤ 255 (K = 1 would leave the integrity key in the clear on every path).
+// 2 ≤ K ≤ N ≤ 255 (K = 1 would leave the integrity key, or in aont the whole package, in the
+// clear on every path).
 func (m Mode) Validate() error {
 	switch m.Kind {
 	case Plain, Redundant:
@@ -75,7 +83,7 @@ func (m Mode) Validate() error {
 			return fmt.Errorf("%w: %s takes no K/N", ErrBadMode, m.Kind)
 		}
 		return nil
-	case Shamir, Erasure:
+	case Shamir, Erasure, AONT:
 		if m.K < 2 || m.N < m.K || m.N > MaxN {
 			return fmt.Errorf("%w: %s needs 2 <= K <= N <= %d, got K=%d N=%d", ErrBadMode, m.Kind, MaxN, m.K, m.N)
 		}
@@ -84,8 +92,8 @@ func (m Mode) Validate() error {
 	return fmt.Errorf("%w: unknown kind %d", ErrBadMode, uint8(m.Kind))
 }
 
-// Parse reads a mode: "plain", "redundant", "shamir:K/N" or "erasure:K/N". The empty string is
-// plain.
+// Parse reads a mode: "plain", "redundant", "shamir:K/N", "erasure:K/N" or "aont:K/N". The empty
+// string is plain.
 func Parse(s string) (Mode, error) {
 	name, params, coded := strings.Cut(strings.TrimSpace(s), ":")
 	var m Mode
@@ -98,8 +106,10 @@ func Parse(s string) (Mode, error) {
 		m.Kind = Shamir
 	case "erasure":
 		m.Kind = Erasure
+	case "aont":
+		m.Kind = AONT
 	default:
-		return Mode{}, fmt.Errorf("%w: %q (want plain, redundant, shamir:K/N or erasure:K/N)", ErrBadMode, s)
+		return Mode{}, fmt.Errorf("%w: %q (want plain, redundant, shamir:K/N, erasure:K/N or aont:K/N)", ErrBadMode, s)
 	}
 	if coded != m.Coded() {
 		if coded {
@@ -131,14 +141,23 @@ func FromWire(mode, k, n uint8) (Mode, error) {
 // Wire returns the mode, K and N bytes of SESSION_NEW for the mode.
 func (m Mode) Wire() (mode, k, n uint8) { return uint8(m.Kind), uint8(m.K), uint8(m.N) }
 
-// shardSize is the erasure shard length for a chunk of length bytes: its payload and tag cut into
-// K equal parts (the last padded with zeros).
-func (m Mode) shardSize(length int) int { return (length + TagSize + m.K - 1) / m.K }
+// shardSize is the Reed–Solomon shard length for a chunk of length bytes: in erasure its payload
+// and tag cut into K equal parts (the last padded with zeros); in aont its package, whose
+// encrypted padding makes it K shards of at least AONTMinShard bytes.
+func (m Mode) shardSize(length int) int {
+	if m.Kind == AONT {
+		return max((length+aontOverhead+m.K-1)/m.K, AONTMinShard)
+	}
+	return (length + TagSize + m.K - 1) / m.K
+}
 
 // PieceSize returns the length of each piece of a chunk of length payload bytes in a coded mode.
 func (m Mode) PieceSize(length int) int {
-	if m.Kind == Shamir {
+	switch m.Kind {
+	case Shamir:
 		return length + TagSize + KeySize // a share of payload ‖ tag ‖ key
+	case AONT:
+		return m.shardSize(length) // a shard of the package, which holds its own key
 	}
 	return m.shardSize(length) + KeySize // a shard, then a share of the key
 }

@@ -57,9 +57,10 @@ func BenchmarkSessionThroughputNoCopy(b *testing.B) {
 }
 
 // BenchmarkSessionModes moves 1 MiB messages over 3 loopback paths in each dispersal mode; the
-// plain row is the baseline (shamir:2/3 sends 3× the bytes, erasure:2/3 1.5×, redundant up to 3×).
+// plain row is the baseline (shamir:2/3 sends 3× the bytes, erasure:2/3 and aont:2/3 1.5×,
+// redundant up to 3×).
 func BenchmarkSessionModes(b *testing.B) {
-	for _, mode := range []string{"plain", "shamir:2/3", "erasure:2/3", "redundant"} {
+	for _, mode := range []string{"plain", "shamir:2/3", "erasure:2/3", "aont:2/3", "redundant"} {
 		for _, cs := range []int{64 << 10, 256 << 10} {
 			b.Run(fmt.Sprintf("mode=%s/chunk=%dKiB", strings.ReplaceAll(mode, "/", "of"), cs>>10), func(b *testing.B) {
 				benchThroughput(b, &Config{Paths: 3, Mode: mode, ChunkSize: cs})

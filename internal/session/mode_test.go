@@ -24,7 +24,7 @@ func modeTweak(mode string) func(*Config) { return func(c *Config) { c.Mode = mo
 // TestModesExact: every dispersal mode delivers messages both ways exactly, in order, and spreads
 // them over every path; in the coded modes every path carries one piece of every chunk.
 func TestModesExact(t *testing.T) {
-	for _, mode := range []string{"plain", "redundant", "shamir:2/2", "shamir:2/3", "shamir:3/5", "erasure:2/3", "erasure:3/5"} {
+	for _, mode := range []string{"plain", "redundant", "shamir:2/2", "shamir:2/3", "shamir:3/5", "erasure:2/3", "erasure:3/5", "aont:2/2", "aont:2/3", "aont:3/5"} {
 		t.Run(mode, func(t *testing.T) {
 			m, _ := disperse.Parse(mode)
 			paths := 3
@@ -62,11 +62,20 @@ func TestModesExact(t *testing.T) {
 				if m.Coded() && m.K == m.N {
 					// Every chunk's pieces go one to each slot, so each path sends as many.
 					// (With N > K a piece that became unnecessary before it was written is
-					// skipped.)
+					// skipped.) Unless a retransmission timeout, which a loaded machine can set
+					// off, had some pieces sent again: a piece still queued when it fires is
+					// then written once, but counted as sent again.
+					resent := uint64(0)
+					for _, p := range stats {
+						resent += p.ChunksResent
+					}
 					for _, p := range stats[1:] {
-						if diff := int64(p.ChunksSent) - int64(stats[0].ChunksSent); diff > 5 || diff < -5 {
+						if diff := int64(p.ChunksSent) - int64(stats[0].ChunksSent); resent == 0 && (diff > 5 || diff < -5) {
 							t.Errorf("slot %d sent %d pieces, slot %d %d", p.Slot, p.ChunksSent, stats[0].Slot, stats[0].ChunksSent)
 						}
+					}
+					if resent > 0 {
+						t.Logf("%d pieces sent again: pieces per slot not compared", resent)
 					}
 				}
 			}
@@ -161,7 +170,7 @@ func sendOneWay(t *testing.T, l *Listener, cfg *Config, msgs [][]byte) (*Session
 	return c, s
 }
 
-// TestShamirPathLooksRandom: in shamir:2/3 the bytes each path carries, for plaintexts as
+// TestShamirPathLooksRandom: in shamir:2/3 and aont:2/3 the bytes each path carries, for plaintexts as
 // structured as can be (all zeros, a repeated text), are indistinguishable from uniform by a
 // chi-square test over byte values and contain no piece of the plaintext. The same test on a plain
 // session finds the plaintext, so it can fail.
@@ -171,7 +180,7 @@ func TestShamirPathLooksRandom(t *testing.T) {
 	for _, c := range []struct {
 		mode   string
 		secret bool
-	}{{"shamir:2/3", true}, {"plain", false}} {
+	}{{"shamir:2/3", true}, {"aont:2/3", true}, {"plain", false}} {
 		t.Run(c.mode, func(t *testing.T) {
 			testutil.CheckLeaks(t)
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -218,11 +227,11 @@ func TestShamirPathLooksRandom(t *testing.T) {
 	}
 }
 
-// TestCodedSurvivesCut: shamir:2/3 and erasure:2/3 deliver exactly with one path cut mid-transfer
+// TestCodedSurvivesCut: shamir:2/3, erasure:2/3 and aont:2/3 deliver exactly with one path cut mid-transfer
 // and kept down: the other two slots carry enough pieces, and no piece moves to another slot (the
 // receiver checks every piece against its path's slot and would end the session).
 func TestCodedSurvivesCut(t *testing.T) {
-	for _, mode := range []string{"shamir:2/3", "erasure:2/3"} {
+	for _, mode := range []string{"shamir:2/3", "erasure:2/3", "aont:2/3"} {
 		t.Run(mode, func(t *testing.T) {
 			f := newFaultSetup(t, 3, modeTweak(mode))
 			cerr, serr := f.run(t, 30, 8, func() { f.proxies[1].Cut() })
@@ -361,7 +370,7 @@ func TestCorruptedPieceNeverDelivered(t *testing.T) {
 	for _, c := range []struct {
 		mode     string
 		detected bool // N = K: the bad piece is always among the K used
-	}{{"shamir:2/2", true}, {"shamir:3/3", true}, {"erasure:2/2", true}, {"shamir:2/3", false}, {"erasure:3/5", false}} {
+	}{{"shamir:2/2", true}, {"shamir:3/3", true}, {"erasure:2/2", true}, {"aont:2/2", true}, {"shamir:2/3", false}, {"erasure:3/5", false}, {"aont:2/3", false}} {
 		t.Run(c.mode, func(t *testing.T) {
 			testutil.CheckLeaks(t)
 			ln, err := net.Listen("tcp", "127.0.0.1:0")

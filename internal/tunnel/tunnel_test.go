@@ -71,7 +71,7 @@ func TestModesAndSchedulers(t *testing.T) {
 	echo := echoTarget(t)
 	for _, c := range []struct{ mode, sched string }{
 		{"plain", "round-robin"}, {"plain", "lowest-rtt"}, {"plain", "redundant"}, {"redundant", "adaptive"},
-		{"shamir:2/3", ""}, {"erasure:2/3", ""},
+		{"shamir:2/3", ""}, {"erasure:2/3", ""}, {"aont:2/3", ""},
 	} {
 		t.Run(c.mode+"/"+c.sched, func(t *testing.T) {
 			paths := 3

@@ -52,6 +52,7 @@ const (
 	ModeRedundant uint8 = 1 // each chunk on every live path; the first copy to arrive is used
 	ModeShamir    uint8 = 2 // each chunk becomes N Shamir shares (PIECE frames), any K recover it
 	ModeErasure   uint8 = 3 // each chunk becomes N Reed–Solomon shards (PIECE frames), any K recover it
+	ModeAONT      uint8 = 4 // each chunk is AONT-RS packaged, then cut into N Reed–Solomon shards (PIECE frames), any K recover it
 )
 
 // SessionID identifies a session; the server draws it from crypto/rand.
@@ -222,7 +223,8 @@ func ParseChunkHeader(p []byte) (ChunkHeader, error) {
 
 // PieceHeader is the fixed prefix of a PIECE payload; the piece's bytes follow it. A piece is one
 // of the N pieces a coded mode makes of a chunk (a Shamir share or a Reed–Solomon shard, each with
-// its part of the chunk's integrity key).
+// its part of the chunk's integrity key; or, in aont, a Reed–Solomon shard of the chunk's
+// all-or-nothing package).
 //
 //	| item id u64 | chunk id u32 | total chunks u32 | seq u64 | index u8 | reserved [3] | length u32 | piece ... |
 //

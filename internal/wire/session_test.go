@@ -42,6 +42,7 @@ func TestSessionConstantsPinned(t *testing.T) {
 		{"ModeRedundant", int(ModeRedundant), 1},
 		{"ModeShamir", int(ModeShamir), 2},
 		{"ModeErasure", int(ModeErasure), 3},
+		{"ModeAONT", int(ModeAONT), 4},
 		{"len(SessionID)", len(SessionID{}), 16},
 		{"len(Token)", len(Token{}), 16},
 	}

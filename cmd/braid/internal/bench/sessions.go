@@ -22,7 +22,7 @@ type SessionOptions struct {
 	ChunkSize int           // session chunk size (0: default)
 	MaxTime   time.Duration // bound on one transfer
 	// Modes are the dispersal modes to measure at each path count (nil: plain only). A coded
-	// mode (shamir:K/N, erasure:K/N) runs only at N paths.
+	// mode (shamir:K/N, erasure:K/N, aont:K/N) runs only at N paths.
 	Modes []string
 	// Copy sends with Session.Send, which copies each message; by default the transfer uses
 	// SendNoCopy, as raw TCP's write does not copy either.

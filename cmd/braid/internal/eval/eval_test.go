@@ -238,6 +238,10 @@ func TestRunErrors(t *testing.T) {
 		{"shamir:2/3", 3, "shamir:2/3", true},
 		{"shamir:2/3", 2, "needs 3 paths", false},
 		{"erasure:2", 4, "erasure:2/4", true},
+		{"aont:2", 3, "aont:2/3", true},
+		{"aont:2/3", 3, "aont:2/3", true},
+		{"aont:2/3", 4, "needs 3 paths", false},
+		{"aont:4", 3, "K <= N", false},
 		{"shamir:3", 3, "shamir:3/3", true},
 		{"shamir:3", 2, "K <= N", false}, // the fast path alone, say: no K-of-N over it
 		{"shamir:1", 3, "2 <= K", false},
@@ -248,7 +252,7 @@ func TestRunErrors(t *testing.T) {
 			t.Errorf("ResolveMode(%q, %d) = %q, %v; want %q (ok %v)", c.mode, c.paths, got, err, c.want, c.ok)
 		}
 	}
-	for mode, ok := range map[string]bool{"plain": true, "shamir:2/3": true, "shamir:2": true, "erasure:5": true,
+	for mode, ok := range map[string]bool{"plain": true, "shamir:2/3": true, "shamir:2": true, "erasure:5": true, "aont:2": true, "aont:3/5": true, "aont:1": false,
 		"shamir:1": false, "shamir:x": false, "shamir:": false, "shamir": false, "plain:2": false} {
 		if err := CheckMode(mode); (err == nil) != ok {
 			t.Errorf("CheckMode(%q): %v", mode, err)

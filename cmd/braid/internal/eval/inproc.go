@@ -15,7 +15,7 @@ import (
 )
 
 // CheckMode reports whether mode is a valid braid.Config.Mode, or a coded mode with N left out
-// ("shamir:K", "erasure:K"; see ResolveMode).
+// ("shamir:K", "erasure:K", "aont:K"; see ResolveMode).
 func CheckMode(mode string) error {
 	if name, k, ok := withoutN(mode); ok {
 		mode = name + ":" + k + "/" + k // K of K: the least N there can be
@@ -37,11 +37,11 @@ func ResolveMode(mode string, paths int) (string, error) {
 	return mode, nil
 }
 
-// withoutN splits "shamir:K" or "erasure:K" into its name and K; ok is false for any other mode.
+// withoutN splits "shamir:K", "erasure:K" or "aont:K" into its name and K; ok is false for any other mode.
 func withoutN(mode string) (name, k string, ok bool) {
 	name, k, coded := strings.Cut(strings.TrimSpace(mode), ":")
 	switch strings.ToLower(name) {
-	case "shamir", "erasure":
+	case "shamir", "erasure", "aont":
 		return name, k, coded && !strings.Contains(k, "/")
 	}
 	return "", "", false
