@@ -130,7 +130,10 @@ func (t *sessionTable) open(sc *handshakeConn, payload []byte) (*Session, error)
 		return nil, fmt.Errorf("%w: no trusted client certificate or token", ErrUnauthorized)
 	}
 	var terms sessionTerms
-	rand.Read(terms.id[:])
+	// Routable if the server has an id (PROTOCOL.md 5.2.1); Validate checked its layout.
+	if terms.id, err = wire.NewSessionID(t.cfg.ServerIDConfig, t.cfg.ServerID, rand.Reader); err != nil {
+		return nil, err
+	}
 	rand.Read(terms.token[:])
 	terms.key = sc.sec.key // nil without TLS: the token keys attach proofs
 	terms.chunkSize, terms.peerWindow, terms.mode = cs, int64(min(m.Window, 1<<62)), mode
