@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Scale-out end to end, on loopback only: HAProxy (Debian's package) running deploy/haproxy.cfg
+# as shipped, with only its addresses replaced, in front of three `braid serve` backends with
+# server ids 01, 02 and 03 and one shared identity. The Go test TestLoadBalancedSessions
+# (cmd/braid/lb_e2e_test.go) then opens 1,000 sessions x 4 paths through it (16 at a time),
+# checks from the backends' logs that every path of each session came up on the backend its id
+# names, and that each transfer is byte-exact; then it kills backend 02 and checks that exactly
+# its sessions fail (ErrPathLost: the re-dial is answered UNKNOWN_SESSION) and that new sessions
+# open on the others. Every process it starts is stopped on exit; on failure it prints the logs.
+#
+# Run as root (it installs haproxy with apt-get if missing): bash .ci/lb-e2e.sh
+# LB_SESSIONS overrides the 1,000 sessions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
+
+say() { printf -- '-- %s\n' "$*"; }
+
+need=()
+command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
+command -v ss >/dev/null 2>&1 || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+work=$(mktemp -d /tmp/braid-lb-e2e.XXXXXX)
+pids=()
+cleanup() {
+  local rc=$?
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$p" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  if [ "$rc" -ne 0 ]; then
+    for f in "$work"/*.log; do
+      [ -f "$f" ] || continue
+      echo "---- $(basename "$f") (last 30 lines)"
+      tail -n 30 "$f"
+    done
+  fi
+  rm -rf "$work"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+fail() { echo "lb-e2e: FAIL: $*" >&2; exit 1; }
+
+# A free loopback TCP port drawn below the kernel's ephemeral range (so that no outgoing
+# connection holds it by the time we bind it), not in use by any socket, not handed out twice.
+taken=" "
+eph_lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
+port_lo=10000 port_hi=$((eph_lo > 20000 ? eph_lo : 30000))
+free_port() {
+  local p
+  while :; do
+    p=$((port_lo + RANDOM % (port_hi - port_lo)))
+    case "$taken" in *" $p "*) continue ;; esac
+    if ! ss -Htan "( sport = :$p or dport = :$p )" | grep -q .; then
+      taken="$taken$p "
+      echo "$p"
+      return
+    fi
+  done
+}
+
+# wait_for FILE REGEX SECONDS: until FILE has a line matching REGEX.
+wait_for() {
+  for _ in $(seq $(($3 * 10))); do
+    grep -Eq "$2" "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  fail "timed out waiting for /$2/ in $(basename "$1")"
+}
+
+started=$(date +%s)
+say "building braid and the test"
+go build -o "$work/braid" ./cmd/braid
+go test -c -o "$work/lb.test" ./cmd/braid
+
+LB=$(free_port) B1=$(free_port) B2=$(free_port) B3=$(free_port)
+
+say "three backends, server ids 01 02 03, one identity"
+# Behind a balancer every connection comes from the balancer's address: the per-address limits
+# (handshakes, sessions not yet established) must allow what all clients do at once.
+backends=""
+for i in 1 2 3; do
+  port_var="B$i"
+  "$work/braid" serve --listen "127.0.0.1:${!port_var}" --identity "$work/id" --server-id "0$i" \
+    --max-handshakes-per-ip 256 --max-pending-sessions-per-ip 256 \
+    >"$work/serve$i.out" 2>"$work/serve$i.log" & pids+=($!)
+  backends="$backends${backends:+,}0$i:$!:$work/serve$i.log"
+  # One at a time: the first creates the identity, the others load it.
+  wait_for "$work/serve$i.log" 'msg=listening' 30
+done
+fp=$(grep -o 'SHA256:[^ ]*' "$work/serve1.out" | head -1)
+for i in 2 3; do
+  grep -q "$fp" "$work/serve$i.out" || fail "backend $i does not present the shared identity $fp"
+done
+
+say "haproxy with deploy/haproxy.cfg"
+sed -e "s/0\.0\.0\.0:7878/127.0.0.1:$LB/" \
+  -e "s/10\.0\.0\.11:7878/127.0.0.1:$B1/" -e "s/10\.0\.0\.12:7878/127.0.0.1:$B2/" -e "s/10\.0\.0\.13:7878/127.0.0.1:$B3/" \
+  deploy/haproxy.cfg >"$work/haproxy.cfg"
+grep -q "127.0.0.1:$B3" "$work/haproxy.cfg" && ! grep -q '10\.0\.0\.' "$work/haproxy.cfg" || fail "deploy/haproxy.cfg no longer has the addresses this script replaces"
+haproxy -c -q -f "$work/haproxy.cfg" || fail "haproxy rejects deploy/haproxy.cfg"
+haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 & pids+=($!)
+for _ in $(seq 100); do
+  ss -Htln "sport = :$LB" | grep -q . && break
+  sleep 0.1
+done
+ss -Htln "sport = :$LB" | grep -q . || fail "haproxy does not listen on $LB"
+sleep 2.5 # the health checks (inter 1s, rise 2) mark the backends up
+
+say "${LB_SESSIONS:-1000} sessions x 4 paths through haproxy, then backend 02 killed"
+BRAID_LB_ADDR="127.0.0.1:$LB" BRAID_LB_FINGERPRINT="$fp" BRAID_LB_BACKENDS="$backends" \
+  BRAID_LB_SESSIONS="${LB_SESSIONS:-1000}" \
+  timeout 150 "$work/lb.test" -test.run '^TestLoadBalancedSessions$' -test.v -test.count=1 -test.timeout 140s \
+  >"$work/test.log" 2>&1 || { cat "$work/test.log"; fail "TestLoadBalancedSessions"; }
+grep -E '^\s+lb_e2e_test.go' "$work/test.log" || true
+grep -q -- '--- PASS: TestLoadBalancedSessions' "$work/test.log" || { cat "$work/test.log"; fail "the test did not run"; }
+
+say "ok in $(($(date +%s) - started)) s"
