@@ -22,6 +22,7 @@ say() { printf -- '-- %s\n' "$*"; }
 need=()
 command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
+command -v ps >/dev/null 2>&1 || need+=(procps)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing ${need[*]}"
   apt-get update -qq
@@ -45,13 +46,21 @@ fi
 
 work=$(mktemp -d /tmp/braid-lb-e2e.XXXXXX)
 pids=()
+# ours PID: the process is still a child of this script. A backend the test killed has been
+# reaped, and its pid may already belong to an unrelated process (pid_max is often 32768):
+# only our own children are ever signalled.
+ours() { [ "$(ps -o ppid= -p "$1" 2>/dev/null | tr -d ' ')" = "$$" ]; }
+stop() { # stop PID...: SIGTERM, then SIGKILL after 5 s, our children only
+  local p
+  for p in "$@"; do ours "$p" && kill "$p" 2>/dev/null || true; done
+  for p in "$@"; do
+    for _ in $(seq 50); do ours "$p" && kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    ours "$p" && kill -9 "$p" 2>/dev/null || true
+  done
+}
 cleanup() {
   local rc=$?
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null || true
-  done
+  stop "${pids[@]}"
   wait 2>/dev/null || true
   if [ "$rc" -ne 0 ]; then
     for f in "$work"/*.log; do
@@ -122,7 +131,7 @@ scenario() {
       >"$dir/serve$i.out" 2>"$work/$mode-serve$i.log" & pids+=($!)
     backends="$backends${backends:+,}0$i:$!:$work/$mode-serve$i.log"
     # One at a time: the first creates the identity, the others load it.
-    wait_for "$work/$mode-serve$i.log" 'msg=listening' 30
+    wait_for "$work/$mode-serve$i.log" "msg=listening .*server_id=0$i " 30
   done
   local fp=""
   if [ "$mode" = tls ]; then
@@ -163,8 +172,8 @@ scenario() {
   grep -q -- '--- PASS: TestLoadBalancedSessions' "$work/$mode-test.log" || { cat "$work/$mode-test.log"; fail "the test did not run"; }
 
   # This scenario's processes go before the next starts (backend 02 is gone already).
-  for p in "${pids[@]:$first}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]:$first}"; do wait "$p" 2>/dev/null || true; done
+  stop "${pids[@]:$first}"
+  wait 2>/dev/null || true
 }
 
 scenario tls "${LB_SESSIONS:-1000}"

@@ -31,6 +31,7 @@ func TestSessionIDsRoutable(t *testing.T) {
 	}{
 		{"server id", &Config{ServerID: []byte{0xab, 0xcd}, ServerIDConfig: 3}, []byte{0x62, 0xab, 0xcd}, 3},
 		{"one byte", &Config{ServerID: []byte{0x07}}, []byte{0x01, 0x07}, 0},
+		{"seven bytes", &Config{ServerID: []byte{1, 2, 3, 4, 5, 6, 7}}, []byte{0x07, 1, 2, 3, 4, 5, 6, 7}, 0},
 		{"none", nil, nil, wire.RouteUnroutable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -40,6 +41,10 @@ func TestSessionIDsRoutable(t *testing.T) {
 			}
 			if c.id[0]>>wire.RouteConfigShift != tc.config || !slices.Equal(c.id[:len(tc.prefix)], tc.prefix) {
 				t.Fatalf("id %x: want prefix %x, config %d", c.id, tc.prefix, tc.config)
+			}
+			// The logged id keeps at least 6 random bytes after the server id.
+			if c.ID() != s.ID() || len(c.ID()) != 2*max(8, len(tc.prefix)+6) {
+				t.Fatalf("logged ids %s and %s, want %d bytes", c.ID(), s.ID(), max(8, len(tc.prefix)+6))
 			}
 			echoOnce(t, c, s)
 		})

@@ -273,7 +273,7 @@ func (t *sessionTable) attach(sc *handshakeConn, payload []byte) (*Session, int,
 	s := t.byID[a.ID]
 	t.mu.Unlock()
 	if s == nil {
-		return nil, 0, 0, fmt.Errorf("%w: %x", ErrUnknownSession, a.ID[:8])
+		return nil, 0, 0, fmt.Errorf("%w: %x", ErrUnknownSession, a.ID[:wire.LoggedIDSize(&a.ID)])
 	}
 	if !secure.CheckProof(a.Proof[:], s.key, a.ID[:], a.Slot, sc.sec.binding) {
 		return nil, 0, 0, fmt.Errorf("%w for session %s", ErrBadToken, s.ID()) // logged, at a bounded rate, by handle

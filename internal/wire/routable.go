@@ -94,3 +94,18 @@ func ParseRoute(id *SessionID) (r Route, ok bool, err error) {
 	}
 	return Route{Config: config, ServerID: id[1 : 1+n]}, true, nil
 }
+
+// logNonce is how many nonce bytes the logged form of an id keeps: 48 random bits tell a
+// server's sessions apart in logs and metric labels.
+const logNonce = 6
+
+// LoggedIDSize is how many leading bytes of id its logged form shows: 8, or for a routable id
+// with a server id of more than one byte, the routable part and logNonce bytes of its nonce
+// (at most 14), so that the sessions of one server never share a logged id.
+func LoggedIDSize(id *SessionID) int {
+	r, ok, err := ParseRoute(id)
+	if !ok || err != nil {
+		return 8
+	}
+	return max(8, 1+len(r.ServerID)+logNonce)
+}

@@ -173,3 +173,28 @@ func FuzzParseRoute(f *testing.F) {
 		}
 	})
 }
+
+func TestLoggedIDSize(t *testing.T) {
+	for _, c := range []struct {
+		config   int
+		serverID []byte
+		want     int
+	}{
+		{0, nil, 8},
+		{0, []byte{1}, 8},
+		{0, []byte{1, 2}, 9},
+		{3, []byte{1, 2, 3, 4, 5, 6, 7}, 14},
+	} {
+		id, err := NewSessionID(c.config, c.serverID, rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := LoggedIDSize(&id); got != c.want || got-1-len(c.serverID) < 6 {
+			t.Errorf("server id %x: %d bytes logged, want %d", c.serverID, got, c.want)
+		}
+	}
+	bad := SessionID{0x1f} // routable config, impossible length
+	if got := LoggedIDSize(&bad); got != 8 {
+		t.Errorf("malformed id: %d bytes logged, want 8", got)
+	}
+}
