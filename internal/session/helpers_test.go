@@ -521,3 +521,19 @@ func dialPair(t *testing.T, scfg, ccfg *Config) (client, server *Session) {
 	t.Cleanup(s.Abort)
 	return c, s
 }
+
+// waitPaths waits until s has n live paths or has ended.
+func waitPaths(s *Session, n int) {
+	for s.Err() == nil {
+		live := 0
+		for _, p := range s.Stats().Paths {
+			if p.Live {
+				live++
+			}
+		}
+		if live >= n {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

@@ -106,6 +106,9 @@ func TestSessionConcurrentBothWays(t *testing.T) {
 				cancel() // its server side would wait in Accept for the whole timeout
 				return
 			}
+			// Dial returns with the first path up; on a loaded machine the others can take
+			// seconds to attach, after this side's messages have gone.
+			waitPaths(s, 4)
 			err = exchange(s, uint64(i))
 			s.Close() // counters are final once Close has flushed every path
 			if err != nil {
@@ -129,9 +132,7 @@ func TestSessionConcurrentBothWays(t *testing.T) {
 			defer s.Close()
 			// Paths attach concurrently after the session opens; wait for all four so that
 			// this side's chunks can use every one.
-			for len(s.Stats().Paths) < 4 && s.Err() == nil {
-				time.Sleep(time.Millisecond)
-			}
+			waitPaths(s, 4)
 			if err := exchange(s, uint64(1000+i)); err != nil {
 				errs <- err
 			}
