@@ -237,9 +237,11 @@ func TestLoadBalancedSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("killed backend %s (pid %d), which held %d of %d sessions", victim.sid, victim.pid, doomed, held)
+	killed := time.Now()
 	errs = forEach(held, func(i int) error {
 		return lbSend(ctx, sessions[i], fmt.Sprintf("after-%d", i), uint64(2*n+i))
 	})
+	settled := time.Since(killed).Round(time.Millisecond)
 	var example error
 	for i, s := range sessions {
 		onVictim := lbSID(s.ID()) == victim.sid
@@ -257,7 +259,7 @@ func TestLoadBalancedSessions(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	t.Logf("the %d sessions on the killed backend failed (e.g. %q); the other %d carried their transfers", doomed, example, held-doomed)
+	t.Logf("the %d sessions on the killed backend failed (e.g. %q); the other %d carried their transfers; all settled %v after the kill", doomed, example, held-doomed, settled)
 
 	// New sessions open on the survivors.
 	const fresh = 12
