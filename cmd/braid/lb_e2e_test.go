@@ -248,8 +248,9 @@ func TestLoadBalancedSessions(t *testing.T) {
 		switch err := errs[i]; {
 		case onVictim && err == nil:
 			t.Errorf("session %s on the killed backend still carried a transfer", s.ID())
-		case onVictim && !(errors.Is(err, braid.ErrPathLost) && errors.Is(err, braid.ErrUnknownSession)):
-			t.Errorf("session %s on the killed backend: %v; want ErrPathLost from an UNKNOWN_SESSION re-dial", s.ID(), err)
+		case onVictim && !(errors.Is(err, braid.ErrPathLost) && errors.Is(err, braid.ErrUnknownSession) &&
+			strings.Contains(err.Error(), "its id names server "+victim.sid)):
+			t.Errorf("session %s on the killed backend: %v; want ErrPathLost from an UNKNOWN_SESSION re-dial naming server %s", s.ID(), err, victim.sid)
 		case onVictim:
 			example = err
 		case err != nil:

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"math/big"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -164,5 +165,37 @@ func TestUnroutableSessionSendsNoRouteName(t *testing.T) {
 	acceptOne(t, l).Abort()
 	if names := rec.seen(); !slices.Equal(names, []string{"braid.test", "braid.test", "braid.test"}) {
 		t.Fatalf("server names %q", names)
+	}
+}
+
+// TestMisroutedAttachSaysWhere: an attach whose id names another server is refused
+// UNKNOWN_SESSION with both server ids in the reason, so that a misrouting balancer is plain in
+// the client's error; an id naming this server (or none) gets the plain refusal.
+func TestMisroutedAttachSaysWhere(t *testing.T) {
+	l, _ := startListener(t, &Config{ServerID: []byte{0x01}})
+	for _, tc := range []struct {
+		name  string
+		first []byte // the id's first bytes; the rest is zero
+		want  string // in the reason; "" for none of it
+	}{
+		{"another server", []byte{0x01, 0x02}, "its id names server 02; this is server 01"},
+		{"a longer server id", []byte{0x42, 0xbe, 0xef}, "its id names server beef; this is server 01"},
+		{"this server", []byte{0x01, 0x01}, ""},
+		{"unroutable", []byte{0xe0}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var id wire.SessionID
+			copy(id[:], tc.first)
+			p := dialRaw(t, l.Addr().String())
+			p.send(wire.TypeSessionAttach, wire.AppendSessionAttach(nil, wire.SessionAttach{ID: id}))
+			f := p.recv()
+			e, err := wire.ParseError(f.Payload)
+			if f.Type != wire.TypeError || err != nil || e.Code != wire.CodeUnknownSession {
+				t.Fatalf("answer %s %+v (%v), want ERROR UNKNOWN_SESSION", f.Type, e, err)
+			}
+			if got := strings.Contains(e.Message, "names server"); got != (tc.want != "") || !strings.Contains(e.Message, tc.want) {
+				t.Fatalf("reason %q, want %q", e.Message, tc.want)
+			}
+		})
 	}
 }
