@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -233,7 +232,11 @@ func TestLoadBalancedSessions(t *testing.T) {
 	if doomed == 0 || doomed == held {
 		t.Fatalf("%d of %d held sessions on backend %s: want some, not all", doomed, held, victim.sid)
 	}
-	if err := syscall.Kill(victim.pid, syscall.SIGKILL); err != nil {
+	proc, err := os.FindProcess(victim.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.Kill(); err != nil { // SIGKILL: no goodbye to its clients
 		t.Fatal(err)
 	}
 	t.Logf("killed backend %s (pid %d), which held %d of %d sessions", victim.sid, victim.pid, doomed, held)
