@@ -161,7 +161,8 @@ scenario() {
     sleep 0.1
   done
   ss -Htln "sport = :$LB" | grep -q . || fail "haproxy does not listen on $LB"
-  sleep 2.5 # the health checks (inter 1s, rise 2) mark the backends up
+  # No wait for the health checks: HAProxy counts its servers up from the start (checks only
+  # take them out), and a listening haproxy is ready.
 
   say "$mode: $sessions sessions x 4 paths through haproxy, then backend 02 killed"
   BRAID_LB_ADDR="127.0.0.1:$LB" BRAID_LB_FINGERPRINT="$fp" BRAID_LB_INSECURE="$insecure" \
