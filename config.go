@@ -176,6 +176,21 @@ type Config struct {
 	// 1, or K in a coded mode (fewer paths rebuild nothing); at most Paths (DialPaths: the
 	// number of specs).
 	MinPaths int
+
+	// Scale-out behind a load balancer (see docs/DEPLOY.md).
+
+	// ServerID, on a server, makes its session ids routable: each id carries these 1 to 7
+	// bytes, and a client sends every further path of the session with the TLS server name
+	// "<ServerID in hex>.<name>", so that a load balancer (HAProxy's req.ssl_sni) can send all
+	// paths of a session to this server without shared state. Every server behind one balancer
+	// needs its own ServerID. Nil (the default) draws unroutable ids, random but for their
+	// first three bits (docs/PROTOCOL.md, 5.2.1).
+	ServerID []byte
+
+	// ServerIDConfig is the config rotation codepoint (0 to 6) a server writes into its routable
+	// ids beside ServerID: an operator who renumbers servers moves to a new codepoint, so that
+	// ids of the old numbering stay distinguishable. Needs ServerID. Default 0.
+	ServerIDConfig int
 }
 
 // Chunk size limits.

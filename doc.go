@@ -42,6 +42,14 @@
 // that breaks the protocol gets an ERROR frame with a code, and only its session (or connection)
 // is closed.
 //
+// # Many servers behind a load balancer
+//
+// A server with Config.ServerID draws routable session ids that carry it, and a client sends
+// every path it attaches to such a session with the TLS server name "<server id in hex>.<name>",
+// so that a load balancer reading the ClientHello (HAProxy's req.ssl_sni) sends all paths of a
+// session to the server that holds it, with no shared state; the server is still verified as
+// configured. See docs/DEPLOY.md and deploy/haproxy.cfg.
+//
 // # Single-path frames
 //
 // Connections that do not open a session speak the base frame protocol of package frame

@@ -25,7 +25,9 @@ func wrap(s *session.Session, err error) (*Session, error) {
 	return &Session{s: s}, nil
 }
 
-// ID returns the session's id, as hex, for logs (the first 8 of its 16 bytes).
+// ID returns the session's id, as hex, for logs and metric labels: the first 8 of its 16 bytes,
+// or with a server id of more than one byte (Config.ServerID) the server id and the first 6
+// random bytes after it.
 func (s *Session) ID() string { return s.s.ID() }
 
 // String describes the session for logs.

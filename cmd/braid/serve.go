@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"io"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/braidnet/braid"
+	"github.com/braidnet/braid/internal/wire"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -32,6 +34,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	overwrite := fs.Bool("overwrite", false, "replace an existing file of the name a sender gives (default: save as NAME.1, NAME.2, ... before the extension)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9090)")
 	asJSON := fs.Bool("json", false, "on exit, print a summary of what was received as JSON")
+	serverID := fs.String("server-id", "", "behind a load balancer: this server's id, 1 to 7 bytes in hex (e.g. 01), carried in every session id and in the TLS server name of every attaching path (docs/DEPLOY.md)")
+	serverIDConfig := fs.Int("server-id-config", 0, "with --server-id: the config rotation codepoint (0 to 6) written beside it")
 	st := addServerTrustFlags(fs)
 	tf := addTunnelServeFlags(fs)
 	lf := addLogFlags(fs)
@@ -63,10 +67,24 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *resume <= 0 {
 		return usageError(fs, "--grace must be positive")
 	}
+	var sid []byte
+	if *serverID != "" {
+		if sid, err = hex.DecodeString(*serverID); err != nil || len(sid) == 0 {
+			return usageError(fs, "--server-id %q: want 1 to %d bytes in hex", *serverID, wire.MaxServerIDSize)
+		}
+	}
+	if err := wire.CheckRoute(*serverIDConfig, sid); err != nil {
+		return usageError(fs, "--server-id: %v", err)
+	}
+	if sid == nil && *serverIDConfig != 0 {
+		return usageError(fs, "--server-id-config needs --server-id")
+	}
 	cfg := &braid.Config{MaxFrameSize: *maxFrame, IdleTimeout: *idle, ReadTimeout: *readTimeout,
 		MaxPaths: *maxPaths, MaxSessions: *maxSessions, MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP,
 		MaxHandshakes: *maxHandshakes, MaxHandshakesPerIP: *maxHandshakesPerIP, MaxPendingSessionsPerIP: *maxPendingPerIP,
-		SessionWindow: int64(win), MaxMemory: int64(mem), ResumeGrace: *resume, Logger: log}
+		SessionWindow: int64(win), MaxMemory: int64(mem), ResumeGrace: *resume, Logger: log,
+		ServerID: sid, ServerIDConfig: *serverIDConfig}
+
 	info := stdout
 	if tf.stdout {
 		info = stderr // standard output carries tunnel streams

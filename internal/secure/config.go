@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"strings"
 )
 
 // Options are the TLS settings of one end of a session.
@@ -194,4 +195,67 @@ func Exporters(cs tls.ConnectionState) (key, binding []byte, err error) {
 		return nil, nil, errors.Join(errors.New("TLS exporter"), err)
 	}
 	return key, binding, nil
+}
+
+// RouteDomain is the name after a routing label when a path has no DNS name of its own to
+// send (it dials an IP address and no ServerName is configured). The .invalid top-level domain
+// (RFC 6761) never resolves: the name only carries the label to a load balancer.
+const RouteDomain = "braid.invalid"
+
+// maxServerName is the longest DNS name (RFC 1035: 253 characters in text form).
+const maxServerName = 253
+
+// RouteName is the TLS server name of a path attaching to a routable session: label (the
+// session's server id in hex) as the first DNS label, then the name the path would otherwise
+// send — serverName if set, else the host of addr if it is a DNS name — or RouteDomain.
+func RouteName(label, serverName, addr string) string {
+	base := serverName
+	if base == "" {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			host = addr
+		}
+		base = host
+	}
+	base = strings.TrimSuffix(base, ".")
+	if base == "" || net.ParseIP(base) != nil || len(label)+1+len(base) > maxServerName {
+		base = RouteDomain
+	}
+	return label + "." + base
+}
+
+// SendServerName changes c, a client configuration from ClientConfig, to send sni in its
+// ClientHello while verifying the server exactly as before: a pinned key (or a caller's
+// InsecureSkipVerify) ignores names anyway; a certificate chain is still verified against the
+// RootCAs for the configured ServerName, not for sni, by a VerifyConnection that takes over
+// crypto/tls's own verification (a caller's VerifyConnection then runs after it; a caller's
+// VerifyPeerCertificate is given no verified chains).
+func SendServerName(c *tls.Config, sni string) {
+	if c.InsecureSkipVerify {
+		c.ServerName = sni
+		return
+	}
+	name, roots, now := c.ServerName, c.RootCAs, c.Time
+	c.ServerName = sni
+	c.InsecureSkipVerify = true
+	next := c.VerifyConnection
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("tls: server presented no certificate")
+		}
+		opts := x509.VerifyOptions{Roots: roots, DNSName: name, Intermediates: x509.NewCertPool()}
+		if now != nil {
+			opts.CurrentTime = now()
+		}
+		for _, ic := range cs.PeerCertificates[1:] {
+			opts.Intermediates.AddCert(ic)
+		}
+		if _, err := cs.PeerCertificates[0].Verify(opts); err != nil {
+			return &tls.CertificateVerificationError{UnverifiedCertificates: cs.PeerCertificates, Err: err}
+		}
+		if next != nil {
+			return next(cs)
+		}
+		return nil
+	}
 }

@@ -211,3 +211,25 @@ func TestConstantsPinned(t *testing.T) {
 		t.Error("Proof does not follow the documented layout")
 	}
 }
+
+// TestRouteName: the routing label goes before the name a path would send anyway; an IP
+// address, no name at all, or a name too long for the label falls back to RouteDomain.
+func TestRouteName(t *testing.T) {
+	long := strings.Repeat("a", 251) // "ff." + 251 bytes: 254, one beyond a DNS name
+	for _, c := range []struct {
+		label, serverName, addr, want string
+	}{
+		{"01", "", "127.0.0.1:7878", "01.braid.invalid"},
+		{"01", "", "[::1]:7878", "01.braid.invalid"},
+		{"0a0b", "", "lb.example.net:443", "0a0b.lb.example.net"},
+		{"0a0b", "braid.example.com", "10.1.2.3:7878", "0a0b.braid.example.com"},
+		{"0a0b", "braid.example.com.", "", "0a0b.braid.example.com"},
+		{"ff", "10.0.0.1", "10.0.0.1:7878", "ff.braid.invalid"},
+		{"ff", "", "", "ff.braid.invalid"},
+		{"ff", long, "", "ff.braid.invalid"},
+	} {
+		if got := RouteName(c.label, c.serverName, c.addr); got != c.want {
+			t.Errorf("RouteName(%q, %q, %q) = %q, want %q", c.label, c.serverName, c.addr, got, c.want)
+		}
+	}
+}

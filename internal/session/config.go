@@ -55,6 +55,9 @@ type Config struct {
 	MaxPendingSessionsPerIP int
 	MaxMemory               int64
 	MinPaths                int
+
+	ServerID       []byte
+	ServerIDConfig int
 }
 
 // Chunk size limits.
@@ -124,6 +127,7 @@ func (c *Config) checkRanges() error {
 	negative := func(name string, v any) string { return fmt.Sprintf("%s %v is negative", name, v) }
 	mode, modeErr := disperse.Parse(c.Mode)
 	var schedErr, fpErr, authErr, certErr error
+	routeErr := wire.CheckRoute(c.ServerIDConfig, c.ServerID)
 	if c.Scheduler != "" {
 		_, schedErr = sched.New(c.Scheduler)
 	}
@@ -184,6 +188,8 @@ func (c *Config) checkRanges() error {
 		{certErr != nil, fmt.Sprintf("TLS: %v", certErr)},
 		{c.MinPaths < 0 || c.MinPaths > maxPathsLimit, fmt.Sprintf("MinPaths %d outside 0..%d", c.MinPaths, maxPathsLimit)},
 		{c.MinPaths > 0 && c.Paths > 0 && c.MinPaths > c.Paths, fmt.Sprintf("MinPaths %d above Paths %d", c.MinPaths, c.Paths)},
+		{routeErr != nil, fmt.Sprintf("ServerID: %v", routeErr)},
+		{len(c.ServerID) == 0 && c.ServerIDConfig != 0, fmt.Sprintf("ServerIDConfig %d without a ServerID", c.ServerIDConfig)},
 	} {
 		if rule.broken {
 			return fmt.Errorf("%w: %s", ErrBadOptions, rule.msg)

@@ -95,6 +95,9 @@ func TestValidateIsWhatDialAccepts(t *testing.T) {
 		{"message whose window holds too many chunks", Config{MaxMessageSize: 1 << 30, ChunkSize: 1 << 10}, "needs a window"},
 		{"memory beyond the limit", Config{MaxMemory: 1 << 62}, "MaxMemory"},
 		{"certificate that does not parse", Config{TLS: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{{1, 2, 3}}}}}}, "certificate 0"},
+		{"server id too long", Config{ServerID: make([]byte, 8)}, "ServerID"},
+		{"server id config 7", Config{ServerID: []byte{1}, ServerIDConfig: 7}, "ServerID"},
+		{"server id config alone", Config{ServerIDConfig: 1}, "without a ServerID"},
 		// Several rules broken: the first field in declaration order is the one reported.
 		{"first of several", Config{ReadTimeout: -1, Paths: -1, Linger: -1, Scheduler: "nope"}, "ReadTimeout"},
 		{"paths before scheduler", Config{Paths: -1, Scheduler: "nope"}, "Paths"},

@@ -205,7 +205,7 @@ func dialFirst(ctx context.Context, specs []PathSpec, c *Config, mode disperse.M
 			continue
 		}
 		hctx, cancel := context.WithTimeout(ctx, c.HandshakeTimeout)
-		hs, err := dialHandshake(hctx, spec, c, wire.TypeSessionNew, func([]byte) []byte {
+		hs, err := dialHandshake(hctx, spec, c, "", wire.TypeSessionNew, func([]byte) []byte {
 			return wire.AppendSessionNew(nil, wire.SessionNew{
 				Version: wire.ProtocolVersion, Mode: m, K: k, N: n, ChunkSize: uint32(c.ChunkSize), Window: uint64(c.SessionWindow),
 				Token: []byte(c.Token),
@@ -255,9 +255,20 @@ func unreachable(err error) bool {
 // dialAttach dials a path for slot of s and attaches it (SESSION_ATTACH, with the proof bound
 // to the new connection).
 func (s *Session) dialAttach(ctx context.Context, spec PathSpec, slot int) (*handshake, error) {
-	return dialHandshake(ctx, spec, s.cfg, wire.TypeSessionAttach, func(binding []byte) []byte {
+	return dialHandshake(ctx, spec, s.cfg, s.routeLabel(), wire.TypeSessionAttach, func(binding []byte) []byte {
 		return wire.AppendSessionAttach(nil, wire.SessionAttach{ID: s.id, Slot: uint16(slot), Proof: secure.Proof(s.key, s.id[:], uint16(slot), binding)})
 	})
+}
+
+// routeLabel is the label naming the server that holds s, for the server name of the paths
+// that attach to it, or "" if its id is not routable (or not well formed: a server that does
+// not lay its ids out this way).
+func (s *Session) routeLabel() string {
+	r, ok, err := wire.ParseRoute(&s.id)
+	if !ok || err != nil {
+		return ""
+	}
+	return r.Label()
 }
 
 // pathSecurity is what a connection's TLS handshake established (all zero without TLS).
@@ -278,11 +289,11 @@ type handshake struct {
 	sec   pathSecurity
 }
 
-// dialHandshake connects as spec says, runs TLS, sends one frame (built knowing the connection's
-// binding) and reads the answer, which must be the type that follows t (SESSION_ACCEPT or
-// ATTACH_OK); an ERROR answer becomes a RemoteError.
-func dialHandshake(ctx context.Context, spec PathSpec, c *Config, t wire.Type, build func(binding []byte) []byte) (*handshake, error) {
-	conn, sec, err := dialConn(ctx, spec, c)
+// dialHandshake connects as spec says, runs TLS (routed by route, if not empty: see dialConn),
+// sends one frame (built knowing the connection's binding) and reads the answer, which must be
+// the type that follows t (SESSION_ACCEPT or ATTACH_OK); an ERROR answer becomes a RemoteError.
+func dialHandshake(ctx context.Context, spec PathSpec, c *Config, route string, t wire.Type, build func(binding []byte) []byte) (*handshake, error) {
+	conn, sec, err := dialConn(ctx, spec, c, route)
 	if err != nil {
 		return nil, err
 	}
@@ -317,8 +328,10 @@ func dialHandshake(ctx context.Context, spec PathSpec, c *Config, t wire.Type, b
 }
 
 // dialConn opens the TCP connection spec describes and, unless Insecure, runs the TLS client
-// handshake on it, all within ctx's deadline (which stays set on the connection).
-func dialConn(ctx context.Context, spec PathSpec, c *Config) (net.Conn, pathSecurity, error) {
+// handshake on it, all within ctx's deadline (which stays set on the connection). A route label
+// (a routable session's server id, PROTOCOL.md 5.2.1) goes first in the ClientHello's server
+// name, for a load balancer to read; the server is verified as without it.
+func dialConn(ctx context.Context, spec PathSpec, c *Config, route string) (net.Conn, pathSecurity, error) {
 	sec := pathSecurity{kex: "none"}
 	var d net.Dialer
 	if spec.Local != "" {
@@ -339,7 +352,7 @@ func dialConn(ctx context.Context, spec PathSpec, c *Config) (net.Conn, pathSecu
 		return raw, sec, nil
 	}
 	bc := &batchConn{Conn: raw}
-	tc, err := clientTLS(ctx, bc, spec.Remote, c)
+	tc, err := clientTLS(ctx, bc, spec.Remote, c, route)
 	if err != nil {
 		raw.Close()
 		return nil, sec, err
@@ -354,11 +367,19 @@ func dialConn(ctx context.Context, spec PathSpec, c *Config) (net.Conn, pathSecu
 	return &tlsConn{Conn: tc, batch: bc}, sec, nil
 }
 
-// clientTLS runs a client TLS handshake on raw and checks what it agreed.
-func clientTLS(ctx context.Context, raw net.Conn, addr string, c *Config) (*tls.Conn, error) {
+// clientTLS runs a client TLS handshake on raw and checks what it agreed; with a route label,
+// the server name it sends begins with it.
+func clientTLS(ctx context.Context, raw net.Conn, addr string, c *Config, route string) (*tls.Conn, error) {
 	conf, err := secure.ClientConfig(c.tlsOptions(), addr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadOptions, err)
+	}
+	if route != "" {
+		var configured string
+		if c.TLS != nil {
+			configured = c.TLS.ServerName
+		}
+		secure.SendServerName(conf, secure.RouteName(route, configured, addr))
 	}
 	tc := tls.Client(raw, conf)
 	if err := tc.HandshakeContext(ctx); err != nil {

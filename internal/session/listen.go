@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -105,7 +106,11 @@ func newListener(ln net.Listener, cfg *Config, hooks *testHooks) (*Listener, err
 // are retried with backoff instead of ending the listener.
 func (l *Listener) serve() {
 	defer l.handlers.Done()
-	l.log.Info("listening", "addr", l.ln.Addr().String(), "memory_budget", l.table.memLimit)
+	if len(l.cfg.ServerID) > 0 {
+		l.log.Info("listening", "addr", l.ln.Addr().String(), "memory_budget", l.table.memLimit, "server_id", hex.EncodeToString(l.cfg.ServerID), "server_id_config", l.cfg.ServerIDConfig)
+	} else {
+		l.log.Info("listening", "addr", l.ln.Addr().String(), "memory_budget", l.table.memLimit)
+	}
 	var backoff time.Duration
 	for {
 		c, err := l.ln.Accept()

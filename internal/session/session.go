@@ -286,8 +286,9 @@ func isReplicator(sc sched.Scheduler) bool {
 	return ok && r.Replicate()
 }
 
-// ID returns the session's id in hex, as logged.
-func (s *Session) ID() string { return hex.EncodeToString(s.id[:8]) }
+// ID returns the session's id in hex, as logged: its first 8 bytes, more with a long server id
+// (wire.LoggedIDSize).
+func (s *Session) ID() string { return hex.EncodeToString(s.id[:wire.LoggedIDSize(&s.id)]) }
 
 // String describes the session for logs.
 func (s *Session) String() string { return "braid session " + s.ID() }

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"crypto/rand"
 	"crypto/subtle"
 	"errors"
@@ -130,7 +131,10 @@ func (t *sessionTable) open(sc *handshakeConn, payload []byte) (*Session, error)
 		return nil, fmt.Errorf("%w: no trusted client certificate or token", ErrUnauthorized)
 	}
 	var terms sessionTerms
-	rand.Read(terms.id[:])
+	// Routable if the server has an id (PROTOCOL.md 5.2.1); Validate checked its layout.
+	if terms.id, err = wire.NewSessionID(t.cfg.ServerIDConfig, t.cfg.ServerID, rand.Reader); err != nil {
+		return nil, err
+	}
 	rand.Read(terms.token[:])
 	terms.key = sc.sec.key // nil without TLS: the token keys attach proofs
 	terms.chunkSize, terms.peerWindow, terms.mode = cs, int64(min(m.Window, 1<<62)), mode
@@ -256,6 +260,16 @@ func (t *sessionTable) offer(s *Session) {
 	go s.abort(fmt.Errorf("%w: accept backlog of %d is full", ErrTooManySessions, cap(t.accept)), wire.CodeTooManySessions)
 }
 
+// elsewhere explains an unknown session whose id names another server than this one (a load
+// balancer sent the path to the wrong server, or the server named is gone), or returns "".
+func (t *sessionTable) elsewhere(id *wire.SessionID) string {
+	r, ok, err := wire.ParseRoute(id)
+	if !ok || err != nil || len(t.cfg.ServerID) == 0 || bytes.Equal(r.ServerID, t.cfg.ServerID) {
+		return ""
+	}
+	return fmt.Sprintf(" (its id names server %s; this is server %x)", r.Label(), t.cfg.ServerID)
+}
+
 // attach adds a connection to an existing session from a SESSION_ATTACH payload and answers
 // ATTACH_OK. A live path in the same slot is one the client has given up on (it re-dials only
 // lost paths): addPath ends it once the new one has joined, so that an attach refused or failed
@@ -270,7 +284,7 @@ func (t *sessionTable) attach(sc *handshakeConn, payload []byte) (*Session, int,
 	s := t.byID[a.ID]
 	t.mu.Unlock()
 	if s == nil {
-		return nil, 0, 0, fmt.Errorf("%w: %x", ErrUnknownSession, a.ID[:8])
+		return nil, 0, 0, fmt.Errorf("%w: %x%s", ErrUnknownSession, a.ID[:wire.LoggedIDSize(&a.ID)], t.elsewhere(&a.ID))
 	}
 	if !secure.CheckProof(a.Proof[:], s.key, a.ID[:], a.Slot, sc.sec.binding) {
 		return nil, 0, 0, fmt.Errorf("%w for session %s", ErrBadToken, s.ID()) // logged, at a bounded rate, by handle
