@@ -305,3 +305,22 @@ func freeAddr(t *testing.T) string {
 	defer ln.Close()
 	return ln.Addr().String()
 }
+
+// TestEncryptedRecords: only application_data records' contents count, a record cut short by
+// the end of the recording included up to there.
+func TestEncryptedRecords(t *testing.T) {
+	rec := func(typ byte, body string) string {
+		return string([]byte{typ, 3, 3, byte(len(body) >> 8), byte(len(body))}) + body
+	}
+	for _, c := range []struct{ stream, want string }{
+		{"", ""},
+		{rec(22, "hello") + rec(20, "\x01") + rec(23, "abc") + rec(23, "de"), "abcde"},
+		{rec(23, string(make([]byte, 300))), string(make([]byte, 300))},
+		{rec(23, "abcdef")[:8], "abc"},
+		{"\x17\x03", ""},
+	} {
+		if got := string(encryptedRecords([]byte(c.stream))); got != c.want {
+			t.Errorf("encryptedRecords(%q) = %q, want %q", c.stream, got, c.want)
+		}
+	}
+}
