@@ -37,7 +37,11 @@ func (r *Result) ofTCP(none string) string {
 func (sc *Scenario) Describe() string {
 	var ps []string
 	for i, p := range sc.Paths {
-		ps = append(ps, fmt.Sprintf("%d: %s %v", i, p.Rate, p.Delay))
+		d := fmt.Sprintf("%d: %s %v", i, p.Rate, p.Delay)
+		if p.Loss.Rate > 0 {
+			d += " loss " + p.Loss.String()
+		}
+		ps = append(ps, d)
 	}
 	w := fmt.Sprintf("bulk, %s messages", bench.Size(sc.Workload.MessageSize))
 	if sc.Workload.Kind == Messages {

@@ -104,7 +104,7 @@ func TestParseErrors(t *testing.T) {
 		{"event no path", base(`"path": 1, `, ``), "events[0]: path: missing"},
 		{"event after end", base(`"1s"`, `"5s"`), "events[0]: at: 5s outside 0s..4s (the scenario lasts 4s)"},
 		{"event no at", base(`"at": "1s", `, ``), "events[0]: at: missing"},
-		{"event action", base(`"cut"`, `"explode"`), `action: "explode"; want cut, restore, throttle or delay`},
+		{"event action", base(`"cut"`, `"explode"`), `action: "explode"; want cut, restore, throttle, delay or loss`},
 		{"throttle no rate", base(`"cut"`, `"throttle"`), "rate: missing for throttle"},
 		{"throttle bad rate", base(`"cut"`, `"throttle", "rate": "x"`), "events[0]: rate: rate \"x\""},
 		{"delay no delay", base(`"cut"`, `"delay"`), "delay: missing for action delay"},
