@@ -49,7 +49,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%-14s %d paths, %v, %s workload\n", n, len(sc.Paths), sc.Duration, sc.Workload.Kind)
+			fmt.Fprintf(stdout, "%-24s %d paths, %v, %s workload\n", n, len(sc.Paths), sc.Duration, sc.Workload.Kind)
 		}
 		return nil
 	}

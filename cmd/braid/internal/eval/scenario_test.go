@@ -1,10 +1,12 @@
 package eval
 
 import (
-	"github.com/braidnet/braid/scenarios"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/braidnet/braid/scenarios"
 )
 
 const goodScenario = `{
@@ -168,7 +170,7 @@ func TestShippedScenarios(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"cut-path", "four-rates", "rtt-mismatch", "smoke"} {
+	for _, want := range names { // every shipped scenario parses
 		sc, err := Load(scenarios.FS, want)
 		if err != nil {
 			t.Errorf("%s: %v", want, err)
@@ -176,6 +178,16 @@ func TestShippedScenarios(t *testing.T) {
 		}
 		if sc.Name != want || sc.Describe() == "" {
 			t.Errorf("%s: name %q", want, sc.Name)
+		}
+	}
+	for _, want := range []string{"cut-path", "four-rates", "rtt-mismatch", "smoke", "rate-collapse", "delay-jump", "loss-1pct", "loss-5pct", "flap"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("no scenario %s", want)
+		}
+	}
+	for _, lossy := range []string{"loss-1pct", "loss-5pct-messages"} {
+		if sc, err := Load(scenarios.FS, lossy); err != nil || !sc.HasLoss() {
+			t.Errorf("%s: %v, loss %v", lossy, err, err == nil && sc.HasLoss())
 		}
 	}
 	if len(names) < 4 {
