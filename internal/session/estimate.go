@@ -138,16 +138,18 @@ func suspect(heard, anyHeard, minRTO time.Duration) bool {
 // lagLimit is how long a path that delivers at its measured rate (bytes per second) goes, at
 // most, without an acknowledgement while it has data outstanding: a chunk's transmission three
 // times over (the one being acknowledged may have begun just before the last acknowledgement,
-// and a rate sampled over bursts may be up to twice too high), a
-// minimum round trip for its acknowledgement, the receiver's acknowledgement delay, and a
-// monitor tick for the check's own lateness. It is 0 (no limit) until the rate is measured.
-// Far below the RTO on a busy path, whose smoothed RTT includes the queueing behind each chunk.
+// and a rate sampled over bursts may be up to twice too high), a minimum round trip for its
+// acknowledgement, the receiver's acknowledgement delay, and two monitor ticks: one for the
+// check's own lateness, one for a loaded machine's pauses (and for acknowledgements that come
+// back by another, slower path). It is 0 (no limit) until the rate is measured. Unlike the RTO
+// it follows the path's rate (a path that carries a chunk a second is not lagging at 300 ms)
+// and does not back off.
 func lagLimit(rate float64, minRTT time.Duration, chunkSize int) time.Duration {
 	if rate <= 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
 		return 0
 	}
 	tx := time.Duration(float64(chunkSize) / rate * float64(time.Second))
-	return 3*tx + minRTT + ackDelay + monitorTick
+	return 3*tx + minRTT + ackDelay + 2*monitorTick
 }
 
 // lagging reports whether a path whose oldest unacknowledged send is at oldest (0: none) has
@@ -170,16 +172,19 @@ func reinject(now, oldest, ackProgress, limit time.Duration, othersUsable int) b
 
 // lagRate is a path's delivery-rate estimate after it was found lagging at now: what it
 // delivered over its current sample, acked bytes since start, if that is less than the old
-// estimate, but no less than an eighth of it (a path found lagging by a stall, with nothing
-// delivered, is re-measured once it carries data again; an estimate of 0 would mean "not yet
-// measured", whose in-flight allowance is the largest).
+// estimate, but no less than half of it; unchanged if it delivered nothing (it stopped, cut or
+// blackholed, rather than slowed: its rate when it comes back is unknown, and most likely the
+// old one, which the sampler will correct). A path that collapsed further is found lagging again
+// (halved each time) and re-measured as it carries data; a path found lagging by mistake (a
+// pause of the machine, acknowledgements delayed on another path) loses no more than half its
+// share. Never 0, which would mean "not yet measured", whose in-flight allowance is the largest.
 func lagRate(old float64, ackedSince int64, since time.Duration) float64 {
-	if old <= 0 {
+	if old <= 0 || ackedSince <= 0 {
 		return old
 	}
 	got := 0.0
 	if since > 0 {
 		got = float64(ackedSince) / since.Seconds()
 	}
-	return max(min(old, got), old/8)
+	return max(min(old, got), old/2)
 }

@@ -290,21 +290,29 @@ func (s *Session) checkTimers(now time.Duration) {
 			// which the other paths may have stopped taking meanwhile.
 			kick(p.rearm)
 		}
-		if stalled(now, p.oldest, p.ackProgress, p.rto(s.cfg.MinRTO)) {
+		// Slowed far below its measured rate, or stopped: its chunks go on the faster paths
+		// now, not after the RTO (which grows with the queueing on a busy path, and backs
+		// off). Coded pieces cannot move: their slot is their path.
+		// An RTO that expires first (the limit follows the rate, the RTO the round trip) is
+		// handled the same way when another path can take the chunks; the RTO backs off only
+		// when none can, as it must for a path that is all there is.
+		lag := false
+		if s.codec == nil && !p.stalled.Load() {
+			limit := lagLimit(math.Float64frombits(p.rate.Load()), p.rtt().min, s.chunkSize)
+			if rto := p.rto(s.cfg.MinRTO); limit == 0 || rto < limit {
+				limit = rto
+			}
+			if lag = reinject(now, p.oldest, p.ackProgress, limit, s.othersUsable(p.path)); lag {
+				s.rest(p, now, limit)
+			}
+		}
+		if !lag && stalled(now, p.oldest, p.ackProgress, p.rto(s.cfg.MinRTO)) {
 			if !p.stalled.Swap(true) {
 				p.stalledAt.Store(int64(now))
 			}
 			p.backOff()
 			if moved := s.requeueFrom(p.path); moved > 0 {
 				p.log.Debug("retransmission timeout", "rto", p.rto(s.cfg.MinRTO), "resent_chunks", moved)
-			}
-		} else if s.codec == nil && !p.stalled.Load() {
-			// Slowed far below its measured rate: its chunks go on the faster paths now, not
-			// after the RTO (which grows with the queueing on a busy path). Coded pieces
-			// cannot move: their slot is their path.
-			limit := lagLimit(math.Float64frombits(p.rate.Load()), p.rtt().min, s.chunkSize)
-			if reinject(now, p.oldest, p.ackProgress, limit, s.othersUsable(p.path)) {
-				s.rest(p, now, limit)
 			}
 		}
 	}
