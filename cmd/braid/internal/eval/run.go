@@ -168,6 +168,7 @@ func Run(ctx context.Context, sc *Scenario, o Options) ([]*Result, error) {
 		}
 	}
 	relateToBaseline(results)
+	Judge(sc, results)
 	return results, nil
 }
 
