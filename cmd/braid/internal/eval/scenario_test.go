@@ -198,10 +198,16 @@ func TestShippedScenarios(t *testing.T) {
 	}
 }
 
+// lossInRange reports whether a parsed loss is within the limits (NaN fails every comparison).
+func lossInRange(l Loss) bool {
+	return l.Rate >= 0 && l.Rate <= MaxLoss && l.Burst >= 0 && l.Burst <= MaxBurst
+}
+
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(goodScenario))
 	f.Add([]byte(`{"duration": "2s", "paths": [{"rate": "10mbit"}], "workload": {"kind": "bulk"}}`))
 	f.Add([]byte(`{"duration": "1s", "paths": [{"rate": "1e3bit", "delay": "1ns"}], "events": [{"at": "0s", "path": 0, "action": "delay", "delay": "5s"}], "workload": {"kind": "messages", "messages_per_sec": 1e4, "message_size": "16"}}`))
+	f.Add([]byte(`{"duration": "2s", "paths": [{"rate": "10mbit", "loss": "1%", "burst": 4}], "events": [{"at": "1s", "path": 0, "action": "loss", "loss": "0.05", "burst": 1}], "workload": {"kind": "bulk"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sc, err := Parse(data)
 		if err != nil {
@@ -215,12 +221,12 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("out of range: %+v", sc)
 		}
 		for _, p := range sc.Paths {
-			if p.Rate < 1000 || p.Rate > MaxRate || p.Delay < 0 || p.Delay > MaxDelay {
+			if p.Rate < 1000 || p.Rate > MaxRate || p.Delay < 0 || p.Delay > MaxDelay || !lossInRange(p.Loss) {
 				t.Fatalf("path out of range: %+v", p)
 			}
 		}
 		for i, e := range sc.Events {
-			if e.Path < 0 || e.Path >= len(sc.Paths) || e.At < 0 || e.At > sc.Duration || (i > 0 && e.At < sc.Events[i-1].At) {
+			if e.Path < 0 || e.Path >= len(sc.Paths) || e.At < 0 || e.At > sc.Duration || (i > 0 && e.At < sc.Events[i-1].At) || !lossInRange(e.Loss) {
 				t.Fatalf("event out of range or order: %+v", sc.Events)
 			}
 		}
