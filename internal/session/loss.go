@@ -290,12 +290,11 @@ func (s *Session) checkTimers(now time.Duration) {
 			// which the other paths may have stopped taking meanwhile.
 			kick(p.rearm)
 		}
-		// Slowed far below its measured rate, or stopped: its chunks go on the faster paths
-		// now, not after the RTO (which grows with the queueing on a busy path, and backs
-		// off). Coded pieces cannot move: their slot is their path.
-		// An RTO that expires first (the limit follows the rate, the RTO the round trip) is
-		// handled the same way when another path can take the chunks; the RTO backs off only
-		// when none can, as it must for a path that is all there is.
+		// Slowed far below its measured rate, or stopped: while another path can take its
+		// chunks they go there now, and it is rested without backing off its RTO (rest). The
+		// limit follows the rate; an RTO that would expire first counts the same. With no
+		// other usable path the RTO stall below applies, backing off, as it must for a path
+		// that is all there is. Coded pieces cannot move: their slot is their path.
 		lag := false
 		if s.codec == nil && !p.stalled.Load() {
 			limit := lagLimit(math.Float64frombits(p.rate.Load()), p.rtt().min, s.chunkSize)
