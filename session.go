@@ -120,6 +120,13 @@ type PathStats struct {
 	Stalled        bool    // its retransmission timer expired and no round trip has completed since: it takes no new data
 	ChunksResent   uint64  // chunks (or pieces) given to it to send again, after a path lost them or timed out
 	BytesResent    uint64  // their payload bytes
+	// Lags counts the times the path went far longer than its measured delivery rate allows
+	// without an acknowledgement (it slowed or stopped): its unacknowledged chunks were sent
+	// again on the other paths and it took no new data until a round trip completed.
+	Lags uint64
+	// Overtaken counts, at the receiving end, chunks the path was still reading when a complete
+	// copy arrived by another path; the copy was delivered and the rest of the original skipped.
+	Overtaken uint64
 }
 
 // Stats returns a snapshot of the session's settings and per-path counters.

@@ -26,6 +26,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	noTCP := fs.Bool("no-tcp", false, "skip the TCP baseline runs (one plain TCP connection per path, bulk scenarios)")
 	asJSON := fs.Bool("json", false, "print the results as JSON instead of tables")
 	out := fs.String("out", "", "write a PNG plot per run, results.json and report.md into this directory")
+	cc := fs.String("cc", "", "netns: the TCP congestion control of the client and server namespaces (e.g. cubic, bbr, reno; default: the kernel's); applies to every transport")
 	logDir := fs.String("log", "", "write each Braid run's client and server session logs (paths up and down, re-dials, aborts) into this directory")
 	agent := fs.Bool("agent", false, "internal: run as the netns backend's agent (job on standard input)")
 	if err := parseFlags(fs, args); err != nil {
@@ -48,7 +49,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%-14s %d paths, %v, %s workload\n", n, len(sc.Paths), sc.Duration, sc.Workload.Kind)
+			fmt.Fprintf(stdout, "%-24s %d paths, %v, %s workload\n", n, len(sc.Paths), sc.Duration, sc.Workload.Kind)
 		}
 		return nil
 	}
@@ -112,7 +113,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		*logDir = abs
 	}
-	opts := eval.Options{Schedulers: scheds, Mode: *mode, NoMPTCP: *noMPTCP, NoBaseline: *noTCP, Progress: stderr, LogDir: *logDir,
+	opts := eval.Options{Schedulers: scheds, Mode: *mode, NoMPTCP: *noMPTCP, NoBaseline: *noTCP, Progress: stderr, LogDir: *logDir, CongestionControl: *cc,
 		AgentArgv: []string{exe, "eval", "--agent"}}
 	var report eval.Report
 	failed, ran := 0, 0

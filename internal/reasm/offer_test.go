@@ -30,13 +30,22 @@ func TestOfferReplacesAStalledReservation(t *testing.T) {
 		if r.Offer(h0, []byte("short")) {
 			t.Fatal("accepted a copy of the wrong length")
 		}
+		if r.Offered(h0) {
+			t.Fatal("Offered before any offer")
+		}
 		copyData := []byte("AAAAAAAA")
 		if !r.Offer(h0, copyData) || r.Offer(h0, []byte("BBBBBBBB")) {
 			t.Fatal("Offer: want the first copy kept and a second refused")
 		}
+		if !r.Offered(h0) || r.Offered(h1) || r.Offered(wire.ChunkHeader{Item: 9, Total: 1}) {
+			t.Fatal("Offered: want the offered chunk only")
+		}
 		committed, spare := r.Cancel(h0)
 		if !committed || !bytes.Equal(spare, copyData) {
 			t.Fatalf("Cancel = %v, %q", committed, spare)
+		}
+		if r.Offered(h0) {
+			t.Fatal("Offered after the copy took the chunk's place")
 		}
 		if _, busy := r.BusyOwner(h0); busy {
 			t.Fatal("still busy")

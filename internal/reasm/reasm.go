@@ -311,6 +311,17 @@ func (r *Reassembler) BusyOwner(h wire.ChunkHeader) (owner int, busy bool) {
 	return -1, true
 }
 
+// Offered reports whether a copy of the chunk h names was offered (Offer) and waits for its
+// reservation to end.
+func (r *Reassembler) Offered(h wire.ChunkHeader) bool {
+	it := r.items[h.Item]
+	if it == nil {
+		return false
+	}
+	_, ok := it.subst[h.Chunk]
+	return ok
+}
+
 // Offer hands over a complete copy of a chunk that is reserved and being filled from elsewhere
 // (a retransmission that overtook a stalled original). If the reservation is later cancelled,
 // the copy takes its place. It returns false, keeping nothing, if the chunk is not busy or data

@@ -1,6 +1,9 @@
 package session
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Estimators. Each is a pure function of its inputs and the time it is given: the engine keeps
 // their state where its lock map says and calls them with the session clock, and the tests call
@@ -130,4 +133,58 @@ func stalled(now, oldest, ackProgress, rto time.Duration) bool {
 // CHUNK_ACK, which would be lost with it.
 func suspect(heard, anyHeard, minRTO time.Duration) bool {
 	return anyHeard-heard > minRTO
+}
+
+// lagLimit is how long a path that delivers at its measured rate (bytes per second) goes, at
+// most, without an acknowledgement while it has data outstanding: a chunk's transmission three
+// times over (the one being acknowledged may have begun just before the last acknowledgement,
+// and a rate sampled over bursts may be up to twice too high), a minimum round trip for its
+// acknowledgement, the receiver's acknowledgement delay, and two monitor ticks: one for the
+// check's own lateness, one for a loaded machine's pauses (and for acknowledgements that come
+// back by another, slower path). It is 0 (no limit) until the rate is measured. Unlike the RTO
+// it follows the path's rate (a path that carries a chunk a second is not lagging at 300 ms)
+// and does not back off.
+func lagLimit(rate float64, minRTT time.Duration, chunkSize int) time.Duration {
+	if rate <= 0 || math.IsNaN(rate) || math.IsInf(rate, 0) {
+		return 0
+	}
+	tx := time.Duration(float64(chunkSize) / rate * float64(time.Second))
+	return 3*tx + minRTT + ackDelay + 2*monitorTick
+}
+
+// lagging reports whether a path whose oldest unacknowledged send is at oldest (0: none) has
+// gone longer than limit (0: no limit), at now, without any of its chunks being acknowledged
+// (last at ackProgress): its delivery has slowed far below its measured rate, or stopped. The
+// stall test (stalled) asks the same with the RTO, which backs off; this one does not, so that
+// a path that slows again is found as quickly.
+func lagging(now, oldest, ackProgress, limit time.Duration) bool {
+	return limit > 0 && oldest > 0 && now-max(oldest, ackProgress) > limit
+}
+
+// reinject decides, at now, whether a path is rested and its unacknowledged chunks sent again on
+// the others (opportunistic reinjection, as MPTCP takes data stuck on a slow subflow for one with
+// room): when it lags (see lagging) and another path can take them (othersUsable: usable and
+// not lagging itself). With no such path it keeps its data and its place: moving them could
+// only add duplicates, and a path that stops altogether is the stall timer's.
+func reinject(now, oldest, ackProgress, limit time.Duration, othersUsable int) bool {
+	return othersUsable > 0 && lagging(now, oldest, ackProgress, limit)
+}
+
+// lagRate is a path's delivery-rate estimate after it was found lagging at now: what it
+// delivered over its current sample, acked bytes since start, if that is less than the old
+// estimate, but no less than half of it; unchanged if it delivered nothing (it stopped, cut or
+// blackholed, rather than slowed: its rate when it comes back is unknown, and most likely the
+// old one, which the sampler will correct). A path that collapsed further is found lagging again
+// (halved each time) and re-measured as it carries data; a path found lagging by mistake (a
+// pause of the machine, acknowledgements delayed on another path) loses no more than half its
+// share. Never 0, which would mean "not yet measured", whose in-flight allowance is the largest.
+func lagRate(old float64, ackedSince int64, since time.Duration) float64 {
+	if old <= 0 || ackedSince <= 0 {
+		return old
+	}
+	got := 0.0
+	if since > 0 {
+		got = float64(ackedSince) / since.Seconds()
+	}
+	return max(min(old, got), old/2)
 }

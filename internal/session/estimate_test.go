@@ -1,6 +1,7 @@
 package session
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -134,5 +135,73 @@ func TestStalledAndSuspect(t *testing.T) {
 	}
 	if !suspect(time.Second, time.Second+201*ms, 200*ms) {
 		t.Error("not suspect after more than MinRTO of silence while another path was heard")
+	}
+}
+
+func TestLagLimit(t *testing.T) {
+	const chunk = 256 << 10
+	if got := lagLimit(0, 20*ms, chunk); got != 0 {
+		t.Errorf("unmeasured rate: limit %v, want none", got)
+	}
+	if got := lagLimit(math.NaN(), 20*ms, chunk); got != 0 {
+		t.Errorf("NaN rate: limit %v, want none", got)
+	}
+	// 50 Mbit/s: a 256 KiB chunk takes 41.9 ms; three of them, the 20 ms round trip, the 5 ms
+	// acknowledgement delay and two 50 ms ticks.
+	want := 3*time.Duration(float64(chunk)/6.25e6*float64(time.Second)) + 20*ms + ackDelay + 2*monitorTick
+	if got := lagLimit(6.25e6, 20*ms, chunk); got != want || got < 240*ms || got > 260*ms {
+		t.Errorf("50 Mbit/s: limit %v, want %v (about 251 ms)", got, want)
+	}
+	// A path 16 times slower is allowed 16 times the transmission.
+	fast, slow := lagLimit(6.25e6, 20*ms, chunk), lagLimit(6.25e6/16, 20*ms, chunk)
+	if slow-125*ms != 16*(fast-125*ms) {
+		t.Errorf("16x slower: %v, fast %v", slow, fast)
+	}
+}
+
+func TestLaggingAndReinject(t *testing.T) {
+	const limit = 200 * ms
+	for _, tc := range []struct {
+		name                         string
+		now, oldest, progress, limit time.Duration
+		others                       int
+		wantLagging, wantReinject    bool
+	}{
+		{"nothing outstanding", 10 * time.Second, 0, 0, limit, 1, false, false},
+		{"no rate measured", 10 * time.Second, ms, 0, 0, 1, false, false},
+		{"young chunk", 150 * ms, 50 * ms, 0, limit, 1, false, false},
+		{"exactly the limit", 250 * ms, 50 * ms, 0, limit, 1, false, false},
+		{"silent past the limit", 251 * ms, 50 * ms, 0, limit, 1, true, true},
+		{"old chunk, acknowledgements flowing", 2 * time.Second, 50 * ms, 1900 * ms, limit, 1, false, false},
+		{"acknowledgements stopped", 2 * time.Second, 50 * ms, 1700 * ms, limit, 2, true, true},
+		{"lagging, but no other path to take its chunks", 2 * time.Second, 50 * ms, 0, limit, 0, true, false},
+	} {
+		if got := lagging(tc.now, tc.oldest, tc.progress, tc.limit); got != tc.wantLagging {
+			t.Errorf("lagging, %s: %v", tc.name, got)
+		}
+		if got := reinject(tc.now, tc.oldest, tc.progress, tc.limit, tc.others); got != tc.wantReinject {
+			t.Errorf("reinject, %s: %v", tc.name, got)
+		}
+	}
+}
+
+func TestLagRate(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		old   float64
+		acked int64
+		since time.Duration
+		want  float64
+	}{
+		{"unmeasured stays unmeasured", 0, 1 << 20, time.Second, 0},
+		{"collapsed 16x: halved", 6.25e6, 390_625 / 5, 200 * ms, 6.25e6 / 2},
+		{"down by a third: to what it delivered", 6.25e6, 833_333, 200 * ms, 833_333 / 0.2},
+		{"nothing delivered (stopped, not slowed): kept", 6.25e6, 0, 200 * ms, 6.25e6},
+		{"no time elapsed: halved", 6.25e6, 1, 0, 6.25e6 / 2},
+		{"delivered more than the estimate: kept", 1e6, 1 << 20, 200 * ms, 1e6},
+	} {
+		if got := lagRate(tc.old, tc.acked, tc.since); math.Abs(got-tc.want) > 1e-6*max(1, tc.want) {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
 	}
 }

@@ -364,3 +364,133 @@ func TestStuckChunkEndedWhenItsCopyWaits(t *testing.T) {
 		t.Error("the stuck path is still live")
 	}
 }
+
+// TestSlowedPathReinjected: one of two paths slows to a trickle mid-transfer (still alive, still
+// acknowledging, far below its measured rate). The sender finds it lagging, rests it and sends
+// what it held on the other path; the receiver delivers those copies instead of waiting for the
+// originals the slow path is still reading. Every message arrives intact and in order before
+// what was written on the slow path has all arrived: the counters show it, and the reinjection.
+func TestSlowedPathReinjected(t *testing.T) {
+	// A holder silent for its RTO is ended as blackholed; on this shared machine a throttled
+	// proxy's trickle may pause for 100 ms, so the RTO's floor is raised above that.
+	f := newFaultSetup(t, 2, func(c *Config) { c.PathTimeout, c.MinRTO = 30*time.Second, 300*time.Millisecond })
+	// The path first in slot i (on a loaded machine the trickle may pause for longer than the
+	// RTO, and the slowed path be ended as stuck mid-chunk, then re-dialed: either way, the
+	// first path is the one that slowed).
+	slot := func(s *Session, i int) PathStats {
+		for _, p := range s.Stats().Paths {
+			if p.Slot == i {
+				return p
+			}
+		}
+		t.Fatalf("%s: no path in slot %d: %+v", s, i, s.Stats().Paths)
+		return PathStats{}
+	}
+	// Half the messages first, so that each path has its delivery rate measured (lagging is
+	// judged against it), then path 1 drops to 64 KiB/s, a chunk a second.
+	cerr, serr := f.run(t, 200, 100, func() { f.proxies[1].Throttle(64 << 10) })
+	if cerr != nil || serr != nil {
+		t.Fatalf("client: %v; server: %v", cerr, serr)
+	}
+	slow, fast := slot(f.client, 1), slot(f.client, 0)
+	// Every message is in, while what the client wrote on the slow path has not all arrived:
+	// delivery did not wait for it.
+	if got := slot(f.server, 1).BytesReceived; got >= slow.BytesSent {
+		t.Errorf("the server received all %d bytes written on the slowed path (%d sent): the run waited for it", got, slow.BytesSent)
+	}
+	// Found lagging at either end (both send on it). Under the race detector, everything 5–10
+	// times slower, both paths may stall on their RTO at once, leaving neither another to take
+	// the chunks: the RTO stall then applies, as it must with one usable path.
+	if lags := slow.Lags + slot(f.server, 1).Lags; lags == 0 {
+		if raceEnabled {
+			t.Logf("race detector: the slowed path was not found lagging (stalled instead): %+v", slow)
+		} else {
+			t.Errorf("the slowed path was never found lagging: %+v", slow)
+		}
+	}
+	if fast.ChunksResent == 0 {
+		t.Errorf("nothing was sent again on the fast path: %+v", fast)
+	}
+	// Copies that arrive before their original has begun are simply delivered (the original is
+	// skipped as a duplicate); one that arrives while it is being read overtakes it. Which
+	// happens depends on timing, so it is reported, not required (the overtaking itself is
+	// tested in TestOvertakenChunkDelivered).
+	t.Logf("chunks overtaken mid-read on the slowed path: %d at the server, %d at the client", slot(f.server, 1).Overtaken, slot(f.client, 1).Overtaken)
+	f.proxies[1].Restore()
+	f.closeBoth(t)
+}
+
+// TestOvertakenChunkDelivered: a path is slowly filling a chunk when a complete copy arrives on
+// another path. At its next read the slow path's reader delivers the copy and reads past the rest
+// of its original, so the message does not wait for the slow path, which stays live and in step
+// (its next chunk is read as usual).
+func TestOvertakenChunkDelivered(t *testing.T) {
+	cfg := &Config{MinRTO: 5 * time.Second, PathTimeout: time.Minute, KeepAlive: 30 * time.Second, Scheduler: "round-robin"}
+	l, _ := startListener(t, cfg)
+	addr := l.Addr().String()
+	a, acc := openRawSession(t, addr, 0, 4096)
+	srv := acceptOne(t, l)
+	defer srv.Abort()
+	b := attachRaw(t, addr, acc, 1)
+	b.conn.SetDeadline(time.Time{})
+	b.expectAttachOK()
+	var readers sync.WaitGroup
+	defer readers.Wait()
+	defer a.conn.Close()
+	defer b.conn.Close()
+	a.discard(&readers)
+	b.discard(&readers)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ch := wire.ChunkHeader{Item: 0, Chunk: 0, Total: 1}
+	frame := wire.AppendChunkHeader(nil, ch)
+	for i := range 4096 {
+		frame = append(frame, byte(i*7))
+	}
+	var h [wire.HeaderSize]byte
+	wire.PutHeader(h[:], wire.Header{Type: wire.TypeChunk, Length: uint32(len(frame))})
+	original := append(h[:], frame...)
+	half := wire.HeaderSize + len(frame)/2
+	if _, err := a.conn.Write(original[:half]); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		owner, busy := srv.reasm.BusyOwner(ch)
+		return busy && owner == 0
+	}, "path 0 to start filling the chunk")
+	b.send(wire.TypeChunk, frame) // the whole copy, at once
+	testutil.WaitFor(t, func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		return srv.reasm.Offered(ch)
+	}, "the copy to be offered")
+	// A little more of the original: the slow reader wakes, and delivers the copy.
+	if _, err := a.conn.Write(original[half : half+100]); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := srv.Receive(ctx)
+	if err != nil || len(msg) != 4096 || msg[4095] != byte(4095*7%256) {
+		t.Fatalf("received %d bytes, %v", len(msg), err)
+	}
+	// The rest of the original, then the next message on the same path.
+	if _, err := a.conn.Write(original[half+100:]); err != nil {
+		t.Fatal(err)
+	}
+	next := wire.AppendChunkHeader(nil, wire.ChunkHeader{Item: 1, Chunk: 0, Total: 1, Seq: 1})
+	a.send(wire.TypeChunk, append(next, "next"...))
+	if msg, err := srv.Receive(ctx); err != nil || string(msg) != "next" {
+		t.Fatalf("after the overtaken chunk: %q, %v", msg, err)
+	}
+	var st PathStats
+	for _, p := range srv.Stats().Paths {
+		if p.Index == 0 {
+			st = p
+		}
+	}
+	if !st.Live || st.Overtaken != 1 || st.ChunksReceived != 2 || st.BytesReceived != 4096+4 {
+		t.Errorf("path 0: %+v; want live, 1 chunk overtaken, 2 chunks and 4100 bytes received", st)
+	}
+}

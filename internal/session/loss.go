@@ -290,7 +290,22 @@ func (s *Session) checkTimers(now time.Duration) {
 			// which the other paths may have stopped taking meanwhile.
 			kick(p.rearm)
 		}
-		if stalled(now, p.oldest, p.ackProgress, p.rto(s.cfg.MinRTO)) {
+		// Slowed far below its measured rate, or stopped: while another path can take its
+		// chunks they go there now, and it is rested without backing off its RTO (rest). The
+		// limit follows the rate; an RTO that would expire first counts the same. With no
+		// other usable path the RTO stall below applies, backing off, as it must for a path
+		// that is all there is. Coded pieces cannot move: their slot is their path.
+		lag := false
+		if s.codec == nil && !p.stalled.Load() {
+			limit := lagLimit(math.Float64frombits(p.rate.Load()), p.rtt().min, s.chunkSize)
+			if rto := p.rto(s.cfg.MinRTO); limit == 0 || rto < limit {
+				limit = rto
+			}
+			if lag = reinject(now, p.oldest, p.ackProgress, limit, s.othersUsable(p.path)); lag {
+				s.rest(p, now, limit)
+			}
+		}
+		if !lag && stalled(now, p.oldest, p.ackProgress, p.rto(s.cfg.MinRTO)) {
 			if !p.stalled.Swap(true) {
 				p.stalledAt.Store(int64(now))
 			}
@@ -338,6 +353,38 @@ func (s *Session) checkTimers(now time.Duration) {
 	if expired {
 		s.abort(fmt.Errorf("%w: no path for longer than the %v grace period", ErrPathLost, s.cfg.ResumeGrace), 0)
 	}
+}
+
+// othersUsable counts the usable paths other than not. Call with s.mu held.
+func (s *Session) othersUsable(not *path) int {
+	n := 0
+	for _, e := range s.paths {
+		if e != nil && e.path != not && e.usable() {
+			n++
+		}
+	}
+	return n
+}
+
+// rest takes path e, found lagging at now (for longer than limit), out of use until a round trip
+// begun after now completes (as a stalled path: it is probed at once and every RTO, and
+// recovered by the probe's answer, which queues behind what it still carries), sends its
+// unacknowledged chunks again on the others, lowest seq first, and lowers its delivery-rate
+// estimate to what it delivered lately (lagRate), so that once back it is given as much as it
+// now carries. Its RTO is not backed off: a path that lags again is found as quickly. Call with
+// s.mu held.
+func (s *Session) rest(e *pathEntry, now, limit time.Duration) {
+	e.stalled.Store(true)
+	e.stalledAt.Store(int64(now))
+	e.lags.Add(1)
+	old := e.rateEst.rate
+	e.rateEst.rate = lagRate(old, e.acked.Load()-e.rateEst.acked, now-e.rateEst.start)
+	e.rateEst.busy = false // the next sample starts when it carries data again
+	e.path.rate.Store(math.Float64bits(e.rateEst.rate))
+	moved := s.requeueFrom(e.path)
+	e.log.Info("path lagging: resting it, its chunks sent again on the others",
+		"silent_for", now-max(e.oldest, e.ackProgress), "limit", limit, "resent_chunks", moved,
+		"rate_was", int64(old), "rate_now", int64(e.rateEst.rate))
 }
 
 // resendUnrebuilt notes each path's oldest unacknowledged send, for its stall timer, and sends

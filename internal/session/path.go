@@ -148,9 +148,14 @@ type path struct {
 	writerDone chan struct{}
 	dead       atomic.Bool
 	finishing  atomic.Bool
-	stalled    atomic.Bool  // an RTO expired; no new data until the path shows life
-	stalledAt  atomic.Int64 // session clock of the stall
-	lastRecv   atomic.Int64 // session clock when bytes were last seen arriving (monitor)
+	stalled    atomic.Bool   // an RTO expired, or it lagged; no new data until the path shows life
+	lags       atomic.Uint64 // times it was found lagging (estimate.go's lagging)
+	// overtaken is set when a complete copy of the chunk this path's reader is filling arrived
+	// on another path (offerCopy), cleared when its next chunk is reserved.
+	overtaken       atomic.Bool
+	overtakenChunks atomic.Uint64 // chunks whose copy overtook it mid-read
+	stalledAt       atomic.Int64  // session clock of the stall
+	lastRecv        atomic.Int64  // session clock when bytes were last seen arriving (monitor)
 
 	queued     atomic.Int64  // bytes in its queues, and being offered to them
 	inflight   atomic.Int64  // bytes written and not yet acknowledged (chunk or piece payloads)
@@ -550,6 +555,8 @@ func (p *path) stats() PathStats {
 		Stalled:        p.stalled.Load(),
 		ChunksResent:   p.chunksResent.Load(),
 		BytesResent:    p.bytesResent.Load(),
+		Lags:           p.lags.Load(),
+		Overtaken:      p.overtakenChunks.Load(),
 	}
 }
 

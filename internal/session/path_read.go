@@ -143,6 +143,44 @@ func (p *path) readBody(dst []byte) error {
 	return nil
 }
 
+// errOvertaken ends readBodyUnless: a complete copy of the chunk being read arrived on another
+// path meanwhile.
+var errOvertaken = errors.New("session: chunk overtaken by its copy")
+
+// readBodyUnless reads a chunk's payload into dst, as readBody, but looks at p.overtaken between
+// reads of the connection: once it is set (a complete copy of the chunk arrived elsewhere, see
+// offerCopy) it stops and returns how much it read and errOvertaken, so that the session can
+// deliver the copy at once instead of waiting for a slow path to finish the original. It makes
+// the same reads of the connection as readBody.
+func (p *path) readBodyUnless(dst []byte) (int, error) {
+	off := 0
+	for off < len(dst) {
+		if p.overtaken.Load() {
+			return off, errOvertaken
+		}
+		n, err := p.r.ReadSome(dst[off:])
+		off += n
+		if err != nil {
+			return off, err
+		}
+	}
+	p.chunksRecv.Add(1)
+	p.bytesRecv.Add(uint64(len(dst)))
+	return off, nil
+}
+
+// skipRest discards the rest of a chunk's payload (n bytes, read bytes of which are in) after
+// its copy overtook it, counting the chunk as received on p.
+func (p *path) skipRest(read, n int) error {
+	if err := p.r.Discard(n - read); err != nil {
+		return err
+	}
+	p.chunksRecv.Add(1)
+	p.bytesRecv.Add(uint64(n))
+	p.overtakenChunks.Add(1)
+	return nil
+}
+
 // skipBody reads and discards a data frame's n payload bytes (a duplicate), counting them.
 func (p *path) skipBody(n int) error {
 	if err := p.r.Discard(n); err != nil {

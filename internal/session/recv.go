@@ -91,6 +91,8 @@ func (s *Session) onChunk(p *path, ch wire.ChunkHeader, n int) error {
 	owner, busy := -1, false
 	if dup {
 		owner, busy = s.reasm.BusyOwner(ch)
+	} else if err == nil {
+		p.overtaken.Store(false) // a copy of the chunk this path read before is no news
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -108,7 +110,31 @@ func (s *Session) onChunk(p *path, ch wire.ChunkHeader, n int) error {
 		s.requestAck(s.mode.Kind != disperse.Redundant, n)
 		return nil
 	}
-	if err := p.readBody(dst); err != nil {
+	read, err := p.readBodyUnless(dst)
+	if errors.Is(err, errOvertaken) {
+		// The copy takes the reservation's place (Cancel), and the rest of this original is
+		// read past. dst is no longer ours once cancelled: nothing more is read into it.
+		s.mu.Lock()
+		took := s.reasm.Offered(ch)
+		var spare []byte
+		if took {
+			if took, spare = s.reasm.Cancel(ch); took {
+				s.chunkArrived(p, ch, n)
+			}
+		}
+		s.mu.Unlock()
+		bufpool.Put(spare)
+		if took {
+			p.log.Debug("chunk overtaken by its copy", "item", ch.Item, "chunk", ch.Chunk, "read", read, "of", n)
+			return p.skipRest(read, n)
+		}
+		// The copy went (the chunk failed elsewhere?): finish the original.
+		if err = p.r.ReadFull(dst[read:]); err == nil {
+			p.chunksRecv.Add(1)
+			p.bytesRecv.Add(uint64(n))
+		}
+	}
+	if err != nil {
 		s.mu.Lock()
 		committed, spare := s.reasm.Cancel(ch)
 		if committed {
@@ -160,6 +186,7 @@ func (s *Session) offerCopy(p *path, ch wire.ChunkHeader, n, owner int) error {
 		// A holder silent for MinRTO already is ended now; otherwise the monitor watches it
 		// (a copy that overtakes an original only just stalled finds the holder still heard).
 		s.spares[ch] = spareCopy{holder: owner, by: p.index}
+		holder.overtaken.Store(true) // its reader delivers this copy at its next read
 		stuck = s.stuckHolders(s.clock())
 	}
 	s.mu.Unlock()

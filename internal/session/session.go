@@ -353,6 +353,8 @@ type PathStats struct {
 	Stalled        bool    // its retransmission timer expired and no round trip has completed since
 	ChunksResent   uint64  // chunks (or pieces) given to it to send again after another path, or itself, lost them
 	BytesResent    uint64  // their payload bytes
+	Lags           uint64  // times it went far longer than its measured rate allows without an acknowledgement, so that its chunks were sent again elsewhere and it was rested
+	Overtaken      uint64  // received: chunks it was still reading when a complete copy came by another path, which was delivered instead
 }
 
 // Stats is a snapshot of a session's settings and counters.

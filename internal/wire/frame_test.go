@@ -471,3 +471,28 @@ func TestQueueRetainedGathers(t *testing.T) {
 }
 
 func (w *shortWriter) Read(p []byte) (int, error) { return w.buf.Read(p) }
+
+// TestReadSome: ReadSome returns what one read brings (at least a byte), never more than asked,
+// and an error matching io.ErrUnexpectedEOF once the stream ends.
+func TestReadSome(t *testing.T) {
+	stream := []byte("0123456789abcdef")
+	r := NewReader(iotest.HalfReader(bytes.NewReader(stream)), 0)
+	var got []byte
+	buf := make([]byte, 5)
+	if n, err := r.ReadSome(buf[:0]); n != 0 || err != nil {
+		t.Fatalf("ReadSome of nothing: %d, %v", n, err)
+	}
+	for len(got) < len(stream) {
+		n, err := r.ReadSome(buf)
+		if err != nil || n < 1 || n > len(buf) {
+			t.Fatalf("ReadSome: %d, %v", n, err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if !bytes.Equal(got, stream) {
+		t.Fatalf("read %q", got)
+	}
+	if n, err := r.ReadSome(buf); n != 0 || !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("at the end: %d, %v; want io.ErrUnexpectedEOF", n, err)
+	}
+}

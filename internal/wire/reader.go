@@ -186,6 +186,24 @@ func (r *Reader) ReadFull(p []byte) error {
 	return nil
 }
 
+// ReadSome reads at most len(p) bytes of the current frame's payload into p, at least one unless
+// it fails: what is buffered, else what one read of the connection brings. A caller that must
+// look up between reads (whether a payload is still wanted) loops on it instead of ReadFull,
+// making no more reads of the connection than ReadFull would.
+func (r *Reader) ReadSome(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, err := r.br.Read(p)
+	if n > 0 {
+		return n, nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return 0, fmt.Errorf("wire: reading payload: %w", unexpected(err))
+}
+
 // Discard skips n bytes of the current frame's payload without storing them, using no memory
 // beyond the Reader's fixed read buffer however large the frame.
 func (r *Reader) Discard(n int) error {

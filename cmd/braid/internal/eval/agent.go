@@ -32,17 +32,20 @@ type agentJob struct {
 	Listen []string         `json:"listen,omitempty"`
 	Ifaces []string         `json:"ifaces,omitempty"`
 	Delays []int64          `json:"delays,omitempty"`
-	Specs  []braid.PathSpec `json:"specs,omitempty"` // clients: where to connect
+	Losses []Loss           `json:"losses,omitempty"` // router: each path's loss
+	Specs  []braid.PathSpec `json:"specs,omitempty"`  // clients: where to connect
 	// Braid clients: the server's key fingerprint, which the server agent reported.
 	Fingerprint string `json:"fingerprint,omitempty"`
 	Log         string `json:"log,omitempty"` // Braid roles: the session log's file, if any
+	CC          string `json:"cc,omitempty"`  // TCP client: congestion control of its sockets
 }
 
-// agentCtl is a later input line: the workload's start time, or a path's new delay.
+// agentCtl is a later input line: the workload's start time, or a path's new delay or loss.
 type agentCtl struct {
 	Start int64  `json:"start,omitempty"` // Unix nanoseconds
 	Path  int    `json:"path"`
 	Delay *int64 `json:"delay,omitempty"`
+	Loss  *Loss  `json:"loss,omitempty"`
 }
 
 // agentOut is an output line.
@@ -91,7 +94,7 @@ func RunAgent(ctx context.Context, in io.Reader, out io.Writer) error {
 			}
 			if c.Start != 0 {
 				a.start <- time.Unix(0, c.Start)
-			} else if c.Delay != nil {
+			} else if c.Delay != nil || c.Loss != nil {
 				a.delays <- c
 			}
 		}
@@ -178,7 +181,11 @@ func (a *agent) router(ctx context.Context) error {
 		}
 	}()
 	for i, name := range a.job.Ifaces {
-		d, err := openPacketDelay(name, time.Duration(a.job.Delays[i]))
+		var loss Loss
+		if i < len(a.job.Losses) {
+			loss = a.job.Losses[i]
+		}
+		d, err := openPacketDelay(name, time.Duration(a.job.Delays[i]), loss, uint64(i)+1)
 		if err != nil {
 			return err
 		}
@@ -188,14 +195,23 @@ func (a *agent) router(ctx context.Context) error {
 	for {
 		select {
 		case c := <-a.delays:
-			if c.Path >= 0 && c.Path < len(delays) {
+			if c.Path < 0 || c.Path >= len(delays) {
+				break
+			}
+			if c.Delay != nil {
 				delays[c.Path].setDelay(time.Duration(*c.Delay))
+			}
+			if c.Loss != nil {
+				delays[c.Path].setLoss(*c.Loss)
 			}
 		case <-ctx.Done():
 			var info []string
 			for i, d := range delays {
 				if n := d.drops.Load(); n > 0 {
 					info = append(info, fmt.Sprintf("path %d: %d packets dropped by the delay", i, n))
+				}
+				if n := d.lost.Load(); n > 0 {
+					info = append(info, fmt.Sprintf("path %d: %d packets lost", i, n))
 				}
 			}
 			if len(info) > 0 {
@@ -384,5 +400,5 @@ func (a *agent) tcpClient(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return sendTCPFlows(ctx, a.job.Scenario, start, a.job.Specs)
+	return sendTCPFlows(ctx, a.job.Scenario, start, a.job.Specs, a.job.CC)
 }

@@ -47,6 +47,9 @@ type Result struct {
 	Goodput    []float64      `json:"goodput_series_mbit"` // per bin
 	PathSeries [][]float64    `json:"path_series_mbit"`    // per path, per bin
 	Extra      map[string]any `json:"extra,omitempty"`
+	// Goals are issue 17's goals judged on this run (Judge): only a Braid run over all the
+	// scenario's paths has them.
+	Goals []Verdict `json:"goals,omitempty"`
 }
 
 // EventResult is what followed one event.

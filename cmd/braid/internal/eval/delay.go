@@ -12,6 +12,8 @@ import (
 
 // packetDelay holds every IP packet routed through a TUN device for a one-way delay and writes
 // it back, in arrival order: netem's delay, done in user space because this kernel has no netem.
+// It also drops packets as the path's Loss says (netem's loss), as they arrive, in both
+// directions alike.
 // The netns backend's router namespace sends each path's traffic, both directions, through one
 // (see netns.go); packets written back are routed on by destination. Unlike a relay it does not
 // end TCP connections, so MPTCP subflows pass through it too.
@@ -22,7 +24,11 @@ type packetDelay struct {
 	wg     sync.WaitGroup
 	closed atomic.Bool
 	done   chan struct{}
-	drops  atomic.Int64
+	drops  atomic.Int64 // by a full queue
+	lost   atomic.Int64 // by the loss model
+
+	lossMu sync.Mutex
+	loss   *lossModel // used by read, changed by setLoss
 }
 
 type heldPacket struct {
@@ -42,7 +48,7 @@ const (
 
 // openPacketDelay attaches to the existing TUN device name (created by `ip tuntap add ... mode
 // tun`) in this process's network namespace.
-func openPacketDelay(name string, delay time.Duration) (*packetDelay, error) {
+func openPacketDelay(name string, delay time.Duration, loss Loss, seed uint64) (*packetDelay, error) {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open /dev/net/tun: %w", err)
@@ -63,6 +69,7 @@ func openPacketDelay(name string, delay time.Duration) (*packetDelay, error) {
 	}
 	d := &packetDelay{f: os.NewFile(uintptr(fd), "tun:"+name), queue: make(chan heldPacket, heldPackets), done: make(chan struct{})}
 	d.delay.Store(int64(delay))
+	d.loss = newLossModel(seed, loss)
 	d.wg.Add(2)
 	go d.read()
 	go d.write()
@@ -70,6 +77,19 @@ func openPacketDelay(name string, delay time.Duration) (*packetDelay, error) {
 }
 
 func (d *packetDelay) setDelay(v time.Duration) { d.delay.Store(int64(v)) }
+
+func (d *packetDelay) setLoss(l Loss) {
+	d.lossMu.Lock()
+	d.loss.set(l)
+	d.lossMu.Unlock()
+}
+
+// dropNext reports whether the loss model drops the packet just read.
+func (d *packetDelay) dropNext() bool {
+	d.lossMu.Lock()
+	defer d.lossMu.Unlock()
+	return d.loss.drop()
+}
 
 // packetBufs holds *[]byte of tunMTU bytes (a pointer, so that Put does not allocate).
 var packetBufs = sync.Pool{New: func() any { b := make([]byte, tunMTU); return &b }}
@@ -83,6 +103,11 @@ func (d *packetDelay) read() {
 		if err != nil { // closed, or the device is gone: nothing more will come
 			packetBufs.Put(buf)
 			return
+		}
+		if d.dropNext() {
+			d.lost.Add(1)
+			packetBufs.Put(buf)
+			continue
 		}
 		select {
 		case d.queue <- heldPacket{at: time.Now(), buf: buf, n: n}:

@@ -425,3 +425,48 @@ func TestByteBudgetShared(t *testing.T) {
 		t.Errorf("%d messages sent in %v; want 3, at once", sent.Load(), time.Since(began))
 	}
 }
+
+// TestNetnsLoss runs a short scenario whose second path loses 5% of its packets, with the TCP
+// baseline only: the router drops packets on that path alone, about as many as the rate says,
+// and the run still delivers (TCP retransmits).
+func TestNetnsLoss(t *testing.T) {
+	if err := NetnsAvailable(); err != nil {
+		if os.Getenv("CI") == "true" && os.Geteuid() == 0 {
+			t.Fatalf("CI runs as root and installs iproute2, so the netns backend must run: %v", err)
+		}
+		t.Skipf("skipping the netns backend: %v", err)
+	}
+	if testing.Short() {
+		t.Skip("skipping the netns backend in -short mode")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := mustParse(t, `{"name": "netns-loss", "duration": "2s", "paths": [{"rate": "20mbit", "delay": "2ms"}, {"rate": "20mbit", "delay": "2ms", "loss": "5%"}],
+		"workload": {"kind": "bulk", "message_size": "64KiB"}}`)
+	rs, err := Run(context.Background(), sc, Options{Backend: Netns, AgentArgv: []string{exe}, NoMPTCP: true, Schedulers: []string{"adaptive"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rs {
+		if r.Error != "" || r.PathBytes[0] == 0 || r.PathBytes[1] == 0 {
+			t.Errorf("%s: %+v", r.Label(), r)
+			continue
+		}
+		info, _ := r.Extra["router"].(string)
+		t.Logf("%s: %.1f Mbit/s, paths %v; router: %s", r.Label(), r.GoodputMbit, r.PathMbit, info)
+		var lost int
+		if _, err := fmt.Sscanf(info, "path 1: %d packets lost", &lost); err != nil || strings.Contains(info, "path 0:") {
+			t.Errorf("%s: router reports %q; want losses on path 1 only", r.Label(), info)
+			continue
+		}
+		// Path 1 carried PathBytes[1] (payload, or frames) in packets of at most 1448 bytes
+		// each way: 5% of those, give or take, in both directions. Bound loosely: at least one
+		// loss per 100 data packets, at most one per 5 packets (ACKs included).
+		data := r.PathBytes[1] / 1448
+		if int64(lost) < data/100 || int64(lost) > 2*data/5+10 {
+			t.Errorf("%s: %d packets lost for about %d data packets on path 1", r.Label(), lost, data)
+		}
+	}
+}

@@ -186,7 +186,7 @@ func runInprocTCP(ctx context.Context, sc *Scenario) (*Recording, error) {
 	events := scheduleEvents(start, sc.Events, func(e Event) { applyProxyEvent(proxies[e.Path], sc.Paths[e.Path], e) })
 	defer events()
 
-	sendErr := sendTCPFlows(ctx, sc, start, specs)
+	sendErr := sendTCPFlows(ctx, sc, start, specs, "")
 	stopAt(ctx, start.Add(sc.Duration))
 	stopSampling()
 	if sendErr != nil {

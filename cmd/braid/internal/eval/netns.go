@@ -138,9 +138,10 @@ func newNetnsBackend(ctx context.Context, paths int, o Options) (b *netnsBackend
 	if b.log == nil {
 		b.log = io.Discard
 	}
+	made := b // b is nil once an error is returned
 	defer func() {
 		if err != nil {
-			b.Close()
+			made.Close()
 		}
 	}()
 	mtu := strconv.Itoa(tunMTU) // what linkRate assumes; the default, set so that it holds regardless
@@ -389,12 +390,13 @@ func (b *netnsBackend) run(ctx context.Context, sub *Scenario, used []int, trans
 		}
 	}
 	srvJob := agentJob{Role: transport + "-server", Scenario: sub, Log: logName(logBase, "server")}
-	cliJob := agentJob{Role: transport + "-client", Scenario: sub, Scheduler: scheduler, Mode: mode, Log: logName(logBase, "client")}
+	cliJob := agentJob{Role: transport + "-client", Scenario: sub, Scheduler: scheduler, Mode: mode, Log: logName(logBase, "client"), CC: b.o.CongestionControl}
 	rtrJob := agentJob{Role: "router", Scenario: sub}
 	for k, i := range used {
 		srvJob.Ifaces = append(srvJob.Ifaces, fmt.Sprintf("s%d", i))
 		rtrJob.Ifaces = append(rtrJob.Ifaces, fmt.Sprintf("d%d", i))
 		rtrJob.Delays = append(rtrJob.Delays, int64(sub.Paths[k].Delay))
+		rtrJob.Losses = append(rtrJob.Losses, sub.Paths[k].Loss)
 		if transport == TransportTCP {
 			srvJob.Listen = append(srvJob.Listen, serverAddr(i)+":0") // a listener per path
 		}
@@ -523,11 +525,18 @@ func (b *netnsBackend) apply(ctx context.Context, rtr *agentProc, used []int, su
 		if err := delay(sub.Paths[e.Path].Delay); err != nil {
 			return err
 		}
+		loss := sub.Paths[e.Path].Loss
+		if err := rtr.send(agentCtl{Path: e.Path, Loss: &loss}); err != nil {
+			return err
+		}
 		return b.link(ctx, i, true)
 	case ActionThrottle:
 		return b.shape(ctx, i, e.Rate)
 	case ActionDelay:
 		return delay(e.Delay)
+	case ActionLoss:
+		loss := e.Loss
+		return rtr.send(agentCtl{Path: e.Path, Loss: &loss})
 	}
 	return nil
 }

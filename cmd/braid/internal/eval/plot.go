@@ -71,7 +71,11 @@ func Plot(sc *Scenario, r *Result, dir string) (string, error) {
 		}
 		name := fmt.Sprintf("path %d", orig)
 		if orig < len(sc.Paths) {
-			name += fmt.Sprintf(" (%s, %v)", sc.Paths[orig].Rate, sc.Paths[orig].Delay)
+			if ps := sc.Paths[orig]; ps.Loss.Rate > 0 {
+				name += fmt.Sprintf(" (%s, %v, loss %s)", ps.Rate, ps.Delay, ps.Loss)
+			} else {
+				name += fmt.Sprintf(" (%s, %v)", ps.Rate, ps.Delay)
+			}
 		}
 		p.Legend.Add(name, l)
 	}

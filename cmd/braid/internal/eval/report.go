@@ -37,7 +37,11 @@ func (r *Result) ofTCP(none string) string {
 func (sc *Scenario) Describe() string {
 	var ps []string
 	for i, p := range sc.Paths {
-		ps = append(ps, fmt.Sprintf("%d: %s %v", i, p.Rate, p.Delay))
+		d := fmt.Sprintf("%d: %s %v", i, p.Rate, p.Delay)
+		if p.Loss.Rate > 0 {
+			d += " loss " + p.Loss.String()
+		}
+		ps = append(ps, d)
 	}
 	w := fmt.Sprintf("bulk, %s messages", bench.Size(sc.Workload.MessageSize))
 	if sc.Workload.Kind == Messages {
@@ -93,6 +97,7 @@ func WriteTable(w io.Writer, sc *Scenario, results []*Result) error {
 		if r.BaselineMbit > 0 && r.Transport != TransportTCP {
 			fmt.Fprintf(w, "   %.1f%% of the TCP baseline's %.1f Mbit/s (one plain TCP connection per path, same paths, same invocation)\n", r.PctOfBaseline, r.BaselineMbit)
 		}
+		writeGoals(w, r)
 		if r.OfferedMbit > 0 {
 			fmt.Fprintf(w, "   offered %.1f Mbit/s; latency p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", r.OfferedMbit, r.LatP50Ms, r.LatP99Ms, r.LatMaxMs)
 		}

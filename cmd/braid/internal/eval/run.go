@@ -23,7 +23,12 @@ type Options struct {
 	Mode       string   // dispersal mode (see CheckMode, ResolveMode); default plain
 	NoMPTCP    bool     // netns: skip the MPTCP comparison
 	NoBaseline bool     // skip the TCP baseline (TransportTCP) on bulk scenarios
-	Progress   io.Writer
+	// CongestionControl, if set, is the TCP congestion control (TCP_CONGESTION, e.g. "cubic")
+	// of the netns backend's TCP baseline senders; else the kernel's default. (A namespace
+	// other than the host's may only choose among net.ipv4.tcp_allowed_congestion_control;
+	// the socket option, as root, any the kernel has.)
+	CongestionControl string
+	Progress          io.Writer
 	// LogDir, if set, receives each Braid run's session logs (slog.LevelInfo: paths up and
 	// down, re-dials, aborts), as NAME-BACKEND-RUN-client.log and -server.log.
 	LogDir string
@@ -88,6 +93,12 @@ func Run(ctx context.Context, sc *Scenario, o Options) ([]*Result, error) {
 		}
 		if v.name != "" {
 			label += " (" + v.name + ")"
+		}
+		if o.Backend == Inproc && sub.HasLoss() {
+			fmt.Fprintf(o.Progress, "eval: %s on %s: %s skipped: %v\n", sc.Name, o.Backend, label, errLossInproc)
+			results = append(results, &Result{Scenario: sc.Name, Backend: o.Backend, Transport: transport,
+				Scheduler: scheduler, Mode: o.Mode, Variant: v.name, Paths: slices.Clone(v.paths), Skipped: errLossInproc.Error()})
+			return nil
 		}
 		mode := o.Mode
 		if transport == TransportBraid {
@@ -157,6 +168,7 @@ func Run(ctx context.Context, sc *Scenario, o Options) ([]*Result, error) {
 		}
 	}
 	relateToBaseline(results)
+	Judge(sc, results)
 	return results, nil
 }
 

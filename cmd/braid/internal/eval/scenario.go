@@ -48,10 +48,11 @@ type Scenario struct {
 	Compare     []Compare // extra runs over a subset of the paths
 }
 
-// PathSpec is one emulated path: its rate and one-way delay.
+// PathSpec is one emulated path: its rate, one-way delay and packet loss.
 type PathSpec struct {
 	Rate  Rate          // bits per second, each direction
 	Delay time.Duration // one way, each direction
+	Loss  Loss          // of every packet, each direction (netns backend only)
 }
 
 // Action is what an event does to its path.
@@ -63,6 +64,7 @@ const (
 	ActionRestore  Action = "restore"  // back to the path's scenario rate and delay, and up
 	ActionThrottle Action = "throttle" // a new rate
 	ActionDelay    Action = "delay"    // a new one-way delay
+	ActionLoss     Action = "loss"     // a new packet loss (netns backend only)
 )
 
 // Event changes one path at a time after the workload's start.
@@ -72,6 +74,7 @@ type Event struct {
 	Action Action
 	Rate   Rate          // for throttle
 	Delay  time.Duration // for delay
+	Loss   Loss          // for loss
 }
 
 // String describes the event for tables and plots, e.g. "3s cut path 2".
@@ -82,6 +85,8 @@ func (e Event) String() string {
 		s += " to " + e.Rate.String()
 	case ActionDelay:
 		s += " to " + e.Delay.String()
+	case ActionLoss:
+		s += " to " + e.Loss.String()
 	}
 	return s
 }
@@ -200,16 +205,20 @@ type fileScenario struct {
 }
 
 type filePath struct {
-	Rate  string `json:"rate"`
-	Delay string `json:"delay"`
+	Rate  string  `json:"rate"`
+	Delay string  `json:"delay"`
+	Loss  string  `json:"loss"`
+	Burst float64 `json:"burst"`
 }
 
 type fileEvent struct {
-	At     string `json:"at"`
-	Path   *int   `json:"path"`
-	Action string `json:"action"`
-	Rate   string `json:"rate"`
-	Delay  string `json:"delay"`
+	At     string   `json:"at"`
+	Path   *int     `json:"path"`
+	Action string   `json:"action"`
+	Rate   string   `json:"rate"`
+	Delay  string   `json:"delay"`
+	Loss   string   `json:"loss"`
+	Burst  *float64 `json:"burst"`
 }
 
 // Parse reads a scenario from JSON. Unknown fields, missing fields and values out of range are
@@ -248,6 +257,18 @@ func Parse(data []byte) (*Scenario, error) {
 				return nil, fmt.Errorf("scenario: paths[%d].delay: %w", i, err)
 			}
 		}
+		if p.Loss != "" {
+			if ps.Loss.Rate, err = ParseLoss(p.Loss); err != nil {
+				return nil, fmt.Errorf("scenario: paths[%d].loss: %w", i, err)
+			}
+		}
+		if err := checkBurst(p.Burst); err != nil {
+			return nil, fmt.Errorf("scenario: paths[%d].burst: %w", i, err)
+		}
+		if p.Burst != 0 && p.Loss == "" {
+			return nil, fmt.Errorf("scenario: paths[%d].burst: only with a loss", i)
+		}
+		ps.Loss.Burst = p.Burst
 		sc.Paths = append(sc.Paths, ps)
 	}
 	if len(f.Events) > MaxEvents {
@@ -342,8 +363,24 @@ func parseEvent(fe fileEvent, paths int, dur time.Duration) (Event, error) {
 		if e.Delay, err = parseDuration(fe.Delay, 0, MaxDelay); err != nil {
 			return e, fmt.Errorf("delay: %w", err)
 		}
+	case ActionLoss:
+		if fe.Loss == "" {
+			return e, errors.New("loss: missing for action loss (e.g. \"1%\", or \"0%\" to end it)")
+		}
+		if e.Loss.Rate, err = ParseLoss(fe.Loss); err != nil {
+			return e, fmt.Errorf("loss: %w", err)
+		}
+		if fe.Burst != nil {
+			if err := checkBurst(*fe.Burst); err != nil {
+				return e, fmt.Errorf("burst: %w", err)
+			}
+			e.Loss.Burst = *fe.Burst
+		}
 	default:
-		return e, fmt.Errorf("action: %q; want cut, restore, throttle or delay", fe.Action)
+		return e, fmt.Errorf("action: %q; want cut, restore, throttle, delay or loss", fe.Action)
+	}
+	if (fe.Loss != "" || fe.Burst != nil) && e.Action != ActionLoss {
+		return e, fmt.Errorf("loss, burst: only for action loss, not %s", e.Action)
 	}
 	if fe.Rate != "" && e.Action != ActionThrottle {
 		return e, fmt.Errorf("rate: only for throttle, not %s", e.Action)

@@ -1,10 +1,12 @@
 package eval
 
 import (
-	"github.com/braidnet/braid/scenarios"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/braidnet/braid/scenarios"
 )
 
 const goodScenario = `{
@@ -104,7 +106,7 @@ func TestParseErrors(t *testing.T) {
 		{"event no path", base(`"path": 1, `, ``), "events[0]: path: missing"},
 		{"event after end", base(`"1s"`, `"5s"`), "events[0]: at: 5s outside 0s..4s (the scenario lasts 4s)"},
 		{"event no at", base(`"at": "1s", `, ``), "events[0]: at: missing"},
-		{"event action", base(`"cut"`, `"explode"`), `action: "explode"; want cut, restore, throttle or delay`},
+		{"event action", base(`"cut"`, `"explode"`), `action: "explode"; want cut, restore, throttle, delay or loss`},
 		{"throttle no rate", base(`"cut"`, `"throttle"`), "rate: missing for throttle"},
 		{"throttle bad rate", base(`"cut"`, `"throttle", "rate": "x"`), "events[0]: rate: rate \"x\""},
 		{"delay no delay", base(`"cut"`, `"delay"`), "delay: missing for action delay"},
@@ -168,7 +170,7 @@ func TestShippedScenarios(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"cut-path", "four-rates", "rtt-mismatch", "smoke"} {
+	for _, want := range names { // every shipped scenario parses
 		sc, err := Load(scenarios.FS, want)
 		if err != nil {
 			t.Errorf("%s: %v", want, err)
@@ -176,6 +178,16 @@ func TestShippedScenarios(t *testing.T) {
 		}
 		if sc.Name != want || sc.Describe() == "" {
 			t.Errorf("%s: name %q", want, sc.Name)
+		}
+	}
+	for _, want := range []string{"cut-path", "four-rates", "rtt-mismatch", "smoke", "rate-collapse", "delay-jump", "loss-1pct", "loss-5pct", "flap"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("no scenario %s", want)
+		}
+	}
+	for _, lossy := range []string{"loss-1pct", "loss-5pct-messages"} {
+		if sc, err := Load(scenarios.FS, lossy); err != nil || !sc.HasLoss() {
+			t.Errorf("%s: %v, loss %v", lossy, err, err == nil && sc.HasLoss())
 		}
 	}
 	if len(names) < 4 {
@@ -186,10 +198,16 @@ func TestShippedScenarios(t *testing.T) {
 	}
 }
 
+// lossInRange reports whether a parsed loss is within the limits (NaN fails every comparison).
+func lossInRange(l Loss) bool {
+	return l.Rate >= 0 && l.Rate <= MaxLoss && l.Burst >= 0 && l.Burst <= MaxBurst
+}
+
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(goodScenario))
 	f.Add([]byte(`{"duration": "2s", "paths": [{"rate": "10mbit"}], "workload": {"kind": "bulk"}}`))
 	f.Add([]byte(`{"duration": "1s", "paths": [{"rate": "1e3bit", "delay": "1ns"}], "events": [{"at": "0s", "path": 0, "action": "delay", "delay": "5s"}], "workload": {"kind": "messages", "messages_per_sec": 1e4, "message_size": "16"}}`))
+	f.Add([]byte(`{"duration": "2s", "paths": [{"rate": "10mbit", "loss": "1%", "burst": 4}], "events": [{"at": "1s", "path": 0, "action": "loss", "loss": "0.05", "burst": 1}], "workload": {"kind": "bulk"}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sc, err := Parse(data)
 		if err != nil {
@@ -203,12 +221,12 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("out of range: %+v", sc)
 		}
 		for _, p := range sc.Paths {
-			if p.Rate < 1000 || p.Rate > MaxRate || p.Delay < 0 || p.Delay > MaxDelay {
+			if p.Rate < 1000 || p.Rate > MaxRate || p.Delay < 0 || p.Delay > MaxDelay || !lossInRange(p.Loss) {
 				t.Fatalf("path out of range: %+v", p)
 			}
 		}
 		for i, e := range sc.Events {
-			if e.Path < 0 || e.Path >= len(sc.Paths) || e.At < 0 || e.At > sc.Duration || (i > 0 && e.At < sc.Events[i-1].At) {
+			if e.Path < 0 || e.Path >= len(sc.Paths) || e.At < 0 || e.At > sc.Duration || (i > 0 && e.At < sc.Events[i-1].At) || !lossInRange(e.Loss) {
 				t.Fatalf("event out of range or order: %+v", sc.Events)
 			}
 		}

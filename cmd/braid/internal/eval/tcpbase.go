@@ -10,9 +10,11 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/braidnet/braid"
+	"golang.org/x/sys/unix"
 )
 
 // Transports: what carries a run's workload.
@@ -175,7 +177,7 @@ const tcpFlowsUnit = "message bytes received on the path's TCP connection (4-byt
 // sendTCPFlows sends sc's workload from start to start+Duration on one plain TCP connection per
 // spec, all at once. A connection that fails is dialled again (the message being written is
 // lost to the count) until the end, as a Braid path is.
-func sendTCPFlows(ctx context.Context, sc *Scenario, start time.Time, specs []braid.PathSpec) error {
+func sendTCPFlows(ctx context.Context, sc *Scenario, start time.Time, specs []braid.PathSpec, cc string) error {
 	end := start.Add(sc.Duration)
 	ctx, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
@@ -184,7 +186,7 @@ func sendTCPFlows(ctx context.Context, sc *Scenario, start time.Time, specs []br
 	var wg sync.WaitGroup
 	flows := make([]*tcpFlow, len(specs))
 	for i, spec := range specs {
-		flows[i] = &tcpFlow{remote: spec.Remote}
+		flows[i] = &tcpFlow{remote: spec.Remote, cc: cc}
 		if spec.Local != "" {
 			host, port, err := net.SplitHostPort(spec.Local)
 			if err != nil {
@@ -216,8 +218,9 @@ type tcpFlow struct {
 	local     *net.TCPAddr // nil: the system's choice
 	c         net.Conn
 	hdr       [frameLen]byte
-	connected bool  // at least once
-	dialErr   error // the last failure to connect
+	connected bool   // at least once
+	dialErr   error  // the last failure to connect
+	cc        string // TCP_CONGESTION, if set
 }
 
 // redial is the pause before dialling a failed flow again.
@@ -228,6 +231,20 @@ func (f *tcpFlow) send(ctx context.Context, msg []byte) error {
 		d := net.Dialer{Timeout: 2 * time.Second}
 		if f.local != nil {
 			d.LocalAddr = f.local // a nil *TCPAddr in the interface would not be nil
+		}
+		if f.cc != "" {
+			d.Control = func(_, _ string, rc syscall.RawConn) error {
+				var serr error
+				if err := rc.Control(func(fd uintptr) {
+					serr = unix.SetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION, f.cc)
+				}); err != nil {
+					return err
+				}
+				if serr != nil {
+					return fmt.Errorf("congestion control %q: %w", f.cc, serr)
+				}
+				return nil
+			}
 		}
 		c, err := d.DialContext(ctx, "tcp", f.remote)
 		if err == nil {
