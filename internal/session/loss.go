@@ -234,30 +234,83 @@ func (s *Session) leastQueued(not *path) *path {
 }
 
 // monitor runs the session's timers: retransmission timeouts, path liveness and the grace
-// period. It ends with the session.
+// period. It ends with the session. It keeps a timer, not a ticker: every monitorTick while the
+// session is busy (chunks outstanding or arriving, a path stalled, closing), and otherwise only
+// at the next deadline an idle session has (a path's PathTimeout, the grace period, a server's
+// handshake timeout), so that an idle session costs a wake-up every few seconds, not twenty a
+// second. Whatever makes the session busy again wakes it (wakeMonitor).
 func (s *Session) monitor() {
 	defer close(s.monitorDone)
-	t := time.NewTicker(monitorTick)
+	t := time.NewTimer(monitorTick)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.done:
 			return
 		case <-t.C:
-			s.checkTimers(s.clock())
-			s.runCompletions()
+		case <-s.monKick:
 		}
+		next := s.checkTimers(s.clock())
+		s.runCompletions()
+		t.Reset(next)
 	}
 }
 
-// checkTimers is one monitor tick at now.
-func (s *Session) checkTimers(now time.Duration) {
+// wakeMonitor has an idle monitor look again at once: the session may have become busy.
+func (s *Session) wakeMonitor() {
+	if s.monIdle.Load() && s.monIdle.CompareAndSwap(true, false) {
+		kick(s.monKick)
+	}
+}
+
+// idleSlack is how long after an idle session's deadline its monitor looks: the reader notes each
+// frame's arrival (lastRecv), so a deadline that has moved meanwhile is simply set again.
+const idleSlack = 10 * time.Millisecond
+
+// busy reports whether the session needs its monitor every monitorTick: chunks it sent are
+// unacknowledged, chunks arrived since the last look (stuck holders, suspect paths and the
+// ACK and CREDIT they may have taken with them), a path is stalled or has data queued or in
+// flight, or the session is closing. Call with s.mu held, after the per-path look.
+func (s *Session) busy(arrived bool) bool {
+	if arrived || s.out.Len() > 0 || len(s.spares) > 0 || len(s.pieces) > 0 || s.phase != phaseOpen || s.shared.ackDue.Load() {
+		return true
+	}
+	for _, p := range s.paths {
+		if p != nil && !p.dead.Load() && (p.stalled.Load() || p.queued.Load() > 0 || p.inflight.Load() > 0 || p.disarmed.Load()) {
+			return true
+		}
+	}
+	return false
+}
+
+// idleDeadline is how long an idle monitor may sleep: until the first path would reach
+// PathTimeout unheard, the grace period ends, or (a server's session not yet established) the
+// handshake timeout. Call with s.mu held.
+func (s *Session) idleDeadline(now time.Duration) time.Duration {
+	next := s.cfg.PathTimeout
+	for _, p := range s.paths {
+		if p != nil && !p.dead.Load() {
+			next = min(next, p.heardAt()+s.cfg.PathTimeout-now)
+		}
+	}
+	if s.downSince > 0 {
+		next = min(next, s.downSince+s.cfg.ResumeGrace-now)
+	}
+	if !s.client && !s.established.Load() {
+		next = min(next, s.cfg.HandshakeTimeout-now)
+	}
+	return max(next, 0) + idleSlack
+}
+
+// checkTimers is one monitor tick at now. It returns when the next is due.
+func (s *Session) checkTimers(now time.Duration) time.Duration {
 	var silent []*path
 	resendCtl := false
+	arrived := false
 	s.mu.Lock()
 	if s.phase == phaseEnded {
 		s.mu.Unlock()
-		return
+		return monitorTick
 	}
 	s.resendUnrebuilt(now)
 	for _, p := range s.paths {
@@ -270,6 +323,9 @@ func (s *Session) checkTimers(now time.Duration) {
 			p.lastBytes = n
 			p.lastRecv.Store(int64(now))
 			s.shared.lastHeard.Store(int64(now))
+		}
+		if c := p.chunksRecv.Load(); c != p.lastChunks {
+			p.lastChunks, arrived = c, true
 		}
 		s.sampleRate(p, now)
 		if now-p.heardAt() > s.cfg.PathTimeout {
@@ -291,9 +347,7 @@ func (s *Session) checkTimers(now time.Duration) {
 			kick(p.rearm)
 		}
 		if stalled(now, p.oldest, p.ackProgress, p.rto(s.cfg.MinRTO)) {
-			if !p.stalled.Swap(true) {
-				p.stalledAt.Store(int64(now))
-			}
+			p.stall(now)
 			p.backOff()
 			if moved := s.requeueFrom(p.path); moved > 0 {
 				p.log.Debug("retransmission timeout", "rto", p.rto(s.cfg.MinRTO), "resent_chunks", moved)
@@ -315,11 +369,23 @@ func (s *Session) checkTimers(now time.Duration) {
 	expired := s.downSince > 0 && now-s.downSince > s.cfg.ResumeGrace
 	squatted := !s.client && !s.established.Load() && now > s.cfg.HandshakeTimeout
 	stuck := s.stuckHolders(now)
+	next := monitorTick
+	if !s.busy(arrived) && len(silent) == 0 && !expired {
+		// Idle: suspicion is a busy session's concern; a path's silence is judged afresh when
+		// it next is busy.
+		for _, p := range s.paths {
+			if p != nil {
+				p.wasSuspect = false
+			}
+		}
+		next = s.idleDeadline(now)
+		s.monIdle.Store(true)
+	}
 	s.mu.Unlock()
 
 	if squatted {
 		s.abort(fmt.Errorf("%w: no frame within %v of the session's start", ErrTimeout, s.cfg.HandshakeTimeout), wire.CodeTimeout)
-		return
+		return next
 	}
 
 	for _, end := range stuck {
@@ -338,6 +404,7 @@ func (s *Session) checkTimers(now time.Duration) {
 	if expired {
 		s.abort(fmt.Errorf("%w: no path for longer than the %v grace period", ErrPathLost, s.cfg.ResumeGrace), 0)
 	}
+	return next
 }
 
 // resendUnrebuilt notes each path's oldest unacknowledged send, for its stall timer, and sends

@@ -131,6 +131,9 @@ type path struct {
 	// (disarmed) waits without the session's ackKick and creditKick, and must listen again.
 	rearm    chan struct{}
 	disarmed atomic.Bool
+	// unusableKick wakes a sender waiting for room in the queue (enqueue) when the path stalls
+	// or finishes (one sender at a time: Send holds sendMu)
+	unusableKick chan struct{}
 
 	rtxMu  sync.Mutex
 	rtx    []*outChunk // chunks to send again, ahead of data; unbounded (bounded by the window)
@@ -173,29 +176,30 @@ type path struct {
 
 func newPath(s *Session, index, slot int, spec PathSpec, conn net.Conn, r *wire.Reader, w *wire.Writer) *path {
 	p := &path{
-		eng:        s,
-		shared:     &s.shared,
-		cfg:        s.cfg,
-		hooks:      s.hooks,
-		log:        s.log.With("path", index, "slot", slot),
-		chunkSize:  s.chunkSize,
-		mode:       s.mode,
-		index:      index,
-		slot:       slot,
-		spec:       spec,
-		conn:       conn,
-		upAt:       s.clock(),
-		r:          r,
-		w:          w,
-		data:       make(chan *outChunk, pathQueueLen(s.chunkSize)),
-		ctrl:       make(chan ctrlFrame, 16),
-		fin:        make(chan uint64, 1),
-		stop:       make(chan struct{}),
-		rtxKick:    make(chan struct{}, 1),
-		capKick:    make(chan struct{}, 1),
-		rearm:      make(chan struct{}, 1),
-		resume:     make(chan struct{}, 1),
-		writerDone: make(chan struct{}),
+		eng:          s,
+		shared:       &s.shared,
+		cfg:          s.cfg,
+		hooks:        s.hooks,
+		log:          s.log.With("path", index, "slot", slot),
+		chunkSize:    s.chunkSize,
+		mode:         s.mode,
+		index:        index,
+		slot:         slot,
+		spec:         spec,
+		conn:         conn,
+		upAt:         s.clock(),
+		r:            r,
+		w:            w,
+		data:         make(chan *outChunk, pathQueueLen(s.chunkSize)),
+		ctrl:         make(chan ctrlFrame, 16),
+		fin:          make(chan uint64, 1),
+		stop:         make(chan struct{}),
+		rtxKick:      make(chan struct{}, 1),
+		capKick:      make(chan struct{}, 1),
+		rearm:        make(chan struct{}, 1),
+		unusableKick: make(chan struct{}, 1),
+		resume:       make(chan struct{}, 1),
+		writerDone:   make(chan struct{}),
 	}
 	p.rd.Store(r)
 	p.lastRecv.Store(int64(p.upAt))
@@ -239,9 +243,13 @@ func (p *path) enqueue(oc *outChunk) bool {
 	}
 	n := int64(len(oc.payload))
 	p.queued.Add(n)
-	t := time.NewTicker(monitorTick)
-	defer t.Stop()
 	for {
+		// unusableKick is kicked after the flag is set, so a stall or finish that came before
+		// this look is seen here, and one after it wakes the wait below.
+		if !p.usable() {
+			p.queued.Add(-n)
+			return false
+		}
 		select {
 		case p.data <- oc:
 			p.enqueued(oc)
@@ -249,11 +257,7 @@ func (p *path) enqueue(oc *outChunk) bool {
 		case <-p.stop:
 			p.queued.Add(-n)
 			return false
-		case <-t.C:
-			if !p.usable() {
-				p.queued.Add(-n)
-				return false
-			}
+		case <-p.unusableKick:
 		}
 	}
 }
@@ -387,6 +391,7 @@ func isClosed(c chan struct{}) bool {
 // finish asks the writer to write what is queued, then CLOSE(count), then half-close.
 func (p *path) finish(count uint64) {
 	p.finishing.Store(true)
+	kick(p.unusableKick)
 	select {
 	case p.fin <- count:
 	default:
@@ -462,6 +467,15 @@ func (p *path) backoffs() int {
 	p.estMu.Lock()
 	defer p.estMu.Unlock()
 	return p.backoff
+}
+
+// stall marks the path stalled at now (its retransmission timer expired), unless it is: it gets
+// no new data until it shows life (recovered), and a sender waiting for room in its queue gives up.
+func (p *path) stall(now time.Duration) {
+	if !p.stalled.Swap(true) {
+		p.stalledAt.Store(int64(now))
+		kick(p.unusableKick)
+	}
 }
 
 // recovered ends a stall once a round trip begun after it (sent at sent) has completed.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"time"
 
@@ -32,14 +33,15 @@ func (p *path) writeLoop() {
 		p.wdone, p.w = true, nil
 		p.wmu.Unlock()
 	}()
-	keepalive := time.NewTimer(p.cfg.KeepAlive)
+	interval := p.keepAliveInterval()
+	keepalive := time.NewTimer(interval)
 	defer keepalive.Stop()
 	var batch []*outChunk
 	for {
-		// The deadline is armed before waiting, which can last up to KeepAlive (then a PING is
-		// written), so it covers that wait plus WriteTimeout for the write itself (and any
-		// inline write made meanwhile).
-		p.conn.SetWriteDeadline(time.Now().Add(p.cfg.KeepAlive + p.cfg.WriteTimeout))
+		// The deadline is armed before waiting, which can last up to the keepalive interval
+		// (then a PING is written), so it covers that wait plus WriteTimeout for the write
+		// itself (and any inline write made meanwhile).
+		p.conn.SetWriteDeadline(time.Now().Add(interval + p.cfg.WriteTimeout))
 		select {
 		case <-p.stop: // kill may have set a short deadline just before the line above
 			p.writeKill()
@@ -144,8 +146,32 @@ func (p *path) writeLoop() {
 			p.writeKill()
 			return
 		}
-		keepalive.Reset(p.cfg.KeepAlive)
+		interval = p.keepAliveInterval()
+		keepalive.Reset(interval)
 	}
+}
+
+// idleKeepAlive is how long an idle path may write nothing before it sends a PING:
+// PathTimeout/3, so that the peer hears from it about three times within its PathTimeout, never
+// less than KeepAlive and never more than 1.5 × KeepAlive, so that a server still hears a live
+// path within replaceAfter (2 × KeepAlive: an attach may replace a path silent for longer).
+func idleKeepAlive(c *Config) time.Duration {
+	return min(max(c.KeepAlive, c.PathTimeout/3), c.KeepAlive*3/2)
+}
+
+// keepAliveInterval is how long the path may write nothing before it sends a PING: KeepAlive
+// while it has data queued or in flight, or is stalled (its round trips are worth measuring),
+// and otherwise idleKeepAlive less up to an eighth at random, so that the two ends of an idle
+// path seldom both send one: the PONG to the first PING is the other end's write.
+func (p *path) keepAliveInterval() time.Duration {
+	if p.queued.Load() > 0 || p.inflight.Load() > 0 || p.stalled.Load() {
+		return p.cfg.KeepAlive
+	}
+	idle := idleKeepAlive(p.cfg)
+	if idle <= p.cfg.KeepAlive {
+		return idle
+	}
+	return idle - rand.N(idle/8)
 }
 
 // ctrlAct is what woke a path's writer up to write.

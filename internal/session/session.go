@@ -135,6 +135,8 @@ type Session struct {
 	unacked      atomic.Int32
 	unackedBytes atomic.Int64 // chunk bytes received since the last immediate ACK
 	monitorDone  chan struct{}
+	monKick      chan struct{}  // wakes the monitor (wakeMonitor)
+	monIdle      atomic.Bool    // the monitor sleeps until an idle session's next deadline
 	wg           sync.WaitGroup // every path goroutine and re-dial
 
 	// Under mu.
@@ -187,6 +189,7 @@ type sharedWork struct {
 type pathEntry struct {
 	*path
 	lastBytes   int64         // the path's byte count at the last monitor tick
+	lastChunks  uint64        // the chunks (or pieces) it had received at the last monitor tick
 	oldest      time.Duration // monitor scratch: its oldest unacknowledged send
 	ackProgress time.Duration // when a chunk sent on it was last acknowledged
 	lastProbe   time.Duration // when it was last probed while stalled
@@ -238,6 +241,7 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 		shared:      sharedWork{ackKick: make(chan struct{}, 1), creditKick: make(chan struct{}, 1)},
 		scheduler:   sc,
 		monitorDone: make(chan struct{}),
+		monKick:     make(chan struct{}, 1),
 		done:        make(chan struct{}),
 		finished:    make(chan struct{}),
 		changed:     make(chan struct{}),
@@ -311,6 +315,7 @@ func (s *Session) wait(ctx context.Context) error {
 
 // broadcast wakes every waiter, including a Receive reading a path inline. Call with s.mu held.
 func (s *Session) broadcast() {
+	s.wakeMonitor()
 	close(s.changed)
 	s.changed = make(chan struct{})
 	if s.inlineOn != nil {
