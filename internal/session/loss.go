@@ -258,7 +258,7 @@ func (s *Session) monitor() {
 
 // wakeMonitor has an idle monitor look again at once: the session may have become busy.
 func (s *Session) wakeMonitor() {
-	if s.monIdle.Load() && s.monIdle.CompareAndSwap(true, false) {
+	if s.shared.idle.Load() && s.shared.idle.CompareAndSwap(true, false) {
 		kick(s.monKick)
 	}
 }
@@ -284,13 +284,14 @@ func (s *Session) busy(arrived bool) bool {
 }
 
 // idleDeadline is how long an idle monitor may sleep: until the first path would reach
-// PathTimeout unheard, the grace period ends, or (a server's session not yet established) the
+// idlePathTimeout unheard, the grace period ends, or (a server's session not yet established) the
 // handshake timeout. Call with s.mu held.
 func (s *Session) idleDeadline(now time.Duration) time.Duration {
-	next := s.cfg.PathTimeout
+	timeout := idlePathTimeout(s.cfg)
+	next := timeout
 	for _, p := range s.paths {
 		if p != nil && !p.dead.Load() {
-			next = min(next, p.heardAt()+s.cfg.PathTimeout-now)
+			next = min(next, p.heardAt()+timeout-now)
 		}
 	}
 	if s.downSince > 0 {
@@ -328,7 +329,13 @@ func (s *Session) checkTimers(now time.Duration) time.Duration {
 			p.lastChunks, arrived = c, true
 		}
 		s.sampleRate(p, now)
-		if now-p.heardAt() > s.cfg.PathTimeout {
+		heard, timeout := p.heardAt(), s.cfg.PathTimeout
+		if s.idleMode {
+			timeout = idlePathTimeout(s.cfg)
+		} else {
+			heard = max(heard, s.busySince)
+		}
+		if now-heard > timeout {
 			silent = append(silent, p.path)
 			continue
 		}
@@ -370,7 +377,9 @@ func (s *Session) checkTimers(now time.Duration) time.Duration {
 	squatted := !s.client && !s.established.Load() && now > s.cfg.HandshakeTimeout
 	stuck := s.stuckHolders(now)
 	next := monitorTick
-	if !s.busy(arrived) && len(silent) == 0 && !expired {
+	var wake []*path
+	switch busy := s.busy(arrived) || len(silent) > 0 || expired; {
+	case !busy:
 		// Idle: suspicion is a busy session's concern; a path's silence is judged afresh when
 		// it next is busy.
 		for _, p := range s.paths {
@@ -379,9 +388,23 @@ func (s *Session) checkTimers(now time.Duration) time.Duration {
 			}
 		}
 		next = s.idleDeadline(now)
-		s.monIdle.Store(true)
+		s.idleMode = true
+		s.shared.idle.Store(true)
+	case s.idleMode:
+		// Turned busy: the paths may have been silent for up to IdleKeepAlive. Each is probed
+		// now (its writer then keeps KeepAlive), and judged by PathTimeout from now on.
+		s.idleMode, s.busySince = false, now
+		s.shared.idle.Store(false)
+		for _, p := range s.paths {
+			if p != nil && !p.dead.Load() {
+				wake = append(wake, p.path)
+			}
+		}
 	}
 	s.mu.Unlock()
+	for _, p := range wake {
+		p.probe()
+	}
 
 	if squatted {
 		s.abort(fmt.Errorf("%w: no frame within %v of the session's start", ErrTimeout, s.cfg.HandshakeTimeout), wire.CodeTimeout)

@@ -151,25 +151,26 @@ func (p *path) writeLoop() {
 	}
 }
 
-// idleKeepAlive is how long an idle path may write nothing before it sends a PING:
-// PathTimeout/3, so that the peer hears from it about three times within its PathTimeout, never
-// less than KeepAlive and never more than 1.5 × KeepAlive, so that a server still hears a live
-// path within replaceAfter (2 × KeepAlive: an attach may replace a path silent for longer).
-func idleKeepAlive(c *Config) time.Duration {
-	return min(max(c.KeepAlive, c.PathTimeout/3), c.KeepAlive*3/2)
-}
+// idleKeepAliveFactor is IdleKeepAlive's default, in KeepAlives: 25 seconds by default, the
+// interval at which WireGuard's persistent keepalive holds NAT mappings open.
+const idleKeepAliveFactor = 25
+
+// idlePathTimeout is how long a path of an idle session may be silent before it is dead: its
+// PathTimeout, plus two IdleKeepAlive intervals of a peer that pings that rarely.
+func idlePathTimeout(c *Config) time.Duration { return c.PathTimeout + 2*c.IdleKeepAlive }
 
 // keepAliveInterval is how long the path may write nothing before it sends a PING: KeepAlive
-// while it has data queued or in flight, or is stalled (its round trips are worth measuring),
-// and otherwise idleKeepAlive less up to an eighth at random, so that the two ends of an idle
-// path seldom both send one: the PONG to the first PING is the other end's write.
+// while its session is busy (the monitor's verdict, shared.idle) or the path has data queued or
+// in flight, or is stalled; otherwise IdleKeepAlive less up to an eighth at random, so that the
+// two ends of an idle path seldom both send one: the PONG to the first PING is the other end's
+// write.
 func (p *path) keepAliveInterval() time.Duration {
-	if p.queued.Load() > 0 || p.inflight.Load() > 0 || p.stalled.Load() {
+	if !p.shared.idle.Load() || p.queued.Load() > 0 || p.inflight.Load() > 0 || p.stalled.Load() {
 		return p.cfg.KeepAlive
 	}
-	idle := idleKeepAlive(p.cfg)
+	idle := p.cfg.IdleKeepAlive
 	if idle <= p.cfg.KeepAlive {
-		return idle
+		return p.cfg.KeepAlive
 	}
 	return idle - rand.N(idle/8)
 }

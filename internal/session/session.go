@@ -136,7 +136,6 @@ type Session struct {
 	unackedBytes atomic.Int64 // chunk bytes received since the last immediate ACK
 	monitorDone  chan struct{}
 	monKick      chan struct{}  // wakes the monitor (wakeMonitor)
-	monIdle      atomic.Bool    // the monitor sleeps until an idle session's next deadline
 	wg           sync.WaitGroup // every path goroutine and re-dial
 
 	// Under mu.
@@ -172,6 +171,11 @@ type Session struct {
 	inlinePath      *path // the path whose reader has yielded its read role, if any
 	inlineOn        *path // the path a Receive is reading inline, if any: broadcast interrupts it
 	lastDataIn      *path // the path the latest chunk arrived on (its lastDataIn is set)
+	// The monitor's verdict (loss.go): idleMode, the session was idle at its last look (paths
+	// are judged by idlePathTimeout); busySince, when it last turned busy (paths are judged by
+	// PathTimeout from then, not from their last ping of the idle time).
+	idleMode  bool
+	busySince time.Duration
 }
 
 // sharedWork is the session-wide work any path's writer may pick up: an ACK or CREDIT to send
@@ -182,6 +186,9 @@ type sharedWork struct {
 	creditKick chan struct{} // a writer should send CREDIT
 	ackDue     atomic.Bool   // received chunks await a CHUNK_ACK, which any write may carry
 	lastHeard  atomic.Int64  // session clock when any path last received bytes
+	// idle: the monitor found the session idle and sleeps until its next deadline; paths ping
+	// every IdleKeepAlive (cleared by wakeMonitor, which wakes the monitor)
+	idle atomic.Bool
 }
 
 // pathEntry is a path as the session tracks it: the connection, and the session's own
