@@ -248,7 +248,7 @@ func (s *Session) monitor() {
 		case <-s.done:
 			return
 		case <-t.C:
-		case <-s.monKick:
+		case <-s.shared.monKick:
 		}
 		next := s.checkTimers(s.clock())
 		s.runCompletions()
@@ -257,11 +257,7 @@ func (s *Session) monitor() {
 }
 
 // wakeMonitor has an idle monitor look again at once: the session may have become busy.
-func (s *Session) wakeMonitor() {
-	if s.shared.idle.Load() && s.shared.idle.CompareAndSwap(true, false) {
-		kick(s.monKick)
-	}
-}
+func (s *Session) wakeMonitor() { s.shared.wakeMonitor() }
 
 // idleSlack is how long after an idle session's deadline its monitor looks: the reader notes each
 // frame's arrival (lastRecv), so a deadline that has moved meanwhile is simply set again.

@@ -55,6 +55,9 @@ func (p *path) writeLoop() {
 			ackKick, creditKick = nil, nil
 		}
 		p.disarmed.Store(sus)
+		if sus {
+			p.shared.wakeMonitor() // which rearms the writer once the path is heard again
+		}
 		var (
 			act ctrlAct
 			oc  *outChunk

@@ -135,7 +135,6 @@ type Session struct {
 	unacked      atomic.Int32
 	unackedBytes atomic.Int64 // chunk bytes received since the last immediate ACK
 	monitorDone  chan struct{}
-	monKick      chan struct{}  // wakes the monitor (wakeMonitor)
 	wg           sync.WaitGroup // every path goroutine and re-dial
 
 	// Under mu.
@@ -188,7 +187,15 @@ type sharedWork struct {
 	lastHeard  atomic.Int64  // session clock when any path last received bytes
 	// idle: the monitor found the session idle and sleeps until its next deadline; paths ping
 	// every IdleKeepAlive (cleared by wakeMonitor, which wakes the monitor)
-	idle atomic.Bool
+	idle    atomic.Bool
+	monKick chan struct{} // wakes the monitor (wakeMonitor)
+}
+
+// wakeMonitor has an idle monitor look again at once: the session may have become busy.
+func (w *sharedWork) wakeMonitor() {
+	if w.idle.Load() && w.idle.CompareAndSwap(true, false) {
+		kick(w.monKick)
+	}
 }
 
 // pathEntry is a path as the session tracks it: the connection, and the session's own
@@ -245,10 +252,9 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 		unit:        unit,
 		copies:      t.mode.Kind == disperse.Redundant || isReplicator(sc),
 		epoch:       time.Now(),
-		shared:      sharedWork{ackKick: make(chan struct{}, 1), creditKick: make(chan struct{}, 1)},
+		shared:      sharedWork{ackKick: make(chan struct{}, 1), creditKick: make(chan struct{}, 1), monKick: make(chan struct{}, 1)},
 		scheduler:   sc,
 		monitorDone: make(chan struct{}),
-		monKick:     make(chan struct{}, 1),
 		done:        make(chan struct{}),
 		finished:    make(chan struct{}),
 		changed:     make(chan struct{}),
