@@ -113,12 +113,14 @@ type path struct {
 
 	// wmu is held by whoever writes on the connection: the writer goroutine, or a sender
 	// writing a small chunk itself (writeNow, which only tries it).
-	wmu    sync.Mutex
-	w      *wire.Writer  // under wmu
-	wdone  bool          // under wmu: the writer has finished or been killed; nothing more is written
-	ackOut wire.ChunkAck // under wmu
-	ackBuf []byte        // under wmu
-	inline []*outChunk   // under wmu: writeNow's batch
+	wmu   sync.Mutex
+	w     *wire.Writer // under wmu
+	wdone bool         // under wmu: the writer has finished or been killed; nothing more is written
+	// lastWrite: session clock of the last successful write, by whoever made it (flush)
+	lastWrite atomic.Int64
+	ackOut    wire.ChunkAck // under wmu
+	ackBuf    []byte        // under wmu
+	inline    []*outChunk   // under wmu: writeNow's batch
 
 	data    chan *outChunk
 	ctrl    chan ctrlFrame

@@ -180,7 +180,9 @@ func (p *path) readControl(h wire.Header) error {
 	switch t := h.Type; t {
 	case wire.TypePing, wire.TypePong:
 		if t == wire.TypePing {
-			p.sendCtrl(wire.TypePong, payload)
+			if !p.pongNow(payload) {
+				p.sendCtrl(wire.TypePong, payload)
+			}
 		} else if len(payload) == 8 {
 			sent := time.Duration(binary.BigEndian.Uint64(payload))
 			p.sampleRTT(p.eng.clock()-sent, false)

@@ -110,6 +110,12 @@ func (p *path) writeLoop() {
 				act = actCredit
 			}
 		case <-keepalive.C:
+			// A PONG or a small chunk written on another goroutine (pongNow, writeNow) counts
+			// as a write: the keepalive runs from the last.
+			if since := p.eng.clock() - time.Duration(p.lastWrite.Load()); since < interval {
+				keepalive.Reset(interval - since)
+				continue
+			}
 			act = actPing
 		}
 		p.wmu.Lock()
@@ -201,7 +207,31 @@ func (p *path) flush(batch []*outChunk, err error, ackAsked bool) ([]*outChunk, 
 	if err == nil {
 		err = p.w.Flush()
 	}
+	if err == nil {
+		p.lastWrite.Store(int64(p.eng.clock()))
+	}
 	return p.release(batch, err == nil), err
+}
+
+// pongNow answers a PING on the reader's goroutine, sparing the writer goroutine a wake-up for
+// each keepalive of an idle path, when that cannot block: nothing is queued or in flight and the
+// writer is not writing (its lock free). It reports whether it took the PONG; a failed write
+// ends the path.
+func (p *path) pongNow(payload []byte) bool {
+	if p.inflight.Load() > 0 || len(p.data) > 0 || len(p.ctrl) > 0 || !p.wmu.TryLock() {
+		return false
+	}
+	defer p.wmu.Unlock()
+	if p.wdone || p.rtxWaiting() {
+		return false
+	}
+	p.trace("send", wire.TypePong, len(payload))
+	err := p.w.Queue(wire.TypePong, payload, nil)
+	if _, err = p.flush(nil, err, false); err != nil {
+		p.setDownReason(fmt.Errorf("write: %w", err))
+		p.kill(0, "")
+	}
+	return true
 }
 
 // inlineMax bounds the chunks a sender writes itself (writeNow), and the bytes in flight on the
