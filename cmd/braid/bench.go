@@ -39,6 +39,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	metricsAddr := fs.String("metrics", "", "with --paths and ADDR: serve Prometheus metrics of the sessions at http://ADDR/metrics")
 	sessionList := fs.String("sessions", "", "hold this many idle 2-path sessions on a braid serve child process (comma-separated counts, e.g. 1000,3000,9000): setup rate, server memory and CPU while idle, every session answering afterwards, a transfer among them ÷ alone")
 	idleFor := fs.Duration("idle", 60*time.Second, "with --sessions: how long the sessions idle before each must answer")
+	idleKeepAlive := fs.Duration("idle-keepalive", 0, "with --sessions: IdleKeepAlive of the server and the sessions (0: the default, 25s)")
 	tb := addTunnelBenchFlags(fs)
 	ct := addClientTrustFlags(fs)
 	lf := addLogFlags(fs)
@@ -52,7 +53,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError(fs, "at most one server address")
 	}
 	if *sessionList != "" {
-		return runBenchSessions(ctx, fs, *sessionList, *idleFor, *security, *asJSON, stdout, stderr)
+		return runBenchSessions(ctx, fs, *sessionList, *idleFor, *idleKeepAlive, *security, *asJSON, stdout, stderr)
 	}
 	if *volume == "" {
 		*volume = "128MiB"
@@ -173,11 +174,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // runBenchSessions is braid bench --sessions.
-func runBenchSessions(ctx context.Context, fs *flag.FlagSet, list string, idle time.Duration, security string, asJSON bool, stdout, stderr io.Writer) error {
+func runBenchSessions(ctx context.Context, fs *flag.FlagSet, list string, idle, idleKeepAlive time.Duration, security string, asJSON bool, stdout, stderr io.Writer) error {
 	if fs.NArg() != 0 || flagSet(fs, "paths") {
 		return usageError(fs, "--sessions runs its own server: no ADDR, no --paths")
 	}
-	o := sessionsOptions{idle: idle, progress: stderr}
+	o := sessionsOptions{idle: idle, idleKeepAlive: idleKeepAlive, progress: stderr}
 	for _, s := range strings.Split(list, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 || n > 100000 {
@@ -185,8 +186,8 @@ func runBenchSessions(ctx context.Context, fs *flag.FlagSet, list string, idle t
 		}
 		o.counts = append(o.counts, n)
 	}
-	if idle < 0 {
-		return usageError(fs, "--idle must not be negative")
+	if idle < 0 || idleKeepAlive < 0 {
+		return usageError(fs, "--idle and --idle-keepalive must not be negative")
 	}
 	switch {
 	case !flagSet(fs, "security") || security == "tls":

@@ -42,12 +42,14 @@ const (
 
 // sessionsOptions configures a many-sessions run.
 type sessionsOptions struct {
-	counts   []int         // session counts, one server each
-	idle     time.Duration // how long the sessions idle before every one is asked to answer
-	insecure bool          // plain TCP instead of TLS
-	argv     []string      // the command that runs braid (its serve subcommand is added)
-	env      []string      // extra environment of the server process
-	progress io.Writer     // one line per step
+	counts []int         // session counts, one server each
+	idle   time.Duration // how long the sessions idle before every one is asked to answer
+	// idleKeepAlive is Config.IdleKeepAlive at both ends (0: the default)
+	idleKeepAlive time.Duration
+	insecure      bool      // plain TCP instead of TLS
+	argv          []string  // the command that runs braid (its serve subcommand is added)
+	env           []string  // extra environment of the server process
+	progress      io.Writer // one line per step
 }
 
 // sessionsRow is one session count's results.
@@ -62,7 +64,10 @@ type sessionsRow struct {
 	RSSBytes          int64   `json:"server_rss_bytes"`      // at the end of the idle period
 	RSSPerSession     float64 `json:"server_rss_per_session_bytes"`
 	IdleSeconds       float64 `json:"idle_seconds"`
-	IdleCPUPercent    float64 `json:"server_idle_cpu_percent"` // of one core
+	IdleCPUPercent    float64 `json:"server_idle_cpu_percent"` // of one core, over the whole idle period
+	// SettledCPUPercent is over the last three quarters of the idle period: the first lets
+	// the server finish with the handshakes (garbage collection, memory given back to the OS).
+	SettledCPUPercent float64 `json:"server_settled_idle_cpu_percent"`
 	Answered          int     `json:"answered"`
 	AnswerFailures    int     `json:"answer_failures"`
 	FirstAnswerError  string  `json:"first_answer_error,omitempty"`
@@ -76,6 +81,7 @@ type sessionsRow struct {
 type sessionsReport struct {
 	Command       string        `json:"command"` // "bench"
 	Security      string        `json:"security"`
+	IdleKeepAlive string        `json:"idle_keepalive"`
 	Paths         int           `json:"paths"`
 	Dialers       int           `json:"concurrent_dials"`
 	WindowBytes   int           `json:"window_bytes"`
@@ -85,18 +91,19 @@ type sessionsReport struct {
 
 // writeText prints the report as a table.
 func (r *sessionsReport) writeText(w io.Writer) {
-	fmt.Fprintf(w, "idle sessions on one braid serve (child process): %d paths each, %s, %d dials at once, window %d KiB;\n",
-		r.Paths, r.Security, r.Dialers, r.WindowBytes>>10)
+	fmt.Fprintf(w, "idle sessions on one braid serve (child process): %d paths each, %s, %d dials at once, window %d KiB, idle keepalive %s;\n",
+		r.Paths, r.Security, r.Dialers, r.WindowBytes>>10, r.IdleKeepAlive)
 	fmt.Fprintf(w, "transfer: %d MiB on one session among the idle ones ÷ the same alone (same run, median of %d)\n", r.TransferBytes>>20, sessionsRuns)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "sessions\tup\tfailed\tsessions/s\tRSS MiB\tKiB/session\tidle s\tidle CPU %\tanswered\ttransfer ÷ alone\tclose s\t")
+	fmt.Fprintln(tw, "sessions\tup\tfailed\tsessions/s\tRSS MiB\tKiB/session\tidle s\tidle CPU %\tsettled %\tanswered\ttransfer ÷ alone\tclose s\t")
 	for _, row := range r.Rows {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.0f\t%.2f\t%d/%d\t%.2f\t%.2f\t\n", row.Sessions, row.Established, row.AttachFailures,
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.0f\t%.2f\t%.2f\t%d/%d\t%.2f\t%.2f\t\n", row.Sessions, row.Established, row.AttachFailures,
 			row.SessionsPerSecond, float64(row.RSSBytes)/(1<<20), row.RSSPerSession/1024, row.IdleSeconds, row.IdleCPUPercent,
-			row.Answered, row.Established, row.TransferRatio, row.CloseSeconds)
+			row.SettledCPUPercent, row.Answered, row.Established, row.TransferRatio, row.CloseSeconds)
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "(KiB/session: server RSS growth from 1 session to all, per session; idle CPU: server utime+stime over the idle period, % of one core)")
+	fmt.Fprintln(w, "(KiB/session: server RSS growth from 1 session to all, per session; idle CPU: server utime+stime over the idle period,")
+	fmt.Fprintln(w, " % of one core; settled: over its last three quarters, the first having let the server finish with the handshakes)")
 	for _, row := range r.Rows {
 		if row.FirstFailure != "" {
 			fmt.Fprintf(w, "%d sessions: first attach failure: %s\n", row.Sessions, row.FirstFailure)
@@ -119,7 +126,11 @@ func raiseFileLimit() {
 // benchSessions runs the many-sessions benchmark for every count in o.counts.
 func benchSessions(ctx context.Context, o sessionsOptions) (*sessionsReport, error) {
 	raiseFileLimit()
-	rep := &sessionsReport{Command: "bench", Security: "tls", Paths: 2, Dialers: sessionsDialers, WindowBytes: sessionsWindow, TransferBytes: sessionsTransfer}
+	ka := "25s (default)"
+	if o.idleKeepAlive > 0 {
+		ka = o.idleKeepAlive.String()
+	}
+	rep := &sessionsReport{Command: "bench", Security: "tls", IdleKeepAlive: ka, Paths: 2, Dialers: sessionsDialers, WindowBytes: sessionsWindow, TransferBytes: sessionsTransfer}
 	if o.insecure {
 		rep.Security = "insecure"
 	}
@@ -159,7 +170,7 @@ func startBenchServer(ctx context.Context, o sessionsOptions, n int) (*benchServ
 	args := append(slices.Clone(o.argv[1:]), "serve", "--listen", addr, "--max-sessions", strconv.Itoa(n+16),
 		"--max-conns", conns, "--max-conns-per-ip", conns, "--max-handshakes", "512", "--max-handshakes-per-ip", "512",
 		"--max-pending-sessions-per-ip", "512", "--window", strconv.Itoa(sessionsWindow),
-		"--max-memory", strconv.Itoa((n+16)*sessionsWindow), "--log-format", "text")
+		"--max-memory", strconv.Itoa((n+16)*sessionsWindow), "--log-format", "text", "--idle-keepalive", o.idleKeepAlive.String())
 	if o.insecure {
 		args = append(args, "--insecure")
 	} else {
@@ -303,7 +314,7 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 		return row, err
 	}
 	defer srv.stop()
-	cfg := &braid.Config{Paths: 2, SessionWindow: sessionsWindow, Logger: slog.New(slog.DiscardHandler),
+	cfg := &braid.Config{Paths: 2, SessionWindow: sessionsWindow, IdleKeepAlive: o.idleKeepAlive, Logger: slog.New(slog.DiscardHandler),
 		Insecure: o.insecure, ServerFingerprint: srv.fingerprint}
 	specs := []braid.PathSpec{{Remote: srv.addr}, {Remote: srv.addr}}
 
@@ -370,10 +381,24 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 		return row, err
 	}
 	t0 := time.Now()
-	select {
-	case <-time.After(o.idle):
-	case <-ctx.Done():
-		return row, ctx.Err()
+	wait := func(d time.Duration) error {
+		select {
+		case <-time.After(d):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := wait(o.idle / 4); err != nil {
+		return row, err
+	}
+	cpuSettled, err := srv.cpu()
+	if err != nil {
+		return row, err
+	}
+	t1 := time.Now()
+	if err := wait(o.idle - o.idle/4); err != nil {
+		return row, err
 	}
 	cpu1, err := srv.cpu()
 	if err != nil {
@@ -382,11 +407,12 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 	idle := time.Since(t0)
 	row.IdleSeconds = idle.Seconds()
 	row.IdleCPUPercent = 100 * float64(cpu1-cpu0) / float64(idle)
+	row.SettledCPUPercent = 100 * float64(cpu1-cpuSettled) / float64(time.Since(t1))
 	if row.RSSBytes, err = srv.rss(); err != nil {
 		return row, err
 	}
 	row.RSSPerSession = float64(row.RSSBytes-row.RSSBaseBytes) / float64(max(row.Established-1, 1))
-	say("idle %.0fs: server CPU %.2f%% of a core, RSS %.1f MiB", row.IdleSeconds, row.IdleCPUPercent, float64(row.RSSBytes)/(1<<20))
+	say("idle %.0fs: server CPU %.2f%% of a core (%.2f%% settled), RSS %.1f MiB", row.IdleSeconds, row.IdleCPUPercent, row.SettledCPUPercent, float64(row.RSSBytes)/(1<<20))
 
 	// Every session answers a message.
 	var answered, unanswered atomic.Int64

@@ -40,7 +40,7 @@ func TestBenchSessions(t *testing.T) {
 				t.Errorf("sessions %d, up %d, failed %d (%s), answered %d, not %d (%s)", r.Sessions, r.Established,
 					r.AttachFailures, r.FirstFailure, r.Answered, r.AnswerFailures, r.FirstAnswerError)
 			}
-			if r.RSSBytes <= 0 || r.RSSBaseBytes <= 0 || r.IdleSeconds < 1 || r.IdleCPUPercent < 0 || r.SessionsPerSecond <= 0 {
+			if r.RSSBytes <= 0 || r.RSSBaseBytes <= 0 || r.IdleSeconds < 1 || r.IdleCPUPercent < 0 || r.SettledCPUPercent < 0 || r.SessionsPerSecond <= 0 {
 				t.Errorf("server figures missing: %+v", r)
 			}
 			if r.BaselineBPS <= 0 || r.IdleBPS <= 0 || r.TransferRatio <= 0 {
