@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"os"
 	"strconv"
@@ -205,6 +206,11 @@ func TestHandshakeFloodKeepsEstablished(t *testing.T) {
 	}
 	if squatting != established {
 		t.Errorf("%d squatting sessions accepted, want MaxPendingSessionsPerIP (%d)", squatting, established)
+	}
+	// MaxSessions is reached (the established and the squatters): a new client is refused with
+	// an error it can match, not left to time out.
+	if _, err := Dial(context.Background(), addr, pinned(&Config{Paths: 2})); !errors.Is(err, ErrTooManySessions) || errors.Is(err, ErrTimeout) {
+		t.Fatalf("Dial at MaxSessions: %v, want ErrTooManySessions", err)
 	}
 	// Connections that send nothing: each holds a handshake slot until HandshakeTimeout, and
 	// those beyond MaxHandshakesPerIP are closed at accept.
