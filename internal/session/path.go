@@ -113,14 +113,14 @@ type path struct {
 
 	// wmu is held by whoever writes on the connection: the writer goroutine, or a sender
 	// writing a small chunk itself (writeNow, which only tries it).
-	wmu   sync.Mutex
-	w     *wire.Writer // under wmu
-	wdone bool         // under wmu: the writer has finished or been killed; nothing more is written
+	wmu    sync.Mutex
+	w      *wire.Writer  // under wmu
+	wdone  bool          // under wmu: the writer has finished or been killed; nothing more is written
+	ackOut wire.ChunkAck // under wmu
+	ackBuf []byte        // under wmu
+	inline []*outChunk   // under wmu: writeNow's batch
 	// lastWrite: session clock of the last successful write, by whoever made it (flush)
 	lastWrite atomic.Int64
-	ackOut    wire.ChunkAck // under wmu
-	ackBuf    []byte        // under wmu
-	inline    []*outChunk   // under wmu: writeNow's batch
 
 	data    chan *outChunk
 	ctrl    chan ctrlFrame
@@ -133,9 +133,9 @@ type path struct {
 	// (disarmed) waits without the session's ackKick and creditKick, and must listen again.
 	rearm    chan struct{}
 	disarmed atomic.Bool
-	// unusableKick wakes a sender waiting for room in the queue (enqueue) when the path stalls
-	// or finishes (one sender at a time: Send holds sendMu)
-	unusableKick chan struct{}
+	// stallKick wakes a sender waiting for room in the queue (enqueue) when the path stalls or
+	// finishes (one sender at a time: Send holds sendMu)
+	stallKick chan struct{}
 
 	rtxMu  sync.Mutex
 	rtx    []*outChunk // chunks to send again, ahead of data; unbounded (bounded by the window)
@@ -178,30 +178,30 @@ type path struct {
 
 func newPath(s *Session, index, slot int, spec PathSpec, conn net.Conn, r *wire.Reader, w *wire.Writer) *path {
 	p := &path{
-		eng:          s,
-		shared:       &s.shared,
-		cfg:          s.cfg,
-		hooks:        s.hooks,
-		log:          s.log.With("path", index, "slot", slot),
-		chunkSize:    s.chunkSize,
-		mode:         s.mode,
-		index:        index,
-		slot:         slot,
-		spec:         spec,
-		conn:         conn,
-		upAt:         s.clock(),
-		r:            r,
-		w:            w,
-		data:         make(chan *outChunk, pathQueueLen(s.chunkSize)),
-		ctrl:         make(chan ctrlFrame, 16),
-		fin:          make(chan uint64, 1),
-		stop:         make(chan struct{}),
-		rtxKick:      make(chan struct{}, 1),
-		capKick:      make(chan struct{}, 1),
-		rearm:        make(chan struct{}, 1),
-		unusableKick: make(chan struct{}, 1),
-		resume:       make(chan struct{}, 1),
-		writerDone:   make(chan struct{}),
+		eng:        s,
+		shared:     &s.shared,
+		cfg:        s.cfg,
+		hooks:      s.hooks,
+		log:        s.log.With("path", index, "slot", slot),
+		chunkSize:  s.chunkSize,
+		mode:       s.mode,
+		index:      index,
+		slot:       slot,
+		spec:       spec,
+		conn:       conn,
+		upAt:       s.clock(),
+		r:          r,
+		w:          w,
+		data:       make(chan *outChunk, pathQueueLen(s.chunkSize)),
+		ctrl:       make(chan ctrlFrame, 16),
+		fin:        make(chan uint64, 1),
+		stop:       make(chan struct{}),
+		rtxKick:    make(chan struct{}, 1),
+		capKick:    make(chan struct{}, 1),
+		rearm:      make(chan struct{}, 1),
+		stallKick:  make(chan struct{}, 1),
+		resume:     make(chan struct{}, 1),
+		writerDone: make(chan struct{}),
 	}
 	p.rd.Store(r)
 	p.lastRecv.Store(int64(p.upAt))
@@ -246,7 +246,7 @@ func (p *path) enqueue(oc *outChunk) bool {
 	n := int64(len(oc.payload))
 	p.queued.Add(n)
 	for {
-		// unusableKick is kicked after the flag is set, so a stall or finish that came before
+		// stallKick is kicked after the flag is set, so a stall or finish that came before
 		// this look is seen here, and one after it wakes the wait below.
 		if !p.usable() {
 			p.queued.Add(-n)
@@ -259,7 +259,7 @@ func (p *path) enqueue(oc *outChunk) bool {
 		case <-p.stop:
 			p.queued.Add(-n)
 			return false
-		case <-p.unusableKick:
+		case <-p.stallKick:
 		}
 	}
 }
@@ -393,7 +393,7 @@ func isClosed(c chan struct{}) bool {
 // finish asks the writer to write what is queued, then CLOSE(count), then half-close.
 func (p *path) finish(count uint64) {
 	p.finishing.Store(true)
-	kick(p.unusableKick)
+	kick(p.stallKick)
 	select {
 	case p.fin <- count:
 	default:
@@ -476,7 +476,7 @@ func (p *path) backoffs() int {
 func (p *path) stall(now time.Duration) {
 	if !p.stalled.Swap(true) {
 		p.stalledAt.Store(int64(now))
-		kick(p.unusableKick)
+		kick(p.stallKick)
 	}
 }
 
