@@ -266,13 +266,14 @@ const idleSlack = 10 * time.Millisecond
 // busy reports whether the session needs its monitor every monitorTick: chunks it sent are
 // unacknowledged, chunks arrived since the last look (stuck holders, suspect paths and the
 // ACK and CREDIT they may have taken with them), a path is stalled or has data queued or in
-// flight, or the session is closing. Call with s.mu held, after the per-path look.
+// flight, or the session is closing. (A writer disarmed while the session was busy is rearmed
+// when it turns idle: an idle session's writers ignore suspicion.) Call with s.mu held, after the per-path look.
 func (s *Session) busy(arrived bool) bool {
 	if arrived || s.out.Len() > 0 || len(s.spares) > 0 || len(s.pieces) > 0 || s.phase != phaseOpen || s.shared.ackDue.Load() {
 		return true
 	}
 	for _, p := range s.paths {
-		if p != nil && !p.dead.Load() && (p.stalled.Load() || p.queued.Load() > 0 || p.inflight.Load() > 0 || p.disarmed.Load()) {
+		if p != nil && !p.dead.Load() && (p.stalled.Load() || p.queued.Load() > 0 || p.inflight.Load() > 0) {
 			return true
 		}
 	}
@@ -378,14 +379,17 @@ func (s *Session) checkTimers(now time.Duration) time.Duration {
 	case !busy:
 		// Idle: suspicion is a busy session's concern; a path's silence is judged afresh when
 		// it next is busy.
-		for _, p := range s.paths {
-			if p != nil {
-				p.wasSuspect = false
-			}
-		}
 		next = s.idleDeadline(now)
 		s.idleMode = true
 		s.shared.idle.Store(true)
+		for _, p := range s.paths {
+			if p != nil {
+				p.wasSuspect = false
+				if p.disarmed.Load() {
+					kick(p.rearm) // its writer, disarmed while busy, looks again: idle, it is not
+				}
+			}
+		}
 	case s.idleMode:
 		// Turned busy: the paths may have been silent for up to IdleKeepAlive. Each is probed
 		// now (its writer then keeps KeepAlive), and judged by PathTimeout from now on.

@@ -50,14 +50,13 @@ func (p *path) writeLoop() {
 		}
 		ackAsked := false // woken to send an ACK: it goes even with nothing else to write
 		ackKick, creditKick := p.shared.ackKick, p.shared.creditKick
-		sus := p.suspect()
+		// Suspicion is a busy session's concern: the paths of an idle one are each silent for
+		// up to IdleKeepAlive, and their writers take the kicks whatever their last ping.
+		sus := !p.shared.idle.Load() && p.suspect()
 		if sus {
 			ackKick, creditKick = nil, nil
 		}
 		p.disarmed.Store(sus)
-		if sus {
-			p.shared.wakeMonitor() // which rearms the writer once the path is heard again
-		}
 		var (
 			act ctrlAct
 			oc  *outChunk
