@@ -21,6 +21,13 @@ func TestIdleSessionKeepsItsPaths(t *testing.T) {
 	}
 	// Silent for longer than PathTimeout between pings, many times over.
 	time.Sleep(20 * cfg.PathTimeout)
+	// Keepalives alone do not make a session busy (its monitor would tick again): a writer
+	// pinging an idle path silent for longer than MinRTO does not count it suspect.
+	for name, e := range map[string]*Session{"client": c, "server": s} {
+		if !e.shared.idle.Load() {
+			t.Errorf("%s: busy after keepalives alone", name)
+		}
+	}
 	for i := range 3 {
 		echoOnce(t, c, s)
 		echoOnce(t, s, c)
