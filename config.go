@@ -98,6 +98,14 @@ type Config struct {
 	// dead, even without FIN or RST (a blackholed path). Default 4 seconds.
 	PathTimeout time.Duration
 
+	// IdleKeepAlive is KeepAlive for a path of an idle session (nothing sent unacknowledged,
+	// nothing arriving, no path stalled): it sends a PING when it has written nothing for this
+	// long, and the session declares it dead only after PathTimeout + 2 × IdleKeepAlive of
+	// silence. A session that turns busy probes its paths at once and judges them by
+	// PathTimeout again. Peers need not agree: one that pings more often is answered. Default
+	// 25 × KeepAlive (25 seconds); at least KeepAlive.
+	IdleKeepAlive time.Duration
+
 	// MinRTO is the least time a chunk may go unacknowledged before it is sent again on another
 	// path; a path's own timeout is its smoothed RTT plus four deviations, doubled on each
 	// expiry, and never less than this. Default 200 ms.

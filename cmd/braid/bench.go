@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +37,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	every := fs.Duration("i", 0, "with --paths and ADDR: print a report per path every interval (e.g. 1s), iperf3 style")
 	grace := fs.Duration("grace", 30*time.Second, "with --paths and ADDR: how long a session survives with every path down")
 	metricsAddr := fs.String("metrics", "", "with --paths and ADDR: serve Prometheus metrics of the sessions at http://ADDR/metrics")
+	sessionList := fs.String("sessions", "", "hold this many idle 2-path sessions on a braid serve child process (comma-separated counts, e.g. 1000,3000,9000): setup rate, server memory and CPU while idle, every session answering afterwards, a transfer among them ÷ alone")
+	idleFor := fs.Duration("idle", 60*time.Second, "with --sessions: how long the sessions idle before each must answer")
+	idleKeepAlive := fs.Duration("idle-keepalive", 0, "with --sessions: IdleKeepAlive of the server and the sessions (0: the default, 25s)")
 	tb := addTunnelBenchFlags(fs)
 	ct := addClientTrustFlags(fs)
 	lf := addLogFlags(fs)
@@ -46,6 +51,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if fs.NArg() > 1 {
 		return usageError(fs, "at most one server address")
+	}
+	if *sessionList != "" {
+		return runBenchSessions(ctx, fs, *sessionList, *idleFor, *idleKeepAlive, *security, *asJSON, stdout, stderr)
 	}
 	if *volume == "" {
 		*volume = "128MiB"
@@ -163,6 +171,44 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	return printReport(stdout, *asJSON, rep, rep.WriteTable)
+}
+
+// runBenchSessions is braid bench --sessions.
+func runBenchSessions(ctx context.Context, fs *flag.FlagSet, list string, idle, idleKeepAlive time.Duration, security string, asJSON bool, stdout, stderr io.Writer) error {
+	if fs.NArg() != 0 || flagSet(fs, "paths") {
+		return usageError(fs, "--sessions runs its own server: no ADDR, no --paths")
+	}
+	o := sessionsOptions{idle: idle, idleKeepAlive: idleKeepAlive, progress: stderr}
+	for _, s := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 100000 {
+			return usageError(fs, "--sessions: bad session count %q (1..100000)", s)
+		}
+		o.counts = append(o.counts, n)
+	}
+	if idle < 0 || idleKeepAlive < 0 {
+		return usageError(fs, "--idle and --idle-keepalive must not be negative")
+	}
+	switch {
+	case !flagSet(fs, "security") || security == "tls":
+	case security == "insecure":
+		o.insecure = true
+	default:
+		return usageError(fs, "with --sessions, --security is tls or insecure")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	o.argv = []string{exe}
+	rep, err := benchSessions(ctx, o)
+	if err != nil {
+		if ctx.Err() != nil {
+			return errInterrupted
+		}
+		return err
+	}
+	return printReport(stdout, asJSON, rep, rep.writeText)
 }
 
 // printReport prints a report as JSON or as its table.

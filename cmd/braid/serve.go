@@ -30,6 +30,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	maxHandshakesPerIP := fs.Int("max-handshakes-per-ip", 32, "most of those from one IP address")
 	maxPendingPerIP := fs.Int("max-pending-sessions-per-ip", 16, "most sessions from one IP address not yet established (no frame since opening)")
 	grace := fs.Duration("shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, wait this long for sessions and in-flight frames")
+	idleKeepAlive := fs.Duration("idle-keepalive", 0, "how often a path of an idle session sends a PING (0: 25s); an idle path is dead after 4s + twice this of silence")
 	resume := fs.Duration("grace", 30*time.Second, "how long a session survives with every path down, waiting for the client to re-dial, before it fails")
 	overwrite := fs.Bool("overwrite", false, "replace an existing file of the name a sender gives (default: save as NAME.1, NAME.2, ... before the extension)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9090)")
@@ -64,6 +65,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return usageError(fs, "--out %q is not a directory", *out)
 		}
 	}
+	if *idleKeepAlive < 0 {
+		return usageError(fs, "--idle-keepalive must not be negative")
+	}
 	if *resume <= 0 {
 		return usageError(fs, "--grace must be positive")
 	}
@@ -82,7 +86,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg := &braid.Config{MaxFrameSize: *maxFrame, IdleTimeout: *idle, ReadTimeout: *readTimeout,
 		MaxPaths: *maxPaths, MaxSessions: *maxSessions, MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP,
 		MaxHandshakes: *maxHandshakes, MaxHandshakesPerIP: *maxHandshakesPerIP, MaxPendingSessionsPerIP: *maxPendingPerIP,
-		SessionWindow: int64(win), MaxMemory: int64(mem), ResumeGrace: *resume, Logger: log,
+		SessionWindow: int64(win), MaxMemory: int64(mem), ResumeGrace: *resume, IdleKeepAlive: *idleKeepAlive, Logger: log,
 		ServerID: sid, ServerIDConfig: *serverIDConfig}
 
 	info := stdout

@@ -63,8 +63,9 @@ func (s *Session) reserveIndex(max, slot int) (int, error) {
 }
 
 // replaceAfter is how long a path must have been silent before an attach in its slot may
-// replace it. A live peer writes at least every KeepAlive, so a path silent for two of them is
-// one the session itself doubts; a client re-dials only a path it has given up on, and retries
+// replace it. A live peer writes at least every KeepAlive while the session is busy, so a path
+// silent for two of them is one the session itself doubts (a path of an idle session may be
+// silent for longer, and be replaced by its own client's re-dial); a client re-dials only a path it has given up on, and retries
 // until the server agrees (or the path ends, at PathTimeout).
 func (s *Session) replaceAfter() time.Duration { return 2 * s.cfg.KeepAlive }
 

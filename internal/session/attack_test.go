@@ -2,11 +2,15 @@ package session
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
+	"net"
 	"os"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/braidnet/braid/internal/secure"
 	"github.com/braidnet/braid/internal/testutil"
 	"github.com/braidnet/braid/internal/wire"
 )
@@ -145,4 +149,104 @@ func (at *attack) hold(t *testing.T) {
 		t.Logf("holding for %v", at.holdFor)
 		time.Sleep(at.holdFor)
 	}
+}
+
+// TestHandshakeFloodKeepsEstablished: established sessions are not pushed out by a flood of
+// half-open handshakes from one address — connections that never start TLS (up to
+// MaxHandshakesPerIP, the rest closed at accept) and SESSION_NEW squatters (up to
+// MaxPendingSessionsPerIP, the rest refused TOO_MANY_SESSIONS). They exchange messages during
+// the flood, and are all still held after it; once the squatters have timed out, a new client
+// is served.
+func TestHandshakeFloodKeepsEstablished(t *testing.T) {
+	const established = 4
+	l, _ := startListener(t, &Config{MaxSessions: 2 * established, MaxHandshakes: 16, MaxHandshakesPerIP: 8,
+		MaxPendingSessionsPerIP: established, HandshakeTimeout: time.Second})
+	addr := l.Addr().String()
+	var clients, servers []*Session
+	for range established {
+		c, err := Dial(context.Background(), addr, pinned(&Config{Paths: 2}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Abort)
+		s := acceptOne(t, l)
+		t.Cleanup(s.Abort)
+		echoOnce(t, c, s)
+		clients, servers = append(clients, c), append(servers, s)
+	}
+	// Squatters: SESSION_NEW and silence, accepted up to the pending limit, the rest refused.
+	squatting := 0
+	for range 2 * established {
+		tcp, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tcp.Close()
+		tcp.SetDeadline(time.Now().Add(10 * time.Second))
+		conf, err := secure.ClientConfig(secure.Options{ServerFingerprint: testFingerprint()}, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn := tls.Client(tcp, conf)
+		if err := conn.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		p := &rawPath{t: t, conn: conn, tcp: tcp, r: wire.NewReader(conn, 0), w: wire.NewWriter(conn)}
+		p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: wire.ProtocolVersion, ChunkSize: 4096, Window: 1 << 20}))
+		switch f := p.recv(); f.Type {
+		case wire.TypeSessionAccept:
+			squatting++
+		case wire.TypeError:
+			if e, _ := wire.ParseError(f.Payload); e.Code != wire.CodeTooManySessions {
+				t.Fatalf("squatter refused with %s, want %s", e.Code, wire.CodeTooManySessions)
+			}
+		default:
+			t.Fatalf("squatter answered %s", f.Type)
+		}
+	}
+	if squatting != established {
+		t.Errorf("%d squatting sessions accepted, want MaxPendingSessionsPerIP (%d)", squatting, established)
+	}
+	// MaxSessions is reached (the established and the squatters): a new client is refused with
+	// an error it can match, not left to time out.
+	if _, err := Dial(context.Background(), addr, pinned(&Config{Paths: 2})); !errors.Is(err, ErrTooManySessions) || errors.Is(err, ErrTimeout) {
+		t.Fatalf("Dial at MaxSessions: %v, want ErrTooManySessions", err)
+	}
+	// Connections that send nothing: each holds a handshake slot until HandshakeTimeout, and
+	// those beyond MaxHandshakesPerIP are closed at accept.
+	var silent []net.Conn
+	for range 20 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		silent = append(silent, c)
+	}
+	// During the flood every established session still carries messages both ways.
+	for i := range clients {
+		echoOnce(t, clients[i], servers[i])
+		echoOnce(t, servers[i], clients[i])
+	}
+	// After it the squatters are gone, the established sessions are not, and a new client is served.
+	testutil.WaitFor(t, func() bool { return l.Sessions() == established }, "the squatters to time out (%d sessions)", l.Sessions())
+	for _, c := range silent {
+		c.Close()
+	}
+	for i, s := range servers {
+		if err := s.Err(); err != nil {
+			t.Fatalf("established session %d ended: %v", i, err)
+		}
+	}
+	c, err := Dial(context.Background(), addr, pinned(&Config{Paths: 2}))
+	if err != nil {
+		t.Fatalf("a new client after the flood: %v", err)
+	}
+	defer c.Abort()
+	// (Accept would hand out the squatters' ended sessions first: the acknowledgement shows
+	// that the server's side of this one takes messages.)
+	if err := c.Send(context.Background(), []byte("after the flood")); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, func() bool { return c.Stats().BytesAcked == uint64(len("after the flood")) }, "the message acknowledged")
 }

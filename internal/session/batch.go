@@ -13,7 +13,8 @@ import (
 // between the TLS connection and the TCP connection and gathers both directions into large
 // system calls, with buffers borrowed from a pool only while a path is busy. An idle path holds
 // none, except that a path whose last read of a burst was large keeps its read buffer until its
-// next bytes arrive (the peer's keepalive, within KeepAlive), which that read then ends.
+// next bytes arrive (at the latest the peer's keepalive: within KeepAlive of a busy peer, or
+// IdleKeepAlive of an idle one), which that read then ends.
 
 // batchSize is the size of a borrowed batch buffer.
 const batchSize = 256 << 10

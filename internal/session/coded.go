@@ -127,6 +127,7 @@ func (s *Session) requeuePiece(kid *outChunk, from *path) int {
 // onPiece takes a PIECE whose header p has read into the set of its chunk, having p read its n
 // payload bytes, and rebuilds the chunk once K pieces are in.
 func (s *Session) onPiece(p *path, ph wire.PieceHeader, n int) error {
+	s.wakeMonitor() // the pieces arriving make the session busy
 	length, idx := int(ph.Length), int(ph.Index)
 	switch {
 	case idx >= s.mode.N:

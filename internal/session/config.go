@@ -39,6 +39,7 @@ type Config struct {
 	Scheduler        string
 	KeepAlive        time.Duration
 	PathTimeout      time.Duration
+	IdleKeepAlive    time.Duration
 	MinRTO           time.Duration
 	ResumeGrace      time.Duration
 	Linger           time.Duration
@@ -172,6 +173,7 @@ func (c *Config) checkRanges() error {
 		{schedErr != nil, fmt.Sprintf("Scheduler: %v", schedErr)},
 		{c.KeepAlive < 0, negative("KeepAlive", c.KeepAlive)},
 		{c.PathTimeout < 0, negative("PathTimeout", c.PathTimeout)},
+		{c.IdleKeepAlive < 0, negative("IdleKeepAlive", c.IdleKeepAlive)},
 		{c.MinRTO < 0, negative("MinRTO", c.MinRTO)},
 		{c.ResumeGrace < 0, negative("ResumeGrace", c.ResumeGrace)},
 		{c.Linger < 0, negative("Linger", c.Linger)},
@@ -234,6 +236,8 @@ func (c *Config) withDefaults() (*Config, error) {
 	setDefault(&out.Scheduler, d.Scheduler)
 	setDefault(&out.KeepAlive, d.KeepAlive)
 	setDefault(&out.PathTimeout, d.PathTimeout)
+	setDefault(&out.IdleKeepAlive, idleKeepAliveFactor*out.KeepAlive)
+	out.IdleKeepAlive = max(out.IdleKeepAlive, out.KeepAlive)
 	setDefault(&out.MinRTO, d.MinRTO)
 	setDefault(&out.ResumeGrace, d.ResumeGrace)
 	setDefault(&out.Linger, d.Linger)

@@ -309,8 +309,7 @@ func TestRedundantRouteQueuesOnce(t *testing.T) {
 		}
 		break
 	}
-	p0.stalledAt.Store(int64(srv.clock()))
-	p0.stalled.Store(true)
+	p0.stall(srv.clock())
 	if err := <-sent; err != nil {
 		t.Fatal(err)
 	}

@@ -234,30 +234,81 @@ func (s *Session) leastQueued(not *path) *path {
 }
 
 // monitor runs the session's timers: retransmission timeouts, path liveness and the grace
-// period. It ends with the session.
+// period. It ends with the session. It keeps a timer, not a ticker: every monitorTick while the
+// session is busy (chunks outstanding or arriving, a path stalled, closing), and otherwise only
+// at the next deadline an idle session has (a path's PathTimeout, the grace period, a server's
+// handshake timeout), so that an idle session costs a wake-up every few seconds, not twenty a
+// second. Whatever makes the session busy again wakes it (wakeMonitor).
 func (s *Session) monitor() {
 	defer close(s.monitorDone)
-	t := time.NewTicker(monitorTick)
+	t := time.NewTimer(monitorTick)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.done:
 			return
 		case <-t.C:
-			s.checkTimers(s.clock())
-			s.runCompletions()
+		case <-s.shared.monKick:
 		}
+		next := s.checkTimers(s.clock())
+		s.runCompletions()
+		t.Reset(next)
 	}
 }
 
-// checkTimers is one monitor tick at now.
-func (s *Session) checkTimers(now time.Duration) {
+// wakeMonitor has an idle monitor look again at once: the session may have become busy.
+func (s *Session) wakeMonitor() { s.shared.wakeMonitor() }
+
+// idleSlack is how long after an idle session's deadline its monitor looks: the reader notes each
+// frame's arrival (lastRecv), so a deadline that has moved meanwhile is simply set again.
+const idleSlack = 10 * time.Millisecond
+
+// busy reports whether the session needs its monitor every monitorTick: chunks it sent are
+// unacknowledged, chunks arrived since the last look (stuck holders, suspect paths and the
+// ACK and CREDIT they may have taken with them), a path is stalled or has data queued or in
+// flight, or the session is closing. (A writer disarmed while the session was busy is rearmed
+// when it turns idle: an idle session's writers ignore suspicion.) Call with s.mu held, after the per-path look.
+func (s *Session) busy(arrived bool) bool {
+	if arrived || s.out.Len() > 0 || len(s.spares) > 0 || len(s.pieces) > 0 || s.phase != phaseOpen || s.shared.ackDue.Load() {
+		return true
+	}
+	for _, p := range s.paths {
+		if p != nil && !p.dead.Load() && (p.stalled.Load() || p.queued.Load() > 0 || p.inflight.Load() > 0) {
+			return true
+		}
+	}
+	return false
+}
+
+// idleDeadline is how long an idle monitor may sleep: until the first path would reach
+// idlePathTimeout unheard, the grace period ends, or (a server's session not yet established) the
+// handshake timeout. Call with s.mu held.
+func (s *Session) idleDeadline(now time.Duration) time.Duration {
+	timeout := idlePathTimeout(s.cfg)
+	next := timeout
+	for _, p := range s.paths {
+		if p != nil && !p.dead.Load() {
+			next = min(next, p.heardAt()+timeout-now)
+		}
+	}
+	if s.downSince > 0 {
+		next = min(next, s.downSince+s.cfg.ResumeGrace-now)
+	}
+	if !s.client && !s.established.Load() {
+		next = min(next, s.cfg.HandshakeTimeout-now)
+	}
+	return max(next, 0) + idleSlack
+}
+
+// checkTimers is one monitor tick at now. It returns when the next is due.
+func (s *Session) checkTimers(now time.Duration) time.Duration {
 	var silent []*path
 	resendCtl := false
+	arrived := false
 	s.mu.Lock()
 	if s.phase == phaseEnded {
 		s.mu.Unlock()
-		return
+		return monitorTick
 	}
 	s.resendUnrebuilt(now)
 	for _, p := range s.paths {
@@ -271,8 +322,17 @@ func (s *Session) checkTimers(now time.Duration) {
 			p.lastRecv.Store(int64(now))
 			s.shared.lastHeard.Store(int64(now))
 		}
+		if c := p.chunksRecv.Load(); c != p.lastChunks {
+			p.lastChunks, arrived = c, true
+		}
 		s.sampleRate(p, now)
-		if now-p.heardAt() > s.cfg.PathTimeout {
+		heard, timeout := p.heardAt(), s.cfg.PathTimeout
+		if s.idleMode {
+			timeout = idlePathTimeout(s.cfg)
+		} else {
+			heard = max(heard, s.busySince)
+		}
+		if now-heard > timeout {
 			silent = append(silent, p.path)
 			continue
 		}
@@ -306,9 +366,7 @@ func (s *Session) checkTimers(now time.Duration) {
 			}
 		}
 		if !lag && stalled(now, p.oldest, p.ackProgress, p.rto(s.cfg.MinRTO)) {
-			if !p.stalled.Swap(true) {
-				p.stalledAt.Store(int64(now))
-			}
+			p.stall(now)
 			p.backOff()
 			if moved := s.requeueFrom(p.path); moved > 0 {
 				p.log.Debug("retransmission timeout", "rto", p.rto(s.cfg.MinRTO), "resent_chunks", moved)
@@ -330,11 +388,42 @@ func (s *Session) checkTimers(now time.Duration) {
 	expired := s.downSince > 0 && now-s.downSince > s.cfg.ResumeGrace
 	squatted := !s.client && !s.established.Load() && now > s.cfg.HandshakeTimeout
 	stuck := s.stuckHolders(now)
+	next := monitorTick
+	var wake []*path
+	switch busy := s.busy(arrived) || len(silent) > 0 || expired; {
+	case !busy:
+		// Idle: suspicion is a busy session's concern; a path's silence is judged afresh when
+		// it next is busy.
+		next = s.idleDeadline(now)
+		s.idleMode = true
+		s.shared.idle.Store(true)
+		for _, p := range s.paths {
+			if p != nil {
+				p.wasSuspect = false
+				if p.disarmed.Load() {
+					kick(p.rearm) // its writer, disarmed while busy, looks again: idle, it is not
+				}
+			}
+		}
+	case s.idleMode:
+		// Turned busy: the paths may have been silent for up to IdleKeepAlive. Each is probed
+		// now (its writer then keeps KeepAlive), and judged by PathTimeout from now on.
+		s.idleMode, s.busySince = false, now
+		s.shared.idle.Store(false)
+		for _, p := range s.paths {
+			if p != nil && !p.dead.Load() {
+				wake = append(wake, p.path)
+			}
+		}
+	}
 	s.mu.Unlock()
+	for _, p := range wake {
+		p.probe()
+	}
 
 	if squatted {
 		s.abort(fmt.Errorf("%w: no frame within %v of the session's start", ErrTimeout, s.cfg.HandshakeTimeout), wire.CodeTimeout)
-		return
+		return next
 	}
 
 	for _, end := range stuck {
@@ -353,6 +442,7 @@ func (s *Session) checkTimers(now time.Duration) {
 	if expired {
 		s.abort(fmt.Errorf("%w: no path for longer than the %v grace period", ErrPathLost, s.cfg.ResumeGrace), 0)
 	}
+	return next
 }
 
 // othersUsable counts the usable paths other than not. Call with s.mu held.
@@ -374,8 +464,7 @@ func (s *Session) othersUsable(not *path) int {
 // now carries. Its RTO is not backed off: a path that lags again is found as quickly. Call with
 // s.mu held.
 func (s *Session) rest(e *pathEntry, now, limit time.Duration) {
-	e.stalled.Store(true)
-	e.stalledAt.Store(int64(now))
+	e.stall(now)
 	e.lags.Add(1)
 	old := e.rateEst.rate
 	e.rateEst.rate = lagRate(old, e.acked.Load()-e.rateEst.acked, now-e.rateEst.start)

@@ -119,6 +119,8 @@ type path struct {
 	ackOut wire.ChunkAck // under wmu
 	ackBuf []byte        // under wmu
 	inline []*outChunk   // under wmu: writeNow's batch
+	// lastWrite: session clock of the last successful write, by whoever made it (flush)
+	lastWrite atomic.Int64
 
 	data    chan *outChunk
 	ctrl    chan ctrlFrame
@@ -131,6 +133,9 @@ type path struct {
 	// (disarmed) waits without the session's ackKick and creditKick, and must listen again.
 	rearm    chan struct{}
 	disarmed atomic.Bool
+	// stallKick wakes a sender waiting for room in the queue (enqueue) when the path stalls or
+	// finishes (one sender at a time: Send holds sendMu)
+	stallKick chan struct{}
 
 	rtxMu  sync.Mutex
 	rtx    []*outChunk // chunks to send again, ahead of data; unbounded (bounded by the window)
@@ -199,6 +204,7 @@ func newPath(s *Session, index, slot int, spec PathSpec, conn net.Conn, r *wire.
 		rtxKick:    make(chan struct{}, 1),
 		capKick:    make(chan struct{}, 1),
 		rearm:      make(chan struct{}, 1),
+		stallKick:  make(chan struct{}, 1),
 		resume:     make(chan struct{}, 1),
 		writerDone: make(chan struct{}),
 	}
@@ -244,9 +250,13 @@ func (p *path) enqueue(oc *outChunk) bool {
 	}
 	n := int64(len(oc.payload))
 	p.queued.Add(n)
-	t := time.NewTicker(monitorTick)
-	defer t.Stop()
 	for {
+		// stallKick is kicked after the flag is set, so a stall or finish that came before
+		// this look is seen here, and one after it wakes the wait below.
+		if !p.usable() {
+			p.queued.Add(-n)
+			return false
+		}
 		select {
 		case p.data <- oc:
 			p.enqueued(oc)
@@ -254,11 +264,7 @@ func (p *path) enqueue(oc *outChunk) bool {
 		case <-p.stop:
 			p.queued.Add(-n)
 			return false
-		case <-t.C:
-			if !p.usable() {
-				p.queued.Add(-n)
-				return false
-			}
+		case <-p.stallKick:
 		}
 	}
 }
@@ -392,6 +398,7 @@ func isClosed(c chan struct{}) bool {
 // finish asks the writer to write what is queued, then CLOSE(count), then half-close.
 func (p *path) finish(count uint64) {
 	p.finishing.Store(true)
+	kick(p.stallKick)
 	select {
 	case p.fin <- count:
 	default:
@@ -467,6 +474,15 @@ func (p *path) backoffs() int {
 	p.estMu.Lock()
 	defer p.estMu.Unlock()
 	return p.backoff
+}
+
+// stall marks the path stalled at now (its retransmission timer expired), unless it is: it gets
+// no new data until it shows life (recovered), and a sender waiting for room in its queue gives up.
+func (p *path) stall(now time.Duration) {
+	if !p.stalled.Swap(true) {
+		p.stalledAt.Store(int64(now))
+		kick(p.stallKick)
+	}
 }
 
 // recovered ends a stall once a round trip begun after it (sent at sent) has completed.

@@ -93,6 +93,11 @@ func (p *path) readError(err error) error {
 
 // frame reads the rest of the frame whose header h was just read, and acts on it.
 func (p *path) frame(h wire.Header) error {
+	// Heard now: an idle session's monitor looks at the path only at its PathTimeout deadline,
+	// and what it then finds must be when the path was last heard, not its own last look.
+	now := int64(p.eng.clock())
+	p.lastRecv.Store(now)
+	p.shared.lastHeard.Store(now)
 	if !p.gotFrame {
 		p.gotFrame = true
 		p.eng.onFrame()
@@ -213,7 +218,9 @@ func (p *path) readControl(h wire.Header) error {
 	switch t := h.Type; t {
 	case wire.TypePing, wire.TypePong:
 		if t == wire.TypePing {
-			p.sendCtrl(wire.TypePong, payload)
+			if !p.pongNow(payload) {
+				p.sendCtrl(wire.TypePong, payload)
+			}
 		} else if len(payload) == 8 {
 			sent := time.Duration(binary.BigEndian.Uint64(payload))
 			p.sampleRTT(p.eng.clock()-sent, false)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"time"
 
@@ -32,14 +33,15 @@ func (p *path) writeLoop() {
 		p.wdone, p.w = true, nil
 		p.wmu.Unlock()
 	}()
-	keepalive := time.NewTimer(p.cfg.KeepAlive)
+	interval := p.keepAliveInterval()
+	keepalive := time.NewTimer(interval)
 	defer keepalive.Stop()
 	var batch []*outChunk
 	for {
-		// The deadline is armed before waiting, which can last up to KeepAlive (then a PING is
-		// written), so it covers that wait plus WriteTimeout for the write itself (and any
-		// inline write made meanwhile).
-		p.conn.SetWriteDeadline(time.Now().Add(p.cfg.KeepAlive + p.cfg.WriteTimeout))
+		// The deadline is armed before waiting, which can last up to the keepalive interval
+		// (then a PING is written), so it covers that wait plus WriteTimeout for the write
+		// itself (and any inline write made meanwhile).
+		p.conn.SetWriteDeadline(time.Now().Add(interval + p.cfg.WriteTimeout))
 		select {
 		case <-p.stop: // kill may have set a short deadline just before the line above
 			p.writeKill()
@@ -48,7 +50,9 @@ func (p *path) writeLoop() {
 		}
 		ackAsked := false // woken to send an ACK: it goes even with nothing else to write
 		ackKick, creditKick := p.shared.ackKick, p.shared.creditKick
-		sus := p.suspect()
+		// Suspicion is a busy session's concern: the paths of an idle one are each silent for
+		// up to IdleKeepAlive, and their writers take the kicks whatever their last ping.
+		sus := !p.shared.idle.Load() && p.suspect()
 		if sus {
 			ackKick, creditKick = nil, nil
 		}
@@ -105,6 +109,12 @@ func (p *path) writeLoop() {
 				act = actCredit
 			}
 		case <-keepalive.C:
+			// A PONG or a small chunk written on another goroutine (pongNow, writeNow) counts
+			// as a write: the keepalive runs from the last.
+			if since := p.eng.clock() - time.Duration(p.lastWrite.Load()); since < interval {
+				keepalive.Reset(interval - since)
+				continue
+			}
 			act = actPing
 		}
 		p.wmu.Lock()
@@ -144,8 +154,33 @@ func (p *path) writeLoop() {
 			p.writeKill()
 			return
 		}
-		keepalive.Reset(p.cfg.KeepAlive)
+		interval = p.keepAliveInterval()
+		keepalive.Reset(interval)
 	}
+}
+
+// idleKeepAliveFactor is IdleKeepAlive's default, in KeepAlives: 25 seconds by default, the
+// interval at which WireGuard's persistent keepalive holds NAT mappings open.
+const idleKeepAliveFactor = 25
+
+// idlePathTimeout is how long a path of an idle session may be silent before it is dead: its
+// PathTimeout, plus two IdleKeepAlive intervals of a peer that pings that rarely.
+func idlePathTimeout(c *Config) time.Duration { return c.PathTimeout + 2*c.IdleKeepAlive }
+
+// keepAliveInterval is how long the path may write nothing before it sends a PING: KeepAlive
+// while its session is busy (the monitor's verdict, shared.idle) or the path has data queued or
+// in flight, or is stalled; otherwise IdleKeepAlive less up to an eighth at random, so that the
+// two ends of an idle path seldom both send one: the PONG to the first PING is the other end's
+// write.
+func (p *path) keepAliveInterval() time.Duration {
+	if !p.shared.idle.Load() || p.queued.Load() > 0 || p.inflight.Load() > 0 || p.stalled.Load() {
+		return p.cfg.KeepAlive
+	}
+	idle := p.cfg.IdleKeepAlive
+	if idle <= p.cfg.KeepAlive {
+		return p.cfg.KeepAlive
+	}
+	return idle - rand.N(idle/8)
 }
 
 // ctrlAct is what woke a path's writer up to write.
@@ -171,7 +206,31 @@ func (p *path) flush(batch []*outChunk, err error, ackAsked bool) ([]*outChunk, 
 	if err == nil {
 		err = p.w.Flush()
 	}
+	if err == nil {
+		p.lastWrite.Store(int64(p.eng.clock()))
+	}
 	return p.release(batch, err == nil), err
+}
+
+// pongNow answers a PING on the reader's goroutine, sparing the writer goroutine a wake-up for
+// each keepalive of an idle path, when that cannot block: nothing is queued or in flight and the
+// writer is not writing (its lock free). It reports whether it took the PONG; a failed write
+// ends the path.
+func (p *path) pongNow(payload []byte) bool {
+	if p.inflight.Load() > 0 || len(p.data) > 0 || len(p.ctrl) > 0 || !p.wmu.TryLock() {
+		return false
+	}
+	defer p.wmu.Unlock()
+	if p.wdone || p.rtxWaiting() {
+		return false
+	}
+	p.trace("send", wire.TypePong, len(payload))
+	err := p.w.Queue(wire.TypePong, payload, nil)
+	if _, err = p.flush(nil, err, false); err != nil {
+		p.setDownReason(fmt.Errorf("write: %w", err))
+		p.kill(0, "")
+	}
+	return true
 }
 
 // inlineMax bounds the chunks a sender writes itself (writeNow), and the bytes in flight on the

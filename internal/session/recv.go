@@ -82,6 +82,7 @@ func (s *Session) Release(msg []byte) { bufpool.Put(msg) }
 // onChunk takes a CHUNK whose header p has read: it reserves the chunk's place in its message,
 // has p read the n payload bytes straight into it, and records the seq for acknowledgement.
 func (s *Session) onChunk(p *path, ch wire.ChunkHeader, n int) error {
+	s.wakeMonitor() // the chunks arriving make the session busy
 	s.mu.Lock()
 	if err := s.admitSeq(ch.Seq); err != nil {
 		s.mu.Unlock()

@@ -210,6 +210,7 @@ func (s *Session) send(ctx context.Context, msg []byte, l *lease) error {
 		s.nextSeqSent++
 		s.out.Add(oc.hdr.Seq, oc)
 		s.mu.Unlock()
+		s.wakeMonitor() // its RTO runs from now
 		var err error
 		if s.mode.Coded() {
 			err = s.routeCoded(oc)

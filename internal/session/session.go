@@ -170,6 +170,11 @@ type Session struct {
 	inlinePath      *path // the path whose reader has yielded its read role, if any
 	inlineOn        *path // the path a Receive is reading inline, if any: broadcast interrupts it
 	lastDataIn      *path // the path the latest chunk arrived on (its lastDataIn is set)
+	// The monitor's verdict (loss.go): idleMode, the session was idle at its last look (paths
+	// are judged by idlePathTimeout); busySince, when it last turned busy (paths are judged by
+	// PathTimeout from then, not from their last ping of the idle time).
+	idleMode  bool
+	busySince time.Duration
 }
 
 // sharedWork is the session-wide work any path's writer may pick up: an ACK or CREDIT to send
@@ -180,6 +185,17 @@ type sharedWork struct {
 	creditKick chan struct{} // a writer should send CREDIT
 	ackDue     atomic.Bool   // received chunks await a CHUNK_ACK, which any write may carry
 	lastHeard  atomic.Int64  // session clock when any path last received bytes
+	// idle: the monitor found the session idle and sleeps until its next deadline; paths ping
+	// every IdleKeepAlive (cleared by wakeMonitor, which wakes the monitor)
+	idle    atomic.Bool
+	monKick chan struct{} // wakes the monitor (wakeMonitor)
+}
+
+// wakeMonitor has an idle monitor look again at once: the session may have become busy.
+func (w *sharedWork) wakeMonitor() {
+	if w.idle.Load() && w.idle.CompareAndSwap(true, false) {
+		kick(w.monKick)
+	}
 }
 
 // pathEntry is a path as the session tracks it: the connection, and the session's own
@@ -187,6 +203,7 @@ type sharedWork struct {
 type pathEntry struct {
 	*path
 	lastBytes   int64         // the path's byte count at the last monitor tick
+	lastChunks  uint64        // the chunks (or pieces) it had received at the last monitor tick
 	oldest      time.Duration // monitor scratch: its oldest unacknowledged send
 	ackProgress time.Duration // when a chunk sent on it was last acknowledged
 	lastProbe   time.Duration // when it was last probed while stalled
@@ -235,7 +252,7 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 		unit:        unit,
 		copies:      t.mode.Kind == disperse.Redundant || isReplicator(sc),
 		epoch:       time.Now(),
-		shared:      sharedWork{ackKick: make(chan struct{}, 1), creditKick: make(chan struct{}, 1)},
+		shared:      sharedWork{ackKick: make(chan struct{}, 1), creditKick: make(chan struct{}, 1), monKick: make(chan struct{}, 1)},
 		scheduler:   sc,
 		monitorDone: make(chan struct{}),
 		done:        make(chan struct{}),
@@ -312,6 +329,7 @@ func (s *Session) wait(ctx context.Context) error {
 
 // broadcast wakes every waiter, including a Receive reading a path inline. Call with s.mu held.
 func (s *Session) broadcast() {
+	s.wakeMonitor()
 	close(s.changed)
 	s.changed = make(chan struct{})
 	if s.inlineOn != nil {

@@ -1,0 +1,531 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/braidnet/braid"
+)
+
+// braid bench --sessions N: many idle sessions on one server. The server is a `braid serve`
+// child process (a process may hold 20,000 open files here, and N sessions of 2 paths need 2N at
+// each end), measured from outside through /proc: its resident memory and CPU time while the
+// sessions idle.
+
+// Parameters of the many-sessions benchmark.
+const (
+	sessionsDialers  = 96       // Dials at once (a client opening sessions in bulk)
+	sessionsWindow   = 64 << 20 // receive window of every session, both ends (the default)
+	sessionsTransfer = 64 << 20 // bytes of the transfer on one session, with and without the idle ones
+	sessionsRuns     = 3        // transfers per case; the median is reported
+	clockTicks       = 100      // USER_HZ: the unit of /proc/PID/stat's times on Linux
+)
+
+// sessionsOptions configures a many-sessions run.
+type sessionsOptions struct {
+	counts []int         // session counts, one server each
+	idle   time.Duration // how long the sessions idle before every one is asked to answer
+	// idleKeepAlive is Config.IdleKeepAlive at both ends (0: the default)
+	idleKeepAlive time.Duration
+	insecure      bool      // plain TCP instead of TLS
+	argv          []string  // the command that runs braid (its serve subcommand is added)
+	env           []string  // extra environment of the server process
+	progress      io.Writer // one line per step
+}
+
+// sessionsRow is one session count's results.
+type sessionsRow struct {
+	Sessions          int     `json:"sessions"`
+	Established       int     `json:"established"`
+	AttachFailures    int     `json:"attach_failures"`
+	FirstFailure      string  `json:"first_failure,omitempty"`
+	SetupSeconds      float64 `json:"setup_seconds"`
+	SessionsPerSecond float64 `json:"sessions_per_second"`
+	RSSBaseBytes      int64   `json:"server_rss_base_bytes"` // with one session
+	RSSBytes          int64   `json:"server_rss_bytes"`      // at the end of the idle period
+	RSSPerSession     float64 `json:"server_rss_per_session_bytes"`
+	IdleSeconds       float64 `json:"idle_seconds"`
+	IdleCPUPercent    float64 `json:"server_idle_cpu_percent"` // of one core, over the whole idle period
+	// SettledCPUPercent is over the last three quarters of the idle period: the first lets
+	// the server finish with the handshakes (garbage collection, memory given back to the OS).
+	SettledCPUPercent float64 `json:"server_settled_idle_cpu_percent"`
+	Answered          int     `json:"answered"`
+	AnswerFailures    int     `json:"answer_failures"`
+	FirstAnswerError  string  `json:"first_answer_error,omitempty"`
+	BaselineBPS       float64 `json:"transfer_alone_bits_per_second"`
+	IdleBPS           float64 `json:"transfer_among_idle_bits_per_second"`
+	TransferRatio     float64 `json:"transfer_ratio"`
+	CloseSeconds      float64 `json:"close_seconds"` // closing all of them, sessionsDialers at a time
+}
+
+// sessionsReport is what braid bench --sessions prints.
+type sessionsReport struct {
+	Command       string        `json:"command"` // "bench"
+	Security      string        `json:"security"`
+	IdleKeepAlive string        `json:"idle_keepalive"`
+	Paths         int           `json:"paths"`
+	Dialers       int           `json:"concurrent_dials"`
+	WindowBytes   int           `json:"window_bytes"`
+	TransferBytes int           `json:"transfer_bytes"`
+	Rows          []sessionsRow `json:"rows"`
+}
+
+// writeText prints the report as a table.
+func (r *sessionsReport) writeText(w io.Writer) {
+	fmt.Fprintf(w, "idle sessions on one braid serve (child process): %d paths each, %s, %d dials at once, window %d KiB, idle keepalive %s;\n",
+		r.Paths, r.Security, r.Dialers, r.WindowBytes>>10, r.IdleKeepAlive)
+	fmt.Fprintf(w, "transfer: %d MiB on one session among the idle ones ÷ the same alone (same run, median of %d)\n", r.TransferBytes>>20, sessionsRuns)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "sessions\tup\tfailed\tsessions/s\tRSS MiB\tKiB/session\tidle s\tidle CPU %\tsettled %\tanswered\ttransfer ÷ alone\tclose s\t")
+	for _, row := range r.Rows {
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.0f\t%.2f\t%.2f\t%d/%d\t%.2f\t%.2f\t\n", row.Sessions, row.Established, row.AttachFailures,
+			row.SessionsPerSecond, float64(row.RSSBytes)/(1<<20), row.RSSPerSession/1024, row.IdleSeconds, row.IdleCPUPercent,
+			row.SettledCPUPercent, row.Answered, row.Established, row.TransferRatio, row.CloseSeconds)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "(KiB/session: server RSS growth from 1 session to all, per session; idle CPU: server utime+stime over the idle period,")
+	fmt.Fprintln(w, " % of one core; settled: over its last three quarters, the first having let the server finish with the handshakes)")
+	for _, row := range r.Rows {
+		if row.FirstFailure != "" {
+			fmt.Fprintf(w, "%d sessions: first attach failure: %s\n", row.Sessions, row.FirstFailure)
+		}
+		if row.FirstAnswerError != "" {
+			fmt.Fprintf(w, "%d sessions: first session not answering: %s\n", row.Sessions, row.FirstAnswerError)
+		}
+	}
+}
+
+// raiseFileLimit lifts the soft limit on open files to the hard limit.
+func raiseFileLimit() {
+	var r syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r) == nil && r.Cur < r.Max {
+		r.Cur = r.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r)
+	}
+}
+
+// benchSessions runs the many-sessions benchmark for every count in o.counts.
+func benchSessions(ctx context.Context, o sessionsOptions) (*sessionsReport, error) {
+	raiseFileLimit()
+	ka := "25s (default)"
+	if o.idleKeepAlive > 0 {
+		ka = o.idleKeepAlive.String()
+	}
+	rep := &sessionsReport{Command: "bench", Security: "tls", IdleKeepAlive: ka, Paths: 2, Dialers: sessionsDialers, WindowBytes: sessionsWindow, TransferBytes: sessionsTransfer}
+	if o.insecure {
+		rep.Security = "insecure"
+	}
+	for _, n := range o.counts {
+		row, err := sessionsOnce(ctx, o, n)
+		if err != nil {
+			return nil, fmt.Errorf("%d sessions: %w", n, err)
+		}
+		rep.Rows = append(rep.Rows, row)
+	}
+	return rep, nil
+}
+
+// benchServer is a braid serve child process.
+type benchServer struct {
+	cmd         *exec.Cmd
+	exited      chan struct{} // closed when the process has ended
+	addr        string
+	fingerprint string
+	stderr      *tailBuffer
+}
+
+// startBenchServer starts braid serve for n sessions on a free loopback port.
+func startBenchServer(ctx context.Context, o sessionsOptions, n int) (*benchServer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dir, err := os.MkdirTemp("", "braid-bench-sessions")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir) // the identity is read at start
+	conns := strconv.Itoa(2*n + 64)
+	args := append(slices.Clone(o.argv[1:]), "serve", "--listen", addr, "--max-sessions", strconv.Itoa(n+16),
+		"--max-conns", conns, "--max-conns-per-ip", conns, "--max-handshakes", "512", "--max-handshakes-per-ip", "512",
+		"--max-pending-sessions-per-ip", "512", "--window", strconv.Itoa(sessionsWindow),
+		"--max-memory", strconv.Itoa((n+16)*sessionsWindow), "--log-format", "text", "--idle-keepalive", o.idleKeepAlive.String())
+	if o.insecure {
+		args = append(args, "--insecure")
+	} else {
+		args = append(args, "--identity", filepath.Join(dir, "id"))
+	}
+	cmd := exec.CommandContext(ctx, o.argv[0], args...)
+	cmd.Env = append(os.Environ(), o.env...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	srv := &benchServer{cmd: cmd, addr: addr, stderr: &tailBuffer{max: 8 << 10}, exited: make(chan struct{})}
+	cmd.Stderr = srv.stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() {
+		cmd.Wait()
+		close(srv.exited)
+	}()
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			select {
+			case lines <- sc.Text():
+			default:
+			}
+		}
+		close(lines)
+		io.Copy(io.Discard, stdout)
+	}()
+	fpRE := regexp.MustCompile(`server fingerprint (SHA256:\S+)`)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if !o.insecure && srv.fingerprint == "" {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					srv.stop()
+					return nil, fmt.Errorf("braid serve ended: %s", srv.stderr.String())
+				}
+				if m := fpRE.FindStringSubmatch(l); m != nil {
+					srv.fingerprint = m[1]
+				}
+				continue
+			case <-time.After(100 * time.Millisecond):
+			}
+		} else if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return srv, nil
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+		select {
+		case <-srv.exited:
+			return nil, fmt.Errorf("braid serve ended: %s", srv.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			srv.stop()
+			return nil, fmt.Errorf("braid serve did not start within 30s: %s", srv.stderr.String())
+		}
+	}
+}
+
+// stop ends the server process.
+func (s *benchServer) stop() {
+	s.cmd.Process.Kill()
+	<-s.exited
+}
+
+// rss returns the server's resident memory in bytes.
+func (s *benchServer) rss() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmRSS in /proc status")
+}
+
+// cpu returns the server's CPU time so far (user and system).
+func (s *benchServer) cpu() (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name, in parentheses, may hold spaces: fields are counted after it.
+	i := bytes.LastIndexByte(b, ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, errors.New("short /proc stat")
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64) // utime, field 14
+	st, err2 := strconv.ParseInt(f[12], 10, 64) // stime, field 15
+	if err1 != nil || err2 != nil {
+		return 0, errors.New("bad /proc stat")
+	}
+	return time.Duration(ut+st) * time.Second / clockTicks, nil
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	buf []byte
+	max int
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > t.max {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.buf))
+}
+
+// sessionsOnce measures n sessions on a server of their own.
+func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, error) {
+	row := sessionsRow{Sessions: n}
+	say := func(format string, args ...any) {
+		if o.progress != nil {
+			fmt.Fprintf(o.progress, "bench --sessions %d: "+format+"\n", append([]any{n}, args...)...)
+		}
+	}
+	srv, err := startBenchServer(ctx, o, n)
+	if err != nil {
+		return row, err
+	}
+	defer srv.stop()
+	cfg := &braid.Config{Paths: 2, SessionWindow: sessionsWindow, IdleKeepAlive: o.idleKeepAlive, Logger: slog.New(slog.DiscardHandler),
+		Insecure: o.insecure, ServerFingerprint: srv.fingerprint}
+	specs := []braid.PathSpec{{Remote: srv.addr}, {Remote: srv.addr}}
+
+	// The transfer session, measured alone first.
+	first, err := braid.DialPaths(ctx, specs, cfg)
+	if err != nil {
+		return row, fmt.Errorf("first session: %w", err)
+	}
+	if row.BaselineBPS, err = transferRate(ctx, first); err != nil {
+		return row, fmt.Errorf("transfer alone: %w", err)
+	}
+	say("transfer alone %s", bitrate(row.BaselineBPS))
+	if row.RSSBaseBytes, err = srv.rss(); err != nil {
+		return row, err
+	}
+
+	// The others, sessionsDialers at a time.
+	sessions := make([]*braid.Session, n)
+	sessions[0] = first
+	var (
+		next     atomic.Int64
+		failures atomic.Int64
+		firstErr atomic.Value
+		wg       sync.WaitGroup
+	)
+	next.Store(1)
+	start := time.Now()
+	for range sessionsDialers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) || ctx.Err() != nil {
+					return
+				}
+				s, err := braid.DialPaths(ctx, specs, cfg)
+				if err != nil {
+					failures.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				sessions[i] = s
+			}
+		}()
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return row, err
+	}
+	row.AttachFailures = int(failures.Load())
+	row.Established = n - row.AttachFailures
+	if e, ok := firstErr.Load().(string); ok {
+		row.FirstFailure = e
+	}
+	row.SetupSeconds = el.Seconds()
+	row.SessionsPerSecond = float64(row.Established-1) / el.Seconds()
+	say("%d up in %.1fs (%.0f/s), %d failed", row.Established, el.Seconds(), row.SessionsPerSecond, row.AttachFailures)
+
+	// Idle: only the server's own timers run.
+	cpu0, err := srv.cpu()
+	if err != nil {
+		return row, err
+	}
+	t0 := time.Now()
+	wait := func(d time.Duration) error {
+		select {
+		case <-time.After(d):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if err := wait(o.idle / 4); err != nil {
+		return row, err
+	}
+	cpuSettled, err := srv.cpu()
+	if err != nil {
+		return row, err
+	}
+	t1 := time.Now()
+	if err := wait(o.idle - o.idle/4); err != nil {
+		return row, err
+	}
+	cpu1, err := srv.cpu()
+	if err != nil {
+		return row, err
+	}
+	idle := time.Since(t0)
+	row.IdleSeconds = idle.Seconds()
+	row.IdleCPUPercent = 100 * float64(cpu1-cpu0) / float64(idle)
+	row.SettledCPUPercent = 100 * float64(cpu1-cpuSettled) / float64(time.Since(t1))
+	if row.RSSBytes, err = srv.rss(); err != nil {
+		return row, err
+	}
+	row.RSSPerSession = float64(row.RSSBytes-row.RSSBaseBytes) / float64(max(row.Established-1, 1))
+	say("idle %.0fs: server CPU %.2f%% of a core (%.2f%% settled), RSS %.1f MiB", row.IdleSeconds, row.IdleCPUPercent, row.SettledCPUPercent, float64(row.RSSBytes)/(1<<20))
+
+	// Every session answers a message.
+	var answered, unanswered atomic.Int64
+	var answerErr atomic.Value
+	next.Store(0)
+	for range sessionsDialers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				s := sessions[i]
+				if s == nil {
+					continue
+				}
+				if err := answer(ctx, s); err != nil {
+					unanswered.Add(1)
+					answerErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				answered.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	row.Answered, row.AnswerFailures = int(answered.Load()), int(unanswered.Load())
+	if e, ok := answerErr.Load().(string); ok {
+		row.FirstAnswerError = e
+	}
+	say("%d answered, %d did not", row.Answered, row.AnswerFailures)
+
+	// The transfer again, among the idle sessions.
+	if row.IdleBPS, err = transferRate(ctx, first); err != nil {
+		return row, fmt.Errorf("transfer among idle sessions: %w", err)
+	}
+	row.TransferRatio = row.IdleBPS / row.BaselineBPS
+	say("transfer among idle %s (%.2f× alone)", bitrate(row.IdleBPS), row.TransferRatio)
+
+	// Closing them all.
+	start = time.Now()
+	next.Store(0)
+	for range sessionsDialers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) {
+					return
+				}
+				if s := sessions[i]; s != nil {
+					if s.Close() != nil {
+						s.Abort()
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	row.CloseSeconds = time.Since(start).Seconds()
+	say("closed in %.2fs", row.CloseSeconds)
+	return row, nil
+}
+
+// answer has the server answer one message on s: a bench transfer of one byte and its receipt.
+func answer(ctx context.Context, s *braid.Session) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	hdr, _ := json.Marshal(transferHeader{Kind: "bench", Size: unknownSize})
+	if err := s.Send(ctx, hdr); err != nil {
+		return err
+	}
+	if err := s.Send(ctx, []byte{1}); err != nil {
+		return err
+	}
+	var rc transferReceipt
+	if err := receiveJSON(ctx, s, &rc); err != nil {
+		return err
+	}
+	if rc.Bytes != 1 || rc.Error != "" {
+		return fmt.Errorf("receipt: %d bytes, error %q", rc.Bytes, rc.Error)
+	}
+	return nil
+}
+
+// transferRate sends sessionsTransfer bytes on s sessionsRuns times, each until the server's
+// receipt, and returns the median rate in bits per second.
+func transferRate(ctx context.Context, s *braid.Session) (float64, error) {
+	var rates []float64
+	for range sessionsRuns {
+		hdr, _ := json.Marshal(transferHeader{Kind: "bench", Size: unknownSize})
+		start := time.Now()
+		if err := s.Send(ctx, hdr); err != nil {
+			return 0, err
+		}
+		// sendStream ends its stream with a short message; an empty one, with size a multiple of
+		// the piece, which the server counts as the end.
+		sent, err := sendStream(ctx, s, sessionsTransfer, 0)
+		if err != nil {
+			return 0, err
+		}
+		var rc transferReceipt
+		if err := receiveJSON(ctx, s, &rc); err != nil {
+			return 0, err
+		}
+		if rc.Bytes != sent || rc.Error != "" {
+			return 0, fmt.Errorf("server counted %d bytes of %d (%s)", rc.Bytes, sent, rc.Error)
+		}
+		rates = append(rates, float64(sent)*8/time.Since(start).Seconds())
+	}
+	slices.Sort(rates)
+	return rates[len(rates)/2], nil
+}
