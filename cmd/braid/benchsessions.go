@@ -335,33 +335,19 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 	sessions := make([]*braid.Session, n)
 	sessions[0] = first
 	var (
-		next     atomic.Int64
 		failures atomic.Int64
 		firstErr atomic.Value
-		wg       sync.WaitGroup
 	)
-	next.Store(1)
 	start := time.Now()
-	for range sessionsDialers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) || ctx.Err() != nil {
-					return
-				}
-				s, err := braid.DialPaths(ctx, specs, cfg)
-				if err != nil {
-					failures.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				sessions[i] = s
-			}
-		}()
-	}
-	wg.Wait()
+	eachConcurrently(ctx, 1, n, func(i int) {
+		s, err := braid.DialPaths(ctx, specs, cfg)
+		if err != nil {
+			failures.Add(1)
+			firstErr.CompareAndSwap(nil, err.Error())
+			return
+		}
+		sessions[i] = s
+	})
 	el := time.Since(start)
 	if err := ctx.Err(); err != nil {
 		return row, err
@@ -417,30 +403,18 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 	// Every session answers a message.
 	var answered, unanswered atomic.Int64
 	var answerErr atomic.Value
-	next.Store(0)
-	for range sessionsDialers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				s := sessions[i]
-				if s == nil {
-					continue
-				}
-				if err := answer(ctx, s); err != nil {
-					unanswered.Add(1)
-					answerErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				answered.Add(1)
-			}
-		}()
-	}
-	wg.Wait()
+	eachConcurrently(context.Background(), 0, n, func(i int) {
+		s := sessions[i]
+		if s == nil {
+			return
+		}
+		if err := answer(ctx, s); err != nil {
+			unanswered.Add(1)
+			answerErr.CompareAndSwap(nil, err.Error())
+			return
+		}
+		answered.Add(1)
+	})
 	row.Answered, row.AnswerFailures = int(answered.Load()), int(unanswered.Load())
 	if e, ok := answerErr.Load().(string); ok {
 		row.FirstAnswerError = e
@@ -456,25 +430,11 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 
 	// Closing them all.
 	start = time.Now()
-	next.Store(0)
-	for range sessionsDialers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				if s := sessions[i]; s != nil {
-					if s.Close() != nil {
-						s.Abort()
-					}
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	eachConcurrently(context.Background(), 0, n, func(i int) {
+		if s := sessions[i]; s != nil && s.Close() != nil {
+			s.Abort()
+		}
+	})
 	row.CloseSeconds = time.Since(start).Seconds()
 	say("closed in %.2fs", row.CloseSeconds)
 	return row, nil
@@ -528,4 +488,26 @@ func transferRate(ctx context.Context, s *braid.Session) (float64, error) {
 	}
 	slices.Sort(rates)
 	return rates[len(rates)/2], nil
+}
+
+// eachConcurrently calls fn(i) for i from first to n-1 on sessionsDialers goroutines, each taking
+// the next i, and returns when all have; it stops handing out work once ctx ends.
+func eachConcurrently(ctx context.Context, first, n int, fn func(i int)) {
+	var next atomic.Int64
+	next.Store(int64(first))
+	var wg sync.WaitGroup
+	for range sessionsDialers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(n) || ctx.Err() != nil {
+					return
+				}
+				fn(int(i))
+			}
+		}()
+	}
+	wg.Wait()
 }
