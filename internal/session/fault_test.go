@@ -324,20 +324,7 @@ func TestWriterRearmedAfterSuspect(t *testing.T) {
 // never fired).
 func TestStuckChunkEndedWhenItsCopyWaits(t *testing.T) {
 	cfg := &Config{MinRTO: 200 * time.Millisecond, PathTimeout: time.Minute, KeepAlive: 30 * time.Second, Scheduler: "round-robin"}
-	l, _ := startListener(t, cfg)
-	addr := l.Addr().String()
-	a, acc := openRawSession(t, addr, 0, 4096)
-	srv := acceptOne(t, l)
-	defer srv.Abort()
-	b := attachRaw(t, addr, acc, 1)
-	b.conn.SetDeadline(time.Time{})
-	b.expectAttachOK()
-	var readers sync.WaitGroup
-	defer readers.Wait()
-	defer a.conn.Close()
-	defer b.conn.Close()
-	a.discard(&readers)
-	b.discard(&readers)
+	a, b, srv := twoRawPaths(t, cfg)
 
 	frame := chunkFrame(0, 0, 1, 4096)
 	ch := wire.ChunkHeader{Item: 0, Chunk: 0, Total: 1}
@@ -426,20 +413,7 @@ func TestSlowedPathReinjected(t *testing.T) {
 // (its next chunk is read as usual).
 func TestOvertakenChunkDelivered(t *testing.T) {
 	cfg := &Config{MinRTO: 5 * time.Second, PathTimeout: time.Minute, KeepAlive: 30 * time.Second, Scheduler: "round-robin"}
-	l, _ := startListener(t, cfg)
-	addr := l.Addr().String()
-	a, acc := openRawSession(t, addr, 0, 4096)
-	srv := acceptOne(t, l)
-	defer srv.Abort()
-	b := attachRaw(t, addr, acc, 1)
-	b.conn.SetDeadline(time.Time{})
-	b.expectAttachOK()
-	var readers sync.WaitGroup
-	defer readers.Wait()
-	defer a.conn.Close()
-	defer b.conn.Close()
-	a.discard(&readers)
-	b.discard(&readers)
+	a, b, srv := twoRawPaths(t, cfg)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

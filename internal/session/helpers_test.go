@@ -537,3 +537,25 @@ func waitPaths(s *Session, n int) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// twoRawPaths opens a session on a listener with cfg from two raw client paths (slots 0 and 1,
+// 4096-byte chunks, mode plain) whose incoming frames are read and dropped, and returns them
+// and the server's session; all are closed when the test ends.
+func twoRawPaths(t *testing.T, cfg *Config) (a, b *rawPath, srv *Session) {
+	t.Helper()
+	l, _ := startListener(t, cfg)
+	addr := l.Addr().String()
+	a, acc := openRawSession(t, addr, 0, 4096)
+	srv = acceptOne(t, l)
+	t.Cleanup(srv.Abort)
+	b = attachRaw(t, addr, acc, 1)
+	b.conn.SetDeadline(time.Time{})
+	b.expectAttachOK()
+	var readers sync.WaitGroup
+	t.Cleanup(readers.Wait)
+	t.Cleanup(func() { a.conn.Close() })
+	t.Cleanup(func() { b.conn.Close() })
+	a.discard(&readers)
+	b.discard(&readers)
+	return a, b, srv
+}
