@@ -65,14 +65,11 @@ type EventResult struct {
 	RecoveryMs float64 `json:"recovery_ms"`
 }
 
-// capacity returns the sum of the live paths' rates (bits/s) at time t, after the events at or
-// before t.
-func capacity(sc *Scenario, t time.Duration) float64 {
-	rate := make([]Rate, len(sc.Paths))
-	cut := make([]bool, len(sc.Paths))
-	for i, p := range sc.Paths {
-		rate[i] = p.Rate
-	}
+// pathsAt returns the paths as they are at time t, after the events at or before t (a restored
+// path is as the scenario began it), and which of them are cut.
+func pathsAt(sc *Scenario, t time.Duration) (paths []PathSpec, cut []bool) {
+	paths = slices.Clone(sc.Paths)
+	cut = make([]bool, len(sc.Paths))
 	for _, e := range sc.Events {
 		if e.At > t {
 			break
@@ -81,15 +78,26 @@ func capacity(sc *Scenario, t time.Duration) float64 {
 		case ActionCut:
 			cut[e.Path] = true
 		case ActionRestore:
-			cut[e.Path], rate[e.Path] = false, sc.Paths[e.Path].Rate
+			cut[e.Path], paths[e.Path] = false, sc.Paths[e.Path]
 		case ActionThrottle:
-			rate[e.Path] = e.Rate
+			paths[e.Path].Rate = e.Rate
+		case ActionDelay:
+			paths[e.Path].Delay = e.Delay
+		case ActionLoss:
+			paths[e.Path].Loss = e.Loss
 		}
 	}
+	return paths, cut
+}
+
+// capacity returns the sum of the live paths' rates (bits/s) at time t, after the events at or
+// before t.
+func capacity(sc *Scenario, t time.Duration) float64 {
+	paths, cut := pathsAt(sc, t)
 	var sum float64
-	for i := range rate {
+	for i, p := range paths {
 		if !cut[i] {
-			sum += float64(rate[i])
+			sum += float64(p.Rate)
 		}
 	}
 	return sum

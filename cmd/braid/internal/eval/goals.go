@@ -83,28 +83,11 @@ func sibling(results []*Result, r *Result, transport, variant string) *Result {
 // slowestLiveRTT is the round trip (twice the one-way delay) of the slowest path live at t,
 // after the events at or before it; 0 if none is.
 func slowestLiveRTT(sc *Scenario, t time.Duration) time.Duration {
-	delay := make([]time.Duration, len(sc.Paths))
-	cut := make([]bool, len(sc.Paths))
-	for i, p := range sc.Paths {
-		delay[i] = p.Delay
-	}
-	for _, e := range sc.Events {
-		if e.At > t {
-			break
-		}
-		switch e.Action {
-		case ActionCut:
-			cut[e.Path] = true
-		case ActionRestore:
-			cut[e.Path], delay[e.Path] = false, sc.Paths[e.Path].Delay
-		case ActionDelay:
-			delay[e.Path] = e.Delay
-		}
-	}
+	paths, cut := pathsAt(sc, t)
 	var slowest time.Duration
-	for i, d := range delay {
+	for i, p := range paths {
 		if !cut[i] {
-			slowest = max(slowest, 2*d)
+			slowest = max(slowest, 2*p.Delay)
 		}
 	}
 	return slowest
