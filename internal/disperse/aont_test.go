@@ -171,23 +171,6 @@ func TestAONTEveryByteTampered(t *testing.T) {
 	}
 }
 
-// TestAONTPiecesLookRandom: every piece of an all-zero chunk, parity ones included, looks uniform
-// (chi-square as in TestShamirPieceRandom), and two encodings of it share no piece.
-func TestAONTPiecesLookRandom(t *testing.T) {
-	c, _ := New(Mode{Kind: AONT, K: 2, N: 3})
-	zero := make([]byte, 1<<18)
-	a := encode(t, c, wire.ChunkHeader{Total: 1}, zero)
-	b := encode(t, c, wire.ChunkHeader{Total: 1}, zero)
-	for j := range a {
-		if x := ChiSquare(a[j]); x > 347 {
-			t.Errorf("piece %d of zeros: chi-square %.0f", j, x)
-		}
-		if bytes.Equal(a[j], b[j]) {
-			t.Errorf("piece %d identical in two encodings", j)
-		}
-	}
-}
-
 // FuzzAONTJoin: the real pieces of a chunk, with bytes changed and pieces left out as the input
 // says, decode either to exactly the chunk or to ErrIntegrity / ErrTooFewPieces — never to other
 // bytes; and unchanged pieces, K or more, always decode.

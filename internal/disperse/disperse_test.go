@@ -195,19 +195,22 @@ func TestHeaderBound(t *testing.T) {
 	}
 }
 
-// TestShamirPieceRandom: a Shamir piece of an all-zero chunk looks uniform (chi-square over byte
-// values, 255 degrees of freedom, p = 0.0001 critical value 347) and two encodings differ.
-func TestShamirPieceRandom(t *testing.T) {
-	c, _ := New(Mode{Kind: Shamir, K: 2, N: 3})
-	zero := make([]byte, 1<<18)
-	a := encode(t, c, wire.ChunkHeader{Total: 1}, zero)
-	b := encode(t, c, wire.ChunkHeader{Total: 1}, zero)
-	for j := range a {
-		if x := ChiSquare(a[j]); x > 347 {
-			t.Errorf("piece %d of zeros: chi-square %.0f", j, x)
-		}
-		if bytes.Equal(a[j], b[j]) {
-			t.Errorf("piece %d identical in two encodings", j)
+// TestPiecesLookRandom: every piece of an all-zero chunk, in the modes that hide it (shamir, and
+// aont with its parity pieces), looks uniform (chi-square over byte values, 255 degrees of
+// freedom, p = 0.0001 critical value 347), and two encodings of it share no piece.
+func TestPiecesLookRandom(t *testing.T) {
+	for _, m := range []Mode{{Kind: Shamir, K: 2, N: 3}, {Kind: AONT, K: 2, N: 3}} {
+		c, _ := New(m)
+		zero := make([]byte, 1<<18)
+		a := encode(t, c, wire.ChunkHeader{Total: 1}, zero)
+		b := encode(t, c, wire.ChunkHeader{Total: 1}, zero)
+		for j := range a {
+			if x := ChiSquare(a[j]); x > 347 {
+				t.Errorf("%s: piece %d of zeros: chi-square %.0f", m, j, x)
+			}
+			if bytes.Equal(a[j], b[j]) {
+				t.Errorf("%s: piece %d identical in two encodings", m, j)
+			}
 		}
 	}
 }
