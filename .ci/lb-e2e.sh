@@ -17,17 +17,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 
-say() { printf -- '-- %s\n' "$*"; }
-
-need=()
-command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
-command -v ss >/dev/null 2>&1 || need+=(iproute2)
-command -v ps >/dev/null 2>&1 || need+=(procps)
-if [ ${#need[@]} -gt 0 ]; then
-  say "installing ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+E2E_NAME=lb-e2e
+. .ci/e2e-lib.sh
+install_missing haproxy ss=iproute2 ps=procps
 
 # Run in a network namespace of our own whose loopback has an MTU of 1200, so that every
 # ClientHello (about 1.5 KB with its post-quantum key share) spans two TCP segments, as on most
@@ -44,64 +36,7 @@ if [ -z "${LB_NETNS:-}" ]; then
   say "no network namespace (not root?): on the host's loopback, where a ClientHello fits one segment"
 fi
 
-work=$(mktemp -d /tmp/braid-lb-e2e.XXXXXX)
-pids=()
-# ours PID: the process is still a child of this script. A backend the test killed has been
-# reaped, and its pid may already belong to an unrelated process (pid_max is often 32768):
-# only our own children are ever signalled.
-ours() { [ "$(ps -o ppid= -p "$1" 2>/dev/null | tr -d ' ')" = "$$" ]; }
-stop() { # stop PID...: SIGTERM, then SIGKILL after 5 s, our children only
-  local p
-  for p in "$@"; do ours "$p" && kill "$p" 2>/dev/null || true; done
-  for p in "$@"; do
-    for _ in $(seq 50); do ours "$p" && kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    ours "$p" && kill -9 "$p" 2>/dev/null || true
-  done
-}
-cleanup() {
-  local rc=$?
-  stop "${pids[@]}"
-  wait 2>/dev/null || true
-  if [ "$rc" -ne 0 ]; then
-    for f in "$work"/*.log; do
-      [ -f "$f" ] || continue
-      echo "---- $(basename "$f") (last 30 lines)"
-      tail -n 30 "$f"
-    done
-  fi
-  rm -rf "$work"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-fail() { echo "lb-e2e: FAIL: $*" >&2; exit 1; }
-
-# A free loopback TCP port drawn below the kernel's ephemeral range (so that no outgoing
-# connection holds it by the time we bind it), not in use by any socket, not handed out twice.
-taken=" "
-eph_lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
-port_lo=10000 port_hi=$((eph_lo > 20000 ? eph_lo : 30000))
-free_port() {
-  local p
-  while :; do
-    p=$((port_lo + RANDOM % (port_hi - port_lo)))
-    case "$taken" in *" $p "*) continue ;; esac
-    if ! ss -Htan "( sport = :$p or dport = :$p )" | grep -q .; then
-      taken="$taken$p "
-      echo "$p"
-      return
-    fi
-  done
-}
-
-# wait_for FILE REGEX SECONDS: until FILE has a line matching REGEX.
-wait_for() {
-  for _ in $(seq $(($3 * 10))); do
-    grep -Eq "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  fail "timed out waiting for /$2/ in $(basename "$1")"
-}
+start_work
 
 started=$(date +%s)
 [ -n "${LB_NETNS:-}" ] && say "in network namespace $LB_NETNS, loopback MTU $(cat /sys/class/net/lo/mtu)"

@@ -11,84 +11,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/local/go/bin:/usr/sbin:/sbin"
 
-say() { printf -- '-- %s\n' "$*"; }
+E2E_NAME=tunnel-e2e
+. .ci/e2e-lib.sh
 div() { awk -v a="$1" -v b="$2" -v f="$3" 'BEGIN { printf f, a / b }'; } # div A B FORMAT
 
-need=()
-command -v curl >/dev/null 2>&1 || need+=(curl)
-command -v iperf3 >/dev/null 2>&1 || need+=(iperf3)
-command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-command -v redis-benchmark >/dev/null 2>&1 || need+=(redis-tools)
-command -v socat >/dev/null 2>&1 || need+=(socat)
-command -v busybox >/dev/null 2>&1 || need+=(busybox)
-command -v ss >/dev/null 2>&1 || need+=(iproute2)
-if [ ${#need[@]} -gt 0 ]; then
-  say "installing ${need[*]}"
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-
-work=$(mktemp -d /tmp/braid-tunnel-e2e.XXXXXX)
-pids=()
-cleanup() {
-  local rc=$?
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-  if [ "$rc" -ne 0 ]; then
-    for f in "$work"/*.log; do
-      [ -f "$f" ] || continue
-      echo "---- $(basename "$f") (last 40 lines)"
-      tail -n 40 "$f"
-    done
-  fi
-  rm -rf "$work"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-fail() { echo "tunnel-e2e: FAIL: $*" >&2; exit 1; }
-
-# A free loopback TCP port, not handed out twice in this run. It is drawn
-# from below the kernel's ephemeral range, so no outgoing connection (the
-# tunnel's own paths, the tests' clients) can hold it by the time we bind it,
-# and no socket in any state may use it now.
-taken=" "
-eph_lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range)
-port_lo=10000 port_hi=$((eph_lo > 20000 ? eph_lo : 30000))
-free_port() {
-  local p
-  while :; do
-    p=$((port_lo + RANDOM % (port_hi - port_lo)))
-    case "$taken" in *" $p "*) continue ;; esac
-    if ! ss -Htan "( sport = :$p or dport = :$p )" | grep -q .; then
-      taken="$taken$p "
-      echo "$p"
-      return
-    fi
-  done
-}
-
-# wait_for FILE REGEX SECONDS: until FILE has a line matching REGEX.
-wait_for() {
-  for _ in $(seq $(($3 * 10))); do
-    grep -Eq "$2" "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  fail "timed out waiting for /$2/ in $(basename "$1")"
-}
-
-# wait_port PORT SECONDS: until something listens on 127.0.0.1:PORT.
-wait_port() {
-  for _ in $(seq $(($2 * 10))); do
-    ss -Htln "sport = :$1" | grep -q . && return 0
-    sleep 0.1
-  done
-  fail "nothing listens on port $1"
-}
+install_missing curl iperf3 redis-server redis-benchmark=redis-tools socat busybox ss=iproute2 ps=procps
+start_work
 
 say "building braid"
 go build -o "$work/braid" ./cmd/braid
