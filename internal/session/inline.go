@@ -165,6 +165,7 @@ func (p *path) reclaimDue() {
 		return
 	}
 	if p.eng.clock()-time.Duration(p.freedAt.Load()) >= reclaimAfter {
+		p.timerReclaims.Add(1)
 		kick(p.resume)
 		return
 	}
@@ -206,6 +207,12 @@ func (p *path) giveBack(hb handback) {
 	p.role.Store(roleFree)
 	if p.dead.Load() {
 		kick(p.resume) // the path is ending: its reader must take the role back to finish
+		return
+	}
+	if p.displaced.Swap(false) {
+		// The messages come on another path now (yieldRead): no Receive will read this one, and
+		// its next data (a coded message's next piece, say) must not wait for the reclaim timer.
+		kick(p.resume)
 		return
 	}
 	p.armReclaim()
@@ -263,7 +270,11 @@ func (s *Session) yieldRead(p *path) bool {
 	}
 	p.freedAt.Store(int64(s.clock()))
 	p.armReclaim()
+	p.displaced.Store(false)
 	if q := s.inlinePath; q != nil && q != p {
+		// Set before looking at q's role: a Receive giving q back sets the role first and
+		// then looks at displaced, so one of the two wakes q's reader.
+		q.displaced.Store(true)
 		q.wakeParked()
 	}
 	s.inlinePath = p

@@ -102,6 +102,11 @@ type path struct {
 	resume   chan struct{} // wakes the reader goroutine parked while the role is not its own
 	handBack handback      // what a Receive handing the role back leaves (written before role)
 	freedAt  atomic.Int64  // session clock when the role was last left free
+	// displaced: the session's inline path moved elsewhere while a Receive held this one's
+	// role; when that Receive lets go, the reader goroutine takes the role back at once
+	displaced atomic.Bool
+	// timerReclaims counts the roles the reader took back only when the reclaim timer fired
+	timerReclaims atomic.Uint64
 	// reclaimTimer wakes the parked reader once the role has been free for reclaimAfter
 	reclaimTimer *time.Timer
 	reclaimArmed atomic.Bool // reclaimTimer is running
