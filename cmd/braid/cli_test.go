@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -302,4 +303,42 @@ func TestSendInterrupted(t *testing.T) {
 			return len(entries) == 0
 		}, "the partial file to go")
 	}
+}
+
+// eofThenInterrupt gives its bytes, then ends as a pipe whose writer died of Ctrl-C does: EOF,
+// with the interrupt reaching braid a moment later (cancel, after delay).
+type eofThenInterrupt struct {
+	r      io.Reader
+	cancel context.CancelFunc
+	delay  time.Duration
+	once   sync.Once
+}
+
+func (e *eofThenInterrupt) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err == io.EOF {
+		e.once.Do(func() { time.AfterFunc(e.delay, e.cancel) })
+	}
+	return n, err
+}
+
+// TestSendInterruptEndsPipe: Ctrl-C that also kills the writer of a piped input (its EOF comes
+// just before braid hears of the interrupt) does not commit the truncated stream: nothing
+// appears at the server under the name, and the command exits 130.
+func TestSendInterruptEndsPipe(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	os.Mkdir(out, 0o755)
+	addr, fp := startServe(t, "--identity", filepath.Join(dir, "server"), "--out", out)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	withStdin(t, &eofThenInterrupt{r: bytes.NewReader(make([]byte, 2*transferPiece+100)), cancel: cancel, delay: 2 * time.Millisecond})
+	code, o, e := runCmd(t, ctx, "send", "--server-fingerprint", fp, "--file", "-", "--name", "cut", "--json", addr)
+	if code != exitInterrupted {
+		t.Fatalf("exit %d, want %d: %q %q", code, exitInterrupted, o, e)
+	}
+	testutil.WaitFor(t, func() bool {
+		entries, _ := os.ReadDir(out)
+		return len(entries) == 0
+	}, "the partial file to go, and no file saved")
 }

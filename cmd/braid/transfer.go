@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/braidnet/braid"
 )
@@ -56,6 +57,10 @@ type transferReceipt struct {
 	Error  string `json:"error,omitempty"`
 }
 
+// streamEndGrace is how long a sender whose input stream has ended waits for an interrupt that
+// may have ended it before it declares the stream complete (see sendTransfer).
+const streamEndGrace = 100 * time.Millisecond
+
 // sendTransfer sends one transfer read from r (h.Size bytes, or until EOF for unknownSize) and
 // returns the receiver's verified receipt. read counts the bytes taken from r so far.
 func sendTransfer(ctx context.Context, s *braid.Session, h transferHeader, r io.Reader, read *atomic.Int64) (transferReceipt, string, error) {
@@ -87,6 +92,17 @@ func sendTransfer(ctx context.Context, s *braid.Session, h transferHeader, r io.
 		read.Store(sent)
 		if last {
 			break
+		}
+	}
+	if h.Size == unknownSize {
+		// The trailer commits the file at the receiver. A stream's end may be Ctrl-C's doing:
+		// the terminal signals the whole foreground process group, so the writer of a pipe
+		// (head, tar, ...) dies of the same interrupt that is on its way to us, and its end is
+		// then not the data's. The signal gets a moment to arrive first.
+		select {
+		case <-ctx.Done():
+			return transferReceipt{}, "", ctx.Err()
+		case <-time.After(streamEndGrace):
 		}
 	}
 	digest := hex.EncodeToString(sum.Sum(nil))
