@@ -233,6 +233,13 @@ func TestHandshakeFloodKeepsEstablished(t *testing.T) {
 	for _, c := range silent {
 		c.Close()
 	}
+	// Their handshake slots are freed once the server has read their end: until then a new
+	// connection from this address is still one too many.
+	testutil.WaitFor(t, func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.pending == 0
+	}, "the silent connections' handshake slots to be freed")
 	for i, s := range servers {
 		if err := s.Err(); err != nil {
 			t.Fatalf("established session %d ended: %v", i, err)

@@ -61,7 +61,7 @@ func (cl *Client) Forward(ctx context.Context, ln net.Listener, target string) e
 func (cl *Client) openFor(ctx context.Context, c net.Conn, target string, local net.Addr) *mux.Stream {
 	st, err := cl.Open(ctx, target)
 	if err != nil {
-		cl.log().Info("tunnel: connection refused by the server", "local", local, "from", c.RemoteAddr(), "target", target, "err", err)
+		cl.log().Warn("tunnel: connection refused by the server", "local", local, "from", c.RemoteAddr(), "target", target, "err", err)
 		abort(c)
 		return nil
 	}

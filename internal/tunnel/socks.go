@@ -123,7 +123,7 @@ func (cl *Client) socksOpen(ctx context.Context, c net.Conn, users SOCKSUsers, l
 	}
 	st, err := cl.Open(ctx, target)
 	if err != nil {
-		cl.log().Info("tunnel: connection refused by the server", "local", local, "from", c.RemoteAddr(), "target", target, "err", err)
+		cl.log().Warn("tunnel: connection refused by the server", "local", local, "from", c.RemoteAddr(), "target", target, "err", err)
 		c.Write(socksReply(SOCKSReply(err)))
 		return nil
 	}
