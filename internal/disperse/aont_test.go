@@ -90,19 +90,12 @@ func TestAONTFormatPinned(t *testing.T) {
 // identities and sets of K pieces: the chunk comes back exactly.
 func TestAONTQuick(t *testing.T) {
 	lengths := []int{0, 1, 2, 51, 52, 53, 4095, 65536, maxChunk - 1, maxChunk}
-	codecs := map[Mode]*Codec{}
+	codecs := codecCache{}
 	f := func(seed uint64, kk, extra uint8, which uint8, item uint64, chunk uint32) bool {
 		r := rand.New(rand.NewPCG(seed, 1))
 		m := Mode{Kind: AONT, K: int(kk%7) + 2}
 		m.N = m.K + int(extra%4)
-		c := codecs[m]
-		if c == nil {
-			var err error
-			if c, err = New(m); err != nil {
-				t.Fatal(err)
-			}
-			codecs[m] = c
-		}
+		c := codecs.get(t, m)
 		n := lengths[int(which)%len(lengths)]
 		if which >= 128 {
 			n = r.IntN(70000)
@@ -179,18 +172,11 @@ func FuzzAONTJoin(f *testing.F) {
 	f.Add([]byte("payload"), uint8(2), uint8(1), uint8(1), []byte{3, 0x10})
 	f.Add(make([]byte, 300), uint8(3), uint8(2), uint8(0x12), []byte{0, 1, 40, 0x80, 200, 7})
 	f.Add([]byte{}, uint8(4), uint8(0), uint8(0), []byte{1, 1})
-	codecs := map[Mode]*Codec{}
+	codecs := codecCache{}
 	f.Fuzz(func(t *testing.T, payload []byte, kk, extra, drop uint8, edits []byte) {
 		m := Mode{Kind: AONT, K: int(kk%5) + 2}
 		m.N = m.K + int(extra%3)
-		c := codecs[m]
-		if c == nil {
-			var err error
-			if c, err = New(m); err != nil {
-				t.Fatal(err)
-			}
-			codecs[m] = c
-		}
+		c := codecs.get(t, m)
 		if len(payload) > 4096 {
 			payload = payload[:4096]
 		}
@@ -274,4 +260,20 @@ func TestAONTLargeN(t *testing.T) {
 			}
 		}
 	}
+}
+
+// codecCache holds one Codec per mode for tests that draw many modes.
+type codecCache map[Mode]*Codec
+
+// get returns the Codec of m, made on first use.
+func (cc codecCache) get(t testing.TB, m Mode) *Codec {
+	c := cc[m]
+	if c == nil {
+		var err error
+		if c, err = New(m); err != nil {
+			t.Fatal(err)
+		}
+		cc[m] = c
+	}
+	return c
 }

@@ -63,17 +63,22 @@ func pingPong(ctx context.Context, c *Session, n int) error {
 	return nil
 }
 
-// framesInline sums the frames a Receive read itself on s's paths.
-func framesInline(s *Session) uint64 {
+// sumPaths sums f over s's paths.
+func sumPaths(s *Session, f func(*path) uint64) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var n uint64
 	for _, p := range s.paths {
 		if p != nil {
-			n += p.framesInline.Load()
+			n += f(p.path)
 		}
 	}
 	return n
+}
+
+// framesInline sums the frames a Receive read itself on s's paths.
+func framesInline(s *Session) uint64 {
+	return sumPaths(s, func(p *path) uint64 { return p.framesInline.Load() })
 }
 
 // TestInlineReceive: in a request/response exchange the receiving application reads its path
@@ -127,15 +132,7 @@ func TestInlineCodedNoReclaimWait(t *testing.T) {
 
 // timerReclaims sums the read roles s's paths' readers took back only when the timer fired.
 func timerReclaims(s *Session) uint64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var n uint64
-	for _, p := range s.paths {
-		if p != nil {
-			n += p.timerReclaims.Load()
-		}
-	}
-	return n
+	return sumPaths(s, func(p *path) uint64 { return p.timerReclaims.Load() })
 }
 
 // TestInlineInterruptedByOtherPath: the server answers on each path in turn (round-robin), so a

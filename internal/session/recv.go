@@ -92,7 +92,7 @@ func (s *Session) onChunk(p *path, ch wire.ChunkHeader, n int) error {
 	owner, busy := -1, false
 	if dup {
 		owner, busy = s.reasm.BusyOwner(ch)
-	} else if err == nil {
+	} else if err == nil && p.overtaken.Load() {
 		p.overtaken.Store(false) // a copy of the chunk this path read before is no news
 	}
 	s.mu.Unlock()

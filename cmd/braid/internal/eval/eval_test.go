@@ -266,9 +266,10 @@ func TestRunErrors(t *testing.T) {
 	}
 }
 
-// TestNetns runs a short scenario over real kernel paths in two namespaces, with Braid and
-// MPTCP. It needs root and iproute2.
-func TestNetns(t *testing.T) {
+// needNetns skips t unless the netns backend can run here (root and iproute2; in CI, which runs
+// as root and installs iproute2, it must), and returns this test binary, the backend's agent.
+func needNetns(t *testing.T) string {
+	t.Helper()
 	if err := NetnsAvailable(); err != nil {
 		if os.Getenv("CI") == "true" && os.Geteuid() == 0 {
 			t.Fatalf("CI runs as root and installs iproute2, so the netns backend must run: %v", err)
@@ -282,6 +283,13 @@ func TestNetns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return exe
+}
+
+// TestNetns runs a short scenario over real kernel paths in two namespaces, with Braid and
+// MPTCP. It needs root and iproute2.
+func TestNetns(t *testing.T) {
+	exe := needNetns(t)
 	// The cut lasts a second: long enough for the path's RTO (which the queue on a shaped link
 	// stretches past 400 ms at times) to expire and the path stuck mid-chunk to be ended.
 	sc := mustParse(t, `{"name": "netns-test", "duration": "3s", "paths": [{"rate": "30mbit", "delay": "2ms"}, {"rate": "20mbit", "delay": "4ms"}],
@@ -430,19 +438,7 @@ func TestByteBudgetShared(t *testing.T) {
 // baseline only: the router drops packets on that path alone, about as many as the rate says,
 // and the run still delivers (TCP retransmits).
 func TestNetnsLoss(t *testing.T) {
-	if err := NetnsAvailable(); err != nil {
-		if os.Getenv("CI") == "true" && os.Geteuid() == 0 {
-			t.Fatalf("CI runs as root and installs iproute2, so the netns backend must run: %v", err)
-		}
-		t.Skipf("skipping the netns backend: %v", err)
-	}
-	if testing.Short() {
-		t.Skip("skipping the netns backend in -short mode")
-	}
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
+	exe := needNetns(t)
 	sc := mustParse(t, `{"name": "netns-loss", "duration": "2s", "paths": [{"rate": "20mbit", "delay": "2ms"}, {"rate": "20mbit", "delay": "2ms", "loss": "5%"}],
 		"workload": {"kind": "bulk", "message_size": "64KiB"}}`)
 	rs, err := Run(context.Background(), sc, Options{Backend: Netns, AgentArgv: []string{exe}, NoMPTCP: true, Schedulers: []string{"adaptive"}})
