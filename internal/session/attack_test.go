@@ -2,7 +2,6 @@ package session
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/braidnet/braid/internal/secure"
 	"github.com/braidnet/braid/internal/testutil"
 	"github.com/braidnet/braid/internal/wire"
 )
@@ -177,21 +175,7 @@ func TestHandshakeFloodKeepsEstablished(t *testing.T) {
 	// Squatters: SESSION_NEW and silence, accepted up to the pending limit, the rest refused.
 	squatting := 0
 	for range 2 * established {
-		tcp, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tcp.Close()
-		tcp.SetDeadline(time.Now().Add(10 * time.Second))
-		conf, err := secure.ClientConfig(secure.Options{ServerFingerprint: testFingerprint()}, addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn := tls.Client(tcp, conf)
-		if err := conn.Handshake(); err != nil {
-			t.Fatal(err)
-		}
-		p := &rawPath{t: t, conn: conn, tcp: tcp, r: wire.NewReader(conn, 0), w: wire.NewWriter(conn)}
+		p := dialRaw(t, addr)
 		p.send(wire.TypeSessionNew, wire.AppendSessionNew(nil, wire.SessionNew{Version: wire.ProtocolVersion, ChunkSize: 4096, Window: 1 << 20}))
 		switch f := p.recv(); f.Type {
 		case wire.TypeSessionAccept:
