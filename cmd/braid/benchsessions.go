@@ -37,6 +37,7 @@ const (
 	sessionsWindow   = 64 << 20 // receive window of every session, both ends (the default)
 	sessionsTransfer = 64 << 20 // bytes of the transfer on one session, with and without the idle ones
 	sessionsRuns     = 3        // transfers per case; the median is reported
+	sessionsBaseline = 3000     // most sessions set up by the baseline (handshakeBaseline)
 	clockTicks       = 100      // USER_HZ: the unit of /proc/PID/stat's times on Linux
 )
 
@@ -60,11 +61,18 @@ type sessionsRow struct {
 	FirstFailure      string  `json:"first_failure,omitempty"`
 	SetupSeconds      float64 `json:"setup_seconds"`
 	SessionsPerSecond float64 `json:"sessions_per_second"`
+	// BaselinePerSecond is the same setup without Braid (handshakeBaseline), same run.
+	BaselinePerSecond float64 `json:"baseline_sessions_per_second"`
+	SetupRatio        float64 `json:"setup_ratio"`           // SessionsPerSecond ÷ BaselinePerSecond
 	RSSBaseBytes      int64   `json:"server_rss_base_bytes"` // with one session
 	RSSBytes          int64   `json:"server_rss_bytes"`      // at the end of the idle period
 	RSSPerSession     float64 `json:"server_rss_per_session_bytes"`
-	IdleSeconds       float64 `json:"idle_seconds"`
-	IdleCPUPercent    float64 `json:"server_idle_cpu_percent"` // of one core, over the whole idle period
+	// The server's Go runtime (its metrics endpoint), growth from one session to all, per session.
+	GoroutinesPerSession float64 `json:"server_goroutines_per_session"`
+	HeapPerSession       float64 `json:"server_heap_inuse_per_session_bytes"`
+	StackPerSession      float64 `json:"server_stack_inuse_per_session_bytes"`
+	IdleSeconds          float64 `json:"idle_seconds"`
+	IdleCPUPercent       float64 `json:"server_idle_cpu_percent"` // of one core, over the whole idle period
 	// SettledCPUPercent is over the last three quarters of the idle period: the first lets
 	// the server finish with the handshakes (garbage collection, memory given back to the OS).
 	SettledCPUPercent float64 `json:"server_settled_idle_cpu_percent"`
@@ -95,15 +103,19 @@ func (r *sessionsReport) writeText(w io.Writer) {
 		r.Paths, r.Security, r.Dialers, r.WindowBytes>>10, r.IdleKeepAlive)
 	fmt.Fprintf(w, "transfer: %d MiB on one session among the idle ones ÷ the same alone (same run, median of %d)\n", r.TransferBytes>>20, sessionsRuns)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "sessions\tup\tfailed\tsessions/s\tRSS MiB\tKiB/session\tidle s\tidle CPU %\tsettled %\tanswered\ttransfer ÷ alone\tclose s\t")
+	fmt.Fprintln(tw, "sessions\tup\tfailed\tsessions/s\tbaseline/s\t÷ baseline\tRSS MiB\tKiB/session\theap\tstacks\tgoroutines\tidle s\tidle CPU %\tsettled %\tanswered\ttransfer ÷ alone\tclose s\t")
 	for _, row := range r.Rows {
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.1f\t%.1f\t%.0f\t%.2f\t%.2f\t%d/%d\t%.2f\t%.2f\t\n", row.Sessions, row.Established, row.AttachFailures,
-			row.SessionsPerSecond, float64(row.RSSBytes)/(1<<20), row.RSSPerSession/1024, row.IdleSeconds, row.IdleCPUPercent,
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%.0f\t%.0f\t%.2f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.0f\t%.2f\t%.2f\t%d/%d\t%.2f\t%.2f\t\n", row.Sessions, row.Established, row.AttachFailures,
+			row.SessionsPerSecond, row.BaselinePerSecond, row.SetupRatio, float64(row.RSSBytes)/(1<<20), row.RSSPerSession/1024,
+			row.HeapPerSession/1024, row.StackPerSession/1024, row.GoroutinesPerSession, row.IdleSeconds, row.IdleCPUPercent,
 			row.SettledCPUPercent, row.Answered, row.Established, row.TransferRatio, row.CloseSeconds)
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "(KiB/session: server RSS growth from 1 session to all, per session; idle CPU: server utime+stime over the idle period,")
-	fmt.Fprintln(w, " % of one core; settled: over its last three quarters, the first having let the server finish with the handshakes)")
+	fmt.Fprintln(w, "(baseline/s: the same setup without Braid in the same run, two crypto/tls handshakes per session with a Braid path's")
+	fmt.Fprintln(w, " TLS settings, or two TCP connects when insecure; KiB/session: server RSS growth from 1 session to all, per session,")
+	fmt.Fprintln(w, " of which heap and stacks (KiB) and goroutines are the server's Go runtime's own growth per session; idle CPU: server")
+	fmt.Fprintln(w, " utime+stime over the idle period, % of one core; settled: over its last three quarters, the first having let the")
+	fmt.Fprintln(w, " server finish with the handshakes)")
 	for _, row := range r.Rows {
 		if row.FirstFailure != "" {
 			fmt.Fprintf(w, "%d sessions: first attach failure: %s\n", row.Sessions, row.FirstFailure)
@@ -149,6 +161,7 @@ type benchServer struct {
 	cmd         *exec.Cmd
 	exited      chan struct{} // closed when the process has ended
 	addr        string
+	metricsAddr string // its --metrics endpoint
 	fingerprint string
 	stderr      *tailBuffer
 }
@@ -161,6 +174,12 @@ func startBenchServer(ctx context.Context, o sessionsOptions, n int) (*benchServ
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	mln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	metricsAddr := mln.Addr().String()
+	mln.Close()
 	dir, err := os.MkdirTemp("", "braid-bench-sessions")
 	if err != nil {
 		return nil, err
@@ -170,7 +189,8 @@ func startBenchServer(ctx context.Context, o sessionsOptions, n int) (*benchServ
 	args := append(slices.Clone(o.argv[1:]), "serve", "--listen", addr, "--max-sessions", strconv.Itoa(n+16),
 		"--max-conns", conns, "--max-conns-per-ip", conns, "--max-handshakes", "512", "--max-handshakes-per-ip", "512",
 		"--max-pending-sessions-per-ip", "512", "--window", strconv.Itoa(sessionsWindow),
-		"--max-memory", strconv.Itoa((n+16)*sessionsWindow), "--log-format", "text", "--idle-keepalive", o.idleKeepAlive.String())
+		"--max-memory", strconv.Itoa((n+16)*sessionsWindow), "--log-format", "text", "--idle-keepalive", o.idleKeepAlive.String(),
+		"--metrics", metricsAddr)
 	if o.insecure {
 		args = append(args, "--insecure")
 	} else {
@@ -182,7 +202,7 @@ func startBenchServer(ctx context.Context, o sessionsOptions, n int) (*benchServ
 	if err != nil {
 		return nil, err
 	}
-	srv := &benchServer{cmd: cmd, addr: addr, stderr: &tailBuffer{max: 8 << 10}, exited: make(chan struct{})}
+	srv := &benchServer{cmd: cmd, addr: addr, metricsAddr: metricsAddr, stderr: &tailBuffer{max: 8 << 10}, exited: make(chan struct{})}
 	cmd.Stderr = srv.stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -330,6 +350,16 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 	if row.RSSBaseBytes, err = srv.rss(); err != nil {
 		return row, err
 	}
+	rt0, err := scrapeRuntime(ctx, srv.metricsAddr)
+	if err != nil {
+		return row, err
+	}
+
+	// What the same setup costs without Braid, on the same cores just before.
+	if row.BaselinePerSecond, err = handshakeBaseline(ctx, min(n, sessionsBaseline), o.insecure); err != nil {
+		return row, err
+	}
+	say("baseline: %.0f sessions/s", row.BaselinePerSecond)
 
 	// The others, sessionsDialers at a time.
 	sessions := make([]*braid.Session, n)
@@ -359,6 +389,7 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 	}
 	row.SetupSeconds = el.Seconds()
 	row.SessionsPerSecond = float64(row.Established-1) / el.Seconds()
+	row.SetupRatio = row.SessionsPerSecond / row.BaselinePerSecond
 	say("%d up in %.1fs (%.0f/s), %d failed", row.Established, el.Seconds(), row.SessionsPerSecond, row.AttachFailures)
 
 	// Idle: only the server's own timers run.
@@ -397,7 +428,15 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 	if row.RSSBytes, err = srv.rss(); err != nil {
 		return row, err
 	}
-	row.RSSPerSession = float64(row.RSSBytes-row.RSSBaseBytes) / float64(max(row.Established-1, 1))
+	grown := float64(max(row.Established-1, 1))
+	row.RSSPerSession = float64(row.RSSBytes-row.RSSBaseBytes) / grown
+	rt1, err := scrapeRuntime(ctx, srv.metricsAddr)
+	if err != nil {
+		return row, err
+	}
+	row.GoroutinesPerSession = (rt1.goroutines - rt0.goroutines) / grown
+	row.HeapPerSession = (rt1.heapInuse - rt0.heapInuse) / grown
+	row.StackPerSession = (rt1.stackInuse - rt0.stackInuse) / grown
 	say("idle %.0fs: server CPU %.2f%% of a core (%.2f%% settled), RSS %.1f MiB", row.IdleSeconds, row.IdleCPUPercent, row.SettledCPUPercent, float64(row.RSSBytes)/(1<<20))
 
 	// Every session answers a message.

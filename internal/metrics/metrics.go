@@ -91,6 +91,7 @@ func (t *totals) add(st braid.Stats) {
 type Collector struct {
 	mu       sync.Mutex
 	live     map[*braid.Session]struct{}
+	sweepAt  int // len(live) at which Track next looks for ended sessions
 	ended    totals
 	modes    map[string]uint64
 	dialFail map[string]uint64
@@ -102,21 +103,36 @@ func New() *Collector {
 	return &Collector{live: map[*braid.Session]struct{}{}, modes: map[string]uint64{}, dialFail: map[string]uint64{}}
 }
 
-// Track adds a session; once it ends, its counts go into the totals and its own series go.
+// Track adds a session; once it ends, its counts go into the totals and its own series go. The
+// Collector takes no goroutine per session (a server may hold tens of thousands): it looks for
+// ended sessions at each scrape, and while tracking, whenever the sessions tracked have doubled
+// since its last look, so that ended ones never outnumber the live.
 func (c *Collector) Track(s *braid.Session) {
 	mode := s.Stats().Mode
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.live) >= c.sweepAt {
+		c.sweep()
+		c.sweepAt = max(minSweep, 2*len(c.live))
+	}
 	c.live[s] = struct{}{}
 	c.modes[mode]++
-	c.mu.Unlock()
-	go func() {
-		<-s.Done()
-		st := s.Stats()
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		delete(c.live, s)
-		c.ended.add(st)
-	}()
+}
+
+// minSweep is how many sessions a Collector tracks before it first looks for ended ones.
+const minSweep = 64
+
+// sweep moves the sessions that have ended from the live set into the totals. Call with c.mu
+// held.
+func (c *Collector) sweep() {
+	for s := range c.live {
+		select {
+		case <-s.Done():
+			delete(c.live, s)
+			c.ended.add(s.Stats())
+		default:
+		}
+	}
 }
 
 // SetListener adds a server's listener.
@@ -162,6 +178,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 // Collect reads every tracked session's and the listener's counters now.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
+	c.sweep()
 	sessions := make([]*braid.Session, 0, len(c.live))
 	for s := range c.live {
 		sessions = append(sessions, s)

@@ -3,9 +3,11 @@ package metrics
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"testing"
 	"time"
 
@@ -163,5 +165,49 @@ func TestDialFailure(t *testing.T) {
 		if got := DialFailure(c.err); got != c.want {
 			t.Errorf("DialFailure(%v) = %q, want %q", c.err, got, c.want)
 		}
+	}
+}
+
+// TestTrackForgetsEndedSessions: a Collector nobody scrapes still lets go of ended sessions as
+// it tracks new ones, and takes no goroutine per session.
+func TestTrackForgetsEndedSessions(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l, err := braid.Listen("127.0.0.1:0", &braid.Config{Insecure: true, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c := New()
+	before := runtime.NumGoroutine()
+	const n = 3 * minSweep
+	for i := range n {
+		client, err := braid.Dial(ctx, l.Addr().String(), &braid.Config{Paths: 1, Insecure: true, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		server, err := l.Accept(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Track(server)
+		if i == 0 {
+			// One session's goroutines, at both ends, are all a tracked session may add.
+			before = runtime.NumGoroutine()
+		}
+		client.Abort()
+		<-server.Done()
+	}
+	c.mu.Lock()
+	live, ended := len(c.live), c.ended.up
+	c.mu.Unlock()
+	if live > 2*minSweep {
+		t.Errorf("%d of %d ended sessions still held", live, n)
+	}
+	if ended == 0 {
+		t.Error("no ended session's paths counted in the totals")
+	}
+	if g := runtime.NumGoroutine(); g > before+4 {
+		t.Errorf("%d goroutines after %d ended sessions, %d after the first", g, n, before)
 	}
 }

@@ -83,6 +83,11 @@ func (p *path) nextHeader() (wire.Header, error) {
 	p.idle = true
 	p.intMu.Unlock()
 
+	if p.shared.idle.Load() && p.r.Buffered() == 0 {
+		// An idle session's path may wait for its next frame for a long time (IdleKeepAlive):
+		// it holds no read buffer meanwhile.
+		p.r.Release()
+	}
 	h, err := p.r.ReadHeader()
 
 	p.intMu.Lock()

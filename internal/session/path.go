@@ -64,6 +64,10 @@ const pathQueueBytes = 2 << 20
 // pathQueueLen is how many chunks of the given size fit in pathQueueBytes (at least 2).
 func pathQueueLen(chunkSize int) int { return max(2, pathQueueBytes/chunkSize) }
 
+// ctrlQueueLen is how many control frames (PINGs and PONGs) wait for a path's writer at most: a
+// few, since each is 80 bytes held by every path, idle or not, and one dropped costs an RTT sample.
+const ctrlQueueLen = 4
+
 // ctrlFrame is a small control frame for a path's writer.
 type ctrlFrame struct {
 	t   wire.Type
@@ -203,7 +207,7 @@ func newPath(s *Session, index, slot int, spec PathSpec, conn net.Conn, r *wire.
 		r:          r,
 		w:          w,
 		data:       make(chan *outChunk, pathQueueLen(s.chunkSize)),
-		ctrl:       make(chan ctrlFrame, 16),
+		ctrl:       make(chan ctrlFrame, ctrlQueueLen),
 		fin:        make(chan uint64, 1),
 		stop:       make(chan struct{}),
 		rtxKick:    make(chan struct{}, 1),

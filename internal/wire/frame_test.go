@@ -496,3 +496,115 @@ func TestReadSome(t *testing.T) {
 		t.Fatalf("at the end: %d, %v; want io.ErrUnexpectedEOF", n, err)
 	}
 }
+
+// TestReaderRelease: a Reader that gives its buffer back between frames reads the same frames,
+// counts the same bytes, holds no buffer while released, and a read that fails before any byte
+// has come (a deadline) consumes nothing.
+func TestReaderRelease(t *testing.T) {
+	var stream bytes.Buffer
+	w := NewWriter(&stream)
+	var want []Frame
+	for i := range 40 {
+		p := bytes.Repeat([]byte{byte(i)}, i*i*7) // up to ~11 KiB: some frames outgrow the buffer
+		w.WriteFrame(TypeData, p)
+		want = append(want, Frame{Type: TypeData, Payload: p})
+	}
+	for name, wrap := range map[string]func(io.Reader) io.Reader{
+		"whole":    func(r io.Reader) io.Reader { return r },
+		"one byte": iotest.OneByteReader,
+		"half":     iotest.HalfReader,
+		"timeouts": func(r io.Reader) io.Reader { return &stallOnce{r: r} },
+	} {
+		t.Run(name, func(t *testing.T) {
+			src := wrap(bytes.NewReader(stream.Bytes()))
+			r := NewReaderSize(src, 0, 4<<10)
+			timeouts, stalled := 0, -1
+			for i := 0; i < len(want); {
+				if r.Buffered() == 0 {
+					r.Release()
+					if r.br != nil {
+						t.Fatal("released Reader still holds its buffer")
+					}
+					if s, ok := src.(*stallOnce); ok && i%3 == 0 && stalled < i {
+						s.stall, stalled = true, i // the released Reader's first read times out
+					}
+				}
+				before := r.BytesRead()
+				f, err := r.ReadFrame()
+				if errors.Is(err, iotest.ErrTimeout) {
+					timeouts++
+					if r.BytesRead() != before {
+						t.Fatalf("a failed read consumed %d bytes", r.BytesRead()-before)
+					}
+					continue
+				}
+				if err != nil {
+					t.Fatalf("frame %d: %v", i, err)
+				}
+				if f.Type != want[i].Type || !bytes.Equal(f.Payload, want[i].Payload) {
+					t.Fatalf("frame %d differs", i)
+				}
+				i++
+			}
+			if _, err := r.ReadFrame(); err != io.EOF {
+				t.Fatalf("after the last frame: %v, want EOF", err)
+			}
+			if r.BytesRead() != int64(stream.Len()) {
+				t.Fatalf("counted %d bytes of %d", r.BytesRead(), stream.Len())
+			}
+			if name == "timeouts" && timeouts == 0 {
+				t.Fatal("no read timed out: the case tests nothing")
+			}
+		})
+	}
+}
+
+// stallOnce fails its next read with iotest.ErrTimeout, without reading, when stall is set.
+type stallOnce struct {
+	r     io.Reader
+	stall bool
+}
+
+func (s *stallOnce) Read(p []byte) (int, error) {
+	if s.stall {
+		s.stall = false
+		return 0, iotest.ErrTimeout
+	}
+	return s.r.Read(p)
+}
+
+// TestReaderReleaseKeepsBuffered: Release does nothing while bytes are buffered.
+func TestReaderReleaseKeepsBuffered(t *testing.T) {
+	var stream bytes.Buffer
+	w := NewWriter(&stream)
+	w.WriteFrame(TypeText, []byte("one"))
+	w.WriteFrame(TypeText, []byte("two"))
+	r := NewReader(bytes.NewReader(stream.Bytes()), 0)
+	if f, err := r.ReadFrame(); err != nil || string(f.Payload) != "one" {
+		t.Fatalf("%q, %v", f.Payload, err)
+	}
+	r.Release()
+	if r.br == nil {
+		t.Fatal("released with a frame buffered")
+	}
+	if f, err := r.ReadFrame(); err != nil || string(f.Payload) != "two" {
+		t.Fatalf("%q, %v", f.Payload, err)
+	}
+}
+
+// TestWriterHoldsNoBufferWhenFlushed: a Writer gives its pending buffer back once it has
+// written it.
+func TestWriterHoldsNoBufferWhenFlushed(t *testing.T) {
+	var out bytes.Buffer
+	w := NewWriter(&out)
+	w.Queue(TypePing, make([]byte, 8), nil)
+	if w.box == nil || w.Pending() != HeaderSize+8 {
+		t.Fatalf("queued frame: box %v, %d pending", w.box != nil, w.Pending())
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if w.box != nil || w.pending != nil || out.Len() != HeaderSize+8 {
+		t.Fatalf("after Flush: box %v, pending %d, wrote %d", w.box != nil, cap(w.pending), out.Len())
+	}
+}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"testing/iotest"
 )
 
 // FuzzReader: any byte sequence decodes to frames or an error, never a panic, and the payload
-// buffer never exceeds the configured maximum.
+// buffer never exceeds the configured maximum. Odd maxima release the read buffer after every
+// frame (Release) and read the input a byte at a time, which must change nothing.
 func FuzzReader(f *testing.F) {
 	var seed bytes.Buffer
 	w := NewWriter(&seed)
@@ -21,9 +23,17 @@ func FuzzReader(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 0, 0x7f}, uint16(1000))
 	f.Fuzz(func(t *testing.T, data []byte, max uint16) {
 		limit := int(max) + 1
-		r := NewReader(bytes.NewReader(data), limit)
+		release := max%2 == 1
+		var src io.Reader = bytes.NewReader(data)
+		if release {
+			src = iotest.OneByteReader(src)
+		}
+		r := NewReader(src, limit)
 		consumed := 0
 		for {
+			if release {
+				r.Release()
+			}
 			fr, err := r.ReadFrame()
 			if cap(r.buf) > limit {
 				t.Fatalf("buffer capacity %d above maximum %d", cap(r.buf), limit)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"sync"
 	"sync/atomic"
 )
 
@@ -22,10 +23,76 @@ const growStep = 64 << 10
 //
 // A Reader is not safe for concurrent use.
 type Reader struct {
-	br  *bufio.Reader
-	src *countingReader
-	max int
-	buf []byte
+	br    *bufio.Reader // nil while released (Release)
+	size  int           // br's buffer size
+	src   *countingReader
+	pre   prefixReader // what br reads: src, after what a released Reader's first read brought
+	first [firstRead]byte
+	max   int
+	buf   []byte
+}
+
+// firstRead is how much a released Reader reads before it takes a buffer back.
+const firstRead = 64
+
+// prefixReader yields b, then reads r.
+type prefixReader struct {
+	b []byte
+	r io.Reader
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if len(p.b) > 0 {
+		n := copy(b, p.b)
+		p.b = p.b[n:]
+		return n, nil
+	}
+	return p.r.Read(b)
+}
+
+// bufPools holds released read buffers, one pool per buffer size.
+var bufPools sync.Map // int → *sync.Pool of *bufio.Reader
+
+func bufPool(size int) *sync.Pool {
+	if p, ok := bufPools.Load(size); ok {
+		return p.(*sync.Pool)
+	}
+	p, _ := bufPools.LoadOrStore(size, &sync.Pool{New: func() any { return bufio.NewReaderSize(nil, size) }})
+	return p.(*sync.Pool)
+}
+
+// Release gives the Reader's internal buffer back to a pool if nothing is buffered, between
+// frames, so that a connection waiting for its next frame for a long time (an idle one) holds no
+// buffer. The next read takes one again once bytes have come: it first reads at most 64 bytes
+// straight from the stream, then continues buffered.
+func (r *Reader) Release() {
+	if r.br == nil || r.br.Buffered() > 0 {
+		return
+	}
+	r.br.Reset(nil)
+	bufPool(r.size).Put(r.br)
+	r.br = nil
+}
+
+// acquire gives a released Reader a buffer again, once a read of the stream has brought bytes: a
+// read that fails before that (a deadline, the end of the stream) consumes nothing.
+func (r *Reader) acquire() error {
+	if r.br != nil {
+		return nil
+	}
+	n, err := r.src.Read(r.first[:])
+	if n == 0 {
+		if err == nil {
+			err = io.ErrNoProgress
+		}
+		return err
+	}
+	// An error with the bytes (the end of the stream, say) comes again at the next read.
+	r.pre.b = r.first[:n]
+	br := bufPool(r.size).Get().(*bufio.Reader)
+	br.Reset(&r.pre)
+	r.br = br
+	return nil
 }
 
 // countingReader counts the bytes read from the stream, for liveness checks by other goroutines.
@@ -49,7 +116,10 @@ func NewReader(r io.Reader, maxPayload int) *Reader {
 // NewReaderSize is NewReader with an explicit internal buffer size.
 func NewReaderSize(r io.Reader, maxPayload, bufSize int) *Reader {
 	src := &countingReader{r: r}
-	return &Reader{br: bufio.NewReaderSize(src, bufSize), src: src, max: ClampMaxPayload(maxPayload)}
+	rd := &Reader{src: src, size: bufSize, max: ClampMaxPayload(maxPayload)}
+	rd.pre.r = src
+	rd.br = bufio.NewReaderSize(&rd.pre, bufSize)
+	return rd
 }
 
 // ClampMaxPayload maps a configured maximum payload length to the one in force: 0 or less means
@@ -80,12 +150,20 @@ func (r *Reader) SetMaxPayload(n int) { r.max = ClampMaxPayload(n) }
 // Wait blocks until at least one byte of the next frame is available, without consuming it. A
 // server uses it to tell an idle connection (waiting here) from one with a frame in flight.
 func (r *Reader) Wait() error {
+	if err := r.acquire(); err != nil {
+		return err
+	}
 	_, err := r.br.Peek(1)
 	return err
 }
 
 // Buffered returns the number of bytes already read from the stream but not yet decoded.
-func (r *Reader) Buffered() int { return r.br.Buffered() }
+func (r *Reader) Buffered() int {
+	if r.br == nil {
+		return 0
+	}
+	return r.br.Buffered()
+}
 
 // ReadFrame reads the next frame. At a clean end of stream between frames it returns io.EOF; a
 // stream that ends inside a frame yields an error wrapping io.ErrUnexpectedEOF. A header whose
@@ -121,6 +199,9 @@ func (r *Reader) ReadPayload(h Header) ([]byte, error) {
 // A read error before the whole header has arrived consumes nothing: after a timeout (a read
 // deadline used to interrupt a waiting reader) the next ReadHeader starts where this one did.
 func (r *Reader) ReadHeader() (Header, error) {
+	if err := r.acquire(); err != nil {
+		return Header{}, err
+	}
 	b, err := r.br.Peek(HeaderSize)
 	if err != nil {
 		if err == io.EOF && len(b) > 0 {
@@ -142,6 +223,12 @@ func (r *Reader) ReadHeader() (Header, error) {
 // readPayload reads exactly n bytes into the reusable buffer. When the buffer must grow it grows
 // in steps as bytes arrive rather than all at once, so memory follows what the peer actually sent.
 func (r *Reader) readPayload(n int) ([]byte, error) {
+	if n == 0 {
+		return r.buf[:0], nil
+	}
+	if err := r.acquire(); err != nil {
+		return nil, unexpected(err)
+	}
 	if n <= cap(r.buf) {
 		r.buf = r.buf[:n]
 		if _, err := io.ReadFull(r.br, r.buf); err != nil {
@@ -180,6 +267,12 @@ func unexpected(err error) error {
 // destination, without an intermediate buffer. The caller must consume exactly the header's Length
 // bytes, in any mix of ReadFull and Discard, before the next ReadHeader.
 func (r *Reader) ReadFull(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if err := r.acquire(); err != nil {
+		return fmt.Errorf("wire: reading payload: %w", unexpected(err))
+	}
 	if _, err := io.ReadFull(r.br, p); err != nil {
 		return fmt.Errorf("wire: reading payload: %w", unexpected(err))
 	}
@@ -194,6 +287,9 @@ func (r *Reader) ReadSome(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if err := r.acquire(); err != nil {
+		return 0, fmt.Errorf("wire: reading payload: %w", unexpected(err))
+	}
 	n, err := r.br.Read(p)
 	if n > 0 {
 		return n, nil
@@ -207,6 +303,12 @@ func (r *Reader) ReadSome(p []byte) (int, error) {
 // Discard skips n bytes of the current frame's payload without storing them, using no memory
 // beyond the Reader's fixed read buffer however large the frame.
 func (r *Reader) Discard(n int) error {
+	if n == 0 {
+		return nil
+	}
+	if err := r.acquire(); err != nil {
+		return fmt.Errorf("wire: discarding payload: %w", unexpected(err))
+	}
 	if _, err := r.br.Discard(n); err != nil {
 		return fmt.Errorf("wire: discarding payload: %w", unexpected(err))
 	}

@@ -3,6 +3,7 @@ package wire
 import (
 	"io"
 	"net"
+	"sync"
 )
 
 // coalesceLimit is the largest payload a Writer copies into its pending buffer. Larger payloads
@@ -19,12 +20,16 @@ const flushThreshold = 4 << 20
 // Queue writes a large payload at once, so the caller may reuse it when Queue returns;
 // QueueRetained keeps it until Flush, so that many large frames leave in one system call.
 //
+// The pending buffer comes from a pool when a frame is queued and goes back to it when Flush has
+// written it, so that a Writer with nothing to write (an idle connection's) holds no buffer.
+//
 // A Writer is not safe for concurrent use; deadlines are the caller's to set on the connection.
 type Writer struct {
 	w       io.Writer
 	batch   Batcher
 	vector  bool // w is a net.Conn, whose Write never returns short without an error
 	pending []byte
+	box     *[]byte   // the pooled buffer pending started in, while the Writer holds one
 	segs    []segment // what Flush writes, in order
 	runFrom int       // start of the pending bytes not yet closed into a segment
 	large   int       // bytes of retained large payloads
@@ -49,7 +54,33 @@ type Batcher interface {
 func NewWriter(w io.Writer) *Writer {
 	_, isConn := w.(net.Conn)
 	b, _ := w.(Batcher)
-	return &Writer{w: w, batch: b, vector: isConn, pending: make([]byte, 0, 4<<10)}
+	return &Writer{w: w, batch: b, vector: isConn}
+}
+
+// pendingSize is the size of the pooled pending buffers. A flush that outgrows one (small frames
+// queued back to back) grows it by append; the larger buffer is dropped after the flush.
+const pendingSize = 4 << 10
+
+// pendingPool holds pending buffers, boxed so that taking and returning one allocates nothing.
+var pendingPool = sync.Pool{New: func() any {
+	b := make([]byte, 0, pendingSize)
+	return &b
+}}
+
+// reserve makes sure the Writer holds a pending buffer: one from the pool if it has none.
+func (w *Writer) reserve() {
+	if w.box == nil {
+		w.box = pendingPool.Get().(*[]byte)
+		w.pending = (*w.box)[:0]
+	}
+}
+
+// release returns the pending buffer to the pool once it has been written.
+func (w *Writer) release() {
+	if w.box != nil {
+		pendingPool.Put(w.box)
+		w.box, w.pending = nil, nil
+	}
 }
 
 // WriteFrame writes one frame and flushes it, together with anything queued before it.
@@ -83,6 +114,7 @@ func (w *Writer) QueueRetained(t Type, head, body []byte) error {
 	}
 	var hdr [HeaderSize]byte
 	PutHeader(hdr[:], Header{Length: uint32(n), Type: t})
+	w.reserve()
 	w.pending = append(w.pending, hdr[:]...)
 	w.pending = append(w.pending, head...)
 	if len(body) <= coalesceLimit {
@@ -115,6 +147,7 @@ func (w *Writer) Flush() (err error) {
 		return nil
 	}
 	w.closeRun()
+	defer w.release() // after the batch's Release, which writes it
 	if w.batch != nil {
 		w.batch.Hold()
 		defer func() {
