@@ -1,6 +1,8 @@
 package session
 
 import (
+	"bytes"
+	"runtime"
 	"testing"
 	"time"
 
@@ -61,5 +63,31 @@ func TestIdleMonitorSleeps(t *testing.T) {
 	c.mu.Unlock()
 	if next <= monitorTick {
 		t.Fatalf("an idle session's monitor looks again in %v, not beyond monitorTick", next)
+	}
+}
+
+// TestMonitorIsATimer: an idle session's monitor holds no goroutine between its runs, wakes when
+// the session turns busy (only a monitor run finds the session idle again, and a sleeping one
+// would not look before its idle deadline, a minute away), and closes monitorDone once the
+// session ends.
+func TestMonitorIsATimer(t *testing.T) {
+	cfg := &Config{Paths: 2}
+	c, s := dialPair(t, cfg, cfg)
+	echoOnce(t, c, s)
+	testutil.WaitFor(t, c.shared.idle.Load, "the session to be idle")
+	buf := make([]byte, 1<<20)
+	st := buf[:runtime.Stack(buf, true)]
+	if bytes.Contains(st, []byte("(*Session).monitorRun")) {
+		t.Fatalf("a monitor run is parked while the session is idle:\n%s", st)
+	}
+	for range 20 {
+		echoOnce(t, c, s)
+		testutil.WaitFor(t, c.shared.idle.Load, "the session to be idle again")
+	}
+	c.Abort()
+	select {
+	case <-c.monitorDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("monitorDone still open after Abort")
 	}
 }

@@ -234,26 +234,45 @@ func (s *Session) leastQueued(not *path) *path {
 }
 
 // monitor runs the session's timers: retransmission timeouts, path liveness and the grace
-// period. It ends with the session. It keeps a timer, not a ticker: every monitorTick while the
-// session is busy (chunks outstanding or arriving, a path stalled, closing), and otherwise only
-// at the next deadline an idle session has (a path's PathTimeout, the grace period, a server's
-// handshake timeout), so that an idle session costs a wake-up every few seconds, not twenty a
-// second. Whatever makes the session busy again wakes it (wakeMonitor).
-func (s *Session) monitor() {
-	defer close(s.monitorDone)
-	t := time.NewTimer(monitorTick)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-t.C:
-		case <-s.shared.monKick:
-		}
+// period, until the session ends. It is a timer, not a goroutine (a server may hold tens of
+// thousands of sessions): each firing runs monitorRun, which sets it again, every monitorTick
+// while the session is busy (chunks outstanding or arriving, a path stalled, closing), and
+// otherwise only for the next deadline an idle session has (a path's PathTimeout, the grace
+// period, a server's handshake timeout), so that an idle session costs a wake-up every few
+// seconds, not twenty a second. Whatever makes the session busy again fires it at once
+// (wakeMonitor), and so does the session's end, after which it closes monitorDone.
+func (s *Session) startMonitor() {
+	s.monTimer = time.AfterFunc(monitorTick, s.monitorRun)
+	s.shared.monTimer = s.monTimer
+}
+
+// monitorRun is one firing of the monitor. Runs never overlap: a firing during a run waits for it.
+func (s *Session) monitorRun() {
+	s.monMu.Lock()
+	defer s.monMu.Unlock()
+	if s.monEnded {
+		return
+	}
+	if !isClosed(s.done) {
 		next := s.checkTimers(s.clock())
 		s.runCompletions()
-		t.Reset(next)
+		if !isClosed(s.done) {
+			s.monTimer.Reset(next)
+			s.mu.Lock()
+			sleeping := s.idleMode
+			s.mu.Unlock()
+			// Found idle, and woken since (wakeMonitor clears idle and fires the timer, which
+			// the Reset above may have undone): look again at once.
+			if sleeping && !s.shared.idle.Load() {
+				s.monTimer.Reset(0)
+			}
+			return
+		}
 	}
+	// The session has ended (enter fires the timer once more when it does).
+	s.monEnded = true
+	s.monTimer.Stop()
+	close(s.monitorDone)
 }
 
 // wakeMonitor has an idle monitor look again at once: the session may have become busy.

@@ -133,8 +133,11 @@ type Session struct {
 	ackTimer     *time.Timer // kicks a writer when an ACK has waited ackDelay
 	ackArmed     atomic.Bool // ackTimer is running
 	unacked      atomic.Int32
-	unackedBytes atomic.Int64 // chunk bytes received since the last immediate ACK
-	monitorDone  chan struct{}
+	unackedBytes atomic.Int64   // chunk bytes received since the last immediate ACK
+	monitorDone  chan struct{}  // closed by the monitor's last run, once the session has ended
+	monTimer     *time.Timer    // the monitor (startMonitor)
+	monMu        sync.Mutex     // one monitor run at a time
+	monEnded     bool           // under monMu: the monitor has seen the end
 	wg           sync.WaitGroup // every path goroutine and re-dial
 
 	// Under mu.
@@ -187,14 +190,14 @@ type sharedWork struct {
 	lastHeard  atomic.Int64  // session clock when any path last received bytes
 	// idle: the monitor found the session idle and sleeps until its next deadline; paths ping
 	// every IdleKeepAlive (cleared by wakeMonitor, which wakes the monitor)
-	idle    atomic.Bool
-	monKick chan struct{} // wakes the monitor (wakeMonitor)
+	idle     atomic.Bool
+	monTimer *time.Timer // fires the session's monitor (wakeMonitor); set at the start
 }
 
 // wakeMonitor has an idle monitor look again at once: the session may have become busy.
 func (w *sharedWork) wakeMonitor() {
 	if w.idle.Load() && w.idle.CompareAndSwap(true, false) {
-		kick(w.monKick)
+		w.monTimer.Reset(0)
 	}
 }
 
@@ -252,7 +255,7 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 		unit:        unit,
 		copies:      t.mode.Kind == disperse.Redundant || isReplicator(sc),
 		epoch:       time.Now(),
-		shared:      sharedWork{ackKick: make(chan struct{}, 1), creditKick: make(chan struct{}, 1), monKick: make(chan struct{}, 1)},
+		shared:      sharedWork{ackKick: make(chan struct{}, 1), creditKick: make(chan struct{}, 1)},
 		scheduler:   sc,
 		monitorDone: make(chan struct{}),
 		done:        make(chan struct{}),
@@ -293,7 +296,7 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 		}
 	})
 	s.ackTimer.Stop()
-	go s.monitor()
+	s.startMonitor()
 	return s, nil
 }
 
