@@ -64,7 +64,13 @@ func (l *Listener) serverTLS(raw net.Conn) (net.Conn, pathSecurity, error) {
 	}
 	bc := &batchConn{Conn: raw}
 	tc := tls.Server(bc, l.tlsConf)
-	if err := tc.HandshakeContext(context.Background()); err != nil {
+	// On a goroutine of its own: the key exchange (ML-KEM above all) grows a goroutine's stack
+	// to tens of KiB, which this one, the path's reader for as long as it lives, would keep
+	// while it waits for frames (stacks shrink by half at a garbage collection at most, and an
+	// idle server hardly collects).
+	hs := make(chan error, 1)
+	go func() { hs <- tc.HandshakeContext(context.Background()) }()
+	if err := <-hs; err != nil {
 		return nil, sec, fmt.Errorf("%w: %w", ErrTLS, err)
 	}
 	cs := tc.ConnectionState()
