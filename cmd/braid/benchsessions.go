@@ -190,7 +190,7 @@ func startBenchServer(ctx context.Context, o sessionsOptions, n int) (*benchServ
 		"--max-conns", conns, "--max-conns-per-ip", conns, "--max-handshakes", "512", "--max-handshakes-per-ip", "512",
 		"--max-pending-sessions-per-ip", "512", "--window", strconv.Itoa(sessionsWindow),
 		"--max-memory", strconv.Itoa((n+16)*sessionsWindow), "--log-format", "text", "--idle-keepalive", o.idleKeepAlive.String(),
-		"--metrics", metricsAddr)
+		"--metrics", metricsAddr, "--metrics-sessions", "0")
 	if o.insecure {
 		args = append(args, "--insecure")
 	} else {

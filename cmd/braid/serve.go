@@ -34,6 +34,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	resume := fs.Duration("grace", 30*time.Second, "how long a session survives with every path down, waiting for the client to re-dial, before it fails")
 	overwrite := fs.Bool("overwrite", false, "replace an existing file of the name a sender gives (default: save as NAME.1, NAME.2, ... before the extension)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9090)")
+	metricsSessions := fs.Int("metrics-sessions", 1000, "with --metrics: most sessions exported with series of their own, per session and per path (those whose ids sort first; -1: all); totals always cover all")
 	asJSON := fs.Bool("json", false, "on exit, print a summary of what was received as JSON")
 	serverID := fs.String("server-id", "", "behind a load balancer: this server's id, 1 to 7 bytes in hex (e.g. 01), carried in every session id and in the TLS server name of every attaching path (docs/DEPLOY.md)")
 	serverIDConfig := fs.Int("server-id-config", 0, "with --server-id: the config rotation codepoint (0 to 6) written beside it")
@@ -106,6 +107,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		defer metrics.close()
+		metrics.c.SessionSeries(*metricsSessions)
 	}
 	l, err := braid.Listen(*listen, cfg)
 	if err != nil {

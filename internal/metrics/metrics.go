@@ -4,6 +4,8 @@
 // braid.Listener.Stats) when it is scraped, so measuring costs nothing between scrapes and
 // nothing on the data path. Tracked sessions appear per session and per path while they run;
 // when one ends its counts are folded into the totals, so that every _total series only grows.
+// A server holding thousands of sessions would export tens of series for each: SessionSeries
+// bounds how many sessions have series of their own (the totals always cover them all).
 //
 // Per path (labels session, path, remote): RTT, delivery rate, state, bytes and chunks sent,
 // sent again, acknowledged and received, pieces that failed the integrity check. Per session
@@ -17,6 +19,7 @@ package metrics
 import (
 	"errors"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,11 +99,22 @@ type Collector struct {
 	modes    map[string]uint64
 	dialFail map[string]uint64
 	listener *braid.Listener
+	series   int // most sessions exported with series of their own; < 0 for all
 }
 
-// New returns a Collector that tracks nothing yet.
+// New returns a Collector that tracks nothing yet, exporting every session's own series.
 func New() *Collector {
-	return &Collector{live: map[*braid.Session]struct{}{}, modes: map[string]uint64{}, dialFail: map[string]uint64{}}
+	return &Collector{live: map[*braid.Session]struct{}{}, modes: map[string]uint64{}, dialFail: map[string]uint64{}, series: -1}
+}
+
+// SessionSeries limits the sessions exported with series of their own (per session and per
+// path) to n at each scrape, those whose ids sort first (so that a scrape shows the same ones
+// as the last while they run); n < 0 means no limit, 0 none. Totals cover every session
+// whatever n is.
+func (c *Collector) SessionSeries(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.series = n
 }
 
 // Track adds a session; once it ends, its counts go into the totals and its own series go. The
@@ -193,6 +207,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		dialFail[r] = n
 	}
 	l := c.listener
+	limit := c.series
 	c.mu.Unlock()
 
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
@@ -201,9 +216,16 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
-	for _, s := range sessions {
-		st := s.Stats()
-		all.add(st)
+	stats := make([]braid.Stats, len(sessions))
+	for i, s := range sessions {
+		stats[i] = s.Stats()
+		all.add(stats[i])
+	}
+	if limit >= 0 && len(stats) > limit {
+		slices.SortFunc(stats, func(a, b braid.Stats) int { return strings.Compare(a.ID, b.ID) })
+		stats = stats[:limit]
+	}
+	for _, st := range stats {
 		for _, p := range st.Paths {
 			pl := []string{st.ID, strconv.Itoa(p.Index), p.Remote}
 			gauge(descPathRTT, p.SRTT.Seconds(), pl...)

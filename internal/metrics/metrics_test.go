@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -209,5 +210,57 @@ func TestTrackForgetsEndedSessions(t *testing.T) {
 	}
 	if g := runtime.NumGoroutine(); g > before+4 {
 		t.Errorf("%d goroutines after %d ended sessions, %d after the first", g, n, before)
+	}
+}
+
+// TestSessionSeriesLimit: with SessionSeries(n), only the n sessions whose ids sort first have
+// series of their own, the same ones at every scrape, while the totals count them all.
+func TestSessionSeriesLimit(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	quiet := slog.New(slog.DiscardHandler)
+	l, err := braid.Listen("127.0.0.1:0", &braid.Config{Insecure: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	c := New()
+	c.SessionSeries(2)
+	var ids []string
+	for range 5 {
+		client, err := braid.Dial(ctx, l.Addr().String(), &braid.Config{Paths: 1, Insecure: true, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer client.Abort()
+		server, err := l.Accept(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Track(server)
+		ids = append(ids, server.ID())
+	}
+	slices.Sort(ids)
+	for range 3 {
+		fams := scrape(t, c)
+		if v, _ := sum(fams, "braid_sessions_open", nil); v != 5 {
+			t.Errorf("sessions open %v, want 5", v)
+		}
+		var seen []string
+		for _, m := range fams["braid_session_acked_bytes_total"].GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "session" {
+					seen = append(seen, lp.GetValue())
+				}
+			}
+		}
+		slices.Sort(seen)
+		if !slices.Equal(seen, ids[:2]) {
+			t.Fatalf("sessions with series %v, want the first two ids %v", seen, ids[:2])
+		}
+	}
+	c.SessionSeries(0)
+	if _, n := sum(scrape(t, c), "braid_path_state", nil); n != 0 {
+		t.Errorf("%d path series with SessionSeries(0)", n)
 	}
 }
