@@ -22,4 +22,6 @@ type testHooks struct {
 	newChunk func(s *Session, oc *outChunk)
 	// finishWritten runs on p's writer once it has written CLOSE, before it returns.
 	finishWritten func(p *path)
+	// passedOn runs when p's writer passes a CHUNK_ACK or CREDIT kick on to the other paths.
+	passedOn func(p *path)
 }

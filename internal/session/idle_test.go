@@ -2,7 +2,9 @@ package session
 
 import (
 	"bytes"
+	"context"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,5 +91,61 @@ func TestMonitorIsATimer(t *testing.T) {
 	case <-c.monitorDone:
 	case <-time.After(5 * time.Second):
 		t.Fatal("monitorDone still open after Abort")
+	}
+}
+
+// TestIdleSuspectWriterTakesKicks: the writer of an idle session's path that counts as suspect
+// (silent while the session heard from elsewhere) still sends the CREDIT and CHUNK_ACK it is
+// kicked for. It had passed each kick on, then taken it back itself at the top of its loop,
+// which ignores suspicion when idle: a spin that lasted until another path's writer got a
+// turn, for ever on a session of one path (at 9,000 idle sessions it took the server's CPU).
+func TestIdleSuspectWriterTakesKicks(t *testing.T) {
+	var passed atomic.Int64
+	l, _ := startHookedListener(t, nil, &testHooks{passedOn: func(*path) { passed.Add(1) }})
+	c, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{Paths: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Abort)
+	s := acceptOne(t, l)
+	t.Cleanup(s.Abort)
+	echoOnce(t, c, s)
+	testutil.WaitFor(t, s.shared.idle.Load, "the session to be idle")
+	s.mu.Lock()
+	p := s.paths[0].path
+	s.mu.Unlock()
+	// Heard from "elsewhere" after the path: suspect.
+	s.shared.lastHeard.Store(p.lastRecv.Load() + int64(3*s.cfg.MinRTO))
+	if !p.suspect() {
+		t.Fatal("the path is not suspect: the test tests nothing")
+	}
+	c.mu.Lock()
+	cp := c.paths[0].path
+	c.mu.Unlock()
+	before := cp.bytesRead()
+	kick(s.shared.creditKick)
+	kick(s.shared.ackKick)
+	time.Sleep(100 * time.Millisecond)
+	if n := passed.Load(); n != 0 {
+		t.Errorf("an idle session's only writer passed its kicks on %d times", n)
+	}
+	if cp.bytesRead() == before {
+		t.Error("nothing written for the kicks: the client read no CREDIT")
+	}
+}
+
+// TestOnIdleGrid: an idle timer waits at least what it asked for, less than one grid step more,
+// and ends on the grid, whatever the wait.
+func TestOnIdleGrid(t *testing.T) {
+	for _, d := range []time.Duration{0, time.Nanosecond, idleGrid / 3, idleGrid, 25 * time.Second, 54*time.Second + 7*time.Millisecond} {
+		now := time.Now()
+		w := onIdleGrid(d)
+		end := now.Add(w)
+		if w < d || w > d+idleGrid+10*time.Millisecond {
+			t.Errorf("onIdleGrid(%v) = %v: not within one grid step above", d, w)
+		}
+		if off := end.Sub(end.Truncate(idleGrid)); off > 10*time.Millisecond && off < idleGrid-10*time.Millisecond {
+			t.Errorf("onIdleGrid(%v) ends %v past the grid", d, off)
+		}
 	}
 }

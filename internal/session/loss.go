@@ -257,10 +257,13 @@ func (s *Session) monitorRun() {
 		next := s.checkTimers(s.clock())
 		s.runCompletions()
 		if !isClosed(s.done) {
-			s.monTimer.Reset(next)
 			s.mu.Lock()
 			sleeping := s.idleMode
 			s.mu.Unlock()
+			if sleeping {
+				next = onIdleGrid(next)
+			}
+			s.monTimer.Reset(next)
 			// Found idle, and woken since (wakeMonitor clears idle and fires the timer, which
 			// the Reset above may have undone): look again at once.
 			if sleeping && !s.shared.idle.Load() {

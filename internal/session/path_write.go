@@ -50,9 +50,7 @@ func (p *path) writeLoop() {
 		}
 		ackAsked := false // woken to send an ACK: it goes even with nothing else to write
 		ackKick, creditKick := p.shared.ackKick, p.shared.creditKick
-		// Suspicion is a busy session's concern: the paths of an idle one are each silent for
-		// up to IdleKeepAlive, and their writers take the kicks whatever their last ping.
-		sus := !p.shared.idle.Load() && p.suspect()
+		sus := p.leavesControl()
 		if sus {
 			ackKick, creditKick = nil, nil
 		}
@@ -97,13 +95,15 @@ func (p *path) writeLoop() {
 		case f = <-p.ctrl:
 			act = actCtrl
 		case <-ackKick: // an ACK is due and no write was going to carry it
-			if p.suspect() {
+			if p.leavesControl() {
+				p.passedOn()
 				kick(p.shared.ackKick) // turned suspect while waiting: leave it to another path
 			} else {
 				ackAsked = true
 			}
 		case <-creditKick:
-			if p.suspect() {
+			if p.leavesControl() {
+				p.passedOn()
 				kick(p.shared.creditKick)
 			} else {
 				act = actCredit
@@ -112,7 +112,7 @@ func (p *path) writeLoop() {
 			// A PONG or a small chunk written on another goroutine (pongNow, writeNow) counts
 			// as a write: the keepalive runs from the last.
 			if since := p.eng.clock() - time.Duration(p.lastWrite.Load()); since < interval {
-				keepalive.Reset(interval - since)
+				keepalive.Reset(p.keepAliveWait(interval, interval-since))
 				continue
 			}
 			act = actPing
@@ -155,9 +155,50 @@ func (p *path) writeLoop() {
 			return
 		}
 		interval = p.keepAliveInterval()
-		keepalive.Reset(interval)
+		keepalive.Reset(p.keepAliveWait(interval, interval))
 	}
 }
+
+// passedOn tells the test hooks that the writer passed a kick on.
+func (p *path) passedOn() {
+	if h := p.hooks; h != nil && h.passedOn != nil {
+		h.passedOn(p)
+	}
+}
+
+// keepAliveWait is how long the writer waits, d at least, before it looks at the keepalive of a
+// path whose interval is interval: an idle path's (longer than KeepAlive) on the idle grid.
+func (p *path) keepAliveWait(interval, d time.Duration) time.Duration {
+	if interval > p.cfg.KeepAlive {
+		return onIdleGrid(d)
+	}
+	return d
+}
+
+// idleGrid is the grid idle timers fall due on: an idle path's keepalive and an idle session's
+// monitor round their deadlines up to a multiple of it on the wall clock, the same for every
+// session of the process, so that the timers of thousands of idle sessions expire in batches and
+// the runtime wakes a thread once for many of them rather than once for each: on a machine where
+// waking a thread costs tens of microseconds, those wake-ups were most of what an idle server
+// spent. It is a small fraction of the keepalive's random spread (an eighth of IdleKeepAlive),
+// so the two ends of a path still seldom ping at once.
+const idleGrid = 250 * time.Millisecond
+
+// onIdleGrid returns a wait of at least d that ends on the idle grid.
+func onIdleGrid(d time.Duration) time.Duration {
+	now := time.Now()
+	return now.Add(d).Truncate(idleGrid).Add(idleGrid).Sub(now)
+}
+
+// leavesControl reports whether the path's writer leaves the session's CHUNK_ACK and CREDIT to
+// the other paths: it is suspect (silent for MinRTO while another was heard) in a busy session.
+// Suspicion is a busy session's concern: the paths of an idle one are each silent for up to
+// IdleKeepAlive, and their writers carry ACK and CREDIT whatever their last ping. The writer
+// asks at the top of its loop (whether to listen for the kicks at all), when a kick comes (a
+// path that turned suspect meanwhile passes it on, and then no longer listens: the same
+// predicate both times, or an idle session's suspect writer would take back the kick it just
+// passed on, over and over, until another path's writer got a turn), and at flush.
+func (p *path) leavesControl() bool { return !p.shared.idle.Load() && p.suspect() }
 
 // idleKeepAliveFactor is IdleKeepAlive's default, in KeepAlives: 25 seconds by default, the
 // interval at which WireGuard's persistent keepalive holds NAT mappings open.
@@ -200,7 +241,7 @@ const (
 // write with nothing in it sends nothing: a due ACK then waits for a frame to ride with, its
 // timer or its threshold (which kick ackKick). Call with wmu held.
 func (p *path) flush(batch []*outChunk, err error, ackAsked bool) ([]*outChunk, error) {
-	if err == nil && (ackAsked || p.w.Pending() > 0) && !p.suspect() && p.shared.ackDue.Swap(false) {
+	if err == nil && (ackAsked || p.w.Pending() > 0) && !p.leavesControl() && p.shared.ackDue.Swap(false) {
 		err = p.queueAck()
 	}
 	if err == nil {
