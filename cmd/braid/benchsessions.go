@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/braidnet/braid"
+	"github.com/braidnet/braid/cmd/braid/internal/bench"
 )
 
 // braid bench --sessions N: many idle sessions on one server. The server is a `braid serve`
@@ -37,7 +38,7 @@ const (
 	sessionsWindow   = 64 << 20 // receive window of every session, both ends (the default)
 	sessionsTransfer = 64 << 20 // bytes of the transfer on one session, with and without the idle ones
 	sessionsRuns     = 3        // transfers per case; the median is reported
-	sessionsBaseline = 3000     // most sessions set up by the baseline (handshakeBaseline)
+	sessionsBaseline = 3000     // most sessions set up by the baseline (bench.HandshakeBaseline)
 	clockTicks       = 100      // USER_HZ: the unit of /proc/PID/stat's times on Linux
 )
 
@@ -61,7 +62,7 @@ type sessionsRow struct {
 	FirstFailure      string  `json:"first_failure,omitempty"`
 	SetupSeconds      float64 `json:"setup_seconds"`
 	SessionsPerSecond float64 `json:"sessions_per_second"`
-	// BaselinePerSecond is the same setup without Braid (handshakeBaseline), same run.
+	// BaselinePerSecond is the same setup without Braid (bench.HandshakeBaseline), same run.
 	BaselinePerSecond float64 `json:"baseline_sessions_per_second"`
 	SetupRatio        float64 `json:"setup_ratio"`           // SessionsPerSecond ÷ BaselinePerSecond
 	RSSBaseBytes      int64   `json:"server_rss_base_bytes"` // with one session
@@ -356,7 +357,7 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 	}
 
 	// What the same setup costs without Braid, on the same cores just before.
-	if row.BaselinePerSecond, err = handshakeBaseline(ctx, min(n, sessionsBaseline), o.insecure); err != nil {
+	if row.BaselinePerSecond, err = bench.HandshakeBaseline(ctx, min(n, sessionsBaseline), sessionsDialers, o.insecure); err != nil {
 		return row, err
 	}
 	say("baseline: %.0f sessions/s", row.BaselinePerSecond)

@@ -174,23 +174,12 @@ func TestDialFailure(t *testing.T) {
 func TestTrackForgetsEndedSessions(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	l, err := braid.Listen("127.0.0.1:0", &braid.Config{Insecure: true, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	open := plainServer(t, ctx)
 	c := New()
 	before := runtime.NumGoroutine()
 	const n = 3 * minSweep
 	for i := range n {
-		client, err := braid.Dial(ctx, l.Addr().String(), &braid.Config{Paths: 1, Insecure: true, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		server, err := l.Accept(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		client, server := open()
 		c.Track(server)
 		if i == 0 {
 			// One session's goroutines, at both ends, are all a tracked session may add.
@@ -218,25 +207,12 @@ func TestTrackForgetsEndedSessions(t *testing.T) {
 func TestSessionSeriesLimit(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	quiet := slog.New(slog.DiscardHandler)
-	l, err := braid.Listen("127.0.0.1:0", &braid.Config{Insecure: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	open := plainServer(t, ctx)
 	c := New()
 	c.SessionSeries(2)
 	var ids []string
 	for range 5 {
-		client, err := braid.Dial(ctx, l.Addr().String(), &braid.Config{Paths: 1, Insecure: true, Logger: quiet})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer client.Abort()
-		server, err := l.Accept(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, server := open()
 		c.Track(server)
 		ids = append(ids, server.ID())
 	}
@@ -262,5 +238,30 @@ func TestSessionSeriesLimit(t *testing.T) {
 	c.SessionSeries(0)
 	if _, n := sum(scrape(t, c), "braid_path_state", nil); n != 0 {
 		t.Errorf("%d path series with SessionSeries(0)", n)
+	}
+}
+
+// plainServer is a plaintext loopback listener for tests that open many sessions, closed when
+// the test ends; open dials a 1-path session to it and returns both ends.
+func plainServer(t *testing.T, ctx context.Context) (open func() (client, server *braid.Session)) {
+	t.Helper()
+	quiet := slog.New(slog.DiscardHandler)
+	l, err := braid.Listen("127.0.0.1:0", &braid.Config{Insecure: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return func() (*braid.Session, *braid.Session) {
+		t.Helper()
+		client, err := braid.Dial(ctx, l.Addr().String(), &braid.Config{Paths: 1, Insecure: true, Logger: quiet})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(client.Abort)
+		server, err := l.Accept(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return client, server
 	}
 }
