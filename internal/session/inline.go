@@ -157,7 +157,7 @@ const reclaimAfter = 2 * time.Millisecond
 // message (restarting a runtime timer can wake a thread sleeping in the network poller).
 func (p *path) armReclaim() {
 	if p.reclaimArmed.CompareAndSwap(false, true) {
-		p.reclaimTimer.Reset(reclaimAfter)
+		armTimer(&p.reclaimTimer, reclaimAfter, p.reclaimDue)
 	}
 }
 

@@ -239,11 +239,18 @@ func (s *Session) leastQueued(not *path) *path {
 // while the session is busy (chunks outstanding or arriving, a path stalled, closing), and
 // otherwise only for the next deadline an idle session has (a path's PathTimeout, the grace
 // period, a server's handshake timeout), so that an idle session costs a wake-up every few
-// seconds, not twenty a second. Whatever makes the session busy again fires it at once
+// seconds, not twenty a second. Whatever makes the session busy again runs it at once
 // (wakeMonitor), and so does the session's end, after which it closes monitorDone.
+//
+// A run sets the timer again only once it has fired; a run that comes early (woken) stops the
+// pending timer and makes a new one. Reset on a timer still pending makes the Go runtime scan
+// its whole timer heap when the new deadline comes (every timer of every session: a few
+// thousand per thousand sessions), where a stopped one is swept away with others in bulk.
 func (s *Session) startMonitor() {
+	s.monMu.Lock()
+	defer s.monMu.Unlock()
 	s.monTimer = time.AfterFunc(monitorTick, s.monitorRun)
-	s.shared.monTimer = s.monTimer
+	s.shared.wake = func() { go s.monitorRun() }
 }
 
 // monitorRun is one firing of the monitor. Runs never overlap: a firing during a run waits for it.
@@ -263,16 +270,20 @@ func (s *Session) monitorRun() {
 			if sleeping {
 				next = onIdleGrid(next)
 			}
-			s.monTimer.Reset(next)
-			// Found idle, and woken since (wakeMonitor clears idle and fires the timer, which
-			// the Reset above may have undone): look again at once.
+			if s.monTimer.Stop() {
+				s.monTimer = time.AfterFunc(next, s.monitorRun) // woken early: see startMonitor
+			} else {
+				s.monTimer.Reset(next)
+			}
+			// Found idle, and woken since (wakeMonitor clears idle and runs the monitor, which
+			// may have come before this run set the timer): look again at once.
 			if sleeping && !s.shared.idle.Load() {
-				s.monTimer.Reset(0)
+				go s.monitorRun()
 			}
 			return
 		}
 	}
-	// The session has ended (enter fires the timer once more when it does).
+	// The session has ended (enter runs the monitor once more when it does).
 	s.monEnded = true
 	s.monTimer.Stop()
 	close(s.monitorDone)

@@ -112,7 +112,7 @@ type path struct {
 	// timerReclaims counts the roles the reader took back only when the reclaim timer fired
 	timerReclaims atomic.Uint64
 	// reclaimTimer wakes the parked reader once the role has been free for reclaimAfter
-	reclaimTimer *time.Timer
+	reclaimTimer atomic.Pointer[time.Timer] // made when first armed (armTimer)
 	reclaimArmed atomic.Bool // reclaimTimer is running
 	intMu        sync.Mutex  // guards idle, interrupted and the read deadline's changes
 	deadline     bool        // reader: a control frame's read deadline is set
@@ -219,8 +219,6 @@ func newPath(s *Session, index, slot int, spec PathSpec, conn net.Conn, r *wire.
 	}
 	p.rd.Store(r)
 	p.lastRecv.Store(int64(p.upAt))
-	p.reclaimTimer = time.AfterFunc(time.Hour, p.reclaimDue)
-	p.reclaimTimer.Stop()
 	return p
 }
 

@@ -37,7 +37,9 @@ var errPeerClosedPath = errors.New("peer closed the path")
 // readLoop reads the path's frames until it ends, then reports why to the session.
 func (p *path) readLoop() {
 	err := p.read()
-	p.reclaimTimer.Stop()
+	if t := p.reclaimTimer.Load(); t != nil {
+		t.Stop()
+	}
 	p.dead.Store(true)
 	p.downMu.Lock()
 	if p.downReason != nil {

@@ -130,12 +130,12 @@ type Session struct {
 	// may be a squatter's (SESSION_NEW and silence): it ends at HandshakeTimeout, or as soon as
 	// its paths are gone, rather than holding a session slot for ResumeGrace.
 	established  atomic.Bool
-	ackTimer     *time.Timer // kicks a writer when an ACK has waited ackDelay
-	ackArmed     atomic.Bool // ackTimer is running
+	ackTimer     atomic.Pointer[time.Timer] // kicks a writer when an ACK has waited ackDelay; made when first armed (armTimer)
+	ackArmed     atomic.Bool                // ackTimer is running
 	unacked      atomic.Int32
 	unackedBytes atomic.Int64   // chunk bytes received since the last immediate ACK
 	monitorDone  chan struct{}  // closed by the monitor's last run, once the session has ended
-	monTimer     *time.Timer    // the monitor (startMonitor)
+	monTimer     *time.Timer    // the monitor (startMonitor); under monMu
 	monMu        sync.Mutex     // one monitor run at a time
 	monEnded     bool           // under monMu: the monitor has seen the end
 	wg           sync.WaitGroup // every path goroutine and re-dial
@@ -191,13 +191,13 @@ type sharedWork struct {
 	// idle: the monitor found the session idle and sleeps until its next deadline; paths ping
 	// every IdleKeepAlive (cleared by wakeMonitor, which wakes the monitor)
 	idle     atomic.Bool
-	monTimer *time.Timer // fires the session's monitor (wakeMonitor); set at the start
+	wake     func()      // runs the session's monitor now (wakeMonitor); set at the start
 }
 
 // wakeMonitor has an idle monitor look again at once: the session may have become busy.
 func (w *sharedWork) wakeMonitor() {
 	if w.idle.Load() && w.idle.CompareAndSwap(true, false) {
-		w.monTimer.Reset(0)
+		w.wake()
 	}
 }
 
@@ -289,13 +289,6 @@ func newSession(cfg *Config, t sessionTerms) (*Session, error) {
 	}
 	s.log = cfg.Logger.With("session", s.ID(), "side", side)
 	s.chunkPool.New = func() any { return s.newOutChunk() }
-	s.ackTimer = time.AfterFunc(time.Hour, func() {
-		s.ackArmed.Store(false)
-		if s.shared.ackDue.Load() {
-			kick(s.shared.ackKick)
-		}
-	})
-	s.ackTimer.Stop()
 	s.startMonitor()
 	return s, nil
 }
