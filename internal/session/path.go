@@ -113,10 +113,10 @@ type path struct {
 	timerReclaims atomic.Uint64
 	// reclaimTimer wakes the parked reader once the role has been free for reclaimAfter
 	reclaimTimer atomic.Pointer[time.Timer] // made when first armed (armTimer)
-	reclaimArmed atomic.Bool // reclaimTimer is running
-	intMu        sync.Mutex  // guards idle, interrupted and the read deadline's changes
-	deadline     bool        // reader: a control frame's read deadline is set
-	idle         bool        // under intMu: the role holder waits for a frame header
+	reclaimArmed atomic.Bool                // reclaimTimer is running
+	intMu        sync.Mutex                 // guards idle, interrupted and the read deadline's changes
+	deadline     bool                       // reader: a control frame's read deadline is set
+	idle         bool                       // under intMu: the role holder waits for a frame header
 	// interrupted: under intMu: the role holder must return from its header wait (interrupt)
 	interrupted bool
 

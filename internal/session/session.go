@@ -190,8 +190,8 @@ type sharedWork struct {
 	lastHeard  atomic.Int64  // session clock when any path last received bytes
 	// idle: the monitor found the session idle and sleeps until its next deadline; paths ping
 	// every IdleKeepAlive (cleared by wakeMonitor, which wakes the monitor)
-	idle     atomic.Bool
-	wake     func()      // runs the session's monitor now (wakeMonitor); set at the start
+	idle atomic.Bool
+	wake func() // runs the session's monitor now (wakeMonitor); set at the start
 }
 
 // wakeMonitor has an idle monitor look again at once: the session may have become busy.
