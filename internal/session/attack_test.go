@@ -162,13 +162,7 @@ func TestHandshakeFloodKeepsEstablished(t *testing.T) {
 	addr := l.Addr().String()
 	var clients, servers []*Session
 	for range established {
-		c, err := Dial(context.Background(), addr, pinned(&Config{Paths: 2}))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Abort)
-		s := acceptOne(t, l)
-		t.Cleanup(s.Abort)
+		c, s := dialTo(t, l, &Config{Paths: 2})
 		echoOnce(t, c, s)
 		clients, servers = append(clients, c), append(servers, s)
 	}

@@ -512,6 +512,13 @@ func echoOnce(t *testing.T, c, s *Session) {
 func dialPair(t *testing.T, scfg, ccfg *Config) (client, server *Session) {
 	t.Helper()
 	l, _ := startListener(t, scfg)
+	return dialTo(t, l, ccfg)
+}
+
+// dialTo opens a session from a client with ccfg (nil for the defaults; it trusts the test
+// identity) to l and returns both ends, aborted when the test ends.
+func dialTo(t *testing.T, l *Listener, ccfg *Config) (client, server *Session) {
+	t.Helper()
 	c, err := Dial(context.Background(), l.Addr().String(), pinned(ccfg))
 	if err != nil {
 		t.Fatal(err)

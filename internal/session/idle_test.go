@@ -2,7 +2,6 @@ package session
 
 import (
 	"bytes"
-	"context"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -102,13 +101,7 @@ func TestMonitorIsATimer(t *testing.T) {
 func TestIdleSuspectWriterTakesKicks(t *testing.T) {
 	var passed atomic.Int64
 	l, _ := startHookedListener(t, nil, &testHooks{passedOn: func(*path) { passed.Add(1) }})
-	c, err := Dial(context.Background(), l.Addr().String(), pinned(&Config{Paths: 1}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Abort)
-	s := acceptOne(t, l)
-	t.Cleanup(s.Abort)
+	c, s := dialTo(t, l, &Config{Paths: 1})
 	echoOnce(t, c, s)
 	testutil.WaitFor(t, s.shared.idle.Load, "the session to be idle")
 	s.mu.Lock()
