@@ -32,7 +32,7 @@ func (s *Session) enter(to phase, err error) bool {
 	case phaseEnded:
 		s.err = err
 		close(s.done)
-		go s.monitorRun() // its last run closes monitorDone
+		s.runMonitorNow() // its last run closes monitorDone
 	}
 	s.broadcast()
 	return true

@@ -328,18 +328,7 @@ func TestStuckChunkEndedWhenItsCopyWaits(t *testing.T) {
 
 	frame := chunkFrame(0, 0, 1, 4096)
 	ch := wire.ChunkHeader{Item: 0, Chunk: 0, Total: 1}
-	var h [wire.HeaderSize]byte
-	wire.PutHeader(h[:], wire.Header{Type: wire.TypeChunk, Length: uint32(len(frame))})
-	if _, err := a.conn.Write(append(h[:], frame[:len(frame)/2]...)); err != nil {
-		t.Fatal(err)
-	}
-	testutil.WaitFor(t, func() bool {
-		srv.mu.Lock()
-		defer srv.mu.Unlock()
-		owner, busy := srv.reasm.BusyOwner(ch)
-		return busy && owner == 0
-	}, "path 0 to start filling the chunk")
-	b.send(wire.TypeChunk, frame) // the whole copy, at once
+	halfThenCopy(t, a, b, srv, ch, frame)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second) // PathTimeout is a minute
 	defer cancel()
@@ -422,27 +411,14 @@ func TestOvertakenChunkDelivered(t *testing.T) {
 	for i := range 4096 {
 		frame = append(frame, byte(i*7))
 	}
-	var h [wire.HeaderSize]byte
-	wire.PutHeader(h[:], wire.Header{Type: wire.TypeChunk, Length: uint32(len(frame))})
-	original := append(h[:], frame...)
-	half := wire.HeaderSize + len(frame)/2
-	if _, err := a.conn.Write(original[:half]); err != nil {
-		t.Fatal(err)
-	}
-	testutil.WaitFor(t, func() bool {
-		srv.mu.Lock()
-		defer srv.mu.Unlock()
-		owner, busy := srv.reasm.BusyOwner(ch)
-		return busy && owner == 0
-	}, "path 0 to start filling the chunk")
-	b.send(wire.TypeChunk, frame) // the whole copy, at once
+	rest := halfThenCopy(t, a, b, srv, ch, frame)
 	testutil.WaitFor(t, func() bool {
 		srv.mu.Lock()
 		defer srv.mu.Unlock()
 		return srv.reasm.Offered(ch)
 	}, "the copy to be offered")
 	// A little more of the original: the slow reader wakes, and delivers the copy.
-	if _, err := a.conn.Write(original[half : half+100]); err != nil {
+	if _, err := a.conn.Write(rest[:100]); err != nil {
 		t.Fatal(err)
 	}
 	msg, err := srv.Receive(ctx)
@@ -450,7 +426,7 @@ func TestOvertakenChunkDelivered(t *testing.T) {
 		t.Fatalf("received %d bytes, %v", len(msg), err)
 	}
 	// The rest of the original, then the next message on the same path.
-	if _, err := a.conn.Write(original[half+100:]); err != nil {
+	if _, err := a.conn.Write(rest[100:]); err != nil {
 		t.Fatal(err)
 	}
 	next := wire.AppendChunkHeader(nil, wire.ChunkHeader{Item: 1, Chunk: 0, Total: 1, Seq: 1})
@@ -467,4 +443,26 @@ func TestOvertakenChunkDelivered(t *testing.T) {
 	if !st.Live || st.Overtaken != 1 || st.ChunksReceived != 2 || st.BytesReceived != 4096+4 {
 		t.Errorf("path 0: %+v; want live, 1 chunk overtaken, 2 chunks and 4100 bytes received", st)
 	}
+}
+
+// halfThenCopy writes the CHUNK frame with payload frame (chunk ch) half-way on a, waits until the
+// server's path 0 has begun filling the chunk, then sends a whole copy on b. It returns the rest
+// of the original, not yet written.
+func halfThenCopy(t *testing.T, a, b *rawPath, srv *Session, ch wire.ChunkHeader, frame []byte) []byte {
+	t.Helper()
+	var h [wire.HeaderSize]byte
+	wire.PutHeader(h[:], wire.Header{Type: wire.TypeChunk, Length: uint32(len(frame))})
+	original := append(h[:], frame...)
+	half := wire.HeaderSize + len(frame)/2
+	if _, err := a.conn.Write(original[:half]); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		owner, busy := srv.reasm.BusyOwner(ch)
+		return busy && owner == 0
+	}, "path 0 to start filling the chunk")
+	b.send(wire.TypeChunk, frame) // the whole copy, at once
+	return original[half:]
 }

@@ -83,9 +83,9 @@ func (p *path) nextHeader() (wire.Header, error) {
 	p.idle = true
 	p.intMu.Unlock()
 
-	if p.shared.idle.Load() && p.r.Buffered() == 0 {
+	if p.shared.idle.Load() {
 		// An idle session's path may wait for its next frame for a long time (IdleKeepAlive):
-		// it holds no read buffer meanwhile.
+		// it holds no read buffer meanwhile (Release keeps one holding bytes).
 		p.r.Release()
 	}
 	h, err := p.r.ReadHeader()

@@ -250,43 +250,45 @@ func (s *Session) startMonitor() {
 	s.monMu.Lock()
 	defer s.monMu.Unlock()
 	s.monTimer = time.AfterFunc(monitorTick, s.monitorRun)
-	s.shared.wake = func() { go s.monitorRun() }
+	s.shared.wake = s.runMonitorNow
 }
+
+// runMonitorNow runs the monitor on a goroutine of its own, now (or once a run in progress ends).
+func (s *Session) runMonitorNow() { go s.monitorRun() }
 
 // monitorRun is one firing of the monitor. Runs never overlap: a firing during a run waits for it.
 func (s *Session) monitorRun() {
 	s.monMu.Lock()
 	defer s.monMu.Unlock()
-	if s.monEnded {
+	if isClosed(s.monitorDone) {
 		return
 	}
 	if !isClosed(s.done) {
-		next := s.checkTimers(s.clock())
+		next, idle := s.checkTimers(s.clock())
 		s.runCompletions()
 		if !isClosed(s.done) {
-			s.mu.Lock()
-			sleeping := s.idleMode
-			s.mu.Unlock()
-			if sleeping {
-				next = onIdleGrid(next)
-			}
-			if s.monTimer.Stop() {
-				s.monTimer = time.AfterFunc(next, s.monitorRun) // woken early: see startMonitor
-			} else {
-				s.monTimer.Reset(next)
-			}
-			// Found idle, and woken since (wakeMonitor clears idle and runs the monitor, which
-			// may have come before this run set the timer): look again at once.
-			if sleeping && !s.shared.idle.Load() {
-				go s.monitorRun()
-			}
+			s.setMonitor(next, idle)
 			return
 		}
 	}
 	// The session has ended (enter runs the monitor once more when it does).
-	s.monEnded = true
 	s.monTimer.Stop()
 	close(s.monitorDone)
+}
+
+// setMonitor sets the monitor's timer for its next run, next from now, after a run that found
+// the session idle or busy. Call with monMu held.
+func (s *Session) setMonitor(next time.Duration, idle bool) {
+	if s.monTimer.Stop() {
+		s.monTimer = time.AfterFunc(next, s.monitorRun) // woken early: see startMonitor
+	} else {
+		s.monTimer.Reset(next)
+	}
+	// Found idle, and woken since (wakeMonitor clears idle and runs the monitor, which may have
+	// come before this run set the timer): look again at once.
+	if idle && !s.shared.idle.Load() {
+		s.runMonitorNow()
+	}
 }
 
 // wakeMonitor has an idle monitor look again at once: the session may have become busy.
@@ -333,15 +335,16 @@ func (s *Session) idleDeadline(now time.Duration) time.Duration {
 	return max(next, 0) + idleSlack
 }
 
-// checkTimers is one monitor tick at now. It returns when the next is due.
-func (s *Session) checkTimers(now time.Duration) time.Duration {
+// checkTimers is one monitor tick at now. It returns when the next is due, and whether it found
+// the session idle (the next is then on the idle grid).
+func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool) {
 	var silent []*path
 	resendCtl := false
 	arrived := false
 	s.mu.Lock()
 	if s.phase == phaseEnded {
 		s.mu.Unlock()
-		return monitorTick
+		return monitorTick, false
 	}
 	s.resendUnrebuilt(now)
 	for _, p := range s.paths {
@@ -421,13 +424,13 @@ func (s *Session) checkTimers(now time.Duration) time.Duration {
 	expired := s.downSince > 0 && now-s.downSince > s.cfg.ResumeGrace
 	squatted := !s.client && !s.established.Load() && now > s.cfg.HandshakeTimeout
 	stuck := s.stuckHolders(now)
-	next := monitorTick
+	next = monitorTick
 	var wake []*path
 	switch busy := s.busy(arrived) || len(silent) > 0 || expired; {
 	case !busy:
 		// Idle: suspicion is a busy session's concern; a path's silence is judged afresh when
 		// it next is busy.
-		next = s.idleDeadline(now)
+		next, idle = onIdleGrid(s.idleDeadline(now)), true
 		s.idleMode = true
 		s.shared.idle.Store(true)
 		for _, p := range s.paths {
@@ -456,7 +459,7 @@ func (s *Session) checkTimers(now time.Duration) time.Duration {
 
 	if squatted {
 		s.abort(fmt.Errorf("%w: no frame within %v of the session's start", ErrTimeout, s.cfg.HandshakeTimeout), wire.CodeTimeout)
-		return next
+		return next, idle
 	}
 
 	for _, end := range stuck {
@@ -475,7 +478,7 @@ func (s *Session) checkTimers(now time.Duration) time.Duration {
 	if expired {
 		s.abort(fmt.Errorf("%w: no path for longer than the %v grace period", ErrPathLost, s.cfg.ResumeGrace), 0)
 	}
-	return next
+	return next, idle
 }
 
 // othersUsable counts the usable paths other than not. Call with s.mu held.

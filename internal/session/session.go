@@ -137,7 +137,6 @@ type Session struct {
 	monitorDone  chan struct{}  // closed by the monitor's last run, once the session has ended
 	monTimer     *time.Timer    // the monitor (startMonitor); under monMu
 	monMu        sync.Mutex     // one monitor run at a time
-	monEnded     bool           // under monMu: the monitor has seen the end
 	wg           sync.WaitGroup // every path goroutine and re-dial
 
 	// Under mu.
