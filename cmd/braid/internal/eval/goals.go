@@ -44,11 +44,11 @@ func Judge(sc *Scenario, results []*Result) {
 		}
 		if base := sibling(results, r, TransportTCP, ""); base != nil && len(base.Events) == len(r.Events) {
 			for i, e := range r.Events {
-				at := time.Duration(e.AtSec * float64(time.Second))
-				limit := base.Events[i].LongestGapMs + float64(slowestLiveRTT(sc, at))/float64(time.Millisecond)
+				rtt := slowestLiveRTT(sc, time.Duration(e.AtSec*float64(time.Second)))
+				limit := base.Events[i].LongestGapMs + float64(rtt)/float64(time.Millisecond)
 				r.Goals = append(r.Goals, Verdict{Goal: GoalGap, Pass: e.LongestGapMs <= limit,
 					Detail: fmt.Sprintf("%s: longest gap %.0f ms; TCP's %.0f ms + the slowest live path's RTT %v = %.0f ms",
-						e.Event, e.LongestGapMs, base.Events[i].LongestGapMs, slowestLiveRTT(sc, at), limit)})
+						e.Event, e.LongestGapMs, base.Events[i].LongestGapMs, rtt, limit)})
 			}
 		}
 		if sc.Workload.Kind == Messages && sc.HasLoss() && r.Error == "" {
