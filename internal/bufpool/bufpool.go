@@ -33,8 +33,11 @@ func Put(b []byte) {
 	if c < minShift || c > maxShift || cap(b) != 1<<c {
 		return
 	}
-	b = b[:0]
-	pools[c].Put(&b)
+	// The box is made here, not by taking b's address: that would move the parameter to the
+	// heap on every call, including the many (nil, small) that pool nothing.
+	box := new([]byte)
+	*box = b[:0]
+	pools[c].Put(box)
 }
 
 // class returns the size class holding n bytes, or -1 if n is outside the pooled range.

@@ -16,6 +16,15 @@ func TestClasses(t *testing.T) {
 	}
 }
 
+// TestPutIgnoredAllocatesNothing: handing back nil or a buffer outside the pooled classes, as
+// the receive path does for every chunk, costs no allocation.
+func TestPutIgnoredAllocatesNothing(t *testing.T) {
+	small := make([]byte, 64)
+	if allocs := testing.AllocsPerRun(100, func() { Put(nil); Put(small) }); allocs != 0 {
+		t.Fatalf("%v allocations per ignored Put", allocs)
+	}
+}
+
 func TestReuseAvoidsAllocation(t *testing.T) {
 	Put(Get(1 << 20))
 	allocs := testing.AllocsPerRun(100, func() { Put(Get(1 << 20)) })

@@ -83,6 +83,7 @@ type Reassembler struct {
 	next    uint64 // id of the next item to deliver
 	items   map[uint64]*item
 	charged int64
+	spare   []*item // delivered items kept for reuse (recycle)
 }
 
 type item struct {
@@ -95,8 +96,76 @@ type item struct {
 	busy    []uint64          // bitmap of reserved chunks being filled
 	count   uint32            // committed chunks
 	pending uint32            // reserved chunks
-	owners  map[uint32]int    // who holds each reservation (ReserveBy), lazily made
+	owners  []owned           // who holds each reservation (ReserveBy): at most one per reader
 	subst   map[uint32][]byte // copies that arrived while the chunk was being filled (Offer)
+
+	// Room for the bitmaps of an item of up to 64 chunks and for two owners, so that a
+	// small message (most are one chunk) costs no allocation beyond its buffer.
+	bits   [2]uint64
+	ownBuf [2]owned
+}
+
+// owned records the holder of one reservation.
+type owned struct {
+	chunk uint32
+	owner int
+}
+
+// spareItems bounds the delivered items a Reassembler keeps for reuse.
+const spareItems = 16
+
+// newItem returns an empty item of total chunks, reusing a delivered one if it has one.
+func (r *Reassembler) newItem(total uint32, charge int64) *item {
+	var it *item
+	if n := len(r.spare); n > 0 {
+		it = r.spare[n-1]
+		r.spare = r.spare[:n-1]
+	} else {
+		it = new(item)
+	}
+	it.total, it.charge, it.lastLen = total, charge, -1
+	if words := (total + 63) / 64; words == 1 {
+		it.have, it.busy = it.bits[0:1:1], it.bits[1:2:2]
+	} else {
+		it.have, it.busy = make([]uint64, words), make([]uint64, words)
+	}
+	it.owners = it.ownBuf[:0]
+	return it
+}
+
+// recycle keeps a delivered item for reuse, cleared. Its buffer has been handed out.
+func (r *Reassembler) recycle(it *item) {
+	if len(r.spare) < spareItems {
+		*it = item{}
+		r.spare = append(r.spare, it)
+	}
+}
+
+// setOwner records owner as the holder of chunk c's reservation.
+func (it *item) setOwner(c uint32, owner int) {
+	it.owners = append(it.owners, owned{c, owner})
+}
+
+// dropOwner forgets the holder of chunk c's reservation, if one was recorded.
+func (it *item) dropOwner(c uint32) {
+	for i, o := range it.owners {
+		if o.chunk == c {
+			last := len(it.owners) - 1
+			it.owners[i] = it.owners[last]
+			it.owners = it.owners[:last]
+			return
+		}
+	}
+}
+
+// ownerOf returns the holder of chunk c's reservation.
+func (it *item) ownerOf(c uint32) (int, bool) {
+	for _, o := range it.owners {
+		if o.chunk == c {
+			return o.owner, true
+		}
+	}
+	return -1, false
 }
 
 // New returns an empty Reassembler expecting item 0 first.
@@ -174,8 +243,7 @@ func (r *Reassembler) ReserveBy(h wire.ChunkHeader, n, owner int) (dst []byte, d
 			return nil, false, fmt.Errorf("%w: item %d needs %d bytes, %d of %d in use", ErrOverBudget, h.Item, charge, r.charged, r.cfg.Budget)
 		}
 		r.charged += charge
-		words := (h.Total + 63) / 64
-		it = &item{total: h.Total, charge: charge, lastLen: -1, have: make([]uint64, words), busy: make([]uint64, words)}
+		it = r.newItem(h.Total, charge)
 		if h.Total == 1 {
 			it.buf = r.cfg.Alloc(n)
 		}
@@ -194,10 +262,7 @@ func (r *Reassembler) ReserveBy(h wire.ChunkHeader, n, owner int) (dst []byte, d
 	it.busy[w] |= bit
 	it.pending++
 	if owner >= 0 {
-		if it.owners == nil {
-			it.owners = make(map[uint32]int)
-		}
-		it.owners[h.Chunk] = owner
+		it.setOwner(h.Chunk, owner)
 	}
 	if last {
 		it.lastLen = n
@@ -246,7 +311,7 @@ func (r *Reassembler) Commit(h wire.ChunkHeader) (spare []byte) {
 	it.have[w] |= bit
 	it.pending--
 	it.count++
-	delete(it.owners, h.Chunk)
+	it.dropOwner(h.Chunk)
 	if part, ok := it.parts[h.Chunk]; ok && it.buf != nil { // filled on its own, the buffer made meanwhile
 		copy(it.buf[int(h.Chunk)*r.cfg.ChunkSize:], part)
 		r.cfg.Free(part)
@@ -272,7 +337,7 @@ func (r *Reassembler) Cancel(h wire.ChunkHeader) (committed bool, spare []byte) 
 	}
 	it.busy[w] &^= bit
 	it.pending--
-	delete(it.owners, h.Chunk)
+	it.dropOwner(h.Chunk)
 	if part, ok := it.parts[h.Chunk]; ok { // the failed read's own buffer
 		r.cfg.Free(part)
 		delete(it.parts, h.Chunk)
@@ -305,7 +370,7 @@ func (r *Reassembler) BusyOwner(h wire.ChunkHeader) (owner int, busy bool) {
 	if it.busy[h.Chunk/64]&(uint64(1)<<(h.Chunk%64)) == 0 {
 		return -1, false
 	}
-	if o, ok := it.owners[h.Chunk]; ok {
+	if o, ok := it.ownerOf(h.Chunk); ok {
 		return o, true
 	}
 	return -1, true
@@ -375,7 +440,9 @@ func (r *Reassembler) Pop() (msg []byte, charge int64, ok bool) {
 	if it.total > 1 {
 		n = int(it.total-1)*r.cfg.ChunkSize + it.lastLen
 	}
-	return it.buf[:n:n], it.charge, true
+	msg, charge = it.buf[:n:n], it.charge
+	r.recycle(it)
+	return msg, charge, true
 }
 
 // Missing returns how many chunks of the next item have not been committed, or -1 when no chunk

@@ -451,6 +451,41 @@ func TestAllocationSizes(t *testing.T) {
 	}
 }
 
+// TestSmallMessagesAllocateOnlyTheirBuffers: a message of up to 64 chunks, reserved by an owner
+// (a path), costs no allocation in the Reassembler beyond its buffer, once a first one has made
+// the item map's room: the message stream of a request/response session takes no other heap.
+func TestSmallMessagesAllocateOnlyTheirBuffers(t *testing.T) {
+	buf := make([]byte, 64)
+	r := New(Config{ChunkSize: 16, MaxTotal: 64, Budget: 1 << 20, Alloc: func(n int) []byte { return buf[:n] }})
+	next := uint64(0)
+	deliver := func(total uint32) {
+		for c := range total {
+			h := hdr(next, c, total)
+			if _, _, err := r.ReserveBy(h, 16, int(c%3)); err != nil {
+				t.Fatal(err)
+			}
+			if o, busy := r.BusyOwner(h); !busy || o != int(c%3) {
+				t.Fatalf("chunk %d: owner %d busy %v", c, o, busy)
+			}
+			r.Commit(h)
+			if _, busy := r.BusyOwner(h); busy {
+				t.Fatalf("chunk %d still busy", c)
+			}
+		}
+		if _, _, ok := r.Pop(); !ok {
+			t.Fatal("not delivered")
+		}
+		next++
+	}
+	deliver(1)
+	deliver(4)
+	for _, total := range []uint32{1, 4} {
+		if allocs := testing.AllocsPerRun(100, func() { deliver(total) }); allocs != 0 {
+			t.Errorf("%d-chunk message: %v allocations", total, allocs)
+		}
+	}
+}
+
 // TestRoundTripRandom: random messages, split into chunks that are shuffled, duplicated and
 // sometimes reserved then cancelled, arrive byte-exact, in order, exactly once.
 func TestRoundTripRandom(t *testing.T) {

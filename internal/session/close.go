@@ -64,7 +64,7 @@ func (s *Session) Close() error {
 	s.sendMu.Lock()
 	s.mu.Lock()
 	for left := s.out.Len(); left > 0 && s.phase != phaseEnded; {
-		ch := s.changed
+		ch := s.changedChan()
 		s.mu.Unlock()
 		select {
 		case <-ch:

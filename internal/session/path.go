@@ -101,6 +101,7 @@ type path struct {
 	sawClose bool                        // reader: the peer's CLOSE arrived on this path
 	gotFrame bool                        // reader: a frame has arrived
 	ackIn    wire.ChunkAck               // reader
+	dataHdr  [wire.PieceHeaderSize]byte  // reader: a data frame's chunk or piece header
 
 	role     atomic.Int32  // who holds the read role: roleReader, roleFree or roleApp
 	resume   chan struct{} // wakes the reader goroutine parked while the role is not its own

@@ -116,7 +116,7 @@ func (p *path) readData(h wire.Header) error {
 	if (h.Type == wire.TypePiece) != p.mode.Coded() {
 		return violation(wire.CodeProtocol, fmt.Errorf("%w: %s in a %s session", ErrProtocol, h.Type, p.mode))
 	}
-	var hb [wire.PieceHeaderSize]byte
+	hb := p.dataHdr[:] // a local array would escape to the heap, one allocation per chunk
 	size := wire.ChunkHeaderSize
 	if h.Type == wire.TypePiece {
 		size = wire.PieceHeaderSize

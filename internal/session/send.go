@@ -289,7 +289,7 @@ func (s *Session) awaitRoute(oc *outChunk, since *time.Time, ready func() bool) 
 				return err
 			}
 		}
-		ch := s.changed
+		ch := s.changedChan()
 		s.mu.Unlock()
 		select {
 		case <-ch:

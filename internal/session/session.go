@@ -39,7 +39,7 @@ import (
 //	                sender writing a small chunk itself (writeNow, which only ever tries it).
 //	Session.mu      the lifecycle (phase, err, peerClosed), the path table and each pathEntry's
 //	                bookkeeping, the outstanding set and nextSeqSent, outChunk.path and .resent,
-//	                reassembly, pieces, both flow-control ledgers, the changed channel.
+//	                reassembly, pieces, both flow-control ledgers, the changed channel and watched.
 //	path.rtxMu      one path's retransmission queue and closed flag.
 //	path.estMu      one path's RTT estimate and RTO backoff.
 //	path.downMu     why one path ended.
@@ -147,7 +147,8 @@ type Session struct {
 	finished     chan struct{} // closed on entering phaseFinishing
 	peerClosed   bool          // a CLOSE arrived
 	peerItems    uint64        // the CLOSE's item count
-	changed      chan struct{} // closed and replaced whenever a waiter may proceed
+	changed      chan struct{} // closed and replaced whenever a waiter may proceed (broadcast)
+	watched      bool          // changed was handed to a waiter (changedChan) since it was made
 	paths        []*pathEntry  // by index; nil where no path is attached (yet)
 	attaching    map[int]bool  // slots of server handshakes whose paths have not joined yet
 	downSince    time.Duration // session clock when the last path went; 0 while any is live
@@ -311,7 +312,7 @@ func (s *Session) clock() time.Duration { return time.Since(s.epoch) }
 // wait releases s.mu until the session's state changes or ctx ends, and takes it again. Call with
 // s.mu held.
 func (s *Session) wait(ctx context.Context) error {
-	ch := s.changed
+	ch := s.changedChan()
 	s.mu.Unlock()
 	defer s.mu.Lock()
 	select {
@@ -325,11 +326,21 @@ func (s *Session) wait(ctx context.Context) error {
 // broadcast wakes every waiter, including a Receive reading a path inline. Call with s.mu held.
 func (s *Session) broadcast() {
 	s.wakeMonitor()
-	close(s.changed)
-	s.changed = make(chan struct{})
+	if s.watched { // else nobody holds the channel: no need to replace it (a message each)
+		close(s.changed)
+		s.changed = make(chan struct{})
+		s.watched = false
+	}
 	if s.inlineOn != nil {
 		s.inlineOn.interrupt()
 	}
+}
+
+// changedChan returns the channel the next broadcast closes, for a waiter to wait on after it
+// unlocks s.mu. Call with s.mu held.
+func (s *Session) changedChan() <-chan struct{} {
+	s.watched = true
+	return s.changed
 }
 
 // kick wakes whoever waits on c, unless a wake-up is already pending.
