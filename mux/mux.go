@@ -160,7 +160,8 @@ type Mux struct {
 	outClosed   bool          // the mux has ended: nothing more is queued
 	outQueued   int64         // bytes ever queued
 	outSent     int64         // bytes ever handed to the transport
-	outProgress chan struct{} // closed and replaced each time a message is sent
+	outProgress chan struct{} // closed and replaced each time a message is sent, if outWatched
+	outWatched  bool          // outProgress was handed to a waiter since it was made
 	outKick     chan struct{} // wakes the writer goroutine
 	maxMessage  int           // the largest message of queued frames (MessageSize)
 

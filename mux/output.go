@@ -22,6 +22,12 @@ type output struct {
 	n       int64 // written so far
 	pumping bool  // a pump goroutine is running
 	ended   bool  // done has been called
+
+	// A direct write (writeDirectLocked): its data and result, and the function RawConn.Write
+	// calls, made once so that a write allocates nothing.
+	direct  []byte
+	wrote   int
+	writeFn func(fd uintptr) bool
 }
 
 // CopyTo writes the stream's data to w as it arrives, until the peer's FIN or a failure, then
@@ -36,6 +42,7 @@ func (s *Stream) CopyTo(w io.Writer, done func(n int64, err error)) {
 		if _, isConn := w.(net.Conn); isConn {
 			if raw, err := sc.SyscallConn(); err == nil {
 				o.raw = raw
+				o.writeFn = o.writeFD
 			}
 		}
 	}
@@ -63,19 +70,24 @@ func (s *Stream) writeDirectLocked(data []byte) int {
 	if o == nil || o.raw == nil || o.pumping || o.ended || len(s.segs) > 0 || len(data) > directMax {
 		return 0
 	}
-	n := 0
-	err := o.raw.Write(func(fd uintptr) bool {
-		k, err := syscall.Write(int(fd), data)
-		if err == nil && k > 0 {
-			n = k
-		}
-		return true // never wait: the reader must not block
-	})
+	o.direct, o.wrote = data, 0
+	err := o.raw.Write(o.writeFn)
+	n := o.wrote
+	o.direct = nil
 	if err != nil {
 		return 0
 	}
 	o.n += int64(n)
 	return n
+}
+
+// writeFD is a direct write, as RawConn.Write calls it.
+func (o *output) writeFD(fd uintptr) bool {
+	k, err := syscall.Write(int(fd), o.direct)
+	if err == nil && k > 0 {
+		o.wrote = k
+	}
+	return true // never wait: the reader must not block
 }
 
 // pump writes buffered data to the output until none is left (then it stops: a stream waiting
@@ -121,7 +133,7 @@ func (s *Stream) pump() {
 	}
 }
 
-// readPlain is readInto for any reader: a full-size buffer, one Read.
+// readPlain is source.read for any reader: a full-size buffer, one Read.
 func readPlain(r io.Reader, limit int) ([]byte, int, error) {
 	buf := bufpool.Get(headerLen + limit)
 	n, err := r.Read(buf[headerLen : headerLen+limit])

@@ -4,6 +4,13 @@ package mux
 
 import "io"
 
-// readInto reads once from r into a buffer from bufpool of headerLen + at most limit bytes (see
-// the Linux version, which waits for a socket to be readable before taking the buffer).
-func readInto(r io.Reader, limit int) ([]byte, int, error) { return readPlain(r, limit) }
+// source reads what a stream sends (ReadFrom) into buffers from bufpool of headerLen + at most
+// limit bytes (see the Unix version, which waits for a socket to be readable before taking the
+// buffer).
+type source struct{ r io.Reader }
+
+// newSource returns a source reading r.
+func newSource(r io.Reader) *source { return &source{r: r} }
+
+// read reads once.
+func (s *source) read(limit int) ([]byte, int, error) { return readPlain(s.r, limit) }

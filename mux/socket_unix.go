@@ -11,41 +11,66 @@ import (
 	"github.com/braidnet/braid/internal/bufpool"
 )
 
-// readInto reads once from r, as io.Reader.Read does, into a buffer from bufpool of headerLen +
-// at most limit bytes, the data after the header's room (buf is nil when n is 0). For a socket
-// it takes the buffer only while it reads: when the socket has nothing yet, the buffer goes back
-// to the pool before the goroutine waits, so that an idle stream holds none. For other readers
-// it takes a full-size buffer.
-func readInto(r io.Reader, limit int) (buf []byte, n int, err error) {
-	raw := socketOf(r)
-	if raw == nil {
-		return readPlain(r, limit)
+// source reads what a stream sends (ReadFrom), once per call of read, as io.Reader.Read does,
+// into a buffer from bufpool of headerLen + at most limit bytes, the data after the header's
+// room (buf is nil when n is 0). From a socket it takes the buffer only while it reads: when the
+// socket has nothing yet, the buffer goes back to the pool before the goroutine waits, so that
+// an idle stream holds none. From other readers it takes a full-size buffer.
+//
+// The socket's raw connection and the function that reads it are made once per source, not per
+// read: each would be an allocation per read.
+type source struct {
+	r     io.Reader
+	raw   syscall.RawConn // nil if r is not a socket
+	fn    func(fd uintptr) bool
+	limit int
+	buf   []byte
+	n     int
+	err   error
+}
+
+// newSource returns a source reading r.
+func newSource(r io.Reader) *source {
+	s := &source{r: r, raw: socketOf(r)}
+	s.fn = s.readFD
+	return s
+}
+
+// read reads once.
+func (s *source) read(limit int) (buf []byte, n int, err error) {
+	if s.raw == nil {
+		return readPlain(s.r, limit)
 	}
-	var rerr error
-	err = raw.Read(func(fd uintptr) bool {
-		buf = bufpool.Get(headerLen + limit)
-		k, e := syscall.Read(int(fd), buf[headerLen:headerLen+limit])
-		switch {
-		case e == syscall.EAGAIN || e == syscall.EINTR:
-			bufpool.Put(buf)
-			buf = nil
-			return false
-		case e != nil:
-			rerr = os.NewSyscallError("read", e)
-		case k > 0:
-			n = k
-			return true
-		default:
-			rerr = io.EOF
-		}
-		bufpool.Put(buf)
-		buf = nil
-		return true
-	})
+	s.limit, s.buf, s.n, s.err = limit, nil, 0, nil
+	err = s.raw.Read(s.fn)
 	if err == nil {
-		err = rerr
+		err = s.err
 	}
+	buf, n = s.buf, s.n
+	s.buf = nil
 	return buf, n, err
+}
+
+// readFD is the socket's read, as RawConn.Read calls it: false means "not readable yet, wait".
+func (s *source) readFD(fd uintptr) bool {
+	s.buf = bufpool.Get(headerLen + s.limit)
+	k, e := syscall.Read(int(fd), s.buf[headerLen:headerLen+s.limit])
+	switch {
+	case e == syscall.EAGAIN || e == syscall.EINTR:
+		bufpool.Put(s.buf)
+		s.buf = nil
+		return false
+	case e != nil:
+		s.err = os.NewSyscallError("read", e)
+	case k > 0:
+		s.n = k
+		return true
+	default:
+		s.err = io.EOF
+	}
+	bufpool.Put(s.buf)
+	s.buf = nil
+	return true
 }
 
 // socketOf returns r's raw connection if r is a socket.

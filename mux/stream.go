@@ -543,12 +543,13 @@ func (s *Stream) ReadFrom(r io.Reader) (int64, error) {
 		return 0, err
 	}
 	var total int64
+	src := newSource(r)
 	for {
 		n, err := s.reserve(s.m.maxPayload)
 		if err != nil {
 			return total, err
 		}
-		buf, k, rerr := readInto(r, n)
+		buf, k, rerr := src.read(n)
 		s.unreserve(n - k)
 		if k > 0 {
 			if err := s.sendData(buf, buf[headerLen:headerLen+k]); err != nil {

@@ -14,8 +14,8 @@ import (
 // sending. A large DATA frame goes to the transport by itself, without a copy, once every frame
 // its stream queued before it has been sent, so that a stream's frames keep their order.
 //
-// Locks: outMu (a leaf) guards outBuf, outSending, outQueued, outSent, outProgress and every
-// stream's lastQueued.
+// Locks: outMu (a leaf) guards outBuf, outSending, outQueued, outSent, outProgress, outWatched
+// and every stream's lastQueued.
 
 // flushRounds is how many messages a writer that became the sender sends for others before it
 // hands the rest to the writer goroutine and returns to its own work.
@@ -82,8 +82,11 @@ func (m *Mux) flush(rounds int) error {
 		err := m.t.SendNoCopy(m.ctx, batch, func() { bufpool.Put(batch) })
 		m.outMu.Lock()
 		m.outSent += int64(n)
-		close(m.outProgress)
-		m.outProgress = make(chan struct{})
+		if m.outWatched { // else nobody waits on it: keep it (a message each)
+			close(m.outProgress)
+			m.outProgress = make(chan struct{})
+			m.outWatched = false
+		}
 		if err != nil {
 			m.outSending = false
 			m.outClosed = true
@@ -143,6 +146,7 @@ func (s *Stream) waitQueued() error {
 			continue
 		}
 		progress := m.outProgress
+		m.outWatched = true
 		m.outMu.Unlock()
 		select {
 		case <-progress:

@@ -14,14 +14,22 @@ const (
 
 var pools [maxShift + 1]sync.Pool
 
+// boxes holds empty boxes: a buffer is pooled in a *[]byte (a slice in an interface would be
+// an allocation), and the box Get empties goes here for Put to fill again, so that recycling
+// a buffer allocates nothing.
+var boxes sync.Pool
+
 // Get returns a buffer of length n. Its contents are arbitrary, not zeroed.
 func Get(n int) []byte {
 	c := class(n)
 	if c < 0 {
 		return make([]byte, n)
 	}
-	if b, ok := pools[c].Get().(*[]byte); ok {
-		return (*b)[:n]
+	if box, ok := pools[c].Get().(*[]byte); ok {
+		b := (*box)[:n]
+		*box = nil
+		boxes.Put(box)
+		return b
 	}
 	return make([]byte, n, 1<<c)
 }
@@ -33,9 +41,12 @@ func Put(b []byte) {
 	if c < minShift || c > maxShift || cap(b) != 1<<c {
 		return
 	}
-	// The box is made here, not by taking b's address: that would move the parameter to the
-	// heap on every call, including the many (nil, small) that pool nothing.
-	box := new([]byte)
+	// Not b's address: that would move the parameter to the heap on every call, including
+	// the many (nil, small) that pool nothing.
+	box, _ := boxes.Get().(*[]byte)
+	if box == nil {
+		box = new([]byte)
+	}
 	*box = b[:0]
 	pools[c].Put(box)
 }

@@ -28,7 +28,13 @@ func TestPutIgnoredAllocatesNothing(t *testing.T) {
 func TestReuseAvoidsAllocation(t *testing.T) {
 	Put(Get(1 << 20))
 	allocs := testing.AllocsPerRun(100, func() { Put(Get(1 << 20)) })
-	if allocs > 1 { // sync.Pool may drop an item across a GC
+	// The buffer and its box are both reused; sync.Pool may drop an item across a GC, and
+	// under the race detector it drops them at random.
+	limit := 0.1
+	if raceEnabled {
+		limit = 2
+	}
+	if allocs > limit {
 		t.Fatalf("%v allocations per Get/Put", allocs)
 	}
 }

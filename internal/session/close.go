@@ -33,6 +33,7 @@ func (s *Session) enter(to phase, err error) bool {
 		s.err = err
 		close(s.done)
 		s.runMonitorNow() // its last run closes monitorDone
+		s.inlineWatch.drop()
 	}
 	s.broadcast()
 	return true

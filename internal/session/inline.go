@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/braidnet/braid/internal/wire"
@@ -228,8 +230,11 @@ func (p *path) giveBack(hb handback) {
 // wholly buffered once their header is in; anything else goes to the reader goroutine.
 func (s *Session) readInline(ctx context.Context, p *path) {
 	if ctx.Done() != nil {
-		stop := context.AfterFunc(ctx, p.interrupt)
-		defer stop()
+		if stop := s.inlineWatch.watch(ctx, p); stop != nil {
+			defer stop()
+		} else {
+			defer s.inlineWatch.unwatch()
+		}
 	}
 	for {
 		h, err := p.nextHeader()
@@ -254,6 +259,69 @@ func (s *Session) readInline(ctx context.Context, p *path) {
 			return
 		}
 	}
+}
+
+// ctxWatch interrupts a Receive reading inline when its context ends. Registering a
+// context.AfterFunc per call would cost two allocations a message, so one registration is kept
+// for the context Receive was last called with (a message loop passes the same one each time)
+// and reused while that Receive reads; a second Receive reading inline meanwhile (on another
+// path) registers its own.
+type ctxWatch struct {
+	mu   sync.Mutex
+	busy bool                 // a Receive is using the registration
+	ctx  context.Context      // the context registered
+	stop func() bool          // ends the registration
+	on   atomic.Pointer[path] // the path the Receive using it reads
+}
+
+// watch arranges for p to be interrupted when ctx ends. It returns nil when it used the kept
+// registration, which the caller then leaves with unwatch, or else a registration of the
+// caller's own to stop.
+func (w *ctxWatch) watch(ctx context.Context, p *path) (stop func() bool) {
+	w.mu.Lock()
+	if w.busy {
+		w.mu.Unlock()
+		return context.AfterFunc(ctx, p.interrupt)
+	}
+	w.busy = true
+	if w.ctx != ctx {
+		if w.stop != nil {
+			w.stop()
+		}
+		w.ctx, w.stop = ctx, context.AfterFunc(ctx, w.fire)
+	}
+	w.on.Store(p)
+	w.mu.Unlock()
+	if ctx.Err() != nil { // ended before p was stored, and fire found no path: interrupt here
+		p.interrupt()
+	}
+	return nil
+}
+
+// unwatch leaves the kept registration after watch returned nil.
+func (w *ctxWatch) unwatch() {
+	w.on.Store(nil)
+	w.mu.Lock()
+	w.busy = false
+	w.mu.Unlock()
+}
+
+// fire is the kept registration's function: the context ended.
+func (w *ctxWatch) fire() {
+	if p := w.on.Load(); p != nil {
+		p.interrupt()
+	}
+}
+
+// drop ends the kept registration, so that a context that outlives the session does not keep it
+// reachable. A Receive using it meanwhile is interrupted by the session's end anyway.
+func (w *ctxWatch) drop() {
+	w.mu.Lock()
+	if w.stop != nil {
+		w.stop()
+		w.ctx, w.stop = nil, nil
+	}
+	w.mu.Unlock()
 }
 
 // yieldRead reports whether p's reader goroutine should yield its read role to Receive now: it has

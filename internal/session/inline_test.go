@@ -181,6 +181,58 @@ func TestInlineReceiveContext(t *testing.T) {
 	}
 }
 
+// TestInlineReceiveContextKept: a message loop that passes Receive the same cancellable context
+// each time reuses one registration for it (no allocation per message beyond the messages
+// themselves), and its cancellation still interrupts a Receive reading inline; a new context
+// then works.
+func TestInlineReceiveContextKept(t *testing.T) {
+	testutil.CheckLeaks(t)
+	c, s := inlinePair(t, 1, true, "")
+	go echo(s)
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := pingPong(ctx, c, 50); err != nil {
+		t.Fatal(err)
+	}
+	if !raceEnabled { // the race detector's runtime allocates on its own
+		msg := make([]byte, 64)
+		allocs := testing.AllocsPerRun(200, func() {
+			if err := c.Send(ctx, msg); err != nil {
+				t.Fatal(err)
+			}
+			got, err := c.Receive(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Release(got)
+		})
+		// Two messages (the echo's and ours); a timer or a GC cycle may add one now and then.
+		if allocs > 3 {
+			t.Errorf("%v allocations per round trip with a cancellable context", allocs)
+		}
+	}
+	kept := make(chan bool, 1)
+	go func() {
+		// Cancel once the Receive below reads inline under the kept registration.
+		deadline := time.Now().Add(10 * time.Second)
+		for c.inlineWatch.on.Load() == nil && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		kept <- c.inlineWatch.on.Load() != nil
+		cancel()
+	}()
+	if _, err := c.Receive(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Receive with nothing sent: %v, want context.Canceled", err)
+	}
+	if !<-kept {
+		t.Error("the Receive did not read inline under the kept registration")
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	if err := pingPong(ctx2, c, 50); err != nil {
+		t.Fatalf("with a new context: %v", err)
+	}
+}
+
 // TestInlineReceiveSessionEnds: a Receive reading its path inline returns when the session ends
 // under it — aborted here, or closed by the peer.
 func TestInlineReceiveSessionEnds(t *testing.T) {

@@ -123,12 +123,19 @@ func (s *Session) runCompletions() {
 	}
 	s.compMu.Lock()
 	done := s.completions
-	s.completions = nil
+	s.completions, s.compSpare = s.compSpare[:0], nil
 	s.compPending.Store(false)
 	s.compMu.Unlock()
 	for _, f := range done {
 		f()
 	}
+	// Keep the slice for the next queue, so that queueing a done function allocates nothing.
+	clear(done)
+	s.compMu.Lock()
+	if s.compSpare == nil {
+		s.compSpare = done[:0]
+	}
+	s.compMu.Unlock()
 }
 
 // Send sends msg as one item. It blocks while the peer's receive window is full, until ctx ends

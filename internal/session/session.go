@@ -45,7 +45,10 @@ import (
 //	path.downMu     why one path ended.
 //	path.intMu      one path's read deadline and interrupt state (inline.go); taken under
 //	                Session.mu by broadcast.
-//	Session.compMu  the queue of SendNoCopy done functions (lease.release, runCompletions).
+//	ctxWatch.mu     the context registration kept for inline Receives (inline.go); taken under
+//	                Session.mu by enter (drop), never the other way round.
+//	Session.compMu  the queue of SendNoCopy done functions and its spare slice (lease.release,
+//	                runCompletions).
 //	batchConn.wmu   a TLS path's gathered writes (batch.go), under path.wmu.
 //
 // The server's own locks are taken with none of the above held, and none is held while another
@@ -122,6 +125,7 @@ type Session struct {
 	// locks (runCompletions). compMu is a leaf lock.
 	compMu            sync.Mutex
 	completions       []func()
+	compSpare         []func() // an emptied completions slice, for the next queue
 	compPending       atomic.Bool
 	integrityFailures atomic.Uint64
 	ctr               sessionCounters // lifetime events, for Stats (counters.go)
@@ -170,9 +174,10 @@ type Session struct {
 	recvWaiting int // Receive calls waiting in wait
 	// recvWaitingBulk: those of them whose context cannot end, which may read whole chunks inline
 	recvWaitingBulk int
-	inlinePath      *path // the path whose reader has yielded its read role, if any
-	inlineOn        *path // the path a Receive is reading inline, if any: broadcast interrupts it
-	lastDataIn      *path // the path the latest chunk arrived on (its lastDataIn is set)
+	inlinePath      *path    // the path whose reader has yielded its read role, if any
+	inlineOn        *path    // the path a Receive is reading inline, if any: broadcast interrupts it
+	inlineWatch     ctxWatch // interrupts a Receive reading inline when its context ends
+	lastDataIn      *path    // the path the latest chunk arrived on (its lastDataIn is set)
 	// The monitor's verdict (loss.go): idleMode, the session was idle at its last look (paths
 	// are judged by idlePathTimeout); busySince, when it last turned busy (paths are judged by
 	// PathTimeout from then, not from their last ping of the idle time).
