@@ -18,6 +18,7 @@ type rttEstimate struct {
 	srtt, rttvar time.Duration
 	min          time.Duration // 0 until a sample
 	minAt        time.Duration // when min was sampled
+	at           time.Duration // when the last sample came; 0 before the first
 }
 
 // sample returns the estimate updated with a round trip r measured at now. Samples that are not
@@ -29,6 +30,7 @@ func (e rttEstimate) sample(r, now time.Duration) rttEstimate {
 	if e.min == 0 || r <= e.min || now-e.minAt > minRTTWindow {
 		e.min, e.minAt = r, now
 	}
+	e.at = now
 	if e.srtt == 0 {
 		e.srtt, e.rttvar = r, r/2
 		return e
@@ -40,6 +42,49 @@ func (e rttEstimate) sample(r, now time.Duration) rttEstimate {
 	e.rttvar = (3*e.rttvar + d) / 4
 	e.srtt = (7*e.srtt + r) / 8
 	return e
+}
+
+// sampleIdle is sample for a round trip r of a path that had nothing in flight: a probe's. A
+// busy path's smoothed RTT carries the queue its own data builds in its socket and the network;
+// an idle path has no such queue, so a sample under half the smoothed RTT means that queue has
+// drained, and the estimate starts again from it, as from a first sample (RFC 6298 allows
+// clearing SRTT once it is known to be bogus, 5.7). Smoothing down instead takes a sample per
+// eighth of the way: after a rate collapse had queued seconds of data, a restored path kept an
+// SRTT of 1.5 s for many seconds, and the scheduler fed it nothing meanwhile.
+// It reports whether the estimate started again.
+func (e rttEstimate) sampleIdle(r, now time.Duration) (rttEstimate, bool) {
+	restart := r > 0 && r < e.srtt/2
+	if restart {
+		e.srtt, e.rttvar = 0, 0
+	}
+	return e.sample(r, now), restart
+}
+
+// staleRateFactor: a path whose RTT estimate started again (sampleIdle) while its delivery rate
+// is under 1/staleRateFactor of the best live path's has its rate measured afresh. Its rate was
+// lowered while it lagged (lagRate) and, fed nothing since, never measured again: a rate
+// collapse that had ended left the path at a tenth of its restored rate, too slow for the
+// scheduler to feed, for seconds. Unmeasured, it is probed as a new path is (two chunks at
+// most until its first sample).
+const staleRateFactor = 4
+
+// staleRate reports whether a path's delivery rate is to be measured afresh: its RTT estimate
+// started again (restarted) while its rate, measured (above 0), is under 1/staleRateFactor of
+// the best live path's.
+func staleRate(restarted bool, rate, best float64) bool {
+	return restarted && rate > 0 && rate < best/staleRateFactor
+}
+
+// rttRefresh is how old the last RTT sample of a usable path carrying nothing may grow while its
+// session is busy before the monitor probes it: the scheduler weighs that path by its estimate,
+// and a path it does not feed yields no samples of its own (its keepalive waits for a second
+// with no write, and its PONGs to the peer's PINGs count as writes).
+const rttRefresh = 250 * time.Millisecond
+
+// refreshDue reports whether a path whose last RTT sample came at sampled and which was last
+// probed at probed is due a probe at now.
+func refreshDue(now, sampled, probed time.Duration) bool {
+	return now-sampled > rttRefresh && now-probed > rttRefresh
 }
 
 // maxBackoff bounds how many times an RTO doubles.

@@ -52,6 +52,74 @@ func TestRTTEstimate(t *testing.T) {
 	}
 }
 
+// TestRTTEstimateIdleRestart: a busy path's SRTT carries the queue its data built; a probe's
+// sample taken with nothing in flight that is under half of it starts the estimate again, as a
+// first sample (RFC 6298 2.2), while a sample closer to it is smoothed in as usual.
+func TestRTTEstimateIdleRestart(t *testing.T) {
+	var e rttEstimate
+	now := time.Duration(0)
+	for range 40 { // a backlog of seconds: samples of 1.5 s
+		now += 100 * ms
+		e = e.sample(1500*ms, now)
+	}
+	if e.srtt < 1400*ms || e.min != 1500*ms {
+		t.Fatalf("busy: %+v", e)
+	}
+	near, restarted := e.sampleIdle(800*ms, now+ms)
+	if restarted || near.srtt >= e.srtt || near.srtt < 1300*ms {
+		t.Fatalf("a sample over half the SRTT restarted the estimate or was not smoothed: %+v, %v", near, restarted)
+	}
+	got, restarted := e.sampleIdle(20*ms, now+2*ms)
+	if !restarted || got.srtt != 20*ms || got.rttvar != 10*ms || got.at != now+2*ms {
+		t.Fatalf("idle 20ms sample after a 1.5s SRTT: %+v, restarted %v; want SRTT 20ms, RTTVAR 10ms", got, restarted)
+	}
+	if got.min != 20*ms {
+		t.Fatalf("min %v, want the new lower sample", got.min)
+	}
+	if _, restarted := (rttEstimate{}).sampleIdle(20*ms, ms); restarted {
+		t.Fatal("a first sample reported as a restart")
+	}
+	if got, restarted := e.sampleIdle(0, now); restarted || got != e {
+		t.Fatalf("a zero sample changed the estimate: %+v", got)
+	}
+}
+
+func TestRefreshDue(t *testing.T) {
+	for _, c := range []struct {
+		now, sampled, probed time.Duration
+		want                 bool
+	}{
+		{now: time.Second, sampled: time.Second - rttRefresh, probed: 0, want: false}, // sample just fresh enough
+		{now: time.Second, sampled: time.Second - rttRefresh - ms, probed: 0, want: true},
+		{now: time.Second, sampled: 0, probed: time.Second - ms, want: false}, // a probe is out
+		{now: time.Second, sampled: 0, probed: time.Second - rttRefresh - ms, want: true},
+	} {
+		if got := refreshDue(c.now, c.sampled, c.probed); got != c.want {
+			t.Errorf("refreshDue(%v, sampled %v, probed %v) = %v, want %v", c.now, c.sampled, c.probed, got, c.want)
+		}
+	}
+}
+
+func TestStaleRate(t *testing.T) {
+	const best = 6e6
+	for _, c := range []struct {
+		restarted bool
+		rate      float64
+		want      bool
+	}{
+		{true, 2e5, true},                      // lowered while it lagged, far below the best
+		{false, 2e5, false},                    // RTT not restarted: nothing says the path changed
+		{true, 0, false},                       // not measured: nothing to forget
+		{true, best / staleRateFactor, false},  // within the factor
+		{true, best/staleRateFactor - 1, true}, // just under it
+		{true, best, false},                    // the best itself
+	} {
+		if got := staleRate(c.restarted, c.rate, best); got != c.want {
+			t.Errorf("staleRate(%v, %v, %v) = %v, want %v", c.restarted, c.rate, best, got, c.want)
+		}
+	}
+}
+
 func TestRateSampler(t *testing.T) {
 	const iv = rateInterval
 	var r rateSampler

@@ -466,3 +466,37 @@ func halfThenCopy(t *testing.T, a, b *rawPath, srv *Session, ch wire.ChunkHeader
 	b.send(wire.TypeChunk, frame) // the whole copy, at once
 	return original[half:]
 }
+
+// TestIdlePathProbedForFreshRTT: while its session is busy, a usable path carrying nothing whose
+// last RTT sample is older than rttRefresh is probed by the monitor, so that its estimate (which
+// the scheduler weighs it by) follows the path as it is now; an idle session's paths are not.
+func TestIdlePathProbedForFreshRTT(t *testing.T) {
+	cfg := &Config{Paths: 2, Insecure: true, KeepAlive: 30 * time.Second, PathTimeout: time.Minute, IdleKeepAlive: time.Minute}
+	c, _ := dialPair(t, &Config{Insecure: true}, cfg)
+	testutil.WaitFor(t, func() bool { return len(c.Stats().Paths) == 2 }, "both paths")
+	c.mu.Lock()
+	p := c.paths[1]
+	c.mu.Unlock()
+	time.Sleep(rttRefresh + 10*time.Millisecond) // the samples of the path's first round trips are in
+	before := p.rtt().at
+
+	// Idle: the monitor's check sends no probe.
+	c.mu.Lock()
+	c.idleMode = true
+	c.mu.Unlock()
+	c.checkTimers(c.clock())
+	time.Sleep(50 * time.Millisecond) // a loopback round trip, many times over
+	if got := p.rtt().at; got != before {
+		t.Fatalf("an idle session's path was probed: last sample at %v, before %v", got, before)
+	}
+
+	// Busy: it does. (The monitor may find the session idle again between two checks, so the
+	// test marks it busy before each.)
+	testutil.WaitFor(t, func() bool {
+		c.mu.Lock()
+		c.idleMode = false
+		c.mu.Unlock()
+		c.checkTimers(c.clock())
+		return p.rtt().at > before
+	}, "a fresh RTT sample on the path carrying nothing")
+}

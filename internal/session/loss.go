@@ -126,9 +126,10 @@ func (s *Session) onAck(p *path, a *wire.ChunkAck) error {
 	}
 	// Delivery rates move with acknowledgements: sampling here, not only on the monitor's
 	// ticks, gives a new path its rate (and its in-flight cap) within rateInterval.
+	best := s.bestRate()
 	for _, e := range s.paths {
 		if e != nil && !e.dead.Load() {
-			s.sampleRate(e, now)
+			s.sampleRate(e, now, best)
 		}
 	}
 	if s.out.Len() == 0 || s.phase >= phaseClosing {
@@ -154,9 +155,26 @@ func (s *Session) onClose(items uint64) error {
 	return nil
 }
 
-// sampleRate updates the delivery rate of path e at now, publishing it to the path's writer.
-// Call with s.mu held.
-func (s *Session) sampleRate(e *pathEntry, now time.Duration) {
+// bestRate returns the highest delivery rate of the session's live paths. Call with s.mu held.
+func (s *Session) bestRate() float64 {
+	best := 0.0
+	for _, p := range s.paths {
+		if p != nil && !p.dead.Load() {
+			best = max(best, p.rateEst.rate)
+		}
+	}
+	return best
+}
+
+// sampleRate updates the delivery rate of path e at now, publishing it to the path's writer; best
+// is the highest rate of the session's live paths (see staleRateFactor). Call with s.mu held.
+func (s *Session) sampleRate(e *pathEntry, now time.Duration, best float64) {
+	if staleRate(e.rttRestarted.Swap(false), e.rateEst.rate, best) {
+		e.log.Debug("path idle at its base RTT with a stale low rate: measuring it afresh", "rate_was", int64(e.rateEst.rate), "best", int64(best))
+		e.rateEst = rateSampler{}
+		e.path.rate.Store(0)
+		return
+	}
 	busy := e.inflight.Load() > 0 || e.queued.Load() > 0
 	if e.rateEst.sample(now, e.rtt().srtt, e.acked.Load(), busy) {
 		e.path.rate.Store(math.Float64bits(e.rateEst.rate))
@@ -347,6 +365,7 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 		return monitorTick, false
 	}
 	s.resendUnrebuilt(now)
+	best := s.bestRate()
 	for _, p := range s.paths {
 		if p == nil || p.dead.Load() {
 			continue
@@ -361,7 +380,7 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 		if c := p.chunksRecv.Load(); c != p.lastChunks {
 			p.lastChunks, arrived = c, true
 		}
-		s.sampleRate(p, now)
+		s.sampleRate(p, now, best)
 		heard, timeout := p.heardAt(), s.cfg.PathTimeout
 		if s.idleMode {
 			timeout = idlePathTimeout(s.cfg)
@@ -415,10 +434,23 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 	}
 	// A stalled path is probed at once and then every RTO until a round trip completes: a
 	// keepalive would wait for an idle path, which one busy carrying the peer's ACKs never is.
+	// While the session is busy, a usable path carrying nothing is probed when its last RTT
+	// sample is older than rttRefresh, so that the scheduler sees it as it is now.
 	for _, p := range s.paths {
-		if p != nil && !p.dead.Load() && p.stalled.Load() && now-p.lastProbe > p.rto(s.cfg.MinRTO) {
-			p.lastProbe = now
-			p.probe()
+		if p == nil || p.dead.Load() {
+			continue
+		}
+		switch {
+		case p.stalled.Load():
+			if now-p.lastProbe > p.rto(s.cfg.MinRTO) {
+				p.lastProbe = now
+				p.probe()
+			}
+		case !s.idleMode && p.usable() && p.inflight.Load() <= 0 && p.queued.Load() <= 0:
+			if refreshDue(now, p.rtt().at, p.lastProbe) {
+				p.lastProbe = now
+				p.probe()
+			}
 		}
 	}
 	expired := s.downSince > 0 && now-s.downSince > s.cfg.ResumeGrace

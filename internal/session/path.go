@@ -176,6 +176,9 @@ type path struct {
 	inflight   atomic.Int64  // bytes written and not yet acknowledged (chunk or piece payloads)
 	acked      atomic.Int64  // bytes of its writes acknowledged, ever
 	rate       atomic.Uint64 // delivery rate, bytes per second (math.Float64bits), as the monitor last measured it
+	// rttRestarted: an idle sample started the RTT estimate again (sampleIdle); the monitor
+	// decides whether the delivery rate is stale too (sampleRate)
+	rttRestarted atomic.Bool
 	badPieces  atomic.Uint64 // pieces it carried that failed the integrity check
 	chunksSent atomic.Uint64
 	bytesSent  atomic.Uint64
@@ -452,12 +455,21 @@ func (p *path) rtt() rttEstimate {
 
 // sampleRTT adds a round-trip sample r to the path's estimate; resetBackoff also ends the RTO's
 // doubling (a sample from an acknowledgement; a PONG's does not, as RFC 6298 5.7 keeps it for
-// data).
+// data). A PONG's sample on a path with nothing in flight or queued is an idle one
+// (rttEstimate.sampleIdle).
 func (p *path) sampleRTT(r time.Duration, resetBackoff bool) {
 	now := p.eng.clock()
+	idle := !resetBackoff && p.inflight.Load() <= 0 && p.queued.Load() <= 0
 	p.estMu.Lock()
 	defer p.estMu.Unlock()
-	p.est = p.est.sample(r, now)
+	if idle {
+		var restart bool
+		if p.est, restart = p.est.sampleIdle(r, now); restart {
+			p.rttRestarted.Store(true)
+		}
+	} else {
+		p.est = p.est.sample(r, now)
+	}
 	if resetBackoff && r > 0 {
 		p.backoff = 0
 	}

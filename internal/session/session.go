@@ -214,7 +214,7 @@ type pathEntry struct {
 	lastChunks  uint64        // the chunks (or pieces) it had received at the last monitor tick
 	oldest      time.Duration // monitor scratch: its oldest unacknowledged send
 	ackProgress time.Duration // when a chunk sent on it was last acknowledged
-	lastProbe   time.Duration // when it was last probed while stalled
+	lastProbe   time.Duration // when it was last probed while stalled, or for a fresh RTT
 	wasSuspect  bool          // suspect at the last monitor tick
 	rateEst     rateSampler
 }
