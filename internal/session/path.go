@@ -172,18 +172,18 @@ type path struct {
 	stalledAt       atomic.Int64  // session clock of the stall
 	lastRecv        atomic.Int64  // session clock when bytes were last seen arriving (monitor)
 
-	queued     atomic.Int64  // bytes in its queues, and being offered to them
-	inflight   atomic.Int64  // bytes written and not yet acknowledged (chunk or piece payloads)
-	acked      atomic.Int64  // bytes of its writes acknowledged, ever
-	rate       atomic.Uint64 // delivery rate, bytes per second (math.Float64bits), as the monitor last measured it
+	queued   atomic.Int64  // bytes in its queues, and being offered to them
+	inflight atomic.Int64  // bytes written and not yet acknowledged (chunk or piece payloads)
+	acked    atomic.Int64  // bytes of its writes acknowledged, ever
+	rate     atomic.Uint64 // delivery rate, bytes per second (math.Float64bits), as the monitor last measured it
 	// rttRestarted: an idle sample started the RTT estimate again (sampleIdle); the monitor
 	// decides whether the delivery rate is stale too (sampleRate)
 	rttRestarted atomic.Bool
-	badPieces  atomic.Uint64 // pieces it carried that failed the integrity check
-	chunksSent atomic.Uint64
-	bytesSent  atomic.Uint64
-	chunksRecv atomic.Uint64
-	bytesRecv  atomic.Uint64
+	badPieces    atomic.Uint64 // pieces it carried that failed the integrity check
+	chunksSent   atomic.Uint64
+	bytesSent    atomic.Uint64
+	chunksRecv   atomic.Uint64
+	bytesRecv    atomic.Uint64
 	// lastDataIn: the session's latest chunk (or piece) arrived on this path (the scheduler's
 	// Answer; set and cleared under Session.mu)
 	lastDataIn atomic.Bool
