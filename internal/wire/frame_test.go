@@ -421,7 +421,9 @@ func TestSteadyStateZeroAlloc(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if allocs != 0 {
+	// Under the race detector sync.Pool drops a quarter of what it is given, and the Writer's
+	// pending buffer goes through it at every flush.
+	if allocs > 0 && !(raceEnabled && allocs <= 2) {
 		t.Fatalf("%v allocations per frame, want 0", allocs)
 	}
 }
@@ -598,13 +600,50 @@ func TestWriterHoldsNoBufferWhenFlushed(t *testing.T) {
 	var out bytes.Buffer
 	w := NewWriter(&out)
 	w.Queue(TypePing, make([]byte, 8), nil)
-	if w.box == nil || w.Pending() != HeaderSize+8 {
-		t.Fatalf("queued frame: box %v, %d pending", w.box != nil, w.Pending())
+	if w.pending == nil || w.Pending() != HeaderSize+8 {
+		t.Fatalf("queued frame: buffer %v, %d pending", w.pending != nil, w.Pending())
 	}
 	if err := w.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if w.box != nil || w.pending != nil || out.Len() != HeaderSize+8 {
-		t.Fatalf("after Flush: box %v, pending %d, wrote %d", w.box != nil, cap(w.pending), out.Len())
+	if w.pending != nil || out.Len() != HeaderSize+8 {
+		t.Fatalf("after Flush: pending buffer of %d bytes, wrote %d", cap(w.pending), out.Len())
+	}
+}
+
+// TestWriterSmallFramesBackToBack: many small frames queued before one Flush grow the pending
+// buffer through bufpool's size classes, every byte in order, and a Writer that does it again
+// and again allocates nothing once the pool holds the sizes it needs. (Growing the buffer by
+// append left each grown buffer to the garbage collector: the single-path protocol's 4 KiB
+// frames ran at a tenth of their throughput, 20 KiB allocated per frame.)
+func TestWriterSmallFramesBackToBack(t *testing.T) {
+	var out bytes.Buffer
+	w := NewWriter(&out)
+	payload := make([]byte, 4<<10)
+	round := func() {
+		for i := range 256 { // 1 MiB of frames, below flushThreshold: one flush
+			payload[0] = byte(i)
+			if err := w.Queue(TypeData, nil, payload); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	round()
+	r := NewReader(bytes.NewReader(out.Bytes()), MaxPayloadLimit)
+	for i := range 256 {
+		f, err := r.ReadFrame()
+		if err != nil || f.Type != TypeData || len(f.Payload) != len(payload) || f.Payload[0] != byte(i) {
+			t.Fatalf("frame %d: %v %d bytes, first %d, %v", i, f.Type, len(f.Payload), f.Payload[0], err)
+		}
+	}
+	limit := 0.5 // sync.Pool may drop a buffer across a GC
+	if raceEnabled {
+		limit = 20 // the race detector's sync.Pool drops items at random
+	}
+	if allocs := testing.AllocsPerRun(20, func() { out.Reset(); round() }); allocs > limit {
+		t.Errorf("%v allocations per 256 frames", allocs)
 	}
 }

@@ -3,7 +3,8 @@ package wire
 import (
 	"io"
 	"net"
-	"sync"
+
+	"github.com/braidnet/braid/internal/bufpool"
 )
 
 // coalesceLimit is the largest payload a Writer copies into its pending buffer. Larger payloads
@@ -20,16 +21,15 @@ const flushThreshold = 4 << 20
 // Queue writes a large payload at once, so the caller may reuse it when Queue returns;
 // QueueRetained keeps it until Flush, so that many large frames leave in one system call.
 //
-// The pending buffer comes from a pool when a frame is queued and goes back to it when Flush has
+// The pending buffer comes from bufpool when a frame is queued and goes back to it when Flush has
 // written it, so that a Writer with nothing to write (an idle connection's) holds no buffer.
 //
 // A Writer is not safe for concurrent use; deadlines are the caller's to set on the connection.
 type Writer struct {
 	w       io.Writer
 	batch   Batcher
-	vector  bool // w is a net.Conn, whose Write never returns short without an error
-	pending []byte
-	box     *[]byte   // the pooled buffer pending started in, while the Writer holds one
+	vector  bool      // w is a net.Conn, whose Write never returns short without an error
+	pending []byte    // from bufpool while frames are queued; nil when the Writer holds none
 	segs    []segment // what Flush writes, in order
 	runFrom int       // start of the pending bytes not yet closed into a segment
 	large   int       // bytes of retained large payloads
@@ -57,29 +57,33 @@ func NewWriter(w io.Writer) *Writer {
 	return &Writer{w: w, batch: b, vector: isConn}
 }
 
-// pendingSize is the size of the pooled pending buffers. A flush that outgrows one (small frames
-// queued back to back) grows it by append; the larger buffer is dropped after the flush.
+// pendingSize is the size of the pending buffer a Writer takes for its first frame.
 const pendingSize = 4 << 10
 
-// pendingPool holds pending buffers, boxed so that taking and returning one allocates nothing.
-var pendingPool = sync.Pool{New: func() any {
-	b := make([]byte, 0, pendingSize)
-	return &b
-}}
-
-// reserve makes sure the Writer holds a pending buffer: one from the pool if it has none.
-func (w *Writer) reserve() {
-	if w.box == nil {
-		w.box = pendingPool.Get().(*[]byte)
-		w.pending = (*w.box)[:0]
+// reserve makes sure the pending buffer has room for n more bytes: a buffer from bufpool if the
+// Writer holds none, or the next size class up, the bytes moved over and the smaller buffer
+// handed back, if it is full. (Growing it by append, as the first version did, left the grown
+// buffer to the garbage collector after each flush, and the next flush grew another from 4 KiB:
+// small frames queued back to back cost a tenth of their throughput.)
+func (w *Writer) reserve(n int) {
+	if w.pending == nil {
+		w.pending = bufpool.Get(max(pendingSize, n))[:0]
+		return
 	}
+	if cap(w.pending)-len(w.pending) >= n {
+		return
+	}
+	bigger := bufpool.Get(max(2*cap(w.pending), len(w.pending)+n))[:len(w.pending)]
+	copy(bigger, w.pending)
+	bufpool.Put(w.pending)
+	w.pending = bigger
 }
 
-// release returns the pending buffer to the pool once it has been written.
+// release hands the pending buffer back to bufpool once it has been written.
 func (w *Writer) release() {
-	if w.box != nil {
-		pendingPool.Put(w.box)
-		w.box, w.pending = nil, nil
+	if w.pending != nil {
+		bufpool.Put(w.pending)
+		w.pending = nil
 	}
 }
 
@@ -114,7 +118,11 @@ func (w *Writer) QueueRetained(t Type, head, body []byte) error {
 	}
 	var hdr [HeaderSize]byte
 	PutHeader(hdr[:], Header{Length: uint32(n), Type: t})
-	w.reserve()
+	copied := HeaderSize + len(head)
+	if len(body) <= coalesceLimit {
+		copied += len(body)
+	}
+	w.reserve(copied)
 	w.pending = append(w.pending, hdr[:]...)
 	w.pending = append(w.pending, head...)
 	if len(body) <= coalesceLimit {
@@ -172,7 +180,7 @@ func (w *Writer) Flush() (err error) {
 		}
 	}
 	clear(w.segs)
-	w.segs, w.pending, w.runFrom, w.large = w.segs[:0], w.pending[:0], 0, 0
+	w.segs, w.runFrom, w.large = w.segs[:0], 0, 0
 	return err
 }
 
