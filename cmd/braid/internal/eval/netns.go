@@ -153,6 +153,11 @@ func newNetnsBackend(ctx context.Context, paths int, o Options) (b *netnsBackend
 			{"-n", ns, "link", "set", "lo", "up"},
 			{"netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.tcp_timestamps=1"}, // linkRate assumes it
 		}
+		if cc := o.CongestionControl; cc != "" && ns != b.router {
+			// Every transport's sockets in the namespace take it as their default (Braid's
+			// paths, MPTCP's subflows); the TCP baseline's senders also set it on each socket.
+			steps = append(steps, []string{"netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.tcp_congestion_control=" + cc})
+		}
 		if ns == b.router {
 			// Forward, and accept packets coming back from a TUN device whose source is routed
 			// elsewhere (set before the interfaces exist, which inherit "default").

@@ -23,10 +23,11 @@ type Options struct {
 	Mode       string   // dispersal mode (see CheckMode, ResolveMode); default plain
 	NoMPTCP    bool     // netns: skip the MPTCP comparison
 	NoBaseline bool     // skip the TCP baseline (TransportTCP) on bulk scenarios
-	// CongestionControl, if set, is the TCP congestion control (TCP_CONGESTION, e.g. "cubic")
-	// of the netns backend's TCP baseline senders; else the kernel's default. (A namespace
-	// other than the host's may only choose among net.ipv4.tcp_allowed_congestion_control;
-	// the socket option, as root, any the kernel has.)
+	// CongestionControl, if set, is the TCP congestion control (e.g. "cubic") of the netns
+	// backend's client and server namespaces, the default of every transport's sockets there
+	// (net.ipv4.tcp_congestion_control), and of the TCP baseline's senders (TCP_CONGESTION);
+	// else the kernel's default. (A namespace other than the host's may only choose among
+	// net.ipv4.tcp_allowed_congestion_control; the socket option, as root, any the kernel has.)
 	CongestionControl string
 	Progress          io.Writer
 	// LogDir, if set, receives each Braid run's session logs (slog.LevelInfo: paths up and
