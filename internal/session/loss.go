@@ -126,10 +126,9 @@ func (s *Session) onAck(p *path, a *wire.ChunkAck) error {
 	}
 	// Delivery rates move with acknowledgements: sampling here, not only on the monitor's
 	// ticks, gives a new path its rate (and its in-flight cap) within rateInterval.
-	best := s.bestRate()
 	for _, e := range s.paths {
 		if e != nil && !e.dead.Load() {
-			s.sampleRate(e, now, best)
+			s.sampleRate(e, now)
 		}
 	}
 	if s.out.Len() == 0 || s.phase >= phaseClosing {
@@ -166,11 +165,13 @@ func (s *Session) bestRate() float64 {
 	return best
 }
 
-// sampleRate updates the delivery rate of path e at now, publishing it to the path's writer; best
-// is the highest rate of the session's live paths (see staleRateFactor). Call with s.mu held.
-func (s *Session) sampleRate(e *pathEntry, now time.Duration, best float64) {
-	if staleRate(e.rttRestarted.Swap(false), e.rateEst.rate, best) {
-		e.log.Debug("path idle at its base RTT with a stale low rate: measuring it afresh", "rate_was", int64(e.rateEst.rate), "best", int64(best))
+// sampleRate updates the delivery rate of path e at now, publishing it to the path's writer, or
+// forgets it if it is stale (staleRate). Call with s.mu held.
+func (s *Session) sampleRate(e *pathEntry, now time.Duration) {
+	// The best rate is looked up only when the path's RTT estimate restarted, which is rare:
+	// this runs for every path at every acknowledgement.
+	if restarted := e.rttRestarted.Swap(false); restarted && staleRate(restarted, e.rateEst.rate, s.bestRate()) {
+		e.log.Debug("path idle at its base RTT with a stale low rate: measuring it afresh", "rate_was", int64(e.rateEst.rate))
 		e.rateEst = rateSampler{}
 		e.path.rate.Store(0)
 		return
@@ -365,7 +366,6 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 		return monitorTick, false
 	}
 	s.resendUnrebuilt(now)
-	best := s.bestRate()
 	for _, p := range s.paths {
 		if p == nil || p.dead.Load() {
 			continue
@@ -380,7 +380,7 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 		if c := p.chunksRecv.Load(); c != p.lastChunks {
 			p.lastChunks, arrived = c, true
 		}
-		s.sampleRate(p, now, best)
+		s.sampleRate(p, now)
 		heard, timeout := p.heardAt(), s.cfg.PathTimeout
 		if s.idleMode {
 			timeout = idlePathTimeout(s.cfg)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync/atomic"
 	"time"
 
 	"github.com/braidnet/braid/internal/bufpool"
@@ -288,19 +287,6 @@ func (s *Session) ackDue() {
 	if s.shared.ackDue.Load() {
 		kick(s.shared.ackKick)
 	}
-}
-
-// armTimer starts the timer in t to run f after d, making it the first time. The caller
-// ensures the timer is not running (it has fired, or never started). Timers that may never be
-// needed are not made ahead, stopped: a stopped timer stays in the runtime's timer heap until a
-// sweep, and Reset on a timer still in the heap makes the runtime scan the whole heap (every
-// timer of every session) when the new deadline comes, a cost that grows with the sessions held.
-func armTimer(t *atomic.Pointer[time.Timer], d time.Duration, f func()) {
-	if tm := t.Load(); tm != nil {
-		tm.Reset(d)
-		return
-	}
-	t.Store(time.AfterFunc(d, f))
 }
 
 // fillAck writes the session's record of received chunks into a, for a CHUNK_ACK about to be

@@ -348,6 +348,19 @@ func (s *Session) changedChan() <-chan struct{} {
 	return s.changed
 }
 
+// armTimer starts the timer in t to run f after d, making it the first time. The caller
+// ensures the timer is not running (it has fired, or never started). Timers that may never be
+// needed are not made ahead, stopped: a stopped timer stays in the runtime's timer heap until a
+// sweep, and Reset on a timer still in the heap makes the runtime scan the whole heap (every
+// timer of every session) when the new deadline comes, a cost that grows with the sessions held.
+func armTimer(t *atomic.Pointer[time.Timer], d time.Duration, f func()) {
+	if tm := t.Load(); tm != nil {
+		tm.Reset(d)
+		return
+	}
+	t.Store(time.AfterFunc(d, f))
+}
+
 // kick wakes whoever waits on c, unless a wake-up is already pending.
 func kick(c chan struct{}) {
 	select {

@@ -118,14 +118,15 @@ func (w *Writer) QueueRetained(t Type, head, body []byte) error {
 	}
 	var hdr [HeaderSize]byte
 	PutHeader(hdr[:], Header{Length: uint32(n), Type: t})
+	small := len(body) <= coalesceLimit // copied into the pending buffer, not retained
 	copied := HeaderSize + len(head)
-	if len(body) <= coalesceLimit {
+	if small {
 		copied += len(body)
 	}
 	w.reserve(copied)
 	w.pending = append(w.pending, hdr[:]...)
 	w.pending = append(w.pending, head...)
-	if len(body) <= coalesceLimit {
+	if small {
 		w.pending = append(w.pending, body...)
 	} else {
 		w.closeRun()
