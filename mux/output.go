@@ -2,7 +2,6 @@ package mux
 
 import (
 	"io"
-	"net"
 	"syscall"
 
 	"github.com/braidnet/braid/internal/bufpool"
@@ -38,13 +37,8 @@ type output struct {
 // the stream must not be read any other way.
 func (s *Stream) CopyTo(w io.Writer, done func(n int64, err error)) {
 	o := &output{w: w, done: done}
-	if sc, ok := w.(syscall.Conn); ok {
-		if _, isConn := w.(net.Conn); isConn {
-			if raw, err := sc.SyscallConn(); err == nil {
-				o.raw = raw
-				o.writeFn = o.writeFD
-			}
-		}
+	if o.raw = socketOf(w); o.raw != nil {
+		o.writeFn = o.writeFD
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -79,15 +73,6 @@ func (s *Stream) writeDirectLocked(data []byte) int {
 	}
 	o.n += int64(n)
 	return n
-}
-
-// writeFD is a direct write, as RawConn.Write calls it.
-func (o *output) writeFD(fd uintptr) bool {
-	k, err := syscall.Write(int(fd), o.direct)
-	if err == nil && k > 0 {
-		o.wrote = k
-	}
-	return true // never wait: the reader must not block
 }
 
 // pump writes buffered data to the output until none is left (then it stops: a stream waiting

@@ -73,10 +73,10 @@ func (s *source) readFD(fd uintptr) bool {
 	return true
 }
 
-// socketOf returns r's raw connection if r is a socket.
-func socketOf(r io.Reader) syscall.RawConn {
-	sc, ok := r.(syscall.Conn)
-	if _, isConn := r.(net.Conn); !ok || !isConn {
+// socketOf returns v's raw connection if v is a socket (a net.Conn with one).
+func socketOf(v any) syscall.RawConn {
+	sc, ok := v.(syscall.Conn)
+	if _, isConn := v.(net.Conn); !ok || !isConn {
 		return nil
 	}
 	raw, err := sc.SyscallConn()
@@ -84,4 +84,13 @@ func socketOf(r io.Reader) syscall.RawConn {
 		return nil
 	}
 	return raw
+}
+
+// writeFD is a direct write to a stream's output socket, as RawConn.Write calls it.
+func (o *output) writeFD(fd uintptr) bool {
+	k, err := syscall.Write(int(fd), o.direct)
+	if err == nil && k > 0 {
+		o.wrote = k
+	}
+	return true // never wait: the reader must not block
 }

@@ -19,7 +19,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -124,15 +123,6 @@ func (r *sessionsReport) writeText(w io.Writer) {
 		if row.FirstAnswerError != "" {
 			fmt.Fprintf(w, "%d sessions: first session not answering: %s\n", row.Sessions, row.FirstAnswerError)
 		}
-	}
-}
-
-// raiseFileLimit lifts the soft limit on open files to the hard limit.
-func raiseFileLimit() {
-	var r syscall.Rlimit
-	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &r) == nil && r.Cur < r.Max {
-		r.Cur = r.Max
-		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &r)
 	}
 }
 

@@ -1,13 +1,10 @@
 package eval
 
 import (
-	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // packetDelay holds every IP packet routed through a TUN device for a one-way delay and writes
@@ -49,25 +46,11 @@ const (
 // openPacketDelay attaches to the existing TUN device name (created by `ip tuntap add ... mode
 // tun`) in this process's network namespace.
 func openPacketDelay(name string, delay time.Duration, loss Loss, seed uint64) (*packetDelay, error) {
-	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	f, err := openTUN(name)
 	if err != nil {
-		return nil, fmt.Errorf("open /dev/net/tun: %w", err)
-	}
-	ifr, err := unix.NewIfreq(name)
-	if err != nil {
-		unix.Close(fd)
 		return nil, err
 	}
-	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
-	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("TUNSETIFF %s: %w", name, err)
-	}
-	if err := unix.SetNonblock(fd, true); err != nil { // so that os.File uses the poller
-		unix.Close(fd)
-		return nil, err
-	}
-	d := &packetDelay{f: os.NewFile(uintptr(fd), "tun:"+name), queue: make(chan heldPacket, heldPackets), done: make(chan struct{})}
+	d := &packetDelay{f: f, queue: make(chan heldPacket, heldPackets), done: make(chan struct{})}
 	d.delay.Store(int64(delay))
 	d.loss = newLossModel(seed, loss)
 	d.wg.Add(2)

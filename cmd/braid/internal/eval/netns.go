@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/braidnet/braid"
@@ -280,7 +279,7 @@ func (b *netnsBackend) startAgent(ctx context.Context, ns string, job agentJob) 
 	args := append([]string{"netns", "exec", ns}, b.o.AgentArgv...)
 	cmd := exec.CommandContext(ctx, "ip", args...)
 	cmd.Env = append(os.Environ(), AgentEnv+"=1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = agentProcAttr()
 	cmd.WaitDelay = 2 * time.Second
 	a := &agentProc{cmd: cmd, lines: make(chan agentOut, 16)}
 	cmd.Stderr = &a.stderr

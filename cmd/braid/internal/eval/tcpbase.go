@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/braidnet/braid"
-	"golang.org/x/sys/unix"
 )
 
 // Transports: what carries a run's workload.
@@ -236,7 +235,7 @@ func (f *tcpFlow) send(ctx context.Context, msg []byte) error {
 			d.Control = func(_, _ string, rc syscall.RawConn) error {
 				var serr error
 				if err := rc.Control(func(fd uintptr) {
-					serr = unix.SetsockoptString(int(fd), unix.IPPROTO_TCP, unix.TCP_CONGESTION, f.cc)
+					serr = setCongestion(fd, f.cc)
 				}); err != nil {
 					return err
 				}
