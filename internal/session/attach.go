@@ -107,17 +107,15 @@ func (s *Session) addPath(p *path) error {
 	// Bytes read so far (the handshake) were heard at upAt, not at the monitor's next tick.
 	s.paths[p.index] = &pathEntry{path: p, lastBytes: p.bytesRead()}
 	s.wg.Add(2)
-	go func() {
-		defer s.wg.Done()
-		p.writeLoop()
-	}()
+	p.onWriterEnd = s.wg.Done
+	go p.writeLoop()
 	p.probe() // an RTT sample at once, for the scheduler
 	s.ctr.pathsUp.Add(1)
 	s.log.Info("path up", "path", p.index, "local", p.conn.LocalAddr().String(), "remote", p.conn.RemoteAddr().String(), "key_exchange", p.kex)
 	s.downSince = 0
 	s.requeueFrom(nil) // chunks orphaned while no path was up
 	s.broadcast()
-	kick(s.shared.creditKick) // in case the last ones were lost with a dead path
+	s.shared.kickShared(s.shared.creditKick) // in case the last ones were lost with a dead path
 	return nil
 }
 
@@ -220,8 +218,8 @@ func (s *Session) pathDown(p *path, reason error) {
 	// CREDIT and CHUNK_ACK are cumulative, so sending them again is harmless; the last ones may
 	// have gone out on this path and been lost with it, and a lost CREDIT would leave the peer
 	// waiting for window that is already free.
-	kick(s.shared.creditKick)
-	kick(s.shared.ackKick)
+	s.shared.kickShared(s.shared.creditKick)
+	s.shared.kickShared(s.shared.ackKick)
 	s.shared.ackDue.Store(true)
 	p.log.Warn("path down", "reason", reason, "resent_chunks", moved, "paths_left", left)
 	if redial {

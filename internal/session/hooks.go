@@ -24,4 +24,7 @@ type testHooks struct {
 	finishWritten func(p *path)
 	// passedOn runs when p's writer passes a CHUNK_ACK or CREDIT kick on to the other paths.
 	passedOn func(p *path)
+	// writerParked runs when p's writer has parked (park.go), on its goroutine, which then
+	// returns.
+	writerParked func(p *path)
 }

@@ -403,7 +403,7 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 		if !sus && p.disarmed.Load() {
 			// Its writer is waiting without listening for the session's ACK and CREDIT kicks,
 			// which the other paths may have stopped taking meanwhile.
-			kick(p.rearm)
+			p.kickWriter(p.rearm)
 		}
 		// Slowed far below its measured rate, or stopped: while another path can take its
 		// chunks they go there now, and it is rested without backing off its RTO (rest). The
@@ -469,7 +469,7 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 			if p != nil {
 				p.wasSuspect = false
 				if p.disarmed.Load() {
-					kick(p.rearm) // its writer, disarmed while busy, looks again: idle, it is not
+					p.kickWriter(p.rearm) // its writer, disarmed while busy, looks again: idle, it is not
 				}
 			}
 		}
@@ -500,8 +500,8 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 
 	if resendCtl {
 		s.shared.ackDue.Store(true)
-		kick(s.shared.creditKick)
-		kick(s.shared.ackKick)
+		s.shared.kickShared(s.shared.creditKick)
+		s.shared.kickShared(s.shared.ackKick)
 	}
 	for _, p := range silent {
 		p.setDownReason(fmt.Errorf("nothing received for %v", s.cfg.PathTimeout))

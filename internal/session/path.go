@@ -155,6 +155,17 @@ type path struct {
 	est     rttEstimate
 	backoff int // RTO doublings since the last RTT sample
 
+	// Parking (park.go). mayPark is set while the writer is parked or about to look whether
+	// to; parked, parkTimer, parkInterval and parkDue are under the session's park lock, and
+	// resumed is the writer's (set under that lock before a new writer starts).
+	mayPark      atomic.Bool
+	parked       bool
+	parkTimer    *time.Timer   // the parked writer's keepalive
+	parkInterval time.Duration // its keepalive interval
+	parkDue      time.Duration // session clock when its keepalive falls due
+	resumed      bool          // the writer starts again after parking
+	onWriterEnd  func()        // called when the writer has ended for good (not when it parks)
+
 	stopOnce   sync.Once
 	killCode   wire.Code // ERROR to send on stop; 0 for none
 	killMsg    string
@@ -307,6 +318,7 @@ func (p *path) enqueued(oc *outChunk) {
 	if h := p.hooks; h != nil && h.enqueued != nil {
 		h.enqueued(p, oc)
 	}
+	p.wakeWriter()
 	p.rtxMu.Lock()
 	closed := p.closed
 	p.rtxMu.Unlock()
@@ -330,7 +342,7 @@ func (p *path) retransmit(oc *outChunk) {
 	p.bytesResent.Add(uint64(len(oc.payload)))
 	p.rtx = append(p.rtx, oc)
 	p.rtxMu.Unlock()
-	kick(p.rtxKick)
+	p.kickWriter(p.rtxKick)
 }
 
 // rtxWaiting reports whether chunks wait to be sent again.
@@ -384,6 +396,7 @@ func (p *path) sendCtrl(t wire.Type, payload []byte) {
 	f.n = copy(f.buf[:], payload)
 	select {
 	case p.ctrl <- f:
+		p.wakeWriter()
 	default:
 	}
 }
@@ -414,6 +427,7 @@ func (p *path) finish(count uint64) {
 	case p.fin <- count:
 	default:
 	}
+	p.wakeWriter()
 }
 
 // kill ends the path now, sending ERROR(code, msg) first if code is not 0.
@@ -435,6 +449,7 @@ func (p *path) kill(code wire.Code, msg string) {
 			p.conn.SetWriteDeadline(time.Now().Add(min(time.Second, p.cfg.WriteTimeout)))
 		}
 	}
+	p.wakeWriter() // a parked writer ends the path
 }
 
 // setDownReason records why the path is being ended, for the log, unless a reason is known.
@@ -548,7 +563,7 @@ func (p *path) wrote(oc *outChunk, n int64) {
 	if prev := oc.inflightOn.Swap(p); prev != nil {
 		prev.inflight.Add(-n)
 		if prev != p && prev.capped.Load() {
-			kick(prev.capKick) // its writer is waiting for room under the cap
+			prev.kickWriter(prev.capKick) // its writer is waiting for room under the cap
 		}
 	}
 	// An acknowledgement that came between the writer's check and now found nothing to
@@ -567,7 +582,7 @@ func landed(oc *outChunk, n int64, delivered bool) {
 			q.acked.Add(n)
 		}
 		if q.capped.Load() {
-			kick(q.capKick)
+			q.kickWriter(q.capKick)
 		}
 	}
 }

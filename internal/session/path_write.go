@@ -18,24 +18,36 @@ const maxWriteBatch = 2 << 20
 // CHUNK_ACK and CREDIT when asked, and a PING when the path has written nothing for KeepAlive.
 // Frames that are ready together leave in one write.
 func (p *path) writeLoop() {
+	if p.write() {
+		return // parked (park.go): a wake-up runs writeLoop again
+	}
+	p.wmu.Lock() // a dead path keeps no write buffer
+	p.wdone, p.w = true, nil
+	p.wmu.Unlock()
 	// kill closes the connection itself once the writer is done; if it came while the writer
 	// was returning (after writing CLOSE, say), neither would, and the reader would wait for a
 	// peer that may never hang up. kill closes stop before it looks at writerDone, and the
 	// writer closes writerDone before it looks at stop, so one of them sees the other.
-	defer func() {
-		if isClosed(p.stop) {
-			p.conn.Close()
-		}
-	}()
-	defer close(p.writerDone)
-	defer func() { // a dead path keeps no write buffer
-		p.wmu.Lock()
-		p.wdone, p.w = true, nil
-		p.wmu.Unlock()
-	}()
+	close(p.writerDone)
+	if isClosed(p.stop) {
+		p.conn.Close()
+	}
+	if p.onWriterEnd != nil {
+		p.onWriterEnd()
+	}
+}
+
+// write runs the writer until the path ends (false) or the writer parks (true).
+func (p *path) write() (parked bool) {
 	interval := p.keepAliveInterval()
-	keepalive := time.NewTimer(interval)
+	wait := interval
+	if p.resumed { // after parking: the keepalive as it was
+		p.resumed = false
+		interval, wait = p.parkInterval, max(0, p.parkDue-p.eng.clock())
+	}
+	keepalive := time.NewTimer(wait)
 	defer keepalive.Stop()
+	due := p.eng.clock() + wait // when keepalive fires
 	var batch []*outChunk
 	for {
 		// The deadline is armed before waiting, which can last up to the keepalive interval
@@ -45,8 +57,11 @@ func (p *path) writeLoop() {
 		select {
 		case <-p.stop: // kill may have set a short deadline just before the line above
 			p.writeKill()
-			return
+			return false
 		default:
+		}
+		if interval > p.cfg.KeepAlive && p.parkWriter(interval, due) {
+			return true
 		}
 		ackAsked := false // woken to send an ACK: it goes even with nothing else to write
 		ackKick, creditKick := p.shared.ackKick, p.shared.creditKick
@@ -63,12 +78,12 @@ func (p *path) writeLoop() {
 		select {
 		case <-p.stop:
 			p.writeKill()
-			return
+			return false
 		case count := <-p.fin:
 			select {
 			case <-p.stop: // both were ready; ending now wins
 				p.writeKill()
-				return
+				return false
 			default:
 			}
 			p.wmu.Lock()
@@ -85,7 +100,7 @@ func (p *path) writeLoop() {
 			if h := p.hooks; h != nil && h.finishWritten != nil {
 				h.finishWritten(p)
 			}
-			return
+			return false
 		case <-p.rtxKick:
 			act = actRetransmit
 		case oc = <-p.dataReady(0):
@@ -97,14 +112,14 @@ func (p *path) writeLoop() {
 		case <-ackKick: // an ACK is due and no write was going to carry it
 			if p.leavesControl() {
 				p.passedOn()
-				kick(p.shared.ackKick) // turned suspect while waiting: leave it to another path
+				p.shared.kickShared(p.shared.ackKick) // turned suspect while waiting: leave it to another path
 			} else {
 				ackAsked = true
 			}
 		case <-creditKick:
 			if p.leavesControl() {
 				p.passedOn()
-				kick(p.shared.creditKick)
+				p.shared.kickShared(p.shared.creditKick)
 			} else {
 				act = actCredit
 			}
@@ -112,7 +127,9 @@ func (p *path) writeLoop() {
 			// A PONG or a small chunk written on another goroutine (pongNow, writeNow) counts
 			// as a write: the keepalive runs from the last.
 			if since := p.eng.clock() - time.Duration(p.lastWrite.Load()); since < interval {
-				keepalive.Reset(p.keepAliveWait(interval, interval-since))
+				wait = p.keepAliveWait(interval, interval-since)
+				keepalive.Reset(wait)
+				due = p.eng.clock() + wait
 				continue
 			}
 			act = actPing
@@ -152,10 +169,12 @@ func (p *path) writeLoop() {
 			p.setDownReason(fmt.Errorf("write: %w", err))
 			p.kill(0, "")
 			p.writeKill()
-			return
+			return false
 		}
 		interval = p.keepAliveInterval()
-		keepalive.Reset(p.keepAliveWait(interval, interval))
+		wait = p.keepAliveWait(interval, interval)
+		keepalive.Reset(wait)
+		due = p.eng.clock() + wait
 	}
 }
 

@@ -37,7 +37,7 @@ func (s *Session) Receive(ctx context.Context) ([]byte, error) {
 	for {
 		if msg, charge, ok := s.reasm.Pop(); ok {
 			if _, due := s.recvFlow.Take(charge); due {
-				kick(s.shared.creditKick) // a pending kick's writer sends the latest value
+				s.shared.kickShared(s.shared.creditKick) // a pending kick's writer sends the latest value
 			}
 			return msg, nil
 		}
@@ -273,7 +273,7 @@ func (s *Session) requestAck(now bool, n int) {
 	if now || s.unacked.Add(1) >= ackEvery || s.unackedBytes.Add(int64(n)) >= ackBytes {
 		s.unacked.Store(0)
 		s.unackedBytes.Store(0)
-		kick(s.shared.ackKick)
+		s.shared.kickShared(s.shared.ackKick)
 		return
 	}
 	if s.ackArmed.CompareAndSwap(false, true) {
@@ -285,7 +285,7 @@ func (s *Session) requestAck(now bool, n int) {
 func (s *Session) ackDue() {
 	s.ackArmed.Store(false)
 	if s.shared.ackDue.Load() {
-		kick(s.shared.ackKick)
+		s.shared.kickShared(s.shared.ackKick)
 	}
 }
 

@@ -196,7 +196,8 @@ type sharedWork struct {
 	// idle: the monitor found the session idle and sleeps until its next deadline; paths ping
 	// every IdleKeepAlive (cleared by wakeMonitor, which wakes the monitor)
 	idle atomic.Bool
-	wake func() // runs the session's monitor now (wakeMonitor); set at the start
+	wake func()  // runs the session's monitor now (wakeMonitor); set at the start
+	park parkSet // the paths whose writers are parked (park.go)
 }
 
 // wakeMonitor has an idle monitor look again at once: the session may have become busy.
