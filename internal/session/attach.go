@@ -163,11 +163,11 @@ func (s *Session) onPathEnded(p *path, err error) {
 	case s.Err() != nil:
 		// Already over; this path is just going down with it.
 	case errors.Is(err, errPeerClosedPath):
-		p.log.Info("path closed")
+		p.logger().Info("path closed")
 	case peerClosed && !errors.As(err, &se) && !errors.As(err, &re):
 		// The peer has closed the session: it reads nothing more and will drop its end of
 		// every path, perhaps with a reset. Not a path lost, nor one to re-dial.
-		p.log.Info("path closed after the peer's CLOSE", "reason", err)
+		p.logger().Info("path closed after the peer's CLOSE", "reason", err)
 	case errors.As(err, &se):
 		if s.onViolation != nil {
 			s.onViolation(se.code)
@@ -221,7 +221,7 @@ func (s *Session) pathDown(p *path, reason error) {
 	s.shared.kickShared(s.shared.creditKick)
 	s.shared.kickShared(s.shared.ackKick)
 	s.shared.ackDue.Store(true)
-	p.log.Warn("path down", "reason", reason, "resent_chunks", moved, "paths_left", left)
+	p.logger().Warn("path down", "reason", reason, "resent_chunks", moved, "paths_left", left)
 	if redial {
 		go s.redial(p.spec, p.slot)
 	}

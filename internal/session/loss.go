@@ -171,7 +171,7 @@ func (s *Session) sampleRate(e *pathEntry, now time.Duration) {
 	// The best rate is looked up only when the path's RTT estimate restarted, which is rare:
 	// this runs for every path at every acknowledgement.
 	if restarted := e.rttRestarted.Swap(false); restarted && staleRate(restarted, e.rateEst.rate, s.bestRate()) {
-		e.log.Debug("path idle at its base RTT with a stale low rate: measuring it afresh", "rate_was", int64(e.rateEst.rate))
+		e.debug("path idle at its base RTT with a stale low rate: measuring it afresh", "rate_was", int64(e.rateEst.rate))
 		e.rateEst = rateSampler{}
 		e.path.rate.Store(0)
 		return
@@ -424,7 +424,7 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 			p.stall(now)
 			p.backOff()
 			if moved := s.requeueFrom(p.path); moved > 0 {
-				p.log.Debug("retransmission timeout", "rto", p.rto(s.cfg.MinRTO), "resent_chunks", moved)
+				p.debug("retransmission timeout", "rto", p.rto(s.cfg.MinRTO), "resent_chunks", moved)
 			}
 		}
 	}
@@ -539,7 +539,7 @@ func (s *Session) rest(e *pathEntry, now, limit time.Duration) {
 	e.rateEst.busy = false // the next sample starts when it carries data again
 	e.path.rate.Store(math.Float64bits(e.rateEst.rate))
 	moved := s.requeueFrom(e.path)
-	e.log.Info("path lagging: resting it, its chunks sent again on the others",
+	e.logger().Info("path lagging: resting it, its chunks sent again on the others",
 		"silent_for", now-max(e.oldest, e.ackProgress), "limit", limit, "resent_chunks", moved,
 		"rate_was", int64(old), "rate_now", int64(e.rateEst.rate))
 }

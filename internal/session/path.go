@@ -83,7 +83,7 @@ type path struct {
 	shared    *sharedWork
 	cfg       *Config
 	hooks     *testHooks
-	log       *slog.Logger
+	slog      *slog.Logger // the session's: logger adds the path
 	chunkSize int
 	mode      disperse.Mode // the session's: coded modes carry PIECE frames, the others CHUNK
 	index     int           // its place in the session's table; never reused
@@ -211,7 +211,7 @@ func newPath(s *Session, index, slot int, spec PathSpec, conn net.Conn, r *wire.
 		shared:     &s.shared,
 		cfg:        s.cfg,
 		hooks:      s.hooks,
-		log:        s.log.With("path", index, "slot", slot),
+		slog:       s.log,
 		chunkSize:  s.chunkSize,
 		mode:       s.mode,
 		index:      index,
@@ -529,7 +529,7 @@ func (p *path) recovered(sent time.Duration) {
 	p.backoff = 0
 	p.estMu.Unlock()
 	p.stalled.Store(false)
-	p.log.Debug("path recovered from a stall")
+	p.debug("path recovered from a stall")
 }
 
 func (p *path) schedView() sched.Path {
@@ -612,7 +612,18 @@ func (p *path) stats() PathStats {
 }
 
 func (p *path) trace(dir string, t wire.Type, n int) {
-	if p.log.Enabled(context.Background(), slog.LevelDebug) {
-		p.log.Debug("frame", "dir", dir, "type", t.String(), "bytes", n)
+	if p.slog.Enabled(context.Background(), slog.LevelDebug) {
+		p.logger().Debug("frame", "dir", dir, "type", t.String(), "bytes", n)
+	}
+}
+
+// logger is the session's logger with the path's index and slot: made when a path logs (rarely),
+// not kept by every path (a logger with attributes holds their formatted copy, about a KiB).
+func (p *path) logger() *slog.Logger { return p.slog.With("path", p.index, "slot", p.slot) }
+
+// debug logs at debug level, if that is enabled, with the path's attributes.
+func (p *path) debug(msg string, args ...any) {
+	if p.slog.Enabled(context.Background(), slog.LevelDebug) {
+		p.logger().Debug(msg, args...)
 	}
 }

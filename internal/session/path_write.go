@@ -93,7 +93,7 @@ func (p *path) write() (parked bool) {
 				cw.CloseWrite()
 			}
 			if err != nil {
-				p.log.Debug("finishing path failed", "err", err)
+				p.debug("finishing path failed", "err", err)
 			}
 			p.closeQueues()
 			p.wmu.Unlock()

@@ -126,7 +126,7 @@ func (s *Session) onChunk(p *path, ch wire.ChunkHeader, n int) error {
 		s.mu.Unlock()
 		bufpool.Put(spare)
 		if took {
-			p.log.Debug("chunk overtaken by its copy", "item", ch.Item, "chunk", ch.Chunk, "read", read, "of", n)
+			p.debug("chunk overtaken by its copy", "item", ch.Item, "chunk", ch.Chunk, "read", read, "of", n)
 			return p.skipRest(read, n)
 		}
 		// The copy went (the chunk failed elsewhere?): finish the original.
