@@ -30,6 +30,7 @@ import (
 //	estimate.go pure estimators: RTT and RTO, delivery rate, in-flight cap, stall
 //	path*.go    one connection: its queues, writer and reader, which reach the session only
 //	            through the engine interface (path.go)
+//	park.go     an idle path's writer parked: no goroutine until it has work
 //
 // Locks, outermost first. A goroutine holding one may take only those after it:
 //
@@ -40,6 +41,8 @@ import (
 //	Session.mu      the lifecycle (phase, err, peerClosed), the path table and each pathEntry's
 //	                bookkeeping, the outstanding set and nextSeqSent, outChunk.path and .resent,
 //	                reassembly, pieces, both flow-control ledgers, the changed channel and watched.
+//	parkSet.mu      the session's parked writers, each path's parked flag and park timer
+//	                (park.go).
 //	path.rtxMu      one path's retransmission queue and closed flag.
 //	path.estMu      one path's RTT estimate and RTO backoff.
 //	path.downMu     why one path ended.
