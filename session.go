@@ -127,6 +127,12 @@ type PathStats struct {
 	// Overtaken counts, at the receiving end, chunks the path was still reading when a complete
 	// copy arrived by another path; the copy was delivered and the rest of the original skipped.
 	Overtaken uint64
+	// Lossy reports that the path's TCP connection retransmitted in the last two seconds, as
+	// the session last looked (Linux, which reports it in TCP_INFO; never elsewhere). A chunk
+	// the scheduler gives a lossy path is also sent on a clean path that has room for it.
+	Lossy bool
+	// LossCopies counts the chunks the path carried as copies of ones given to a lossy path.
+	LossCopies uint64
 }
 
 // Stats returns a snapshot of the session's settings and per-path counters.

@@ -281,3 +281,40 @@ func (r *rotation) lastAt(paths []Path) int {
 	}
 	return -1
 }
+
+// LossCopy returns the position in paths of the path that should carry a copy of a chunk of
+// size bytes that Pick gave to paths[picked], or -1 for none. A copy is made only when the
+// picked path is Lossy and another path can take the chunk at no cost to anything else: live,
+// not lossy, with an RTT sample, its queue empty and room in it, and little in flight (within
+// one bandwidth-delay product, or the backlog Pick lets an unmeasured path take, whichever is
+// larger); of those, the one that would deliver it first. A message that would otherwise wait on a lossy path for a retransmission
+// (a round trip, or a retransmission timeout for a tail loss) then arrives by the clean path,
+// and the receiver discards whichever copy comes second. Under load no path has its queue
+// empty and nothing ahead, so bulk transfers make no copies: the cost is bandwidth that light
+// traffic leaves unused.
+func LossCopy(paths []Path, picked, size int) int {
+	if picked < 0 || picked >= len(paths) || !paths[picked].Lossy {
+		return -1
+	}
+	best, bestT := -1, 0.0
+	for i := range paths {
+		p := &paths[i]
+		if i == picked || !p.Live || p.Lossy || p.Full || p.QueuedBytes > 0 || p.SRTT <= 0 {
+			continue
+		}
+		rate, inFlight, size := rateOf(p), bytesOf(p.InFlight), float64(max(size, 0))
+		if rate == 0 {
+			rate = nominalRate
+		}
+		// Light traffic measures a rate below what the path can do, so its bandwidth-delay
+		// product is not a bound here: what Pick lets an unmeasured path take is.
+		if inFlight > max(rate*p.SRTT.Seconds(), probeBytes) {
+			continue
+		}
+		_, t, _ := estimate(0, inFlight, size, rate, p.SRTT.Seconds())
+		if best < 0 || t < bestT {
+			best, bestT = i, t
+		}
+	}
+	return best
+}

@@ -44,6 +44,9 @@ type Path struct {
 	// Answer marks the path the peer's data last arrived on: light traffic answered there keeps
 	// a request and its reply on one connection, as TCP would ([Adaptive]'s affinity).
 	Answer bool
+	// Lossy marks a path whose TCP connection retransmitted recently: a chunk given to it may
+	// wait a retransmission there, a round trip or more ([LossCopy]).
+	Lossy bool
 }
 
 // Scheduler picks a path for each piece of data. Implementations need not be safe for concurrent

@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func livePaths(indices ...int) []Path {
@@ -158,6 +159,42 @@ func TestNewAndNames(t *testing.T) {
 	for _, n := range names {
 		if s, err := New(n); err != nil || s.Name() != n {
 			t.Errorf("New(%q) = %v, %v", n, s, err)
+		}
+	}
+}
+
+// TestLossCopy: a chunk given to a lossy path is copied to the clean path that would deliver it
+// first, and only to one that can take it at no cost to anything else.
+func TestLossCopy(t *testing.T) {
+	const ms = time.Millisecond
+	clean := func(idx int) Path {
+		return Path{Index: idx, Live: true, SRTT: 20 * ms, DeliveryRate: 6.25e6} // 50 Mbit/s: BDP 125 kB
+	}
+	lossy := func(idx int) Path { p := clean(idx); p.Lossy = true; return p }
+	with := func(p Path, f func(*Path)) Path { f(&p); return p }
+	for _, tc := range []struct {
+		name   string
+		paths  []Path
+		picked int
+		want   int
+	}{
+		{"picked path clean: no copy", []Path{clean(0), clean(1)}, 0, -1},
+		{"picked lossy, other clean and idle", []Path{lossy(0), clean(1)}, 0, 1},
+		{"picked lossy, the other lossy too", []Path{lossy(0), lossy(1)}, 0, -1},
+		{"the clean path has a queue", []Path{lossy(0), with(clean(1), func(p *Path) { p.QueuedBytes = 1 })}, 0, -1},
+		{"the clean path is full", []Path{lossy(0), with(clean(1), func(p *Path) { p.Full = true })}, 0, -1},
+		{"the clean path has a backlog beyond its BDP", []Path{lossy(0), with(clean(1), func(p *Path) { p.InFlight = 300e3 })}, 0, -1},
+		{"in flight within the BDP is no backlog", []Path{lossy(0), with(clean(1), func(p *Path) { p.InFlight = 100e3 })}, 0, 1},
+		{"a low measured rate: in flight within the probe bound", []Path{lossy(0), with(clean(1), func(p *Path) { p.DeliveryRate = 1e6; p.InFlight = 200e3 })}, 0, 1},
+		{"the clean path is not live", []Path{lossy(0), with(clean(1), func(p *Path) { p.Live = false })}, 0, -1},
+		{"the clean path has no rate sample, little in flight", []Path{lossy(0), with(clean(1), func(p *Path) { p.DeliveryRate = 0; p.InFlight = 8e3 })}, 0, 1},
+		{"the clean path has no rate sample, much in flight", []Path{lossy(0), with(clean(1), func(p *Path) { p.DeliveryRate = 0; p.InFlight = 300e3 })}, 0, -1},
+		{"the clean path has no RTT sample", []Path{lossy(0), with(clean(1), func(p *Path) { p.SRTT = 0 })}, 0, -1},
+		{"the earlier of two clean paths", []Path{lossy(0), with(clean(1), func(p *Path) { p.SRTT = 80 * ms }), clean(2)}, 0, 2},
+		{"no path picked", []Path{lossy(0), clean(1)}, -1, -1},
+	} {
+		if got := LossCopy(tc.paths, tc.picked, 64<<10); got != tc.want {
+			t.Errorf("%s: LossCopy = %d, want %d", tc.name, got, tc.want)
 		}
 	}
 }

@@ -233,3 +233,15 @@ func lagRate(old float64, ackedSince int64, since time.Duration) float64 {
 	}
 	return max(min(old, got), old/2)
 }
+
+// lossMemory is how long a path counts as lossy (sched.Path.Lossy) after its TCP connection was
+// last seen retransmitting. It is long: once the copies take the messages' latency off a lossy
+// path, the scheduler gives it less, so it retransmits less often, and a shorter memory let it
+// turn clean between losses and take messages uncopied again (2 s: the 1%-loss message
+// scenario's p99 went back to the lossy path's each time). Keeping a path marked costs little:
+// copies go only to a clean path with nothing queued and nothing of its own ahead.
+const lossMemory = 10 * time.Second
+
+// lossy reports whether a path whose TCP connection was last seen retransmitting at lossAt (0:
+// never) counts as lossy at now.
+func lossy(now, lossAt time.Duration) bool { return lossAt > 0 && now-lossAt < lossMemory }

@@ -1,8 +1,10 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -499,4 +501,80 @@ func TestIdlePathProbedForFreshRTT(t *testing.T) {
 		c.checkTimers(c.clock())
 		return p.rtt().at > before
 	}, "a fresh RTT sample on the path carrying nothing")
+}
+
+// TestLossyPathChunksCopied: chunks the scheduler gives a path whose TCP connection keeps
+// retransmitting (the kernel's count stood in for by a hook) are also sent on the clean path,
+// and the receiver gets every message once, in order.
+func TestLossyPathChunksCopied(t *testing.T) {
+	var lost atomic.Uint32
+	hooks := &testHooks{retransmits: func(p *path) (uint32, bool) {
+		if p.index == 1 {
+			return lost.Add(1), true // a retransmission at every look
+		}
+		return 0, true
+	}}
+	l, _ := startHookedListener(t, &Config{Scheduler: "round-robin"}, hooks)
+	c, s := dialTo(t, l, &Config{Paths: 2})
+	waitPaths(s, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Rate samples on both paths first: a copy goes only to a measured path.
+	bulk := bytes.Repeat([]byte{7}, 8<<20)
+	for range 2 {
+		if err := s.Send(ctx, bulk); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := c.Receive(ctx); err != nil || len(m) != len(bulk) {
+			t.Fatalf("bulk: %d bytes, %v", len(m), err)
+		}
+	}
+	// Light traffic, paced so that the monitor looks (every 50 ms) while it flows.
+	for i := 0; i < 200 || !s.Stats().Paths[1].Lossy; i++ {
+		if i > 5000 {
+			t.Fatal("path 1 never counted as lossy")
+		}
+		msg := fmt.Appendf(nil, "message %d %s", i, bytes.Repeat([]byte{'x'}, 4000))
+		if err := s.Send(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+		m, err := c.Receive(ctx)
+		if err != nil || !bytes.Equal(m, msg) {
+			t.Fatalf("message %d: got %.20q, %v", i, m, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	st := s.Stats()
+	if !st.Paths[1].Lossy || st.Paths[0].Lossy {
+		t.Errorf("lossy: path 0 %v, path 1 %v; want false, true", st.Paths[0].Lossy, st.Paths[1].Lossy)
+	}
+	if st.Paths[0].LossCopies == 0 || st.Paths[1].LossCopies != 0 {
+		t.Errorf("copies carried: path 0 %d, path 1 %d; want some on path 0 only", st.Paths[0].LossCopies, st.Paths[1].LossCopies)
+	}
+	t.Logf("path 0 carried %d copies of chunks given to path 1; %d looks", st.Paths[0].LossCopies, lost.Load())
+	// Nothing more arrives: each copy was discarded, not delivered again.
+	short, cancel2 := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel2()
+	if m, err := c.Receive(short); err == nil {
+		t.Fatalf("an extra message arrived: %.20q", m)
+	}
+}
+
+// TestPathsSeeTheirTCPRetransmissions: every path, over TLS or not, at either end, finds its TCP
+// socket and reads its retransmission count from the kernel (where the kernel reports it).
+func TestPathsSeeTheirTCPRetransmissions(t *testing.T) {
+	for _, insecure := range []bool{false, true} {
+		c, s := dialPair(t, &Config{Insecure: insecure}, &Config{Paths: 2, Insecure: insecure})
+		waitPaths(s, 2)
+		for _, e := range []*Session{c, s} {
+			for _, p := range e.pathList() {
+				if p.tcp == nil {
+					t.Fatalf("insecure %v, client %v: path %d has no TCP socket (conn %T)", insecure, e.client, p.index, p.conn)
+				}
+				if _, ok := retransmits(p.tcp); !ok && runtime.GOOS == "linux" {
+					t.Errorf("insecure %v, client %v: path %d: no TCP_INFO", insecure, e.client, p.index)
+				}
+			}
+		}
+	}
 }

@@ -440,6 +440,7 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 		if p == nil || p.dead.Load() {
 			continue
 		}
+		s.lookForLoss(p, now)
 		switch {
 		case p.stalled.Load():
 			if now-p.lastProbe > p.rto(s.cfg.MinRTO) {
@@ -591,5 +592,25 @@ func (s *Session) resendUnrebuilt(now time.Duration) {
 		if n > 0 {
 			s.log.Debug("pieces sent again: chunk not rebuilt", "item", oc.hdr.Item, "chunk", oc.hdr.Chunk, "pieces", n)
 		}
+	}
+}
+
+// lookForLoss notes whether p's TCP connection has retransmitted since the monitor last looked,
+// and marks p lossy for lossMemory after it has (the scheduler then copies chunks given to it to
+// a clean path with room: sched.LossCopy). Call with s.mu held.
+func (s *Session) lookForLoss(p *pathEntry, now time.Duration) {
+	var n uint32
+	var ok bool
+	if h := s.hooks; h != nil && h.retransmits != nil {
+		n, ok = h.retransmits(p.path)
+	} else {
+		n, ok = retransmits(p.tcp)
+	}
+	if ok && n != p.retrans {
+		p.retrans, p.lossAt = n, now
+	}
+	if l := lossy(now, p.lossAt); l != p.lossy.Load() {
+		p.lossy.Store(l)
+		p.debug("path lossy: its TCP connection retransmitted", "lossy", l, "retransmits", n, "known", ok)
 	}
 }

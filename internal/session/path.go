@@ -2,12 +2,14 @@ package session
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"log/slog"
 	"math"
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/braidnet/braid/internal/disperse"
@@ -92,7 +94,8 @@ type path struct {
 	kex       string        // its TLS key exchange, for stats and logs ("none" without TLS)
 	reserved  bool          // its index was reserved by the server's handshake
 	conn      net.Conn
-	upAt      time.Duration // session clock when the path was made
+	tcp       syscall.RawConn // the TCP socket under conn, for its TCP_INFO (nil if none)
+	upAt      time.Duration   // session clock when the path was made
 
 	// "reader" fields belong to whoever holds the path's read role (inline.go): its reader
 	// goroutine, or a Receive reading the path itself.
@@ -190,11 +193,14 @@ type path struct {
 	// rttRestarted: an idle sample started the RTT estimate again (sampleIdle); the monitor
 	// decides whether the delivery rate is stale too (sampleRate)
 	rttRestarted atomic.Bool
-	badPieces    atomic.Uint64 // pieces it carried that failed the integrity check
-	chunksSent   atomic.Uint64
-	bytesSent    atomic.Uint64
-	chunksRecv   atomic.Uint64
-	bytesRecv    atomic.Uint64
+	// lossy: its TCP connection retransmitted within lossMemory, as the monitor last looked
+	lossy      atomic.Bool
+	lossCopies atomic.Uint64 // chunks it was given as copies of ones sent on a lossy path
+	badPieces  atomic.Uint64 // pieces it carried that failed the integrity check
+	chunksSent atomic.Uint64
+	bytesSent  atomic.Uint64
+	chunksRecv atomic.Uint64
+	bytesRecv  atomic.Uint64
 	// lastDataIn: the session's latest chunk (or piece) arrived on this path (the scheduler's
 	// Answer; set and cleared under Session.mu)
 	lastDataIn atomic.Bool
@@ -218,6 +224,7 @@ func newPath(s *Session, index, slot int, spec PathSpec, conn net.Conn, r *wire.
 		slot:       slot,
 		spec:       spec,
 		conn:       conn,
+		tcp:        rawTCP(conn),
 		upAt:       s.clock(),
 		r:          r,
 		w:          w,
@@ -548,6 +555,7 @@ func (p *path) schedView() sched.Path {
 		DeliveryRate: math.Float64frombits(p.rate.Load()),
 		Full:         len(p.data) == cap(p.data),
 		Answer:       p.lastDataIn.Load(),
+		Lossy:        p.lossy.Load(),
 	}
 }
 
@@ -608,6 +616,8 @@ func (p *path) stats() PathStats {
 		BytesResent:    p.bytesResent.Load(),
 		Lags:           p.lags.Load(),
 		Overtaken:      p.overtakenChunks.Load(),
+		Lossy:          p.lossy.Load(),
+		LossCopies:     p.lossCopies.Load(),
 	}
 }
 
@@ -625,5 +635,27 @@ func (p *path) logger() *slog.Logger { return p.slog.With("path", p.index, "slot
 func (p *path) debug(msg string, args ...any) {
 	if p.slog.Enabled(context.Background(), slog.LevelDebug) {
 		p.logger().Debug(msg, args...)
+	}
+}
+
+// rawTCP returns the TCP socket under c, through TLS and batchConn, or nil if there is none.
+func rawTCP(c net.Conn) syscall.RawConn {
+	for {
+		switch v := c.(type) {
+		case *tlsConn:
+			c = v.batch
+		case *tls.Conn:
+			c = v.NetConn()
+		case *batchConn:
+			c = v.Conn
+		case *net.TCPConn:
+			rc, err := v.SyscallConn()
+			if err != nil {
+				return nil
+			}
+			return rc
+		default:
+			return nil
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/braidnet/braid/internal/reasm"
+	"github.com/braidnet/braid/internal/sched"
 	"github.com/braidnet/braid/internal/wire"
 )
 
@@ -373,18 +374,24 @@ func (s *Session) route(oc *outChunk) error {
 		p := s.paths[s.view[pick].Index].path
 		oc.path = p.index
 		var others []*path
+		lossCopy := false
 		if s.copies {
 			for _, q := range s.paths {
 				if q != nil && q.path != p && q.usable() {
 					others = append(others, q.path)
 				}
 			}
+		} else if j := sched.LossCopy(s.view, pick, len(oc.payload)); j >= 0 && len(copied) == 0 {
+			others, lossCopy = append(others, s.paths[s.view[j].Index].path), true
 		}
 		s.mu.Unlock()
 		for _, q := range others {
 			oc.refs.Add(1)
 			if q.tryEnqueue(oc) {
 				copied = append(copied, q)
+				if lossCopy {
+					q.lossCopies.Add(1)
+				}
 			} else {
 				s.release(oc)
 			}

@@ -221,6 +221,8 @@ type pathEntry struct {
 	lastProbe   time.Duration // when it was last probed while stalled, or for a fresh RTT
 	wasSuspect  bool          // suspect at the last monitor tick
 	rateEst     rateSampler
+	retrans     uint32        // its TCP connection's retransmissions at the monitor's last look
+	lossAt      time.Duration // when the monitor last saw that count grow (0: never)
 }
 
 // sessionTerms are the negotiated parameters a session starts with.
@@ -401,6 +403,8 @@ type PathStats struct {
 	BytesResent    uint64  // their payload bytes
 	Lags           uint64  // times it went far longer than its measured rate allows without an acknowledgement, so that its chunks were sent again elsewhere and it was rested
 	Overtaken      uint64  // received: chunks it was still reading when a complete copy came by another path, which was delivered instead
+	Lossy          bool    // its TCP connection retransmitted in the last lossMemory (Linux; the monitor's last look)
+	LossCopies     uint64  // chunks it was given as copies of ones sent on a lossy path (sched.LossCopy)
 }
 
 // Stats is a snapshot of a session's settings and counters.
