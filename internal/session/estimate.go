@@ -245,3 +245,29 @@ const lossMemory = 10 * time.Second
 // lossy reports whether a path whose TCP connection was last seen retransmitting at lossAt (0:
 // never) counts as lossy at now.
 func lossy(now, lossAt time.Duration) bool { return lossAt > 0 && now-lossAt < lossMemory }
+
+// tcpInfo is what the monitor reads of a path's TCP connection from the kernel.
+type tcpInfo struct {
+	retrans uint32        // segments retransmitted, ever
+	unacked uint32        // segments sent and not acknowledged
+	ackAge  time.Duration // since the connection last received an ACK
+}
+
+// tcpSilenceLimit is how long a path's TCP connection may go without receiving any ACK while
+// it has data outstanding before the path counts as stopped: three minimum round trips, and
+// delayedAckSlack for a receiver's delayed ACK. A connection with two or more segments
+// unacknowledged is ACKed within a round trip while packets arrive (every second full segment
+// is), and the kernel stamps ACKs as they come, whatever the process is doing; the limit
+// needs neither the delivery rate nor Braid's own acknowledgements, which ride on any path and
+// wait for the receiver's ACK delay and monitor ticks (lagLimit allows for those).
+func tcpSilenceLimit(minRTT time.Duration) time.Duration { return 3*minRTT + delayedAckSlack }
+
+// delayedAckSlack allows for a receiver that holds its ACK back (Linux: 40 ms at least).
+const delayedAckSlack = 50 * time.Millisecond
+
+// tcpSilent reports whether a path has stopped, as its kernel sees it: Braid data outstanding
+// since oldest (0: none), at least two segments unacknowledged, and no ACK received since
+// lastACK, for longer than tcpSilenceLimit.
+func tcpSilent(now, oldest, lastACK time.Duration, unacked uint32, minRTT time.Duration) bool {
+	return oldest > 0 && unacked >= 2 && now-max(oldest, lastACK) > tcpSilenceLimit(minRTT)
+}

@@ -273,3 +273,29 @@ func TestLagRate(t *testing.T) {
 		}
 	}
 }
+
+// TestTCPSilent: a path counts as stopped by its kernel's view only with Braid data outstanding,
+// two or more segments unacknowledged, and no ACK for longer than three minimum round trips and
+// the delayed-ACK slack, counted from the later of the oldest send and the last ACK.
+func TestTCPSilent(t *testing.T) {
+	const ms = time.Millisecond
+	rtt := 20 * ms // limit: 60 + 50 = 110 ms
+	for _, tc := range []struct {
+		name                 string
+		now, oldest, lastACK time.Duration
+		unacked              uint32
+		want                 bool
+	}{
+		{"silent past the limit", 1000 * ms, 500 * ms, 400 * ms, 10, true},
+		{"an ACK within the limit", 1000 * ms, 500 * ms, 900 * ms, 10, false},
+		{"data sent within the limit", 1000 * ms, 950 * ms, 100 * ms, 10, false},
+		{"just at the limit", 1000 * ms, 890 * ms, 0, 10, false},
+		{"just past it", 1000 * ms, 889 * ms, 0, 10, true},
+		{"nothing outstanding", 1000 * ms, 0, 0, 10, false},
+		{"one segment: its ACK may be delayed", 1000 * ms, 500 * ms, 0, 1, false},
+	} {
+		if got := tcpSilent(tc.now, tc.oldest, tc.lastACK, tc.unacked, rtt); got != tc.want {
+			t.Errorf("%s: tcpSilent = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

@@ -508,11 +508,11 @@ func TestIdlePathProbedForFreshRTT(t *testing.T) {
 // and the receiver gets every message once, in order.
 func TestLossyPathChunksCopied(t *testing.T) {
 	var lost atomic.Uint32
-	hooks := &testHooks{retransmits: func(p *path) (uint32, bool) {
+	hooks := &testHooks{tcpInfo: func(p *path) (tcpInfo, bool) {
 		if p.index == 1 {
-			return lost.Add(1), true // a retransmission at every look
+			return tcpInfo{retrans: lost.Add(1)}, true // a retransmission at every look
 		}
-		return 0, true
+		return tcpInfo{}, true
 	}}
 	l, _ := startHookedListener(t, &Config{Scheduler: "round-robin"}, hooks)
 	c, s := dialTo(t, l, &Config{Paths: 2})
@@ -571,7 +571,7 @@ func TestPathsSeeTheirTCPRetransmissions(t *testing.T) {
 				if p.tcp == nil {
 					t.Fatalf("insecure %v, client %v: path %d has no TCP socket (conn %T)", insecure, e.client, p.index, p.conn)
 				}
-				if _, ok := retransmits(p.tcp); !ok && runtime.GOOS == "linux" {
+				if _, ok := readTCPInfo(p.tcp); !ok && runtime.GOOS == "linux" {
 					t.Errorf("insecure %v, client %v: path %d: no TCP_INFO", insecure, e.client, p.index)
 				}
 			}

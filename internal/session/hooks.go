@@ -27,6 +27,6 @@ type testHooks struct {
 	// writerParked runs when p's writer has parked (park.go), on its goroutine, which then
 	// returns.
 	writerParked func(p *path)
-	// retransmits, if set, stands in for the kernel's count of p's TCP retransmissions.
-	retransmits func(p *path) (uint32, bool)
+	// tcpInfo, if set, stands in for what the kernel reports of p's TCP connection.
+	tcpInfo func(p *path) (tcpInfo, bool)
 }

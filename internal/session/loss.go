@@ -410,13 +410,16 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 		// limit follows the rate; an RTO that would expire first counts the same. With no
 		// other usable path the RTO stall below applies, backing off, as it must for a path
 		// that is all there is. Coded pieces cannot move: their slot is their path.
-		lag := false
+		lag, silent := false, s.lookAtTCP(p, now)
 		if s.codec == nil && !p.stalled.Load() {
 			limit := lagLimit(math.Float64frombits(p.rate.Load()), p.rtt().min, s.chunkSize)
 			if rto := p.rto(s.cfg.MinRTO); limit == 0 || rto < limit {
 				limit = rto
 			}
-			if lag = reinject(now, p.oldest, p.ackProgress, limit, s.othersUsable(p.path)); lag {
+			if silent {
+				limit = min(limit, tcpSilenceLimit(p.rtt().min))
+			}
+			if lag = reinject(now, p.oldest, p.ackProgress, limit, s.othersUsable(p.path)) || silent && s.othersUsable(p.path) > 0; lag {
 				s.rest(p, now, limit)
 			}
 		}
@@ -440,7 +443,6 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 		if p == nil || p.dead.Load() {
 			continue
 		}
-		s.lookForLoss(p, now)
 		switch {
 		case p.stalled.Load():
 			if now-p.lastProbe > p.rto(s.cfg.MinRTO) {
@@ -595,22 +597,27 @@ func (s *Session) resendUnrebuilt(now time.Duration) {
 	}
 }
 
-// lookForLoss notes whether p's TCP connection has retransmitted since the monitor last looked,
-// and marks p lossy for lossMemory after it has (the scheduler then copies chunks given to it to
-// a clean path with room: sched.LossCopy). Call with s.mu held.
-func (s *Session) lookForLoss(p *pathEntry, now time.Duration) {
-	var n uint32
+// lookAtTCP reads p's TCP connection from the kernel: whether it has retransmitted since the
+// monitor last looked, marking p lossy for lossMemory after it has (the scheduler then copies
+// chunks given to it to a clean path with room: sched.LossCopy), and whether it has stopped
+// (tcpSilent), which it reports. Call with s.mu held.
+func (s *Session) lookAtTCP(p *pathEntry, now time.Duration) (silent bool) {
+	var ti tcpInfo
 	var ok bool
-	if h := s.hooks; h != nil && h.retransmits != nil {
-		n, ok = h.retransmits(p.path)
+	if h := s.hooks; h != nil && h.tcpInfo != nil {
+		ti, ok = h.tcpInfo(p.path)
 	} else {
-		n, ok = retransmits(p.tcp)
+		ti, ok = readTCPInfo(p.tcp)
 	}
-	if ok && n != p.retrans {
-		p.retrans, p.lossAt = n, now
+	if !ok {
+		return false
+	}
+	if ti.retrans != p.retrans {
+		p.retrans, p.lossAt = ti.retrans, now
 	}
 	if l := lossy(now, p.lossAt); l != p.lossy.Load() {
 		p.lossy.Store(l)
-		p.debug("path lossy: its TCP connection retransmitted", "lossy", l, "retransmits", n, "known", ok)
+		p.debug("path lossy: its TCP connection retransmitted", "lossy", l, "retransmits", ti.retrans)
 	}
+	return tcpSilent(now, p.oldest, now-ti.ackAge, ti.unacked, p.rtt().min)
 }

@@ -2,20 +2,26 @@ package session
 
 import (
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
 
-// retransmits returns the number of segments the kernel has retransmitted on the TCP connection
-// rc, ever (tcpi_total_retrans), and whether it could tell.
-func retransmits(rc syscall.RawConn) (n uint32, ok bool) {
+// readTCPInfo reads what the kernel reports of the TCP connection rc (TCP_INFO), and whether it
+// could.
+func readTCPInfo(rc syscall.RawConn) (ti tcpInfo, ok bool) {
 	if rc == nil {
-		return 0, false
+		return ti, false
 	}
 	rc.Control(func(fd uintptr) {
 		if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
-			n, ok = info.Total_retrans, true
+			ti = tcpInfo{
+				retrans: info.Total_retrans,
+				unacked: info.Unacked,
+				ackAge:  time.Duration(info.Last_ack_recv) * time.Millisecond,
+			}
+			ok = true
 		}
 	})
-	return n, ok
+	return ti, ok
 }

@@ -4,5 +4,6 @@ package session
 
 import "syscall"
 
-// retransmits cannot tell here (it reads Linux's TCP_INFO): no path is ever found lossy.
-func retransmits(syscall.RawConn) (uint32, bool) { return 0, false }
+// readTCPInfo cannot tell here (it reads Linux's TCP_INFO): no path is ever found lossy or
+// silent by its kernel's view.
+func readTCPInfo(syscall.RawConn) (tcpInfo, bool) { return tcpInfo{}, false }
