@@ -10,10 +10,10 @@ import (
 // A path's writer goroutine runs only while the path may have something to write soon. The
 // writer of an idle session's path (keepAliveInterval is IdleKeepAlive: the session idle,
 // nothing queued or in flight, not stalled) parks: its goroutine returns, leaving a timer for
-// the path's next keepalive, and whatever gives it work starts a new one (wakeWriter, or the
-// session-wide wakeParked for the shared ACK and CREDIT kicks). An idle server then holds, per
+// the path's next keepalive, and whatever gives it work starts a new one (wakeWriter, or
+// kickShared for the session's shared ACK and CREDIT kicks). An idle server then holds, per
 // path, its reader's goroutine and none for the writer: at thousands of idle sessions the
-// writers' stacks were about a third of the server's memory. A parked path still answers PINGs
+// writers' stacks were about a sixth of the server's memory. A parked path still answers PINGs
 // (pongNow, on the reader's goroutine) and takes small chunks written by the sender itself
 // (writeNow).
 //
@@ -27,11 +27,11 @@ import (
 type parkSet struct {
 	mu     sync.Mutex
 	paths  []*path      // under mu: the parked writers' paths
-	intent atomic.Int32 // writers parked or about to look whether to: wakeParked's fast test
+	intent atomic.Int32 // writers parked or about to look whether to: kickShared's fast test
 }
 
-// parkWriter parks the writer unless something waits for it, and reports whether it did: the caller
-// (the writer goroutine) must then return at once. interval is the keepalive interval the
+// parkWriter parks the writer unless something waits for it, and reports whether it did: the
+// caller (the writer goroutine) must then return at once. interval is the keepalive interval the
 // writer runs with and due the session clock time its keepalive falls due, restored when it
 // runs again.
 func (p *path) parkWriter(interval, due time.Duration) bool {
