@@ -246,13 +246,6 @@ const lossMemory = 10 * time.Second
 // never) counts as lossy at now.
 func lossy(now, lossAt time.Duration) bool { return lossAt > 0 && now-lossAt < lossMemory }
 
-// tcpInfo is what the monitor reads of a path's TCP connection from the kernel.
-type tcpInfo struct {
-	retrans uint32        // segments retransmitted, ever
-	unacked uint32        // segments sent and not acknowledged
-	ackAge  time.Duration // since the connection last received an ACK
-}
-
 // tcpSilenceLimit is how long a path's TCP connection may go without receiving any ACK while
 // it has data outstanding before the path counts as stopped: three minimum round trips, and
 // delayedAckSlack for a receiver's delayed ACK. A connection with two or more segments

@@ -596,28 +596,3 @@ func (s *Session) resendUnrebuilt(now time.Duration) {
 		}
 	}
 }
-
-// lookAtTCP reads p's TCP connection from the kernel: whether it has retransmitted since the
-// monitor last looked, marking p lossy for lossMemory after it has (the scheduler then copies
-// chunks given to it to a clean path with room: sched.LossCopy), and whether it has stopped
-// (tcpSilent), which it reports. Call with s.mu held.
-func (s *Session) lookAtTCP(p *pathEntry, now time.Duration) (silent bool) {
-	var ti tcpInfo
-	var ok bool
-	if h := s.hooks; h != nil && h.tcpInfo != nil {
-		ti, ok = h.tcpInfo(p.path)
-	} else {
-		ti, ok = readTCPInfo(p.tcp)
-	}
-	if !ok {
-		return false
-	}
-	if ti.retrans != p.retrans {
-		p.retrans, p.lossAt = ti.retrans, now
-	}
-	if l := lossy(now, p.lossAt); l != p.lossy.Load() {
-		p.lossy.Store(l)
-		p.debug("path lossy: its TCP connection retransmitted", "lossy", l, "retransmits", ti.retrans)
-	}
-	return tcpSilent(now, p.oldest, now-ti.ackAge, ti.unacked, p.rtt().min)
-}

@@ -30,7 +30,9 @@ import (
 //	estimate.go pure estimators: RTT and RTO, delivery rate, in-flight cap, stall
 //	path*.go    one connection: its queues, writer and reader, which reach the session only
 //	            through the engine interface (path.go)
+//	            (path_measure.go: its RTT, RTO, stall, in-flight bytes and what Stats sees)
 //	park.go     an idle path's writer parked: no goroutine until it has work
+//	tcpinfo*.go what the kernel knows of a path's TCP connection: loss, and ACKs that stopped
 //
 // Locks, outermost first. A goroutine holding one may take only those after it:
 //
