@@ -114,11 +114,13 @@ type path struct {
 	// reclaimTimer wakes the parked reader once the role has been free for reclaimAfter
 	reclaimTimer atomic.Pointer[time.Timer] // made when first armed (armTimer)
 	reclaimArmed atomic.Bool                // reclaimTimer is running
-	intMu        sync.Mutex                 // guards idle, interrupted and the read deadline's changes
+	intMu        sync.Mutex                 // guards idle, interrupted, inBody, bodyCut and the read deadline's changes
 	deadline     bool                       // reader: a control frame's read deadline is set
 	idle         bool                       // under intMu: the role holder waits for a frame header
 	// interrupted: under intMu: the role holder must return from its header wait (interrupt)
 	interrupted bool
+	inBody      bool // under intMu: the role holder reads a chunk's payload (readBodyUnless)
+	bodyCut     bool // under intMu: cutBody set a past read deadline to end that read
 
 	// wmu is held by whoever writes on the connection: the writer goroutine, or a sender
 	// writing a small chunk itself (writeNow, which only tries it).

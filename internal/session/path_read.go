@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/braidnet/braid/internal/wire"
@@ -160,6 +161,10 @@ var errOvertaken = errors.New("session: chunk overtaken by its copy")
 // deliver the copy at once instead of waiting for a slow path to finish the original. It makes
 // the same reads of the connection as readBody.
 func (p *path) readBodyUnless(dst []byte) (int, error) {
+	p.intMu.Lock()
+	p.inBody = true
+	p.intMu.Unlock()
+	defer p.endBody()
 	off := 0
 	for off < len(dst) {
 		if p.overtaken.Load() {
@@ -168,12 +173,50 @@ func (p *path) readBodyUnless(dst []byte) (int, error) {
 		n, err := p.r.ReadSome(dst[off:])
 		off += n
 		if err != nil {
+			if p.overtaken.Load() && errors.Is(err, os.ErrDeadlineExceeded) {
+				return off, errOvertaken // cutBody ended the read
+			}
 			return off, err
 		}
 	}
 	p.chunksRecv.Add(1)
 	p.bytesRecv.Add(uint64(len(dst)))
 	return off, nil
+}
+
+// cutBody makes the holder of p's read role, if it is reading a chunk's payload in
+// readBodyUnless, return from its read now (a read deadline in the past), so that it sees
+// overtaken even when nothing more arrives: a path cut in the middle of a chunk whose copy came
+// by another path then delivers the copy at once, and lives on, reading past the rest of the
+// original when the path comes back, instead of being ended as stuck. Call with the session's
+// lock held, after setting overtaken: while the chunk is still reserved by the path (the caller
+// checked), a payload read in progress is that chunk's.
+func (p *path) cutBody() {
+	p.intMu.Lock()
+	defer p.intMu.Unlock()
+	if p.inBody && !p.bodyCut {
+		p.bodyCut = true
+		p.conn.SetReadDeadline(aLongTimeAgo)
+	}
+}
+
+// readingBody reports whether the holder of p's read role is in readBodyUnless, where cutBody
+// reaches it. Call with the session's lock held.
+func (p *path) readingBody() bool {
+	p.intMu.Lock()
+	defer p.intMu.Unlock()
+	return p.inBody
+}
+
+// endBody ends a payload read of readBodyUnless, clearing the deadline cutBody set.
+func (p *path) endBody() {
+	p.intMu.Lock()
+	defer p.intMu.Unlock()
+	p.inBody = false
+	if p.bodyCut {
+		p.bodyCut = false
+		p.conn.SetReadDeadline(noDeadline)
+	}
 }
 
 // skipRest discards the rest of a chunk's payload (n bytes, read bytes of which are in) after

@@ -184,10 +184,14 @@ func (s *Session) offerCopy(p *path, ch wire.ChunkHeader, n, owner int) error {
 	}
 	var stuck []func()
 	if holder != nil && holder.path != p {
-		// A holder silent for MinRTO already is ended now; otherwise the monitor watches it
-		// (a copy that overtakes an original only just stalled finds the holder still heard).
+		// The holder's reader, even blocked in a read of the original's payload with nothing
+		// arriving (a path cut mid-chunk), returns to deliver the copy and then reads past the
+		// rest of the original when it comes, the path kept. If it does not (a reader that is not
+		// in readBodyUnless), a holder silent for MinRTO already is ended now; otherwise the
+		// monitor watches it.
 		s.spares[ch] = spareCopy{holder: owner, by: p.index}
-		holder.overtaken.Store(true) // its reader delivers this copy at its next read
+		holder.overtaken.Store(true) // its reader delivers this copy at its next read,
+		holder.cutBody()             // which it makes now, though nothing more may come
 		stuck = s.stuckHolders(s.clock())
 	}
 	s.mu.Unlock()
@@ -214,6 +218,9 @@ func (s *Session) stuckHolders(now time.Duration) (stuck []func()) {
 		if !busy || o != sc.holder || holder == nil || holder.dead.Load() {
 			delete(s.spares, ch)
 			continue
+		}
+		if holder.readingBody() {
+			continue // cutBody has ended, or ends, its read: it hands the chunk over itself
 		}
 		if now-holder.heardAt() > holder.rto(s.cfg.MinRTO) { // a loaded path may pause for MinRTO
 			delete(s.spares, ch)
