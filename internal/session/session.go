@@ -48,8 +48,9 @@ import (
 //	path.rtxMu      one path's retransmission queue and closed flag.
 //	path.estMu      one path's RTT estimate and RTO backoff.
 //	path.downMu     why one path ended.
-//	path.intMu      one path's read deadline and interrupt state (inline.go); taken under
-//	                Session.mu by broadcast.
+//	path.intMu      one path's read deadline and interrupt state (inline.go), and whether its
+//	                reader is in a payload read cutBody may end; taken under Session.mu by
+//	                broadcast and offerCopy.
 //	ctxWatch.mu     the context registration kept for inline Receives (inline.go); taken under
 //	                Session.mu by enter (drop), never the other way round.
 //	Session.compMu  the queue of SendNoCopy done functions and its spare slice (lease.release,
