@@ -410,7 +410,9 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 		// limit follows the rate; an RTO that would expire first counts the same. With no
 		// other usable path the RTO stall below applies, backing off, as it must for a path
 		// that is all there is. Coded pieces cannot move: their slot is their path.
-		lag, silent := false, s.lookAtTCP(p, now)
+		// An idle session has nothing outstanding to find stopped, and its lossy marks are
+		// looked at again when it is busy: its paths' kernels are not asked meanwhile.
+		lag, silent := false, !s.idleMode && s.lookAtTCP(p, now)
 		if s.codec == nil && !p.stalled.Load() {
 			limit := lagLimit(math.Float64frombits(p.rate.Load()), p.rtt().min, s.chunkSize)
 			if rto := p.rto(s.cfg.MinRTO); limit == 0 || rto < limit {
@@ -419,7 +421,8 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 			if silent {
 				limit = min(limit, tcpSilenceLimit(p.rtt().min))
 			}
-			if lag = reinject(now, p.oldest, p.ackProgress, limit, s.othersUsable(p.path)) || silent && s.othersUsable(p.path) > 0; lag {
+			others := s.othersUsable(p.path)
+			if lag = reinject(now, p.oldest, p.ackProgress, limit, others) || silent && others > 0; lag {
 				s.rest(p, now, limit)
 			}
 		}

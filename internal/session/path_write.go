@@ -48,6 +48,10 @@ func (p *path) write() (parked bool) {
 	keepalive := time.NewTimer(wait)
 	defer keepalive.Stop()
 	due := p.eng.clock() + wait // when keepalive fires
+	rearm := func(wait time.Duration) {
+		keepalive.Reset(wait)
+		due = p.eng.clock() + wait
+	}
 	var batch []*outChunk
 	for {
 		// The deadline is armed before waiting, which can last up to the keepalive interval
@@ -127,9 +131,7 @@ func (p *path) write() (parked bool) {
 			// A PONG or a small chunk written on another goroutine (pongNow, writeNow) counts
 			// as a write: the keepalive runs from the last.
 			if since := p.eng.clock() - time.Duration(p.lastWrite.Load()); since < interval {
-				wait = p.keepAliveWait(interval, interval-since)
-				keepalive.Reset(wait)
-				due = p.eng.clock() + wait
+				rearm(p.keepAliveWait(interval, interval-since))
 				continue
 			}
 			act = actPing
@@ -172,9 +174,7 @@ func (p *path) write() (parked bool) {
 			return false
 		}
 		interval = p.keepAliveInterval()
-		wait = p.keepAliveWait(interval, interval)
-		keepalive.Reset(wait)
-		due = p.eng.clock() + wait
+		rearm(p.keepAliveWait(interval, interval))
 	}
 }
 
