@@ -37,9 +37,7 @@ type output struct {
 // the stream must not be read any other way.
 func (s *Stream) CopyTo(w io.Writer, done func(n int64, err error)) {
 	o := &output{w: w, done: done}
-	if o.raw = socketOf(w); o.raw != nil {
-		o.writeFn = o.writeFD
-	}
+	o.useSocket(w)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.out = o

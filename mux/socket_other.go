@@ -2,10 +2,7 @@
 
 package mux
 
-import (
-	"io"
-	"syscall"
-)
+import "io"
 
 // source reads what a stream sends (ReadFrom) into buffers from bufpool of headerLen + at most
 // limit bytes (see the Unix version, which waits for a socket to be readable before taking the
@@ -18,9 +15,6 @@ func newSource(r io.Reader) *source { return &source{r: r} }
 // read reads once.
 func (s *source) read(limit int) ([]byte, int, error) { return readPlain(s.r, limit) }
 
-// socketOf finds no socket here: reads and writes go through io.Reader and io.Writer (the Unix
-// version reads and writes sockets directly when they are ready).
-func socketOf(any) syscall.RawConn { return nil }
-
-// writeFD is never called here: socketOf finds no socket.
-func (o *output) writeFD(uintptr) bool { return true }
+// useSocket leaves the output to io.Writer here (the Unix version writes small frames to a
+// socket directly).
+func (o *output) useSocket(io.Writer) {}

@@ -86,6 +86,13 @@ func socketOf(v any) syscall.RawConn {
 	return raw
 }
 
+// useSocket lets the output write to w directly (writeDirectLocked) if w is a socket.
+func (o *output) useSocket(w io.Writer) {
+	if o.raw = socketOf(w); o.raw != nil {
+		o.writeFn = o.writeFD
+	}
+}
+
 // writeFD is a direct write to a stream's output socket, as RawConn.Write calls it.
 func (o *output) writeFD(fd uintptr) bool {
 	k, err := syscall.Write(int(fd), o.direct)
