@@ -119,10 +119,17 @@ func (s *Session) addPath(p *path) error {
 	return nil
 }
 
-// readPath runs the reader of a path addPath has added, until the path ends.
-func (s *Session) readPath(p *path) {
-	defer s.wg.Done()
-	p.readLoop()
+// readPath runs the reader of a path addPath has added until the path ends, then calls done (if
+// not nil); or until the reader dozes (doze.go), when it returns false at once, and done is
+// called by the goroutine that later runs the reader to the path's end.
+func (s *Session) readPath(p *path, done func()) (ended bool) {
+	p.onReaderEnd = func() {
+		s.wg.Done()
+		if done != nil {
+			done()
+		}
+	}
+	return p.runReader()
 }
 
 // onFrame records that the peer has sent a frame since the handshake.

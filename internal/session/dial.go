@@ -432,6 +432,6 @@ func (s *Session) startPath(hs *handshake, idx, slot int, spec PathSpec) error {
 		hs.conn.Close()
 		return err
 	}
-	go s.readPath(p)
+	go s.readPath(p, nil)
 	return nil
 }

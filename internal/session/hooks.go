@@ -10,6 +10,10 @@ type testHooks struct {
 	// queueOnly turns off writeNow: every chunk goes through p's queue, where the hooks below
 	// see it.
 	queueOnly bool
+	// noDoze keeps every path's reader goroutine (doze.go).
+	noDoze bool
+	// readerDozed runs when p's reader goroutine has handed the socket to the poller and ends.
+	readerDozed func(p *path)
 	// enqueueing runs when a chunk (or piece) is about to enter p's queue of new data, p having
 	// been found alive.
 	enqueueing func(p *path, oc *outChunk)

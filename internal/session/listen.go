@@ -145,10 +145,7 @@ func (l *Listener) serve() {
 			c.Close()
 			return
 		}
-		go func() {
-			defer a.done()
-			l.handle(c, a)
-		}()
+		go l.handle(c, a)
 	}
 }
 
@@ -218,9 +215,22 @@ func (l *Listener) advance(c net.Conn, to connState) bool {
 // handle runs c's TLS handshake, reads its first frame header and dispatches: a session
 // handshake here, anything else to the frame server (with the header replayed in front of the
 // stream).
+//
+// What admit and track counted for the connection is given back (done) when the handler returns,
+// or, once the connection is a session's path, when the path ends: its reader may doze (doze.go),
+// ending this goroutine before the path.
 func (l *Listener) handle(raw net.Conn, a *admission) {
-	defer l.handlers.Done()
-	defer l.forget(raw)
+	done := func() {
+		l.forget(raw)
+		l.handlers.Done()
+		a.done()
+	}
+	pathOwns := false
+	defer func() {
+		if !pathOwns {
+			done()
+		}
+	}()
 	log := l.log.With("remote", raw.RemoteAddr().String())
 	if !l.advance(raw, tlsHandshake) {
 		if l.tlsConf == nil {
@@ -288,7 +298,8 @@ func (l *Listener) handle(raw net.Conn, a *admission) {
 		a.authenticated()
 		hc.r.SetMaxPayload(l.cfg.MaxFrameSize)
 	}
-	if err := l.table.handshake(hc, markPath); !errors.Is(err, errPathEnded) {
+	err = l.table.handshake(hc, markPath, done)
+	if pathOwns = errors.Is(err, errPathEnded); !pathOwns {
 		if ok, n := l.refusals.allow(time.Now()); ok {
 			hc.log.Warn("handshake refused", "reason", err, "others_not_logged", n)
 		}

@@ -114,9 +114,16 @@ type path struct {
 	// reclaimTimer wakes the parked reader once the role has been free for reclaimAfter
 	reclaimTimer atomic.Pointer[time.Timer] // made when first armed (armTimer)
 	reclaimArmed atomic.Bool                // reclaimTimer is running
-	intMu        sync.Mutex                 // guards idle, interrupted, inBody, bodyCut and the read deadline's changes
-	deadline     bool                       // reader: a control frame's read deadline is set
-	idle         bool                       // under intMu: the role holder waits for a frame header
+	// Dozing (doze.go): dozing is set while the reader goroutine has ended with the path alive,
+	// waiting for the poller; pollToken and polled are the reader's.
+	dozing      atomic.Bool
+	pollToken   uint32     // reader: the path's key in the poller, 0 until it first dozes
+	polled      bool       // reader: the socket is registered with the poller
+	woken       bool       // reader: set by wakeReader before it runs the reader again
+	onReaderEnd func()     // called when the reader has ended for good (not when it dozes)
+	intMu       sync.Mutex // guards idle, interrupted, inBody, bodyCut and the read deadline's changes
+	deadline    bool       // reader: a control frame's read deadline is set
+	idle        bool       // under intMu: the role holder waits for a frame header
 	// interrupted: under intMu: the role holder must return from its header wait (interrupt)
 	interrupted bool
 	inBody      bool // under intMu: the role holder reads a chunk's payload (readBodyUnless)
@@ -455,6 +462,7 @@ func (p *path) kill(code wire.Code, msg string) {
 		}
 	}
 	p.wakeWriter() // a parked writer ends the path
+	p.wakeReader() // and a dozing reader reports its end
 }
 
 // setDownReason records why the path is being ended, for the log, unless a reason is known.

@@ -35,9 +35,25 @@ func protocolViolation(err error) error {
 // our own.
 var errPeerClosedPath = errors.New("peer closed the path")
 
-// readLoop reads the path's frames until it ends, then reports why to the session.
-func (p *path) readLoop() {
+// runReader runs the path's reader until the path ends, then calls onReaderEnd; or until it
+// dozes, when it reports false and the goroutine that wakes it (wakeReader) runs it again.
+func (p *path) runReader() (ended bool) {
+	if !p.readLoop() {
+		return false
+	}
+	if p.onReaderEnd != nil {
+		p.onReaderEnd()
+	}
+	return true
+}
+
+// readLoop reads the path's frames until it ends, then reports why to the session, and returns
+// true; or until the reader dozes (doze.go), when it returns false at once.
+func (p *path) readLoop() (ended bool) {
 	err := p.read()
+	if err == errDozing {
+		return false
+	}
 	if t := p.reclaimTimer.Load(); t != nil {
 		t.Stop()
 	}
@@ -54,10 +70,14 @@ func (p *path) readLoop() {
 	// A dead path stays listed for its counters; its read buffer goes (the writer drops its own).
 	p.rd.Store(nil)
 	p.r = nil
+	return true
 }
 
 func (p *path) read() error {
 	for {
+		if p.doze() {
+			return errDozing
+		}
 		h, err := p.nextHeader()
 		if err == errInterrupted {
 			continue // meant for a Receive that held the role before us

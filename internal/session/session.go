@@ -32,6 +32,7 @@ import (
 //	            through the engine interface (path.go)
 //	            (path_measure.go: its RTT, RTO, stall, in-flight bytes and what Stats sees)
 //	park.go     an idle path's writer parked: no goroutine until it has work
+//	doze*.go    an idle path's reader dozing: no goroutine until bytes arrive (Linux)
 //	tcpinfo*.go what the kernel knows of a path's TCP connection: loss, and ACKs that stopped
 //
 // Locks, outermost first. A goroutine holding one may take only those after it:
@@ -48,6 +49,8 @@ import (
 //	path.rtxMu      one path's retransmission queue and closed flag.
 //	path.estMu      one path's RTT estimate and RTO backoff.
 //	path.downMu     why one path ended.
+//	poller.mu       the dozing readers by poller token (doze*.go); taken under Session.mu by
+//	                kill.
 //	path.intMu      one path's read deadline and interrupt state (inline.go), and whether its
 //	                reader is in a payload read cutBody may end; taken under Session.mu by
 //	                broadcast and offerCopy.

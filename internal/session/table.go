@@ -52,8 +52,10 @@ func (t *sessionTable) shut() []*Session {
 var errPathEnded = errors.New("session path ended")
 
 // handshake handles a connection whose first frame is SESSION_NEW or SESSION_ATTACH. On success
-// the connection becomes a path and this call runs its reader until the path ends.
-func (t *sessionTable) handshake(sc *handshakeConn, markPath func()) error {
+// the connection becomes a path and this call runs its reader until the path ends or the reader
+// dozes; it returns errPathEnded, and done is called when the path has ended (by this call, or
+// later by the goroutine that ran the dozing reader on). Otherwise done is not called.
+func (t *sessionTable) handshake(sc *handshakeConn, markPath, done func()) error {
 	f, err := sc.r.ReadFrame()
 	if err != nil {
 		if isTimeout(err) {
@@ -91,7 +93,7 @@ func (t *sessionTable) handshake(sc *handshakeConn, markPath func()) error {
 	if f.Type == wire.TypeSessionNew {
 		t.offer(s)
 	}
-	s.readPath(p)
+	s.readPath(p, done)
 	return errPathEnded
 }
 

@@ -36,8 +36,12 @@ func (s *SyncBuffer) String() string {
 // CheckLeaks asserts, after every cleanup registered later has run, that the test left no
 // goroutine behind.
 func CheckLeaks(t *testing.T) {
-	t.Cleanup(func() { goleak.VerifyNone(t) })
+	t.Cleanup(func() { goleak.VerifyNone(t, LeakOptions...) })
 }
+
+// LeakOptions are the goroutines a leak check allows: the session engine's poller of dozing
+// readers, which runs for the life of the process once a path has dozed.
+var LeakOptions = []goleak.Option{goleak.IgnoreAnyFunction("github.com/braidnet/braid/internal/session.pollLoop")}
 
 // TCPServer serves loopback TCP connections with handle, one goroutine each, until the test
 // ends (then it closes the listener and waits for the handlers), and returns its address.

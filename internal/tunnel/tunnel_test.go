@@ -23,7 +23,7 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, testutil.LeakOptions...) }
 
 func loopbackAllow(t *testing.T) *AllowList {
 	a, err := ParseAllowList("127.0.0.0/8:*")
