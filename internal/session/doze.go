@@ -19,8 +19,8 @@ import (
 //   - what crypto/tls has already taken from the socket is read before dozing: a read with a
 //     deadline in the past returns it (or a record's start, after which everything else must
 //     come from the socket), and otherwise times out having consumed nothing;
-//   - the poller watches the socket level-triggered, so bytes that came after that read wake
-//     the path as soon as it is armed;
+//   - the poller watches the socket level-triggered, so bytes already queued in it (that read
+//     gave up before asking the socket) or come since wake the path as soon as it is armed;
 //   - a path that must end (kill) wakes its dozing reader, which then sees the connection closed
 //     and reports the end as a reader blocked in a read would.
 //
@@ -62,10 +62,6 @@ func (p *path) doze() bool {
 	p.r.Release()
 	if err := p.r.Wait(); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 		return false // bytes to read, or an error that the next read meets again
-	}
-	// The read above gave up before asking the socket (its deadline had passed).
-	if socketPending(p) {
-		return false
 	}
 	p.dozing.Store(true)
 	if !pollArm(p) {

@@ -1,19 +1,23 @@
 package session
 
 import (
+	"os"
 	"sync"
-	"time"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
 
-// poller is the process's epoll set for dozing readers (doze.go): one goroutine waits on it, and
-// each event wakes the path filed under the event's token. Registrations are one-shot: an event
-// disarms its socket until the path dozes again. A socket closed while armed leaves the set by
-// itself.
+// poller is the process's epoll set for dozing readers (doze.go). The set's own descriptor is
+// non-blocking and registered with Go's network poller, so the goroutine that drains it waits
+// there as a socket reader does, and no thread stays blocked in epoll_wait: the runtime wakes it
+// when the set has events, and it wakes the paths filed under their tokens. Registrations are
+// one-shot: an event disarms its socket until the path dozes again. A socket closed while armed
+// leaves the set by itself.
 var poller struct {
 	once sync.Once
-	fd   int // -1 if the set could not be made: readers then never doze
+	fd   int      // the epoll set; -1 if it could not be made: readers then never doze
+	file *os.File // fd, kept open (a collected os.File closes its descriptor)
 	tokens
 }
 
@@ -43,44 +47,54 @@ func pollArm(p *path) bool {
 	return true
 }
 
-// socketPending reports whether p's socket has bytes queued for reading.
-func socketPending(p *path) bool {
-	n := 0
-	p.tcp.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
-	return n > 0
-}
-
 // pollForget removes p from the poller's tokens; its socket, if armed, leaves the set when closed
 // (an event meanwhile finds no path, or one that is not dozing).
 func pollForget(p *path) { poller.drop(p) }
 
 func startPoller() {
+	poller.fd = -1
 	poller.by = make(map[uint32]*path)
 	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
-		poller.fd = -1
 		return
 	}
-	poller.fd = fd
-	go pollLoop(fd)
+	if unix.SetNonblock(fd, true) != nil {
+		unix.Close(fd)
+		return
+	}
+	// A non-blocking descriptor given to os.NewFile joins the runtime's network poller.
+	f := os.NewFile(uintptr(fd), "braid-poller")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return
+	}
+	poller.fd, poller.file = fd, f
+	go pollLoop(rc)
 }
 
 // pollLoop wakes the paths whose sockets the kernel reports readable (or ended), for the life of
-// the process.
-func pollLoop(fd int) {
+// the process. rc's Read calls its function again whenever the runtime sees the set readable.
+func pollLoop(rc syscall.RawConn) {
 	events := make([]unix.EpollEvent, 256)
 	for {
-		n, err := unix.EpollWait(fd, events, -1)
-		if err != nil {
-			if err != unix.EINTR {
-				time.Sleep(time.Millisecond) // not expected of a valid set; do not spin
+		rc.Read(func(fd uintptr) bool {
+			for {
+				n, err := unix.EpollWait(int(fd), events, 0)
+				if err == unix.EINTR {
+					continue
+				}
+				for _, ev := range events[:max(n, 0)] {
+					if p := poller.take(uint32(ev.Fd)); p != nil {
+						p.wakeReader()
+					}
+				}
+				if n < len(events) {
+					// Drained: an event from now on makes the set readable again, which the
+					// runtime reports.
+					return false
+				}
 			}
-			continue
-		}
-		for _, ev := range events[:n] {
-			if p := poller.take(uint32(ev.Fd)); p != nil {
-				p.wakeReader()
-			}
-		}
+		})
 	}
 }
