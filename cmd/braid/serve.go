@@ -130,7 +130,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := serveSession(ctx, s, rx, tf, tsv, log.With("session", s.ID())); err != nil && ctx.Err() == nil {
+			if err := serveSession(ctx, s, rx, tf, tsv, log); err != nil && ctx.Err() == nil {
 				log.Warn("session ended with an error", "session", s.ID(), "err", err)
 			}
 			s.Close()

@@ -63,7 +63,8 @@ func (tf *tunnelServeFlags) server(stdout io.Writer, log *slog.Logger) (*tunnel.
 }
 
 // serveSession serves one session: a tunnel if its first message is a mux HELLO, file and
-// message transfers otherwise.
+// message transfers otherwise. A tunnel's logger carries the session id; it is made only then,
+// as an idle session that never sends holds nothing for it.
 func serveSession(ctx context.Context, s *braid.Session, rx *receiver, tf *tunnelServeFlags, sv *tunnel.Server, log *slog.Logger) error {
 	first, err := s.Receive(ctx)
 	if err == io.EOF {
@@ -75,6 +76,7 @@ func serveSession(ctx context.Context, s *braid.Session, rx *receiver, tf *tunne
 	if !mux.IsHello(first) {
 		return rx.receiveTransfers(ctx, s, first)
 	}
+	log = log.With("session", s.ID())
 	log.Info("tunnel session")
 	err = tunnel.ServeSession(ctx, s, first, sv, &mux.Config{MaxStreams: tf.maxStreams, Logger: log})
 	if errors.Is(err, io.EOF) || errors.Is(err, mux.ErrClosed) {

@@ -88,15 +88,19 @@ func (p *path) wakeReader() {
 
 // tokens gives each dozing path a key for the poller's events.
 type tokens struct {
-	mu   sync.Mutex
-	next uint32
-	by   map[uint32]*path
+	mu     sync.Mutex
+	next   uint32
+	by     map[uint32]*path
+	broken error // the poller stopped: nothing is filed any more
 }
 
-// add files p under its token (given one on its first doze).
-func (t *tokens) add(p *path) {
+// add files p under its token (given one on its first doze), unless the poller has stopped.
+func (t *tokens) add(p *path) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.broken != nil {
+		return false
+	}
 	if p.pollToken == 0 {
 		for {
 			t.next++
@@ -107,6 +111,7 @@ func (t *tokens) add(p *path) {
 		p.pollToken = t.next
 	}
 	t.by[p.pollToken] = p
+	return true
 }
 
 // take removes and returns the path filed under token, if any.

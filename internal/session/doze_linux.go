@@ -24,10 +24,9 @@ var poller struct {
 // pollArm arms the poller for p's socket, and reports whether it could.
 func pollArm(p *path) bool {
 	poller.once.Do(startPoller)
-	if poller.fd < 0 {
+	if poller.fd < 0 || !poller.add(p) {
 		return false
 	}
-	poller.add(p)
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(p.pollToken)}
 	var err error
 	cerr := p.tcp.Control(func(fd uintptr) {
@@ -78,7 +77,7 @@ func startPoller() {
 func pollLoop(rc syscall.RawConn) {
 	events := make([]unix.EpollEvent, 256)
 	for {
-		rc.Read(func(fd uintptr) bool {
+		err := rc.Read(func(fd uintptr) bool {
 			for {
 				n, err := unix.EpollWait(int(fd), events, 0)
 				if err == unix.EINTR {
@@ -96,5 +95,26 @@ func pollLoop(rc syscall.RawConn) {
 				}
 			}
 		})
+		if err != nil {
+			// Not expected of a descriptor nobody closes; if it happens, no reader dozes from
+			// now on, and those dozing are woken to read as they did before dozing.
+			pollBroken(err)
+			return
+		}
+	}
+}
+
+// pollBroken turns the poller off and wakes every dozing reader.
+func pollBroken(err error) {
+	poller.mu.Lock()
+	poller.broken = err
+	woken := make([]*path, 0, len(poller.by))
+	for _, p := range poller.by {
+		woken = append(woken, p)
+	}
+	clear(poller.by)
+	poller.mu.Unlock()
+	for _, p := range woken {
+		p.wakeReader()
 	}
 }

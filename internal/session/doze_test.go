@@ -3,6 +3,7 @@ package session
 import (
 	"bytes"
 	"context"
+	"errors"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -151,4 +152,29 @@ func liveList(s *Session) []*path {
 		}
 	}
 	return live
+}
+
+// TestPollerBrokenWakesDozers: if the poller stops, every dozing reader is woken to read as it
+// did before dozing, and none dozes again; the session keeps working.
+func TestPollerBrokenWakesDozers(t *testing.T) {
+	l, _ := startHookedListener(t, idleParkConfig(), nil)
+	c, s := dialTo(t, l, idleParkConfig())
+	waitPaths(s, 2)
+	waitPaths(c, 2)
+	echoOnce(t, c, s)
+	for _, e := range []*Session{c, s} {
+		testutil.WaitFor(t, func() bool { return dozingReaders(e) == 2 }, "both readers to doze")
+	}
+	pollBroken(errors.New("test: poller stopped"))
+	t.Cleanup(func() {
+		poller.mu.Lock()
+		poller.broken = nil // the poller goroutine itself still runs: later tests may doze
+		poller.mu.Unlock()
+	})
+	testutil.WaitFor(t, func() bool { return dozingReaders(c)+dozingReaders(s) == 0 && readerGoroutines() == 4 }, "every reader to run again")
+	time.Sleep(5 * idleParkConfig().IdleKeepAlive) // keepalives, after which a reader would doze
+	if n := dozingReaders(c) + dozingReaders(s); n != 0 {
+		t.Fatalf("%d readers dozed with the poller stopped", n)
+	}
+	echoOnce(t, c, s)
 }
