@@ -2,7 +2,6 @@ package session
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"runtime"
 	"sync/atomic"
@@ -44,14 +43,7 @@ func listenerConns(l *Listener) (open, perIP int) {
 func TestIdleReadersDoze(t *testing.T) {
 	testutil.CheckLeaks(t)
 	var dozes atomic.Int64
-	l, _ := startHookedListener(t, idleParkConfig(), &testHooks{readerDozed: func(*path) { dozes.Add(1) }})
-	c, s := dialTo(t, l, idleParkConfig())
-	waitPaths(s, 2)
-	waitPaths(c, 2)
-	echoOnce(t, c, s)
-	for _, e := range []*Session{c, s} {
-		testutil.WaitFor(t, func() bool { return dozingReaders(e) == 2 }, "both readers to doze")
-	}
+	l, c, s := dozedPair(t, &testHooks{readerDozed: func(*path) { dozes.Add(1) }})
 	if n := readerGoroutines(); n != 0 {
 		t.Fatalf("%d reader goroutines while every reader dozes", n)
 	}
@@ -63,38 +55,8 @@ func TestIdleReadersDoze(t *testing.T) {
 	if dozes.Load() < before+4 {
 		t.Errorf("readers dozed %d times over 10 IdleKeepAlives; each PING should wake one and it doze again", dozes.Load()-before)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	big := bytes.Repeat([]byte("braid"), 200<<10)
-	for round := range 3 {
-		for _, msg := range [][]byte{[]byte("small"), big} {
-			for _, dir := range [][2]*Session{{c, s}, {s, c}} {
-				if err := dir[0].Send(ctx, msg); err != nil {
-					t.Fatalf("round %d: %v", round, err)
-				}
-				got, err := dir[1].Receive(ctx)
-				if err != nil || !bytes.Equal(got, msg) {
-					t.Fatalf("round %d: received %d bytes, %v; want %d", round, len(got), err, len(msg))
-				}
-			}
-		}
-		for _, e := range []*Session{c, s} {
-			testutil.WaitFor(t, func() bool { return dozingReaders(e) == 2 }, "the readers to doze again")
-		}
-	}
-	for name, e := range map[string]*Session{"client": c, "server": s} {
-		if st := e.Stats(); st.PathsDown != 0 || len(st.Paths) != 2 {
-			t.Errorf("%s: %d paths lost, %d paths", name, st.PathsDown, len(st.Paths))
-		}
-	}
-	closed := make(chan error, 1)
-	go func() { closed <- c.Close() }()
-	if err := s.Close(); err != nil {
-		t.Errorf("server Close: %v", err)
-	}
-	if err := <-closed; err != nil {
-		t.Errorf("client Close: %v", err)
-	}
+	exchangeRounds(t, c, s, 3, func() { waitDozing(t, c, s, "the readers to doze again") })
+	keptAndClosed(t, c, s) // every reader dozing: each must wake to read the peer's CLOSE
 	l.Close() // waits for every connection's handler, a dozing reader's included
 	if open, perIP := listenerConns(l); open != 0 || perIP != 0 {
 		t.Errorf("listener still counts %d connections (%d from 127.0.0.1) after Close", open, perIP)
@@ -109,17 +71,8 @@ func TestIdleReadersDoze(t *testing.T) {
 // path; an Abort with every reader dozing ends the session at both ends.
 func TestDozingReaderEnds(t *testing.T) {
 	testutil.CheckLeaks(t)
-	l, _ := startHookedListener(t, idleParkConfig(), nil)
-	c, s := dialTo(t, l, idleParkConfig())
-	waitPaths(s, 2)
-	waitPaths(c, 2)
-	echoOnce(t, c, s)
-	dozeAll := func() {
-		for _, e := range []*Session{c, s} {
-			testutil.WaitFor(t, func() bool { return dozingReaders(e) == len(liveList(e)) }, "every live reader to doze")
-		}
-	}
-	dozeAll()
+	_, c, s := dozedPair(t, nil)
+	dozeAll := func() { waitDozing(t, c, s, "every live reader to doze") }
 	// Killed here: the client's own reader must wake to report it.
 	cp := liveList(c)[0]
 	cp.kill(0, "")
@@ -143,6 +96,27 @@ func TestDozingReaderEnds(t *testing.T) {
 	testutil.WaitFor(t, func() bool { return readerGoroutines() == 0 && dozingReaders(c)+dozingReaders(s) == 0 }, "every reader to end")
 }
 
+// dozedPair opens a 2-path session with short keepalives to a listener with hooks, exchanges a
+// message, and waits until every reader at both ends dozes.
+func dozedPair(t *testing.T, hooks *testHooks) (l *Listener, c, s *Session) {
+	t.Helper()
+	l, _ = startHookedListener(t, idleParkConfig(), hooks)
+	c, s = dialTo(t, l, idleParkConfig())
+	waitPaths(s, 2)
+	waitPaths(c, 2)
+	echoOnce(t, c, s)
+	waitDozing(t, c, s, "every reader to doze")
+	return l, c, s
+}
+
+// waitDozing waits until every live path's reader of each session dozes.
+func waitDozing(t *testing.T, c, s *Session, what string) {
+	t.Helper()
+	for _, e := range []*Session{c, s} {
+		testutil.WaitFor(t, func() bool { return dozingReaders(e) == len(liveList(e)) }, what)
+	}
+}
+
 // liveList returns s's live paths.
 func liveList(s *Session) []*path {
 	var live []*path
@@ -157,14 +131,7 @@ func liveList(s *Session) []*path {
 // TestPollerBrokenWakesDozers: if the poller stops, every dozing reader is woken to read as it
 // did before dozing, and none dozes again; the session keeps working.
 func TestPollerBrokenWakesDozers(t *testing.T) {
-	l, _ := startHookedListener(t, idleParkConfig(), nil)
-	c, s := dialTo(t, l, idleParkConfig())
-	waitPaths(s, 2)
-	waitPaths(c, 2)
-	echoOnce(t, c, s)
-	for _, e := range []*Session{c, s} {
-		testutil.WaitFor(t, func() bool { return dozingReaders(e) == 2 }, "both readers to doze")
-	}
+	_, c, s := dozedPair(t, nil)
 	pollBroken(errors.New("test: poller stopped"))
 	t.Cleanup(func() {
 		poller.mu.Lock()

@@ -50,6 +50,48 @@ func idleParkConfig() *Config {
 	return &Config{Paths: 2, KeepAlive: 20 * time.Millisecond, PathTimeout: 100 * time.Millisecond, IdleKeepAlive: 150 * time.Millisecond}
 }
 
+// exchangeRounds sends a small message and one past inlineMax (through the queues) each way
+// between c and s, rounds times, checking each, and calls after at the end of each round.
+func exchangeRounds(t *testing.T, c, s *Session, rounds int, after func()) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	big := bytes.Repeat([]byte("braid"), 200<<10) // 1 MB
+	for round := range rounds {
+		for _, msg := range [][]byte{[]byte("small"), big} {
+			for _, dir := range [][2]*Session{{c, s}, {s, c}} {
+				if err := dir[0].Send(ctx, msg); err != nil {
+					t.Fatalf("round %d: %v", round, err)
+				}
+				got, err := dir[1].Receive(ctx)
+				if err != nil || !bytes.Equal(got, msg) {
+					t.Fatalf("round %d: received %d bytes, %v; want %d", round, len(got), err, len(msg))
+				}
+			}
+		}
+		after()
+	}
+}
+
+// keptAndClosed checks that neither end of a 2-path session lost a path, then closes both ends
+// at once.
+func keptAndClosed(t *testing.T, c, s *Session) {
+	t.Helper()
+	for name, e := range map[string]*Session{"client": c, "server": s} {
+		if st := e.Stats(); st.PathsDown != 0 || len(st.Paths) != 2 {
+			t.Errorf("%s: %d paths lost, %d paths", name, st.PathsDown, len(st.Paths))
+		}
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close() }()
+	if err := s.Close(); err != nil {
+		t.Errorf("server Close: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Errorf("client Close: %v", err)
+	}
+}
+
 // TestIdleWritersPark: the writers of an idle session's paths park at both ends (no goroutine
 // runs them), the paths stay live through many idle timeouts (the parked writers' keepalive
 // timers start them to ping), and every kind of work starts them again: a message small enough
@@ -72,40 +114,13 @@ func TestIdleWritersPark(t *testing.T) {
 	if parks.Load() == before {
 		t.Error("no writer woke (to ping) and parked again over 10 IdleKeepAlives")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	big := bytes.Repeat([]byte("braid"), 200<<10) // 1 MB: past inlineMax, through the queues
-	for round := range 3 {
-		for _, msg := range [][]byte{[]byte("small"), big} {
-			for _, dir := range [][2]*Session{{c, s}, {s, c}} {
-				if err := dir[0].Send(ctx, msg); err != nil {
-					t.Fatalf("round %d: %v", round, err)
-				}
-				got, err := dir[1].Receive(ctx)
-				if err != nil || !bytes.Equal(got, msg) {
-					t.Fatalf("round %d: received %d bytes, %v; want %d", round, len(got), err, len(msg))
-				}
-			}
-		}
+	exchangeRounds(t, c, s, 3, func() {
 		for _, e := range []*Session{c, s} {
 			testutil.WaitFor(t, func() bool { return parkedWriters(e) == 2 }, "the writers to park again")
 		}
-	}
-	for name, e := range map[string]*Session{"client": c, "server": s} {
-		st := e.Stats()
-		if st.PathsDown != 0 || len(st.Paths) != 2 {
-			t.Errorf("%s: %d paths lost, %d paths", name, st.PathsDown, len(st.Paths))
-		}
-	}
+	})
 	// Close with every writer parked: each must wake to write CLOSE, and end.
-	closed := make(chan error, 1)
-	go func() { closed <- c.Close() }()
-	if err := s.Close(); err != nil {
-		t.Errorf("server Close: %v", err)
-	}
-	if err := <-closed; err != nil {
-		t.Errorf("client Close: %v", err)
-	}
+	keptAndClosed(t, c, s)
 	testutil.WaitFor(t, func() bool { return writerGoroutines() == 0 }, "no writer goroutine after Close")
 	for _, e := range []*Session{c, s} {
 		for _, p := range e.pathList() {
