@@ -57,7 +57,7 @@ func TestIdleReadersDoze(t *testing.T) {
 	}
 	exchangeRounds(t, c, s, 3, func() { waitDozing(t, c, s, "the readers to doze again") })
 	keptAndClosed(t, c, s) // every reader dozing: each must wake to read the peer's CLOSE
-	l.Close() // waits for every connection's handler, a dozing reader's included
+	l.Close()              // waits for every connection's handler, a dozing reader's included
 	if open, perIP := listenerConns(l); open != 0 || perIP != 0 {
 		t.Errorf("listener still counts %d connections (%d from 127.0.0.1) after Close", open, perIP)
 	}
