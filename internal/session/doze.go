@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"sync"
+	"sync/atomic"
 )
 
 // Dozing readers. The reader of an idle session's path spends nearly all its time waiting for
@@ -31,8 +32,11 @@ import (
 // errDozing ends read() when the reader dozes.
 var errDozing = errors.New("reader dozing")
 
-// dozeOff turns dozing off for the whole process (tests).
-var dozeOff bool
+// dozeOff turns dozing off for the whole process (tests); pollerOff is set if the poller stops.
+var (
+	dozeOff   bool
+	pollerOff atomic.Bool
+)
 
 // doze hands the path's socket to the poller, when the session is idle and the path has nothing
 // buffered, and reports whether it did: the caller (the reader goroutine, holding the read role)
@@ -44,7 +48,7 @@ func (p *path) doze() bool {
 		p.woken = false
 		return false
 	}
-	if dozeOff || !p.shared.idle.Load() || p.tcp == nil || p.r.Buffered() > 0 || p.dead.Load() {
+	if !canDoze || dozeOff || pollerOff.Load() || !p.shared.idle.Load() || p.tcp == nil || p.r.Buffered() > 0 || p.dead.Load() {
 		return false
 	}
 	if h := p.hooks; h != nil && h.noDoze {
@@ -63,13 +67,23 @@ func (p *path) doze() bool {
 	if err := p.r.Wait(); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
 		return false // bytes to read, or an error that the next read meets again
 	}
-	p.dozing.Store(true)
-	if !pollArm(p) {
-		p.dozing.Store(false)
+	// Filed before dozing is set, so that whoever takes dozing finds the entry to remove.
+	if !poller.add(p) {
 		return false
 	}
-	if p.dead.Load() && p.dozing.CompareAndSwap(true, false) {
-		return false // killed before it could see the reader dozing: go on and end
+	p.dozing.Store(true)
+	if h := p.hooks; h != nil && h.dozeArming != nil {
+		h.dozeArming(p)
+	}
+	if !pollArm(p) || p.dead.Load() || pollerOff.Load() {
+		// Not armed, killed before kill could see the reader dozing, or the poller stopped
+		// before pollBroken could see it: the reader goes on, unless a waker took it first and
+		// runs it already.
+		if p.dozing.CompareAndSwap(true, false) {
+			poller.drop(p)
+			return false
+		}
+		return true
 	}
 	if h := p.hooks; h != nil && h.readerDozed != nil {
 		h.readerDozed(p)
@@ -80,34 +94,32 @@ func (p *path) doze() bool {
 // wakeReader runs the path's reader again on a new goroutine if it dozes.
 func (p *path) wakeReader() {
 	if p.dozing.CompareAndSwap(true, false) {
-		pollForget(p)
+		poller.drop(p)
 		p.woken = true
 		go p.runReader()
 	}
 }
 
-// tokens gives each dozing path a key for the poller's events.
+// tokens files each dozing path under a key for the poller's events (a path keeps its key; keys
+// are never reused).
 type tokens struct {
-	mu     sync.Mutex
-	next   uint32
-	by     map[uint32]*path
-	broken error // the poller stopped: nothing is filed any more
+	mu   sync.Mutex
+	next uint64
+	by   map[uint64]*path
 }
 
 // add files p under its token (given one on its first doze), unless the poller has stopped.
 func (t *tokens) add(p *path) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.broken != nil {
+	if pollerOff.Load() {
 		return false
 	}
+	if t.by == nil {
+		t.by = make(map[uint64]*path)
+	}
 	if p.pollToken == 0 {
-		for {
-			t.next++
-			if _, used := t.by[t.next]; t.next != 0 && !used {
-				break
-			}
-		}
+		t.next++
 		p.pollToken = t.next
 	}
 	t.by[p.pollToken] = p
@@ -115,7 +127,7 @@ func (t *tokens) add(p *path) bool {
 }
 
 // take removes and returns the path filed under token, if any.
-func (t *tokens) take(token uint32) *path {
+func (t *tokens) take(token uint64) *path {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p := t.by[token]
@@ -129,5 +141,28 @@ func (t *tokens) drop(p *path) {
 	defer t.mu.Unlock()
 	if t.by[p.pollToken] == p {
 		delete(t.by, p.pollToken)
+	}
+}
+
+// filed reports whether p is filed (tests).
+func (t *tokens) filed(p *path) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return p.pollToken != 0 && t.by[p.pollToken] == p
+}
+
+// pollBroken turns the poller off and wakes every dozing reader. A reader dozing meanwhile sees
+// pollerOff after arming, or is filed before this looks.
+func pollBroken() {
+	pollerOff.Store(true)
+	poller.mu.Lock()
+	woken := make([]*path, 0, len(poller.by))
+	for _, p := range poller.by {
+		woken = append(woken, p)
+	}
+	clear(poller.by)
+	poller.mu.Unlock()
+	for _, p := range woken {
+		p.wakeReader()
 	}
 }

@@ -8,6 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// canDoze: readers doze here.
+const canDoze = true
+
 // poller is the process's epoll set for dozing readers (doze.go). The set's own descriptor is
 // non-blocking and registered with Go's network poller, so the goroutine that drains it waits
 // there as a socket reader does, and no thread stays blocked in epoll_wait: the runtime wakes it
@@ -21,38 +24,26 @@ var poller struct {
 	tokens
 }
 
-// pollArm arms the poller for p's socket, and reports whether it could.
+// pollArm arms the poller for p's socket (p filed already), and reports whether it could.
 func pollArm(p *path) bool {
 	poller.once.Do(startPoller)
-	if poller.fd < 0 || !poller.add(p) {
+	if poller.fd < 0 {
 		return false
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(p.pollToken)}
+	tok := p.pollToken
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT, Fd: int32(uint32(tok)), Pad: int32(uint32(tok >> 32))}
 	var err error
 	cerr := p.tcp.Control(func(fd uintptr) {
-		op := unix.EPOLL_CTL_MOD
-		if !p.polled {
-			// Set before the socket is armed: its event may run the reader on at once.
-			op, p.polled = unix.EPOLL_CTL_ADD, true
-		}
-		if err = unix.EpollCtl(poller.fd, op, int(fd), &ev); err != nil && op == unix.EPOLL_CTL_ADD {
-			p.polled = false
+		// Registered at the path's first doze; armed again by a modification after.
+		if err = unix.EpollCtl(poller.fd, unix.EPOLL_CTL_MOD, int(fd), &ev); err == unix.ENOENT {
+			err = unix.EpollCtl(poller.fd, unix.EPOLL_CTL_ADD, int(fd), &ev)
 		}
 	})
-	if cerr != nil || err != nil {
-		poller.drop(p)
-		return false
-	}
-	return true
+	return cerr == nil && err == nil
 }
-
-// pollForget removes p from the poller's tokens; its socket, if armed, leaves the set when closed
-// (an event meanwhile finds no path, or one that is not dozing).
-func pollForget(p *path) { poller.drop(p) }
 
 func startPoller() {
 	poller.fd = -1
-	poller.by = make(map[uint32]*path)
 	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return
@@ -76,45 +67,28 @@ func startPoller() {
 // the process. rc's Read calls its function again whenever the runtime sees the set readable.
 func pollLoop(rc syscall.RawConn) {
 	events := make([]unix.EpollEvent, 256)
-	for {
-		err := rc.Read(func(fd uintptr) bool {
-			for {
-				n, err := unix.EpollWait(int(fd), events, 0)
-				if err == unix.EINTR {
-					continue
-				}
-				for _, ev := range events[:max(n, 0)] {
-					if p := poller.take(uint32(ev.Fd)); p != nil {
-						p.wakeReader()
-					}
-				}
-				if n < len(events) {
-					// Drained: an event from now on makes the set readable again, which the
-					// runtime reports.
-					return false
+	rc.Read(func(fd uintptr) bool {
+		for {
+			n, err := unix.EpollWait(int(fd), events, 0)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil {
+				return true
+			}
+			for _, ev := range events[:n] {
+				if p := poller.take(uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32); p != nil {
+					p.wakeReader()
 				}
 			}
-		})
-		if err != nil {
-			// Not expected of a descriptor nobody closes; if it happens, no reader dozes from
-			// now on, and those dozing are woken to read as they did before dozing.
-			pollBroken(err)
-			return
+			if n < len(events) {
+				// Drained: an event from now on makes the set readable again, which the
+				// runtime reports.
+				return false
+			}
 		}
-	}
-}
-
-// pollBroken turns the poller off and wakes every dozing reader.
-func pollBroken(err error) {
-	poller.mu.Lock()
-	poller.broken = err
-	woken := make([]*path, 0, len(poller.by))
-	for _, p := range poller.by {
-		woken = append(woken, p)
-	}
-	clear(poller.by)
-	poller.mu.Unlock()
-	for _, p := range woken {
-		p.wakeReader()
-	}
+	})
+	// The set failed (not expected of a descriptor nobody closes): no reader dozes from now on,
+	// and those dozing are woken to read as they did before dozing.
+	pollBroken()
 }

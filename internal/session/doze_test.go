@@ -2,7 +2,6 @@ package session
 
 import (
 	"bytes"
-	"errors"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -44,9 +43,9 @@ func TestIdleReadersDoze(t *testing.T) {
 	testutil.CheckLeaks(t)
 	var dozes atomic.Int64
 	l, c, s := dozedPair(t, &testHooks{readerDozed: func(*path) { dozes.Add(1) }})
-	if n := readerGoroutines(); n != 0 {
-		t.Fatalf("%d reader goroutines while every reader dozes", n)
-	}
+	// dozing is set just before a reader's goroutine returns, and keepalives wake readers:
+	// there is a moment with none.
+	testutil.WaitFor(t, func() bool { return readerGoroutines() == 0 }, "no reader goroutine while every reader dozes")
 	if open, perIP := listenerConns(l); open != 2 || perIP != 2 {
 		t.Fatalf("listener counts %d connections (%d from 127.0.0.1) while both paths doze; want 2", open, perIP)
 	}
@@ -63,6 +62,20 @@ func TestIdleReadersDoze(t *testing.T) {
 	}
 	if n := readerGoroutines(); n != 0 {
 		t.Errorf("%d reader goroutines after Close", n)
+	}
+	notFiled(t, c, s)
+}
+
+// notFiled fails t if a path of c or s is still filed with the poller: a session that has ended
+// must not stay reachable from it.
+func notFiled(t *testing.T, c, s *Session) {
+	t.Helper()
+	for _, e := range []*Session{c, s} {
+		for _, p := range e.pathList() {
+			if poller.filed(p) {
+				t.Errorf("path %d still filed with the poller after its end", p.index)
+			}
+		}
 	}
 }
 
@@ -94,6 +107,7 @@ func TestDozingReaderEnds(t *testing.T) {
 		t.Fatal("the server session outlived the client's Abort by 10 s")
 	}
 	testutil.WaitFor(t, func() bool { return readerGoroutines() == 0 && dozingReaders(c)+dozingReaders(s) == 0 }, "every reader to end")
+	notFiled(t, c, s)
 }
 
 // dozedPair opens a 2-path session with short keepalives to a listener with hooks, exchanges a
@@ -132,16 +146,38 @@ func liveList(s *Session) []*path {
 // did before dozing, and none dozes again; the session keeps working.
 func TestPollerBrokenWakesDozers(t *testing.T) {
 	_, c, s := dozedPair(t, nil)
-	pollBroken(errors.New("test: poller stopped"))
-	t.Cleanup(func() {
-		poller.mu.Lock()
-		poller.broken = nil // the poller goroutine itself still runs: later tests may doze
-		poller.mu.Unlock()
-	})
+	pollBroken()
+	t.Cleanup(func() { pollerOff.Store(false) }) // the poller goroutine still runs: later tests may doze
 	testutil.WaitFor(t, func() bool { return dozingReaders(c)+dozingReaders(s) == 0 && readerGoroutines() == 4 }, "every reader to run again")
 	time.Sleep(5 * idleParkConfig().IdleKeepAlive) // keepalives, after which a reader would doze
 	if n := dozingReaders(c) + dozingReaders(s); n != 0 {
 		t.Fatalf("%d readers dozed with the poller stopped", n)
 	}
 	echoOnce(t, c, s)
+}
+
+// TestKillWhileDozing: a path killed, and its connection closed, while its reader is between
+// saying it dozes and arming the poller (which then fails) is read by exactly one goroutine to
+// its end: no second reader, no path left filed with the poller, and the session goes on over
+// its other path.
+func TestKillWhileDozing(t *testing.T) {
+	testutil.CheckLeaks(t)
+	var target atomic.Pointer[path]
+	var hits atomic.Int64
+	hooks := &testHooks{dozeArming: func(p *path) {
+		if p == target.Load() && hits.Add(1) == 1 {
+			p.kill(0, "")
+			p.conn.Close()
+		}
+	}}
+	_, c, s := dozedPair(t, hooks)
+	p := liveList(s)[0]
+	target.Store(p)
+	p.wakeReader() // run it: it dozes again, and meets the kill on the way
+	testutil.WaitFor(t, func() bool { return hits.Load() > 0 && s.Stats().PathsDown == 1 }, "the killed path to end")
+	echoOnce(t, c, s)
+	c.Abort()
+	<-s.Done()
+	testutil.WaitFor(t, func() bool { return readerGoroutines() == 0 }, "every reader to end")
+	notFiled(t, c, s)
 }

@@ -14,6 +14,8 @@ type testHooks struct {
 	noDoze bool
 	// readerDozed runs when p's reader goroutine has handed the socket to the poller and ends.
 	readerDozed func(p *path)
+	// dozeArming runs when p's reader has said it dozes and is about to arm the poller.
+	dozeArming func(p *path)
 	// enqueueing runs when a chunk (or piece) is about to enter p's queue of new data, p having
 	// been found alive.
 	enqueueing func(p *path, oc *outChunk)

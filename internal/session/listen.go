@@ -222,8 +222,8 @@ func (l *Listener) advance(c net.Conn, to connState) bool {
 func (l *Listener) handle(raw net.Conn, a *admission) {
 	done := func() {
 		l.forget(raw)
-		l.handlers.Done()
 		a.done()
+		l.handlers.Done() // last: Close waits for it, and then finds the counts given back
 	}
 	pathOwns := false
 	defer func() {

@@ -33,20 +33,22 @@ type parkSet struct {
 // parkWriter parks the writer unless something waits for it, and reports whether it did: the
 // caller (the writer goroutine) must then return at once. interval is the keepalive interval the
 // writer runs with and due the session clock time its keepalive falls due, restored when it
-// runs again.
-func (p *path) parkWriter(interval, due time.Duration) bool {
+// runs again. recheck reports that it did not park only because one of the session's shared
+// kicks was pending, which another path's writer, woken with it, may take first: the caller
+// should then look again soon (parkRecheck) rather than wait for its keepalive.
+func (p *path) parkWriter(interval, due time.Duration) (parked, recheck bool) {
 	if due <= p.eng.clock() {
-		return false // its keepalive is due
+		return false, false // its keepalive is due
 	}
 	ps := &p.shared.park
 	p.mayPark.Store(true)
 	ps.intent.Add(1)
 	ps.mu.Lock()
-	if p.writerWanted() {
+	if own, shared := p.writerWanted(); own || shared {
 		p.mayPark.Store(false)
 		ps.intent.Add(-1)
 		ps.mu.Unlock()
-		return false
+		return false, !own
 	}
 	p.parked = true
 	p.parkInterval, p.parkDue = interval, due
@@ -56,15 +58,18 @@ func (p *path) parkWriter(interval, due time.Duration) bool {
 	if h := p.hooks; h != nil && h.writerParked != nil {
 		h.writerParked(p)
 	}
-	return true
+	return true, false
 }
 
-// writerWanted reports whether anything the writer listens to is ready. Call with the session's
-// park lock held.
-func (p *path) writerWanted() bool {
-	return len(p.data) > 0 || len(p.ctrl) > 0 || len(p.fin) > 0 || len(p.rtxKick) > 0 ||
-		len(p.capKick) > 0 || len(p.rearm) > 0 || isClosed(p.stop) ||
-		len(p.shared.ackKick) > 0 || len(p.shared.creditKick) > 0 || p.rtxWaiting()
+// parkRecheck is how soon a writer that did not park because of a shared kick looks again.
+const parkRecheck = 10 * time.Millisecond
+
+// writerWanted reports whether anything the writer listens to is ready: its own work, or the
+// session's shared kicks. Call with the session's park lock held.
+func (p *path) writerWanted() (own, shared bool) {
+	own = len(p.data) > 0 || len(p.ctrl) > 0 || len(p.fin) > 0 || len(p.rtxKick) > 0 ||
+		len(p.capKick) > 0 || len(p.rearm) > 0 || isClosed(p.stop) || p.rtxWaiting()
+	return own, len(p.shared.ackKick) > 0 || len(p.shared.creditKick) > 0
 }
 
 // wakeWriter starts the path's writer again if it is parked. Whoever gives the writer work calls

@@ -115,10 +115,9 @@ type path struct {
 	reclaimTimer atomic.Pointer[time.Timer] // made when first armed (armTimer)
 	reclaimArmed atomic.Bool                // reclaimTimer is running
 	// Dozing (doze.go): dozing is set while the reader goroutine has ended with the path alive,
-	// waiting for the poller; pollToken and polled are the reader's.
+	// waiting for the poller; pollToken is its key there (under the poller's lock).
 	dozing      atomic.Bool
-	pollToken   uint32     // reader: the path's key in the poller, 0 until it first dozes
-	polled      bool       // reader: the socket is registered with the poller
+	pollToken   uint64     // 0 until the path first dozes
 	woken       bool       // reader: set by wakeReader before it runs the reader again
 	onReaderEnd func()     // called when the reader has ended for good (not when it dozes)
 	intMu       sync.Mutex // guards idle, interrupted, inBody, bodyCut and the read deadline's changes

@@ -64,8 +64,16 @@ func (p *path) write() (parked bool) {
 			return false
 		default:
 		}
-		if interval > p.cfg.KeepAlive && p.parkWriter(interval, due) {
-			return true
+		if interval > p.cfg.KeepAlive {
+			parked, recheck := p.parkWriter(interval, due)
+			if parked {
+				return true
+			}
+			if recheck && due-p.eng.clock() > parkRecheck {
+				// The keepalive's own case puts the timer back to its due time if it fires
+				// early; only the timer moves, not due.
+				keepalive.Reset(parkRecheck)
+			}
 		}
 		ackAsked := false // woken to send an ACK: it goes even with nothing else to write
 		ackKick, creditKick := p.shared.ackKick, p.shared.creditKick
