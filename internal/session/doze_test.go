@@ -2,6 +2,7 @@ package session
 
 import (
 	"bytes"
+	"context"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -180,4 +181,40 @@ func TestKillWhileDozing(t *testing.T) {
 	<-s.Done()
 	testutil.WaitFor(t, func() bool { return readerGoroutines() == 0 }, "every reader to end")
 	notFiled(t, c, s)
+}
+
+// TestIdleReceiveLeavesInlineRead: a server that answers messages from a Receive loop (which
+// reads a path itself after a one-chunk message, inline.go) gives that path back when the
+// session turns idle, so that its reader dozes rather than waiting parked while the Receive
+// waits; the next message is still answered.
+func TestIdleReceiveLeavesInlineRead(t *testing.T) {
+	_, c, s := dozedPair(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		for {
+			m, err := s.Receive(ctx)
+			if err != nil {
+				return
+			}
+			if s.Send(ctx, m) != nil {
+				return
+			}
+		}
+	}()
+	for round := range 3 {
+		msg := []byte{'r', byte('0' + round)}
+		if err := c.Send(ctx, msg); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.Receive(ctx); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("round %d: %q, %v", round, got, err)
+		}
+		waitDozing(t, c, s, "every reader to doze while the server waits in Receive")
+		testutil.WaitFor(t, func() bool { return readerGoroutines() == 0 }, "no reader goroutine, parked or reading, while idle")
+	}
+	cancel()
+	<-served
 }

@@ -367,7 +367,9 @@ func (s *Session) reclaimed(p *path) {
 // now holds, or nil. Call with s.mu held.
 func (s *Session) takeInline() *path {
 	p := s.inlinePath
-	if p == nil || p.dead.Load() || !p.role.CompareAndSwap(roleFree, roleApp) {
+	// Not in an idle session: its paths' readers doze (doze.go), and a Receive that read a
+	// path meanwhile would keep that path's reader goroutine parked for as long as it waits.
+	if p == nil || s.idleMode || p.dead.Load() || !p.role.CompareAndSwap(roleFree, roleApp) {
 		return nil
 	}
 	s.inlineOn = p

@@ -471,6 +471,11 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 		next, idle = onIdleGrid(s.idleDeadline(now)), true
 		s.idleMode = true
 		s.shared.idle.Store(true)
+		if s.inlineOn != nil {
+			// A Receive reading a path inline gives it back (and waits for messages as
+			// others do): the path's reader then takes its role back and dozes.
+			s.inlineOn.interrupt()
+		}
 		for _, p := range s.paths {
 			if p != nil {
 				p.wasSuspect = false
