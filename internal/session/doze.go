@@ -32,11 +32,8 @@ import (
 // errDozing ends read() when the reader dozes.
 var errDozing = errors.New("reader dozing")
 
-// dozeOff turns dozing off for the whole process (tests); pollerOff is set if the poller stops.
-var (
-	dozeOff   bool
-	pollerOff atomic.Bool
-)
+// pollerOff is set if the poller stops (pollBroken): no reader dozes any more.
+var pollerOff atomic.Bool
 
 // doze hands the path's socket to the poller, when the session is idle and the path has nothing
 // buffered, and reports whether it did: the caller (the reader goroutine, holding the read role)
@@ -48,10 +45,7 @@ func (p *path) doze() bool {
 		p.woken = false
 		return false
 	}
-	if !canDoze || dozeOff || pollerOff.Load() || !p.shared.idle.Load() || p.tcp == nil || p.r.Buffered() > 0 || p.dead.Load() {
-		return false
-	}
-	if h := p.hooks; h != nil && h.noDoze {
+	if !canDoze || pollerOff.Load() || !p.shared.idle.Load() || p.tcp == nil || p.r.Buffered() > 0 || p.dead.Load() {
 		return false
 	}
 	// What TLS holds comes first: a read that cannot wait.

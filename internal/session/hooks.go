@@ -10,8 +10,6 @@ type testHooks struct {
 	// queueOnly turns off writeNow: every chunk goes through p's queue, where the hooks below
 	// see it.
 	queueOnly bool
-	// noDoze keeps every path's reader goroutine (doze.go).
-	noDoze bool
 	// readerDozed runs when p's reader goroutine has handed the socket to the poller and ends.
 	readerDozed func(p *path)
 	// dozeArming runs when p's reader has said it dozes and is about to arm the poller.
