@@ -22,15 +22,40 @@ type peerHarness struct {
 	peerIDs []uint32      // ids the peer has opened or may name
 }
 
+// check asserts the mux's budget accounting. A stream settles its share under its own lock, and
+// a stream's pump (CopyTo) may do so on its own goroutine while this looks, so the sum over the
+// streams is compared with the mux's counts only when those did not move during the look; a
+// look that saw them move is made again.
 func (h *peerHarness) check() {
 	h.t.Helper()
-	b := h.m.budget.Load()
-	if b < 0 || b > h.m.cfg.MaxBuffered {
-		h.t.Fatalf("budget %d outside [0, %d]", b, h.m.cfg.MaxBuffered)
+	for try := 0; ; try++ {
+		b, g := h.m.budget.Load(), h.m.grown.Load()
+		if b < 0 || b > h.m.cfg.MaxBuffered {
+			h.t.Fatalf("budget %d outside [0, %d]", b, h.m.cfg.MaxBuffered)
+		}
+		sum, grown := h.streamShares()
+		if b != h.m.budget.Load() || g != h.m.grown.Load() {
+			if try < 1000 {
+				time.Sleep(100 * time.Microsecond)
+				continue
+			}
+			h.t.Fatalf("the budget kept moving for 1000 looks")
+		}
+		if sum != b {
+			h.t.Fatalf("streams hold %d bytes of budget, the mux counts %d", sum, b)
+		}
+		if grown != g || g > h.m.cfg.MaxBuffered/2 {
+			h.t.Fatalf("streams have grown by %d, the mux counts %d (at most %d)", grown, g, h.m.cfg.MaxBuffered/2)
+		}
+		return
 	}
-	// Every byte of budget belongs to a stream: the open ones and those the application holds.
+}
+
+// streamShares returns the budget the streams hold and their windows' growth, every byte of
+// budget belonging to a stream: the open ones and those the application holds. It checks each
+// stream's own accounting on the way.
+func (h *peerHarness) streamShares() (sum, grown int64) {
 	seen := map[*Stream]bool{}
-	var sum, grown int64
 	add := func(s *Stream) {
 		if seen[s] {
 			return
@@ -59,12 +84,7 @@ func (h *peerHarness) check() {
 	for _, s := range h.streams {
 		add(s)
 	}
-	if sum != b {
-		h.t.Fatalf("streams hold %d bytes of budget, the mux counts %d", sum, b)
-	}
-	if g := h.m.grown.Load(); grown != g || g > h.m.cfg.MaxBuffered/2 {
-		h.t.Fatalf("streams have grown by %d, the mux counts %d (at most %d)", grown, g, h.m.cfg.MaxBuffered/2)
-	}
+	return sum, grown
 }
 
 func (h *peerHarness) pickStream(b byte) *Stream {
