@@ -77,7 +77,7 @@ func (s *Session) unreserve(slot int) {
 }
 
 // addPath attaches a connection at its index and starts its writer. The caller must then run
-// s.readPath(p), on a goroutine of its own or (a server) on the connection's.
+// s.readPath(p, ...), on a goroutine of its own or (a server) on the connection's.
 func (s *Session) addPath(p *path) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -120,16 +120,16 @@ func (s *Session) addPath(p *path) error {
 }
 
 // readPath runs the reader of a path addPath has added until the path ends, then calls done (if
-// not nil); or until the reader dozes (doze.go), when it returns false at once, and done is
-// called by the goroutine that later runs the reader to the path's end.
-func (s *Session) readPath(p *path, done func()) (ended bool) {
+// not nil); or until the reader dozes (doze.go), when it returns at once, and done is called by
+// the goroutine that later runs the reader to the path's end.
+func (s *Session) readPath(p *path, done func()) {
 	p.onReaderEnd = func() {
 		s.wg.Done()
 		if done != nil {
 			done()
 		}
 	}
-	return p.runReader()
+	p.runReader()
 }
 
 // onFrame records that the peer has sent a frame since the handshake.

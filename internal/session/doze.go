@@ -138,13 +138,6 @@ func (t *tokens) drop(p *path) {
 	}
 }
 
-// filed reports whether p is filed (tests).
-func (t *tokens) filed(p *path) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return p.pollToken != 0 && t.by[p.pollToken] == p
-}
-
 // pollBroken turns the poller off and wakes every dozing reader. A reader dozing meanwhile sees
 // pollerOff after arming, or is filed before this looks.
 func pollBroken() {

@@ -67,6 +67,13 @@ func TestIdleReadersDoze(t *testing.T) {
 	notFiled(t, c, s)
 }
 
+// filed reports whether p is filed with the poller.
+func (t *tokens) filed(p *path) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return p.pollToken != 0 && t.by[p.pollToken] == p
+}
+
 // notFiled fails t if a path of c or s is still filed with the poller: a session that has ended
 // must not stay reachable from it.
 func notFiled(t *testing.T, c, s *Session) {

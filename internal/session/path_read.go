@@ -36,15 +36,11 @@ func protocolViolation(err error) error {
 var errPeerClosedPath = errors.New("peer closed the path")
 
 // runReader runs the path's reader until the path ends, then calls onReaderEnd; or until it
-// dozes, when it reports false and the goroutine that wakes it (wakeReader) runs it again.
-func (p *path) runReader() (ended bool) {
-	if !p.readLoop() {
-		return false
-	}
-	if p.onReaderEnd != nil {
+// dozes, when it returns at once and the goroutine that wakes it (wakeReader) runs it again.
+func (p *path) runReader() {
+	if p.readLoop() && p.onReaderEnd != nil {
 		p.onReaderEnd()
 	}
-	return true
 }
 
 // readLoop reads the path's frames until it ends, then reports why to the session, and returns
