@@ -281,10 +281,14 @@ func TestSendInterrupted(t *testing.T) {
 			defer close(done)
 			code, o, e = runCmd(t, ctx, args...)
 		}()
+		// All three pieces at the server before the interrupt: the acknowledgements of the
+		// first two, which the summary must count, then have a piece's time to reach the client
+		// (writing a piece at the server does not mean the client has heard of it; waiting
+		// for two, an interrupt came before the second's ACK once, under the race detector).
 		testutil.WaitFor(t, func() bool {
 			st, err := os.Stat(filepath.Join(out, "cut"+partSuffix))
-			return err == nil && st.Size() >= 2*transferPiece
-		}, "part of the stream to arrive")
+			return err == nil && st.Size() >= 3*transferPiece
+		}, "the stream's first pieces to arrive")
 		cancel()
 		<-done
 		if code != exitInterrupted {
