@@ -54,6 +54,14 @@ func (s *Session) SendNoCopy(ctx context.Context, msg []byte, done func()) error
 // Release, so that later messages reuse its memory.
 func (s *Session) Receive(ctx context.Context) ([]byte, error) { return s.s.Receive(ctx) }
 
+// AfterReady arranges for f to run, on a goroutine of its own, once Receive would return
+// without waiting: a message is complete, the peer has closed, or the session is closing or has
+// ended (at once if that is so already). It runs f once; to hear of the next message, call it
+// again after Receive. A server holding many mostly idle sessions can so wait for them all
+// without a goroutine parked in Receive for each. Calling stop before f has started keeps it
+// from running and reports true; otherwise stop reports false, as context.AfterFunc's does.
+func (s *Session) AfterReady(f func()) (stop func() bool) { return s.s.AfterReady(f) }
+
 // Release hands back a message returned by Receive for reuse by later messages. It is optional
 // (a message never released is simply garbage collected), but it spares a large-message receiver
 // an allocation per message. msg must not be used afterwards.

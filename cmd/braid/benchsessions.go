@@ -67,7 +67,9 @@ type sessionsRow struct {
 	RSSBaseBytes      int64   `json:"server_rss_base_bytes"` // with one session
 	RSSBytes          int64   `json:"server_rss_bytes"`      // at the end of the idle period
 	RSSPerSession     float64 `json:"server_rss_per_session_bytes"`
-	// The server's Go runtime (its metrics endpoint), growth from one session to all, per session.
+	// The server's Go runtime (its metrics endpoint): its goroutines at the end of the idle
+	// period, and growth from one session to all, per session.
+	ServerGoroutines     float64 `json:"server_goroutines"`
 	GoroutinesPerSession float64 `json:"server_goroutines_per_session"`
 	HeapPerSession       float64 `json:"server_heap_inuse_per_session_bytes"`
 	StackPerSession      float64 `json:"server_stack_inuse_per_session_bytes"`
@@ -425,6 +427,7 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 	if err != nil {
 		return row, err
 	}
+	row.ServerGoroutines = rt1.goroutines
 	row.GoroutinesPerSession = (rt1.goroutines - rt0.goroutines) / grown
 	row.HeapPerSession = (rt1.heapInuse - rt0.heapInuse) / grown
 	row.StackPerSession = (rt1.stackInuse - rt0.stackInuse) / grown

@@ -126,7 +126,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			serveErr = err
 			return
 		}
-		serveErr = (&receiver{log: serverLog}).receiveTransfers(ctx, s, nil)
+		serveErr = (&receiver{log: serverLog}).receiveTransfers(ctx, s)
 		s.Close()
 	}()
 	before := len(taps.Conns()) // part 1's connection

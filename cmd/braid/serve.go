@@ -128,13 +128,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		metrics.track(s)
 		tally.session()
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := serveSession(ctx, s, rx, tf, tsv, log); err != nil && ctx.Err() == nil {
+		v := &servedSession{ctx: ctx, s: s, rx: rx, tf: tf, tsv: tsv, log: log, end: func(err error) {
+			if err != nil && ctx.Err() == nil {
 				log.Warn("session ended with an error", "session", s.ID(), "err", err)
 			}
 			s.Close()
-		}()
+			wg.Done()
+		}}
+		v.wait() // Shutdown closes the session, which runs its step if it waits
 	}
 	log.Info("shutting down", "timeout", *grace)
 	sctx, cancel := context.WithTimeout(context.Background(), *grace)

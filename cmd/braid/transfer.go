@@ -137,55 +137,55 @@ type receiver struct {
 }
 
 // receiveTransfers serves one session: it takes transfers until the peer closes, saving files
-// as rx says, and answers each with a receipt. first, if not nil, is the session's first
-// message, already received by the caller.
-func (rx *receiver) receiveTransfers(ctx context.Context, s *braid.Session, first []byte) error {
-	log := rx.log.With("session", s.ID())
+// as rx says, and answers each with a receipt.
+func (rx *receiver) receiveTransfers(ctx context.Context, s *braid.Session) error {
 	for {
-		msg, err := first, error(nil)
-		if first == nil {
-			msg, err = s.Receive(ctx)
-		}
-		first = nil
+		msg, err := s.Receive(ctx)
 		if err == io.EOF {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
-		h, err := parseHeader(msg)
-		if err != nil {
-			return err
-		}
-		var rc transferReceipt
-		if h.Kind == "bench" {
-			rc, err = serveBench(ctx, s, h)
-		} else {
-			rc, err = rx.receiveOne(ctx, s, h)
-		}
-		rx.tally.add(h, rc, err)
-		if err != nil {
-			return err
-		}
-		attrs := []any{"kind", h.Kind, "bytes", rc.Bytes}
-		if rc.SHA256 != "" {
-			attrs = append(attrs, "sha256", rc.SHA256)
-		}
-		if h.Kind == "file" {
-			attrs = append(attrs, "name", h.Name)
-		}
-		if rc.Saved != "" {
-			attrs = append(attrs, "saved", rc.Saved)
-		}
-		if rc.Error != "" {
-			attrs = append(attrs, "error", rc.Error)
-		}
-		log.Info("transfer received", attrs...)
-		out, _ := json.Marshal(rc)
-		if err := s.Send(ctx, out); err != nil {
+		if err := rx.receiveTransfer(ctx, s, msg); err != nil {
 			return err
 		}
 	}
+}
+
+// receiveTransfer takes one transfer whose header msg is, saving a file as rx says, and answers
+// it with a receipt. An error ends the session's service.
+func (rx *receiver) receiveTransfer(ctx context.Context, s *braid.Session, msg []byte) error {
+	h, err := parseHeader(msg)
+	if err != nil {
+		return err
+	}
+	var rc transferReceipt
+	if h.Kind == "bench" {
+		rc, err = serveBench(ctx, s, h)
+	} else {
+		rc, err = rx.receiveOne(ctx, s, h)
+	}
+	rx.tally.add(h, rc, err)
+	if err != nil {
+		return err
+	}
+	attrs := []any{"session", s.ID(), "kind", h.Kind, "bytes", rc.Bytes}
+	if rc.SHA256 != "" {
+		attrs = append(attrs, "sha256", rc.SHA256)
+	}
+	if h.Kind == "file" {
+		attrs = append(attrs, "name", h.Name)
+	}
+	if rc.Saved != "" {
+		attrs = append(attrs, "saved", rc.Saved)
+	}
+	if rc.Error != "" {
+		attrs = append(attrs, "error", rc.Error)
+	}
+	rx.log.Info("transfer received", attrs...)
+	out, _ := json.Marshal(rc)
+	return s.Send(ctx, out)
 }
 
 // parseHeader reads a transfer header from the peer and checks what the receiver relies on.

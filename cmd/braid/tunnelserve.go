@@ -62,23 +62,50 @@ func (tf *tunnelServeFlags) server(stdout io.Writer, log *slog.Logger) (*tunnel.
 	return sv, nil
 }
 
-// serveSession serves one session: a tunnel if its first message is a mux HELLO, file and
-// message transfers otherwise. A tunnel's logger carries the session id; it is made only then,
-// as an idle session that never sends holds nothing for it.
-func serveSession(ctx context.Context, s *braid.Session, rx *receiver, tf *tunnelServeFlags, sv *tunnel.Server, log *slog.Logger) error {
-	first, err := s.Receive(ctx)
-	if err == io.EOF {
-		return nil
+// servedSession is one session of braid serve: a tunnel if its first message is a mux HELLO,
+// file and message transfers otherwise. Between transfers it holds no goroutine: it waits for
+// the next message with AfterReady, so a server's idle sessions cost it no stack each. A
+// tunnel's logger carries the session id; it is made only for a tunnel, as an idle session
+// holds nothing for it.
+type servedSession struct {
+	ctx     context.Context
+	s       *braid.Session
+	rx      *receiver
+	tf      *tunnelServeFlags
+	tsv     *tunnel.Server
+	log     *slog.Logger
+	started bool        // the first message was taken: a tunnel is no longer possible
+	end     func(error) // called once, when the session is served
+}
+
+// wait has step run once the session has a message, or has ended.
+func (v *servedSession) wait() { v.s.AfterReady(v.step) }
+
+// step takes the session's next message: a tunnel's HELLO, which serves the tunnel to its end,
+// or a transfer's header, which serves that transfer and waits for the next.
+func (v *servedSession) step() {
+	msg, err := v.s.Receive(v.ctx)
+	switch {
+	case err == io.EOF:
+		err = nil
+	case err != nil:
+	case !v.started && mux.IsHello(msg):
+		err = v.tunnel(msg)
+	default:
+		v.started = true
+		if err = v.rx.receiveTransfer(v.ctx, v.s, msg); err == nil {
+			v.wait()
+			return
+		}
 	}
-	if err != nil {
-		return err
-	}
-	if !mux.IsHello(first) {
-		return rx.receiveTransfers(ctx, s, first)
-	}
-	log = log.With("session", s.ID())
+	v.end(err)
+}
+
+// tunnel serves the session as a tunnel, to its end.
+func (v *servedSession) tunnel(hello []byte) error {
+	log := v.log.With("session", v.s.ID())
 	log.Info("tunnel session")
-	err = tunnel.ServeSession(ctx, s, first, sv, &mux.Config{MaxStreams: tf.maxStreams, Logger: log})
+	err := tunnel.ServeSession(v.ctx, v.s, hello, v.tsv, &mux.Config{MaxStreams: v.tf.maxStreams, Logger: log})
 	if errors.Is(err, io.EOF) || errors.Is(err, mux.ErrClosed) {
 		return nil
 	}

@@ -162,6 +162,7 @@ type Session struct {
 	peerItems    uint64        // the CLOSE's item count
 	changed      chan struct{} // closed and replaced whenever a waiter may proceed (broadcast)
 	watched      bool          // changed was handed to a waiter (changedChan) since it was made
+	readyFuncs   []*readyFunc  // AfterReady's functions waiting for a message (ready.go)
 	paths        []*pathEntry  // by index; nil where no path is attached (yet)
 	attaching    map[int]bool  // slots of server handshakes whose paths have not joined yet
 	downSince    time.Duration // session clock when the last path went; 0 while any is live
@@ -348,6 +349,7 @@ func (s *Session) broadcast() {
 		s.changed = make(chan struct{})
 		s.watched = false
 	}
+	s.runReady()
 	if s.inlineOn != nil {
 		s.inlineOn.interrupt()
 	}
