@@ -40,6 +40,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sessionList := fs.String("sessions", "", "hold this many idle 2-path sessions on a braid serve child process (comma-separated counts, e.g. 1000,3000,9000): setup rate, server memory and CPU while idle, every session answering afterwards, a transfer among them ÷ alone")
 	idleFor := fs.Duration("idle", 60*time.Second, "with --sessions: how long the sessions idle before each must answer")
 	idleKeepAlive := fs.Duration("idle-keepalive", 0, "with --sessions: IdleKeepAlive of the server and the sessions (0: the default, 25s)")
+	clientAddrs := fs.Int("client-addrs", defaultClientAddrs(), "with --sessions: the client's sessions come from this many loopback addresses, 127.0.0.2 and up, as many clients' would (1: all from 127.0.0.1; at most 250)")
 	tb := addTunnelBenchFlags(fs)
 	ct := addClientTrustFlags(fs)
 	lf := addLogFlags(fs)
@@ -53,7 +54,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError(fs, "at most one server address")
 	}
 	if *sessionList != "" {
-		return runBenchSessions(ctx, fs, *sessionList, *idleFor, *idleKeepAlive, *security, *asJSON, stdout, stderr)
+		return runBenchSessions(ctx, fs, *sessionList, *idleFor, *idleKeepAlive, *clientAddrs, *security, *asJSON, stdout, stderr)
 	}
 	if *volume == "" {
 		*volume = "128MiB"
@@ -174,11 +175,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // runBenchSessions is braid bench --sessions.
-func runBenchSessions(ctx context.Context, fs *flag.FlagSet, list string, idle, idleKeepAlive time.Duration, security string, asJSON bool, stdout, stderr io.Writer) error {
+func runBenchSessions(ctx context.Context, fs *flag.FlagSet, list string, idle, idleKeepAlive time.Duration, clientAddrs int, security string, asJSON bool, stdout, stderr io.Writer) error {
 	if fs.NArg() != 0 || flagSet(fs, "paths") {
 		return usageError(fs, "--sessions runs its own server: no ADDR, no --paths")
 	}
-	o := sessionsOptions{idle: idle, idleKeepAlive: idleKeepAlive, progress: stderr}
+	o := sessionsOptions{idle: idle, idleKeepAlive: idleKeepAlive, clientAddrs: clientAddrs, progress: stderr}
+	if clientAddrs < 1 || clientAddrs > 250 {
+		return usageError(fs, "--client-addrs: want 1..250, not %d", clientAddrs)
+	}
 	for _, s := range strings.Split(list, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 || n > 100000 {

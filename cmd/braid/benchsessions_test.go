@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"strconv"
 	"testing"
 )
 
@@ -22,9 +23,14 @@ func TestMain(m *testing.M) {
 // session set up and answering after the idle period, the server measured, the transfer made.
 func TestBenchSessions(t *testing.T) {
 	t.Setenv(asMainEnv, "1") // for the server child
-	for _, sec := range []string{"tls", "insecure"} {
+	for _, c := range []struct {
+		sec   string
+		addrs int // --client-addrs
+	}{{"tls", defaultClientAddrs()}, {"insecure", 1}} {
+		sec := c.sec
 		t.Run(sec, func(t *testing.T) {
-			code, out, errOut := runCmd(t, context.Background(), "bench", "--sessions", "40", "--idle", "1s", "--security", sec, "--json")
+			code, out, errOut := runCmd(t, context.Background(), "bench", "--sessions", "40", "--idle", "1s", "--security", sec,
+				"--client-addrs", strconv.Itoa(c.addrs), "--json")
 			if code != 0 {
 				t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 			}
@@ -32,7 +38,7 @@ func TestBenchSessions(t *testing.T) {
 			if err := json.Unmarshal([]byte(out), &rep); err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}
-			if rep.Security != sec || len(rep.Rows) != 1 {
+			if rep.Security != sec || len(rep.Rows) != 1 || rep.ClientAddrs != c.addrs {
 				t.Fatalf("report %+v", rep)
 			}
 			r := rep.Rows[0]
@@ -53,6 +59,11 @@ func TestBenchSessions(t *testing.T) {
 				t.Errorf("baseline or runtime figures missing: %+v", r)
 			}
 		})
+	}
+	for _, bad := range []string{"0", "251"} {
+		if code, _, errOut := runCmd(t, context.Background(), "bench", "--sessions", "1", "--client-addrs", bad); code != exitUsage {
+			t.Errorf("--client-addrs %s: exit %d, want %d (%s)", bad, code, exitUsage, errOut)
+		}
 	}
 	if code, _, errOut := runCmd(t, context.Background(), "bench", "--sessions", "0"); code != exitUsage {
 		t.Errorf("--sessions 0: exit %d, want %d (%s)", code, exitUsage, errOut)

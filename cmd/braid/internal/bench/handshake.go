@@ -19,8 +19,9 @@ import (
 // sessions at a time, with the TLS settings of a Braid path (TLS 1.3, Go's default key exchange
 // X25519MLKEM768, an ECDSA P-256 self-signed certificate checked by its key fingerprint). Server
 // and client are both in this process. It returns sessions set up per second. With insecure it
-// is plain TCP connections instead, each closed once connected.
-func HandshakeBaseline(ctx context.Context, sessions, concurrency int, insecure bool) (float64, error) {
+// is plain TCP connections instead, each closed once connected. source gives the local address
+// a session's connections are bound to ("" for any).
+func HandshakeBaseline(ctx context.Context, sessions, concurrency int, insecure bool, source func(i int) string) (float64, error) {
 	cert, err := secure.SelfSigned("127.0.0.1")
 	if err != nil {
 		return 0, err
@@ -63,8 +64,15 @@ func HandshakeBaseline(ctx context.Context, sessions, concurrency int, insecure 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var d net.Dialer
-			for next.Add(1) <= int64(sessions) && ctx.Err() == nil {
+			for {
+				i := next.Add(1)
+				if i > int64(sessions) || ctx.Err() != nil {
+					break
+				}
+				var d net.Dialer
+				if src := source(int(i)); src != "" {
+					d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(src)}
+				}
 				for range 2 {
 					c, err := d.DialContext(ctx, "tcp", ln.Addr().String())
 					if err == nil && !insecure {
