@@ -10,8 +10,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -323,4 +325,58 @@ func TestEncryptedRecords(t *testing.T) {
 			t.Errorf("encryptedRecords(%q) = %q, want %q", c.stream, got, c.want)
 		}
 	}
+}
+
+// TestServeIdleSessionsHoldNoGoroutine: braid serve waits for a session's next transfer with
+// AfterReady, so sessions idle after a transfer hold no goroutine of its (their path readers doze
+// and their writers park at both ends, which are all in this process); a server with a Receive
+// loop per session would hold one each. Closing them ends everything they started.
+func TestServeIdleSessionsHoldNoGoroutine(t *testing.T) {
+	addr, fp := startServe(t, "--identity", t.TempDir())
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// One session first, so that what the first one starts for good (the process's poller, the
+	// server's first session's logging) is in the base.
+	warm, err := braid.Dial(ctx, addr, &braid.Config{Paths: 2, ServerFingerprint: fp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer warm.Abort()
+	transferOne := func(s *braid.Session) {
+		msg := []byte("a message")
+		if _, _, err := sendTransfer(ctx, s, transferHeader{Kind: "message", Size: int64(len(msg))}, bytes.NewReader(msg), new(atomic.Int64)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	transferOne(warm)
+	settled := func(want int) func() bool {
+		return func() bool { return runtime.NumGoroutine() <= want }
+	}
+	// The base: the count once it has held still for 300 ms (the first session idle).
+	base, since := runtime.NumGoroutine(), time.Now()
+	testutil.WaitFor(t, func() bool {
+		if n := runtime.NumGoroutine(); n != base {
+			base, since = n, time.Now()
+		}
+		return time.Since(since) > 300*time.Millisecond
+	}, "the goroutine count to settle")
+
+	const n = 40
+	sessions := make([]*braid.Session, n)
+	for i := range sessions {
+		s, err := braid.Dial(ctx, addr, &braid.Config{Paths: 2, ServerFingerprint: fp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Abort()
+		transferOne(s)
+		sessions[i] = s
+	}
+	testutil.WaitFor(t, settled(base+n/4), "%d idle sessions to hold no goroutine (base %d)", n, base)
+	for _, s := range sessions {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitFor(t, settled(base+2), "the closed sessions' goroutines to end (base %d)", base)
 }
