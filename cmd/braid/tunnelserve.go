@@ -81,24 +81,43 @@ type servedSession struct {
 // wait has step run once the session has a message, or has ended.
 func (v *servedSession) wait() { v.s.AfterReady(v.step) }
 
-// step takes the session's next message: a tunnel's HELLO, which serves the tunnel to its end,
-// or a transfer's header, which serves that transfer and waits for the next.
+// serveLinger is how long a session's service waits in Receive for the next transfer after
+// one, before it leaves the wait to AfterReady. Transfers often come back to back (a sender's
+// several files, a bench's runs); a Receive waiting reads the next header off the path itself,
+// with no hand-off from the path's reader to a goroutine started for it.
+const serveLinger = 100 * time.Millisecond
+
+// step takes the session's next messages: a tunnel's HELLO, which serves the tunnel to its end,
+// or transfers' headers, each of which serves its transfer; after serveLinger with no new one
+// it waits for the next with AfterReady and returns.
 func (v *servedSession) step() {
-	msg, err := v.s.Receive(v.ctx)
-	switch {
-	case err == io.EOF:
-		err = nil
-	case err != nil:
-	case !v.started && mux.IsHello(msg):
-		err = v.tunnel(msg)
-	default:
-		v.started = true
-		if err = v.rx.receiveTransfer(v.ctx, v.s, msg); err == nil {
+	ctx, cancel := v.ctx, context.CancelFunc(nil) // AfterReady ran it: the first Receive does not wait
+	for {
+		msg, err := v.s.Receive(ctx)
+		if cancel != nil {
+			cancel()
+		}
+		switch {
+		case err == io.EOF:
+			v.end(nil)
+			return
+		case cancel != nil && errors.Is(err, context.DeadlineExceeded) && v.ctx.Err() == nil:
 			v.wait()
 			return
+		case err != nil:
+			v.end(err)
+			return
+		case !v.started && mux.IsHello(msg):
+			v.end(v.tunnel(msg))
+			return
 		}
+		v.started = true
+		if err := v.rx.receiveTransfer(v.ctx, v.s, msg); err != nil {
+			v.end(err)
+			return
+		}
+		ctx, cancel = context.WithTimeout(v.ctx, serveLinger)
 	}
-	v.end(err)
 }
 
 // tunnel serves the session as a tunnel, to its end.

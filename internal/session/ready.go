@@ -1,6 +1,9 @@
 package session
 
-import "sync/atomic"
+import (
+	"slices"
+	"sync/atomic"
+)
 
 // AfterReady arranges for f to run, on a goroutine of its own, once a Receive would return at
 // once: a message is complete, the peer has closed, or the session is closing or has ended. If
@@ -20,17 +23,20 @@ func (s *Session) AfterReady(f func()) (stop func() bool) {
 		return r.stop
 	}
 	s.readyFuncs = append(s.readyFuncs, r)
+	if p := s.inlinePath; p != nil && s.recvWaiting == 0 {
+		// A path's reader yielded its read role to a Receive that has returned, and nobody
+		// waits in Receive to take it: the reader reads on now, rather than at its reclaim
+		// timer, so that the message this caller waits for is not held up.
+		p.wakeParked()
+	}
 	s.mu.Unlock()
 	return func() bool {
 		if !r.stop() {
 			return false
 		}
 		s.mu.Lock()
-		for i, q := range s.readyFuncs {
-			if q == r {
-				s.readyFuncs = append(s.readyFuncs[:i], s.readyFuncs[i+1:]...)
-				break
-			}
+		if i := slices.Index(s.readyFuncs, r); i >= 0 {
+			s.readyFuncs = slices.Delete(s.readyFuncs, i, i+1)
 		}
 		s.mu.Unlock()
 		return true

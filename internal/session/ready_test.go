@@ -84,8 +84,11 @@ func TestAfterReady(t *testing.T) {
 	if got, err := s.Receive(ctx); err != nil || string(got) != "three" {
 		t.Fatalf("got %q, %v", got, err)
 	}
-	if n := len(s.readyFuncs); n != 0 {
-		t.Fatalf("%d functions left waiting", n)
+	s.mu.Lock()
+	left := len(s.readyFuncs)
+	s.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d functions left waiting", left)
 	}
 	ran := s.AfterReady(r.f)
 	if err := c.Send(ctx, []byte("four")); err != nil {
@@ -127,5 +130,68 @@ func TestAfterReady(t *testing.T) {
 			t.Fatalf("Receive after the end: %v", err)
 		}
 		_ = s
+	}
+}
+
+// TestAfterReadyNoReclaimWait: a server that takes a request's header in an AfterReady step, asks
+// for its body, waits in Receive for it and answers, hears the next header at once. The body's Receive
+// was handed its path's read role and returned; with nobody reading, the path's reader must read
+// on when the step waits again with AfterReady, not at its reclaim timer (2 ms later, each time).
+func TestAfterReadyNoReclaimWait(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cfg := &Config{Paths: 1}
+	c, s := dialPair(t, cfg, cfg)
+	served := make(chan error, 1)
+	var step func()
+	step = func() {
+		hdr, err := s.Receive(ctx)
+		if err == nil {
+			err = s.Send(ctx, []byte("go on"))
+		}
+		if err == nil {
+			var body []byte
+			if body, err = s.Receive(ctx); err == nil { // waits: the body comes after "go on"
+				err = s.Send(ctx, append(hdr, body...))
+			}
+		}
+		if err != nil {
+			served <- err
+			return
+		}
+		s.AfterReady(step)
+	}
+	s.AfterReady(step)
+	const n = 60
+	for i := range n {
+		for _, m := range []string{"header", "body"} {
+			if err := c.Send(ctx, []byte(m)); err != nil {
+				t.Fatal(err)
+			}
+			want := "go on"
+			if m == "body" {
+				want = "headerbody"
+			}
+			if got, err := c.Receive(ctx); err != nil || string(got) != want {
+				t.Fatalf("request %d: %q, %v", i, got, err)
+			}
+		}
+	}
+	var reclaims uint64
+	s.mu.Lock()
+	for _, e := range s.paths {
+		if e != nil {
+			reclaims += e.timerReclaims.Load()
+		}
+	}
+	s.mu.Unlock()
+	t.Logf("%d of %d requests waited for the reclaim timer", reclaims, n)
+	if reclaims > n/4 {
+		t.Errorf("%d of %d requests waited for the reclaim timer", reclaims, n)
+	}
+	select {
+	case err := <-served:
+		t.Fatal(err)
+	default:
 	}
 }
