@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -115,9 +116,18 @@ func TestSessionConcurrentBothWays(t *testing.T) {
 				errs <- err
 				return
 			}
-			for _, p := range s.Stats().Paths {
+			st := s.Stats()
+			for _, p := range st.Paths {
 				if p.ChunksSent == 0 || p.ChunksReceived == 0 {
-					errs <- fmt.Errorf("path %d carried no chunks: %+v", p.Index, p)
+					// All of the session's paths, and whether any was lost or re-dialed, so
+					// that a failure under load says where the chunks went.
+					var all []string
+					for _, q := range st.Paths {
+						all = append(all, fmt.Sprintf("%d: sent %d received %d resent %d lags %d srtt %v",
+							q.Index, q.ChunksSent, q.ChunksReceived, q.ChunksResent, q.Lags, q.SRTT.Round(time.Millisecond)))
+					}
+					errs <- fmt.Errorf("path %d carried no chunks: %+v (session: %d paths up, %d down, %d re-dialed; paths: %s)",
+						p.Index, p, st.PathsUp, st.PathsDown, st.Redials, strings.Join(all, "; "))
 					return
 				}
 			}
