@@ -259,15 +259,10 @@ func startServeStop(t *testing.T, args ...string) (addr, fingerprint string, sto
 	var serveOut, serveErr testutil.SyncBuffer
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, append([]string{"serve", "--listen", addr}, args...), &serveOut, &serveErr) }()
-	var once sync.Once
-	var code int
-	stop = func() int {
-		once.Do(func() {
-			cancel()
-			code = <-done
-		})
-		return code
-	}
+	stop = sync.OnceValue(func() int {
+		cancel()
+		return <-done
+	})
 	t.Cleanup(func() { stop() })
 	var fp []string
 	testutil.WaitFor(t, func() bool {

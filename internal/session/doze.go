@@ -2,7 +2,9 @@ package session
 
 import (
 	"errors"
+	"maps"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -143,10 +145,7 @@ func (t *tokens) drop(p *path) {
 func pollBroken() {
 	pollerOff.Store(true)
 	poller.mu.Lock()
-	woken := make([]*path, 0, len(poller.by))
-	for _, p := range poller.by {
-		woken = append(woken, p)
-	}
+	woken := slices.Collect(maps.Values(poller.by))
 	clear(poller.by)
 	poller.mu.Unlock()
 	for _, p := range woken {

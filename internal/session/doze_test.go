@@ -198,19 +198,7 @@ func TestIdleReceiveLeavesInlineRead(t *testing.T) {
 	_, c, s := dozedPair(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		for {
-			m, err := s.Receive(ctx)
-			if err != nil {
-				return
-			}
-			if s.Send(ctx, m) != nil {
-				return
-			}
-		}
-	}()
+	served := echoing(s)
 	for round := range 3 {
 		msg := []byte{'r', byte('0' + round)}
 		if err := c.Send(ctx, msg); err != nil {
@@ -222,6 +210,6 @@ func TestIdleReceiveLeavesInlineRead(t *testing.T) {
 		waitDozing(t, c, s, "every reader to doze while the server waits in Receive")
 		testutil.WaitFor(t, func() bool { return readerGoroutines() == 0 }, "no reader goroutine, parked or reading, while idle")
 	}
-	cancel()
+	s.Abort()
 	<-served
 }
