@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 )
 
@@ -19,7 +20,8 @@ type memQueue struct {
 	cond   *sync.Cond
 	msgs   [][]byte
 	closed error
-	bytes  int // queued
+	bytes  int       // queued
+	ready  []*func() // AfterReady's functions waiting for a message or the end
 }
 
 func newQueue() *memQueue {
@@ -45,7 +47,42 @@ func (t *memTransport) Send(_ context.Context, msg []byte) error {
 	q.msgs = append(q.msgs, append([]byte(nil), msg...))
 	q.bytes += len(msg)
 	q.cond.Broadcast()
+	q.runReady()
 	return nil
+}
+
+// runReady starts the functions AfterReady left waiting. Call with q.mu held.
+func (q *memQueue) runReady() {
+	for _, f := range q.ready {
+		go (*f)()
+	}
+	q.ready = nil
+}
+
+// readyTransport is a memTransport with AfterReady, as *braid.Session has: the mux's reader
+// then waits for messages without a goroutine.
+type readyTransport struct{ *memTransport }
+
+func (t readyTransport) AfterReady(f func()) (stop func() bool) {
+	q := t.in
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.msgs) > 0 || q.closed != nil {
+		go f()
+		return func() bool { return false }
+	}
+	p := &f
+	q.ready = append(q.ready, p)
+	return func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		i := slices.Index(q.ready, p)
+		if i < 0 {
+			return false
+		}
+		q.ready = slices.Delete(q.ready, i, i+1)
+		return true
+	}
 }
 
 func (t *memTransport) SendNoCopy(ctx context.Context, msg []byte, done func()) error {
@@ -97,6 +134,7 @@ func (q *memQueue) close(err error) {
 		q.closed = err
 	}
 	q.cond.Broadcast()
+	q.runReady()
 	q.mu.Unlock()
 }
 

@@ -35,6 +35,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 )
 
@@ -84,6 +85,11 @@ type Config struct {
 	// Logger receives protocol violations (warning) and refusals the mux makes itself (info).
 	// Default slog.Default().
 	Logger *slog.Logger
+	// Handler, if set, takes each stream the peer opens, instead of Accept (which then returns
+	// only the mux's end): it is called on the mux's reader as the stream's OPEN arrives, and
+	// must not block (it starts a goroutine to serve the stream). A server that serves streams
+	// this way holds no goroutine waiting for them.
+	Handler func(*Stream)
 }
 
 // withDefaults validates c and fills in defaults; every configuration it accepts works.
@@ -99,6 +105,7 @@ func (c *Config) withDefaults() (Config, error) {
 		if c.Logger != nil {
 			out.Logger = c.Logger
 		}
+		out.Handler = c.Handler
 	}
 	switch {
 	case out.InitialWindow < MinWindow || out.InitialWindow > MaxWindowLimit:
@@ -140,11 +147,12 @@ type Mux struct {
 
 	mu         sync.Mutex
 	streams    map[uint32]*Stream
-	pending    []*Stream // opened by the peer, not yet Accepted, oldest first
-	nextID     uint32    // the next id this end opens
-	lastPeer   uint32    // the highest id the peer has opened
-	peerWindow int       // the peer's per-stream initial window, from its HELLO
-	err        error     // why the mux ended
+	pending    []*Stream   // opened by the peer, not yet Accepted, oldest first
+	nextID     uint32      // the next id this end opens
+	lastPeer   uint32      // the highest id the peer has opened
+	peerWindow int         // the peer's per-stream initial window, from its HELLO
+	err        error       // why the mux ended
+	readStop   func() bool // stops the transport's AfterReady call that starts the next reader run
 
 	openMu sync.Mutex
 
@@ -162,7 +170,6 @@ type Mux struct {
 	outSent     int64         // bytes ever handed to the transport
 	outProgress chan struct{} // closed and replaced each time a message is sent, if outWatched
 	outWatched  bool          // outProgress was handed to a waiter since it was made
-	outKick     chan struct{} // wakes the writer goroutine
 	maxMessage  int           // the largest message of queued frames (MessageSize)
 
 	stopped sync.WaitGroup
@@ -194,7 +201,7 @@ func start(t Transport, first []byte, cfg *Config, odd bool) (*Mux, error) {
 	}
 	m := &Mux{t: t, cfg: c, log: c.Logger, odd: odd, streams: make(map[uint32]*Stream),
 		acceptKick: make(chan struct{}, 1), hello: make(chan struct{}), done: make(chan struct{}),
-		outKick: make(chan struct{}, 1), outProgress: make(chan struct{}), nextID: 2,
+		outProgress: make(chan struct{}), nextID: 2,
 		maxPayload: c.MessageSize - headerLen, maxMessage: c.MessageSize}
 	if odd {
 		m.nextID = 1
@@ -205,14 +212,18 @@ func start(t Transport, first []byte, cfg *Config, odd bool) (*Mux, error) {
 		m.cancel()
 		return nil, fmt.Errorf("mux: sending HELLO: %w", err)
 	}
-	m.stopped.Add(2)
-	go m.writeLoop()
-	go m.readLoop(first)
+	m.stopped.Add(1)
+	go m.readLoop(first, true)
 	return m, nil
 }
 
 // Done is closed when the mux has ended: Close, the transport's end, or a protocol violation.
 func (m *Mux) Done() <-chan struct{} { return m.done }
+
+// AfterDone calls f on a goroutine of its own once the mux has ended (Err is set), without a
+// goroutine waiting until then; stop, like context.AfterFunc's, keeps f from running and
+// reports whether it did.
+func (m *Mux) AfterDone(f func()) (stop func() bool) { return context.AfterFunc(m.ctx, f) }
 
 // Err returns why the mux ended, or nil while it runs. A peer that closed its session cleanly
 // ends the mux with io.EOF; Close ends it with ErrClosed.
@@ -254,8 +265,15 @@ func (m *Mux) fail(err error) {
 		streams = append(streams, s)
 	}
 	m.pending = nil
+	stopRead := m.readStop
 	m.mu.Unlock()
+	m.outMu.Lock()
+	m.outClosed = true // nothing more is queued, nor a goroutine started to send it
+	m.outMu.Unlock()
 	m.cancel()
+	if stopRead != nil && stopRead() {
+		m.stopped.Done() // the reader's run that waited for the next message will not come
+	}
 	close(m.done)
 	for _, s := range streams {
 		s.end(m.endErr())
@@ -335,7 +353,7 @@ func (m *Mux) newLocal(target string) (*Stream, error) {
 }
 
 // Accept returns the next stream the peer opened (streams the peer reset while they waited are
-// skipped). Its Target says what the peer asked for; the caller must Confirm or Refuse it
+// skipped); with Config.Handler set, no stream comes, and it returns when the mux ends. Its Target says what the peer asked for; the caller must Confirm or Refuse it
 // (Write, ReadFrom and CloseWrite Confirm it implicitly, Close refuses it).
 func (m *Mux) Accept(ctx context.Context) (*Stream, error) {
 	for {
@@ -416,17 +434,36 @@ func (m *Mux) remove(s *Stream) {
 // Close), from goroutines that may hold a stream's lock.
 func (m *Mux) ctrl(s *Stream, frames []byte) { m.queue(s, frames, nil, false) }
 
-func (m *Mux) readLoop(msg []byte) {
-	defer m.stopped.Done()
-	for first := true; ; first = false {
+// readLoop receives the transport's messages and handles them, msg (if not nil) first; first
+// says that the peer's HELLO is yet to come. It is a run of the mux's reader, counted in
+// stopped. With a transport that has AfterReady, a run ends once no message has come for
+// readLinger, and the next starts when one is ready (waitReady): an idle mux holds no reader
+// goroutine.
+func (m *Mux) readLoop(msg []byte, first bool) {
+	ctx := m.ctx
+	ar, _ := m.t.(readyWaiter)
+	var l *linger
+	if ar != nil {
+		ctx, l = newLinger(m.ctx, readLinger)
+		defer l.stop()
+	}
+	for ; ; first = false {
 		if msg == nil {
 			var err error
-			if msg, err = m.t.Receive(m.ctx); err != nil {
+			if msg, err = m.t.Receive(ctx); err != nil {
+				if l != nil && ctx.Err() != nil && m.ctx.Err() == nil {
+					m.waitReady(ar) // the count in stopped passes to the next run
+					return
+				}
 				if !errors.Is(err, io.EOF) && m.ctx.Err() == nil {
 					m.log.Debug("mux: session receive ended", "err", err)
 				}
 				m.fail(err)
+				m.stopped.Done()
 				return
+			}
+			if l != nil {
+				l.msgs.Add(1)
 			}
 		}
 		kept, err := m.handle(msg, first)
@@ -437,10 +474,81 @@ func (m *Mux) readLoop(msg []byte) {
 			m.log.Warn("mux: protocol violation, aborting the session", "err", err)
 			m.fail(err)
 			m.t.Abort()
+			m.stopped.Done()
 			return
 		}
 		msg = nil
 	}
+}
+
+// readyWaiter is a Transport that calls f once a message is ready (or the transport has
+// ended), as *braid.Session's AfterReady does; stop, like context.AfterFunc's, keeps f from
+// running and reports whether it did.
+type readyWaiter interface {
+	AfterReady(f func()) (stop func() bool)
+}
+
+// readLinger is how long a reader run waits in Receive for the next message before it leaves
+// the wait to the transport's AfterReady (between readLinger and twice that, see linger). While
+// messages keep coming, the reader stays in Receive, which reads the session's path itself;
+// after a second of silence the next message costs a goroutine's start. A variable for tests.
+var readLinger = time.Second
+
+// waitReady has a new reader run start once the transport has a message ready, unless the mux
+// ends first. The caller's count in stopped passes to that run, or is given back here or by
+// fail if it will not come.
+func (m *Mux) waitReady(ar readyWaiter) {
+	stop := ar.AfterReady(func() { m.readLoop(nil, false) })
+	m.mu.Lock()
+	if m.err == nil {
+		m.readStop = stop // fail stops it
+		m.mu.Unlock()
+		return
+	}
+	m.mu.Unlock()
+	if stop() { // fail came first and found no stop to call
+		m.stopped.Done()
+	}
+}
+
+// linger cancels a context once no message has come for a while: a timer that, each time it
+// fires (every d), looks whether a message came since it last looked (msgs), and cancels if
+// none did. A run's messages cost it an atomic add each, not a timer reset.
+type linger struct {
+	msgs   atomic.Uint64
+	mu     sync.Mutex // guards seen and timer (against the timer's first firing)
+	seen   uint64
+	timer  *time.Timer
+	d      time.Duration
+	cancel context.CancelFunc
+}
+
+func newLinger(parent context.Context, d time.Duration) (context.Context, *linger) {
+	ctx, cancel := context.WithCancel(parent)
+	l := &linger{d: d, cancel: cancel}
+	l.mu.Lock()
+	l.timer = time.AfterFunc(d, l.fire)
+	l.mu.Unlock()
+	return ctx, l
+}
+
+func (l *linger) fire() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := l.msgs.Load(); n != l.seen {
+		l.seen = n
+		l.timer.Reset(l.d)
+		return
+	}
+	l.cancel()
+}
+
+// stop ends the linger: its timer and its context.
+func (l *linger) stop() {
+	l.mu.Lock()
+	l.timer.Stop()
+	l.mu.Unlock()
+	l.cancel()
 }
 
 // handle processes every frame of one message. kept reports that a stream now holds msg
@@ -537,6 +645,11 @@ func (m *Mux) onOpen(f frame) error {
 	}
 	s := m.newStream(f.stream, target, m.peerWindow, true)
 	m.streams[s.id] = s
+	if m.cfg.Handler != nil {
+		m.mu.Unlock()
+		m.cfg.Handler(s)
+		return nil
+	}
 	m.pending = append(m.pending, s)
 	m.mu.Unlock()
 	kick(m.acceptKick)

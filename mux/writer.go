@@ -10,20 +10,21 @@ import (
 // frame while nobody is sending sends the queue itself (flat combining): at low load a frame
 // leaves at once, on its writer's goroutine, with no hand-off; a writer that finds a send in
 // progress leaves its frame to it and returns. Frames queued where the transport must not be
-// waited on (under a stream's lock: WINDOW, RST) are sent by the writer goroutine if nobody is
-// sending. A large DATA frame goes to the transport by itself, without a copy, once every frame
-// its stream queued before it has been sent, so that a stream's frames keep their order.
+// waited on (under a stream's lock: WINDOW, RST) are sent, if nobody is sending, by a goroutine
+// started for them, which runs until the queue is empty: an idle mux holds no writer goroutine.
+// A large DATA frame goes to the transport by itself, without a copy, once every frame its
+// stream queued before it has been sent, so that a stream's frames keep their order.
 //
 // Locks: outMu (a leaf) guards outBuf, outSending, outQueued, outSent, outProgress, outWatched
 // and every stream's lastQueued.
 
 // flushRounds is how many messages a writer that became the sender sends for others before it
-// hands the rest to the writer goroutine and returns to its own work.
+// hands the rest to a goroutine of their own (startFlusher) and returns to its own work.
 const flushRounds = 2
 
 // queue appends frames, then body (the rest of the last frame, or nil), of stream s (or nil)
 // to the send queue. With send, it sends the queue itself if nobody is sending; otherwise it
-// leaves that to the sender in progress or the writer goroutine. It fails only once the mux has
+// leaves that to the sender in progress or a goroutine it starts. It fails only once the mux has
 // ended.
 func (m *Mux) queue(s *Stream, frames, body []byte, send bool) error {
 	m.outMu.Lock()
@@ -44,29 +45,46 @@ func (m *Mux) queue(s *Stream, frames, body []byte, send bool) error {
 		m.outMu.Unlock()
 		return nil
 	}
+	m.outSending = true
 	if !send {
+		m.startFlusher()
 		m.outMu.Unlock()
-		kick(m.outKick)
 		return nil
 	}
-	m.outSending = true
 	m.outMu.Unlock()
 	return m.flush(flushRounds)
 }
 
+// startFlusher starts a goroutine that sends the queue until it is empty, for a caller that
+// took the send role (outSending) but must not wait on the transport. Call with outMu held,
+// before the mux has ended (outClosed): Close's wait for the mux's goroutines comes after.
+func (m *Mux) startFlusher() {
+	m.stopped.Add(1)
+	go func() {
+		defer m.stopped.Done()
+		m.flush(0)
+	}()
+}
+
 // flush sends the queue, message by message, while it has frames, for at most rounds messages
-// (0: without limit); then, if frames remain, it hands them to the writer goroutine. The caller
-// has set outSending.
+// (0: without limit); then, if frames remain, it hands them to a goroutine of their own
+// (startFlusher). The caller has set outSending.
 func (m *Mux) flush(rounds int) error {
 	for i := 0; ; i++ {
 		m.outMu.Lock()
-		if len(m.outBuf) == 0 || rounds > 0 && i == rounds {
-			more := len(m.outBuf) > 0
+		if m.outClosed {
 			m.outSending = false
 			m.outMu.Unlock()
-			if more {
-				kick(m.outKick)
-			}
+			return m.endErr()
+		}
+		if len(m.outBuf) == 0 {
+			m.outSending = false
+			m.outMu.Unlock()
+			return nil
+		}
+		if rounds > 0 && i == rounds {
+			m.startFlusher() // outSending passes to it
+			m.outMu.Unlock()
 			return nil
 		}
 		n := frameBoundary(m.outBuf, m.maxMessage)
@@ -95,31 +113,6 @@ func (m *Mux) flush(rounds int) error {
 			return m.endErr()
 		}
 		m.outMu.Unlock()
-	}
-}
-
-// writeLoop sends what is queued while nobody else does.
-func (m *Mux) writeLoop() {
-	defer m.stopped.Done()
-	for {
-		select {
-		case <-m.outKick:
-		case <-m.done:
-			m.outMu.Lock()
-			m.outClosed = true
-			m.outMu.Unlock()
-			return
-		}
-		m.outMu.Lock()
-		if m.outSending || len(m.outBuf) == 0 {
-			m.outMu.Unlock()
-			continue
-		}
-		m.outSending = true
-		m.outMu.Unlock()
-		if m.flush(0) != nil {
-			return
-		}
 	}
 }
 

@@ -47,14 +47,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if *sessionList != "" {
+		o := sessionsOptions{idle: *idleFor, idleKeepAlive: *idleKeepAlive, clientAddrs: *clientAddrs, tunnel: tb.on, progress: stderr}
+		return runBenchSessions(ctx, fs, *sessionList, o, *security, *asJSON, stdout)
+	}
 	if tb.on {
 		return tb.run(ctx, fs, *volume, *runs, *security, *asJSON, stdout)
 	}
 	if fs.NArg() > 1 {
 		return usageError(fs, "at most one server address")
-	}
-	if *sessionList != "" {
-		return runBenchSessions(ctx, fs, *sessionList, *idleFor, *idleKeepAlive, *clientAddrs, *security, *asJSON, stdout, stderr)
 	}
 	if *volume == "" {
 		*volume = "128MiB"
@@ -175,13 +176,13 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // runBenchSessions is braid bench --sessions.
-func runBenchSessions(ctx context.Context, fs *flag.FlagSet, list string, idle, idleKeepAlive time.Duration, clientAddrs int, security string, asJSON bool, stdout, stderr io.Writer) error {
+// o holds the flags' settings; the counts, the security and the command are added here.
+func runBenchSessions(ctx context.Context, fs *flag.FlagSet, list string, o sessionsOptions, security string, asJSON bool, stdout io.Writer) error {
 	if fs.NArg() != 0 || flagSet(fs, "paths") {
 		return usageError(fs, "--sessions runs its own server: no ADDR, no --paths")
 	}
-	o := sessionsOptions{idle: idle, idleKeepAlive: idleKeepAlive, clientAddrs: clientAddrs, progress: stderr}
-	if clientAddrs < 1 || clientAddrs > 250 {
-		return usageError(fs, "--client-addrs: want 1..250, not %d", clientAddrs)
+	if o.clientAddrs < 1 || o.clientAddrs > 250 {
+		return usageError(fs, "--client-addrs: want 1..250, not %d", o.clientAddrs)
 	}
 	for _, s := range strings.Split(list, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -190,7 +191,7 @@ func runBenchSessions(ctx context.Context, fs *flag.FlagSet, list string, idle, 
 		}
 		o.counts = append(o.counts, n)
 	}
-	if idle < 0 || idleKeepAlive < 0 {
+	if o.idle < 0 || o.idleKeepAlive < 0 {
 		return usageError(fs, "--idle and --idle-keepalive must not be negative")
 	}
 	switch {

@@ -25,6 +25,8 @@ import (
 
 	"github.com/braidnet/braid"
 	"github.com/braidnet/braid/cmd/braid/internal/bench"
+	"github.com/braidnet/braid/internal/tunnel"
+	"github.com/braidnet/braid/mux"
 )
 
 // braid bench --sessions N: many idle sessions on one server. The server is a `braid serve`
@@ -48,11 +50,15 @@ type sessionsOptions struct {
 	idle   time.Duration // how long the sessions idle before every one is asked to answer
 	// idleKeepAlive is Config.IdleKeepAlive at both ends (0: the default)
 	idleKeepAlive time.Duration
-	insecure      bool      // plain TCP instead of TLS
-	clientAddrs   int       // loopback addresses the client's sessions come from (sourceAddr)
-	argv          []string  // the command that runs braid (its serve subcommand is added)
-	env           []string  // extra environment of the server process
-	progress      io.Writer // one line per step
+	insecure      bool // plain TCP instead of TLS
+	clientAddrs   int  // loopback addresses the client's sessions come from (sourceAddr)
+	// tunnel makes every session but the first (the transfer's) a tunnel: a mux, as braid
+	// tunnel opens, with no stream open while it idles; it answers through a stream to an echo
+	// target the server allows.
+	tunnel   bool
+	argv     []string  // the command that runs braid (its serve subcommand is added)
+	env      []string  // extra environment of the server process
+	progress io.Writer // one line per step
 }
 
 // sessionsRow is one session count's results.
@@ -95,6 +101,7 @@ type sessionsReport struct {
 	Security      string        `json:"security"`
 	IdleKeepAlive string        `json:"idle_keepalive"`
 	Paths         int           `json:"paths"`
+	Tunnel        bool          `json:"tunnel"` // the idle sessions are tunnels (sessionsOptions.tunnel)
 	Dialers       int           `json:"concurrent_dials"`
 	ClientAddrs   int           `json:"client_addrs"` // loopback addresses the sessions came from
 	WindowBytes   int           `json:"window_bytes"`
@@ -104,8 +111,12 @@ type sessionsReport struct {
 
 // writeText prints the report as a table.
 func (r *sessionsReport) writeText(w io.Writer) {
-	fmt.Fprintf(w, "idle sessions on one braid serve (child process): %d paths each, %s, %d dials at once from %d loopback address(es), window %d KiB, idle keepalive %s;\n",
-		r.Paths, r.Security, r.Dialers, r.ClientAddrs, r.WindowBytes>>10, r.IdleKeepAlive)
+	kind := "sessions"
+	if r.Tunnel {
+		kind = "tunnel sessions (a mux each, no stream open; each answers through a stream to an echo target)"
+	}
+	fmt.Fprintf(w, "idle %s on one braid serve (child process): %d paths each, %s, %d dials at once from %d loopback address(es), window %d KiB, idle keepalive %s;\n",
+		kind, r.Paths, r.Security, r.Dialers, r.ClientAddrs, r.WindowBytes>>10, r.IdleKeepAlive)
 	fmt.Fprintf(w, "transfer: %d MiB on one session among the idle ones ÷ the same alone (same run, median of %d)\n", r.TransferBytes>>20, sessionsRuns)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "sessions\tup\tfailed\tsessions/s\tbaseline/s\t÷ baseline\tRSS MiB\tKiB/session\theap\tstacks\tgoroutines\tidle s\tidle CPU %\tsettled %\tanswered\ttransfer ÷ alone\tclose s\t")
@@ -160,7 +171,7 @@ func benchSessions(ctx context.Context, o sessionsOptions) (*sessionsReport, err
 	if o.idleKeepAlive > 0 {
 		ka = o.idleKeepAlive.String()
 	}
-	rep := &sessionsReport{Command: "bench", Security: "tls", IdleKeepAlive: ka, Paths: 2, Dialers: sessionsDialers, ClientAddrs: max(o.clientAddrs, 1), WindowBytes: sessionsWindow, TransferBytes: sessionsTransfer}
+	rep := &sessionsReport{Command: "bench", Security: "tls", IdleKeepAlive: ka, Paths: 2, Tunnel: o.tunnel, Dialers: sessionsDialers, ClientAddrs: max(o.clientAddrs, 1), WindowBytes: sessionsWindow, TransferBytes: sessionsTransfer}
 	if o.insecure {
 		rep.Security = "insecure"
 	}
@@ -184,8 +195,9 @@ type benchServer struct {
 	stderr      *tailBuffer
 }
 
-// startBenchServer starts braid serve for n sessions on a free loopback port.
-func startBenchServer(ctx context.Context, o sessionsOptions, n int) (*benchServer, error) {
+// startBenchServer starts braid serve for n sessions on a free loopback port; allow, if not
+// empty, is the one tunnel target it allows.
+func startBenchServer(ctx context.Context, o sessionsOptions, n int, allow string) (*benchServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -209,6 +221,9 @@ func startBenchServer(ctx context.Context, o sessionsOptions, n int) (*benchServ
 		"--max-pending-sessions-per-ip", "512", "--window", strconv.Itoa(sessionsWindow),
 		"--max-memory", strconv.Itoa((n+16)*sessionsWindow), "--log-format", "text", "--idle-keepalive", o.idleKeepAlive.String(),
 		"--metrics", metricsAddr, "--metrics-sessions", "0")
+	if allow != "" {
+		args = append(args, "--allow", allow)
+	}
 	if o.insecure {
 		args = append(args, "--insecure")
 	} else {
@@ -347,7 +362,16 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 			fmt.Fprintf(o.progress, "bench --sessions %d: "+format+"\n", append([]any{n}, args...)...)
 		}
 	}
-	srv, err := startBenchServer(ctx, o, n)
+	var echo string // the tunnel sessions' target
+	if o.tunnel {
+		ln, err := startEcho()
+		if err != nil {
+			return row, err
+		}
+		defer ln.Close()
+		echo = ln.Addr().String()
+	}
+	srv, err := startBenchServer(ctx, o, n, echo)
 	if err != nil {
 		return row, err
 	}
@@ -385,20 +409,29 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 
 	// The others, sessionsDialers at a time.
 	sessions := make([]*braid.Session, n)
+	muxes := make([]*mux.Mux, n) // with o.tunnel, every session's but the first
 	sessions[0] = first
+	mcfg := &mux.Config{Logger: cfg.Logger}
 	var (
 		failures atomic.Int64
 		firstErr atomic.Value
 	)
 	start := time.Now()
 	eachConcurrently(ctx, 1, n, func(i int) {
-		s, err := braid.DialPaths(ctx, specsFor(i), cfg)
+		var s *braid.Session
+		var m *mux.Mux
+		var err error
+		if o.tunnel {
+			s, m, err = tunnel.Dial(ctx, specsFor(i), cfg, mcfg)
+		} else {
+			s, err = braid.DialPaths(ctx, specsFor(i), cfg)
+		}
 		if err != nil {
 			failures.Add(1)
 			firstErr.CompareAndSwap(nil, err.Error())
 			return
 		}
-		sessions[i] = s
+		sessions[i], muxes[i] = s, m
 	})
 	el := time.Since(start)
 	if err := ctx.Err(); err != nil {
@@ -470,7 +503,11 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 		if s == nil {
 			return
 		}
-		if err := answer(ctx, s); err != nil {
+		answer := func() error { return answer(ctx, s) }
+		if m := muxes[i]; m != nil {
+			answer = func() error { return answerStream(ctx, m, echo) }
+		}
+		if err := answer(); err != nil {
 			unanswered.Add(1)
 			answerErr.CompareAndSwap(nil, err.Error())
 			return
@@ -493,6 +530,9 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 	// Closing them all.
 	start = time.Now()
 	eachConcurrently(context.Background(), 0, n, func(i int) {
+		if m := muxes[i]; m != nil {
+			m.Close()
+		}
 		if s := sessions[i]; s != nil && s.Close() != nil {
 			s.Abort()
 		}
@@ -521,6 +561,49 @@ func answer(ctx context.Context, s *braid.Session) error {
 		return fmt.Errorf("receipt: %d bytes, error %q", rc.Bytes, rc.Error)
 	}
 	return nil
+}
+
+// answerStream has a tunnel session answer: a stream to the echo target at echo carries one
+// byte there and back.
+func answerStream(ctx context.Context, m *mux.Mux, echo string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := m.Open(ctx, echo)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	stop := context.AfterFunc(ctx, func() { st.Reset(mux.CodeCancel, "timed out") })
+	defer stop()
+	if _, err := st.Write([]byte{1}); err != nil {
+		return err
+	}
+	var b [1]byte
+	if _, err := io.ReadFull(st, b[:]); err != nil {
+		return fmt.Errorf("echo through the tunnel: %w", err)
+	}
+	return nil
+}
+
+// startEcho listens on a loopback port and echoes what each connection sends.
+func startEcho() (net.Listener, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln, nil
 }
 
 // transferRate sends sessionsTransfer bytes on s sessionsRuns times, each until the server's

@@ -19,6 +19,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/braidnet/braid"
 	"github.com/braidnet/braid/internal/faultproxy"
 	"github.com/braidnet/braid/internal/testutil"
 )
@@ -51,6 +52,19 @@ func TestSendProgressDisplay(t *testing.T) {
 		if quiet := len(c.extra) > 0; quiet != (out.String() == "") {
 			t.Errorf("%+v: standard output %q", c, out.String())
 		}
+	}
+}
+
+// TestProgressCompleteShowsAll: a transfer that completed is drawn whole, though its count of
+// acknowledged bytes lags (the receiver's receipt can come before its last acknowledgements).
+func TestProgressCompleteShowsAll(t *testing.T) {
+	const size = 8 << 20
+	var out testutil.SyncBuffer
+	pr := startProgress(&out, "f.bin", size, func() braid.Stats { return braid.Stats{} }, sending, func() uint64 { return size - 300<<10 })
+	time.Sleep(3 * progressRefresh)
+	pr.finish(true)
+	if !strings.Contains(out.String(), "8.0 MiB / 8.0 MiB  100%") {
+		t.Errorf("a complete transfer not drawn whole:\n%s", out.String())
 	}
 }
 

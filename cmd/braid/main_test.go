@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -21,6 +22,8 @@ import (
 
 	"github.com/braidnet/braid"
 	"github.com/braidnet/braid/internal/testutil"
+	"github.com/braidnet/braid/internal/tunnel"
+	"github.com/braidnet/braid/mux"
 )
 
 func runCmd(t *testing.T, ctx context.Context, args ...string) (int, string, string) {
@@ -346,7 +349,12 @@ func TestServeIdleSessionsHoldNoGoroutine(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("path readers doze on Linux only")
 	}
-	addr, fp, stop := startServeStop(t, "--identity", t.TempDir())
+	echo, err := startEcho()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer echo.Close()
+	addr, fp, stop := startServeStop(t, "--identity", t.TempDir(), "--allow", echo.Addr().String())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// One session first, so that what the first one starts for good (the process's poller, the
@@ -375,20 +383,54 @@ func TestServeIdleSessionsHoldNoGoroutine(t *testing.T) {
 		return time.Since(since) > 300*time.Millisecond
 	}, "the goroutine count to settle")
 
+	// Every other session is a tunnel, which has carried a stream to the echo target. Its mux,
+	// at both ends here, reads with AfterReady once it has been idle for a second or two.
 	const n = 16
 	sessions := make([]*braid.Session, n)
+	muxes := make([]*mux.Mux, n)
 	for i := range sessions {
-		s, err := braid.Dial(ctx, addr, &braid.Config{Paths: 2, ServerFingerprint: fp})
+		cfg := &braid.Config{Paths: 2, ServerFingerprint: fp}
+		if i%2 == 0 {
+			s, err := braid.Dial(ctx, addr, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Abort()
+			transferOne(s)
+			sessions[i] = s
+			continue
+		}
+		s, m, err := tunnel.Dial(ctx, []braid.PathSpec{{Remote: addr}, {Remote: addr}}, cfg, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer s.Abort()
-		transferOne(s)
-		sessions[i] = s
+		defer m.Close()
+		if err := answerStream(ctx, m, echo.Addr().String()); err != nil {
+			t.Fatalf("tunnel session %d: %v", i, err)
+		}
+		sessions[i], muxes[i] = s, m
 	}
-	testutil.WaitFor(t, settled(base+n/4), "%d idle sessions to hold no goroutine (base %d)", n, base)
+	// The count alone would not show a goroutine per tunnel: the base holds some that end
+	// meanwhile (the first session's). So no goroutine may be in a mux's or a Receive's code.
+	serving := func() int {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		n := 0
+		for i, g := range strings.Split(string(buf), "\n\n") {
+			if i > 0 && (strings.Contains(g, "braid/mux.(*") || strings.Contains(g, "session.(*Session).Receive")) {
+				n++
+			}
+		}
+		return n
+	}
+	testutil.WaitFor(t, func() bool { return settled(base+n/4)() && serving() == 0 },
+		"%d idle sessions, half of them tunnels, to hold no goroutine (base %d)", n, base)
 	const keep = 5 // left idle for the server's shutdown
-	for _, s := range sessions[keep:] {
+	for i, s := range sessions[keep:] {
+		if m := muxes[keep+i]; m != nil {
+			m.Close()
+		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -400,6 +442,17 @@ func TestServeIdleSessionsHoldNoGoroutine(t *testing.T) {
 		t.Fatalf("serve exited %d", code)
 	}
 	for i, s := range append(sessions[:keep], warm) {
+		if i < keep && muxes[i] != nil {
+			select {
+			case <-muxes[i].Done():
+				if err := muxes[i].Err(); !errors.Is(err, io.EOF) {
+					t.Errorf("tunnel session %d after the server's shutdown: %v, want io.EOF", i, err)
+				}
+			case <-ctx.Done():
+				t.Fatalf("tunnel session %d: the mux did not end at the server's shutdown", i)
+			}
+			continue
+		}
 		if _, err := s.Receive(ctx); err != io.EOF {
 			t.Errorf("session %d after the server's shutdown: %v, want io.EOF", i, err)
 		}

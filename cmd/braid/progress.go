@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/vbauerster/mpb/v8"
@@ -31,7 +32,10 @@ type progress struct {
 	total *mpb.Bar
 	watch *watch
 	done  func() uint64 // the transfer's bytes so far
-	size  int64         // -1: unknown
+	// whole is set once the transfer is complete (finish): the display then shows all of it,
+	// though done may lag (the receiver's receipt can overtake its last acknowledgements).
+	whole atomic.Bool
+	size  int64 // -1: unknown
 
 	mu    sync.Mutex
 	paths map[int]*mpb.Bar
@@ -94,7 +98,7 @@ func (pr *progress) loop() {
 // update samples the counters and adds a line for each path not shown yet.
 func (pr *progress) update() {
 	st := pr.watch.sample()
-	n := pr.done()
+	n := pr.count()
 	now := time.Now()
 	pr.mu.Lock()
 	if dt := now.Sub(pr.at).Seconds(); dt > 0 {
@@ -128,9 +132,17 @@ func (pr *progress) update() {
 	}
 }
 
+// count is the transfer's bytes so far: all of them once it is complete.
+func (pr *progress) count() uint64 {
+	if pr.whole.Load() {
+		return uint64(pr.size)
+	}
+	return pr.done()
+}
+
 // totalText is the whole transfer's figures.
 func (pr *progress) totalText(decor.Statistics) string {
-	n := pr.done()
+	n := pr.count()
 	pr.mu.Lock()
 	rate := pr.rate
 	pr.mu.Unlock()
@@ -175,8 +187,9 @@ func (pr *progress) finish(complete bool) {
 	close(pr.stop)
 	<-pr.stopped
 	if complete {
+		pr.whole.Store(pr.size >= 0)
 		pr.mu.Lock()
-		pr.rate = float64(pr.done()) * 8 / max(time.Since(pr.start).Seconds(), 1e-9)
+		pr.rate = float64(pr.count()) * 8 / max(time.Since(pr.start).Seconds(), 1e-9)
 		pr.mu.Unlock()
 	}
 	pr.mu.Lock()

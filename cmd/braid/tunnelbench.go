@@ -22,7 +22,7 @@ type tunnelBenchFlags struct {
 
 func addTunnelBenchFlags(fs *flag.FlagSet) *tunnelBenchFlags {
 	tb := &tunnelBenchFlags{}
-	fs.BoolVar(&tb.on, "tunnel", false, "measure braid tunnel on loopback beside direct TCP: one bulk stream, parallel streams, request/response latency, memory per idle stream (with --volume, --runs, --security)")
+	fs.BoolVar(&tb.on, "tunnel", false, "measure braid tunnel on loopback beside direct TCP: one bulk stream, parallel streams, request/response latency, memory per idle stream (with --volume, --runs, --security); with --sessions, every idle session but the first is a tunnel (a mux, no stream open) and answers through a stream")
 	fs.IntVar(&tb.paths, "tunnel-paths", 4, "with --tunnel: paths of the tunnel's session")
 	fs.IntVar(&tb.streams, "tunnel-streams", 64, "with --tunnel: parallel streams")
 	fs.IntVar(&tb.requests, "tunnel-requests", 20000, "with --tunnel: request/response round trips per latency figure")

@@ -108,7 +108,7 @@ func (v *servedSession) step() {
 			v.end(err)
 			return
 		case !v.started && mux.IsHello(msg):
-			v.end(v.tunnel(msg))
+			v.tunnel(msg)
 			return
 		}
 		v.started = true
@@ -120,16 +120,25 @@ func (v *servedSession) step() {
 	}
 }
 
-// tunnel serves the session as a tunnel, to its end.
-func (v *servedSession) tunnel(hello []byte) error {
+// tunnel serves the session as a tunnel: it starts the tunnel and returns; the session is
+// served (end) when the tunnel ends. Like the transfers' wait, an idle tunnel holds no
+// goroutine: its mux reads with AfterReady, and a stream gets a goroutine as it opens.
+func (v *servedSession) tunnel(hello []byte) {
 	log := v.log.With("session", v.s.ID())
 	log.Info("tunnel session")
-	err := tunnel.ServeSession(v.ctx, v.s, hello, v.tsv, &mux.Config{MaxStreams: v.tf.maxStreams, Logger: log})
-	if errors.Is(err, io.EOF) || errors.Is(err, mux.ErrClosed) {
+	_, err := tunnel.StartSession(v.ctx, v.s, hello, v.tsv, &mux.Config{MaxStreams: v.tf.maxStreams, Logger: log}, func(err error) {
+		v.end(tunnelEnd(err))
+	})
+	if err != nil {
+		v.end(tunnelEnd(err))
+	}
+}
+
+// tunnelEnd is how a tunnel's end is reported: nil for the session's clean end or the
+// server's own close.
+func tunnelEnd(err error) error {
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, mux.ErrClosed) {
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("tunnel: %w", err)
-	}
-	return nil
+	return fmt.Errorf("tunnel: %w", err)
 }

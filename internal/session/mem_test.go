@@ -164,3 +164,50 @@ func settle() {
 		}
 	}
 }
+
+func TestCopyBufSize(t *testing.T) {
+	const chunk = 256 << 10
+	for _, tc := range []struct{ n, chunk, want int }{
+		{1, chunk, minCopyBuf},
+		{64, chunk, minCopyBuf},
+		{minCopyBuf, chunk, minCopyBuf},
+		{minCopyBuf + 1, chunk, 2 * minCopyBuf},
+		{5000, chunk, 8 << 10},
+		{chunk - 1, chunk, chunk},
+		{chunk, chunk, chunk},
+		{100 << 10, 100 << 10, 100 << 10}, // a chunk size that is no power of two caps it
+		{70 << 10, 100 << 10, 100 << 10},
+		{200, 1 << 10, minCopyBuf},
+	} {
+		if got := copyBufSize(tc.n, tc.chunk); got != tc.want {
+			t.Errorf("copyBufSize(%d, %d) = %d, want %d", tc.n, tc.chunk, got, tc.want)
+		}
+	}
+}
+
+// TestSmallSendAllocatesLittle: Send copies a small message into a buffer its size, not a
+// chunk's: a session's first 64-byte message (a tunnel's HELLO, a request) allocated 256 KiB
+// (the default chunk size) at its sender, kept in the session's chunk pool.
+func TestSmallSendAllocatesLittle(t *testing.T) {
+	const sessions = 10
+	l, _ := startListener(t, &Config{MaxPendingSessionsPerIP: sessions})
+	var clients []*Session
+	for range sessions {
+		c, _ := dialTo(t, l, nil)
+		clients = append(clients, c)
+	}
+	ctx := context.Background()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for _, c := range clients {
+		if err := c.Send(ctx, make([]byte, 64)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	per := float64(after.TotalAlloc-before.TotalAlloc) / sessions
+	t.Logf("first 64-byte Send: %.1f KiB allocated per session (both ends' goroutines included)", per/1024)
+	if per > 64<<10 {
+		t.Errorf("a session's first 64-byte Send allocated %.0f KiB", per/1024)
+	}
+}

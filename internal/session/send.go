@@ -3,6 +3,7 @@ package session
 import (
 	"context"
 	"fmt"
+	"math/bits"
 	"sync/atomic"
 	"time"
 
@@ -95,6 +96,18 @@ func (s *Session) newOutChunk() *outChunk {
 	return oc
 }
 
+// copyBufSize is the size of the buffer a chunk record gets for Send to copy n (> 0) payload bytes
+// into: n rounded up to a power of two, at least minCopyBuf, at most chunkSize. The records are
+// pooled with their buffers, so a session that sends large messages soon has chunk-size ones;
+// one that sends only small messages (a tunnel's HELLO, a request) does not allocate, and zero,
+// a chunk's worth for each record.
+func copyBufSize(n, chunkSize int) int {
+	return min(max(1<<bits.Len(uint(n-1)), minCopyBuf), chunkSize)
+}
+
+// minCopyBuf is the smallest buffer a chunk record gets (copyBufSize).
+const minCopyBuf = 512
+
 // lease is a caller's message that chunks point into (SendNoCopy): done runs once the last chunk
 // lets go of it.
 type lease struct {
@@ -186,10 +199,10 @@ func (s *Session) send(ctx context.Context, msg []byte, l *lease) error {
 			l.refs.Add(1)
 			oc.payload, oc.lease = msg[lo:hi], l
 		} else {
-			if oc.buf == nil {
-				oc.buf = make([]byte, s.chunkSize)
+			if cap(oc.buf) < hi-lo {
+				oc.buf = make([]byte, copyBufSize(hi-lo, s.chunkSize))
 			}
-			oc.payload = oc.buf[:copy(oc.buf, msg[lo:hi])]
+			oc.payload = oc.buf[:copy(oc.buf[:cap(oc.buf)], msg[lo:hi])]
 		}
 		oc.hdr = wire.ChunkHeader{Item: item, Chunk: c, Total: total}
 		oc.reset()

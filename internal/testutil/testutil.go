@@ -84,3 +84,9 @@ func WaitFor(t *testing.T, cond func() bool, format string, args ...any) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// Lazy formats itself when printed, so that a failure message shows values at the time of the
+// failure (WaitFor's arguments are evaluated when it is called).
+type Lazy func() string
+
+func (l Lazy) String() string { return l() }

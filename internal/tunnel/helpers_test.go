@@ -71,13 +71,14 @@ func startServer(t *testing.T, allow *AllowList, tweak func(*Server)) *tunnelSer
 					s.Abort()
 					return
 				}
-				m, err := mux.ServerWith(s, first, muxConfig(s, nil))
+				// As braid serve does: no goroutine of the server's waits on the session.
+				ended := make(chan struct{})
+				m, err := StartSession(ctx, s, first, ts.sv, nil, func(error) { close(ended) })
 				if err != nil {
 					return
 				}
 				ts.muxs <- m
-				ts.sv.Serve(ctx, m, "session", s.ID())
-				m.Close()
+				<-ended
 			}()
 		}
 	}()
@@ -100,12 +101,6 @@ func fakeResolver(_ context.Context, _, host string) ([]netip.Addr, error) {
 	}
 	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }
-
-// lazy formats itself when printed, so that a failure message shows values at the time of the
-// failure.
-type lazy func() string
-
-func (l lazy) String() string { return l() }
 
 // tunnelClient is one tunnel session from the client side.
 type tunnelClient struct {

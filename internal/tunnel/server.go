@@ -34,31 +34,64 @@ type Server struct {
 	limiter    logLimiter
 }
 
-// Serve answers the streams m's peer opens until m ends (or ctx does, which closes m), then
-// waits for every stream it was serving to finish. It returns why m ended.
-func (sv *Server) Serve(ctx context.Context, m *mux.Mux, attrs ...any) error {
-	log := sv.Logger
-	if log == nil {
-		log = slog.Default()
+// serveStream serves one stream to its end: it connects it to its target and pipes the two.
+func (sv *Server) serveStream(ctx context.Context, st *mux.Stream, log *slog.Logger) {
+	if c := sv.connect(ctx, st, log); c != nil {
+		pipeLogged(st, c, log)
 	}
-	log = log.With(attrs...)
-	stop := context.AfterFunc(ctx, func() { m.Close() })
-	defer stop()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		st, err := m.Accept(context.Background())
-		if err != nil {
-			return m.Err()
+}
+
+// serving is StartSession's record of one mux: the streams being served, whether the mux has ended,
+// and what to call once both are done.
+type serving struct {
+	mu       sync.Mutex
+	active   int  // streams being served
+	ended    bool // the mux has ended
+	finished bool // done was called
+	done     func()
+}
+
+// add counts a stream about to be served; false once done was called (the mux has ended, and
+// ended the stream).
+func (sg *serving) add() bool {
+	sg.mu.Lock()
+	defer sg.mu.Unlock()
+	if sg.finished {
+		return false
+	}
+	sg.active++
+	return true
+}
+
+// sub counts a stream served; end, the mux's end. Whichever leaves the mux ended with nothing
+// active calls done.
+func (sg *serving) sub() { sg.settle(func() { sg.active-- }) }
+func (sg *serving) end() { sg.settle(func() { sg.ended = true }) }
+
+func (sg *serving) settle(change func()) {
+	sg.mu.Lock()
+	change()
+	fin := sg.ended && sg.active == 0 && !sg.finished
+	sg.finished = sg.finished || fin
+	sg.mu.Unlock()
+	if fin {
+		sg.done()
+	}
+}
+
+// handler returns a mux.Config.Handler that serves each stream on a goroutine of its own, and the record that counts them (its done is the caller's to set before any
+// stream opens).
+func (sv *Server) handler(ctx context.Context, log *slog.Logger) (func(*mux.Stream), *serving) {
+	sg := &serving{}
+	return func(st *mux.Stream) {
+		if !sg.add() {
+			return
 		}
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			if c := sv.connect(ctx, st, log); c != nil {
-				pipeLogged(st, c, log)
-			}
+			defer sg.sub()
+			sv.serveStream(ctx, st, log)
 		}()
-	}
+	}, sg
 }
 
 // connect answers stream st: it connects it to its target and returns the connection, or

@@ -62,7 +62,7 @@ func TestForwardManyStreamsExact(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	testutil.WaitFor(t, func() bool { return tc.m.NumStreams() == 0 && tc.m.Buffered() == 0 }, "client streams to close (%v open)", lazy(func() string { return fmt.Sprint(tc.m.NumStreams()) }))
+	testutil.WaitFor(t, func() bool { return tc.m.NumStreams() == 0 && tc.m.Buffered() == 0 }, "client streams to close (%v open)", testutil.Lazy(func() string { return fmt.Sprint(tc.m.NumStreams()) }))
 }
 
 // Every dispersal mode and scheduler carries streams exactly.
@@ -523,7 +523,7 @@ func TestManyStreamsNoLeak(t *testing.T) {
 	testutil.WaitFor(t, func() bool {
 		return tc.m.NumStreams() == 0 && sm.NumStreams() == 0 && tc.m.Buffered() == 0 && sm.Buffered() == 0 &&
 			runtime.NumGoroutine() <= g0 && openSockets(t) <= fd0
-	}, "everything to be released: %v", lazy(func() string {
+	}, "everything to be released: %v", testutil.Lazy(func() string {
 		return fmt.Sprintf("streams %d/%d, budget %d/%d, goroutines %d (were %d), fds %d (were %d)",
 			tc.m.NumStreams(), sm.NumStreams(), tc.m.Buffered(), sm.Buffered(), runtime.NumGoroutine(), g0, openSockets(t), fd0)
 	}))

@@ -1,0 +1,157 @@
+package mux
+
+import (
+	"context"
+	"io"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// muxGoroutines counts the goroutines, other than the caller, running mux code: methods of
+// the mux's types anywhere on their stack (a reader run, a goroutine sending the queue, a
+// stream's reader or writer).
+func muxGoroutines() int {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	n := 0
+	for i, g := range strings.Split(string(buf), "\n\n") {
+		if i > 0 && strings.Contains(g, "braid/mux.(*") {
+			n++
+		}
+	}
+	return n
+}
+
+// waitMuxGoroutines waits up to a few seconds for the mux's goroutines to number want.
+func waitMuxGoroutines(want int) int {
+	deadline := time.Now().Add(5 * time.Second)
+	n := muxGoroutines()
+	for n != want && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		n = muxGoroutines()
+	}
+	return n
+}
+
+// readyPair is pair over a transport with AfterReady; the server serves its streams with
+// Handler (an echo), so that nothing of the test waits in Accept either.
+func readyPair(t *testing.T) (c, s *Mux, served *sync.WaitGroup) {
+	t.Helper()
+	old := readLinger
+	readLinger = 20 * time.Millisecond
+	t.Cleanup(func() { readLinger = old })
+	ct, st := memPair()
+	served = &sync.WaitGroup{}
+	scfg := &Config{Handler: func(st *Stream) {
+		served.Add(1)
+		go func() {
+			defer served.Done()
+			defer st.Close()
+			if st.Confirm() != nil {
+				return
+			}
+			if _, err := io.Copy(st, st); err == nil {
+				st.CloseWrite()
+			}
+		}()
+	}}
+	c, err := Client(readyTransport{ct}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = Server(readyTransport{st}, scfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Close()
+		s.Close()
+		ct.Abort()
+		served.Wait()
+	})
+	return c, s, served
+}
+
+// An idle mux over a transport with AfterReady holds no goroutine at either end: its reader's
+// run ends after the linger and the next starts when a message comes; nothing waits to write.
+// Streams opened after each idle spell are served byte-exact, and Close ends a mux whose reader
+// waits that way (Close waits for the mux's goroutines: it would hang on a miscount).
+func TestIdleMuxHoldsNoGoroutine(t *testing.T) {
+	ctx := testCtx(t)
+	c, s, served := readyPair(t)
+	for round := range 3 {
+		if n := waitMuxGoroutines(0); n != 0 {
+			t.Fatalf("round %d: %d mux goroutines while idle, want 0", round, n)
+		}
+		for i := range 4 {
+			if err := roundTrip(ctx, c, 1000*i+round, uint64(round*10+i)); err != nil {
+				t.Fatalf("round %d, stream %d: %v", round, i, err)
+			}
+		}
+	}
+	served.Wait()
+	if n := waitMuxGoroutines(0); n != 0 {
+		t.Fatalf("%d mux goroutines while idle after the streams, want 0", n)
+	}
+	closed := make(chan struct{})
+	go func() {
+		c.Close()
+		s.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close of an idle mux did not return")
+	}
+	if _, err := s.Accept(ctx); err == nil {
+		t.Error("Accept after the end returned a stream")
+	}
+}
+
+// With Handler set, every stream the peer opens goes to it, none to Accept; Accept returns only
+// the mux's end. AfterDone runs once the mux has ended, with Err set.
+func TestHandlerAndAfterDone(t *testing.T) {
+	ctx := testCtx(t)
+	var handled atomic.Int32
+	c, s, ct, _ := pair(t, nil, &Config{Handler: func(st *Stream) {
+		handled.Add(1)
+		go st.Refuse(CodeNotAllowed, "test")
+	}})
+	for range 3 {
+		if _, err := c.Open(ctx, "x"); err == nil {
+			t.Fatal("the handler refused the stream, Open succeeded")
+		}
+	}
+	if got := handled.Load(); got != 3 {
+		t.Errorf("handler saw %d streams, want 3", got)
+	}
+	accepted := make(chan error, 1)
+	go func() {
+		_, err := s.Accept(context.Background())
+		accepted <- err
+	}()
+	ended := make(chan error, 1)
+	s.AfterDone(func() { ended <- s.Err() })
+	select {
+	case err := <-accepted:
+		t.Fatalf("Accept returned (%v) while the mux runs", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	ct.Close() // the client's transport ends: the server's mux sees io.EOF
+	select {
+	case err := <-ended:
+		if err != io.EOF {
+			t.Errorf("AfterDone saw Err %v, want io.EOF", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("AfterDone did not run after the mux ended")
+	}
+	if err := <-accepted; err == nil {
+		t.Error("Accept returned no error at the mux's end")
+	}
+}
