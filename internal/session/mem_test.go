@@ -189,6 +189,9 @@ func TestCopyBufSize(t *testing.T) {
 // chunk's: a session's first 64-byte message (a tunnel's HELLO, a request) allocated 256 KiB
 // (the default chunk size) at its sender, kept in the session's chunk pool.
 func TestSmallSendAllocatesLittle(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates for itself; .ci/run runs this test without it")
+	}
 	const sessions = 10
 	l, _ := startListener(t, &Config{MaxPendingSessionsPerIP: sessions})
 	var clients []*Session
@@ -197,6 +200,7 @@ func TestSmallSendAllocatesLittle(t *testing.T) {
 		clients = append(clients, c)
 	}
 	ctx := context.Background()
+	settle() // what earlier tests' goroutines still allocate is counted too
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for _, c := range clients {
@@ -207,7 +211,7 @@ func TestSmallSendAllocatesLittle(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	per := float64(after.TotalAlloc-before.TotalAlloc) / sessions
 	t.Logf("first 64-byte Send: %.1f KiB allocated per session (both ends' goroutines included)", per/1024)
-	if per > 64<<10 {
+	if per > 128<<10 { // half a chunk: 2 KiB measured, 258 KiB before
 		t.Errorf("a session's first 64-byte Send allocated %.0f KiB", per/1024)
 	}
 }
