@@ -44,8 +44,8 @@ func readyPair(t *testing.T) (c, s *Mux, served *sync.WaitGroup) {
 	old := readLinger
 	readLinger = 20 * time.Millisecond
 	t.Cleanup(func() { readLinger = old })
-	ct, st := memPair()
 	served = &sync.WaitGroup{}
+	t.Cleanup(served.Wait) // after the muxes' Close (cleanups run last first)
 	scfg := &Config{Handler: func(st *Stream) {
 		served.Add(1)
 		go func() {
@@ -59,20 +59,7 @@ func readyPair(t *testing.T) (c, s *Mux, served *sync.WaitGroup) {
 			}
 		}()
 	}}
-	c, err := Client(readyTransport{ct}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err = Server(readyTransport{st}, scfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c.Close()
-		s.Close()
-		ct.Abort()
-		served.Wait()
-	})
+	c, s, _, _ = pairOver(t, nil, scfg, func(m *memTransport) Transport { return readyTransport{m} })
 	return c, s, served
 }
 

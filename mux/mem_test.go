@@ -145,12 +145,22 @@ func pair(t interface {
 	Cleanup(func())
 }, ccfg, scfg *Config) (*Mux, *Mux, *memTransport, *memTransport) {
 	t.Helper()
+	return pairOver(t, ccfg, scfg, func(m *memTransport) Transport { return m })
+}
+
+// pairOver is pair with each end's transport made from its memTransport by over.
+func pairOver(t interface {
+	Helper()
+	Fatal(...any)
+	Cleanup(func())
+}, ccfg, scfg *Config, over func(*memTransport) Transport) (*Mux, *Mux, *memTransport, *memTransport) {
+	t.Helper()
 	ct, st := memPair()
-	c, err := Client(ct, ccfg)
+	c, err := Client(over(ct), ccfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := Server(st, scfg)
+	s, err := Server(over(st), scfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -591,18 +591,7 @@ func startEcho() (net.Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				io.Copy(c, c)
-			}()
-		}
-	}()
+	go bench.AcceptLoop(ln, func(c net.Conn) { io.Copy(c, c) })
 	return ln, nil
 }
 

@@ -294,7 +294,7 @@ func startRawPeer() (*rawPeer, error) {
 		return nil, err
 	}
 	p := &rawPeer{echo: echo, sink: sink, tlsSink: tls.NewListener(tlsLn, serverConf), tlsClient: clientConf}
-	go acceptLoop(echo, func(c net.Conn) {
+	go AcceptLoop(echo, func(c net.Conn) {
 		buf := make([]byte, 64<<10)
 		for {
 			n, err := c.Read(buf)
@@ -306,8 +306,8 @@ func startRawPeer() (*rawPeer, error) {
 			}
 		}
 	})
-	go acceptLoop(p.tlsSink, countBytes)
-	go acceptLoop(sink, countBytes)
+	go AcceptLoop(p.tlsSink, countBytes)
+	go AcceptLoop(sink, countBytes)
 	return p, nil
 }
 
@@ -328,7 +328,9 @@ func countBytes(c net.Conn) {
 	}
 }
 
-func acceptLoop(ln net.Listener, serve func(net.Conn)) {
+// AcceptLoop serves each connection ln accepts with serve, on a goroutine of its own, and
+// closes it afterwards; it returns when ln is closed.
+func AcceptLoop(ln net.Listener, serve func(net.Conn)) {
 	for {
 		c, err := ln.Accept()
 		if err != nil {

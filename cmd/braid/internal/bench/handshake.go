@@ -33,7 +33,7 @@ func HandshakeBaseline(ctx context.Context, sessions, concurrency int, insecure 
 	}
 	defer ln.Close()
 	srvCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS13, NextProtos: []string{"braid/2"}}
-	go acceptLoop(ln, func(c net.Conn) {
+	go AcceptLoop(ln, func(c net.Conn) {
 		c.SetDeadline(time.Now().Add(30 * time.Second))
 		if !insecure {
 			tc := tls.Server(c, srvCfg)
