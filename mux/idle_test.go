@@ -142,3 +142,32 @@ func TestHandlerAndAfterDone(t *testing.T) {
 		t.Error("Accept returned no error at the mux's end")
 	}
 }
+
+// A reader run that lingers out before the peer's HELLO has come leaves the next run still
+// expecting it: a server that answers late (a burst of sessions) is no protocol violation.
+func TestLateHelloAfterLinger(t *testing.T) {
+	ctx := testCtx(t)
+	old := readLinger
+	readLinger = 5 * time.Millisecond
+	t.Cleanup(func() { readLinger = old })
+	ct, st := memPair()
+	c, err := Client(readyTransport{ct}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	defer ct.Abort()
+	time.Sleep(50 * time.Millisecond) // several of the client's reader runs end meanwhile
+	s, err := Server(readyTransport{st}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	wg := echo(ctx, s)
+	defer wg.Wait()
+	if err := roundTrip(ctx, c, 1000, 1); err != nil {
+		t.Fatalf("after a late HELLO: %v (client mux: %v)", err, c.Err())
+	}
+	c.Close()
+	s.Close()
+}

@@ -213,7 +213,7 @@ func start(t Transport, first []byte, cfg *Config, odd bool) (*Mux, error) {
 		return nil, fmt.Errorf("mux: sending HELLO: %w", err)
 	}
 	m.stopped.Add(1)
-	go m.readLoop(first, true)
+	go m.readLoop(first)
 	return m, nil
 }
 
@@ -353,8 +353,9 @@ func (m *Mux) newLocal(target string) (*Stream, error) {
 }
 
 // Accept returns the next stream the peer opened (streams the peer reset while they waited are
-// skipped); with Config.Handler set, no stream comes, and it returns when the mux ends. Its Target says what the peer asked for; the caller must Confirm or Refuse it
-// (Write, ReadFrom and CloseWrite Confirm it implicitly, Close refuses it).
+// skipped). Its Target says what the peer asked for; the caller must Confirm or Refuse it
+// (Write, ReadFrom and CloseWrite Confirm it implicitly, Close refuses it). With
+// Config.Handler set, no stream comes to Accept: it returns when the mux ends.
 func (m *Mux) Accept(ctx context.Context) (*Stream, error) {
 	for {
 		m.mu.Lock()
@@ -434,12 +435,17 @@ func (m *Mux) remove(s *Stream) {
 // Close), from goroutines that may hold a stream's lock.
 func (m *Mux) ctrl(s *Stream, frames []byte) { m.queue(s, frames, nil, false) }
 
-// readLoop receives the transport's messages and handles them, msg (if not nil) first; first
-// says that the peer's HELLO is yet to come. It is a run of the mux's reader, counted in
-// stopped. With a transport that has AfterReady, a run ends once no message has come for
+// readLoop receives the transport's messages and handles them, msg (if not nil) first. It is a
+// run of the mux's reader, counted in stopped; runs never overlap. With a transport that has AfterReady, a run ends once no message has come for
 // readLinger, and the next starts when one is ready (waitReady): an idle mux holds no reader
 // goroutine.
-func (m *Mux) readLoop(msg []byte, first bool) {
+func (m *Mux) readLoop(msg []byte) {
+	first := true // the peer's HELLO is yet to come (a run may end before it does)
+	select {
+	case <-m.hello:
+		first = false
+	default:
+	}
 	ctx := m.ctx
 	ar, _ := m.t.(readyWaiter)
 	var l *linger
@@ -498,7 +504,7 @@ var readLinger = time.Second
 // ends first. The caller's count in stopped passes to that run, or is given back here or by
 // fail if it will not come.
 func (m *Mux) waitReady(ar readyWaiter) {
-	stop := ar.AfterReady(func() { m.readLoop(nil, false) })
+	stop := ar.AfterReady(func() { m.readLoop(nil) })
 	m.mu.Lock()
 	if m.err == nil {
 		m.readStop = stop // fail stops it

@@ -72,17 +72,14 @@ func (m *Mux) startFlusher() {
 func (m *Mux) flush(rounds int) error {
 	for i := 0; ; i++ {
 		m.outMu.Lock()
-		if m.outClosed {
-			m.outSending = false
-			m.outMu.Unlock()
-			return m.endErr()
-		}
 		if len(m.outBuf) == 0 {
 			m.outSending = false
 			m.outMu.Unlock()
 			return nil
 		}
-		if rounds > 0 && i == rounds {
+		// Once the mux has ended no goroutine is started (Close may be waiting for them all);
+		// what was queued before goes out on this one.
+		if rounds > 0 && i == rounds && !m.outClosed {
 			m.startFlusher() // outSending passes to it
 			m.outMu.Unlock()
 			return nil
