@@ -19,18 +19,25 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestBenchSessions runs braid bench --sessions small, over TLS (its default) and plain TCP: every
-// session set up and answering after the idle period, the server measured, the transfer made.
+// TestBenchSessions runs braid bench --sessions small, over TLS (its default) and plain TCP, and
+// with tunnel sessions: every session set up and answering after the idle period (a tunnel
+// session through a stream to the bench's echo target), the server measured, the transfer made.
 func TestBenchSessions(t *testing.T) {
 	t.Setenv(asMainEnv, "1") // for the server child
 	for _, c := range []struct {
-		sec   string
-		addrs int // --client-addrs
-	}{{"tls", defaultClientAddrs()}, {"insecure", 1}} {
+		sec    string
+		addrs  int // --client-addrs
+		tunnel bool
+	}{{"tls", defaultClientAddrs(), false}, {"insecure", 1, false}, {"tls", defaultClientAddrs(), true}} {
 		sec := c.sec
-		t.Run(sec, func(t *testing.T) {
-			code, out, errOut := runCmd(t, context.Background(), "bench", "--sessions", "40", "--idle", "1s", "--security", sec,
-				"--client-addrs", strconv.Itoa(c.addrs), "--json")
+		name := sec
+		args := []string{"bench", "--sessions", "40", "--idle", "1s", "--security", sec, "--client-addrs", strconv.Itoa(c.addrs), "--json"}
+		if c.tunnel {
+			name += "/tunnel"
+			args = append(args, "--tunnel")
+		}
+		t.Run(name, func(t *testing.T) {
+			code, out, errOut := runCmd(t, context.Background(), args...)
 			if code != 0 {
 				t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 			}
@@ -38,7 +45,7 @@ func TestBenchSessions(t *testing.T) {
 			if err := json.Unmarshal([]byte(out), &rep); err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}
-			if rep.Security != sec || len(rep.Rows) != 1 || rep.ClientAddrs != c.addrs {
+			if rep.Security != sec || len(rep.Rows) != 1 || rep.ClientAddrs != c.addrs || rep.Tunnel != c.tunnel {
 				t.Fatalf("report %+v", rep)
 			}
 			r := rep.Rows[0]
