@@ -171,3 +171,51 @@ func TestLateHelloAfterLinger(t *testing.T) {
 	c.Close()
 	s.Close()
 }
+
+// stallingReady is a readyTransport whose second AfterReady finds a message already there (so
+// the next reader run starts at once) and then stalls its caller, so that the run it started
+// handles the message and waits again before the caller goes on.
+type stallingReady struct {
+	readyTransport
+	calls atomic.Int32
+	peer  *memTransport
+}
+
+func (t *stallingReady) AfterReady(f func()) (stop func() bool) {
+	if t.calls.Add(1) != 2 {
+		return t.readyTransport.AfterReady(f)
+	}
+	t.peer.Send(context.Background(), appendOpen(nil, 4, "late"))
+	stop = t.readyTransport.AfterReady(f)
+	time.Sleep(50 * time.Millisecond)
+	return stop
+}
+
+// A reader run whose next run started, and waited again, before the first stored its stop must
+// not store a spent one over the live one: fail would call it, never give the waiting run's
+// count back, and Close would wait for ever (found by review).
+func TestCloseAfterOverlappingWaits(t *testing.T) {
+	old := readLinger
+	readLinger = 2 * time.Millisecond
+	t.Cleanup(func() { readLinger = old })
+	ct, st := memPair()
+	defer ct.Abort()
+	c, err := Client(&stallingReady{readyTransport: readyTransport{ct}, peer: st}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Send(context.Background(), appendHello(nil, 64<<10)) // the peer's side, by hand
+	time.Sleep(30 * time.Millisecond)                       // the first run waits (call 1)
+	st.Send(context.Background(), appendOpen(nil, 2, "x"))  // the second run, which waits (call 2)
+	time.Sleep(200 * time.Millisecond)
+	closed := make(chan struct{})
+	go func() {
+		c.Close()
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return")
+	}
+}

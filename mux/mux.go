@@ -132,9 +132,10 @@ func pick[T int | int64](dst *T, v T) {
 //
 // Locks, outermost first: Stream.wmu (one writer per stream), Mux.openMu (from choosing a
 // stream id to queueing its OPEN, so that OPENs leave in id order), Stream.mu (one stream's
-// state), Mux.mu (streams, pending, nextID, lastPeer, peerWindow, err), outMu (the send queue,
-// writer.go). Mux.mu and outMu are leaves: nothing else is taken while either is held. The
-// receive budget is atomic.
+// state), Mux.mu (streams, pending, nextID, lastPeer, peerWindow, err, readStop, readGen), outMu
+// (the send queue, writer.go). Nothing else is taken while Mux.mu is held but outMu (fail marks
+// the queue closed as it sets err), and nothing at all while outMu is. The receive budget is
+// atomic.
 type Mux struct {
 	t      Transport
 	cfg    Config
@@ -153,6 +154,7 @@ type Mux struct {
 	peerWindow int         // the peer's per-stream initial window, from its HELLO
 	err        error       // why the mux ended
 	readStop   func() bool // stops the transport's AfterReady call that starts the next reader run
+	readGen    uint64      // reader runs started: a run's waitReady stores readStop only if it is the latest
 
 	openMu sync.Mutex
 
@@ -220,9 +222,9 @@ func start(t Transport, first []byte, cfg *Config, odd bool) (*Mux, error) {
 // Done is closed when the mux has ended: Close, the transport's end, or a protocol violation.
 func (m *Mux) Done() <-chan struct{} { return m.done }
 
-// AfterDone calls f on a goroutine of its own once the mux has ended (Err is set), without a
-// goroutine waiting until then; stop, like context.AfterFunc's, keeps f from running and
-// reports whether it did.
+// AfterDone calls f on a goroutine of its own once the mux has ended (Err is set; Done may not
+// be closed yet, nor every stream ended), without a goroutine waiting until then; stop, like
+// context.AfterFunc's, keeps f from running and reports whether it did.
 func (m *Mux) AfterDone(f func()) (stop func() bool) { return context.AfterFunc(m.ctx, f) }
 
 // Err returns why the mux ended, or nil while it runs. A peer that closed its session cleanly
@@ -248,6 +250,7 @@ func (m *Mux) Buffered() int64 { return m.budget.Load() }
 // it waits for the mux's own goroutines to stop.
 func (m *Mux) Close() error {
 	m.fail(ErrClosed)
+	<-m.done // a fail already under way (another Close, the transport's end) has finished
 	m.stopped.Wait()
 	return nil
 }
@@ -266,10 +269,12 @@ func (m *Mux) fail(err error) {
 	}
 	m.pending = nil
 	stopRead := m.readStop
-	m.mu.Unlock()
+	// Nothing more is queued, nor a goroutine started to send it, from the moment err is seen:
+	// a goroutine started after a Close's wait began would escape it.
 	m.outMu.Lock()
-	m.outClosed = true // nothing more is queued, nor a goroutine started to send it
+	m.outClosed = true
 	m.outMu.Unlock()
+	m.mu.Unlock()
 	m.cancel()
 	if stopRead != nil && stopRead() {
 		m.stopped.Done() // the reader's run that waited for the next message will not come
@@ -440,6 +445,10 @@ func (m *Mux) ctrl(s *Stream, frames []byte) { m.queue(s, frames, nil, false) }
 // readLinger, and the next starts when one is ready (waitReady): an idle mux holds no reader
 // goroutine.
 func (m *Mux) readLoop(msg []byte) {
+	m.mu.Lock()
+	m.readGen++
+	gen := m.readGen
+	m.mu.Unlock()
 	first := true // the peer's HELLO is yet to come (a run may end before it does)
 	select {
 	case <-m.hello:
@@ -458,7 +467,7 @@ func (m *Mux) readLoop(msg []byte) {
 			var err error
 			if msg, err = m.t.Receive(ctx); err != nil {
 				if l != nil && ctx.Err() != nil && m.ctx.Err() == nil {
-					m.waitReady(ar) // the count in stopped passes to the next run
+					m.waitReady(ar, gen) // the count in stopped passes to the next run
 					return
 				}
 				if !errors.Is(err, io.EOF) && m.ctx.Err() == nil {
@@ -505,13 +514,17 @@ type readyWaiter interface {
 var readLinger = 100 * time.Millisecond
 
 // waitReady has a new reader run start once the transport has a message ready, unless the mux
-// ends first. The caller's count in stopped passes to that run, or is given back here or by
-// fail if it will not come.
-func (m *Mux) waitReady(ar readyWaiter) {
+// ends first. The caller, run gen, passes its count in stopped to that run; it is given back
+// here or by fail if the run will not come. The run may start at once, and even wait again
+// itself before this stores its stop: a stop is stored only by the latest run, or fail would
+// call a spent one and Close wait for ever.
+func (m *Mux) waitReady(ar readyWaiter, gen uint64) {
 	stop := ar.AfterReady(func() { m.readLoop(nil) })
 	m.mu.Lock()
 	if m.err == nil {
-		m.readStop = stop // fail stops it
+		if m.readGen == gen {
+			m.readStop = stop // fail stops it
+		}
 		m.mu.Unlock()
 		return
 	}
@@ -525,12 +538,13 @@ func (m *Mux) waitReady(ar readyWaiter) {
 // fires (every d), looks whether a message came since it last looked (msgs), and cancels if
 // none did. A run's messages cost it an atomic add each, not a timer reset.
 type linger struct {
-	msgs   atomic.Uint64
-	mu     sync.Mutex // guards seen and timer (against the timer's first firing)
-	seen   uint64
-	timer  *time.Timer
-	d      time.Duration
-	cancel context.CancelFunc
+	msgs    atomic.Uint64
+	mu      sync.Mutex // guards seen, stopped and timer (against the timer's first firing)
+	seen    uint64
+	stopped bool
+	timer   *time.Timer
+	d       time.Duration
+	cancel  context.CancelFunc
 }
 
 func newLinger(parent context.Context, d time.Duration) (context.Context, *linger) {
@@ -545,6 +559,9 @@ func newLinger(parent context.Context, d time.Duration) (context.Context, *linge
 func (l *linger) fire() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.stopped {
+		return
+	}
 	if n := l.msgs.Load(); n != l.seen {
 		l.seen = n
 		l.timer.Reset(l.d)
@@ -556,6 +573,7 @@ func (l *linger) fire() {
 // stop ends the linger: its timer and its context.
 func (l *linger) stop() {
 	l.mu.Lock()
+	l.stopped = true
 	l.timer.Stop()
 	l.mu.Unlock()
 	l.cancel()

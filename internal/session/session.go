@@ -125,7 +125,7 @@ type Session struct {
 	scheduler sched.Scheduler
 	view      []sched.Path // reused scheduler input (built under mu as well)
 	pieceBufs [][]byte     // Encode's destinations
-	chunkPool sync.Pool    // *outChunk with ChunkSize-capacity buffers (and pieces, coded)
+	chunkPool sync.Pool    // *outChunk with their buffers (copyBufSize; coded: ChunkSize-capacity, and pieces)
 
 	// inlineHint is the path whose reader just completed a one-chunk message that a Receive waits
 	// for (set under mu, read without it by every reader after every frame).

@@ -67,7 +67,7 @@ func StartSession(ctx context.Context, s *braid.Session, first []byte, sv *Serve
 	if err != nil {
 		return nil, err
 	}
-	// done can only come after the mux's end, which comes after this.
+	// done comes only from sg.end, which only the AfterDone below calls: after this.
 	sg.done = func() {
 		m.Close() // waits for the mux's own goroutines
 		done(m.Err())
