@@ -57,15 +57,15 @@ func (l *Listener) Fingerprint() string { return l.l.Fingerprint() }
 
 // ListenerStats is a snapshot of what a Listener has accepted and refused since it started.
 type ListenerStats struct {
-	Sessions        int    // sessions held now, accepted or not
-	SessionsOpened  uint64 // sessions created (SESSION_NEW accepted)
-	SessionsRefused uint64 // SESSION_NEW handshakes refused
+	Sessions        int    `json:"sessions"`         // sessions held now, accepted or not
+	SessionsOpened  uint64 `json:"sessions_opened"`  // sessions created (SESSION_NEW accepted)
+	SessionsRefused uint64 `json:"sessions_refused"` // SESSION_NEW handshakes refused
 	// Refused counts what was refused, by reason: "conn_limit" (closed at accept by MaxConns,
 	// MaxConnsPerIP or MaxHandshakes), "tls_handshake" (the TLS handshake failed), and the
 	// lower-case ERROR code sent otherwise: a handshake refused ("unauthorized",
 	// "too_many_sessions", "bad_token", ...) or a session ended for a frame that broke the
 	// protocol ("invalid_chunk", "over_budget", "frame_too_large", "protocol", ...).
-	Refused map[string]uint64
+	Refused map[string]uint64 `json:"refused"`
 }
 
 // Stats returns a snapshot of what the Listener has accepted and refused.

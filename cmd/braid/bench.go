@@ -17,7 +17,7 @@ import (
 )
 
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("bench", "[flags] [ADDR]  or  --paths 1,2,4,8 [flags] [ADDR]", stderr)
+	fs := newFlagSet("bench", "[flags] [ADDR]  or  --paths 1,2,4,8 [flags] [ADDR]  or  --tunnel [flags]  or  --sessions N[,N...] [--tunnel] [flags]", stderr)
 	pathList := fs.String("paths", "", "measure multipath sessions with these path counts (comma-separated): on loopback beside raw TCP, or to ADDR (a braid serve) beside one path")
 	chunk := fs.String("chunk-size", "256KiB", "with --paths: session chunk size")
 	copySend := fs.Bool("copy", false, "with --paths: send with Session.Send, which copies each message, instead of SendNoCopy")

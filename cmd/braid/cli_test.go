@@ -80,6 +80,7 @@ func TestHelpVersionAndExitCodes(t *testing.T) {
 		{[]string{"help", "bench"}, 0, "-reverse", "", true},
 		{[]string{"help", "nope"}, 2, "", `unknown command "nope"`, false},
 		{[]string{"help"}, 0, "version", "", true},
+		{[]string{"help", "help"}, 0, "Commands:", "", true},
 		{[]string{"--help"}, 0, "Commands:", "", true},
 		{[]string{"version"}, 0, "braid ", "", true},
 		{[]string{"--version"}, 0, "go1.", "", true},

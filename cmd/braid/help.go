@@ -26,7 +26,9 @@ one is sent on a new connection; the exit status is 1 if no probe was answered.`
 in the same run. With ADDR (a braid serve, possibly on another host): --paths N measures a
 session of N paths for --time (or --bytes), beside one path to the same server in the same
 run; --reverse makes the server send; -i prints iperf3-style interval reports per path.
-Rates are in bits per second.`,
+--tunnel: braid tunnel on loopback beside direct TCP and a plain relay. --sessions N,...:
+N idle sessions on a braid serve child process (with --tunnel, tunnel sessions), its memory
+and CPU per session. Rates are in bits per second.`,
 	"eval": `Runs scenarios (paths with rates, delays and timed events; a workload) over emulated
 paths. A SCENARIO is the name of one built into braid (braid eval --list), a name in
 --scenarios DIR, or a path to a scenario file.`,

@@ -68,6 +68,27 @@ func TestProgressCompleteShowsAll(t *testing.T) {
 	}
 }
 
+// TestSendTimeout: --timeout limits the whole send, and its error says so; without it (the
+// default) a send has no limit of its own.
+func TestSendTimeout(t *testing.T) {
+	dir := t.TempDir()
+	addr, fp := startServe(t, "--identity", filepath.Join(dir, "server"))
+	gate := make(chan struct{})
+	defer close(gate)
+	withStdin(t, &gatedReader{first: bytes.NewReader([]byte("some")), rest: bytes.NewReader(nil), gate: gate})
+	start := time.Now()
+	code, _, e := runCmd(t, context.Background(), "send", "--server-fingerprint", fp, "--file", "-", "--timeout", "500ms", addr)
+	if code == 0 || !strings.Contains(e, "gave up after --timeout 500ms") {
+		t.Errorf("a send held past --timeout: exit %d: %s", code, e)
+	}
+	if el := time.Since(start); el > 20*time.Second {
+		t.Errorf("--timeout 500ms ended the send after %v", el)
+	}
+	if code, out, _ := runCmd(t, context.Background(), "help", "send"); code != 0 || !strings.Contains(out, "(0: no limit;") || strings.Contains(out, "(default 10m0s)") {
+		t.Errorf("send --timeout's help does not show it unlimited by default:\n%s", out)
+	}
+}
+
 // TestSendIntervals: -i prints a line per path and their sum each interval, iperf3 style.
 func TestSendIntervals(t *testing.T) {
 	dir := t.TempDir()
@@ -248,7 +269,9 @@ func TestServeJSONSummary(t *testing.T) {
 			Transfers map[string]int
 			Bytes     int64
 		}
-		Listener struct{ SessionsOpened uint64 }
+		Listener struct {
+			SessionsOpened uint64 `json:"sessions_opened"` // snake_case, as every other key
+		}
 	}
 	if err := json.Unmarshal([]byte("{"+js), &sm); err != nil || sm.Command != "serve" || sm.Received.Sessions != 2 ||
 		sm.Received.Transfers["message"] != 2 || sm.Received.Bytes != 10 || sm.Listener.SessionsOpened != 2 {

@@ -77,11 +77,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "--version", "-version":
 		args = []string{"version"}
 	case "help":
-		if len(args) == 1 {
+		if len(args) == 1 || len(args) == 2 && args[1] == "help" {
 			usage(stdout)
 			return exitOK
 		}
-		if len(args) > 2 || args[1] == "help" || findCommand(args[1]) == nil {
+		if len(args) > 2 || findCommand(args[1]) == nil {
 			fmt.Fprintf(stderr, "braid help: unknown command %q\n\n", strings.Join(args[1:], " "))
 			usage(stderr)
 			return exitUsage

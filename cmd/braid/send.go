@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -167,7 +168,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	sf := addSessionFlags(fs)
 	single := fs.Bool("single", false, "use the single-path frame protocol (TEXT/DATA answered by ACK) instead of a session")
 	frame := fs.Int("frame-size", 1<<20, "with --single: DATA frame payload size for --file, bytes")
-	timeout := fs.Duration("timeout", 10*time.Minute, "give up after this long")
+	timeout := fs.Duration("timeout", 0, "give up if the send has not completed after this long (0: no limit; a dead server or paths end it anyway: connecting, the handshake and every path have limits of their own)")
 	of := addOutputFlags(fs)
 	ct := addClientTrustFlags(fs)
 	lf := addLogFlags(fs)
@@ -195,9 +196,9 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return usageError(fs, "%v", err)
 		}
-		tctx, cancel := context.WithTimeout(ctx, *timeout)
+		tctx, cancel := withSendTimeout(ctx, *timeout)
 		defer cancel()
-		return sendSingle(tctx, fs.Arg(0), *message, *file, *frame, conf, log, stdout)
+		return timeoutErr(tctx, *timeout, sendSingle(tctx, fs.Arg(0), *message, *file, *frame, conf, log, stdout))
 	}
 	specs, cfg, err := sf.config(fs, fs.Args())
 	if err != nil {
@@ -234,7 +235,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		defer metrics.close()
 	}
 
-	tctx, cancel := context.WithTimeout(ctx, *timeout)
+	tctx, cancel := withSendTimeout(ctx, *timeout)
 	defer cancel()
 	s, err := braid.DialPaths(tctx, specs, cfg)
 	if err != nil {
@@ -243,7 +244,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return errInterrupted
 		}
 		metrics.dialFailed(err)
-		return err
+		return timeoutErr(tctx, *timeout, err)
 	}
 	defer s.Abort() // after Close, a no-op
 	metrics.track(s)
@@ -264,6 +265,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	stopLive := of.liveReport(stdout, stderr, h.Name, h.Size, s.Stats, sending, delivered)
 	start := time.Now()
 	rc, digest, err := sendInterruptible(tctx, s, h, src, &read)
+	err = timeoutErr(tctx, *timeout, err)
 	stopLive(err == nil)
 	states := pathStates(s.Stats())
 	if err == nil {
@@ -291,6 +293,23 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if sm.Interrupted {
 		return errInterrupted
+	}
+	return err
+}
+
+// withSendTimeout is ctx limited to d, if d > 0 (send --timeout).
+func withSendTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return context.WithCancel(ctx)
+	}
+	return context.WithTimeout(ctx, d)
+}
+
+// timeoutErr names --timeout in err when the limit it set is what ended the send (ctx's own
+// deadline passed; an interrupt or the session's own limits are reported as they are).
+func timeoutErr(ctx context.Context, d time.Duration, err error) error {
+	if err != nil && d > 0 && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("gave up after --timeout %s: %w", d, err)
 	}
 	return err
 }
