@@ -271,6 +271,14 @@ func (l *Listener) handle(raw net.Conn, a *admission) {
 		c.Close()
 		return
 	}
+	if l.tlsConf == nil && looksLikeTLS(hdr[:]) {
+		// No frame starts so (its length would be hundreds of MB): a TLS client.
+		if ok, n := l.refusals.allow(time.Now()); ok {
+			log.Warn("connection refused", "reason", "the client speaks TLS and this server is plain TCP (insecure): start the client insecure too, or the server with TLS", "others_not_logged", n)
+		}
+		c.Close()
+		return
+	}
 	if t := wire.Type(hdr[4]); t != wire.TypeSessionNew && t != wire.TypeSessionAttach {
 		if l.cfg.requiresClientAuth() && !sec.clientCert {
 			// The frame protocol has no token: a server that accepts only authenticated

@@ -580,3 +580,42 @@ func TestFrameBadInputThroughTLS(t *testing.T) {
 		t.Fatalf("the good client was disturbed: %v", err)
 	}
 }
+
+// TestSecurityMismatchNamed: a TLS client of a plain-TCP server, and a plain-TCP client of a
+// TLS server, each fail with an error that says what to change, and the plain server logs why
+// it closed the connection.
+func TestSecurityMismatchNamed(t *testing.T) {
+	ctx := context.Background()
+	plain, logs := startListener(t, &Config{Insecure: true})
+	_, err := Dial(ctx, plain.Addr().String(), pinned(&Config{Paths: 1}))
+	if !errors.Is(err, ErrTLS) || !strings.Contains(err.Error(), "the client must be insecure too") {
+		t.Errorf("TLS client, plain server: %v", err)
+	}
+	testutil.WaitFor(t, func() bool {
+		return strings.Contains(logs.String(), "the client speaks TLS and this server is plain TCP")
+	},
+		"the plain server to log why it closed the connection")
+
+	withTLS, _ := startListener(t, nil)
+	_, err = Dial(ctx, withTLS.Addr().String(), &Config{Paths: 1, Insecure: true})
+	if err == nil || !strings.Contains(err.Error(), "if it speaks TLS, the client must too") {
+		t.Errorf("plain client, TLS server: %v", err)
+	}
+}
+
+func TestLooksLikeTLS(t *testing.T) {
+	for _, tc := range []struct {
+		b    []byte
+		want bool
+	}{
+		{[]byte{0x16, 0x03, 0x01, 0x02, 0x00}, true}, // a ClientHello's record header
+		{[]byte{0x16, 0x03, 0x03}, true},
+		{[]byte{0x00, 0x00, 0x00, 0x10, 0x01}, false}, // a frame header
+		{[]byte{0x16, 0x02, 0x00}, false},
+		{[]byte{0x16}, false},
+	} {
+		if got := looksLikeTLS(tc.b); got != tc.want {
+			t.Errorf("looksLikeTLS(% x) = %v", tc.b, got)
+		}
+	}
+}
