@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 
 	"github.com/braidnet/braid/mux"
 )
@@ -22,6 +23,9 @@ func runCat(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	rest, target := fs.Args(), ""
 	if len(sf.specs) == 0 && len(rest) == 2 || len(sf.specs) > 0 && len(rest) == 1 {
 		rest, target = rest[:len(rest)-1], rest[len(rest)-1]
+		if _, port, err := net.SplitHostPort(target); err != nil || port == "" {
+			return usageError(fs, "target %q: want HOST:PORT", target)
+		}
 	}
 	log, err := lf.logger(stderr) // a pipe stays quiet unless -v
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -112,6 +113,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	l, err := braid.Listen(*listen, cfg)
 	if err != nil {
 		return err
+	}
+	// Once listening: a server that could not bind has no fingerprint for clients to pin.
+	if fp := l.Fingerprint(); fp != "" {
+		fmt.Fprintf(info, "server fingerprint %s (clients: --server-fingerprint %s)\n", fp, fp)
 	}
 	metrics.setListener(l)
 	tally := newServeTally()

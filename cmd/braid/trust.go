@@ -111,7 +111,9 @@ func (ct *clientTrust) apply(cfg *braid.Config, addr string, stderr io.Writer) e
 	}
 	cfg.TLS = conf
 	cfg.RequirePostQuantum = ct.requirePQ
-	return nil
+	// What the flags set is checked here, where a mistake is a usage error (exit 2), and
+	// not first when a session is dialed.
+	return cfg.Validate()
 }
 
 // frameTLS is the TLS configuration of a single-path frame client to addr, or nil with
@@ -203,11 +205,6 @@ func (st *serverTrust) apply(cfg *braid.Config, stdout io.Writer) error {
 			fmt.Fprintf(stdout, "created a new server identity in %s\n", st.identity)
 		}
 	}
-	fp, err := secure.CertFingerprint(cert)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "server fingerprint %s (clients: --server-fingerprint %s)\n", fp, fp)
 	conf := &tls.Config{Certificates: []tls.Certificate{cert}}
 	if st.clientCA != "" {
 		pool, err := loadCAs("--client-ca", st.clientCA)
