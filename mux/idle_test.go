@@ -3,28 +3,18 @@ package mux
 import (
 	"context"
 	"io"
-	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/braidnet/braid/internal/testutil"
 )
 
 // muxGoroutines counts the goroutines, other than the caller, running mux code: methods of
 // the mux's types anywhere on their stack (a reader run, a goroutine sending the queue, a
 // stream's reader or writer).
-func muxGoroutines() int {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	n := 0
-	for i, g := range strings.Split(string(buf), "\n\n") {
-		if i > 0 && strings.Contains(g, "braid/mux.(*") {
-			n++
-		}
-	}
-	return n
-}
+func muxGoroutines() int { return testutil.GoroutinesIn("braid/mux.(*") }
 
 // waitMuxGoroutines waits up to a few seconds for the mux's goroutines to number want.
 func waitMuxGoroutines(want int) int {

@@ -441,10 +441,16 @@ func (m *Mux) remove(s *Stream) {
 func (m *Mux) ctrl(s *Stream, frames []byte) { m.queue(s, frames, nil, false) }
 
 // readLoop receives the transport's messages and handles them, msg (if not nil) first. It is a
-// run of the mux's reader, counted in stopped; runs never overlap. With a transport that has AfterReady, a run ends once no message has come for
-// readLinger, and the next starts when one is ready (waitReady): an idle mux holds no reader
-// goroutine.
+// run of the mux's reader, counted in stopped; runs never overlap. With a transport that has
+// AfterReady, a run ends once no message has come for readLinger, and the next starts when one
+// is ready (waitReady): an idle mux holds no reader goroutine.
 func (m *Mux) readLoop(msg []byte) {
+	handedOn := false // the count in stopped passed to the next run
+	defer func() {
+		if !handedOn {
+			m.stopped.Done()
+		}
+	}()
 	m.mu.Lock()
 	m.readGen++
 	gen := m.readGen
@@ -467,14 +473,14 @@ func (m *Mux) readLoop(msg []byte) {
 			var err error
 			if msg, err = m.t.Receive(ctx); err != nil {
 				if l != nil && ctx.Err() != nil && m.ctx.Err() == nil {
-					m.waitReady(ar, gen) // the count in stopped passes to the next run
+					m.waitReady(ar, gen)
+					handedOn = true
 					return
 				}
 				if !errors.Is(err, io.EOF) && m.ctx.Err() == nil {
 					m.log.Debug("mux: session receive ended", "err", err)
 				}
 				m.fail(err)
-				m.stopped.Done()
 				return
 			}
 			if l != nil {
@@ -489,7 +495,6 @@ func (m *Mux) readLoop(msg []byte) {
 			m.log.Warn("mux: protocol violation, aborting the session", "err", err)
 			m.fail(err)
 			m.t.Abort()
-			m.stopped.Done()
 			return
 		}
 		msg = nil

@@ -503,11 +503,13 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 		if s == nil {
 			return
 		}
-		answer := func() error { return answer(ctx, s) }
+		var err error
 		if m := muxes[i]; m != nil {
-			answer = func() error { return answerStream(ctx, m, echo) }
+			err = answerStream(ctx, m, echo)
+		} else {
+			err = answer(ctx, s)
 		}
-		if err := answer(); err != nil {
+		if err != nil {
 			unanswered.Add(1)
 			answerErr.CompareAndSwap(nil, err.Error())
 			return
@@ -573,8 +575,8 @@ func answerStream(ctx context.Context, m *mux.Mux, echo string) error {
 		return err
 	}
 	defer st.Close()
-	stop := context.AfterFunc(ctx, func() { st.Reset(mux.CodeCancel, "timed out") })
-	defer stop()
+	deadline, _ := ctx.Deadline()
+	st.SetDeadline(deadline)
 	if _, err := st.Write([]byte{1}); err != nil {
 		return err
 	}

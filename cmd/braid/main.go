@@ -215,7 +215,7 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 
 // usageError prints msg and the short usage, and returns errUsage.
 func usageError(fs *flag.FlagSet, format string, args ...any) error {
-	fmt.Fprintf(fs.Output(), "%s: %s\n", fs.Name(), strings.ReplaceAll(fmt.Sprintf(format, args...), "braid: ", ""))
+	fmt.Fprintf(fs.Output(), "%s: %s\n", fs.Name(), errorText(fmt.Errorf(format, args...)))
 	shortUsage(fs)
 	return errUsage
 }

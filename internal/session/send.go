@@ -202,7 +202,7 @@ func (s *Session) send(ctx context.Context, msg []byte, l *lease) error {
 			if cap(oc.buf) < hi-lo {
 				oc.buf = make([]byte, copyBufSize(hi-lo, s.chunkSize))
 			}
-			oc.payload = oc.buf[:copy(oc.buf[:cap(oc.buf)], msg[lo:hi])]
+			oc.payload = oc.buf[:copy(oc.buf, msg[lo:hi])]
 		}
 		oc.hdr = wire.ChunkHeader{Item: item, Chunk: c, Total: total}
 		oc.reset()

@@ -6,6 +6,9 @@ package testutil
 import (
 	"bytes"
 	"net"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -90,3 +93,24 @@ func WaitFor(t *testing.T, cond func() bool, format string, args ...any) {
 type Lazy func() string
 
 func (l Lazy) String() string { return l() }
+
+// GoroutinesIn counts the goroutines other than the caller whose stacks hold any of the given
+// strings (function names: what a goroutine still runs).
+func GoroutinesIn(names ...string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for i, g := range strings.Split(string(buf), "\n\n") {
+		if i > 0 && slices.ContainsFunc(names, func(name string) bool { return strings.Contains(g, name) }) {
+			count++
+		}
+	}
+	return count
+}

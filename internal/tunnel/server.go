@@ -41,46 +41,44 @@ func (sv *Server) serveStream(ctx context.Context, st *mux.Stream, log *slog.Log
 	}
 }
 
-// serving is StartSession's record of one mux: the streams being served, whether the mux has ended,
-// and what to call once both are done.
+// serving is StartSession's record of one mux: the streams being served, whether the mux has
+// ended, and what to call once both are done.
 type serving struct {
-	mu       sync.Mutex
-	active   int  // streams being served
-	ended    bool // the mux has ended
-	finished bool // done was called
-	done     func()
+	mu     sync.Mutex
+	active int  // streams being served
+	ended  bool // the mux has ended
+	done   func()
 }
 
-// add counts a stream about to be served; false once done was called (the mux has ended, and
-// ended the stream).
+// add counts a stream about to be served; false once the mux has ended (which ended the
+// stream), so that nothing is counted after done may have been called.
 func (sg *serving) add() bool {
 	sg.mu.Lock()
 	defer sg.mu.Unlock()
-	if sg.finished {
+	if sg.ended {
 		return false
 	}
 	sg.active++
 	return true
 }
 
-// sub counts a stream served; end, the mux's end. Whichever leaves the mux ended with nothing
-// active calls done.
+// sub counts a stream served; end, the mux's end (once). Whichever leaves the mux ended with
+// nothing active calls done: the end, if no stream was active, or the last stream after it.
 func (sg *serving) sub() { sg.settle(func() { sg.active-- }) }
 func (sg *serving) end() { sg.settle(func() { sg.ended = true }) }
 
 func (sg *serving) settle(change func()) {
 	sg.mu.Lock()
 	change()
-	fin := sg.ended && sg.active == 0 && !sg.finished
-	sg.finished = sg.finished || fin
+	fin := sg.ended && sg.active == 0
 	sg.mu.Unlock()
 	if fin {
 		sg.done()
 	}
 }
 
-// handler returns a mux.Config.Handler that serves each stream on a goroutine of its own, and the record that counts them (its done is the caller's to set before any
-// stream opens).
+// handler returns a mux.Config.Handler that serves each stream on a goroutine of its own, and
+// the record that counts them (its done is the caller's to set before the mux can end).
 func (sv *Server) handler(ctx context.Context, log *slog.Logger) (func(*mux.Stream), *serving) {
 	sg := &serving{}
 	return func(st *mux.Stream) {
