@@ -30,6 +30,7 @@ type Client struct {
 	mu  sync.Mutex // one exchange at a time; guards the fields below
 	seq uint64     // TEXT and DATA frames sent
 	err error      // sticky: the connection is unusable
+	got bool       // a frame has come from the server
 }
 
 // Dial connects to a Braid server at addr ("host:port").
@@ -261,11 +262,15 @@ func (c *Client) queue(t wire.Type, p []byte) error {
 func (c *Client) receive() (wire.Frame, error) {
 	f, err := c.r.ReadFrame()
 	if err != nil {
-		if err == io.EOF {
+		switch {
+		case err == io.EOF && !c.got && c.cfg.TLS == nil:
+			err = fmt.Errorf("braid: server closed the connection at the first frame (if it speaks TLS, the client must too, not insecure): %w", io.ErrUnexpectedEOF)
+		case err == io.EOF:
 			err = fmt.Errorf("braid: server closed the connection: %w", io.ErrUnexpectedEOF)
 		}
 		return f, err
 	}
+	c.got = true
 	c.trace("recv", f.Type, len(f.Payload))
 	if f.Type == wire.TypeError {
 		e, perr := wire.ParseError(f.Payload)

@@ -273,6 +273,57 @@ func TestClientContextCancel(t *testing.T) {
 	}
 }
 
+// TestClosedAtFirstFrameNamesTLS: a server that closes the connection at a plain client's first
+// frame, as a TLS server does, gets an error saying the client may need TLS; one that closes it
+// after answering does not.
+func TestClosedAtFirstFrameNamesTLS(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	answers := make(chan int, 2) // frames each accepted connection answers before closing
+	answers <- 0
+	answers <- 1
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			n := <-answers
+			r, w := wire.NewReader(c, 1<<20), wire.NewWriter(c)
+			for ; ; n-- {
+				f, err := r.ReadFrame()
+				if err != nil || n == 0 {
+					break
+				}
+				w.Queue(wire.TypePong, nil, f.Payload)
+				w.Flush()
+			}
+			c.Close()
+		}
+	}()
+	for _, tc := range []struct {
+		name   string
+		hinted bool
+	}{{"closed at the first frame", true}, {"closed after an answer", false}} {
+		c := dialClient(t, ln.Addr().String())
+		if !tc.hinted {
+			if _, err := c.Ping(context.Background(), make([]byte, 8)); err != nil {
+				t.Fatalf("%s: first ping: %v", tc.name, err)
+			}
+		}
+		_, err := c.Ping(context.Background(), make([]byte, 8))
+		if !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("%s: err = %v, want unexpected EOF", tc.name, err)
+		}
+		if got := strings.Contains(err.Error(), "speaks TLS"); got != tc.hinted {
+			t.Errorf("%s: TLS hint %v in %q, want %v", tc.name, got, err, tc.hinted)
+		}
+	}
+}
+
 // TestManyConcurrentClients: 500 clients at once, each doing ping, text and data.
 func TestManyConcurrentClients(t *testing.T) {
 	testutil.CheckLeaks(t)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/braidnet/braid"
 	"github.com/braidnet/braid/cmd/braid/internal/bench"
+	"github.com/braidnet/braid/cmd/braid/internal/eval"
 	"github.com/braidnet/braid/internal/disperse"
 )
 
@@ -227,24 +227,9 @@ func printReport(w io.Writer, asJSON bool, rep any, table func(io.Writer)) error
 	return nil
 }
 
-// parseSize reads a byte count such as "512", "64KiB", "4MiB", "1GiB" (also K, M, G, KB, MB).
+// parseSize reads a byte count such as "512", "64KiB", "4MiB", "1GiB" or "10MB" as the scenario
+// files do (eval.ParseSize: K, M, G are binary, kB, MB, GB decimal).
 func parseSize(s string) (int, error) {
-	s = strings.TrimSpace(s)
-	units := []struct {
-		suffix string
-		mult   int
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10},
-		{"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}}
-	mult := 1
-	for _, u := range units {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n < 0 || n > (1<<40)/mult {
-		return 0, fmt.Errorf("bad size %q", s)
-	}
-	return n * mult, nil
+	n, err := eval.ParseSize(s)
+	return int(n), err
 }

@@ -77,11 +77,11 @@ func benchRemote(ctx context.Context, target string, o remoteOptions) (*remoteRe
 	for r := range o.runs {
 		for i, c := range cases {
 			if o.every > 0 {
-				fmt.Fprintf(o.out, "-- %d path(s), %s, run %d of %d\n", c.n, c.mode, r+1, o.runs)
+				fmt.Fprintf(o.out, "-- %s, %s, run %d of %d\n", bench.Count(c.n, "path"), c.mode, r+1, o.runs)
 			}
 			row, err := remoteOnce(ctx, o, c.n, c.mode)
 			if err != nil {
-				return nil, fmt.Errorf("%d paths, %s: %w", c.n, c.mode, err)
+				return nil, fmt.Errorf("%s, %s: %w", bench.Count(c.n, "path"), c.mode, err)
 			}
 			runs[i] = append(runs[i], row)
 		}

@@ -115,7 +115,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if !*quiet {
 		level.Set(slog.LevelInfo)
 	}
-	fmt.Fprintf(out, "\n== a session over %d paths, mode %s: a message and a %s text file\n", *paths, m, *size)
+	fmt.Fprintf(out, "\n== a session over %s, mode %s: a message and a %s text file\n", bench.Count(*paths, "path"), m, *size)
 	var wg sync.WaitGroup
 	var serveErr error
 	wg.Add(1)

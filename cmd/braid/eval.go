@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/braidnet/braid/cmd/braid/internal/bench"
 	"github.com/braidnet/braid/cmd/braid/internal/eval"
 	"github.com/braidnet/braid/scenarios"
 )
@@ -49,7 +50,7 @@ func runEval(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "%-24s %d paths, %v, %s workload\n", n, len(sc.Paths), sc.Duration, sc.Workload.Kind)
+			fmt.Fprintf(stdout, "%-24s %s, %v, %s workload\n", n, bench.Count(len(sc.Paths), "path"), sc.Duration, sc.Workload.Kind)
 		}
 		return nil
 	}

@@ -166,10 +166,24 @@ func newFlagSet(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 			fmt.Fprintf(stderr, "%s.\n\n", strings.ToUpper(c.summary[:1])+c.summary[1:])
 		}
 		fmt.Fprintln(stderr, "Flags:")
-		fs.PrintDefaults()
+		printFlags(fs)
 	}
 	synopses.Store(fs, synopsis)
 	return fs
+}
+
+// printFlags prints fs's flags as PrintDefaults does, leaving out those for braid's own use, whose
+// usage begins "internal:" (the netns agent's --agent).
+func printFlags(fs *flag.FlagSet) {
+	shown := flag.NewFlagSet(fs.Name(), flag.ContinueOnError)
+	shown.SetOutput(fs.Output())
+	fs.VisitAll(func(f *flag.Flag) {
+		if !strings.HasPrefix(f.Usage, "internal:") {
+			shown.Var(f.Value, f.Name, f.Usage)
+			shown.Lookup(f.Name).DefValue = f.DefValue // not the value parsed so far
+		}
+	})
+	shown.PrintDefaults()
 }
 
 // synopses remembers each flag set's synopsis, for the short usage printed after a mistake.

@@ -211,12 +211,13 @@ func TestServeSendPingShutdown(t *testing.T) {
 }
 
 func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int{"512": 512, "64KiB": 64 << 10, "4MiB": 4 << 20, "1GiB": 1 << 30, "2M": 2 << 20, "10B": 10} {
+	for in, want := range map[string]int{"512": 512, "64KiB": 64 << 10, "4MiB": 4 << 20, "1GiB": 1 << 30, "2M": 2 << 20, "10B": 10,
+		"10MB": 10e6, "1.5MiB": 3 << 19, "16K": 16 << 10} {
 		if got, err := parseSize(in); err != nil || got != want {
 			t.Errorf("parseSize(%q) = %d, %v", in, got, err)
 		}
 	}
-	for _, bad := range []string{"", "x", "-1", "1.5MiB"} {
+	for _, bad := range []string{"", "x", "-1", "1MiBs", "2TiB", "4096GiB"} {
 		if _, err := parseSize(bad); err == nil {
 			t.Errorf("parseSize(%q) accepted", bad)
 		}

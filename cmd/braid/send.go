@@ -167,7 +167,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	name := fs.String("name", "", "the name the receiver saves the file under (default: the file's base name; stdin for -)")
 	sf := addSessionFlags(fs)
 	single := fs.Bool("single", false, "use the single-path frame protocol (TEXT/DATA answered by ACK) instead of a session")
-	frame := fs.Int("frame-size", 1<<20, "with --single: DATA frame payload size for --file, bytes")
+	frameSize := fs.String("frame-size", "1MiB", "with --single: DATA frame payload size for --file")
 	timeout := fs.Duration("timeout", 0, "give up if the send has not completed after this long (0: no limit; a dead server or paths end it anyway: connecting, the handshake and every path have limits of their own)")
 	of := addOutputFlags(fs)
 	ct := addClientTrustFlags(fs)
@@ -189,6 +189,10 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageError(fs, "%v", err)
 	}
 	if *single {
+		frame, err := parseSize(*frameSize)
+		if err != nil || frame <= 0 {
+			return usageError(fs, "--frame-size %q: want a positive size (e.g. 64KiB)", *frameSize)
+		}
 		if len(sf.specs) > 0 || fs.NArg() != 1 {
 			return usageError(fs, "--single takes one address, not --path")
 		}
@@ -198,7 +202,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 		tctx, cancel := withSendTimeout(ctx, *timeout)
 		defer cancel()
-		return timeoutErr(tctx, *timeout, sendSingle(tctx, fs.Arg(0), *message, *file, *frame, conf, log, stdout))
+		return timeoutErr(tctx, *timeout, sendSingle(tctx, fs.Arg(0), *message, *file, frame, conf, log, stdout))
 	}
 	specs, cfg, err := sf.config(fs, fs.Args())
 	if err != nil {

@@ -18,7 +18,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlagSet("serve", "[flags]", stderr)
 	listen := fs.String("listen", "127.0.0.1:7878", "address to listen on")
 	out := fs.String("out", "", "save received files in this directory (default: count and hash only)")
-	maxFrame := fs.Int("max-frame", 0, "largest frame payload accepted, bytes (0: 16 MiB)")
+	maxFrame := fs.String("max-frame", "16MiB", "largest frame payload accepted")
 	idle := fs.Duration("idle-timeout", 2*time.Minute, "close connections idle this long")
 	readTimeout := fs.Duration("read-timeout", 30*time.Second, "close connections that take longer to send one frame")
 	maxPaths := fs.Int("max-paths", 16, "most paths per session")
@@ -36,6 +36,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	overwrite := fs.Bool("overwrite", false, "replace an existing file of the name a sender gives (default: save as NAME.1, NAME.2, ... before the extension)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9090)")
 	metricsSessions := fs.Int("metrics-sessions", 1000, "with --metrics: most sessions exported with series of their own, per session and per path (those whose ids sort first; -1: all); totals always cover all")
+	releaseMemory := fs.Duration("release-memory", 10*time.Second, "after this long allocating little, return the heap memory the server no longer uses to the OS, as after a burst of sessions (0: leave it to the Go runtime, which keeps about twice the live heap)")
 	asJSON := fs.Bool("json", false, "on exit, print a summary of what was received as JSON")
 	serverID := fs.String("server-id", "", "behind a load balancer: this server's id, 1 to 7 bytes in hex (e.g. 01), carried in every session id and in the TLS server name of every attaching path (docs/DEPLOY.md)")
 	serverIDConfig := fs.Int("server-id-config", 0, "with --server-id: the config rotation codepoint (0 to 6) written beside it")
@@ -51,6 +52,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	log, err := lf.serverLogger(stderr)
 	if err != nil {
 		return usageError(fs, "%v", err)
+	}
+	frameMax, err := parseSize(*maxFrame)
+	if err != nil || frameMax <= 0 {
+		return usageError(fs, "--max-frame %q: want a positive size (e.g. 16MiB)", *maxFrame)
 	}
 	win, err := parseSize(*window)
 	if err != nil {
@@ -70,6 +75,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *idleKeepAlive < 0 {
 		return usageError(fs, "--idle-keepalive must not be negative")
 	}
+	if *releaseMemory < 0 {
+		return usageError(fs, "--release-memory must not be negative")
+	}
 	if *resume <= 0 {
 		return usageError(fs, "--grace must be positive")
 	}
@@ -85,7 +93,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if sid == nil && *serverIDConfig != 0 {
 		return usageError(fs, "--server-id-config needs --server-id")
 	}
-	cfg := &braid.Config{MaxFrameSize: *maxFrame, IdleTimeout: *idle, ReadTimeout: *readTimeout,
+	cfg := &braid.Config{MaxFrameSize: frameMax, IdleTimeout: *idle, ReadTimeout: *readTimeout,
 		MaxPaths: *maxPaths, MaxSessions: *maxSessions, MaxConns: *maxConns, MaxConnsPerIP: *maxConnsPerIP,
 		MaxHandshakes: *maxHandshakes, MaxHandshakesPerIP: *maxHandshakesPerIP, MaxPendingSessionsPerIP: *maxPendingPerIP,
 		SessionWindow: int64(win), MaxMemory: int64(mem), ResumeGrace: *resume, IdleKeepAlive: *idleKeepAlive, Logger: log,
@@ -119,6 +127,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(info, "server fingerprint %s (clients: --server-fingerprint %s)\n", fp, fp)
 	}
 	metrics.setListener(l)
+	if *releaseMemory > 0 {
+		rctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go releaseIdleMemory(rctx, *releaseMemory, log)
+	}
 	tally := newServeTally()
 	rx := &receiver{outDir: *out, overwrite: *overwrite, log: log, tally: tally}
 	var wg sync.WaitGroup

@@ -198,9 +198,9 @@ func (t *serveTally) summary(addr string, ls braid.ListenerStats) serveSummary {
 
 // sessionLine is the line a client prints once its session of wanted paths is up.
 func sessionLine(st braid.Stats, wanted int) string {
-	paths := fmt.Sprintf("%d paths", len(st.Paths))
+	paths := bench.Count(len(st.Paths), "path")
 	if len(st.Paths) < wanted {
-		paths = fmt.Sprintf("%d of %d paths up (the others are re-dialed)", len(st.Paths), wanted)
+		paths = fmt.Sprintf("%d of %s up (the others are re-dialed)", len(st.Paths), bench.Count(wanted, "path"))
 	}
 	return fmt.Sprintf("session %s: %s, %s chunks, mode %s, key exchange %s", st.ID, paths, bench.Size(st.ChunkSize), st.Mode, bench.KeyExchanges(st.Paths))
 }

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/braidnet/braid"
-	"github.com/braidnet/braid/cmd/braid/internal/bench"
 	"github.com/braidnet/braid/internal/tunnel"
 	"github.com/braidnet/braid/mux"
 )
@@ -49,7 +48,7 @@ func (tf *tunnelFlags) dial(ctx context.Context, fs *flag.FlagSet, args []string
 		return nil, nil, err
 	}
 	st := s.Stats()
-	fmt.Fprintf(stdout, "session %s: %d paths, %s chunks, mode %s, key exchange %s\n", st.ID, len(st.Paths), bench.Size(st.ChunkSize), st.Mode, bench.KeyExchanges(st.Paths))
+	fmt.Fprintln(stdout, sessionLine(st, len(st.Paths)))
 	return s, mx, nil
 }
 

@@ -57,6 +57,14 @@ func ratio(a, b time.Duration) float64 {
 	return float64(a) / float64(b)
 }
 
+// Count formats n things of a noun whose plural adds an s: "1 path", "4 paths".
+func Count(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
 // Size formats a byte count with a binary unit: "64 B", "16 KiB", "4 MiB".
 func Size(n int) string {
 	switch {

@@ -190,7 +190,7 @@ func (c sessionCase) security() string {
 }
 
 func (c sessionCase) String() string {
-	return fmt.Sprintf("%d paths, %s, %s", c.Paths, c.Mode, c.security())
+	return fmt.Sprintf("%s, %s, %s", Count(c.Paths, "path"), c.Mode, c.security())
 }
 
 // sessionCases lists the path count and mode pairs to measure: every mode at every path count,

@@ -548,7 +548,7 @@ func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // WriteTable prints the report for people.
 func (r *TunnelReport) WriteTable(w io.Writer) {
 	o := r.Options
-	fmt.Fprintf(w, "tunnel on loopback (%d paths) beside direct TCP; median of %d alternating runs\n\n", o.Paths, o.Runs)
+	fmt.Fprintf(w, "tunnel on loopback (%s) beside direct TCP; median of %d alternating runs\n\n", Count(o.Paths, "path"), o.Runs)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "\tbulk, 1 stream\t÷ direct\tCPU s/GiB\t%d streams\t÷ direct\trequest/response p50, 1 client\t÷ direct\tp50, %d clients\t÷ direct\tidle stream, both ends\tper end\t\n", o.Streams, o.Clients)
 	d := r.Direct

@@ -47,7 +47,7 @@ func (sc *Scenario) Describe() string {
 	if sc.Workload.Kind == Messages {
 		w = fmt.Sprintf("%s messages at %g/s", bench.Size(sc.Workload.MessageSize), sc.Workload.MessagesPerSec)
 	}
-	return fmt.Sprintf("%d paths [%s]; %s; %v", len(sc.Paths), strings.Join(ps, ", "), w, sc.Duration)
+	return fmt.Sprintf("%s [%s]; %s; %v", bench.Count(len(sc.Paths), "path"), strings.Join(ps, ", "), w, sc.Duration)
 }
 
 // WriteTable writes a scenario's results as text: a summary table of every run, then one table

@@ -164,14 +164,16 @@ func ParseRate(s string) (Rate, error) {
 	return 0, fmt.Errorf("rate %q: want a number and a unit, one of gbit, mbit, kbit, bit (e.g. \"200mbit\")", s)
 }
 
-// ParseSize parses a byte count such as "64KiB", "1MiB", "1500" or "10kB" (binary units KiB,
-// MiB, GiB; decimal kB, MB, GB; case of the unit matters only in being one of these).
+// ParseSize parses a byte count such as "64KiB", "1MiB", "1500" or "10kB": binary units KiB,
+// MiB, GiB and, as dd and iperf3 read them, K, M, G; decimal kB (or KB), MB, GB. The number may
+// have a fraction ("1.5MiB"); the count is rounded to a byte, and at most 1 TiB.
 func ParseSize(s string) (int64, error) {
 	t := strings.TrimSpace(s)
 	units := []struct {
 		suffix string
 		mult   float64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"kB", 1e3}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}, {"", 1}}
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"kB", 1e3}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9},
+		{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}, {"", 1}}
 	for _, u := range units {
 		num, ok := strings.CutSuffix(t, u.suffix)
 		if !ok {
@@ -179,7 +181,7 @@ func ParseSize(s string) (int64, error) {
 		}
 		v, err := strconv.ParseFloat(strings.TrimSpace(num), 64)
 		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 || v*u.mult > 1<<40 {
-			return 0, fmt.Errorf("size %q: want a number of bytes with an optional unit KiB, MiB, GiB, kB, MB, GB (e.g. \"64KiB\")", s)
+			return 0, fmt.Errorf("size %q: want a number of bytes with an optional unit KiB, MiB, GiB, K, M, G, kB, MB, GB (e.g. \"64KiB\")", s)
 		}
 		return int64(math.Round(v * u.mult)), nil
 	}
