@@ -495,6 +495,14 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 	row.StackPerSession = (rt1.stackInuse - rt0.stackInuse) / grown
 	say("idle %.0fs: server CPU %.2f%% of a core (%.2f%% settled), RSS %.1f MiB", row.IdleSeconds, row.IdleCPUPercent, row.SettledCPUPercent, float64(row.RSSBytes)/(1<<20))
 
+	// The transfer again, among the idle sessions: while they are idle, before they answer (the
+	// server is busy for a while after thousands of answers, which would measure that instead).
+	if row.IdleBPS, err = transferRate(ctx, first); err != nil {
+		return row, fmt.Errorf("transfer among idle sessions: %w", err)
+	}
+	row.TransferRatio = row.IdleBPS / row.BaselineBPS
+	say("transfer among idle %s (%.2f× alone)", bitrate(row.IdleBPS), row.TransferRatio)
+
 	// Every session answers a message.
 	var answered, unanswered atomic.Int64
 	var answerErr atomic.Value
@@ -521,13 +529,6 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 		row.FirstAnswerError = e
 	}
 	say("%d answered, %d did not", row.Answered, row.AnswerFailures)
-
-	// The transfer again, among the idle sessions.
-	if row.IdleBPS, err = transferRate(ctx, first); err != nil {
-		return row, fmt.Errorf("transfer among idle sessions: %w", err)
-	}
-	row.TransferRatio = row.IdleBPS / row.BaselineBPS
-	say("transfer among idle %s (%.2f× alone)", bitrate(row.IdleBPS), row.TransferRatio)
 
 	// Closing them all.
 	start = time.Now()

@@ -96,6 +96,9 @@ func TestHelpVersionAndExitCodes(t *testing.T) {
 		{[]string{"send", "--message", "x", "-i", "1ms", "127.0.0.1:1"}, 2, "", "-i must be at least 10ms", false},
 		{[]string{"ping", "-W", "0s", "127.0.0.1:1"}, 2, "", "-W positive", false},
 		{[]string{"bench", "--paths", "2", "--time", "1ms", "127.0.0.1:1"}, 2, "", "--time must be", false},
+		{[]string{"serve", "--release-memory", "-1s"}, 2, "", "--release-memory must not be negative", false},
+		{[]string{"serve", "--max-frame", "0"}, 2, "", `--max-frame "0": want a positive size`, false},
+		{[]string{"send", "--single", "--file", "x", "--frame-size", "1Q", "127.0.0.1:1"}, 2, "", `--frame-size "1Q"`, false},
 		// Flags after the address, and one prefix however deep the error is wrapped.
 		{[]string{"send", "127.0.0.1:1", "--message", "x", "--paths", "2"}, 1, "", "braid send: dial 127.0.0.1:1: connect: connection refused\n", false},
 	}
@@ -107,6 +110,10 @@ func TestHelpVersionAndExitCodes(t *testing.T) {
 		if c.code == 1 && strings.Count(errOut, "braid") != 1 {
 			t.Errorf("braid %q: more than one prefix: %q", c.args, errOut)
 		}
+	}
+	// A flag for braid's own use (the netns agent's) is not in the help.
+	if _, out, _ := runCmd(t, ctx, "help", "eval"); !strings.Contains(out, "-scheduler") || strings.Contains(out, "-agent") {
+		t.Errorf("braid help eval: want -scheduler and no -agent:\n%s", out)
 	}
 }
 

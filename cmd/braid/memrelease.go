@@ -9,13 +9,16 @@ import (
 )
 
 // A server that set up thousands of sessions in a burst keeps the heap the burst grew: the Go
-// runtime holds about twice the live heap (GOGC's headroom for the next collection) and returns
-// only what lies beyond that to the OS. A concentrator then idles for hours with its resident
-// memory twice what its sessions use. The memory releaser watches the runtime's own counters and,
-// once the process has allocated little for a whole period while a sizeable share of its heap
-// lies spare (garbage not yet collected, or free), collects it and returns what is free to the OS
-// (debug.FreeOSMemory). It runs again only once as much has piled up again while quiet, so a
-// busy server, which needs the headroom, never pays for it.
+// runtime holds up to about twice the live heap (GOGC's headroom for the next collection), and an
+// idle server allocates too little for another collection to come and free what the burst left
+// as garbage. A concentrator then idles for hours with its resident memory up to twice what its
+// sessions use. The memory releaser watches the runtime's own counters and, once the process
+// has allocated little for a whole period while a sizeable share of its heap lies spare (garbage
+// not yet collected, or free), collects it and returns what is free to the OS
+// (debug.FreeOSMemory). It does so at most once per collection the runtime ran of its own
+// accord: after a release, only a new burst (or slow allocation up to the collector's goal)
+// makes it due again, so a busy server, which needs the headroom, never pays for it, and an
+// idle one pays once.
 
 // heapSample is what the memory releaser reads from the runtime each period.
 type heapSample struct {
@@ -24,31 +27,31 @@ type heapSample struct {
 	// held is the heap memory the process holds: its objects, live or garbage not yet collected
 	// (/memory/classes/heap/objects:bytes), and free memory not returned to the OS
 	// (/memory/classes/heap/free:bytes).
-	held uint64
+	held   uint64
+	cycles uint64 // collections the runtime started of its own accord (/gc/cycles/automatic:gc-cycles)
 }
 
 // Release thresholds. What a forced collection would give back, the heap held beyond the live
-// objects, is worth it from half the live heap and minSpareRelease: the collector's own headroom
-// (GOGC=100) lets the heap reach twice the live heap. Quiet is allocating less than a quarter of
-// the live heap (and quietAllocFloor) in a period, so that what is given back would not be
-// needed for several periods. (An idle server still allocates a little: 9,000 idle sessions'
-// keepalives, about 2 MB/s against 250 MB live.) A server allocating slowly is released again
-// only once that much has piled up again: at 9,000 idle sessions about once a minute, a
-// collection of about 100 ms.
+// objects, is worth it from a quarter of the live heap and minSpareRelease. Quiet is allocating
+// less than a quarter of the live heap (and quietAllocFloor) in a period, so that what is given
+// back would not be needed for several periods. (An idle server still allocates a little: 9,000
+// idle sessions' keepalives, about 2 MB/s against 250 MB live.)
 const (
 	minSpareRelease = 16 << 20
 	quietAllocFloor = 1 << 20
 )
 
-// releaseDue reports whether free heap memory should be returned to the OS at cur, the period's
-// sample after prev: the process was quiet over the period, and enough lies spare.
-func releaseDue(prev, cur heapSample) bool {
+// releaseDue reports whether spare heap memory should be returned to the OS at cur, the period's
+// sample after prev, when the last release was after releasedCycles automatic collections: the
+// runtime has collected of its own accord since, the process was quiet over the period, and
+// enough lies spare.
+func releaseDue(prev, cur heapSample, releasedCycles uint64) bool {
 	if cur.allocs < prev.allocs {
 		return false // not a pair of samples in order
 	}
 	quiet := cur.allocs-prev.allocs < max(cur.live/4, quietAllocFloor)
 	spare := cur.spare()
-	return quiet && spare >= minSpareRelease && spare >= cur.live/2
+	return cur.cycles > releasedCycles && quiet && spare >= minSpareRelease && spare >= cur.live/4
 }
 
 // spare is the heap held beyond the live objects (0 if the last collection's live figure is the
@@ -60,7 +63,8 @@ func (h heapSample) spare() uint64 {
 	return h.held - h.live
 }
 
-var heapSampleNames = []string{"/gc/heap/allocs:bytes", "/gc/heap/live:bytes", "/memory/classes/heap/objects:bytes", "/memory/classes/heap/free:bytes"}
+var heapSampleNames = []string{"/gc/heap/allocs:bytes", "/gc/heap/live:bytes", "/memory/classes/heap/objects:bytes",
+	"/memory/classes/heap/free:bytes", "/gc/cycles/automatic:gc-cycles"}
 
 // readHeapSample reads the runtime's heap counters into s, reusing buf.
 func readHeapSample(buf []metrics.Sample) heapSample {
@@ -71,7 +75,7 @@ func readHeapSample(buf []metrics.Sample) heapSample {
 		}
 		return buf[i].Value.Uint64()
 	}
-	return heapSample{allocs: v(0), live: v(1), held: v(2) + v(3)}
+	return heapSample{allocs: v(0), live: v(1), held: v(2) + v(3), cycles: v(4)}
 }
 
 func newHeapSampleBuf() []metrics.Sample {
@@ -84,9 +88,10 @@ func newHeapSampleBuf() []metrics.Sample {
 
 // memReleaser is the memory releaser's state between periods.
 type memReleaser struct {
-	buf  []metrics.Sample
-	prev heapSample
-	log  *slog.Logger
+	buf      []metrics.Sample
+	prev     heapSample
+	released uint64 // automatic collections before the last release (0: none yet)
+	log      *slog.Logger
 }
 
 func newMemReleaser(log *slog.Logger) *memReleaser {
@@ -99,14 +104,14 @@ func newMemReleaser(log *slog.Logger) *memReleaser {
 // it reports whether it did.
 func (r *memReleaser) check() bool {
 	cur := readHeapSample(r.buf)
-	due := releaseDue(r.prev, cur)
+	due := releaseDue(r.prev, cur, r.released)
 	if due {
 		start := time.Now()
 		debug.FreeOSMemory()
 		after := readHeapSample(r.buf)
 		r.log.Info("returned unused heap memory to the OS", "held_mib", cur.held>>20,
 			"live_mib", after.live>>20, "held_after_mib", after.held>>20, "took", time.Since(start).Round(time.Millisecond))
-		cur = after
+		cur, r.released = after, after.cycles
 	}
 	r.prev = cur
 	return due

@@ -9,26 +9,32 @@ import (
 
 func TestReleaseDue(t *testing.T) {
 	const mib = 1 << 20
-	base := heapSample{allocs: 1000 * mib, live: 100 * mib, held: 200 * mib}
+	base := heapSample{allocs: 1000 * mib, live: 100 * mib, held: 200 * mib, cycles: 7}
+	at := func(alloc, live, held uint64) heapSample {
+		return heapSample{allocs: base.allocs + alloc, live: live * mib, held: held * mib, cycles: 8}
+	}
 	for _, tc := range []struct {
-		name string
-		cur  heapSample
-		want bool
+		name     string
+		cur      heapSample
+		released uint64
+		want     bool
 	}{
-		{"quiet with the heap twice the live data", heapSample{allocs: base.allocs + mib/2, live: 100 * mib, held: 200 * mib}, true},
-		{"quiet under a quarter of the live heap", heapSample{allocs: base.allocs + 24*mib, live: 100 * mib, held: 200 * mib}, true},
-		{"busy: a quarter of the live heap allocated", heapSample{allocs: base.allocs + 25*mib, live: 100 * mib, held: 200 * mib}, false},
-		{"spare exactly half the live heap", heapSample{allocs: base.allocs, live: 100 * mib, held: 150 * mib}, true},
-		{"little spare: under half the live heap", heapSample{allocs: base.allocs, live: 100 * mib, held: 149 * mib}, false},
-		{"little spare: under the floor", heapSample{allocs: base.allocs, live: 8 * mib, held: 23 * mib}, false},
-		{"small heap, enough spare", heapSample{allocs: base.allocs + mib/2, live: 8 * mib, held: 24 * mib}, true},
-		{"small heap, allocating over the floor", heapSample{allocs: base.allocs + mib, live: 2 * mib, held: 24 * mib}, false},
-		{"samples out of order", heapSample{allocs: base.allocs - 1, live: 100 * mib, held: 200 * mib}, false},
-		{"held under live (just after a collection)", heapSample{allocs: base.allocs, live: 100 * mib, held: 90 * mib}, false},
+		{"quiet with the heap twice the live data", at(mib/2, 100, 200), 7, true},
+		{"quiet under a quarter of the live heap", at(24*mib, 100, 200), 7, true},
+		{"busy: a quarter of the live heap allocated", at(25*mib, 100, 200), 7, false},
+		{"spare a quarter of the live heap", at(0, 100, 125), 7, true},
+		{"little spare: under a quarter of the live heap", at(0, 100, 124), 7, false},
+		{"little spare: under the floor", at(0, 8, 23), 7, false},
+		{"small heap, enough spare", at(mib/2, 8, 24), 7, true},
+		{"small heap, allocating over the floor", at(mib, 2, 24), 7, false},
+		{"no collection since the last release", at(0, 100, 200), 8, false},
+		{"never released", at(0, 100, 200), 0, true},
+		{"samples out of order", heapSample{allocs: base.allocs - 1, live: 100 * mib, held: 200 * mib, cycles: 8}, 7, false},
+		{"held under live (just after a collection)", at(0, 100, 90), 7, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := releaseDue(base, tc.cur); got != tc.want {
-				t.Errorf("releaseDue(%+v, %+v) = %v, want %v", base, tc.cur, got, tc.want)
+			if got := releaseDue(base, tc.cur, tc.released); got != tc.want {
+				t.Errorf("releaseDue(%+v, %+v, %d) = %v, want %v", base, tc.cur, tc.released, got, tc.want)
 			}
 		})
 	}
