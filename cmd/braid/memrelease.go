@@ -37,7 +37,7 @@ type heapSample struct {
 // back would not be needed for several periods. (An idle server still allocates a little: 9,000
 // idle sessions' keepalives, about 2 MB/s against 250 MB live.)
 const (
-	minSpareRelease = 16 << 20
+	minSpareRelease = 4 << 20
 	quietAllocFloor = 1 << 20
 )
 
