@@ -39,7 +39,7 @@ const (
 	sessionsDialers  = 96       // Dials at once (a client opening sessions in bulk)
 	sessionsWindow   = 64 << 20 // receive window of every session, both ends (the default)
 	sessionsTransfer = 64 << 20 // bytes of the transfer on one session, with and without the idle ones
-	sessionsRuns     = 3        // transfers per case; the median is reported
+	sessionsRuns     = 7        // transfers per case; the median is reported
 	sessionsBaseline = 3000     // most sessions set up by the baseline (bench.HandshakeBaseline)
 	clockTicks       = 100      // USER_HZ: the unit of /proc/PID/stat's times on Linux
 )
