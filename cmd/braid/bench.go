@@ -40,6 +40,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	sessionList := fs.String("sessions", "", "hold this many idle 2-path sessions on a braid serve child process (comma-separated counts, e.g. 1000,3000,9000): setup rate, server memory and CPU while idle, every session answering afterwards, a transfer among them ÷ alone")
 	idleFor := fs.Duration("idle", 60*time.Second, "with --sessions: how long the sessions idle before each must answer")
 	idleKeepAlive := fs.Duration("idle-keepalive", 0, "with --sessions: IdleKeepAlive of the server and the sessions (0: the default, 25s)")
+	releaseMemory := fs.Duration("release-memory", 10*time.Second, "with --sessions: the server's --release-memory (0: the server keeps what the Go runtime keeps)")
 	clientAddrs := fs.Int("client-addrs", defaultClientAddrs(), "with --sessions: the client's sessions come from this many loopback addresses, 127.0.0.2 and up, as many clients' would (1: all from 127.0.0.1; at most 250)")
 	tb := addTunnelBenchFlags(fs)
 	ct := addClientTrustFlags(fs)
@@ -48,7 +49,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if *sessionList != "" {
-		o := sessionsOptions{idle: *idleFor, idleKeepAlive: *idleKeepAlive, clientAddrs: *clientAddrs, tunnel: tb.on, progress: stderr}
+		o := sessionsOptions{idle: *idleFor, idleKeepAlive: *idleKeepAlive, releaseMemory: *releaseMemory, clientAddrs: *clientAddrs, tunnel: tb.on, progress: stderr}
 		return runBenchSessions(ctx, fs, *sessionList, o, *security, *asJSON, stdout)
 	}
 	if tb.on {
@@ -191,8 +192,8 @@ func runBenchSessions(ctx context.Context, fs *flag.FlagSet, list string, o sess
 		}
 		o.counts = append(o.counts, n)
 	}
-	if o.idle < 0 || o.idleKeepAlive < 0 {
-		return usageError(fs, "--idle and --idle-keepalive must not be negative")
+	if o.idle < 0 || o.idleKeepAlive < 0 || o.releaseMemory < 0 {
+		return usageError(fs, "--idle, --idle-keepalive and --release-memory must not be negative")
 	}
 	switch {
 	case !flagSet(fs, "security") || security == "tls":

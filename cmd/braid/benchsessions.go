@@ -50,6 +50,8 @@ type sessionsOptions struct {
 	idle   time.Duration // how long the sessions idle before every one is asked to answer
 	// idleKeepAlive is Config.IdleKeepAlive at both ends (0: the default)
 	idleKeepAlive time.Duration
+	// releaseMemory is the server's --release-memory (0: off)
+	releaseMemory time.Duration
 	insecure      bool // plain TCP instead of TLS
 	clientAddrs   int  // loopback addresses the client's sessions come from (sourceAddr)
 	// tunnel makes every session but the first (the transfer's) a tunnel: a mux, as braid
@@ -100,6 +102,7 @@ type sessionsReport struct {
 	Command       string        `json:"command"` // "bench"
 	Security      string        `json:"security"`
 	IdleKeepAlive string        `json:"idle_keepalive"`
+	ReleaseMemory string        `json:"release_memory"` // the server's --release-memory, or "off"
 	Paths         int           `json:"paths"`
 	Tunnel        bool          `json:"tunnel"` // the idle sessions are tunnels (sessionsOptions.tunnel)
 	Dialers       int           `json:"concurrent_dials"`
@@ -115,8 +118,8 @@ func (r *sessionsReport) writeText(w io.Writer) {
 	if r.Tunnel {
 		kind = "tunnel sessions (a mux each, no stream open; each answers through a stream to an echo target)"
 	}
-	fmt.Fprintf(w, "idle %s on one braid serve (child process): %d paths each, %s, %d dials at once from %d loopback address(es), window %d KiB, idle keepalive %s;\n",
-		kind, r.Paths, r.Security, r.Dialers, r.ClientAddrs, r.WindowBytes>>10, r.IdleKeepAlive)
+	fmt.Fprintf(w, "idle %s on one braid serve (child process): %d paths each, %s, %d dials at once from %d loopback address(es), window %d KiB, idle keepalive %s, server --release-memory %s;\n",
+		kind, r.Paths, r.Security, r.Dialers, r.ClientAddrs, r.WindowBytes>>10, r.IdleKeepAlive, r.ReleaseMemory)
 	fmt.Fprintf(w, "transfer: %d MiB on one session among the idle ones ÷ the same alone (same run, median of %d)\n", r.TransferBytes>>20, sessionsRuns)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "sessions\tup\tfailed\tsessions/s\tbaseline/s\t÷ baseline\tRSS MiB\tKiB/session\theap\tstacks\tgoroutines\tidle s\tidle CPU %\tsettled %\tanswered\ttransfer ÷ alone\tclose s\t")
@@ -171,7 +174,11 @@ func benchSessions(ctx context.Context, o sessionsOptions) (*sessionsReport, err
 	if o.idleKeepAlive > 0 {
 		ka = o.idleKeepAlive.String()
 	}
-	rep := &sessionsReport{Command: "bench", Security: "tls", IdleKeepAlive: ka, Paths: 2, Tunnel: o.tunnel, Dialers: sessionsDialers, ClientAddrs: max(o.clientAddrs, 1), WindowBytes: sessionsWindow, TransferBytes: sessionsTransfer}
+	rel := "off"
+	if o.releaseMemory > 0 {
+		rel = o.releaseMemory.String()
+	}
+	rep := &sessionsReport{Command: "bench", Security: "tls", IdleKeepAlive: ka, ReleaseMemory: rel, Paths: 2, Tunnel: o.tunnel, Dialers: sessionsDialers, ClientAddrs: max(o.clientAddrs, 1), WindowBytes: sessionsWindow, TransferBytes: sessionsTransfer}
 	if o.insecure {
 		rep.Security = "insecure"
 	}
@@ -219,7 +226,7 @@ func startBenchServer(ctx context.Context, o sessionsOptions, n int, allow strin
 	args := append(slices.Clone(o.argv[1:]), "serve", "--listen", addr, "--max-sessions", strconv.Itoa(n+16),
 		"--max-conns", conns, "--max-conns-per-ip", conns, "--max-handshakes", "512", "--max-handshakes-per-ip", "512",
 		"--max-pending-sessions-per-ip", "512", "--window", strconv.Itoa(sessionsWindow),
-		"--max-memory", strconv.Itoa((n+16)*sessionsWindow), "--log-format", "text", "--idle-keepalive", o.idleKeepAlive.String(),
+		"--max-memory", strconv.Itoa((n+16)*sessionsWindow), "--log-format", "text", "--idle-keepalive", o.idleKeepAlive.String(), "--release-memory", o.releaseMemory.String(),
 		"--metrics", metricsAddr, "--metrics-sessions", "0")
 	if allow != "" {
 		args = append(args, "--allow", allow)
@@ -388,10 +395,9 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 	if err != nil {
 		return row, fmt.Errorf("first session: %w", err)
 	}
-	if row.BaselineBPS, err = transferRate(ctx, first); err != nil {
-		return row, fmt.Errorf("transfer alone: %w", err)
-	}
-	say("transfer alone %s", bitrate(row.BaselineBPS))
+	// The base (RSS, runtime) is taken before the transfer: the server may give back what the
+	// transfer grew (the memory releaser) by the time the sessions idle, which a base taken after
+	// it would count in their favour.
 	if row.RSSBaseBytes, err = srv.rss(); err != nil {
 		return row, err
 	}
@@ -399,6 +405,10 @@ func sessionsOnce(ctx context.Context, o sessionsOptions, n int) (sessionsRow, e
 	if err != nil {
 		return row, err
 	}
+	if row.BaselineBPS, err = transferRate(ctx, first); err != nil {
+		return row, fmt.Errorf("transfer alone: %w", err)
+	}
+	say("transfer alone %s", bitrate(row.BaselineBPS))
 
 	// What the same setup costs without Braid, on the same cores just before.
 	if row.BaselinePerSecond, err = bench.HandshakeBaseline(ctx, min(n, sessionsBaseline), sessionsDialers, o.insecure,
