@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
@@ -15,7 +16,7 @@ import (
 // sessions use. The memory releaser watches the runtime's own counters and, once the process
 // has allocated little for a whole period while a sizeable share of its heap lies spare (garbage
 // not yet collected, or free), collects it and returns what is free to the OS
-// (debug.FreeOSMemory). It does so at most once per collection the runtime ran of its own
+// (debug.FreeOSMemory, after a first collection that empties the buffer pools' spares). It does so at most once per collection the runtime ran of its own
 // accord: after a release, only a new burst (or slow allocation up to the collector's goal)
 // makes it due again, so a busy server, which needs the headroom, never pays for it, and an
 // idle one pays once.
@@ -107,6 +108,9 @@ func (r *memReleaser) check() bool {
 	due := releaseDue(r.prev, cur, r.released)
 	if due {
 		start := time.Now()
+		// Two collections: the buffer pools (sync.Pool) keep what they hold through one, and an
+		// idle server's pools hold the last transfers' buffers, which it no longer needs.
+		runtime.GC()
 		debug.FreeOSMemory()
 		after := readHeapSample(r.buf)
 		r.log.Info("returned unused heap memory to the OS", "held_mib", cur.held>>20,
