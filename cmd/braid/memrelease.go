@@ -35,8 +35,8 @@ type heapSample struct {
 // Release thresholds. What a forced collection would give back, the heap held beyond the live
 // objects, is worth it from a quarter of the live heap and minSpareRelease. Quiet is allocating
 // less than a quarter of the live heap (and quietAllocFloor) in a period, so that what is given
-// back would not be needed for several periods. (An idle server still allocates a little: 9,000
-// idle sessions' keepalives, about 2 MB/s against 250 MB live.)
+// back would not be needed for several periods. (An idle server still allocates a little, for
+// its keepalives.)
 const (
 	minSpareRelease = 4 << 20
 	quietAllocFloor = 1 << 20

@@ -54,7 +54,7 @@ func TestMemReleaserReturnsFreedHeap(t *testing.T) {
 		runtime.KeepAlive(keep)
 	}
 	burst()
-	runtime.GC() // the burst is garbage now; its spans are free but not returned
+	runtime.GC()       // the burst is garbage now; its spans are free but not returned
 	var pool sync.Pool // as the buffer pools: one collection keeps what a pool holds
 	pool.Put(make([]byte, 8<<20))
 	r := newMemReleaser(slog.New(slog.NewTextHandler(io.Discard, nil)))
