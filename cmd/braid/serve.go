@@ -36,7 +36,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	overwrite := fs.Bool("overwrite", false, "replace an existing file of the name a sender gives (default: save as NAME.1, NAME.2, ... before the extension)")
 	metricsAddr := fs.String("metrics", "", "serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9090)")
 	metricsSessions := fs.Int("metrics-sessions", 1000, "with --metrics: most sessions exported with series of their own, per session and per path (those whose ids sort first; -1: all); totals always cover all")
-	releaseMemory := fs.Duration("release-memory", 10*time.Second, "after this long allocating little, return the heap memory the server no longer uses to the OS, as after a burst of sessions (0: leave it to the Go runtime, which keeps about twice the live heap)")
+	releaseMemory := fs.Duration("release-memory", 10*time.Second, "after this long allocating little, return the heap memory the server no longer uses to the OS, as after a burst of sessions (0: leave it to the Go runtime, which keeps up to about twice the live heap)")
 	asJSON := fs.Bool("json", false, "on exit, print a summary of what was received as JSON")
 	serverID := fs.String("server-id", "", "behind a load balancer: this server's id, 1 to 7 bytes in hex (e.g. 01), carried in every session id and in the TLS server name of every attaching path (docs/DEPLOY.md)")
 	serverIDConfig := fs.Int("server-id-config", 0, "with --server-id: the config rotation codepoint (0 to 6) written beside it")
