@@ -15,11 +15,11 @@ import (
 // as garbage. A concentrator then idles for hours with its resident memory up to twice what its
 // sessions use. The memory releaser watches the runtime's own counters and, once the process
 // has allocated little for a whole period while a sizeable share of its heap lies spare (garbage
-// not yet collected, or free), collects it and returns what is free to the OS
-// (debug.FreeOSMemory, after a first collection that empties the buffer pools' spares). It does so at most once per collection the runtime ran of its own
-// accord: after a release, only a new burst (or slow allocation up to the collector's goal)
-// makes it due again, so a busy server, which needs the headroom, never pays for it, and an
-// idle one pays once.
+// not yet collected, or free), collects it and returns what is free to the OS (a collection that
+// also empties the buffer pools' spares, then debug.FreeOSMemory). It does so at most once per
+// collection the runtime ran of its own accord: after a release, only a new burst (or slow
+// allocation up to the collector's goal) makes it due again, so a busy server, which needs the
+// headroom, never pays for it, and an idle one pays once.
 
 // heapSample is what the memory releaser reads from the runtime each period.
 type heapSample struct {
@@ -67,7 +67,7 @@ func (h heapSample) spare() uint64 {
 var heapSampleNames = []string{"/gc/heap/allocs:bytes", "/gc/heap/live:bytes", "/memory/classes/heap/objects:bytes",
 	"/memory/classes/heap/free:bytes", "/gc/cycles/automatic:gc-cycles"}
 
-// readHeapSample reads the runtime's heap counters into s, reusing buf.
+// readHeapSample reads the runtime's heap counters, reusing buf (from newHeapSampleBuf).
 func readHeapSample(buf []metrics.Sample) heapSample {
 	metrics.Read(buf)
 	v := func(i int) uint64 {
@@ -79,6 +79,7 @@ func readHeapSample(buf []metrics.Sample) heapSample {
 	return heapSample{allocs: v(0), live: v(1), held: v(2) + v(3), cycles: v(4)}
 }
 
+// newHeapSampleBuf returns the runtime/metrics samples readHeapSample reads.
 func newHeapSampleBuf() []metrics.Sample {
 	buf := make([]metrics.Sample, len(heapSampleNames))
 	for i, n := range heapSampleNames {
@@ -95,6 +96,7 @@ type memReleaser struct {
 	log      *slog.Logger
 }
 
+// newMemReleaser returns a memory releaser whose first period starts now.
 func newMemReleaser(log *slog.Logger) *memReleaser {
 	r := &memReleaser{buf: newHeapSampleBuf(), log: log}
 	r.prev = readHeapSample(r.buf)
