@@ -262,11 +262,11 @@ func (c *Client) queue(t wire.Type, p []byte) error {
 func (c *Client) receive() (wire.Frame, error) {
 	f, err := c.r.ReadFrame()
 	if err != nil {
-		switch {
-		case err == io.EOF && !c.got && c.cfg.TLS == nil:
-			err = fmt.Errorf("braid: server closed the connection at the first frame (if it speaks TLS, the client must too, not insecure): %w", io.ErrUnexpectedEOF)
-		case err == io.EOF:
+		if err == io.EOF {
 			err = fmt.Errorf("braid: server closed the connection: %w", io.ErrUnexpectedEOF)
+		}
+		if !c.got && c.cfg.TLS == nil && secure.ClosedByPeer(err) {
+			err = fmt.Errorf("%w (at the first frame: %s)", err, secure.PlainClientHint)
 		}
 		return f, err
 	}

@@ -233,3 +233,20 @@ func TestRouteName(t *testing.T) {
 		}
 	}
 }
+
+func TestLooksLikeTLS(t *testing.T) {
+	for _, tc := range []struct {
+		b    []byte
+		want bool
+	}{
+		{[]byte{0x16, 0x03, 0x01, 0x02, 0x00}, true}, // a ClientHello's record header
+		{[]byte{0x16, 0x03, 0x03}, true},
+		{[]byte{0x00, 0x00, 0x00, 0x10, 0x01}, false}, // a frame header
+		{[]byte{0x16, 0x02, 0x00}, false},
+		{[]byte{0x16}, false},
+	} {
+		if got := LooksLikeTLS(tc.b); got != tc.want {
+			t.Errorf("LooksLikeTLS(% x) = %v", tc.b, got)
+		}
+	}
+}

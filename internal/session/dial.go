@@ -321,23 +321,14 @@ func dialHandshake(ctx context.Context, spec PathSpec, c *Config, route string, 
 	}
 	if err != nil {
 		conn.Close()
-		if c.Insecure && closedByPeer(err) {
-			return nil, fmt.Errorf("braid: %s to %s: %w (the server closed the connection at the first frame: if it speaks TLS, the client must too, not insecure)", t, spec.Remote, err)
+		if c.Insecure && secure.ClosedByPeer(err) {
+			return nil, fmt.Errorf("braid: %s to %s: %w (the server closed the connection at the first frame: %s)", t, spec.Remote, err, secure.PlainClientHint)
 		}
 		return nil, fmt.Errorf("braid: %s to %s: %w", t, spec.Remote, err)
 	}
 	conn.SetDeadline(time.Time{})
 	return hs, nil
 }
-
-// closedByPeer reports whether err is the peer closing or resetting the connection.
-func closedByPeer(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)
-}
-
-// looksLikeTLS reports whether b, the first bytes of a connection, begin a TLS handshake
-// record (content type 22, version 3.x): a TLS client, where plain frames were expected.
-func looksLikeTLS(b []byte) bool { return len(b) >= 3 && b[0] == 0x16 && b[1] == 0x03 }
 
 // dialConn opens the TCP connection spec describes and, unless Insecure, runs the TLS client
 // handshake on it, all within ctx's deadline (which stays set on the connection). A route label
@@ -400,7 +391,7 @@ func clientTLS(ctx context.Context, raw net.Conn, addr string, c *Config, route 
 			// accepted do not meet: one end insists on X25519MLKEM768, the other lacks it.
 			return nil, fmt.Errorf("%w with %s: %w (one end requires the post-quantum key exchange, the other does not offer it): %w", ErrTLS, addr, ErrNotPostQuantum, err)
 		}
-		if closedByPeer(err) {
+		if secure.ClosedByPeer(err) {
 			return nil, fmt.Errorf("%w with %s: %w (the server closed the connection during the TLS handshake: if it is plain TCP, the client must be insecure too)", ErrTLS, addr, err)
 		}
 		return nil, fmt.Errorf("%w with %s: %w", ErrTLS, addr, err)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/braidnet/braid/frame"
+	"github.com/braidnet/braid/internal/secure"
 	"github.com/braidnet/braid/internal/wire"
 )
 
@@ -271,7 +272,7 @@ func (l *Listener) handle(raw net.Conn, a *admission) {
 		c.Close()
 		return
 	}
-	if l.tlsConf == nil && looksLikeTLS(hdr[:]) {
+	if l.tlsConf == nil && secure.LooksLikeTLS(hdr[:]) {
 		// No frame starts so (its length would be hundreds of MB): a TLS client.
 		if ok, n := l.refusals.allow(time.Now()); ok {
 			log.Warn("connection refused", "reason", "the client speaks TLS and this server is plain TCP (insecure): start the client insecure too, or the server with TLS", "others_not_logged", n)

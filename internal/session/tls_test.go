@@ -602,20 +602,3 @@ func TestSecurityMismatchNamed(t *testing.T) {
 		t.Errorf("plain client, TLS server: %v", err)
 	}
 }
-
-func TestLooksLikeTLS(t *testing.T) {
-	for _, tc := range []struct {
-		b    []byte
-		want bool
-	}{
-		{[]byte{0x16, 0x03, 0x01, 0x02, 0x00}, true}, // a ClientHello's record header
-		{[]byte{0x16, 0x03, 0x03}, true},
-		{[]byte{0x00, 0x00, 0x00, 0x10, 0x01}, false}, // a frame header
-		{[]byte{0x16, 0x02, 0x00}, false},
-		{[]byte{0x16}, false},
-	} {
-		if got := looksLikeTLS(tc.b); got != tc.want {
-			t.Errorf("looksLikeTLS(% x) = %v", tc.b, got)
-		}
-	}
-}
