@@ -27,26 +27,25 @@ func waitMuxGoroutines(want int) int {
 	return n
 }
 
+// setReadLinger sets readLinger to d for the test.
+func setReadLinger(t *testing.T, d time.Duration) {
+	old := readLinger
+	readLinger = d
+	t.Cleanup(func() { readLinger = old })
+}
+
 // readyPair is pair over a transport with AfterReady; the server serves its streams with
 // Handler (an echo), so that nothing of the test waits in Accept either.
 func readyPair(t *testing.T) (c, s *Mux, served *sync.WaitGroup) {
 	t.Helper()
-	old := readLinger
-	readLinger = 20 * time.Millisecond
-	t.Cleanup(func() { readLinger = old })
+	setReadLinger(t, 20*time.Millisecond)
 	served = &sync.WaitGroup{}
 	t.Cleanup(served.Wait) // after the muxes' Close (cleanups run last first)
 	scfg := &Config{Handler: func(st *Stream) {
 		served.Add(1)
 		go func() {
 			defer served.Done()
-			defer st.Close()
-			if st.Confirm() != nil {
-				return
-			}
-			if _, err := io.Copy(st, st); err == nil {
-				st.CloseWrite()
-			}
+			echoStream(st)
 		}()
 	}}
 	c, s, _, _ = pairOver(t, nil, scfg, func(m *memTransport) Transport { return readyTransport{m} })
@@ -137,9 +136,7 @@ func TestHandlerAndAfterDone(t *testing.T) {
 // expecting it: a server that answers late (a burst of sessions) is no protocol violation.
 func TestLateHelloAfterLinger(t *testing.T) {
 	ctx := testCtx(t)
-	old := readLinger
-	readLinger = 5 * time.Millisecond
-	t.Cleanup(func() { readLinger = old })
+	setReadLinger(t, 5*time.Millisecond)
 	ct, st := memPair()
 	c, err := Client(readyTransport{ct}, nil)
 	if err != nil {
@@ -185,9 +182,7 @@ func (t *stallingReady) AfterReady(f func()) (stop func() bool) {
 // not store a spent one over the live one: fail would call it, never give the waiting run's
 // count back, and Close would wait for ever (found by review).
 func TestCloseAfterOverlappingWaits(t *testing.T) {
-	old := readLinger
-	readLinger = 2 * time.Millisecond
-	t.Cleanup(func() { readLinger = old })
+	setReadLinger(t, 2*time.Millisecond)
 	ct, st := memPair()
 	defer ct.Abort()
 	c, err := Client(&stallingReady{readyTransport: readyTransport{ct}, peer: st}, nil)

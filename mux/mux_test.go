@@ -41,18 +41,23 @@ func echo(ctx context.Context, s *Mux) *sync.WaitGroup {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer st.Close()
-				if st.Confirm() != nil {
-					return
-				}
-				if _, err := io.Copy(st, st); err != nil {
-					return
-				}
-				st.CloseWrite()
+				echoStream(st)
 			}()
 		}
 	}()
 	return &wg
+}
+
+// echoStream serves st as an echo: it confirms it, sends back what it reads, then FIN, and
+// closes it.
+func echoStream(st *Stream) {
+	defer st.Close()
+	if st.Confirm() != nil {
+		return
+	}
+	if _, err := io.Copy(st, st); err == nil {
+		st.CloseWrite()
+	}
 }
 
 // roundTrip sends n random bytes on a new stream, half-closes, and checks the echo.
