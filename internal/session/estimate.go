@@ -152,16 +152,20 @@ const initialInflight = 1 << 20
 // inflightCap is the most chunk bytes a path keeps written and unacknowledged before its writer
 // holds new data back: twice the bytes its delivery rate carries in its minimum round trip
 // (queueing excluded, or the cap would grow with the queue it should prevent) plus the receiver's
-// acknowledgement delay and a monitor tick, and at least two chunks. Beyond that, data would only
-// wait in socket buffers, where it cannot be moved when the path fails, and would delay every
-// message behind it. Until the rate is measured (rate 0), initialInflight or two chunks, if more,
-// as TCP starts with an initial window.
+// acknowledgement delay, and at least two chunks (one being received while the acknowledgement of
+// the one before comes back). Beyond that, data would only wait in socket buffers, where it
+// cannot be moved when the path fails: a chunk sent again there after another path failed, or
+// after this one did, waits behind all of it, and it is sent twice (the kernel retransmits what
+// it holds when the path comes back). Until the rate is measured (rate 0), initialInflight or two
+// chunks, if more, as TCP starts with an initial window. (A monitor tick was once added to the
+// round trip; taking it out took the longest gap after a cut of one of two 50 Mbit/s paths from
+// 236–301 ms to 168–201 ms, EVALUATION.md.)
 func inflightCap(rate float64, minRTT time.Duration, chunkSize int) int64 {
 	floor := int64(2 * chunkSize)
 	if rate <= 0 {
 		return max(initialInflight, floor)
 	}
-	rtt := minRTT + ackDelay + monitorTick
+	rtt := minRTT + ackDelay
 	return max(int64(2*rate*rtt.Seconds()), floor)
 }
 
@@ -247,20 +251,41 @@ const lossMemory = 10 * time.Second
 func lossy(now, lossAt time.Duration) bool { return lossAt > 0 && now-lossAt < lossMemory }
 
 // tcpSilenceLimit is how long a path's TCP connection may go without receiving any ACK while
-// it has data outstanding before the path counts as stopped: three minimum round trips, and
-// delayedAckSlack for a receiver's delayed ACK. A connection with two or more segments
-// unacknowledged is ACKed within a round trip while packets arrive (every second full segment
-// is), and the kernel stamps ACKs as they come, whatever the process is doing; the limit
-// needs neither the delivery rate nor Braid's own acknowledgements, which ride on any path and
-// wait for the receiver's ACK delay and monitor ticks (lagLimit allows for those).
-func tcpSilenceLimit(minRTT time.Duration) time.Duration { return 3*minRTT + delayedAckSlack }
+// it has data outstanding before the path counts as stopped: two smoothed round trips as the
+// kernel measures them (srtt; the path's minimum RTT, minRTT, if the kernel gave none), and at
+// least one round trip plus delayedAckSlack for a receiver's delayed ACK. A connection with two
+// or more segments unacknowledged is ACKed within a round trip while packets arrive (every second
+// full segment is), and the kernel stamps ACKs as they come, whatever the process is doing; the
+// limit needs neither the delivery rate nor Braid's own acknowledgements, which ride on any path
+// and wait for the receiver's ACK delay and monitor ticks (lagLimit allows for those). The
+// smoothed RTT includes the queue the path builds, so a path whose queue grows is not taken for
+// a stopped one; a delay that jumps past the limit is, and its chunks then go by the others.
+func tcpSilenceLimit(srtt, minRTT time.Duration) time.Duration {
+	if srtt <= 0 {
+		srtt = minRTT
+	}
+	return max(2*srtt, srtt+delayedAckSlack)
+}
 
-// delayedAckSlack allows for a receiver that holds its ACK back (Linux: 40 ms at least).
-const delayedAckSlack = 50 * time.Millisecond
+// delayedAckSlack allows for a receiver that holds its ACK back (Linux: 40 ms at least), and for
+// the millisecond the kernel reports the ACK's age in.
+const delayedAckSlack = 45 * time.Millisecond
 
 // tcpSilent reports whether a path has stopped, as its kernel sees it: Braid data outstanding
 // since oldest (0: none), at least two segments unacknowledged, and no ACK received since
-// lastACK, for longer than tcpSilenceLimit.
-func tcpSilent(now, oldest, lastACK time.Duration, unacked uint32, minRTT time.Duration) bool {
-	return oldest > 0 && unacked >= 2 && now-max(oldest, lastACK) > tcpSilenceLimit(minRTT)
+// lastACK, for longer than limit (tcpSilenceLimit). If it has not, due is how long from now it
+// would be, when the path is suspicious already (no ACK for longer than srtt), so that the
+// monitor looks then rather than a tick later; 0 otherwise.
+func tcpSilent(now, oldest, lastACK time.Duration, unacked uint32, srtt, limit time.Duration) (silent bool, due time.Duration) {
+	if oldest <= 0 || unacked < 2 {
+		return false, 0
+	}
+	quiet := now - max(oldest, lastACK)
+	switch {
+	case quiet > limit:
+		return true, 0
+	case quiet > srtt:
+		return false, limit - quiet + time.Millisecond
+	}
+	return false, 0
 }

@@ -172,8 +172,10 @@ func TestInflightCap(t *testing.T) {
 	}{
 		{"unmeasured", 0, 0, 64 << 10, initialInflight},
 		{"unmeasured, big chunks", 0, 0, 1 << 20, 2 << 20},
-		// 2 × 100 MB/s × (10 + 5 + 50) ms
-		{"measured", 100e6, 10 * ms, 64 << 10, 13_000_000},
+		// 2 × 100 MB/s × (10 + 5) ms
+		{"measured", 100e6, 10 * ms, 64 << 10, 3_000_000},
+		// 2 × 6.25 MB/s × (20 + 5) ms = 312,500 bytes: two 256 KiB chunks are more
+		{"50 Mbit/s, 20 ms: two chunks", 6.25e6, 20 * ms, 256 << 10, 512 << 10},
 		{"slow path: two chunks", 1000, 10 * ms, 64 << 10, 128 << 10},
 	} {
 		if got := inflightCap(tc.rate, tc.minRTT, tc.chunkSize); got != tc.want {
@@ -279,23 +281,39 @@ func TestLagRate(t *testing.T) {
 // the delayed-ACK slack, counted from the later of the oldest send and the last ACK.
 func TestTCPSilent(t *testing.T) {
 	const ms = time.Millisecond
-	rtt := 20 * ms // limit: 60 + 50 = 110 ms
+	srtt := 20 * ms
+	limit := tcpSilenceLimit(srtt, 10*ms) // max(2 × 20, 20 + 45) = 65 ms
+	if limit != 65*ms {
+		t.Fatalf("limit %v, want 65ms", limit)
+	}
 	for _, tc := range []struct {
 		name                 string
 		now, oldest, lastACK time.Duration
 		unacked              uint32
 		want                 bool
+		due                  time.Duration
 	}{
-		{"silent past the limit", 1000 * ms, 500 * ms, 400 * ms, 10, true},
-		{"an ACK within the limit", 1000 * ms, 500 * ms, 900 * ms, 10, false},
-		{"data sent within the limit", 1000 * ms, 950 * ms, 100 * ms, 10, false},
-		{"just at the limit", 1000 * ms, 890 * ms, 0, 10, false},
-		{"just past it", 1000 * ms, 889 * ms, 0, 10, true},
-		{"nothing outstanding", 1000 * ms, 0, 0, 10, false},
-		{"one segment: its ACK may be delayed", 1000 * ms, 500 * ms, 0, 1, false},
+		{"silent past the limit", 1000 * ms, 500 * ms, 400 * ms, 10, true, 0},
+		{"an ACK just now", 1000 * ms, 500 * ms, 999 * ms, 10, false, 0},
+		{"no ACK for longer than srtt: look again at the limit", 1000 * ms, 500 * ms, 970 * ms, 10, false, 36 * ms},
+		{"data sent within the limit", 1000 * ms, 950 * ms, 100 * ms, 10, false, 16 * ms},
+		{"just at the limit", 1000 * ms, 935 * ms, 0, 10, false, 1 * ms},
+		{"just past it", 1000 * ms, 934 * ms, 0, 10, true, 0},
+		{"nothing outstanding", 1000 * ms, 0, 0, 10, false, 0},
+		{"one segment: its ACK may be delayed", 1000 * ms, 500 * ms, 0, 1, false, 0},
 	} {
-		if got := tcpSilent(tc.now, tc.oldest, tc.lastACK, tc.unacked, rtt); got != tc.want {
-			t.Errorf("%s: tcpSilent = %v, want %v", tc.name, got, tc.want)
+		got, due := tcpSilent(tc.now, tc.oldest, tc.lastACK, tc.unacked, srtt, limit)
+		if got != tc.want || due != tc.due {
+			t.Errorf("%s: tcpSilent = %v, %v; want %v, %v", tc.name, got, due, tc.want, tc.due)
+		}
+	}
+	for _, tc := range []struct{ srtt, minRTT, want time.Duration }{
+		{100 * ms, 20 * ms, 200 * ms}, // a delay that grew slowly: two round trips as they are now
+		{0, 20 * ms, 65 * ms},         // no kernel figure: the path's own minimum
+		{100 * time.Microsecond, 0, 45*ms + 100*time.Microsecond}, // loopback: the delayed ACK
+	} {
+		if got := tcpSilenceLimit(tc.srtt, tc.minRTT); got != tc.want {
+			t.Errorf("tcpSilenceLimit(%v, %v) = %v, want %v", tc.srtt, tc.minRTT, got, tc.want)
 		}
 	}
 }

@@ -210,6 +210,9 @@ func (s *Session) requeueFrom(from *path) int {
 		if e := s.pathAt(oc.path); e != nil {
 			cur = e.path
 		}
+		// Whatever cur's queue still holds of it is no longer cur's to send (nil: an orphan
+		// placed now, on whichever path, writes any copy it finds).
+		oc.movedFrom.Store(cur)
 		to := s.leastQueued(cur)
 		if to == nil {
 			oc.path = -1 // an orphan until a path comes up
@@ -360,6 +363,7 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 	var silent []*path
 	resendCtl := false
 	arrived := false
+	var soon time.Duration // a path may be found stopped by its kernel sooner than next (lookAtTCP)
 	s.mu.Lock()
 	if s.phase == phaseEnded {
 		s.mu.Unlock()
@@ -412,14 +416,21 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 		// that is all there is. Coded pieces cannot move: their slot is their path.
 		// An idle session has nothing outstanding to find stopped, and its lossy marks are
 		// looked at again when it is busy: its paths' kernels are not asked meanwhile.
-		lag, silent := false, !s.idleMode && s.lookAtTCP(p, now)
+		lag, silent, silenceLimit := false, false, time.Duration(0)
+		if !s.idleMode {
+			var due time.Duration
+			silent, silenceLimit, due = s.lookAtTCP(p, now)
+			if due > 0 && (soon == 0 || due < soon) {
+				soon = due
+			}
+		}
 		if s.codec == nil && !p.stalled.Load() {
 			limit := lagLimit(math.Float64frombits(p.rate.Load()), p.rtt().min, s.chunkSize)
 			if rto := p.rto(s.cfg.MinRTO); limit == 0 || rto < limit {
 				limit = rto
 			}
 			if silent {
-				limit = min(limit, tcpSilenceLimit(p.rtt().min))
+				limit = min(limit, silenceLimit)
 			}
 			others := s.othersUsable(p.path)
 			if lag = reinject(now, p.oldest, p.ackProgress, limit, others) || silent && others > 0; lag {
@@ -495,6 +506,9 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 			}
 		}
 	}
+	if !idle && soon > 0 {
+		next = min(next, soon)
+	}
 	s.mu.Unlock()
 	for _, p := range wake {
 		p.probe()
@@ -560,7 +574,7 @@ func (s *Session) rest(e *pathEntry, now, limit time.Duration) {
 func (s *Session) resendUnrebuilt(now time.Duration) {
 	for _, p := range s.paths {
 		if p != nil {
-			p.oldest = 0
+			p.oldest = time.Duration(p.writing.Load()) // a write in progress, blocked perhaps
 		}
 	}
 	var late []*outChunk

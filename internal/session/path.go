@@ -138,6 +138,10 @@ type path struct {
 	inline []*outChunk   // under wmu: writeNow's batch
 	// lastWrite: session clock of the last successful write, by whoever made it (flush)
 	lastWrite atomic.Int64
+	// writing: session clock when the write in progress took its first chunk (0: none). Its
+	// chunks count as sent from then (the monitor's oldest): a write blocked on a path that
+	// stopped (its socket buffer full) must be found stopped like one that went through.
+	writing atomic.Int64
 
 	data    chan *outChunk
 	ctrl    chan ctrlFrame

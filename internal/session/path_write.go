@@ -1,11 +1,13 @@
 package session
 
 import (
+	"cmp"
 	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/braidnet/braid/internal/wire"
@@ -396,30 +398,69 @@ func (p *path) writeKill() {
 	p.closeQueues()
 }
 
-// queueRetransmits adds every chunk waiting to be sent again to the write in progress. If a write
-// fails part way (the wire writer writes out what it holds beyond its limit), the chunks not yet
-// reached join the batch unwritten, so that release lets go of them with the others.
+// queueRetransmits adds every chunk waiting to be sent again to the write in progress, in
+// sequence order, merged with the path's own queue: a chunk of its own that comes earlier in the
+// session's order than one sent again goes first. The receiver delivers in that order, so a
+// chunk sent again from a failed path must not hold back the chunks of earlier items this path
+// was about to send, nor they the item it completes. (Without the merge, the chunks of the items
+// after the first that the failed path carried all went first, and each of those items still
+// needed this path's own chunk, queued behind them all: about 400 ms without a delivery after a
+// cut on two 50 Mbit/s paths.) The last chunk of its own taken to compare goes too, after them.
+// If a write fails part way (the wire writer writes out what it holds beyond its limit), the
+// chunks not yet reached join the batch unwritten, so that release lets go of them with the
+// others.
 func (p *path) queueRetransmits(batch []*outChunk) ([]*outChunk, error) {
 	rtx := p.takeRetransmits()
+	if len(rtx) == 0 {
+		return batch, nil
+	}
+	slices.SortFunc(rtx, func(a, b *outChunk) int { return cmp.Compare(a.hdr.Seq, b.hdr.Seq) })
+	var own *outChunk // the head of the path's own queue, taken to compare
 	for i, oc := range rtx {
 		var err error
-		if batch, err = p.queueChunk(oc, batch); err != nil {
-			return append(batch, rtx[i+1:]...), err
+		for {
+			if own == nil {
+				select {
+				case own = <-p.data:
+				default:
+				}
+			}
+			if own == nil || own.hdr.Seq > oc.hdr.Seq {
+				break
+			}
+			if batch, err = p.queueChunk(own, batch); err != nil {
+				return append(batch, rtx[i:]...), err
+			}
+			own = nil
 		}
+		if batch, err = p.queueChunk(oc, batch); err != nil {
+			batch = append(batch, rtx[i+1:]...)
+			if own != nil {
+				batch = append(batch, own)
+			}
+			return batch, err
+		}
+	}
+	if own != nil {
+		return p.queueChunk(own, batch)
 	}
 	return batch, nil
 }
 
 // queueChunk adds a chunk or piece to the write in progress, unless its chunk has been
-// acknowledged meanwhile (a copy sent on another path arrived first, or enough other pieces did).
+// acknowledged meanwhile (a copy sent on another path arrived first, or enough other pieces did)
+// or was taken from this path to be sent on another (movedFrom).
 func (p *path) queueChunk(oc *outChunk, batch []*outChunk) ([]*outChunk, error) {
-	if oc.isAcked() {
+	if oc.isAcked() || oc.movedFrom.Load() == p {
 		p.queued.Add(-int64(len(oc.payload)))
 		p.eng.release(oc)
 		return batch, nil
 	}
 	// The chunk's buffer stays ours until release, after the flush: no copy, and all the
 	// batch's chunks leave in one vectored write.
+	if p.writing.Load() == 0 {
+		p.writing.Store(int64(p.eng.clock()))
+	}
 	var h [wire.PieceHeaderSize]byte
 	if oc.parent != nil {
 		if oc.piece != p.slot {
@@ -469,6 +510,7 @@ func (p *path) release(batch []*outChunk, written bool) []*outChunk {
 		p.eng.release(oc)
 		batch[i] = nil
 	}
+	p.writing.Store(0)
 	return batch[:0]
 }
 

@@ -38,6 +38,11 @@ type outChunk struct {
 	// inflightOn is the path whose bytes-in-flight count includes this chunk (or piece): the
 	// last that wrote it, until it is acknowledged.
 	inflightOn atomic.Pointer[path]
+	// movedFrom is the path a chunk was last taken from to be sent again on another (requeueFrom):
+	// if that path's queue still holds it, unwritten, its writer lets it go rather than send it
+	// too when it comes back (a path cut for a second would otherwise send, on its return, every
+	// chunk the others had already taken over). nil if it never moved.
+	movedFrom atomic.Pointer[path]
 	acked      atomic.Bool
 	sentAt     atomic.Int64 // session clock when last written; 0 until then
 	path       int          // index of the path it was last given to, -1 for none, or pathRouting (under s.mu)
@@ -74,6 +79,7 @@ func (oc *outChunk) reset() {
 	oc.acked.Store(false)
 	oc.sentAt.Store(0)
 	oc.inflightOn.Store(nil)
+	oc.movedFrom.Store(nil)
 	oc.resent, oc.path = false, pathRouting
 }
 
@@ -386,6 +392,7 @@ func (s *Session) route(oc *outChunk) error {
 		}
 		p := s.paths[s.view[pick].Index].path
 		oc.path = p.index
+		oc.movedFrom.Store(nil) // placed afresh (after requeueFrom orphaned it, perhaps from p)
 		var others []*path
 		lossCopy := false
 		if s.copies {

@@ -19,6 +19,7 @@ func readTCPInfo(rc syscall.RawConn) (ti tcpInfo, ok bool) {
 				retrans: info.Total_retrans,
 				unacked: info.Unacked,
 				ackAge:  time.Duration(info.Last_ack_recv) * time.Millisecond,
+				srtt:    time.Duration(info.Rtt) * time.Microsecond,
 			}
 			ok = true
 		}
