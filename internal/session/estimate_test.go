@@ -308,8 +308,8 @@ func TestTCPSilent(t *testing.T) {
 		}
 	}
 	for _, tc := range []struct{ srtt, minRTT, want time.Duration }{
-		{100 * ms, 20 * ms, 200 * ms}, // a delay that grew slowly: two round trips as they are now
-		{0, 20 * ms, 65 * ms},         // no kernel figure: the path's own minimum
+		{100 * ms, 20 * ms, 200 * ms},                             // a delay that grew slowly: two round trips as they are now
+		{0, 20 * ms, 65 * ms},                                     // no kernel figure: the path's own minimum
 		{100 * time.Microsecond, 0, 45*ms + 100*time.Microsecond}, // loopback: the delayed ACK
 	} {
 		if got := tcpSilenceLimit(tc.srtt, tc.minRTT); got != tc.want {

@@ -43,10 +43,10 @@ type outChunk struct {
 	// too when it comes back (a path cut for a second would otherwise send, on its return, every
 	// chunk the others had already taken over). nil if it never moved.
 	movedFrom atomic.Pointer[path]
-	acked      atomic.Bool
-	sentAt     atomic.Int64 // session clock when last written; 0 until then
-	path       int          // index of the path it was last given to, -1 for none, or pathRouting (under s.mu)
-	resent     bool         // given to more than one path (under s.mu)
+	acked     atomic.Bool
+	sentAt    atomic.Int64 // session clock when last written; 0 until then
+	path      int          // index of the path it was last given to, -1 for none, or pathRouting (under s.mu)
+	resent    bool         // given to more than one path (under s.mu)
 }
 
 // pathRouting marks a chunk that Send is still placing on its first path.
