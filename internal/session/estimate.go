@@ -289,3 +289,16 @@ func tcpSilent(now, oldest, lastACK time.Duration, unacked uint32, srtt, limit t
 	}
 	return false, 0
 }
+
+// slowForControl reports whether a path whose smoothed RTT is srtt should leave the session's
+// CHUNK_ACK and CREDIT to a live path whose SRTT is best (0: none measured): when it is more than
+// twice as slow, and by more than controlSlack. Acknowledgements free room under every path's
+// in-flight cap, whichever path they come by, so one that rides a slow path (a delay that jumped
+// to 50 ms one way, beside 10 ms) holds the fast path's writer back for the difference.
+func slowForControl(srtt, best time.Duration) bool {
+	return best > 0 && srtt > 2*best+controlSlack
+}
+
+// controlSlack keeps paths whose round trips differ by little (loopback, a LAN) all taking
+// control frames.
+const controlSlack = 5 * time.Millisecond

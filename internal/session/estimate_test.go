@@ -317,3 +317,20 @@ func TestTCPSilent(t *testing.T) {
 		}
 	}
 }
+
+func TestSlowForControl(t *testing.T) {
+	for _, tc := range []struct {
+		srtt, best time.Duration
+		want       bool
+	}{
+		{100 * ms, 20 * ms, true},                              // a delay that jumped: leave ACKs to the fast path
+		{45 * ms, 20 * ms, false},                              // within 2 × 20 + 5
+		{46 * ms, 20 * ms, true},                               // just beyond
+		{300 * time.Microsecond, 50 * time.Microsecond, false}, // loopback: the slack keeps both
+		{100 * ms, 0, false},                                   // no other path measured
+	} {
+		if got := slowForControl(tc.srtt, tc.best); got != tc.want {
+			t.Errorf("slowForControl(%v, %v) = %v, want %v", tc.srtt, tc.best, got, tc.want)
+		}
+	}
+}

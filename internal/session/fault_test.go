@@ -696,3 +696,41 @@ func TestKernelSilenceRestsPath(t *testing.T) {
 		t.Errorf("ACKs 70 ms old: lags %d, stalled %v; want the path rested once", st.Lags, st.Stalled)
 	}
 }
+
+// TestSlowPathLeavesControl: in a busy session, a path whose RTT is more than twice another live
+// path's leaves the session's CHUNK_ACK and CREDIT to the faster one (their ACKs free room on
+// every path's in-flight cap, and one that rode the slow path held the fast path's writer back),
+// and takes them again once it is fast again.
+func TestSlowPathLeavesControl(t *testing.T) {
+	l, _ := startListener(t, nil)
+	_, s := dialTo(t, l, &Config{Paths: 2})
+	waitPaths(s, 2)
+	s.mu.Lock()
+	fast, slow := s.paths[0].path, s.paths[1].path
+	s.mu.Unlock()
+	slow.queued.Add(1) // the session is busy: a path has data queued
+	defer slow.queued.Add(-1)
+	set := func(p *path, srtt time.Duration) {
+		p.estMu.Lock()
+		p.est.srtt = srtt
+		p.estMu.Unlock()
+	}
+	look := func() {
+		s.mu.Lock()
+		s.idleMode = false
+		s.shared.idle.Store(false)
+		s.mu.Unlock()
+		s.checkTimers(s.clock())
+	}
+	set(fast, 20*ms)
+	set(slow, 100*ms)
+	look()
+	if !slow.leavesControl() || fast.leavesControl() {
+		t.Errorf("SRTT 100 ms beside 20 ms: leaves control: slow %v, fast %v; want true, false", slow.leavesControl(), fast.leavesControl())
+	}
+	set(slow, 30*ms)
+	look()
+	if slow.leavesControl() || fast.leavesControl() {
+		t.Errorf("SRTT 30 ms beside 20 ms: leaves control: slow %v, fast %v; want neither", slow.leavesControl(), fast.leavesControl())
+	}
+}

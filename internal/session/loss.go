@@ -370,6 +370,15 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 		return monitorTick, false
 	}
 	s.resendUnrebuilt(now)
+	// The fastest path that may carry the session's ACK and CREDIT (slowForControl).
+	var bestCtl time.Duration
+	for _, p := range s.paths {
+		if p != nil && p.usable() && !p.suspect() {
+			if r := p.rtt().srtt; r > 0 && (bestCtl == 0 || r < bestCtl) {
+				bestCtl = r
+			}
+		}
+	}
 	for _, p := range s.paths {
 		if p == nil || p.dead.Load() {
 			continue
@@ -396,8 +405,11 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 			continue
 		}
 		// A path that falls silent may have taken the last CREDIT or CHUNK_ACK with it: send
-		// them again, on the others (a suspect path's writer does not take them).
-		sus := p.suspect()
+		// them again, on the others (a suspect path's writer does not take them, nor does a
+		// path far slower than another).
+		slow := slowForControl(p.rtt().srtt, bestCtl)
+		p.slowCtl.Store(slow)
+		sus := p.suspect() || slow
 		if sus != p.wasSuspect {
 			p.wasSuspect = sus
 			if sus {

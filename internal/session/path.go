@@ -142,6 +142,9 @@ type path struct {
 	// chunks count as sent from then (the monitor's oldest): a write blocked on a path that
 	// stopped (its socket buffer full) must be found stopped like one that went through.
 	writing atomic.Int64
+	// slowCtl: the monitor found another live path more than twice as fast (slowForControl);
+	// the session's CHUNK_ACK and CREDIT go by the others while the session is busy.
+	slowCtl atomic.Bool
 
 	data    chan *outChunk
 	ctrl    chan ctrlFrame

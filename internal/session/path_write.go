@@ -220,14 +220,17 @@ func onIdleGrid(d time.Duration) time.Duration {
 }
 
 // leavesControl reports whether the path's writer leaves the session's CHUNK_ACK and CREDIT to
-// the other paths: it is suspect (silent for MinRTO while another was heard) in a busy session.
-// Suspicion is a busy session's concern: the paths of an idle one are each silent for up to
+// the other paths: it is suspect (silent for MinRTO while another was heard), or far slower than
+// another live path (slowCtl, set by the monitor: slowForControl), in a busy session. Suspicion
+// is a busy session's concern: the paths of an idle one are each silent for up to
 // IdleKeepAlive, and their writers carry ACK and CREDIT whatever their last ping. The writer
 // asks at the top of its loop (whether to listen for the kicks at all), when a kick comes (a
 // path that turned suspect meanwhile passes it on, and then no longer listens: the same
 // predicate both times, or an idle session's suspect writer would take back the kick it just
 // passed on, over and over, until another path's writer got a turn), and at flush.
-func (p *path) leavesControl() bool { return !p.shared.idle.Load() && p.suspect() }
+func (p *path) leavesControl() bool {
+	return !p.shared.idle.Load() && (p.suspect() || p.slowCtl.Load())
+}
 
 // idleKeepAliveFactor is IdleKeepAlive's default, in KeepAlives: 25 seconds by default, the
 // interval at which WireGuard's persistent keepalive holds NAT mappings open.
