@@ -690,10 +690,10 @@ func TestKernelSilenceRestsPath(t *testing.T) {
 	if next := look(10 * ms); next != monitorTick {
 		t.Errorf("ACKs 10 ms old: the monitor looks again in %v, want %v", next, monitorTick)
 	}
-	// Past the limit: rested.
+	// Past the limit: rested (and back in use once its probe is answered, on loopback at once).
 	look(70 * ms)
-	if st := s.Stats().Paths[1]; st.Lags != 1 || !st.Stalled {
-		t.Errorf("ACKs 70 ms old: lags %d, stalled %v; want the path rested once", st.Lags, st.Stalled)
+	if st := s.Stats().Paths[1]; st.Lags == 0 { // (the monitor itself may have been first)
+		t.Errorf("ACKs 70 ms old: lags %d; want the path rested", st.Lags)
 	}
 }
 
