@@ -153,21 +153,30 @@ const initialInflight = 1 << 20
 // holds new data back: twice the bytes its delivery rate carries in its minimum round trip
 // (queueing excluded, or the cap would grow with the queue it should prevent) plus the receiver's
 // acknowledgement delay, and at least two chunks (one being received while the acknowledgement of
-// the one before comes back). Beyond that, data would only wait in socket buffers, where it
+// the one before comes back); a path whose connection has been retransmitting (lossy) is allowed
+// lossSlack more. Beyond that, data would only wait in socket buffers, where it
 // cannot be moved when the path fails: a chunk sent again there after another path failed, or
 // after this one did, waits behind all of it, and it is sent twice (the kernel retransmits what
 // it holds when the path comes back). Until the rate is measured (rate 0), initialInflight or two
 // chunks, if more, as TCP starts with an initial window. (A monitor tick was once added to the
 // round trip; taking it out took the longest gap after a cut of one of two 50 Mbit/s paths from
 // 236–301 ms to 168–201 ms, EVALUATION.md.)
-func inflightCap(rate float64, minRTT time.Duration, chunkSize int) int64 {
+func inflightCap(rate float64, minRTT time.Duration, chunkSize int, lossy bool) int64 {
 	floor := int64(2 * chunkSize)
 	if rate <= 0 {
 		return max(initialInflight, floor)
 	}
 	rtt := minRTT + ackDelay
+	if lossy {
+		rtt += lossSlack
+	}
 	return max(int64(2*rate*rtt.Seconds()), floor)
 }
+
+// lossSlack is what a lossy path's in-flight cap allows beyond its round trip: a chunk that meets
+// a loss is acknowledged a retransmission later, and the chunks behind it wait for room meanwhile.
+// (Without it, 5% loss on one of two 50 Mbit/s paths took that path from 46–47 to 40–43 Mbit/s.)
+const lossSlack = 50 * time.Millisecond
 
 // stalled reports whether a path whose oldest unacknowledged send is at oldest (0: none) has gone
 // longer than rto, at now, without any of its chunks being acknowledged (last at ackProgress).

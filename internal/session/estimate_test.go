@@ -168,17 +168,20 @@ func TestInflightCap(t *testing.T) {
 		rate      float64
 		minRTT    time.Duration
 		chunkSize int
+		lossy     bool
 		want      int64
 	}{
-		{"unmeasured", 0, 0, 64 << 10, initialInflight},
-		{"unmeasured, big chunks", 0, 0, 1 << 20, 2 << 20},
+		{"unmeasured", 0, 0, 64 << 10, false, initialInflight},
+		{"unmeasured, big chunks", 0, 0, 1 << 20, false, 2 << 20},
 		// 2 × 100 MB/s × (10 + 5) ms
-		{"measured", 100e6, 10 * ms, 64 << 10, 3_000_000},
+		{"measured", 100e6, 10 * ms, 64 << 10, false, 3_000_000},
+		// 2 × 100 MB/s × (10 + 5 + 50) ms
+		{"measured, lossy", 100e6, 10 * ms, 64 << 10, true, 13_000_000},
 		// 2 × 6.25 MB/s × (20 + 5) ms = 312,500 bytes: two 256 KiB chunks are more
-		{"50 Mbit/s, 20 ms: two chunks", 6.25e6, 20 * ms, 256 << 10, 512 << 10},
-		{"slow path: two chunks", 1000, 10 * ms, 64 << 10, 128 << 10},
+		{"50 Mbit/s, 20 ms: two chunks", 6.25e6, 20 * ms, 256 << 10, false, 512 << 10},
+		{"slow path: two chunks", 1000, 10 * ms, 64 << 10, false, 128 << 10},
 	} {
-		if got := inflightCap(tc.rate, tc.minRTT, tc.chunkSize); got != tc.want {
+		if got := inflightCap(tc.rate, tc.minRTT, tc.chunkSize, tc.lossy); got != tc.want {
 			t.Errorf("%s: %d, want %d", tc.name, got, tc.want)
 		}
 	}

@@ -107,7 +107,7 @@ func (p *path) schedView() sched.Path {
 
 // inflightCap is the path's cap on bytes written and unacknowledged (see the estimator).
 func (p *path) inflightCap() int64 {
-	return inflightCap(math.Float64frombits(p.rate.Load()), p.rtt().min, p.chunkSize)
+	return inflightCap(math.Float64frombits(p.rate.Load()), p.rtt().min, p.chunkSize, p.lossy.Load())
 }
 
 // wrote counts a written chunk (or piece) of n bytes as in flight on p, and no longer on the path
