@@ -709,7 +709,6 @@ func TestSlowPathLeavesControl(t *testing.T) {
 	fast, slow := s.paths[0].path, s.paths[1].path
 	s.mu.Unlock()
 	slow.queued.Add(1) // the session is busy: a path has data queued
-	defer slow.queued.Add(-1)
 	set := func(p *path, srtt time.Duration) {
 		p.estMu.Lock()
 		p.est.srtt = srtt
@@ -732,5 +731,16 @@ func TestSlowPathLeavesControl(t *testing.T) {
 	look()
 	if slow.leavesControl() || fast.leavesControl() {
 		t.Errorf("SRTT 30 ms beside 20 ms: leaves control: slow %v, fast %v; want neither", slow.leavesControl(), fast.leavesControl())
+	}
+	// Idle: slowness is not judged. (It once was, and an idle session whose paths' SRTTs
+	// differed resent its ACK and CREDIT at every look, turning itself busy again.)
+	slow.queued.Add(-1)
+	set(slow, 100*ms)
+	s.checkTimers(s.clock())
+	if _, idle := s.checkTimers(s.clock()); !idle {
+		t.Fatal("the session, nothing queued, was not found idle")
+	}
+	if slow.slowCtl.Load() {
+		t.Error("an idle session's path was marked slow for control frames")
 	}
 }

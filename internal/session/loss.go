@@ -407,16 +407,20 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 		// A path that falls silent may have taken the last CREDIT or CHUNK_ACK with it: send
 		// them again, on the others (a suspect path's writer does not take them, nor does a
 		// path far slower than another).
-		slow := slowForControl(p.rtt().srtt, bestCtl)
+		// Slowness is a busy session's concern, as suspicion is; and a slow path's control
+		// frames arrive late, not never, so they are not sent again when it turns slow. (An
+		// idle session once saw a path's SRTT pass for slow after a late PONG, resent its ACK
+		// and CREDIT, turned busy, idle again, and so on: 20% of a core for 1,000 of them.)
+		slow := !s.idleMode && slowForControl(p.rtt().srtt, bestCtl)
 		p.slowCtl.Store(slow)
-		sus := p.suspect() || slow
+		sus := p.suspect()
 		if sus != p.wasSuspect {
 			p.wasSuspect = sus
 			if sus {
 				resendCtl = true
 			}
 		}
-		if !sus && p.disarmed.Load() {
+		if !sus && !slow && p.disarmed.Load() {
 			// Its writer is waiting without listening for the session's ACK and CREDIT kicks,
 			// which the other paths may have stopped taking meanwhile.
 			p.kickWriter(p.rearm)
