@@ -260,20 +260,26 @@ const lossMemory = 10 * time.Second
 func lossy(now, lossAt time.Duration) bool { return lossAt > 0 && now-lossAt < lossMemory }
 
 // tcpSilenceLimit is how long a path's TCP connection may go without receiving any ACK while
-// it has data outstanding before the path counts as stopped: two smoothed round trips as the
-// kernel measures them (srtt; the path's minimum RTT, minRTT, if the kernel gave none), and at
-// least one round trip plus delayedAckSlack for a receiver's delayed ACK. A connection with two
-// or more segments unacknowledged is ACKed within a round trip while packets arrive (every second
-// full segment is), and the kernel stamps ACKs as they come, whatever the process is doing; the
-// limit needs neither the delivery rate nor Braid's own acknowledgements, which ride on any path
-// and wait for the receiver's ACK delay and monitor ticks (lagLimit allows for those). The
-// smoothed RTT includes the queue the path builds, so a path whose queue grows is not taken for
-// a stopped one; a delay that jumps past the limit is, and its chunks then go by the others.
-func tcpSilenceLimit(srtt, minRTT time.Duration) time.Duration {
-	if srtt <= 0 {
-		srtt = minRTT
-	}
+// it has data outstanding before the path counts as stopped: two smoothed round trips (srtt:
+// silenceRTT), and at least one round trip plus delayedAckSlack for a receiver's delayed ACK. A
+// connection with two or more segments unacknowledged is ACKed within a round trip while packets
+// arrive (every second full segment is), and the kernel stamps ACKs as they come, whatever the
+// process is doing; the limit needs neither the delivery rate nor Braid's own acknowledgements,
+// which ride on any path and wait for the receiver's ACK delay and monitor ticks (lagLimit allows
+// for those). The smoothed RTT includes the queue the path builds, so a path whose queue grows is
+// not taken for a stopped one; a delay that jumps past the limit is, and its chunks then go by
+// the others.
+func tcpSilenceLimit(srtt time.Duration) time.Duration {
 	return max(2*srtt, srtt+delayedAckSlack)
+}
+
+// silenceRTT is the round trip a path's silence is judged by: the kernel's smoothed RTT (kernel),
+// or the path's own minimum RTT (minRTT) if the kernel gave none.
+func silenceRTT(kernel, minRTT time.Duration) time.Duration {
+	if kernel > 0 {
+		return kernel
+	}
+	return minRTT
 }
 
 // delayedAckSlack allows for a receiver that holds its ACK back (Linux: 40 ms at least), and for

@@ -285,7 +285,7 @@ func TestLagRate(t *testing.T) {
 func TestTCPSilent(t *testing.T) {
 	const ms = time.Millisecond
 	srtt := 20 * ms
-	limit := tcpSilenceLimit(srtt, 10*ms) // max(2 × 20, 20 + 45) = 65 ms
+	limit := tcpSilenceLimit(silenceRTT(srtt, 10*ms)) // max(2 × 20, 20 + 45) = 65 ms
 	if limit != 65*ms {
 		t.Fatalf("limit %v, want 65ms", limit)
 	}
@@ -315,8 +315,8 @@ func TestTCPSilent(t *testing.T) {
 		{0, 20 * ms, 65 * ms},                                     // no kernel figure: the path's own minimum
 		{100 * time.Microsecond, 0, 45*ms + 100*time.Microsecond}, // loopback: the delayed ACK
 	} {
-		if got := tcpSilenceLimit(tc.srtt, tc.minRTT); got != tc.want {
-			t.Errorf("tcpSilenceLimit(%v, %v) = %v, want %v", tc.srtt, tc.minRTT, got, tc.want)
+		if got := tcpSilenceLimit(silenceRTT(tc.srtt, tc.minRTT)); got != tc.want {
+			t.Errorf("tcpSilenceLimit(silenceRTT(%v, %v)) = %v, want %v", tc.srtt, tc.minRTT, got, tc.want)
 		}
 	}
 }

@@ -370,12 +370,15 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 		return monitorTick, false
 	}
 	s.resendUnrebuilt(now)
-	// The fastest path that may carry the session's ACK and CREDIT (slowForControl).
+	// The fastest path that may carry the session's ACK and CREDIT (slowForControl). Slowness
+	// is a busy session's concern, as suspicion is: an idle session's monitor skips it.
 	var bestCtl time.Duration
-	for _, p := range s.paths {
-		if p != nil && p.usable() && !p.suspect() {
-			if r := p.rtt().srtt; r > 0 && (bestCtl == 0 || r < bestCtl) {
-				bestCtl = r
+	if !s.idleMode {
+		for _, p := range s.paths {
+			if p != nil && p.usable() && !p.suspect() {
+				if r := p.rtt().srtt; r > 0 && (bestCtl == 0 || r < bestCtl) {
+					bestCtl = r
+				}
 			}
 		}
 	}
@@ -404,15 +407,15 @@ func (s *Session) checkTimers(now time.Duration) (next time.Duration, idle bool)
 			silent = append(silent, p.path)
 			continue
 		}
-		// A path that falls silent may have taken the last CREDIT or CHUNK_ACK with it: send
-		// them again, on the others (a suspect path's writer does not take them, nor does a
-		// path far slower than another).
-		// Slowness is a busy session's concern, as suspicion is; and a slow path's control
-		// frames arrive late, not never, so they are not sent again when it turns slow. (An
-		// idle session once saw a path's SRTT pass for slow after a late PONG, resent its ACK
-		// and CREDIT, turned busy, idle again, and so on: 20% of a core for 1,000 of them.)
-		slow := !s.idleMode && slowForControl(p.rtt().srtt, bestCtl)
+		// A path far slower than another leaves the session's ACK and CREDIT to it (bestCtl is
+		// 0 in an idle session, so slow is false there). Its control frames arrive late, not
+		// never, so they are not sent again when it turns slow. (An idle session once judged a
+		// path slow after a late PONG, resent its ACK and CREDIT, turned busy, idle again, and
+		// so on: 20% of a core for 1,000 of them.)
+		slow := slowForControl(p.rtt().srtt, bestCtl)
 		p.slowCtl.Store(slow)
+		// A path that falls silent may have taken the last CREDIT or CHUNK_ACK with it: send
+		// them again, on the others (a suspect path's writer does not take them).
 		sus := p.suspect()
 		if sus != p.wasSuspect {
 			p.wasSuspect = sus

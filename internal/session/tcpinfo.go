@@ -41,11 +41,8 @@ func (s *Session) lookAtTCP(p *pathEntry, now time.Duration) (silent bool, limit
 		p.lossy.Store(l)
 		p.debug("path lossy: its TCP connection retransmitted", "lossy", l, "retransmits", ti.retrans)
 	}
-	srtt := ti.srtt
-	if srtt <= 0 {
-		srtt = p.rtt().min
-	}
-	limit = tcpSilenceLimit(srtt, p.rtt().min)
+	srtt := silenceRTT(ti.srtt, p.rtt().min)
+	limit = tcpSilenceLimit(srtt)
 	silent, due = tcpSilent(now, p.oldest, now-ti.ackAge, ti.unacked, srtt, limit)
 	return silent, limit, due
 }
